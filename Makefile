@@ -1,0 +1,42 @@
+# Thin wrapper around CMake, so that the common tasks are one word each.
+#   make            release build in build/
+#   make asan       AddressSanitizer + UBSan build in build-asan/
+#   make test       everything the tests need, then every test under the sanitizers
+#   make format     clang-format the C sources
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all build asan deps docker runner-image test unit-test format clean
+
+all: build
+
+build:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j $(JOBS)
+
+asan:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDAVIT_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-asan -j $(JOBS)
+
+deps:
+	scripts/install-deps
+
+docker: deps
+	scripts/ensure-docker
+
+runner-image: docker
+	scripts/build-runner-image
+
+# The one test command (README, .ci/run). It sets up what it needs first.
+test: deps docker runner-image asan
+	cd build-asan && ctest --output-on-failure -j 1
+
+unit-test: asan
+	cd build-asan && ctest --output-on-failure -L unit
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,38 @@
+/*
+ * log: the one-line log of davit-launcher and davit server, on stderr.
+ *
+ * Text by default:
+ *     2026-11-28T12:00:00.123Z info  run started run=42 image=davit/runner-busybox
+ * or one JSON object a line with log_setup(..., LOG_JSON, ...):
+ *     {"time":"…","level":"info","msg":"run started","run":"42","image":"…"}
+ *
+ * Owns the process-wide log configuration (set once at start-up, before any
+ * thread). Logging never fails visibly: a line that cannot be written is lost.
+ */
+#ifndef DAVIT_COMMON_LOG_H
+#define DAVIT_COMMON_LOG_H
+
+#include <stdio.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_format { LOG_TEXT, LOG_JSON };
+
+/* Sets the format and whether LOG_DEBUG lines are written. out NULL means stderr. */
+void log_setup(enum log_format format, int debug, FILE *out);
+
+/* Returns 0 and sets *format for "text" or "json" (NULL or "" mean text), else -1. */
+int log_format_parse(const char *s, enum log_format *format);
+
+int log_debug_enabled(void);
+
+/*
+ * Writes one line: msg, then key/value string pairs ending with NULL. A NULL
+ * value is skipped. Values are quoted in text when they contain spaces.
+ * msg must not contain secrets; callers pass only ids and reasons.
+ */
+void log_event(enum log_level level, const char *msg, ...) __attribute__((sentinel));
+
+/* printf-style message with no fields. */
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

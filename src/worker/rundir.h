@@ -1,0 +1,71 @@
+/*
+ * rundir: reads and validates the run directory (docs/run-directory.md).
+ *
+ * The run directory is the worker's only input. rundir_load() reads all of
+ * it up front, before any phase starts, so that a mistake in it stops the
+ * run before anything has happened. The loaded struct owns copies of
+ * everything; the directory is not read again.
+ */
+#ifndef DAVIT_WORKER_RUNDIR_H
+#define DAVIT_WORKER_RUNDIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define RUNDIR_DEFAULT_PATH      "/opt/davit/run"
+#define RUNDIR_DEFAULT_WORKSPACE "/mnt/workspace"
+#define RUNDIR_VERSION           "1"
+
+#define RUNDIR_MAX_PHASES   64
+#define RUNDIR_MAX_COMMANDS 64
+#define RUNDIR_MAX_COMMAND  (128 * 1024)
+#define RUNDIR_MAX_VARS     512
+#define RUNDIR_MAX_NAME     128
+#define RUNDIR_MAX_VALUE    (128 * 1024)
+
+struct rundir_list {
+    char **items;
+    size_t n;
+};
+
+struct rundir_phase {
+    char name[65];
+    struct rundir_list before, commands, after;
+    int64_t timeout_ms; /* 0: none */
+};
+
+struct rundir_var {
+    char *name;
+    char *value;
+    int secret;
+};
+
+struct rundir {
+    char run_id[129];
+    int64_t run_timeout_ms; /* 0 disables each of these */
+    int64_t output_timeout_ms;
+    int64_t kill_grace_ms;
+    int has_user;
+    uid_t uid;
+    gid_t gid;
+    char workspace[4096];
+    int echo;
+    struct rundir_phase *phases;
+    size_t n_phases;
+    struct rundir_var *vars; /* env first, then secrets */
+    size_t n_vars;
+};
+
+/*
+ * Loads the run directory open at dirfd (the caller keeps dirfd).
+ * Returns 0, or -1 with err set to one line naming the file and the problem
+ * ("settings/run_timeout: not a duration: \"ten\""). On failure rd holds
+ * nothing that needs freeing; on success free it with rundir_free().
+ */
+int rundir_load(int dirfd, struct rundir *rd, char *err, size_t errsz);
+
+/* Frees what rundir_load() allocated. Safe on a zeroed struct. */
+void rundir_free(struct rundir *rd);
+
+#endif

@@ -1,0 +1,84 @@
+"""Test helpers for the worker: write run directories, read spools.
+
+Both follow docs/run-directory.md. The spool reader is deliberately strict:
+any malformed record fails the test.
+"""
+import os
+import re
+
+HEADER = re.compile(rb"@([oecSEWR]) (\d+) (\d+) ([A-Za-z0-9_.-]+) (\d+)\n")
+
+
+def write_rundir(path, phases, env=None, secrets=None, settings=None):
+    """phases: list of dicts with name, commands, and optional before/after/timeout."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    _put(path, "version", "1\n")
+    for sub, values in (("env", env), ("secrets", secrets)):
+        if values:
+            for k, v in values.items():
+                _put(os.path.join(path, sub), k, v)
+    for k, v in (settings or {}).items():
+        _put(os.path.join(path, "settings"), k, f"{v}\n")
+    for i, ph in enumerate(phases):
+        d = os.path.join(path, "phases", str(i))
+        _put(d, "name", ph["name"] + "\n")
+        for key in ("before", "commands", "after"):
+            if key in ph:
+                _put(d, key, "".join(c + "\0" for c in ph[key]))
+        if "timeout" in ph:
+            _put(d, "timeout", f"{ph['timeout']}\n")
+    return path
+
+
+def _put(directory, name, content):
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    data = content.encode() if isinstance(content, str) else content
+    fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+class Record:
+    def __init__(self, type_, seq, ms, phase, data):
+        self.type, self.seq, self.ms, self.phase, self.data = type_, seq, ms, phase, data
+
+    def kv(self, key):
+        text = self.data.decode()
+        if key == "reason":
+            return text.split("reason=", 1)[1]
+        for word in text.split(" "):
+            if word.startswith(key + "="):
+                return word[len(key) + 1:]
+        raise KeyError(key)
+
+    def __repr__(self):
+        return f"<{self.type} {self.seq} {self.phase} {self.data[:60]!r}>"
+
+
+def read_spool(path):
+    with open(path, "rb") as f:
+        buf = f.read()
+    records, pos = [], 0
+    while pos < len(buf):
+        m = HEADER.match(buf, pos)
+        assert m, f"corrupt record header at offset {pos}: {buf[pos:pos + 80]!r}"
+        length = int(m.group(5))
+        start = m.end()
+        assert buf[start + length:start + length + 1] == b"\n", f"record at {pos} not terminated"
+        records.append(Record(m.group(1).decode(), int(m.group(2)), int(m.group(3)),
+                              m.group(4).decode(), buf[start:start + length]))
+        pos = start + length + 1
+    for i, r in enumerate(records):
+        assert r.seq == i + 1, f"sequence gap at record {i}: {r.seq}"
+    return records
+
+
+def output(records, phase=None, stream="o"):
+    """The concatenated bytes of one stream, optionally for one phase."""
+    return b"".join(r.data for r in records
+                    if r.type == stream and (phase is None or r.phase == phase))
+
+
+def result(records):
+    assert records and records[-1].type == "R", f"last record is not a result: {records[-1:]}"
+    return records[-1]
