@@ -98,6 +98,10 @@ static int scan(const struct mask_set *m, const char *buf, size_t len, int final
 {
     size_t i = 0, plain = 0;
 
+    if (m->n == 0) {
+        *consumed = len;
+        return dbuf_add(out, buf, len);
+    }
     while (i < len) {
         if (!m->first[(unsigned char)buf[i]]) {
             i++;
