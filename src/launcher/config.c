@@ -1,0 +1,206 @@
+#include "launcher/config.h"
+
+#include "common/env.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fail_oom(char *err, size_t errsz)
+{
+    snprintf(err, errsz, "configuration: out of memory");
+    return -1;
+}
+
+/* Copies DAVIT_<name> (or the alias) into *dst, or def when unset. */
+static int get_str(const char *name, const char *def, char **dst, char *err, size_t errsz)
+{
+    const char *v = env_get(name, NULL);
+    if (!v)
+        v = def;
+    if (!v) {
+        *dst = NULL;
+        return 0;
+    }
+    *dst = strdup(v);
+    return *dst ? 0 : fail_oom(err, errsz);
+}
+
+int config_env_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128)
+        return 0;
+    if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+/* A comma-separated list of variable names ("A,B, C"); empty items are skipped. */
+static int get_names(const char *name, char **out, size_t *n_out, char *err, size_t errsz)
+{
+    const char *var;
+    const char *v = env_get(name, &var);
+    char varname[128];
+    snprintf(varname, sizeof(varname), "%s", var);
+    *n_out = 0;
+    if (!v)
+        return 0;
+    const char *p = v;
+    while (*p) {
+        p += strspn(p, " ,");
+        size_t len = strcspn(p, " ,");
+        if (!len)
+            break;
+        if (*n_out == CONFIG_MAX_ENVS) {
+            snprintf(err, errsz, "%s: more than %d names", varname, CONFIG_MAX_ENVS);
+            return -1;
+        }
+        char *item = strndup(p, len);
+        if (!item)
+            return fail_oom(err, errsz);
+        out[(*n_out)++] = item;
+        if (!config_env_name_ok(item)) {
+            snprintf(err, errsz, "%s: not a variable name: \"%s\"", varname, item);
+            return -1;
+        }
+        p += len;
+    }
+    return 0;
+}
+
+/* "/host:/container[:ro|:rw],…" */
+static int get_mounts(struct launcher_config *c, char *err, size_t errsz)
+{
+    const char *var;
+    const char *v = env_get("WORKER_EXTRA_MOUNTS", &var);
+    char varname[128];
+    snprintf(varname, sizeof(varname), "%s", var);
+    if (!v)
+        return 0;
+    const char *p = v;
+    while (*p) {
+        p += strspn(p, " ,");
+        size_t len = strcspn(p, ",");
+        if (!len)
+            break;
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (c->n_mounts == CONFIG_MAX_MOUNTS) {
+            snprintf(err, errsz, "%s: more than %d mounts", varname, CONFIG_MAX_MOUNTS);
+            return -1;
+        }
+        char *item = strndup(p, len);
+        if (!item)
+            return fail_oom(err, errsz);
+        struct config_mount *m = &c->mounts[c->n_mounts];
+        char *colon = strchr(item, ':');
+        char *mode = colon ? strchr(colon + 1, ':') : NULL;
+        if (colon)
+            *colon = '\0';
+        if (mode)
+            *mode++ = '\0';
+        int ok = colon && item[0] == '/' && colon[1] == '/' &&
+                 (!mode || strcmp(mode, "ro") == 0 || strcmp(mode, "rw") == 0);
+        if (ok) {
+            m->host = strdup(item);
+            m->container = strdup(colon + 1);
+            m->read_only = mode && strcmp(mode, "ro") == 0;
+            c->n_mounts++;
+        }
+        free(item);
+        if (!ok) {
+            snprintf(err, errsz, "%s: expected /host/path:/container/path[:ro]: \"%.*s\"", varname,
+                     (int)len, p);
+            return -1;
+        }
+        if (!m->host || !m->container)
+            return fail_oom(err, errsz);
+        p += len;
+    }
+    return 0;
+}
+
+static const char *default_state_dir(char *buf, size_t size)
+{
+    const char *home = getenv("HOME");
+    if (geteuid() == 0 || !home || !*home)
+        return "/var/lib/davit-launcher";
+    snprintf(buf, size, "%s/.local/state/davit-launcher", home);
+    return buf;
+}
+
+int config_load(struct launcher_config *c, char *err, size_t errsz)
+{
+    char buf[PATH_MAX];
+    int e = (int)(errsz > 1024 ? 1024 : errsz);
+
+    memset(c, 0, sizeof(*c));
+    const char *dh = getenv("DOCKER_HOST");
+    c->docker_host = strdup(dh && *dh ? dh : CONFIG_DEFAULT_DOCKER_HOST);
+    if (!c->docker_host) {
+        fail_oom(err, errsz);
+        goto fail;
+    }
+    if (get_str("STATE_DIR", default_state_dir(buf, sizeof(buf)), &c->state_dir, err, errsz) < 0 ||
+        get_str("WORKER_BINARY", NULL, &c->worker_binary, err, errsz) < 0 ||
+        get_str("POOL_ID", CONFIG_DEFAULT_POOL, &c->pool, err, errsz) < 0 ||
+        get_str("WORKER_NETWORK", CONFIG_DEFAULT_NETWORK, &c->network, err, errsz) < 0 ||
+        get_str("WORKER_RUNTIME", NULL, &c->runtime, err, errsz) < 0 ||
+        get_str("DOCKER_CONFIG_DIR", NULL, &c->docker_config_dir, err, errsz) < 0)
+        goto fail;
+    if (c->state_dir[0] != '/') {
+        snprintf(err, errsz, "DAVIT_STATE_DIR: must be an absolute path: \"%s\"", c->state_dir);
+        goto fail;
+    }
+    if (get_mounts(c, err, errsz) < 0 ||
+        get_names("WHITELIST_ENVS", c->whitelist, &c->n_whitelist, err, errsz) < 0 ||
+        get_names("MASK_ENVS", c->mask, &c->n_mask, err, errsz) < 0)
+        goto fail;
+    if (env_duration("LAUNCHER_RUN_TIMEOUT", CONFIG_DEFAULT_RUN_TIMEOUT, &c->run_timeout_ms, err,
+                     e) < 0 ||
+        env_duration("LAUNCHER_LOGS_TIMEOUT", CONFIG_DEFAULT_LOGS_TIMEOUT, &c->logs_timeout_ms, err,
+                     e) < 0 ||
+        env_duration("DOCKER_TIMEOUT", CONFIG_DEFAULT_DOCKER_TIMEOUT, &c->docker_timeout_ms, err,
+                     e) < 0 ||
+        env_duration("DOCKER_PULL_TIMEOUT", CONFIG_DEFAULT_PULL_TIMEOUT, &c->pull_timeout_ms, err,
+                     e) < 0 ||
+        env_bool("DEBUG", 0, &c->debug, err, e) < 0)
+        goto fail;
+    if (c->docker_timeout_ms == 0 || c->pull_timeout_ms == 0) {
+        snprintf(err, errsz, "DAVIT_DOCKER_TIMEOUT and DAVIT_DOCKER_PULL_TIMEOUT: must not be 0");
+        goto fail;
+    }
+    const char *var;
+    const char *fmt = env_get("LOG_FORMAT", &var);
+    if (log_format_parse(fmt, &c->log_format) < 0) {
+        snprintf(err, errsz, "%s: expected text or json: \"%s\"", var, fmt);
+        goto fail;
+    }
+    return 0;
+
+fail:
+    config_free(c);
+    return -1;
+}
+
+void config_free(struct launcher_config *c)
+{
+    free(c->docker_host);
+    free(c->state_dir);
+    free(c->worker_binary);
+    free(c->pool);
+    free(c->network);
+    free(c->runtime);
+    free(c->docker_config_dir);
+    for (size_t i = 0; i < c->n_mounts; i++) {
+        free(c->mounts[i].host);
+        free(c->mounts[i].container);
+    }
+    for (size_t i = 0; i < c->n_whitelist; i++)
+        free(c->whitelist[i]);
+    for (size_t i = 0; i < c->n_mask; i++)
+        free(c->mask[i]);
+    memset(c, 0, sizeof(*c));
+}

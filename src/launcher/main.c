@@ -1,0 +1,270 @@
+/*
+ * davit-launcher: the agent on a worker machine. This file is its command
+ * line; `exec` runs one spec on the local Docker Engine with no server
+ * (docs/launcher.md).
+ */
+#include "common/dbuf.h"
+#include "common/log.h"
+#include "common/outcome.h"
+#include "common/runspec.h"
+#include "launcher/config.h"
+#include "launcher/docker.h"
+#include "launcher/printer.h"
+#include "launcher/state.h"
+#include "launcher/supervisor.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SPEC_CAP (16u << 20)
+
+static const char usage_text[] =
+    "usage: davit-launcher exec [--json] [--worker PATH] SPEC.json\n"
+    "       davit-launcher --help | --version\n"
+    "\n"
+    "exec runs the run spec SPEC.json (\"-\" for stdin) in a container on the local\n"
+    "Docker Engine, prints its output, and exits with its outcome:\n"
+    "  0 finished, 1 failed, 3 timed_out, 4 canceled, 2 usage or configuration\n"
+    "  error, 70 internal error.\n"
+    "\n"
+    "  --json         print one JSON object per record instead of text lines\n"
+    "  --worker PATH  the davit-worker binary (default: DAVIT_WORKER_BINARY, else\n"
+    "                 davit-worker next to davit-launcher)\n"
+    "\n"
+    "Configuration is read from DAVIT_* variables (SPACELIFT_* are aliases) and\n"
+    "DOCKER_HOST; see docs/configuration.md.\n";
+
+static int usage(FILE *out, int code)
+{
+    fputs(usage_text, out);
+    return code;
+}
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_event(LOG_ERROR, msg, (const char *)NULL);
+    return code;
+}
+
+/* The worker: given, configured, or next to this program. Checked for use. */
+static int find_worker(const char *given, const char *configured, char *out, size_t size, char *err,
+                       size_t errsz)
+{
+    char path[PATH_MAX];
+    if (given)
+        snprintf(path, sizeof(path), "%s", given);
+    else if (configured)
+        snprintf(path, sizeof(path), "%s", configured);
+    else {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n < 0) {
+            snprintf(err, errsz, "worker binary: cannot find davit-launcher itself: %s",
+                     strerror(errno));
+            return -1;
+        }
+        self[n] = '\0';
+        snprintf(path, sizeof(path), "%s/davit-worker", dirname(self));
+    }
+    struct stat st;
+    if (!realpath(path, out) || stat(out, &st) < 0) {
+        snprintf(err, errsz, "worker binary %s: %s", path, strerror(errno));
+        return -1;
+    }
+    (void)size;
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errsz, "worker binary %s: not a regular file", out);
+        return -1;
+    }
+    if (!(st.st_mode & 0111) || access(out, X_OK) < 0) {
+        snprintf(err, errsz, "worker binary %s: not executable (mode %04o)", out,
+                 (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}
+
+/* sha256 of the spec in canonical JSON, to recognise a run to resume. */
+static int spec_digest(const struct runspec *spec, char *hex)
+{
+    json_t *j = runspec_to_json(spec, 1);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    int rc = -1;
+    if (text && EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL) == 1) {
+        for (unsigned i = 0; i < len; i++)
+            sprintf(hex + 2 * i, "%02x", md[i]);
+        rc = 0;
+    }
+    if (text)
+        explicit_bzero(text, strlen(text));
+    free(text);
+    json_decref(j);
+    return rc;
+}
+
+static int read_spec(const char *path, struct runspec **spec, char *err, size_t errsz)
+{
+    struct dbuf text = DBUF_INIT(SPEC_CAP);
+    int rc = -1;
+    if (dbuf_read_file(&text, strcmp(path, "-") == 0 ? "/dev/stdin" : path) < 0) {
+        snprintf(err, errsz, "%s: %s", path,
+                 errno == ENOSPC ? "larger than 16 MiB" : strerror(errno));
+        goto done;
+    }
+    char perr[1024];
+    if (runspec_parse(dbuf_str(&text), text.len, spec, perr, sizeof(perr)) < 0) {
+        snprintf(err, errsz, "%s: %s", path, perr);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (text.data)
+        explicit_bzero(text.data, text.len);
+    dbuf_free(&text);
+    return rc;
+}
+
+static int cmd_exec(int argc, char **argv)
+{
+    const char *worker_arg = NULL, *spec_path = NULL;
+    int json = 0, code = EXIT_INTERNAL;
+    struct launcher_config cfg;
+    struct runspec *spec = NULL;
+    struct docker *docker = NULL;
+    struct state state = {.lock_fd = -1};
+    char err[2048], worker[PATH_MAX], sha[65];
+    int sigfd = -1, have_state = 0, have_cfg = 0;
+
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (strcmp(argv[i], "--worker") == 0 && i + 1 < argc)
+            worker_arg = argv[++i];
+        else if (strncmp(argv[i], "--worker=", 9) == 0)
+            worker_arg = argv[i] + 9;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return usage(stdout, 0);
+        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "davit-launcher exec: unknown option %s\n", argv[i]);
+            return usage(stderr, EXIT_USAGE);
+        } else if (spec_path) {
+            fprintf(stderr, "davit-launcher exec: one SPEC.json only\n");
+            return usage(stderr, EXIT_USAGE);
+        } else
+            spec_path = argv[i];
+    }
+    if (!spec_path) {
+        fprintf(stderr, "davit-launcher exec: SPEC.json is missing\n");
+        return usage(stderr, EXIT_USAGE);
+    }
+
+    /* Cancel arrives through a signalfd, read where the supervisor waits;
+     * blocked first, so that a signal during set-up is a cancel too. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+        (sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+        return fail(EXIT_INTERNAL, "signalfd: %s", strerror(errno));
+    signal(SIGPIPE, SIG_IGN);
+
+    if (config_load(&cfg, err, sizeof(err)) < 0) {
+        close(sigfd);
+        return fail(EXIT_USAGE, "configuration: %s", err);
+    }
+    have_cfg = 1;
+    log_setup(cfg.log_format, cfg.debug, stderr);
+    if (read_spec(spec_path, &spec, err, sizeof(err)) < 0) {
+        code = fail(EXIT_USAGE, "run spec %s", err);
+        goto done;
+    }
+    if (find_worker(worker_arg, cfg.worker_binary, worker, sizeof(worker), err, sizeof(err)) < 0) {
+        code = fail(EXIT_USAGE, "%s", err);
+        goto done;
+    }
+    if (spec_digest(spec, sha) < 0) {
+        code = fail(EXIT_INTERNAL, "cannot hash the run spec");
+        goto done;
+    }
+
+    if (state_open(&state, cfg.state_dir, err, sizeof(err)) < 0) {
+        code = fail(EXIT_USAGE, "%s", err);
+        goto done;
+    }
+    have_state = 1;
+    if (docker_open(&docker, cfg.docker_host, cfg.docker_timeout_ms, cfg.debug, err, sizeof(err)) <
+            0 ||
+        docker_ping(docker, err, sizeof(err)) < 0) {
+        code = fail(EXIT_USAGE, "%s", err);
+        goto done;
+    }
+
+    struct printer printer;
+    printer_init(&printer, stdout, json ? PRINTER_JSON : PRINTER_TEXT, "-");
+    struct supervisor sup = {&cfg, docker, &state, &printer, sigfd, 0, 0};
+    struct run_result res;
+    int xc = EXIT_INTERNAL;
+    if (sup_exec(&sup, spec, sha, worker, &res, &xc, err, sizeof(err)) < 0) {
+        code = fail(xc, "%s", err);
+        goto done;
+    }
+    printer_result(&printer, res.outcome, res.phase, res.exit_status, res.duration_ms, res.reason);
+    printer_flush(&printer);
+    code = outcome_exit_code(res.outcome);
+
+done:
+    docker_close(docker);
+    if (have_state)
+        state_close(&state);
+    if (sigfd >= 0)
+        close(sigfd);
+    runspec_free(spec);
+    if (have_cfg)
+        config_free(&cfg);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr, EXIT_USAGE);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0)
+        return usage(stdout, 0);
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("davit-launcher %s\n", DAVIT_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "exec") == 0) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+            fprintf(stderr, "davit-launcher: curl_global_init failed\n");
+            return EXIT_INTERNAL;
+        }
+        int code = cmd_exec(argc, argv);
+        curl_global_cleanup();
+        return code;
+    }
+    fprintf(stderr, "davit-launcher: unknown command \"%s\"\n", argv[1]);
+    return usage(stderr, EXIT_USAGE);
+}

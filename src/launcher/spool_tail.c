@@ -1,0 +1,110 @@
+#include "launcher/spool_tail.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One whole record at most, plus a read's worth, never more. */
+#define TAIL_CAP (SPOOL_HEADER_MAX + SPOOL_PAYLOAD_MAX + 1 + 65536)
+
+int spool_tail_init(struct spool_tail *t, const char *path, uint64_t offset, char *err,
+                    size_t errsz)
+{
+    memset(t, 0, sizeof(*t));
+    t->fd = -1;
+    t->offset = offset;
+    dbuf_init(&t->buf, TAIL_CAP);
+    t->path = strdup(path);
+    if (!t->path) {
+        snprintf(err, errsz, "spool %s: out of memory", path);
+        return -1;
+    }
+    return 0;
+}
+
+int spool_tail_read(struct spool_tail *t, spool_tail_fn fn, void *arg, char *err, size_t errsz)
+{
+    int count = 0;
+
+    if (t->fd < 0) {
+        t->fd = open(t->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (t->fd < 0) {
+            if (errno == ENOENT)
+                return 0;
+            snprintf(err, errsz, "spool %s: open: %s", t->path, strerror(errno));
+            return -1;
+        }
+    }
+    for (;;) {
+        /* Read as much as fits; a full buffer always holds a complete record. */
+        size_t room = t->buf.cap - t->buf.len;
+        int eof = 0;
+        if (room > 0) {
+            char chunk[65536];
+            size_t want = room < sizeof(chunk) ? room : sizeof(chunk);
+            ssize_t n = pread(t->fd, chunk, want, (off_t)(t->offset + t->buf.len));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                snprintf(err, errsz, "spool %s: read at %llu: %s", t->path,
+                         (unsigned long long)(t->offset + t->buf.len), strerror(errno));
+                return -1;
+            }
+            if (n == 0)
+                eof = 1;
+            else if (dbuf_add(&t->buf, chunk, (size_t)n) < 0) {
+                snprintf(err, errsz, "spool %s: %s", t->path, strerror(errno));
+                return -1;
+            }
+        }
+        size_t used = 0;
+        int stop = 0;
+        while (used < t->buf.len && !stop) {
+            struct spool_record r;
+            ssize_t n = spool_parse(t->buf.data + used, t->buf.len - used, &r);
+            if (n == 0)
+                break;
+            if (n < 0 || (t->seq && r.seq != t->seq + 1)) {
+                snprintf(err, errsz, "spool %s: corrupt record at offset %llu", t->path,
+                         (unsigned long long)(t->offset + used));
+                dbuf_consume(&t->buf, used);
+                t->offset += used;
+                return -1;
+            }
+            used += (size_t)n;
+            t->seq = r.seq;
+            count++;
+            if (fn && fn(&r, arg) < 0)
+                stop = 1;
+        }
+        /* Consumed once per read: records point into the buffer until here. */
+        dbuf_consume(&t->buf, used);
+        t->offset += used;
+        if (stop || eof)
+            break;
+        if (used == 0 && t->buf.len == t->buf.cap) {
+            snprintf(err, errsz, "spool %s: corrupt record at offset %llu", t->path,
+                     (unsigned long long)t->offset);
+            return -1;
+        }
+    }
+    return count;
+}
+
+size_t spool_tail_pending(const struct spool_tail *t)
+{
+    return t->buf.len;
+}
+
+void spool_tail_free(struct spool_tail *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+    free(t->path);
+    t->path = NULL;
+    dbuf_free(&t->buf);
+}

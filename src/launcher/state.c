@@ -1,0 +1,284 @@
+#include "launcher/state.h"
+
+#include "common/dbuf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int mkdir_p(const char *path, char *err, size_t errsz)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+            snprintf(err, errsz, "state directory: mkdir %s: %s", buf, strerror(errno));
+            return -1;
+        }
+        *p = c;
+        if (!c)
+            break;
+    }
+    return 0;
+}
+
+static int random_hex(char *out, size_t nbytes)
+{
+    unsigned char raw[32];
+    if (nbytes > sizeof(raw))
+        return -1;
+    size_t got = 0;
+    while (got < nbytes) {
+        ssize_t n = getrandom(raw + got, nbytes - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < nbytes; i++)
+        sprintf(out + 2 * i, "%02x", raw[i]);
+    return 0;
+}
+
+/* Writes data to path through a temporary file and rename(2). */
+static int write_atomic(const char *path, const char *data, size_t len, char *err, size_t errsz)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        goto fail;
+    while (len) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        data += n;
+        len -= (size_t)n;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errsz, "state: write %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    return -1;
+}
+
+int state_open(struct state *st, const char *dir, char *err, size_t errsz)
+{
+    char path[4200];
+    struct dbuf id = DBUF_INIT(128);
+
+    memset(st, 0, sizeof(*st));
+    st->lock_fd = -1;
+    st->dir = strdup(dir);
+    if (!st->dir) {
+        snprintf(err, errsz, "state: out of memory");
+        goto fail;
+    }
+    snprintf(path, sizeof(path), "%s/runs", dir);
+    if (mkdir_p(path, err, errsz) < 0)
+        goto fail;
+
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (st->lock_fd < 0) {
+        snprintf(err, errsz, "state: open %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK)
+            snprintf(err, errsz,
+                     "state directory %s is in use by another davit-launcher "
+                     "(set DAVIT_STATE_DIR to run several)",
+                     dir);
+        else
+            snprintf(err, errsz, "state: lock %s: %s", path, strerror(errno));
+        goto fail;
+    }
+
+    snprintf(path, sizeof(path), "%s/launcher-id", dir);
+    if (dbuf_read_file(&id, path) == 0) {
+        while (id.len && id.data[id.len - 1] == '\n')
+            id.data[--id.len] = '\0';
+        if (id.len != 32 || strspn(dbuf_str(&id), "0123456789abcdef") != 32) {
+            snprintf(err, errsz, "state: %s: not a launcher id (32 hex digits)", path);
+            goto fail;
+        }
+        memcpy(st->launcher_id, id.data, 33);
+    } else if (errno == ENOENT) {
+        char line[34];
+        if (random_hex(st->launcher_id, 16) < 0) {
+            snprintf(err, errsz, "state: getrandom: %s", strerror(errno));
+            goto fail;
+        }
+        snprintf(line, sizeof(line), "%s\n", st->launcher_id);
+        if (write_atomic(path, line, 33, err, errsz) < 0)
+            goto fail;
+    } else {
+        snprintf(err, errsz, "state: read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    dbuf_free(&id);
+    return 0;
+fail:
+    dbuf_free(&id);
+    state_close(st);
+    return -1;
+}
+
+void state_close(struct state *st)
+{
+    if (st->lock_fd >= 0)
+        close(st->lock_fd);
+    st->lock_fd = -1;
+    free(st->dir);
+    st->dir = NULL;
+}
+
+int state_new_run_id(char *buf, size_t size, const char *prefix)
+{
+    char hex[13];
+    if (random_hex(hex, 6) < 0)
+        return -1;
+    snprintf(buf, size, "%s-%s", prefix, hex);
+    return 0;
+}
+
+void state_run_dir(const struct state *st, const char *run_id, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/runs/%s", st->dir, run_id);
+}
+
+static void state_file(const struct state *st, const char *run_id, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/runs/%s.json", st->dir, run_id);
+}
+
+int state_run_save(const struct state *st, const struct run_state *rs, char *err, size_t errsz)
+{
+    char path[4200];
+    state_file(st, rs->run_id, path, sizeof(path));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "run", rs->run_id, "container", rs->container,
+                  "spec_sha256", rs->spec_sha256, "offset", (json_int_t)rs->offset, "seq",
+                  (json_int_t)rs->seq, "started_ms", (json_int_t)rs->started_ms);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text) {
+        snprintf(err, errsz, "state: out of memory");
+        return -1;
+    }
+    int rc = write_atomic(path, text, strlen(text), err, errsz);
+    free(text);
+    return rc;
+}
+
+int state_run_load(const struct state *st, const char *run_id, struct run_state *rs, char *err,
+                   size_t errsz)
+{
+    char path[4200];
+    struct dbuf text = DBUF_INIT(64 * 1024);
+    json_t *o = NULL;
+    int rc = -1;
+
+    state_file(st, run_id, path, sizeof(path));
+    if (dbuf_read_file(&text, path) < 0) {
+        if (errno == ENOENT)
+            rc = 0;
+        else
+            snprintf(err, errsz, "state: read %s: %s", path, strerror(errno));
+        goto done;
+    }
+    const char *run, *container, *sha;
+    json_int_t offset, seq, started;
+    json_error_t jerr;
+    o = json_loadb(dbuf_str(&text), text.len, 0, &jerr);
+    if (!o ||
+        json_unpack_ex(o, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:I, s:I, s:I}", "run", &run,
+                       "container", &container, "spec_sha256", &sha, "offset", &offset, "seq", &seq,
+                       "started_ms", &started) < 0 ||
+        offset < 0 || seq < 0) {
+        snprintf(err, errsz, "state: %s: not a run state: %s", path, jerr.text);
+        goto done;
+    }
+    memset(rs, 0, sizeof(*rs));
+    snprintf(rs->run_id, sizeof(rs->run_id), "%s", run);
+    snprintf(rs->container, sizeof(rs->container), "%s", container);
+    snprintf(rs->spec_sha256, sizeof(rs->spec_sha256), "%s", sha);
+    rs->offset = (uint64_t)offset;
+    rs->seq = (uint64_t)seq;
+    rs->started_ms = started;
+    rc = 1;
+done:
+    json_decref(o);
+    dbuf_free(&text);
+    return rc;
+}
+
+int state_run_forget(const struct state *st, const char *run_id, char *err, size_t errsz)
+{
+    char path[4200];
+    state_file(st, run_id, path, sizeof(path));
+    if (unlink(path) < 0 && errno != ENOENT) {
+        snprintf(err, errsz, "state: remove %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int state_run_list(const struct state *st, char (*ids)[STATE_ID_MAX], size_t max, char *err,
+                   size_t errsz)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/runs", st->dir);
+    DIR *d = opendir(path);
+    if (!d) {
+        snprintf(err, errsz, "state: open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        char id[STATE_ID_MAX];
+        if (e->d_name[0] == '.')
+            continue;
+        size_t len = strlen(e->d_name);
+        if (len > 5 && strcmp(e->d_name + len - 5, ".json") == 0)
+            len -= 5;
+        else if (len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0)
+            continue;
+        if (len >= STATE_ID_MAX)
+            continue;
+        snprintf(id, sizeof(id), "%.*s", (int)len, e->d_name);
+        int dup = 0;
+        for (size_t i = 0; i < n; i++)
+            dup |= strcmp(ids[i], id) == 0;
+        if (!dup)
+            snprintf(ids[n++], STATE_ID_MAX, "%s", id);
+    }
+    closedir(d);
+    return (int)n;
+}

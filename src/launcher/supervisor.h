@@ -1,0 +1,58 @@
+/*
+ * supervisor: carries one run from spec to cleanup on the local Docker
+ * Engine: prepare (worker check, run directory, image) → create → start →
+ * follow the spool → enforce the launcher's deadlines and cancel → finish
+ * (result, container and run directory removed). It also adopts or cleans
+ * up the runs a previous launcher with the same state directory left behind
+ * (docs/launcher.md, "Restarts and adoption").
+ *
+ * The supervisor borrows everything in struct supervisor; it owns only the
+ * run it is carrying, which it always cleans up unless the launcher itself
+ * is killed (then the next start adopts it). Cancellation comes from sigfd
+ * (a signalfd for SIGINT and SIGTERM).
+ */
+#ifndef DAVIT_LAUNCHER_SUPERVISOR_H
+#define DAVIT_LAUNCHER_SUPERVISOR_H
+
+#include "common/outcome.h"
+#include "common/runspec.h"
+#include "launcher/config.h"
+#include "launcher/docker.h"
+#include "launcher/printer.h"
+#include "launcher/state.h"
+
+struct run_result {
+    enum outcome outcome;
+    char phase[SPOOL_PHASE_MAX + 1]; /* the phase that decided it; "" for none */
+    int exit_status;                 /* the worker's "exit", -1 when unknown */
+    int64_t duration_ms;
+    char reason[1024];
+};
+
+struct supervisor {
+    const struct launcher_config *cfg;
+    struct docker *docker;
+    struct state *state;
+    struct printer *printer;
+    int sigfd;         /* signalfd (non-blocking) for SIGINT/SIGTERM, or -1 */
+    int cancel_signal; /* the first cancelling signal received, 0 none */
+    int n_signals;
+};
+
+/*
+ * Runs spec with the worker binary at worker_path (absolute, checked by the
+ * caller), first adopting a run of the same spec (by spec_sha256) that a
+ * killed launcher left in the state directory, and cleaning up every other
+ * leftover. Returns 0 with res filled (the run's outcome, also when it
+ * failed before starting, e.g. an image that cannot be pulled), or -1 with
+ * err when the launcher cannot go on; *exit_code is then EXIT_USAGE or
+ * EXIT_INTERNAL.
+ */
+int sup_exec(struct supervisor *s, const struct runspec *spec, const char *spec_sha256,
+             const char *worker_path, struct run_result *res, int *exit_code, char *err,
+             size_t errsz);
+
+/* Reads pending signals from sigfd; returns 1 if a cancel was asked for. Never fails. */
+int sup_poll_signals(struct supervisor *s);
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * Unit tests for the container's create request (container.c) and registry
+ * credentials (docker_auth.c): what reaches the Engine, and what never does.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "launcher/container.h"
+#include "launcher/docker_auth.h"
+#include "launcher/rundir_write.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct runspec *spec_of(const char *text)
+{
+    struct runspec *s = NULL;
+    char err[256];
+    if (runspec_parse(text, strlen(text), &s, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    return s;
+}
+
+static void test_body(void **state)
+{
+    setenv("DAVIT_WORKER_NETWORK", "none", 1);
+    setenv("DAVIT_WORKER_RUNTIME", "runsc", 1);
+    setenv("DAVIT_WORKER_EXTRA_MOUNTS", "/srv/cache:/cache:ro", 1);
+    setenv("DAVIT_WHITELIST_ENVS", "HTTP_PROXY,UNSET_ONE,MASKED_ONE", 1);
+    setenv("DAVIT_MASK_ENVS", "MASKED_ONE", 1);
+    setenv("HTTP_PROXY", "http://127.0.0.1:3128", 1);
+    setenv("MASKED_ONE", "launcher-secret", 1);
+    unsetenv("UNSET_ONE");
+    struct launcher_config cfg;
+    char err[256];
+    assert_int_equal(config_load(&cfg, err, sizeof(err)), 0);
+
+    struct runspec *spec =
+        spec_of("{\"image\":\"img:1\",\"phases\":[{\"name\":\"a\"}],\"env\":{\"PLAIN\":\"p\"},"
+                "\"secrets\":{\"TOPSECRET\":\"s3cr3t-value\"},"
+                "\"limits\":{\"memory_mb\":64,\"cpus\":1.5,\"pids\":100}}");
+    struct container_params p = {
+        spec, &cfg, "exec-1", "launcher-x", "/usr/bin/davit-worker", "/var/lib/davit/runs/exec-1"};
+    json_t *body = container_body(&p);
+    assert_non_null(body);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+
+    /* Secrets, and even plain spec variables, travel only in the run directory. */
+    assert_null(strstr(text, "s3cr3t-value"));
+    assert_null(strstr(text, "TOPSECRET"));
+    assert_null(strstr(text, "launcher-secret"));
+    assert_null(strstr(text, "PLAIN"));
+
+    json_t *env = json_object_get(body, "Env");
+    assert_int_equal(json_array_size(env), 1);
+    assert_string_equal(json_string_value(json_array_get(env, 0)),
+                        "HTTP_PROXY=http://127.0.0.1:3128");
+    assert_string_equal(json_string_value(json_object_get(body, "Image")), "img:1");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(body, "Entrypoint"), 0)),
+                        "/opt/davit/bin/davit-worker");
+    assert_int_equal(json_array_size(json_object_get(body, "Cmd")), 0);
+    assert_string_equal(json_string_value(json_object_get(body, "User")), "0:0");
+    json_t *labels = json_object_get(body, "Labels");
+    assert_string_equal(json_string_value(json_object_get(labels, "io.davit.run")), "exec-1");
+    assert_string_equal(json_string_value(json_object_get(labels, "io.davit.launcher")),
+                        "launcher-x");
+    assert_string_equal(json_string_value(json_object_get(labels, "io.davit.pool")), "local");
+    assert_non_null(json_object_get(json_object_get(body, "Volumes"), "/mnt/workspace"));
+
+    json_t *host = json_object_get(body, "HostConfig");
+    json_t *binds = json_object_get(host, "Binds");
+    assert_int_equal(json_array_size(binds), 3);
+    assert_string_equal(json_string_value(json_array_get(binds, 0)),
+                        "/usr/bin/davit-worker:/opt/davit/bin/davit-worker:ro");
+    assert_string_equal(json_string_value(json_array_get(binds, 1)),
+                        "/var/lib/davit/runs/exec-1:/opt/davit/run");
+    assert_string_equal(json_string_value(json_array_get(binds, 2)), "/srv/cache:/cache:ro");
+    assert_string_equal(json_string_value(json_object_get(host, "NetworkMode")), "none");
+    assert_string_equal(json_string_value(json_object_get(host, "Runtime")), "runsc");
+    assert_int_equal(json_integer_value(json_object_get(host, "Memory")), 64 << 20);
+    assert_int_equal(json_integer_value(json_object_get(host, "MemorySwap")), 64 << 20);
+    assert_int_equal(json_integer_value(json_object_get(host, "NanoCpus")), 1500000000);
+    assert_int_equal(json_integer_value(json_object_get(host, "PidsLimit")), 100);
+
+    /* Masked launcher variables become secrets of the run instead. */
+    struct runspec_var masked[4];
+    assert_int_equal(container_masked_envs(&cfg, masked, 4), 1);
+    assert_string_equal(masked[0].name, "MASKED_ONE");
+    assert_string_equal(masked[0].value, "launcher-secret");
+
+    free(text);
+    json_decref(body);
+    runspec_free(spec);
+    config_free(&cfg);
+}
+
+static void test_registry(void **state)
+{
+    char r[256];
+    docker_auth_registry("busybox", r, sizeof(r));
+    assert_string_equal(r, "docker.io");
+    docker_auth_registry("library/busybox:1", r, sizeof(r));
+    assert_string_equal(r, "docker.io");
+    docker_auth_registry("ghcr.io/org/img:tag", r, sizeof(r));
+    assert_string_equal(r, "ghcr.io");
+    docker_auth_registry("localhost:5000/img", r, sizeof(r));
+    assert_string_equal(r, "localhost:5000");
+    docker_auth_registry("localhost/img", r, sizeof(r));
+    assert_string_equal(r, "localhost");
+}
+
+/* Decodes a base64url X-Registry-Auth value back to JSON. */
+static json_t *decode_header(const char *h)
+{
+    char *s = strdup(h);
+    for (char *p = s; *p; p++)
+        *p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
+    unsigned char out[1024];
+    int n = EVP_DecodeBlock(out, (unsigned char *)s, (int)strlen(s));
+    assert_true(n > 0);
+    while (n > 0 && out[n - 1] == '\0')
+        n--;
+    free(s);
+    return json_loadb((char *)out, (size_t)n, 0, NULL);
+}
+
+static void test_auth_header(void **state)
+{
+    char dir[64], path[128], err[256];
+    snprintf(dir, sizeof(dir), "/tmp/test_container.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char *h = NULL;
+
+    /* No config.json: anonymous pulls. */
+    assert_int_equal(docker_auth_header(dir, "busybox", &h, err, sizeof(err)), 0);
+    assert_null(h);
+    assert_int_equal(docker_auth_header(NULL, "busybox", &h, err, sizeof(err)), 0);
+
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    /* "alice:pa:ss" base64 */
+    fputs("{\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"YWxpY2U6cGE6c3M=\"},"
+          "\"ghcr.io\":{\"identitytoken\":\"tok\"},"
+          "\"localhost:5000\":{\"username\":\"bob\",\"password\":\"pw\"}}}",
+          f);
+    fclose(f);
+
+    assert_int_equal(docker_auth_header(dir, "busybox:1", &h, err, sizeof(err)), 0);
+    assert_non_null(h);
+    json_t *j = decode_header(h);
+    assert_string_equal(json_string_value(json_object_get(j, "username")), "alice");
+    assert_string_equal(json_string_value(json_object_get(j, "password")), "pa:ss");
+    assert_string_equal(json_string_value(json_object_get(j, "serveraddress")),
+                        "https://index.docker.io/v1/");
+    json_decref(j);
+    free(h);
+
+    assert_int_equal(docker_auth_header(dir, "ghcr.io/o/i", &h, err, sizeof(err)), 0);
+    j = decode_header(h);
+    assert_string_equal(json_string_value(json_object_get(j, "identitytoken")), "tok");
+    json_decref(j);
+    free(h);
+
+    assert_int_equal(docker_auth_header(dir, "localhost:5000/i:t", &h, err, sizeof(err)), 0);
+    j = decode_header(h);
+    assert_string_equal(json_string_value(json_object_get(j, "username")), "bob");
+    json_decref(j);
+    free(h);
+
+    assert_int_equal(docker_auth_header(dir, "quay.io/x", &h, err, sizeof(err)), 0);
+    assert_null(h);
+
+    f = fopen(path, "w");
+    fputs("{not json", f);
+    fclose(f);
+    assert_int_equal(docker_auth_header(dir, "busybox", &h, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "config.json: not a JSON object"));
+
+    rundir_remove(dir, err, sizeof(err));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_body),
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_auth_header),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,113 @@
+/* Unit tests for state: identity, lock, atomic run files, listing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "launcher/rundir_write.h"
+#include "launcher/state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof(dir), "/tmp/test_state.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char err[256];
+    rundir_remove(dir, err, sizeof(err));
+    return 0;
+}
+
+static void test_identity_and_lock(void **state)
+{
+    struct state a, b;
+    char err[512], sub[128];
+    snprintf(sub, sizeof(sub), "%s/nested/state", dir);
+    assert_int_equal(state_open(&a, sub, err, sizeof(err)), 0);
+    assert_int_equal(strlen(a.launcher_id), 32);
+
+    /* A second launcher on the same directory is refused while the first runs. */
+    assert_int_equal(state_open(&b, sub, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "is in use by another davit-launcher"));
+    char id[33];
+    memcpy(id, a.launcher_id, sizeof(id));
+    state_close(&a);
+
+    /* The identity survives a restart. */
+    assert_int_equal(state_open(&b, sub, err, sizeof(err)), 0);
+    assert_string_equal(b.launcher_id, id);
+    struct stat st;
+    assert_int_equal(stat(sub, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    state_close(&b);
+}
+
+static void test_runs(void **state)
+{
+    struct state st;
+    char err[512];
+    assert_int_equal(state_open(&st, dir, err, sizeof(err)), 0);
+
+    struct run_state rs = {0}, back;
+    assert_int_equal(state_new_run_id(rs.run_id, sizeof(rs.run_id), "exec"), 0);
+    assert_int_equal(strlen(rs.run_id), 17);
+    assert_int_equal(state_run_load(&st, rs.run_id, &back, err, sizeof(err)), 0);
+
+    snprintf(rs.container, sizeof(rs.container), "abc123");
+    snprintf(rs.spec_sha256, sizeof(rs.spec_sha256), "%064d", 7);
+    rs.offset = 12345678901ULL;
+    rs.seq = 42;
+    rs.started_ms = 1764331200123;
+    assert_int_equal(state_run_save(&st, &rs, err, sizeof(err)), 0);
+    rs.offset++;
+    assert_int_equal(state_run_save(&st, &rs, err, sizeof(err)), 0);
+    assert_int_equal(state_run_load(&st, rs.run_id, &back, err, sizeof(err)), 1);
+    assert_string_equal(back.container, "abc123");
+    assert_int_equal(back.offset, 12345678902ULL);
+    assert_int_equal(back.seq, 42);
+    assert_int_equal(back.started_ms, 1764331200123);
+    assert_string_equal(back.spec_sha256, rs.spec_sha256);
+
+    /* A run directory alone also counts as a run to clean up. */
+    char path[256];
+    state_run_dir(&st, "other-run", path, sizeof(path));
+    assert_int_equal(mkdir(path, 0700), 0);
+    char ids[8][STATE_ID_MAX];
+    int n = state_run_list(&st, ids, 8, err, sizeof(err));
+    assert_int_equal(n, 2);
+    assert_true((strcmp(ids[0], rs.run_id) == 0 && strcmp(ids[1], "other-run") == 0) ||
+                (strcmp(ids[1], rs.run_id) == 0 && strcmp(ids[0], "other-run") == 0));
+
+    assert_int_equal(state_run_forget(&st, rs.run_id, err, sizeof(err)), 0);
+    assert_int_equal(state_run_forget(&st, rs.run_id, err, sizeof(err)), 0);
+    assert_int_equal(state_run_list(&st, ids, 8, err, sizeof(err)), 1);
+
+    /* A damaged run file is reported, not trusted. */
+    snprintf(path, sizeof(path), "%s/runs/bad.json", dir);
+    FILE *fp = fopen(path, "w");
+    fputs("{\"run\":\"bad\"}", fp);
+    fclose(fp);
+    assert_int_equal(state_run_load(&st, "bad", &back, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a run state"));
+    state_close(&st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_identity_and_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
