@@ -1,0 +1,168 @@
+#include "cli/client.h"
+
+#include "common/dbuf.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RESPONSE_CAP (64 * 1024 * 1024)
+
+static size_t to_dbuf(char *p, size_t size, size_t n, void *ud)
+{
+    return dbuf_add(ud, p, size * n) < 0 ? 0 : size * n;
+}
+
+struct stream {
+    FILE *out;
+    long status;
+    CURL *curl;
+    struct dbuf err; /* the body of an error answer */
+};
+
+static size_t to_stream(char *p, size_t size, size_t n, void *ud)
+{
+    struct stream *s = ud;
+    if (!s->status)
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &s->status);
+    if (s->status >= 300)
+        return dbuf_add(&s->err, p, size * n) < 0 ? 0 : size * n;
+    if (fwrite(p, 1, size * n, s->out) != size * n)
+        return 0;
+    fflush(s->out);
+    return size * n;
+}
+
+static CURL *setup(struct cli *c, const char *path, struct curl_slist **hdrs)
+{
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return NULL;
+    char url[4096], auth[1024];
+    size_t n = strlen(c->server);
+    snprintf(url, sizeof(url), "%.*s%s", (int)(n && c->server[n - 1] == '/' ? n - 1 : n), c->server,
+             path);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (c->ca_file)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca_file);
+    if (c->token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
+        *hdrs = curl_slist_append(*hdrs, auth);
+    }
+    *hdrs = curl_slist_append(*hdrs, "Expect:");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, *hdrs);
+    return curl;
+}
+
+/* Prints the server's {"error": …} or the raw body. */
+static void print_error(long status, const char *body, size_t len)
+{
+    json_t *o = json_loadb(body, len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(o, "error"));
+    if (msg)
+        fprintf(stderr, "davit: %s (HTTP %ld)\n", msg, status);
+    else
+        fprintf(stderr, "davit: the server answered HTTP %ld: %.200s\n", status, body);
+    json_decref(o);
+}
+
+int client_call(struct cli *c, const char *method, const char *path, const char *content_type,
+                const void *body, size_t len, json_t **out, long *status)
+{
+    struct curl_slist *hdrs = NULL;
+    struct dbuf resp = DBUF_INIT(RESPONSE_CAP);
+    char ct[256];
+    int rc = EXIT_UNREACHABLE;
+    long code = 0;
+    if (out)
+        *out = NULL;
+    if (content_type) {
+        snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+        hdrs = curl_slist_append(hdrs, ct);
+    }
+    CURL *curl = setup(c, path, &hdrs);
+    if (!curl)
+        goto out;
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, to_dbuf);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+    CURLcode cc = curl_easy_perform(curl);
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "davit: %s: %s\n", c->server, curl_easy_strerror(cc));
+        goto out;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+    if (code < 200 || code >= 300) {
+        print_error(code, dbuf_str(&resp), resp.len);
+        rc = EXIT_API;
+        goto out;
+    }
+    if (out && resp.len)
+        *out = json_loadb(resp.data, resp.len, 0, NULL);
+    rc = 0;
+out:
+    if (status)
+        *status = code;
+    dbuf_free(&resp);
+    curl_slist_free_all(hdrs);
+    if (curl)
+        curl_easy_cleanup(curl);
+    return rc;
+}
+
+int client_call_json(struct cli *c, const char *method, const char *path, const json_t *body,
+                     json_t **out)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (!text) {
+        fprintf(stderr, "davit: out of memory\n");
+        return EXIT_API;
+    }
+    int rc = client_call(c, method, path, "application/json", text, strlen(text), out, NULL);
+    free(text);
+    return rc;
+}
+
+int client_stream(struct cli *c, const char *path, FILE *out)
+{
+    struct curl_slist *hdrs = NULL;
+    struct stream s = {out, 0, NULL, DBUF_INIT(1024 * 1024)};
+    int rc = EXIT_UNREACHABLE;
+    CURL *curl = setup(c, path, &hdrs);
+    if (!curl)
+        goto out;
+    s.curl = curl;
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, to_stream);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
+    CURLcode cc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &s.status);
+    if (s.status >= 300) {
+        print_error(s.status, dbuf_str(&s.err), s.err.len);
+        rc = EXIT_API;
+    } else if (cc != CURLE_OK) {
+        fprintf(stderr, "davit: %s: %s\n", c->server, curl_easy_strerror(cc));
+    } else {
+        rc = 0;
+    }
+out:
+    dbuf_free(&s.err);
+    curl_slist_free_all(hdrs);
+    if (curl)
+        curl_easy_cleanup(curl);
+    return rc;
+}
+
+char *client_escape(const char *s)
+{
+    char *e = curl_easy_escape(NULL, s, 0);
+    char *copy = e ? strdup(e) : NULL;
+    curl_free(e);
+    return copy;
+}

@@ -1,0 +1,187 @@
+/* davit pool …: create from a CSR, list, show, reset, cycle, delete. */
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "cli/table.h"
+
+#include "common/dbuf.h"
+#include "common/outcome.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int read_csr(const char *path, char **out)
+{
+    struct dbuf b = DBUF_INIT(64 * 1024);
+    if (dbuf_read_file(&b, path) < 0) {
+        dbuf_free(&b);
+        return cli_usage("--csr %s: %s", path, strerror(errno));
+    }
+    *out = dbuf_take(&b);
+    return *out ? 0 : EXIT_INTERNAL;
+}
+
+/* Parses "NAME [--csr F] [--deadline D]"; argv[0] is the subcommand. */
+static int pool_args(int argc, char **argv, const char **name, const char **csr,
+                     const char **deadline)
+{
+    static const struct option opts[] = {
+        {"csr", required_argument, 0, 'c'}, {"deadline", required_argument, 0, 'd'}, {0, 0, 0, 0}};
+    int o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (o == 'c' && csr)
+            *csr = optarg;
+        else if (o == 'd' && deadline)
+            *deadline = optarg;
+        else
+            return cli_usage("pool %s: unknown option", argv[0]);
+    }
+    if (optind + 1 != argc)
+        return cli_usage("pool %s: expected one pool name", argv[0]);
+    *name = argv[optind];
+    if (csr && !*csr)
+        return cli_usage("pool %s: --csr FILE is required", argv[0]);
+    return 0;
+}
+
+static char *pool_path(const char *name, const char *suffix)
+{
+    char *e = client_escape(name), *p = NULL;
+    if (e && asprintf(&p, "/api/v1/pools/%s%s", e, suffix) < 0)
+        p = NULL;
+    free(e);
+    return p;
+}
+
+static int print_pool(struct cli *c, json_t *p)
+{
+    if (c->json) {
+        cli_print_json(p);
+        return 0;
+    }
+    static const char *keys[] = {"name",   "id",      "keytype",   "pending",
+                                 "active", "workers", "created_at"};
+    char buf[64];
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        printf("%-11s %s\n", keys[i], cli_field(p, keys[i], buf));
+    return 0;
+}
+
+/* create and reset: send the CSR, print only the token (the one time it exists). */
+static int pool_token(struct cli *c, int argc, char **argv, int reset)
+{
+    const char *name, *csrfile = NULL;
+    char *csr = NULL, *path = NULL;
+    json_t *resp = NULL, *body = NULL;
+    int rc = pool_args(argc, argv, &name, &csrfile, NULL);
+    if (rc || (rc = read_csr(csrfile, &csr)))
+        goto out;
+    body =
+        reset ? json_pack("{s:s}", "csr", csr) : json_pack("{s:s, s:s}", "name", name, "csr", csr);
+    path = reset ? pool_path(name, "/reset") : strdup("/api/v1/pools");
+    if (!body || !path) {
+        rc = EXIT_INTERNAL;
+        goto out;
+    }
+    if ((rc = client_call_json(c, "POST", path, body, &resp)))
+        goto out;
+    if (c->json)
+        cli_print_json(resp);
+    else
+        printf("%s\n", json_string_value(json_object_get(resp, "token")));
+out:
+    free(csr);
+    free(path);
+    json_decref(body);
+    json_decref(resp);
+    return rc;
+}
+
+static int pool_list(struct cli *c, int argc, char **argv)
+{
+    json_t *resp = NULL;
+    if (argc != 1)
+        return cli_usage("pool list takes no arguments");
+    int rc = client_call(c, "GET", "/api/v1/pools", NULL, NULL, 0, &resp, NULL);
+    if (rc)
+        return rc;
+    json_t *pools = json_object_get(resp, "pools");
+    if (c->json) {
+        cli_print_json(pools);
+    } else {
+        struct table t;
+        table_init(&t, 7, "NAME", "ID", "KEY", "PENDING", "ACTIVE", "WORKERS", "CREATED");
+        size_t i;
+        json_t *p;
+        json_array_foreach(pools, i, p)
+        {
+            char b1[64], b2[64], b3[64];
+            table_row(&t, cli_field(p, "name", b1), cli_field(p, "id", b1),
+                      cli_field(p, "keytype", b1), cli_field(p, "pending", b1),
+                      cli_field(p, "active", b2), cli_field(p, "workers", b3),
+                      cli_field(p, "created_at", b1));
+        }
+        table_print(&t, stdout);
+        table_free(&t);
+    }
+    json_decref(resp);
+    return 0;
+}
+
+static int pool_simple(struct cli *c, int argc, char **argv, const char *method, const char *suffix)
+{
+    const char *name, *deadline = NULL;
+    json_t *resp = NULL, *body = NULL;
+    int rc = pool_args(argc, argv, &name, NULL, strcmp(suffix, "/cycle") == 0 ? &deadline : NULL);
+    if (rc)
+        return rc;
+    char *path = pool_path(name, suffix);
+    if (!path)
+        return EXIT_INTERNAL;
+    if (strcmp(method, "POST") == 0) {
+        body = deadline ? json_pack("{s:s}", "deadline", deadline) : json_object();
+        rc = client_call_json(c, method, path, body, &resp);
+    } else {
+        rc = client_call(c, method, path, NULL, NULL, 0, &resp, NULL);
+    }
+    free(path);
+    json_decref(body);
+    if (rc)
+        return rc;
+    char buf[64];
+    if (c->json)
+        cli_print_json(resp);
+    else if (strcmp(argv[0], "show") == 0)
+        print_pool(c, resp);
+    else if (strcmp(argv[0], "delete") == 0)
+        printf("pool %s deleted\n", name);
+    else
+        printf("pool %s: %s worker(s) told to cycle\n", name, cli_field(resp, "workers", buf));
+    json_decref(resp);
+    return 0;
+}
+
+int cli_pool(struct cli *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage("pool: expected create, list, show, reset, cycle or delete");
+    const char *sub = argv[1];
+    argc--;
+    argv++;
+    if (strcmp(sub, "create") == 0)
+        return pool_token(c, argc, argv, 0);
+    if (strcmp(sub, "reset") == 0)
+        return pool_token(c, argc, argv, 1);
+    if (strcmp(sub, "list") == 0)
+        return pool_list(c, argc, argv);
+    if (strcmp(sub, "show") == 0)
+        return pool_simple(c, argc, argv, "GET", "");
+    if (strcmp(sub, "delete") == 0)
+        return pool_simple(c, argc, argv, "DELETE", "");
+    if (strcmp(sub, "cycle") == 0)
+        return pool_simple(c, argc, argv, "POST", "/cycle");
+    return cli_usage("pool: unknown subcommand \"%s\"", sub);
+}

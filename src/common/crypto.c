@@ -1,0 +1,264 @@
+#include "common/crypto.h"
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int crypto_random(void *buf, size_t n)
+{
+    return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
+}
+
+int crypto_random_token(const char *prefix, char *out)
+{
+    unsigned char raw[32], b64[48];
+    size_t plen = strlen(prefix);
+    if (plen > 16 || crypto_random(raw, sizeof(raw)) < 0)
+        return -1;
+    /* base64url without padding: 32 bytes -> 43 characters */
+    int n = EVP_EncodeBlock(b64, raw, sizeof(raw));
+    while (n > 0 && b64[n - 1] == '=')
+        n--;
+    for (int i = 0; i < n; i++)
+        b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+    memcpy(out, prefix, plen);
+    memcpy(out + plen, b64, (size_t)n);
+    out[plen + (size_t)n] = '\0';
+    OPENSSL_cleanse(raw, sizeof(raw));
+    OPENSSL_cleanse(b64, sizeof(b64));
+    return 0;
+}
+
+void crypto_sha256_hex(const void *data, size_t len, char out[CRYPTO_SHA256_HEX])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+        memset(md, 0, sizeof(md)); /* cannot happen with the default provider */
+    for (size_t i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int crypto_str_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la != lb)
+        return 0;
+    return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+char *crypto_b64_encode(const void *data, size_t len)
+{
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (!out)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    return out;
+}
+
+int crypto_b64_decode(const char *s, unsigned char **out, size_t *outlen)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len % 4 != 0 || len > 64 * 1024 * 1024)
+        return -1;
+    unsigned char *buf = malloc(len / 4 * 3 + 1);
+    if (!buf)
+        return -1;
+    int n = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)len);
+    if (n < 0) {
+        free(buf);
+        return -1;
+    }
+    /* EVP_DecodeBlock counts padding as zero bytes; take them off. */
+    if (s[len - 1] == '=')
+        n--;
+    if (s[len - 2] == '=')
+        n--;
+    buf[n] = '\0';
+    *out = buf;
+    *outlen = (size_t)n;
+    return 0;
+}
+
+static char *pubkey_to_pem(EVP_PKEY *pkey)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *res = NULL;
+    if (!bio)
+        return NULL;
+    if (PEM_write_bio_PUBKEY(bio, pkey) == 1) {
+        char *data;
+        long n = BIO_get_mem_data(bio, &data);
+        res = strndup(data, (size_t)n);
+    }
+    BIO_free(bio);
+    return res;
+}
+
+static EVP_PKEY *pubkey_from_pem(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    if (!bio)
+        return NULL;
+    EVP_PKEY *pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    return pkey;
+}
+
+static EVP_PKEY *privkey_from_pem(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    if (!bio)
+        return NULL;
+    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    return pkey;
+}
+
+int crypto_csr_pubkey(const char *pem, size_t len, char **pubkey_pem, char *keytype, char *err,
+                      size_t errsz)
+{
+    X509_REQ *req = NULL;
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    if (!bio || len > 64 * 1024) {
+        snprintf(err, errsz, "csr: too large or out of memory");
+        goto fail;
+    }
+    req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+    if (!req) {
+        snprintf(err, errsz, "csr: not a PEM certificate signing request");
+        goto fail;
+    }
+    EVP_PKEY *pkey = X509_REQ_get0_pubkey(req);
+    if (!pkey) {
+        snprintf(err, errsz, "csr: no usable public key");
+        goto fail;
+    }
+    if (X509_REQ_verify(req, pkey) != 1) {
+        snprintf(err, errsz, "csr: the self-signature does not verify");
+        goto fail;
+    }
+    if (EVP_PKEY_is_a(pkey, "RSA")) {
+        if (EVP_PKEY_get_bits(pkey) < 2048) {
+            snprintf(err, errsz, "csr: RSA key of %d bits; at least 2048 are needed",
+                     EVP_PKEY_get_bits(pkey));
+            goto fail;
+        }
+        snprintf(keytype, 16, "rsa");
+    } else if (EVP_PKEY_is_a(pkey, "EC")) {
+        char group[64] = "";
+        size_t glen = 0;
+        if (EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof(group), &glen) != 1 ||
+            strcmp(group, "prime256v1") != 0) {
+            snprintf(err, errsz, "csr: EC key on curve \"%s\"; only P-256 is accepted", group);
+            goto fail;
+        }
+        snprintf(keytype, 16, "ec");
+    } else if (EVP_PKEY_is_a(pkey, "ED25519")) {
+        snprintf(keytype, 16, "ed25519");
+    } else {
+        snprintf(err, errsz, "csr: key type %s not accepted (use RSA, EC P-256 or Ed25519)",
+                 EVP_PKEY_get0_type_name(pkey));
+        goto fail;
+    }
+    *pubkey_pem = pubkey_to_pem(pkey);
+    if (!*pubkey_pem) {
+        snprintf(err, errsz, "csr: out of memory");
+        goto fail;
+    }
+    X509_REQ_free(req);
+    BIO_free(bio);
+    return 0;
+fail:
+    X509_REQ_free(req);
+    BIO_free(bio);
+    return -1;
+}
+
+int crypto_verify(const char *pubkey_pem, const void *msg, size_t msglen, const unsigned char *sig,
+                  size_t siglen)
+{
+    int rc = -1;
+    EVP_MD_CTX *ctx = NULL;
+    EVP_PKEY *pkey = pubkey_from_pem(pubkey_pem);
+    if (!pkey)
+        goto out;
+    ctx = EVP_MD_CTX_new();
+    if (!ctx)
+        goto out;
+    const EVP_MD *md = EVP_PKEY_is_a(pkey, "ED25519") ? NULL : EVP_sha256();
+    if (EVP_DigestVerifyInit(ctx, NULL, md, NULL, pkey) != 1)
+        goto out;
+    rc = EVP_DigestVerify(ctx, sig, siglen, msg, msglen) == 1 ? 1 : 0;
+out:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    return rc;
+}
+
+int crypto_ed25519_generate(char **priv_pem, char **pub_pem)
+{
+    EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    BIO *bio = NULL;
+    *priv_pem = *pub_pem = NULL;
+    if (!pkey)
+        return -1;
+    bio = BIO_new(BIO_s_mem());
+    if (!bio || PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) != 1)
+        goto fail;
+    char *data;
+    long n = BIO_get_mem_data(bio, &data);
+    *priv_pem = strndup(data, (size_t)n);
+    OPENSSL_cleanse(data, (size_t)n);
+    *pub_pem = pubkey_to_pem(pkey);
+    if (!*priv_pem || !*pub_pem)
+        goto fail;
+    BIO_free(bio);
+    EVP_PKEY_free(pkey);
+    return 0;
+fail:
+    free(*priv_pem);
+    free(*pub_pem);
+    *priv_pem = *pub_pem = NULL;
+    BIO_free(bio);
+    EVP_PKEY_free(pkey);
+    return -1;
+}
+
+int crypto_public_pem(const char *priv_pem, char **pub_pem)
+{
+    EVP_PKEY *pkey = privkey_from_pem(priv_pem);
+    if (!pkey)
+        return -1;
+    *pub_pem = pubkey_to_pem(pkey);
+    EVP_PKEY_free(pkey);
+    return *pub_pem ? 0 : -1;
+}
+
+int crypto_ed25519_sign(const char *priv_pem, const void *msg, size_t msglen, char **sig_b64)
+{
+    int rc = -1;
+    unsigned char sig[64];
+    size_t siglen = sizeof(sig);
+    EVP_MD_CTX *ctx = NULL;
+    EVP_PKEY *pkey = privkey_from_pem(priv_pem);
+    if (!pkey || !EVP_PKEY_is_a(pkey, "ED25519"))
+        goto out;
+    ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestSignInit(ctx, NULL, NULL, NULL, pkey) != 1 ||
+        EVP_DigestSign(ctx, sig, &siglen, msg, msglen) != 1)
+        goto out;
+    *sig_b64 = crypto_b64_encode(sig, siglen);
+    rc = *sig_b64 ? 0 : -1;
+out:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    return rc;
+}

@@ -1,0 +1,75 @@
+/*
+ * crypto: cryptographic helpers shared by the server and the launcher, all
+ * on OpenSSL 3.
+ *
+ * Owns nothing between calls and keeps no state. It covers random tokens, sha256, base64, CSR
+ * parsing with self-signature verification, signature verification with a pool's public key (RSA >=
+ * 2048 PKCS#1 v1.5/SHA-256, ECDSA P-256/SHA-256, Ed25519) and the server's Ed25519 release-signing
+ * key.
+ *
+ * Errors: functions return 0 on success and -1 on failure with a one-line
+ * reason in err (when they take one). Strings handed back are NUL-terminated
+ * and the caller frees them with free().
+ */
+#ifndef DAVIT_COMMON_CRYPTO_H
+#define DAVIT_COMMON_CRYPTO_H
+
+#include <stddef.h>
+
+#define CRYPTO_SHA256_HEX 65  /* 64 hex digits and a NUL */
+#define CRYPTO_TOKEN_MAX  128 /* longest token from crypto_random_token, NUL included */
+
+/* Fills buf with n cryptographically random bytes. */
+int crypto_random(void *buf, size_t n);
+
+/*
+ * Writes prefix followed by 32 random bytes in unpadded base64url into out
+ * (CRYPTO_TOKEN_MAX bytes). prefix is at most 16 characters.
+ */
+int crypto_random_token(const char *prefix, char *out);
+
+/* Lower-case hex sha256 of data. Never fails. */
+void crypto_sha256_hex(const void *data, size_t len, char out[CRYPTO_SHA256_HEX]);
+
+/* Constant-time comparison of two NUL-terminated strings; 1 when equal. */
+int crypto_str_equal(const char *a, const char *b);
+
+/* Standard padded base64 of data. Caller frees; NULL when out of memory. */
+char *crypto_b64_encode(const void *data, size_t len);
+
+/*
+ * Decodes standard base64 (padding required, no whitespace). Sets *out
+ * (caller frees; NUL-terminated for convenience, not counted in *outlen).
+ */
+int crypto_b64_decode(const char *s, unsigned char **out, size_t *outlen);
+
+/*
+ * Parses a PEM certificate signing request, verifies its self-signature and
+ * checks the key: RSA of at least 2048 bits, EC on P-256, or Ed25519.
+ * Sets *pubkey_pem (caller frees) and writes "rsa", "ec" or "ed25519" into
+ * keytype (16 bytes).
+ */
+int crypto_csr_pubkey(const char *pem, size_t len, char **pubkey_pem, char *keytype, char *err,
+                      size_t errsz);
+
+/*
+ * Verifies sig over msg with the public key in pubkey_pem: SHA-256 for RSA
+ * (PKCS#1 v1.5) and EC (DER ECDSA), pure Ed25519 for Ed25519.
+ * Returns 1 when valid, 0 when not, -1 when the key cannot be used.
+ */
+int crypto_verify(const char *pubkey_pem, const void *msg, size_t msglen, const unsigned char *sig,
+                  size_t siglen);
+
+/* Makes a new Ed25519 key pair as PEM (PKCS#8 private, SPKI public). Caller frees both. */
+int crypto_ed25519_generate(char **priv_pem, char **pub_pem);
+
+/* The SPKI public-key PEM of a private-key PEM. Caller frees. */
+int crypto_public_pem(const char *priv_pem, char **pub_pem);
+
+/*
+ * Signs msg with the Ed25519 private key in priv_pem and returns the 64-byte
+ * signature as standard base64 in *sig_b64 (caller frees).
+ */
+int crypto_ed25519_sign(const char *priv_pem, const void *msg, size_t msglen, char **sig_b64);
+
+#endif

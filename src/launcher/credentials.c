@@ -1,0 +1,255 @@
+#include "launcher/credentials.h"
+
+#include "common/crypto.h"
+#include "common/env.h"
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Never prompt for a passphrase: a launcher has no terminal to ask on. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag;
+    *(int *)u = 1;
+    return -1;
+}
+
+/* Decodes base64, forgiving only surrounding whitespace (a pasted newline). */
+static int decode_b64(const char *in, unsigned char **out, size_t *outlen)
+{
+    while (*in == ' ' || *in == '\t' || *in == '\n' || *in == '\r')
+        in++;
+    size_t n = strlen(in);
+    while (n && (in[n - 1] == ' ' || in[n - 1] == '\t' || in[n - 1] == '\n' || in[n - 1] == '\r'))
+        n--;
+    char *trimmed = strndup(in, n);
+    if (!trimmed)
+        return -1;
+    int rc = crypto_b64_decode(trimmed, out, outlen);
+    free(trimmed);
+    return rc;
+}
+
+static int parse_token(struct credentials *c, const char *token, const char *var, char *err,
+                       size_t errsz)
+{
+    unsigned char *raw = NULL;
+    size_t rawlen;
+    json_t *root = NULL;
+    json_error_t jerr;
+    json_int_t v = 0;
+    const char *endpoint, *pool_id, *secret, *release_key, *pin = NULL;
+    int rc = -1;
+
+    if (decode_b64(token, &raw, &rawlen) < 0) {
+        snprintf(err, errsz, "%s: not valid base64 (cut short or altered? copy the whole token)",
+                 var);
+        goto done;
+    }
+    root = json_loadb((const char *)raw, rawlen, 0, &jerr);
+    /* Not strict: a newer server may add fields that this launcher can ignore. */
+    if (!root || json_unpack_ex(root, &jerr, 0, "{s:I, s:s, s:s, s:s, s:s, s?:s}", "v", &v,
+                                "endpoint", &endpoint, "pool_id", &pool_id, "pool_secret", &secret,
+                                "release_key", &release_key, "tls_pin", &pin) < 0) {
+        snprintf(err, errsz, "%s: not a davit pool token (%s)", var, jerr.text);
+        goto done;
+    }
+    if (v != 1) {
+        snprintf(err, errsz,
+                 "%s: token format %lld is not known to this launcher (" DAVIT_VERSION
+                 "); upgrade the launcher",
+                 var, (long long)v);
+        goto done;
+    }
+    size_t elen = strlen(endpoint);
+    while (elen && endpoint[elen - 1] == '/')
+        elen--;
+    if ((strncmp(endpoint, "https://", 8) != 0 && strncmp(endpoint, "http://", 7) != 0) ||
+        elen >= sizeof(c->endpoint)) {
+        snprintf(err, errsz, "%s: the token's endpoint is not an http(s) URL: \"%.200s\"", var,
+                 endpoint);
+        goto done;
+    }
+    memcpy(c->endpoint, endpoint, elen);
+    c->endpoint[elen] = '\0';
+    if (!*pool_id || strlen(pool_id) >= sizeof(c->pool_id) || !*secret) {
+        snprintf(err, errsz, "%s: the token has an empty or overlong pool id or secret", var);
+        goto done;
+    }
+    snprintf(c->pool_id, sizeof(c->pool_id), "%s", pool_id);
+    /* libcurl's CURLOPT_PINNEDPUBLICKEY form: the SPKI's sha256 in base64. */
+    if (pin && (strncmp(pin, "sha256//", 8) != 0 || strlen(pin) != 8 + 44)) {
+        snprintf(err, errsz, "%s: the token's tls_pin is not \"sha256//\" and 44 base64 digits",
+                 var);
+        goto done;
+    }
+    snprintf(c->tls_pin, sizeof(c->tls_pin), "%s", pin ? pin : "");
+    c->pool_secret = strdup(secret);
+    c->release_key_pem = strdup(release_key);
+    if (!c->pool_secret || !c->release_key_pem) {
+        snprintf(err, errsz, "%s: out of memory", var);
+        goto done;
+    }
+    BIO *bio = BIO_new_mem_buf(release_key, -1);
+    c->release_key = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (!c->release_key || EVP_PKEY_get_base_id(c->release_key) != EVP_PKEY_ED25519) {
+        snprintf(err, errsz, "%s: the token's release_key is not an Ed25519 public key", var);
+        goto done;
+    }
+    rc = 0;
+done:
+    json_decref(root);
+    if (raw) {
+        OPENSSL_cleanse(raw, rawlen);
+        free(raw);
+    }
+    return rc;
+}
+
+static int parse_key(struct credentials *c, const char *key_b64, const char *var, char *err,
+                     size_t errsz)
+{
+    unsigned char *pem = NULL;
+    size_t pemlen;
+    int encrypted = 0, rc = -1;
+
+    if (decode_b64(key_b64, &pem, &pemlen) < 0) {
+        snprintf(err, errsz,
+                 "%s: not valid base64 (encode the PEM file on one line: base64 -w 0 davit.key)",
+                 var);
+        goto done;
+    }
+    BIO *bio = BIO_new_mem_buf(pem, (int)pemlen);
+    c->key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, &encrypted) : NULL;
+    BIO_free(bio);
+    if (!c->key) {
+        if (encrypted)
+            snprintf(err, errsz,
+                     "%s: the key is protected by a passphrase; davit needs an unencrypted key "
+                     "(openssl req -nodes …)",
+                     var);
+        else
+            snprintf(err, errsz, "%s: decodes, but not to a PEM private key", var);
+        goto done;
+    }
+    switch (EVP_PKEY_get_base_id(c->key)) {
+    case EVP_PKEY_RSA:
+        if (EVP_PKEY_get_bits(c->key) < 2048) {
+            snprintf(err, errsz, "%s: an RSA key of %d bits; at least 2048 are needed", var,
+                     EVP_PKEY_get_bits(c->key));
+            goto done;
+        }
+        snprintf(c->key_type, sizeof(c->key_type), "rsa");
+        break;
+    case EVP_PKEY_EC: {
+        char group[64] = "";
+        size_t glen;
+        EVP_PKEY_get_utf8_string_param(c->key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       &glen);
+        if (strcmp(group, "prime256v1") != 0) {
+            snprintf(err, errsz, "%s: an EC key on curve %s; only P-256 is supported", var,
+                     group[0] ? group : "(unknown)");
+            goto done;
+        }
+        snprintf(c->key_type, sizeof(c->key_type), "ec");
+        break;
+    }
+    case EVP_PKEY_ED25519:
+        snprintf(c->key_type, sizeof(c->key_type), "ed25519");
+        break;
+    default:
+        snprintf(err, errsz,
+                 "%s: a key of an unsupported type; use RSA (2048+), EC P-256 or "
+                 "Ed25519",
+                 var);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (pem) {
+        OPENSSL_cleanse(pem, pemlen);
+        free(pem);
+    }
+    return rc;
+}
+
+int credentials_parse(struct credentials *c, const char *token, const char *token_var,
+                      const char *key_b64, const char *key_var, char *err, size_t errsz)
+{
+    memset(c, 0, sizeof(*c));
+    if (parse_token(c, token, token_var, err, errsz) < 0 ||
+        parse_key(c, key_b64, key_var, err, errsz) < 0) {
+        credentials_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+int credentials_load(struct credentials *c, char *err, size_t errsz)
+{
+    const char *token_var, *key_var;
+    const char *token = env_get("TOKEN", &token_var);
+    char tvar[64];
+
+    memset(c, 0, sizeof(*c));
+    snprintf(tvar, sizeof(tvar), "%s", token_var);
+    if (!token) {
+        snprintf(err, errsz,
+                 "DAVIT_TOKEN is not set: give the token printed by `davit pool create` "
+                 "(SPACELIFT_TOKEN works too)");
+        return -1;
+    }
+    const char *key = env_get("POOL_PRIVATE_KEY", &key_var);
+    if (!key) {
+        snprintf(err, errsz,
+                 "DAVIT_POOL_PRIVATE_KEY is not set: give the pool's private key, "
+                 "base64-encoded (base64 -w 0 davit.key)");
+        return -1;
+    }
+    return credentials_parse(c, token, tvar, key, key_var, err, errsz);
+}
+
+int credentials_sign(const struct credentials *c, const void *msg, size_t len, char **sig_b64,
+                     char *err, size_t errsz)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    int rc = -1;
+    /* Ed25519 signs the message itself; the others sign its SHA-256. */
+    const EVP_MD *md = strcmp(c->key_type, "ed25519") == 0 ? NULL : EVP_sha256();
+
+    if (!ctx || EVP_DigestSignInit(ctx, NULL, md, NULL, c->key) != 1 ||
+        EVP_DigestSign(ctx, NULL, &siglen, msg, len) != 1 || !(sig = malloc(siglen)) ||
+        EVP_DigestSign(ctx, sig, &siglen, msg, len) != 1) {
+        snprintf(err, errsz, "sign the server's challenge with the pool key: OpenSSL failed");
+        goto done;
+    }
+    if (!(*sig_b64 = crypto_b64_encode(sig, siglen))) {
+        snprintf(err, errsz, "sign the server's challenge: out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
+    free(sig);
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+void credentials_free(struct credentials *c)
+{
+    if (c->pool_secret) {
+        OPENSSL_cleanse(c->pool_secret, strlen(c->pool_secret));
+        free(c->pool_secret);
+    }
+    free(c->release_key_pem);
+    EVP_PKEY_free(c->release_key);
+    EVP_PKEY_free(c->key);
+    memset(c, 0, sizeof(*c));
+}

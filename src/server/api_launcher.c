@@ -1,0 +1,327 @@
+/* The launcher protocol (docs/protocol.md): challenge, register, poll, events, logs. */
+#include "server/api.h"
+
+#include "common/log.h"
+#include "common/crypto.h"
+#include "common/sigmsg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int h_launcher_challenge(struct req *r)
+{
+    const char *pool_id;
+    struct store_pool pool = {0};
+    char id[CRYPTO_TOKEN_MAX], nonce[CRYPTO_TOKEN_MAX];
+    json_t *obj = req_json(r);
+    if (!obj || req_unpack(r, obj, "{s:s}", "pool_id", &pool_id) < 0)
+        goto out;
+    int rc = store_pool_get(r->srv->store, pool_id, 1, &pool);
+    if (rc == STORE_NOTFOUND) {
+        reply_error(r, 401, "unknown pool");
+        goto out;
+    }
+    if (rc < 0 || crypto_random_token("dvc_", id) < 0 || crypto_random_token("", nonce) < 0 ||
+        store_challenge_create(r->srv->store, pool.id, id, nonce,
+                               store_now_ms() + r->srv->cfg.challenge_ttl_ms) < 0) {
+        reply_store_error(r, STORE_ERR, "challenge");
+        goto out;
+    }
+    reply_json(r, 200,
+               json_pack("{s:s, s:s, s:I}", "challenge_id", id, "nonce", nonce, "expires_in_s",
+                         (json_int_t)(r->srv->cfg.challenge_ttl_ms / 1000)));
+out:
+    json_decref(obj);
+    store_pool_clear(&pool);
+    return HANDLER_DONE;
+}
+
+static int metadata_ok(json_t *md)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(md) || json_object_size(md) > 64)
+        return 0;
+    json_object_foreach(md, k, v)
+    {
+        if (strlen(k) == 0 || strlen(k) > 64 || !json_is_string(v) || json_string_length(v) > 256)
+            return 0;
+    }
+    return 1;
+}
+
+int h_launcher_register(struct req *r)
+{
+    const char *pool_id = NULL, *secret = NULL, *token = NULL, *cid, *sig_b64, *hostname, *version,
+               *arch;
+    json_int_t capacity, reuse = 0;
+    json_t *metadata = NULL;
+    char tok_pool[40], tok_secret[128], err[256], nonce[CRYPTO_TOKEN_MAX];
+    char *md_text = NULL;
+    unsigned char *sig = NULL;
+    struct store_pool pool = {0};
+    json_t *obj = req_json(r);
+    if (!obj ||
+        req_unpack(r, obj, "{s?:s, s?:s, s?:s, s:s, s:s, s:s, s:s, s:s, s:I, s?:o, s?:I}",
+                   "pool_id", &pool_id, "pool_secret", &secret, "token", &token, "challenge_id",
+                   &cid, "signature", &sig_b64, "hostname", &hostname, "version", &version, "arch",
+                   &arch, "capacity", &capacity, "metadata", &metadata, "launcher_id", &reuse) < 0)
+        goto out;
+    if (token) {
+        if (pool_id || secret) {
+            reply_error(r, 400, "give either token, or pool_id and pool_secret");
+            goto out;
+        }
+        if (pool_token_parse(token, tok_pool, tok_secret, NULL, err, sizeof(err)) < 0) {
+            reply_error(r, 400, "%s", err);
+            goto out;
+        }
+        pool_id = tok_pool;
+        secret = tok_secret;
+    } else if (!pool_id || !secret) {
+        reply_error(r, 400, "pool_id and pool_secret (or token) are required");
+        goto out;
+    }
+    if (strlen(hostname) == 0 || strlen(hostname) > 255 || strlen(version) > 64 ||
+        (strcmp(arch, "amd64") != 0 && strcmp(arch, "arm64") != 0) || capacity < 1 ||
+        capacity > 64 || reuse < 0 || (metadata && !metadata_ok(metadata))) {
+        reply_error(r, 400,
+                    "hostname (1-255 bytes), version (<= 64), arch (amd64 or arm64),"
+                    " capacity (1-64) or metadata (<= 64 strings) out of range");
+        goto out;
+    }
+    int rc = store_pool_get(r->srv->store, pool_id, 1, &pool);
+    if (rc == STORE_NOTFOUND) {
+        reply_error(r, 401, "unknown pool");
+        goto out;
+    }
+    if (rc < 0) {
+        reply_store_error(r, rc, "pool");
+        goto out;
+    }
+    /* The challenge is used up whatever happens next: a replay always fails. */
+    rc = store_challenge_take(r->srv->store, cid, pool.id, nonce, sizeof(nonce));
+    if (rc == STORE_NOTFOUND) {
+        reply_error(r, 401, "challenge unknown, expired or already used");
+        goto out;
+    }
+    char hash[CRYPTO_SHA256_HEX];
+    crypto_sha256_hex(secret, strlen(secret), hash);
+    if (rc < 0 || !crypto_str_equal(hash, pool.secret_hash)) {
+        log_event(LOG_WARN, "launcher refused", "pool", pool.name, "reason", "wrong pool secret",
+                  NULL);
+        reply_error(r, 401, "pool secret does not match (was the pool reset?)");
+        goto out;
+    }
+    size_t siglen;
+    char msg[512];
+    int mlen = sigmsg_register(msg, sizeof(msg), pool.id, cid, nonce);
+    if (mlen < 0 || crypto_b64_decode(sig_b64, &sig, &siglen) < 0 ||
+        crypto_verify(pool.pubkey_pem, msg, (size_t)mlen, sig, siglen) != 1) {
+        log_event(LOG_WARN, "launcher refused", "pool", pool.name, "reason",
+                  "signature does not verify", NULL);
+        reply_error(r, 401, "signature does not verify with the pool's public key");
+        goto out;
+    }
+    char session[CRYPTO_TOKEN_MAX], shash[CRYPTO_SHA256_HEX];
+    md_text = json_dumps(metadata ? metadata : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
+    if (!md_text || crypto_random_token("dvs_", session) < 0) {
+        reply_error(r, 500, "out of memory");
+        goto out;
+    }
+    crypto_sha256_hex(session, strlen(session), shash);
+    struct store_launcher_info info = {hostname, version, arch, md_text, capacity, reuse};
+    int64_t lid, expires = store_now_ms() + r->srv->cfg.session_ttl_ms;
+    rc = store_launcher_register(r->srv->store, pool.id, &info, shash, expires, &lid);
+    if (rc == STORE_NOTFOUND) { /* not a live launcher any more: start afresh */
+        info.reuse_id = 0;
+        rc = store_launcher_register(r->srv->store, pool.id, &info, shash, expires, &lid);
+    }
+    if (rc < 0) {
+        reply_store_error(r, rc, "launcher");
+        goto out;
+    }
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)lid);
+    log_event(LOG_INFO, "launcher registered", "worker", ids, "pool", pool.name, "host", hostname,
+              "version", version, "arch", arch, NULL);
+    reply_json(r, 200,
+               json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "session_token", session,
+                         "launcher_id", (json_int_t)lid, "pool", pool.name, "pool_id", pool.id,
+                         "expires_in_s", (json_int_t)(r->srv->cfg.session_ttl_ms / 1000), "lease_s",
+                         (json_int_t)(r->srv->cfg.lease_ms / 1000), "poll_timeout_s",
+                         (json_int_t)(r->srv->cfg.poll_max_ms / 1000)));
+out:
+    free(md_text);
+    free(sig);
+    json_decref(obj);
+    store_pool_clear(&pool);
+    return HANDLER_DONE;
+}
+
+int h_launcher_poll(struct req *r)
+{
+    struct server *srv = r->srv;
+    if (r->calls == 1) {
+        json_int_t ack = 0, wait_s = srv->cfg.poll_max_ms / 1000;
+        json_t *obj = r->body.len ? req_json(r) : json_object();
+        int bad = !obj || req_unpack(r, obj, "{s?:I, s?:I}", "ack", &ack, "wait_s", &wait_s) < 0;
+        json_decref(obj);
+        if (bad)
+            return HANDLER_DONE;
+        if (ack < 0 || wait_s < 0)
+            return reply_error(r, 400, "ack and wait_s must not be negative");
+        int64_t wait_ms = wait_s * 1000;
+        if (wait_ms > srv->cfg.poll_max_ms)
+            wait_ms = srv->cfg.poll_max_ms;
+        r->ack = ack;
+        r->waiter.kind = WAIT_POLL;
+        r->waiter.launcher_id = r->sess.launcher_id;
+        snprintf(r->waiter.pool_id, sizeof(r->waiter.pool_id), "%s", r->sess.pool_id);
+        r->waiter.deadline_ms = store_now_ms() + wait_ms;
+    }
+    for (;;) {
+        uint64_t gen = dispatch_gen(srv->disp);
+        json_t *msgs;
+        int64_t dispatch_ms;
+        int rc = store_poll(srv->store, r->sess.launcher_id, r->ack, &msgs, &dispatch_ms);
+        if (rc < 0)
+            return reply_store_error(r, rc, "poll");
+        if (dispatch_ms >= 0) {
+            metrics_observe_dispatch(&srv->metrics, dispatch_ms);
+            size_t i;
+            json_t *m;
+            char lid[24];
+            snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
+            json_array_foreach(msgs, i, m)
+            {
+                json_t *run = json_object_get(m, "run");
+                if (!run)
+                    continue;
+                char rid[24];
+                snprintf(rid, sizeof(rid), "%lld",
+                         (long long)json_integer_value(json_object_get(run, "id")));
+                log_event(LOG_INFO, "run state", "run", rid, "state", "assigned", "worker", lid,
+                          NULL);
+            }
+        }
+        if (json_array_size(msgs) > 0 || r->waiter.timed_out ||
+            store_now_ms() >= r->waiter.deadline_ms)
+            return reply_json(r, 200, json_pack("{s:o}", "messages", msgs));
+        json_decref(msgs);
+        int w = dispatch_wait(srv->disp, &r->waiter, gen);
+        if (w > 0)
+            return HANDLER_SUSPENDED;
+        if (w < 0)
+            return reply_error(r, 503, "server is shutting down");
+    }
+}
+
+int h_launcher_heartbeat(struct req *r)
+{
+    if (r->body.len) {
+        json_t *obj = req_json(r);
+        int bad = !obj || req_unpack(r, obj, "{}") < 0;
+        json_decref(obj);
+        if (bad)
+            return HANDLER_DONE;
+    }
+    return reply_json(r, 200,
+                      json_pack("{s:I, s:b}", "lease_s", (json_int_t)(r->srv->cfg.lease_ms / 1000),
+                                "revoked", r->sess.revoked));
+}
+
+static int outcome_ok(const char *o)
+{
+    return strcmp(o, "finished") == 0 || strcmp(o, "failed") == 0 || strcmp(o, "canceled") == 0 ||
+           strcmp(o, "timed_out") == 0;
+}
+
+int h_launcher_event(struct req *r)
+{
+    int64_t id;
+    json_int_t seq, exit_code = -1;
+    const char *type, *phase = NULL, *outcome = NULL, *reason = NULL;
+    if (req_id(r, 0, &id) < 0)
+        return HANDLER_DONE;
+    json_t *obj = req_json(r);
+    if (!obj || req_unpack(r, obj, "{s:I, s:s, s?:s, s?:s, s?:s, s?:I}", "seq", &seq, "type", &type,
+                           "phase", &phase, "outcome", &outcome, "reason", &reason, "exit_code",
+                           &exit_code) < 0)
+        goto out;
+    int is_result = strcmp(type, "result") == 0;
+    if (!is_result && strcmp(type, "preparing") != 0 && strcmp(type, "running") != 0) {
+        reply_error(r, 400, "type: one of preparing, running, result");
+        goto out;
+    }
+    if (seq < 1 || (is_result && (!outcome || !outcome_ok(outcome))) ||
+        (phase && strlen(phase) > 64) || (reason && strlen(reason) > 4096)) {
+        reply_error(r, 400,
+                    "seq (>= 1), outcome (finished, failed, canceled, timed_out for a"
+                    " result), phase (<= 64) or reason (<= 4096) invalid");
+        goto out;
+    }
+    struct store_event ev = {seq, type, phase, outcome, reason, exit_code};
+    char state[32] = "";
+    int rc = store_run_event(r->srv->store, r->sess.launcher_id, id, &ev, state);
+    if (rc == STORE_CONFLICT) {
+        reply_json(r, 409, json_pack("{s:s, s:s}", "error", "the run has ended", "state", state));
+        goto out;
+    }
+    if (rc == STORE_FORBIDDEN) {
+        reply_error(r, 403, "run %lld is not assigned to this launcher", (long long)id);
+        goto out;
+    }
+    if (rc < 0) {
+        reply_store_error(r, rc, "run");
+        goto out;
+    }
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    log_event(LOG_INFO, "run state", "run", ids, "state", state, "phase", phase, "reason", reason,
+              NULL);
+    dispatch_notify_run(r->srv->disp, id);
+    if (is_result) /* capacity freed: the launcher may take the next run */
+        dispatch_notify_launcher(r->srv->disp, r->sess.launcher_id);
+    reply_json(r, 200, json_pack("{s:s}", "state", state));
+out:
+    json_decref(obj);
+    return HANDLER_DONE;
+}
+
+int h_launcher_log(struct req *r)
+{
+    int64_t id, next;
+    if (req_id(r, 0, &id) < 0)
+        return HANDLER_DONE;
+    const char *off_s = req_query(r, "offset");
+    char *end = NULL;
+    long long offset = off_s ? strtoll(off_s, &end, 10) : -1;
+    if (!off_s || *end || offset < 0)
+        return reply_error(r, 400, "offset: a byte offset is required (?offset=N)");
+    int rc = store_log_append(r->srv->store, r->sess.launcher_id, id, offset, r->body.data,
+                              r->body.len, r->srv->cfg.max_log_bytes, &next);
+    switch (rc) {
+    case STORE_OK:
+        if (next > offset)
+            dispatch_notify_run(r->srv->disp, id);
+        return reply_json(r, 200, json_pack("{s:I}", "next_offset", (json_int_t)next));
+    case STORE_GAP:
+        return reply_json(r, 409,
+                          json_pack("{s:s, s:I}", "error",
+                                    "gap: the stored log ends before this offset;"
+                                    " send from next_offset",
+                                    "next_offset", (json_int_t)next));
+    case STORE_CONFLICT:
+        return reply_error(r, 400, "the chunk is not a whole number of spool records");
+    case STORE_FULL:
+        return reply_json(r, 413,
+                          json_pack("{s:s, s:I}", "error", "the run's log reached its cap",
+                                    "next_offset", (json_int_t)next));
+    case STORE_FORBIDDEN:
+        return reply_error(r, 403, "run %lld is not assigned to this launcher", (long long)id);
+    default:
+        return reply_store_error(r, rc, "run");
+    }
+}

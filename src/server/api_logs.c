@@ -1,0 +1,189 @@
+/*
+ * A run's log for users: the stored spool bytes, raw or decoded into text,
+ * in full or followed live as a chunked stream that ends with the run.
+ */
+#include "server/api.h"
+
+#include "common/spool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FOLLOW_READ  (256 * 1024)
+#define FOLLOW_IDLE  (15 * 1000) /* a parked follow wakes this often to look again */
+#define FOLLOW_SLACK (SPOOL_PAYLOAD_MAX + SPOOL_HEADER_MAX + 1)
+
+struct follow {
+    struct req *r;
+    int64_t run_id;
+    int raw, follow, done;
+    int64_t next;    /* the stored offset to read from next */
+    struct dbuf in;  /* read, not yet decoded (a record's start) */
+    struct dbuf out; /* decoded, not yet sent */
+    size_t out_pos;
+    char last; /* the last byte of text sent, to start markers on a new line */
+};
+
+void logs_follow_free(void *p)
+{
+    struct follow *f = p;
+    if (!f)
+        return;
+    dbuf_free(&f->in);
+    dbuf_free(&f->out);
+    free(f);
+}
+
+static void text_line(struct follow *f, const char *prefix, const char *a, size_t alen)
+{
+    if (f->last && f->last != '\n')
+        dbuf_addch(&f->out, '\n');
+    dbuf_addstr(&f->out, prefix);
+    dbuf_add(&f->out, a, alen);
+    dbuf_addch(&f->out, '\n');
+    f->last = '\n';
+}
+
+/* Turns the complete records at the start of f->in into text in f->out. */
+static int decode(struct follow *f)
+{
+    size_t off = 0;
+    while (off < f->in.len) {
+        struct spool_record rec;
+        ssize_t n = spool_parse(f->in.data + off, f->in.len - off, &rec);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        off += (size_t)n;
+        switch (rec.type) {
+        case SPOOL_STDOUT:
+        case SPOOL_STDERR:
+            if (rec.len) {
+                dbuf_add(&f->out, rec.data, rec.len);
+                f->last = rec.data[rec.len - 1];
+            }
+            break;
+        case SPOOL_COMMAND: {
+            const char *sp = memchr(rec.data, ' ', rec.len);
+            size_t skip = sp ? (size_t)(sp - rec.data) + 1 : 0;
+            text_line(f, "$ ", rec.data + skip, rec.len - skip);
+            break;
+        }
+        case SPOOL_PHASE_START:
+            text_line(f, "=== phase ", rec.phase, strlen(rec.phase));
+            break;
+        case SPOOL_PHASE_END: {
+            char pre[SPOOL_PHASE_MAX + 32];
+            snprintf(pre, sizeof(pre), "=== phase %s ended: ", rec.phase);
+            text_line(f, pre, rec.data, rec.len);
+            break;
+        }
+        case SPOOL_NOTE:
+            text_line(f, "davit: ", rec.data, rec.len);
+            break;
+        case SPOOL_RESULT:
+            text_line(f, "=== run: ", rec.data, rec.len);
+            break;
+        }
+    }
+    dbuf_consume(&f->in, off);
+    return 0;
+}
+
+static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct follow *f = cls;
+    struct req *r = f->r;
+    for (;;) {
+        if (f->out_pos < f->out.len) {
+            size_t n = f->out.len - f->out_pos;
+            if (n > max)
+                n = max;
+            memcpy(buf, f->out.data + f->out_pos, n);
+            f->out_pos += n;
+            if (f->out_pos == f->out.len) {
+                dbuf_reset(&f->out);
+                f->out_pos = 0;
+            }
+            return (ssize_t)n;
+        }
+        if (f->done)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        uint64_t gen = dispatch_gen(r->srv->disp);
+        int64_t total;
+        int ended;
+        size_t before = f->in.len;
+        if (store_log_read(r->srv->store, f->run_id, f->next, FOLLOW_READ, &f->in, &total, &ended,
+                           NULL) < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        size_t got = f->in.len - before;
+        f->next += (int64_t)got;
+        if (f->raw) {
+            if (dbuf_add(&f->out, f->in.data, f->in.len) < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            dbuf_reset(&f->in);
+        } else if (decode(f) < 0) {
+            dbuf_printf(&f->out, "\ndavit: the stored log is corrupt at this point\n");
+            f->done = 1;
+            continue;
+        }
+        if (got > 0)
+            continue;
+        if (!f->follow || (ended && f->next >= total)) {
+            f->done = 1;
+            continue;
+        }
+        r->waiter.kind = WAIT_RUN;
+        r->waiter.run_id = f->run_id;
+        r->waiter.deadline_ms = store_now_ms() + FOLLOW_IDLE;
+        int w = dispatch_wait(r->srv->disp, &r->waiter, gen);
+        if (w > 0)
+            return 0; /* suspended: called again when resumed */
+        if (w < 0)
+            f->done = 1;
+    }
+}
+
+int h_run_logs(struct req *r)
+{
+    int64_t id, total;
+    int ended;
+    const char *format = req_query(r, "format"), *follow = req_query(r, "follow");
+    const char *off_s = req_query(r, "offset");
+    if (req_id(r, 0, &id) < 0)
+        return HANDLER_DONE;
+    if (format && strcmp(format, "text") != 0 && strcmp(format, "raw") != 0)
+        return reply_error(r, 400, "format: text or raw");
+    long long offset = 0;
+    if (off_s) {
+        char *end;
+        offset = strtoll(off_s, &end, 10);
+        if (*end || offset < 0)
+            return reply_error(r, 400, "offset: a byte offset");
+    }
+    struct dbuf probe = DBUF_INIT(1);
+    int rc = store_log_read(r->srv->store, id, 0, 0, &probe, &total, &ended, NULL);
+    dbuf_free(&probe);
+    if (rc < 0)
+        return reply_store_error(r, rc, "run");
+    struct follow *f = calloc(1, sizeof(*f));
+    if (!f)
+        return reply_error(r, 500, "out of memory");
+    f->r = r;
+    f->run_id = id;
+    f->raw = format && strcmp(format, "raw") == 0;
+    f->follow = follow && strcmp(follow, "1") == 0;
+    f->next = offset;
+    dbuf_init(&f->in, FOLLOW_READ + FOLLOW_SLACK);
+    dbuf_init(&f->out, 2 * (FOLLOW_READ + FOLLOW_SLACK));
+    r->follow = f;
+    r->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, read_log, f, NULL);
+    if (!r->resp)
+        return reply_error(r, 500, "out of memory");
+    r->status = 200;
+    MHD_add_response_header(r->resp, "Content-Type",
+                            f->raw ? "application/octet-stream" : "text/plain; charset=utf-8");
+    return HANDLER_DONE;
+}

@@ -1,0 +1,216 @@
+/* Pools: created from a CSR, with a token shown once; reset, cycle, delete. */
+#include "server/api.h"
+
+#include "common/duration.h"
+#include "common/log.h"
+#include "common/crypto.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *pool_token_make(struct server *srv, const char *pool_id, const char *secret)
+{
+    json_t *o =
+        json_pack("{s:i, s:s, s:s, s:s, s:s}", "v", 1, "endpoint", srv->cfg.public_url, "pool_id",
+                  pool_id, "pool_secret", secret, "release_key", srv->release_pub_pem);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    char *tok = text ? crypto_b64_encode(text, strlen(text)) : NULL;
+    free(text);
+    return tok;
+}
+
+int pool_token_parse(const char *token, char *pool_id, char *secret, char *endpoint, char *err,
+                     size_t errsz)
+{
+    unsigned char *raw = NULL;
+    size_t len;
+    json_t *o = NULL;
+    const char *pid, *sec, *ep, *key;
+    int v;
+    if (crypto_b64_decode(token, &raw, &len) < 0) {
+        snprintf(err, errsz, "token: not valid base64 (cut short or altered?)");
+        goto fail;
+    }
+    json_error_t jerr;
+    o = json_loadb((const char *)raw, len, 0, &jerr);
+    if (!o ||
+        json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:s, s:s}", "v", &v, "endpoint", &ep,
+                       "pool_id", &pid, "pool_secret", &sec, "release_key", &key) < 0) {
+        snprintf(err, errsz, "token: not a davit pool token (%s)", jerr.text);
+        goto fail;
+    }
+    if (v != 1 || strlen(pid) >= 40 || strlen(sec) >= 128 || strlen(ep) >= 512) {
+        snprintf(err, errsz, "token: unsupported version or oversized field");
+        goto fail;
+    }
+    snprintf(pool_id, 40, "%s", pid);
+    snprintf(secret, 128, "%s", sec);
+    if (endpoint)
+        snprintf(endpoint, 512, "%s", ep);
+    json_decref(o);
+    free(raw);
+    return 0;
+fail:
+    json_decref(o);
+    free(raw);
+    return -1;
+}
+
+static int name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 63 || !isalnum((unsigned char)name[0]))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) || name[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* Checks the CSR and makes a secret; fills p (pubkey, keytype, secret_hash). */
+static int pool_keys(struct req *r, const char *csr, struct store_pool *p, char *secret)
+{
+    char err[256];
+    if (crypto_csr_pubkey(csr, strlen(csr), &p->pubkey_pem, p->keytype, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "%s", err);
+        return -1;
+    }
+    if (crypto_random_token("dps_", secret) < 0) {
+        reply_error(r, 500, "no randomness");
+        return -1;
+    }
+    crypto_sha256_hex(secret, strlen(secret), p->secret_hash);
+    return 0;
+}
+
+int h_pool_create(struct req *r)
+{
+    const char *name, *csr;
+    struct store_pool p = {0};
+    char secret[CRYPTO_TOKEN_MAX];
+    json_t *obj = req_json(r), *show = NULL;
+    if (!obj || req_unpack(r, obj, "{s:s, s:s}", "name", &name, "csr", &csr) < 0)
+        goto out;
+    if (!name_ok(name)) {
+        reply_error(r, 400, "name: 1 to 63 of [a-z0-9-], starting with a letter or digit");
+        goto out;
+    }
+    snprintf(p.name, sizeof(p.name), "%s", name);
+    if (pool_keys(r, csr, &p, secret) < 0)
+        goto out;
+    int rc = store_pool_create(r->srv->store, &p);
+    if (rc == STORE_CONFLICT) {
+        reply_error(r, 409, "pool \"%s\" exists already", name);
+        goto out;
+    }
+    if (rc < 0 || store_pool_show_json(r->srv->store, name, &show) < 0) {
+        reply_store_error(r, STORE_ERR, "pool");
+        goto out;
+    }
+    char *token = pool_token_make(r->srv, p.id, secret);
+    if (!token) {
+        reply_error(r, 500, "out of memory");
+        goto out;
+    }
+    log_event(LOG_INFO, "pool created", "pool", name, "id", p.id, "key", p.keytype, NULL);
+    reply_json(r, 201, json_pack("{s:O, s:s}", "pool", show, "token", token));
+    free(token);
+out:
+    json_decref(show);
+    json_decref(obj);
+    store_pool_clear(&p);
+    return HANDLER_DONE;
+}
+
+int h_pool_list(struct req *r)
+{
+    json_t *arr;
+    int rc = store_pool_list_json(r->srv->store, &arr);
+    if (rc < 0)
+        return reply_store_error(r, rc, "pools");
+    return reply_json(r, 200, json_pack("{s:o}", "pools", arr));
+}
+
+int h_pool_show(struct req *r)
+{
+    json_t *o;
+    int rc = store_pool_show_json(r->srv->store, r->args[0], &o);
+    if (rc < 0)
+        return reply_store_error(r, rc, "pool");
+    return reply_json(r, 200, o);
+}
+
+int h_pool_delete(struct req *r)
+{
+    int rc = store_pool_delete(r->srv->store, r->args[0]);
+    if (rc == STORE_CONFLICT)
+        return reply_error(r, 409, "pool \"%s\" has runs that have not ended; cancel them first",
+                           r->args[0]);
+    if (rc < 0)
+        return reply_store_error(r, rc, "pool");
+    log_event(LOG_INFO, "pool deleted", "pool", r->args[0], NULL);
+    return reply_json(r, 200, json_pack("{s:s}", "deleted", r->args[0]));
+}
+
+int h_pool_reset(struct req *r)
+{
+    const char *csr;
+    struct store_pool p = {0};
+    char secret[CRYPTO_TOKEN_MAX], pool_id[40];
+    json_t *obj = req_json(r);
+    if (!obj || req_unpack(r, obj, "{s:s}", "csr", &csr) < 0 || pool_keys(r, csr, &p, secret) < 0)
+        goto out;
+    int rc = store_pool_reset(r->srv->store, r->args[0], p.pubkey_pem, p.keytype, p.secret_hash,
+                              pool_id);
+    if (rc < 0) {
+        reply_store_error(r, rc, "pool");
+        goto out;
+    }
+    char *token = pool_token_make(r->srv, pool_id, secret);
+    if (!token) {
+        reply_error(r, 500, "out of memory");
+        goto out;
+    }
+    dispatch_notify_pool(r->srv->disp, pool_id);
+    log_event(LOG_INFO, "pool reset", "pool", r->args[0], "key", p.keytype, NULL);
+    reply_json(r, 200, json_pack("{s:s, s:s}", "pool", r->args[0], "token", token));
+    free(token);
+out:
+    json_decref(obj);
+    store_pool_clear(&p);
+    return HANDLER_DONE;
+}
+
+int h_pool_cycle(struct req *r)
+{
+    const char *deadline = NULL;
+    int64_t ms = 20 * 1000;
+    char pool_id[40];
+    int count = 0;
+    json_t *obj = r->body.len ? req_json(r) : json_object();
+    if (!obj || req_unpack(r, obj, "{s?:s}", "deadline", &deadline) < 0)
+        goto out;
+    if (deadline && duration_parse(deadline, &ms) < 0) {
+        reply_error(r, 400, "deadline: not a duration: \"%s\"", deadline);
+        goto out;
+    }
+    int64_t at = store_now_ms() + ms;
+    int rc = store_pool_cycle(r->srv->store, r->args[0], at, pool_id, &count);
+    if (rc < 0) {
+        reply_store_error(r, rc, "pool");
+        goto out;
+    }
+    dispatch_notify_pool(r->srv->disp, pool_id);
+    char n[16];
+    snprintf(n, sizeof(n), "%d", count);
+    log_event(LOG_INFO, "pool cycled", "pool", r->args[0], "workers", n, NULL);
+    reply_json(r, 200,
+               json_pack("{s:s, s:i, s:I}", "pool", r->args[0], "workers", count, "deadline_ms",
+                         (json_int_t)at));
+out:
+    json_decref(obj);
+    return HANDLER_DONE;
+}

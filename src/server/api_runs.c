@@ -1,0 +1,163 @@
+/* Runs: submit, list, show, cancel. Secrets are kept apart from the spec. */
+#include "server/api.h"
+
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/runspec.h"
+
+static int spec_check(const json_t *spec, char *err, size_t errsz)
+{
+    struct runspec *rs = NULL;
+    if (runspec_from_json(spec, &rs, err, errsz) < 0)
+        return -1;
+    runspec_free(rs);
+    return 0;
+}
+
+int h_run_submit(struct req *r)
+{
+    json_t *obj = req_json(r), *spec = NULL, *secrets;
+    char *spec_text = NULL, *secrets_text = NULL, err[512];
+    struct store_pool pool = {0};
+    if (!obj)
+        goto out;
+    json_t *pj = json_object_get(obj, "pool");
+    if (!json_is_string(pj)) {
+        reply_error(r, 400, "pool: a string naming the pool is required");
+        goto out;
+    }
+    spec = json_deep_copy(obj);
+    if (!spec) {
+        reply_error(r, 500, "out of memory");
+        goto out;
+    }
+    json_object_del(spec, "pool");
+    if (spec_check(spec, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "spec: %s", err);
+        goto out;
+    }
+    int rc = store_pool_get(r->srv->store, json_string_value(pj), 0, &pool);
+    if (rc < 0) {
+        reply_store_error(r, rc, "pool");
+        goto out;
+    }
+    secrets = json_object_get(spec, "secrets");
+    if (secrets && json_object_size(secrets) > 0) {
+        secrets_text = json_dumps(secrets, JSON_COMPACT);
+        if (!secrets_text) {
+            reply_error(r, 500, "out of memory");
+            goto out;
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(secrets, k, v)
+        {
+            json_object_set_new(secrets, k, json_string("***"));
+        }
+    }
+    spec_text = json_dumps(spec, JSON_COMPACT);
+    int64_t id;
+    if (!spec_text ||
+        (rc = store_run_create(r->srv->store, pool.id, spec_text, secrets_text, &id)) < 0) {
+        reply_store_error(r, STORE_ERR, "run");
+        goto out;
+    }
+    dispatch_notify_pool(r->srv->disp, pool.id);
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    log_event(LOG_INFO, "run queued", "run", ids, "pool", pool.name, NULL);
+    reply_json(
+        r, 201,
+        json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "pool", pool.name, "state", "queued"));
+out:
+    if (secrets_text) {
+        memset(secrets_text, 0, strlen(secrets_text));
+        free(secrets_text);
+    }
+    free(spec_text);
+    json_decref(spec);
+    json_decref(obj);
+    store_pool_clear(&pool);
+    return HANDLER_DONE;
+}
+
+static int state_ok(const char *s)
+{
+    static const char *states[] = {"queued", "assigned", "preparing", "running", "finished",
+                                   "failed", "canceled", "timed_out", "lost"};
+    for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+        if (strcmp(s, states[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int h_run_list(struct req *r)
+{
+    const char *pool = req_query(r, "pool"), *state = req_query(r, "state");
+    const char *limit_s = req_query(r, "limit");
+    int limit = 100;
+    if (state && !state_ok(state))
+        return reply_error(r, 400, "state: unknown state \"%s\"", state);
+    if (limit_s) {
+        char *end;
+        long v = strtol(limit_s, &end, 10);
+        if (*end || v < 1 || v > 10000)
+            return reply_error(r, 400, "limit: a number from 1 to 10000");
+        limit = (int)v;
+    }
+    json_t *arr;
+    int rc = store_run_list_json(r->srv->store, pool, state, limit, &arr);
+    if (rc < 0)
+        return reply_store_error(r, rc, "runs");
+    return reply_json(r, 200, json_pack("{s:o}", "runs", arr));
+}
+
+int h_run_show(struct req *r)
+{
+    int64_t id;
+    json_t *o;
+    if (req_id(r, 0, &id) < 0)
+        return HANDLER_DONE;
+    int rc = store_run_show_json(r->srv->store, id, &o);
+    if (rc < 0)
+        return reply_store_error(r, rc, "run");
+    return reply_json(r, 200, o);
+}
+
+int h_run_cancel(struct req *r)
+{
+    int64_t id, launcher;
+    int ended;
+    json_t *o;
+    if (req_id(r, 0, &id) < 0)
+        return HANDLER_DONE;
+    if (r->body.len) {
+        json_t *obj = req_json(r);
+        int bad = !obj || req_unpack(r, obj, "{}") < 0;
+        json_decref(obj);
+        if (bad)
+            return HANDLER_DONE;
+    }
+    int rc = store_run_cancel(r->srv->store, id, &ended, &launcher);
+    if (rc == STORE_CONFLICT)
+        return reply_error(r, 409, "run %lld has ended already", (long long)id);
+    if (rc < 0)
+        return reply_store_error(r, rc, "run");
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    if (ended) {
+        dispatch_notify_run(r->srv->disp, id);
+        log_event(LOG_INFO, "run state", "run", ids, "state", "canceled", NULL);
+    } else {
+        dispatch_notify_launcher(r->srv->disp, launcher);
+        log_event(LOG_INFO, "run cancel requested", "run", ids, NULL);
+    }
+    rc = store_run_show_json(r->srv->store, id, &o);
+    if (rc < 0)
+        return reply_store_error(r, rc, "run");
+    return reply_json(r, 200, o);
+}

@@ -1,0 +1,201 @@
+/*
+ * store: the control plane's state on SQLite, as a set of operations.
+ *
+ * Every operation is one transaction (BEGIN IMMEDIATE for writes) on a
+ * database in WAL mode with synchronous=FULL, so that anything the server
+ * acknowledged survives a crash of the process or the machine. The store
+ * owns one connection guarded by a mutex: operations are short, and one
+ * connection keeps the SQLite version free of SQLITE_BUSY handling. The
+ * operations are what a PostgreSQL store would implement with FOR UPDATE
+ * SKIP LOCKED and LISTEN/NOTIFY (docs/server.md).
+ *
+ * Results: STORE_OK (0) on success, STORE_ERR (-1) when the database failed
+ * (logged), or one of the negative codes below that handlers map to HTTP
+ * statuses. Read operations that return JSON hand the caller a new reference.
+ * Thread-safe.
+ */
+#ifndef DAVIT_SERVER_STORE_H
+#define DAVIT_SERVER_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/dbuf.h"
+
+enum {
+    STORE_OK = 0,
+    STORE_ERR = -1,       /* the database failed */
+    STORE_NOTFOUND = -2,  /* no such pool, run, worker, release, challenge or session */
+    STORE_CONFLICT = -3,  /* the state does not allow it (name taken, run ended, active runs) */
+    STORE_FORBIDDEN = -4, /* the caller may not touch this object */
+    STORE_GAP = -5,       /* a log chunk starts after the end of the stored log */
+    STORE_FULL = -6,      /* the run's log reached its cap */
+};
+
+struct store;
+
+/* Opens (creating if needed) the database at path and applies the schema. */
+int store_open(struct store **out, const char *path, char *err, size_t errsz);
+/* Closes the database. NULL is fine. */
+void store_close(struct store *s);
+
+/* Wall-clock milliseconds since the epoch. Never fails. */
+int64_t store_now_ms(void);
+
+/* Key/value settings. get returns STORE_OK with *val (caller frees) or STORE_NOTFOUND. */
+int store_meta_get(struct store *s, const char *key, char **val);
+int store_meta_set(struct store *s, const char *key, const char *val);
+
+/* ---- pools (store.c) ---- */
+
+struct store_pool {
+    char id[40];
+    char name[72];
+    char keytype[16];
+    char secret_hash[72];
+    char *pubkey_pem; /* owned; free with store_pool_clear */
+};
+void store_pool_clear(struct store_pool *p);
+
+/* Creates a pool with a fresh id (written into p->id). STORE_CONFLICT if the name is taken. */
+int store_pool_create(struct store *s, struct store_pool *p);
+/* Looks a pool up by name (by_id 0) or id (by_id 1). */
+int store_pool_get(struct store *s, const char *key, int by_id, struct store_pool *out);
+int store_pool_list_json(struct store *s, json_t **out);
+int store_pool_show_json(struct store *s, const char *name, json_t **out);
+/* STORE_CONFLICT while the pool has runs that have not ended. */
+int store_pool_delete(struct store *s, const char *name);
+/*
+ * Replaces the pool's key and secret. Every launcher of the pool is revoked
+ * and gets an "exit" message.
+ */
+int store_pool_reset(struct store *s, const char *name, const char *pubkey_pem, const char *keytype,
+                     const char *secret_hash, char *pool_id_out);
+/* Sends "cycle" to every live launcher of the pool. *count gets how many. */
+int store_pool_cycle(struct store *s, const char *name, int64_t deadline_ms, char *pool_id_out,
+                     int *count);
+
+/* ---- worker releases (store.c) ---- */
+
+struct store_release {
+    int64_t id;
+    char kind[16];
+    char arch[16];
+    char version[72];
+    char sha256[72];
+    char signature[128];
+    int64_t size;
+};
+int store_release_add(struct store *s, struct store_release *r);
+/* The most recently published release of kind for arch. */
+int store_release_latest(struct store *s, const char *kind, const char *arch,
+                         struct store_release *out);
+int store_release_get(struct store *s, int64_t id, struct store_release *out);
+int store_release_list_json(struct store *s, json_t **out);
+/* The JSON object a launcher gets for a release (download path included). NULL on OOM. */
+json_t *store_release_json(const struct store_release *r);
+
+/* ---- runs, events and logs (store_runs.c) ---- */
+
+/* spec_json: the spec without secrets; secrets_json: an object, or NULL. */
+int store_run_create(struct store *s, const char *pool_id, const char *spec_json,
+                     const char *secrets_json, int64_t *id);
+int store_run_show_json(struct store *s, int64_t id, json_t **out);
+/* Filters may be NULL. Newest first, at most limit runs. */
+int store_run_list_json(struct store *s, const char *pool_name, const char *state, int limit,
+                        json_t **out);
+/*
+ * Cancels a run: a queued run ends as canceled at once (*ended 1); a run on
+ * a launcher gets a "cancel" message (*launcher set). STORE_CONFLICT once ended.
+ */
+int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher);
+
+/* What a launcher reports about a run (docs/protocol.md, "Run events"). */
+struct store_event {
+    int64_t seq;
+    const char *type;    /* "preparing", "running", "result" */
+    const char *phase;   /* running: the phase, may be NULL */
+    const char *outcome; /* result: finished, failed, canceled, timed_out */
+    const char *reason;  /* result: free text, may be NULL */
+    int64_t exit_code;   /* result: -1 when none */
+};
+/* *state_out (32 bytes) gets the run's state afterwards. */
+int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
+                    const struct store_event *ev, char *state_out);
+
+/*
+ * Appends spool bytes at offset. Bytes the store already holds are
+ * acknowledged and not stored again. STORE_GAP when offset is past the end.
+ * *next_offset always gets the stored length.
+ */
+int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64_t offset,
+                     const void *data, size_t len, int64_t max_bytes, int64_t *next_offset);
+/*
+ * Appends stored spool bytes from offset onwards (at most max) to out, and
+ * reports the run's total log length and whether the run has ended.
+ */
+int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct dbuf *out,
+                   int64_t *total, int *ended, char *state_out);
+
+/* ---- launchers, sessions, dispatch (store_launch.c) ---- */
+
+int store_challenge_create(struct store *s, const char *pool_id, const char *id, const char *nonce,
+                           int64_t expires_ms);
+/* Takes (deletes) the challenge; STORE_NOTFOUND when unknown, used, expired or another pool's. */
+int store_challenge_take(struct store *s, const char *id, const char *pool_id, char *nonce,
+                         size_t noncesz);
+
+struct store_launcher_info {
+    const char *hostname, *version, *arch, *metadata_json;
+    int64_t capacity;
+    int64_t reuse_id; /* 0, or the id of this launcher before a restart */
+};
+int store_launcher_register(struct store *s, const char *pool_id,
+                            const struct store_launcher_info *info, const char *session_hash,
+                            int64_t session_expires_ms, int64_t *launcher_id);
+
+struct store_session {
+    int64_t launcher_id;
+    char pool_id[40];
+    int revoked; /* the pool was reset: the launcher must exit */
+};
+/* STORE_NOTFOUND for an unknown or expired session. Renews the launcher's lease. */
+int store_session_auth(struct store *s, const char *session_hash, struct store_session *out);
+/* Renews the leases of n launchers in one transaction. */
+int store_launcher_touch(struct store *s, const int64_t *ids, int n);
+
+int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lease_ms,
+                             json_t **out);
+/* Drain (on 1) or undrain (on 0), queueing the message. *pool_id_out (40 bytes) for notify. */
+int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out);
+
+/*
+ * One poll: deletes messages up to ack, then returns the pending ones; when
+ * there are none and the launcher may take a run, claims the oldest queued
+ * run of its pool (FIFO). *messages gets an array (caller owns).
+ * *dispatch_ms gets queue-to-assign milliseconds of a claimed run, else -1.
+ */
+int store_poll(struct store *s, int64_t launcher_id, int64_t ack, json_t **messages,
+               int64_t *dispatch_ms);
+
+#define STORE_REAP_IDS 32
+
+struct store_reap {
+    int requeued;                         /* assigned runs back in the queue */
+    int lost;                             /* started runs given up */
+    int64_t requeued_ids[STORE_REAP_IDS]; /* the first of them, for the log */
+    int64_t lost_ids[STORE_REAP_IDS];
+};
+/*
+ * Lease expiry: runs assigned to launchers silent for lease_ms go back to
+ * the queue (or end as canceled if a cancel was asked); started runs of
+ * launchers silent for lease_ms + grace_ms become lost. Also forgets expired
+ * challenges and sessions.
+ */
+int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r);
+
+/* Prometheus gauges from the database, appended to out. */
+int store_metrics(struct store *s, int64_t lease_ms, struct dbuf *out);
+
+#endif

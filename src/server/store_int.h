@@ -1,0 +1,53 @@
+/*
+ * store_int: what the store's files share (store.c, store_runs.c,
+ * store_launch.c). Not for use outside the store.
+ */
+#ifndef DAVIT_SERVER_STORE_INT_H
+#define DAVIT_SERVER_STORE_INT_H
+
+#include "server/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+struct store {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+};
+
+/* Run states that still hold a launcher's capacity or the queue. */
+#define ST_ACTIVE_STATES "('queued','assigned','preparing','running')"
+#define ST_ON_LAUNCHER   "('assigned','preparing','running')"
+
+/* SQL for an ISO-8601 UTC time from a column of milliseconds. */
+#define ST_TIME(col) "strftime('%Y-%m-%dT%H:%M:%fZ', " col " / 1000.0, 'unixepoch')"
+
+void st_lock(struct store *s);
+void st_unlock(struct store *s);
+/* Prepares sql; logs and returns NULL on failure. */
+sqlite3_stmt *st_prep(struct store *s, const char *sql);
+/* Runs a statement without results; STORE_OK or STORE_ERR (logged). */
+int st_exec(struct store *s, const char *sql);
+int st_begin(struct store *s); /* BEGIN IMMEDIATE */
+int st_commit(struct store *s);
+void st_rollback(struct store *s);
+/* Steps stmt expecting SQLITE_DONE; finalizes it. STORE_OK or STORE_ERR. */
+int st_done(struct store *s, sqlite3_stmt *st);
+/* Binds a text value or NULL. */
+void st_bind_text(sqlite3_stmt *st, int i, const char *v);
+/* The current row as a JSON object keyed by column name. Columns named
+ * *_json holding text are parsed as JSON. NULL on OOM. */
+json_t *st_row_json(sqlite3_stmt *st);
+/* Steps through every row into a JSON array, then finalizes. STORE_OK/ERR. */
+int st_rows_json(struct store *s, sqlite3_stmt *st, json_t **out);
+/* The first row only, as an object; STORE_NOTFOUND when there is none. */
+int st_row_one_json(struct store *s, sqlite3_stmt *st, json_t **out);
+/* Logs a database failure naming what was being done. */
+void st_fail(struct store *s, const char *what);
+/* Copies a text column (or "" for NULL), truncated to size. */
+void st_col_copy(sqlite3_stmt *st, int col, char *out, size_t size);
+/* Queues a message for a launcher (inside a transaction). */
+int st_message(struct store *s, int64_t launcher_id, const char *type, int64_t run_id,
+               int64_t deadline_ms);
+
+#endif

@@ -1,0 +1,374 @@
+/* Runs, their events and their logs: the part of the store a run's life goes through. */
+#include "server/store_int.h"
+
+#include "common/spool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is_terminal(const char *state)
+{
+    return strcmp(state, "finished") == 0 || strcmp(state, "failed") == 0 ||
+           strcmp(state, "canceled") == 0 || strcmp(state, "timed_out") == 0 ||
+           strcmp(state, "lost") == 0;
+}
+
+int store_run_create(struct store *s, const char *pool_id, const char *spec_json,
+                     const char *secrets_json, int64_t *id)
+{
+    st_lock(s);
+    int rc = STORE_ERR;
+    int64_t now = store_now_ms();
+    sqlite3_stmt *st = st_prep(s, "INSERT INTO runs(pool_id, state, spec_json, secrets_json,"
+                                  " created_ms, queued_ms) VALUES(?, 'queued', ?, ?, ?, ?)");
+    if (st) {
+        st_bind_text(st, 1, pool_id);
+        st_bind_text(st, 2, spec_json);
+        st_bind_text(st, 3, secrets_json);
+        sqlite3_bind_int64(st, 4, now);
+        sqlite3_bind_int64(st, 5, now);
+        rc = st_done(s, st);
+        if (rc == STORE_OK)
+            *id = sqlite3_last_insert_rowid(s->db);
+    }
+    st_unlock(s);
+    return rc;
+}
+
+#define RUN_COLUMNS                                                                                                                                                       \
+    "SELECT r.id, p.name AS pool, r.state, r.phase, r.launcher_id AS worker, " ST_TIME(                                                                                   \
+        "r.created_ms") " AS created_at, " ST_TIME("r.assigned_ms") " AS assigned_at, " ST_TIME("r.started_ms") " AS started_at, " ST_TIME("r.ended_ms") " AS ended_at, " \
+                                                                                                                                                         "r.reason, r.exit_code, r.cancel_requested, r.log_bytes, r.attempts"
+
+int store_run_show_json(struct store *s, int64_t id, json_t **out)
+{
+    st_lock(s);
+    sqlite3_stmt *st = st_prep(s, RUN_COLUMNS ", r.spec_json AS spec_json FROM runs r"
+                                              " JOIN pools p ON p.id = r.pool_id WHERE r.id = ?");
+    if (st)
+        sqlite3_bind_int64(st, 1, id);
+    int rc = st_row_one_json(s, st, out);
+    st_unlock(s);
+    if (rc < 0)
+        return rc;
+    json_object_set_new(
+        *out, "cancel_requested",
+        json_boolean(json_integer_value(json_object_get(*out, "cancel_requested"))));
+    return STORE_OK;
+}
+
+int store_run_list_json(struct store *s, const char *pool_name, const char *state, int limit,
+                        json_t **out)
+{
+    st_lock(s);
+    sqlite3_stmt *st = st_prep(s, RUN_COLUMNS " FROM runs r JOIN pools p ON p.id = r.pool_id"
+                                              " WHERE (?1 IS NULL OR p.name = ?1)"
+                                              " AND (?2 IS NULL OR r.state = ?2)"
+                                              " ORDER BY r.id DESC LIMIT ?3");
+    if (st) {
+        st_bind_text(st, 1, pool_name);
+        st_bind_text(st, 2, state);
+        sqlite3_bind_int(st, 3, limit);
+    }
+    int rc = st_rows_json(s, st, out);
+    st_unlock(s);
+    if (rc == STORE_OK) {
+        size_t i;
+        json_t *row;
+        json_array_foreach(*out, i, row)
+        {
+            json_object_set_new(
+                row, "cancel_requested",
+                json_boolean(json_integer_value(json_object_get(row, "cancel_requested"))));
+        }
+    }
+    return rc;
+}
+
+struct run_row {
+    char pool_id[40];
+    char state[32];
+    int64_t launcher_id; /* 0 when none */
+    int64_t event_seq;
+    int64_t log_bytes;
+    int cancel_requested;
+};
+
+static int run_row_get(struct store *s, int64_t id, struct run_row *r)
+{
+    sqlite3_stmt *st = st_prep(s, "SELECT pool_id, state, launcher_id, event_seq, log_bytes,"
+                                  " cancel_requested FROM runs WHERE id = ?");
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, id);
+    int step = sqlite3_step(st);
+    int rc = step == SQLITE_ROW ? STORE_OK : step == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
+    if (rc == STORE_OK) {
+        st_col_copy(st, 0, r->pool_id, sizeof(r->pool_id));
+        st_col_copy(st, 1, r->state, sizeof(r->state));
+        r->launcher_id = sqlite3_column_int64(st, 2);
+        r->event_seq = sqlite3_column_int64(st, 3);
+        r->log_bytes = sqlite3_column_int64(st, 4);
+        r->cancel_requested = sqlite3_column_int(st, 5);
+    } else if (rc == STORE_ERR) {
+        st_fail(s, "run get");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Ends a run: its secrets and undelivered messages go away with it. */
+static int run_end(struct store *s, int64_t id, const char *state, const char *reason,
+                   int64_t exit_code)
+{
+    sqlite3_stmt *st = st_prep(s, "UPDATE runs SET state = ?, ended_ms = ?, reason = ?,"
+                                  " exit_code = ?, secrets_json = NULL WHERE id = ?");
+    if (!st)
+        return STORE_ERR;
+    st_bind_text(st, 1, state);
+    sqlite3_bind_int64(st, 2, store_now_ms());
+    st_bind_text(st, 3, reason);
+    if (exit_code >= 0)
+        sqlite3_bind_int64(st, 4, exit_code);
+    sqlite3_bind_int64(st, 5, id);
+    if (st_done(s, st) < 0)
+        return STORE_ERR;
+    st = st_prep(s, "DELETE FROM messages WHERE run_id = ? AND type = 'run'");
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, id);
+    return st_done(s, st);
+}
+
+int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher)
+{
+    struct run_row r;
+    *ended = 0;
+    *launcher = 0;
+    st_lock(s);
+    int rc = st_begin(s);
+    if (rc < 0)
+        goto out;
+    if ((rc = run_row_get(s, id, &r)) < 0)
+        goto fail;
+    if (is_terminal(r.state)) {
+        rc = STORE_CONFLICT;
+        goto fail;
+    }
+    if (strcmp(r.state, "queued") == 0) {
+        if ((rc = run_end(s, id, "canceled", "canceled before it started", -1)) < 0)
+            goto fail;
+        *ended = 1;
+    } else {
+        *launcher = r.launcher_id;
+        if (!r.cancel_requested) {
+            sqlite3_stmt *st = st_prep(s, "UPDATE runs SET cancel_requested = 1 WHERE id = ?");
+            if (!st) {
+                rc = STORE_ERR;
+                goto fail;
+            }
+            sqlite3_bind_int64(st, 1, id);
+            if ((rc = st_done(s, st)) < 0 ||
+                (rc = st_message(s, r.launcher_id, "cancel", id, 0)) < 0)
+                goto fail;
+        }
+    }
+    rc = st_commit(s);
+    goto out;
+fail:
+    st_rollback(s);
+out:
+    st_unlock(s);
+    return rc;
+}
+
+static int event_apply(struct store *s, int64_t run_id, const struct run_row *r,
+                       const struct store_event *ev)
+{
+    sqlite3_stmt *st;
+    if (strcmp(ev->type, "result") == 0)
+        return run_end(s, run_id, ev->outcome, ev->reason, ev->exit_code);
+    if (strcmp(ev->type, "preparing") == 0) {
+        if (strcmp(r->state, "assigned") != 0)
+            return STORE_OK; /* already past it */
+        st = st_prep(s, "UPDATE runs SET state = 'preparing', started_ms = ? WHERE id = ?");
+    } else {
+        st = st_prep(s, "UPDATE runs SET state = 'running', phase = ?3,"
+                        " started_ms = coalesce(started_ms, ?1) WHERE id = ?2");
+        if (st)
+            st_bind_text(st, 3, ev->phase);
+    }
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, store_now_ms());
+    sqlite3_bind_int64(st, 2, run_id);
+    return st_done(s, st);
+}
+
+int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
+                    const struct store_event *ev, char *state_out)
+{
+    struct run_row r;
+    st_lock(s);
+    int rc = st_begin(s);
+    if (rc < 0)
+        goto out;
+    if ((rc = run_row_get(s, run_id, &r)) < 0)
+        goto fail;
+    if (r.launcher_id != launcher_id) {
+        rc = STORE_FORBIDDEN;
+        goto fail;
+    }
+    if (ev->seq <= r.event_seq) {
+        /* A retry of an event already applied: acknowledge it again. */
+        snprintf(state_out, 32, "%s", r.state);
+        st_rollback(s);
+        rc = STORE_OK;
+        goto out;
+    }
+    if (is_terminal(r.state)) {
+        snprintf(state_out, 32, "%s", r.state);
+        rc = STORE_CONFLICT;
+        goto fail;
+    }
+    if ((rc = event_apply(s, run_id, &r, ev)) < 0)
+        goto fail;
+    sqlite3_stmt *st = st_prep(s, "UPDATE runs SET event_seq = ? WHERE id = ? RETURNING state");
+    if (!st) {
+        rc = STORE_ERR;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, ev->seq);
+    sqlite3_bind_int64(st, 2, run_id);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        st_col_copy(st, 0, state_out, 32);
+    sqlite3_finalize(st);
+    rc = st_commit(s);
+    goto out;
+fail:
+    st_rollback(s);
+out:
+    st_unlock(s);
+    return rc;
+}
+
+/* True when data is a whole number of well-formed spool records. */
+static int spool_whole(const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        struct spool_record rec;
+        ssize_t n = spool_parse(data + off, len - off, &rec);
+        if (n <= 0)
+            return 0;
+        off += (size_t)n;
+    }
+    return 1;
+}
+
+int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64_t offset,
+                     const void *data, size_t len, int64_t max_bytes, int64_t *next_offset)
+{
+    struct run_row r;
+    *next_offset = 0;
+    st_lock(s);
+    int rc = st_begin(s);
+    if (rc < 0)
+        goto out;
+    if ((rc = run_row_get(s, run_id, &r)) < 0)
+        goto fail;
+    if (r.launcher_id != launcher_id) {
+        rc = STORE_FORBIDDEN;
+        goto fail;
+    }
+    *next_offset = r.log_bytes;
+    if (offset > r.log_bytes) {
+        rc = STORE_GAP;
+        goto fail;
+    }
+    int64_t end = offset + (int64_t)len;
+    if (end <= r.log_bytes) {
+        st_rollback(s); /* all of it is stored already */
+        rc = STORE_OK;
+        goto out;
+    }
+    const char *fresh = (const char *)data + (r.log_bytes - offset);
+    size_t fresh_len = (size_t)(end - r.log_bytes);
+    if (!spool_whole(fresh, fresh_len)) {
+        rc = STORE_CONFLICT;
+        goto fail;
+    }
+    if (end > max_bytes) {
+        rc = STORE_FULL;
+        goto fail;
+    }
+    sqlite3_stmt *st = st_prep(s, "INSERT INTO log_chunks(run_id, off, data) VALUES(?,?,?)");
+    if (!st) {
+        rc = STORE_ERR;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, r.log_bytes);
+    sqlite3_bind_blob(st, 3, fresh, (int)fresh_len, SQLITE_STATIC);
+    if ((rc = st_done(s, st)) < 0)
+        goto fail;
+    st = st_prep(s, "UPDATE runs SET log_bytes = ? WHERE id = ?");
+    if (!st) {
+        rc = STORE_ERR;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, end);
+    sqlite3_bind_int64(st, 2, run_id);
+    if ((rc = st_done(s, st)) < 0 || (rc = st_commit(s)) < 0)
+        goto fail;
+    *next_offset = end;
+    goto out;
+fail:
+    st_rollback(s);
+out:
+    st_unlock(s);
+    return rc;
+}
+
+int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct dbuf *out,
+                   int64_t *total, int *ended, char *state_out)
+{
+    struct run_row r;
+    st_lock(s);
+    int rc = run_row_get(s, run_id, &r);
+    if (rc < 0)
+        goto out;
+    *total = r.log_bytes;
+    *ended = is_terminal(r.state);
+    if (state_out)
+        snprintf(state_out, 32, "%s", r.state);
+    sqlite3_stmt *st = st_prep(s, "SELECT off, data FROM log_chunks WHERE run_id = ?"
+                                  " AND off + length(data) > ? ORDER BY off");
+    if (!st) {
+        rc = STORE_ERR;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, offset);
+    size_t taken = 0;
+    int step;
+    while (taken < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t off = sqlite3_column_int64(st, 0);
+        const char *data = sqlite3_column_blob(st, 1);
+        size_t n = (size_t)sqlite3_column_bytes(st, 1);
+        size_t skip = offset > off ? (size_t)(offset - off) : 0;
+        size_t want = n - skip;
+        if (want > max - taken)
+            want = max - taken;
+        if (dbuf_add(out, data + skip, want) < 0) {
+            rc = STORE_ERR;
+            break;
+        }
+        taken += want;
+    }
+    sqlite3_finalize(st);
+out:
+    st_unlock(s);
+    return rc;
+}

@@ -1,0 +1,158 @@
+/* Unit tests of src/server/crypto.c and the pool token (api_pools.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "server/api.h"
+#include "common/crypto.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Made with: openssl req -new -newkey ed25519 -nodes -keyout k -out c -subj /CN=unit */
+static const char ed_key[] = "-----BEGIN PRIVATE KEY-----\n"
+                             "MC4CAQAwBQYDK2VwBCIEILUJJx5s+tpFL+w9jzAvA3QYcpInCtkbXB6qhH5Gvept\n"
+                             "-----END PRIVATE KEY-----\n";
+static const char ed_csr[] = "-----BEGIN CERTIFICATE REQUEST-----\n"
+                             "MIGOMEICAQAwDzENMAsGA1UEAwwEdW5pdDAqMAUGAytlcAMhAD2hx8ab24j5a7wk\n"
+                             "C2h1aNLdLJwYu4Y5xTFw+mQo3+WxoAAwBQYDK2VwA0EAv9kK434n/VJt+wIjF2RN\n"
+                             "WZyYcluViINf3+nCUoC6C3uIIFH132jr90ZsaCunChab2KD/t/t4dFEP/gOJGuDj\n"
+                             "Aw==\n"
+                             "-----END CERTIFICATE REQUEST-----\n";
+
+static void test_sha256_and_tokens(void **state)
+{
+    (void)state;
+    char hex[CRYPTO_SHA256_HEX];
+    crypto_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    char a[CRYPTO_TOKEN_MAX], b[CRYPTO_TOKEN_MAX];
+    assert_int_equal(crypto_random_token("dvs_", a), 0);
+    assert_int_equal(crypto_random_token("dvs_", b), 0);
+    assert_int_equal(strlen(a), 4 + 43);
+    assert_string_not_equal(a, b);
+    assert_true(strspn(a + 4, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+                43);
+    assert_true(crypto_str_equal(a, a));
+    assert_false(crypto_str_equal(a, b));
+    assert_false(crypto_str_equal("abc", "abcd"));
+}
+
+static void test_base64(void **state)
+{
+    (void)state;
+    const char *inputs[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    for (size_t i = 1; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+        char *enc = crypto_b64_encode(inputs[i], strlen(inputs[i]));
+        unsigned char *dec;
+        size_t n;
+        assert_int_equal(crypto_b64_decode(enc, &dec, &n), 0);
+        assert_int_equal(n, strlen(inputs[i]));
+        assert_memory_equal(dec, inputs[i], n);
+        free(dec);
+        free(enc);
+    }
+    unsigned char *dec;
+    size_t n;
+    assert_int_equal(crypto_b64_decode("Zm9vYmF", &dec, &n), -1); /* cut short */
+    assert_int_equal(crypto_b64_decode("", &dec, &n), -1);
+    assert_int_equal(crypto_b64_decode("Zm9v!mFy", &dec, &n), -1);
+}
+
+static void test_csr(void **state)
+{
+    (void)state;
+    char *pub = NULL, type[16], err[256];
+    assert_int_equal(crypto_csr_pubkey(ed_csr, strlen(ed_csr), &pub, type, err, sizeof(err)), 0);
+    assert_string_equal(type, "ed25519");
+    assert_non_null(strstr(pub, "BEGIN PUBLIC KEY"));
+    free(pub);
+    assert_int_equal(crypto_csr_pubkey("hello", 5, &pub, type, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "csr"));
+    /* one flipped bit in the signature: the self-signature must not verify */
+    char bad[sizeof(ed_csr)];
+    memcpy(bad, ed_csr, sizeof(ed_csr));
+    char *p = strstr(bad, "v9kK");
+    p[1] = p[1] == 'A' ? 'B' : 'A';
+    assert_int_equal(crypto_csr_pubkey(bad, strlen(bad), &pub, type, err, sizeof(err)), -1);
+}
+
+static void test_verify(void **state)
+{
+    (void)state;
+    char *pub = NULL, type[16], err[256];
+    assert_int_equal(crypto_csr_pubkey(ed_csr, strlen(ed_csr), &pub, type, err, sizeof(err)), 0);
+    char *sig_b64 = NULL;
+    const char msg[] = "davit-register-v1\npool\nchallenge\nnonce\n";
+    assert_int_equal(crypto_ed25519_sign(ed_key, msg, strlen(msg), &sig_b64), 0);
+    unsigned char *sig;
+    size_t n;
+    assert_int_equal(crypto_b64_decode(sig_b64, &sig, &n), 0);
+    assert_int_equal(n, 64);
+    assert_int_equal(crypto_verify(pub, msg, strlen(msg), sig, n), 1);
+    assert_int_equal(crypto_verify(pub, msg, strlen(msg) - 1, sig, n), 0);
+    sig[0] ^= 1;
+    assert_int_equal(crypto_verify(pub, msg, strlen(msg), sig, n), 0);
+    assert_int_equal(crypto_verify("not a key", msg, strlen(msg), sig, n), -1);
+    free(sig);
+    free(sig_b64);
+    free(pub);
+}
+
+static void test_release_key(void **state)
+{
+    (void)state;
+    char *priv, *pub, *pub2, *sig_b64;
+    assert_int_equal(crypto_ed25519_generate(&priv, &pub), 0);
+    assert_int_equal(crypto_public_pem(priv, &pub2), 0);
+    assert_string_equal(pub, pub2);
+    assert_int_equal(crypto_ed25519_sign(priv, "x", 1, &sig_b64), 0);
+    unsigned char *sig;
+    size_t n;
+    assert_int_equal(crypto_b64_decode(sig_b64, &sig, &n), 0);
+    assert_int_equal(crypto_verify(pub, "x", 1, sig, n), 1);
+    free(sig);
+    free(sig_b64);
+    free(priv);
+    free(pub);
+    free(pub2);
+}
+
+static void test_pool_token(void **state)
+{
+    (void)state;
+    static struct server srv;
+    snprintf(srv.cfg.public_url, sizeof(srv.cfg.public_url), "https://davit.example:8400");
+    srv.release_pub_pem = "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n";
+    char *tok = pool_token_make(&srv, "pool-1", "dps_secret");
+    char id[40], secret[128], ep[512], err[256];
+    assert_int_equal(pool_token_parse(tok, id, secret, ep, err, sizeof(err)), 0);
+    assert_string_equal(id, "pool-1");
+    assert_string_equal(secret, "dps_secret");
+    assert_string_equal(ep, "https://davit.example:8400");
+    tok[strlen(tok) / 2] = '\0';
+    assert_int_equal(pool_token_parse(tok, id, secret, ep, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "token"));
+    free(tok);
+    char *notjson = crypto_b64_encode("{\"v\":1}", 7);
+    assert_int_equal(pool_token_parse(notjson, id, secret, ep, err, sizeof(err)), -1);
+    free(notjson);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sha256_and_tokens),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_csr),
+        cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_release_key),
+        cmocka_unit_test(test_pool_token),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,254 @@
+/* Unit tests of the store's operations on a real SQLite database in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "server/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fx {
+    char dir[64];
+    struct store *s;
+    struct store_pool pool;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/davit-store-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    char path[128], err[256];
+    snprintf(path, sizeof(path), "%s/davit.db", f->dir);
+    if (store_open(&f->s, path, err, sizeof(err)) < 0)
+        return -1;
+    snprintf(f->pool.name, sizeof(f->pool.name), "p");
+    snprintf(f->pool.keytype, sizeof(f->pool.keytype), "ed25519");
+    snprintf(f->pool.secret_hash, sizeof(f->pool.secret_hash), "h");
+    f->pool.pubkey_pem = strdup("PEM");
+    if (store_pool_create(f->s, &f->pool) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[128];
+    store_close(f->s);
+    store_pool_clear(&f->pool);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    int rc = system(cmd);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+static int64_t launcher(struct fx *f, int capacity)
+{
+    struct store_launcher_info info = {"host", "0.1.0", "amd64", "{}", capacity, 0};
+    int64_t id;
+    char hash[32];
+    static int n;
+    snprintf(hash, sizeof(hash), "session-%d", ++n);
+    assert_int_equal(
+        store_launcher_register(f->s, f->pool.id, &info, hash, store_now_ms() + 60000, &id),
+        STORE_OK);
+    return id;
+}
+
+static int64_t submit(struct fx *f)
+{
+    int64_t id;
+    assert_int_equal(
+        store_run_create(f->s, f->pool.id, "{\"image\":\"x\",\"phases\":[]}", "{\"S\":\"v\"}", &id),
+        STORE_OK);
+    return id;
+}
+
+/* Polls and returns the ids of the runs in the messages (up to 8). */
+static int poll_runs(struct fx *f, int64_t l, int64_t *ids, int64_t *ack)
+{
+    json_t *msgs;
+    int64_t dms;
+    assert_int_equal(store_poll(f->s, l, *ack, &msgs, &dms), STORE_OK);
+    int n = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        *ack = json_integer_value(json_object_get(m, "id"));
+        json_t *run = json_object_get(m, "run");
+        if (run && n < 8) {
+            ids[n++] = json_integer_value(json_object_get(run, "id"));
+            json_t *sec = json_object_get(json_object_get(run, "spec"), "secrets");
+            assert_string_equal(json_string_value(json_object_get(sec, "S")), "v");
+        }
+    }
+    json_decref(msgs);
+    return n;
+}
+
+static void test_pool_names_unique(void **state)
+{
+    struct fx *f = *state;
+    struct store_pool p = f->pool;
+    assert_int_equal(store_pool_create(f->s, &p), STORE_CONFLICT);
+    struct store_pool got;
+    assert_int_equal(store_pool_get(f->s, "p", 0, &got), STORE_OK);
+    assert_string_equal(got.id, f->pool.id);
+    store_pool_clear(&got);
+    assert_int_equal(store_pool_get(f->s, "nope", 0, &got), STORE_NOTFOUND);
+}
+
+static void test_fifo_and_capacity(void **state)
+{
+    struct fx *f = *state;
+    int64_t l = launcher(f, 2), ack = 0, ids[8];
+    int64_t r1 = submit(f), r2 = submit(f), r3 = submit(f);
+    assert_int_equal(poll_runs(f, l, ids, &ack), 2);
+    assert_int_equal(ids[0], r1);
+    assert_int_equal(ids[1], r2);
+    assert_int_equal(poll_runs(f, l, ids, &ack), 0); /* full */
+    struct store_event ev = {1, "result", NULL, "finished", "ok", 0};
+    char state_s[32];
+    assert_int_equal(store_run_event(f->s, l, r1, &ev, state_s), STORE_OK);
+    assert_string_equal(state_s, "finished");
+    assert_int_equal(poll_runs(f, l, ids, &ack), 1);
+    assert_int_equal(ids[0], r3);
+}
+
+static void test_events(void **state)
+{
+    struct fx *f = *state;
+    int64_t l = launcher(f, 1), other = launcher(f, 1), ack = 0, ids[8];
+    int64_t r = submit(f);
+    assert_int_equal(poll_runs(f, l, ids, &ack), 1);
+    char st[32];
+    struct store_event prep = {1, "preparing", NULL, NULL, NULL, -1};
+    struct store_event run = {2, "running", "plan", NULL, NULL, -1};
+    struct store_event res = {3, "result", NULL, "failed", "phase plan failed", 1};
+    assert_int_equal(store_run_event(f->s, other, r, &prep, st), STORE_FORBIDDEN);
+    assert_int_equal(store_run_event(f->s, l, r, &prep, st), STORE_OK);
+    assert_string_equal(st, "preparing");
+    assert_int_equal(store_run_event(f->s, l, r, &run, st), STORE_OK);
+    assert_string_equal(st, "running");
+    assert_int_equal(store_run_event(f->s, l, r, &prep, st), STORE_OK); /* a retry: no change */
+    assert_string_equal(st, "running");
+    assert_int_equal(store_run_event(f->s, l, r, &res, st), STORE_OK);
+    assert_string_equal(st, "failed");
+    assert_int_equal(store_run_event(f->s, l, r, &res, st), STORE_OK); /* a retry */
+    res.seq = 4;
+    assert_int_equal(store_run_event(f->s, l, r, &res, st), STORE_CONFLICT);
+    json_t *o;
+    assert_int_equal(store_run_show_json(f->s, r, &o), STORE_OK);
+    assert_string_equal(json_string_value(json_object_get(o, "reason")), "phase plan failed");
+    json_decref(o);
+}
+
+static void test_log_offsets(void **state)
+{
+    struct fx *f = *state;
+    int64_t l = launcher(f, 1), ack = 0, ids[8], next;
+    int64_t r = submit(f);
+    assert_int_equal(poll_runs(f, l, ids, &ack), 1);
+    const char a[] = "@o 1 1 - 3\nabc\n", b[] = "@o 2 1 - 2\nde\n";
+    size_t la = strlen(a), lb = strlen(b);
+    assert_int_equal(store_log_append(f->s, l, r, 0, a, la, 1 << 20, &next), STORE_OK);
+    assert_int_equal(next, la);
+    assert_int_equal(store_log_append(f->s, l, r, 0, a, la, 1 << 20, &next), STORE_OK);
+    assert_int_equal(next, la);
+    assert_int_equal(store_log_append(f->s, l, r, la + 1, b, lb, 1 << 20, &next), STORE_GAP);
+    assert_int_equal(next, la);
+    assert_int_equal(store_log_append(f->s, l, r, la, "junk", 4, 1 << 20, &next), STORE_CONFLICT);
+    assert_int_equal(store_log_append(f->s, l, r, la, b, lb, la + 1, &next), STORE_FULL);
+    assert_int_equal(store_log_append(f->s, l, r, la, b, lb, 1 << 20, &next), STORE_OK);
+    assert_int_equal(next, la + lb);
+    struct dbuf out = DBUF_INIT(1024);
+    int64_t total;
+    int ended;
+    assert_int_equal(store_log_read(f->s, r, 2, 100, &out, &total, &ended, NULL), STORE_OK);
+    assert_int_equal(total, la + lb);
+    assert_int_equal(out.len, la + lb - 2);
+    assert_memory_equal(out.data, a + 2, la - 2);
+    dbuf_free(&out);
+}
+
+static void test_reap_and_cancel(void **state)
+{
+    struct fx *f = *state;
+    int64_t l = launcher(f, 3), ack = 0, ids[8];
+    int64_t r1 = submit(f), r2 = submit(f), r3 = submit(f);
+    assert_int_equal(poll_runs(f, l, ids, &ack), 3);
+    char st[32];
+    struct store_event run = {1, "running", "plan", NULL, NULL, -1};
+    assert_int_equal(store_run_event(f->s, l, r2, &run, st), STORE_OK);
+    int ended;
+    int64_t who;
+    assert_int_equal(store_run_cancel(f->s, r3, &ended, &who), STORE_OK);
+    assert_int_equal(ended, 0);
+    assert_int_equal(who, l);
+    /* a negative lease puts every launcher past it, with no waiting */
+    struct store_reap rp;
+    assert_int_equal(store_reap(f->s, -60000, 3600 * 1000, &rp), STORE_OK);
+    assert_int_equal(rp.requeued, 1); /* r1; r3 was canceled, r2 started */
+    assert_int_equal(rp.lost, 0);
+    assert_int_equal(store_reap(f->s, -60000, -60000, &rp), STORE_OK);
+    assert_int_equal(rp.lost, 1);
+    json_t *o;
+    const char *want[][2] = {{"queued", NULL}, {"lost", NULL}, {"canceled", NULL}};
+    int64_t runs[] = {r1, r2, r3};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_run_show_json(f->s, runs[i], &o), STORE_OK);
+        assert_string_equal(json_string_value(json_object_get(o, "state")), want[i][0]);
+        json_decref(o);
+    }
+    assert_int_equal(store_pool_delete(f->s, "p"), STORE_CONFLICT); /* r1 is queued */
+    assert_int_equal(store_run_cancel(f->s, r1, &ended, &who), STORE_OK);
+    assert_int_equal(ended, 1);
+    assert_int_equal(store_run_cancel(f->s, r1, &ended, &who), STORE_CONFLICT);
+    assert_int_equal(store_pool_delete(f->s, "p"), STORE_OK);
+}
+
+static void test_challenges_single_use(void **state)
+{
+    struct fx *f = *state;
+    char nonce[64];
+    assert_int_equal(store_challenge_create(f->s, f->pool.id, "c1", "n1", store_now_ms() + 60000),
+                     STORE_OK);
+    assert_int_equal(store_challenge_take(f->s, "c1", "other", nonce, sizeof(nonce)),
+                     STORE_NOTFOUND);
+    /* taken by the wrong pool, it is gone for the right one too */
+    assert_int_equal(store_challenge_take(f->s, "c1", f->pool.id, nonce, sizeof(nonce)),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_challenge_create(f->s, f->pool.id, "c2", "n2", store_now_ms() + 60000),
+                     STORE_OK);
+    assert_int_equal(store_challenge_take(f->s, "c2", f->pool.id, nonce, sizeof(nonce)), STORE_OK);
+    assert_string_equal(nonce, "n2");
+    assert_int_equal(store_challenge_take(f->s, "c2", f->pool.id, nonce, sizeof(nonce)),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_challenge_create(f->s, f->pool.id, "c3", "n3", store_now_ms() - 1),
+                     STORE_OK);
+    assert_int_equal(store_challenge_take(f->s, "c3", f->pool.id, nonce, sizeof(nonce)),
+                     STORE_NOTFOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pool_names_unique, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_and_capacity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reap_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_challenges_single_use, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
