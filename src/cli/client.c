@@ -1,5 +1,7 @@
 #include "cli/client.h"
 
+#include "common/outcome.h"
+
 #include "common/dbuf.h"
 
 #include <curl/curl.h>
@@ -93,7 +95,16 @@ int client_call(struct cli *c, const char *method, const char *path, const char 
     }
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, to_dbuf);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+    /* A call that is not a stream never takes long; a stalled server must
+     * not hang a script. Uploads of releases get the most time. */
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 300L);
     CURLcode cc = curl_easy_perform(curl);
+    if (cc == CURLE_WRITE_ERROR) {
+        fprintf(stderr, "davit: %s: the answer is larger than %d MiB\n", c->server,
+                RESPONSE_CAP >> 20);
+        rc = EXIT_API;
+        goto out;
+    }
     if (cc != CURLE_OK) {
         fprintf(stderr, "davit: %s: %s\n", c->server, curl_easy_strerror(cc));
         goto out;
@@ -104,8 +115,16 @@ int client_call(struct cli *c, const char *method, const char *path, const char 
         rc = EXIT_API;
         goto out;
     }
-    if (out && resp.len)
-        *out = json_loadb(resp.data, resp.len, 0, NULL);
+    if (out) {
+        *out = resp.len ? json_loadb(resp.data, resp.len, 0, NULL) : NULL;
+        if (!*out) {
+            /* A proxy's page, say: callers rely on an object here. */
+            fprintf(stderr, "davit: the server answered HTTP %ld with a body that is not JSON\n",
+                    code);
+            rc = EXIT_API;
+            goto out;
+        }
+    }
     rc = 0;
 out:
     if (status)
@@ -123,7 +142,7 @@ int client_call_json(struct cli *c, const char *method, const char *path, const 
     char *text = json_dumps(body, JSON_COMPACT);
     if (!text) {
         fprintf(stderr, "davit: out of memory\n");
-        return EXIT_API;
+        return EXIT_INTERNAL;
     }
     int rc = client_call(c, method, path, "application/json", text, strlen(text), out, NULL);
     free(text);
@@ -139,6 +158,8 @@ int client_stream(struct cli *c, const char *path, FILE *out)
     if (!curl)
         goto out;
     s.curl = curl;
+    /* A follow may last as long as a run; only a dead connection ends it. */
+    curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, to_stream);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
     CURLcode cc = curl_easy_perform(curl);

@@ -90,8 +90,12 @@ static int pool_token(struct cli *c, int argc, char **argv, int reset)
         goto out;
     if (c->json)
         cli_print_json(resp);
-    else
+    else if (json_is_string(json_object_get(resp, "token")))
         printf("%s\n", json_string_value(json_object_get(resp, "token")));
+    else {
+        fprintf(stderr, "davit: the server's answer has no token\n");
+        rc = EXIT_API;
+    }
 out:
     free(csr);
     free(path);

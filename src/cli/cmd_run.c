@@ -325,7 +325,8 @@ static int run_cancel(struct cli *c, int argc, char **argv)
         return rc;
     if (c->json)
         cli_print_json(r);
-    else if (strcmp(json_string_value(json_object_get(r, "state")), "canceled") == 0)
+    else if (json_is_string(json_object_get(r, "state")) &&
+             strcmp(json_string_value(json_object_get(r, "state")), "canceled") == 0)
         printf("run %lld canceled\n", id);
     else
         printf("run %lld: cancel sent to its worker\n", id);

@@ -18,12 +18,13 @@ int crypto_random(void *buf, size_t n)
 
 int crypto_random_token(const char *prefix, char *out)
 {
-    unsigned char raw[32], b64[48];
+    unsigned char raw[32], b64[4 * ((sizeof(raw) + 2) / 3) + 1];
     size_t plen = strlen(prefix);
     if (plen > 16 || crypto_random(raw, sizeof(raw)) < 0)
         return -1;
-    /* base64url without padding: 32 bytes -> 43 characters */
-    int n = EVP_EncodeBlock(b64, raw, sizeof(raw));
+    /* base64url without padding (RFC 4648 section 5): 32 bytes, 43 characters. */
+    int n = EVP_EncodeBlock(b64, raw, (int)sizeof(raw));
+    OPENSSL_cleanse(raw, sizeof(raw));
     while (n > 0 && b64[n - 1] == '=')
         n--;
     for (int i = 0; i < n; i++)
@@ -31,7 +32,6 @@ int crypto_random_token(const char *prefix, char *out)
     memcpy(out, prefix, plen);
     memcpy(out + plen, b64, (size_t)n);
     out[plen + (size_t)n] = '\0';
-    OPENSSL_cleanse(raw, sizeof(raw));
     OPENSSL_cleanse(b64, sizeof(b64));
     return 0;
 }
@@ -65,8 +65,15 @@ char *crypto_b64_encode(const void *data, size_t len)
 
 int crypto_b64_decode(const char *s, unsigned char **out, size_t *outlen)
 {
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t len = strlen(s);
     if (len == 0 || len % 4 != 0 || len > 64 * 1024 * 1024)
+        return -1;
+    /* EVP_DecodeBlock skips whitespace and takes '=' anywhere; davit's
+     * base64 is strict: the alphabet, then at most two '=' at the end. */
+    size_t body = strspn(s, alphabet);
+    if (body < len - 2 || strspn(s + body, "=") != len - body)
         return -1;
     unsigned char *buf = malloc(len / 4 * 3 + 1);
     if (!buf)

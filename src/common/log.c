@@ -1,5 +1,7 @@
 #include "common/log.h"
 
+#include "common/dbuf.h"
+
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,6 +14,9 @@ static struct {
     int debug;
     FILE *out;
 } log_cfg = {LOG_TEXT, 0, NULL};
+
+/* Longer lines are cut: a log line is for people, not for bulk data. */
+#define LOG_LINE_MAX 16384
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
@@ -48,9 +53,36 @@ static void timestamp(char *buf, size_t size)
     snprintf(buf + n, size - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 }
 
-static void write_text(FILE *out, const char *ts, enum log_level level, const char *msg, va_list ap)
+/* Writes s, escaping what could forge or break a line: quotes, backslashes
+ * and every control byte (\xNN). Values come from the network (paths,
+ * hostnames, reasons), so nothing in them may start a new log line. */
+static void add_escaped(struct dbuf *b, const char *s, int ascii_only)
 {
-    fprintf(out, "%s %-5s %s", ts, level_names[level], msg);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            dbuf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f || (ascii_only && *p >= 0x80))
+            dbuf_printf(b, "\\x%02x", *p);
+        else
+            dbuf_addch(b, (char)*p);
+    }
+}
+
+static int needs_quotes(const char *v)
+{
+    if (!*v)
+        return 1;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p <= ' ' || *p == 0x7f || *p == '"' || *p == '=' || *p == '\\')
+            return 1;
+    return 0;
+}
+
+static void format_text(struct dbuf *b, const char *ts, enum log_level level, const char *msg,
+                        va_list ap)
+{
+    dbuf_printf(b, "%s %-5s ", ts, level_names[level]);
+    add_escaped(b, msg, 0);
     for (;;) {
         const char *k = va_arg(ap, const char *);
         if (!k)
@@ -58,40 +90,50 @@ static void write_text(FILE *out, const char *ts, enum log_level level, const ch
         const char *v = va_arg(ap, const char *);
         if (!v)
             continue;
-        if (*v && strpbrk(v, " \t\"=") == NULL)
-            fprintf(out, " %s=%s", k, v);
-        else {
-            fprintf(out, " %s=\"", k);
-            for (const char *p = v; *p; p++) {
-                if (*p == '"' || *p == '\\')
-                    fputc('\\', out);
-                fputc(*p == '\n' ? ' ' : *p, out);
-            }
-            fputc('"', out);
+        dbuf_printf(b, " %s=", k);
+        if (needs_quotes(v)) {
+            dbuf_addch(b, '"');
+            add_escaped(b, v, 0);
+            dbuf_addch(b, '"');
+        } else {
+            dbuf_addstr(b, v);
         }
     }
-    fputc('\n', out);
 }
 
-static void write_json(FILE *out, const char *ts, enum log_level level, const char *msg, va_list ap)
+/* jansson refuses strings that are not UTF-8; keep the field, escaped. */
+static json_t *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    struct dbuf b = DBUF_INIT(LOG_LINE_MAX);
+    add_escaped(&b, s, 1);
+    j = json_string(dbuf_str(&b));
+    dbuf_free(&b);
+    return j;
+}
+
+static void format_json(struct dbuf *b, const char *ts, enum log_level level, const char *msg,
+                        va_list ap)
 {
     json_t *o = json_object();
     if (!o)
         return;
     json_object_set_new(o, "time", json_string(ts));
     json_object_set_new(o, "level", json_string(level_names[level]));
-    json_object_set_new(o, "msg", json_string(msg));
+    json_object_set_new(o, "msg", json_text(msg));
     for (;;) {
         const char *k = va_arg(ap, const char *);
         if (!k)
             break;
         const char *v = va_arg(ap, const char *);
         if (v)
-            json_object_set_new(o, k, json_string(v));
+            json_object_set_new(o, k, json_text(v));
     }
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (s) {
-        fprintf(out, "%s\n", s);
+        dbuf_addstr(b, s);
         free(s);
     }
     json_decref(o);
@@ -100,16 +142,25 @@ static void write_json(FILE *out, const char *ts, enum log_level level, const ch
 static void log_vevent(enum log_level level, const char *msg, va_list ap)
 {
     FILE *out = log_cfg.out ? log_cfg.out : stderr;
+    struct dbuf line = DBUF_INIT(LOG_LINE_MAX);
     char ts[40];
 
     if (level == LOG_DEBUG && !log_cfg.debug)
         return;
     timestamp(ts, sizeof(ts));
     if (log_cfg.format == LOG_JSON)
-        write_json(out, ts, level, msg, ap);
+        format_json(&line, ts, level, msg, ap);
     else
-        write_text(out, ts, level, msg, ap);
-    fflush(out);
+        format_text(&line, ts, level, msg, ap);
+    dbuf_addch(&line, '\n');
+    /* One write a line, so that lines from several threads never interleave. */
+    if (line.len) {
+        if (line.data[line.len - 1] != '\n')
+            line.data[line.len - 1] = '\n'; /* cut at the cap: still one line */
+        fwrite(line.data, 1, line.len, out);
+        fflush(out);
+    }
+    dbuf_free(&line);
 }
 
 void log_event(enum log_level level, const char *msg, ...)

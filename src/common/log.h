@@ -27,7 +27,8 @@ int log_debug_enabled(void);
 
 /*
  * Writes one line: msg, then key/value string pairs ending with NULL. A NULL
- * value is skipped. Values are quoted in text when they contain spaces.
+ * value is skipped. In text, a value with spaces, quotes or '=' is quoted,
+ * and control bytes are written as \xNN, so that no value can forge a line.
  * msg must not contain secrets; callers pass only ids and reasons.
  */
 void log_event(enum log_level level, const char *msg, ...) __attribute__((sentinel));

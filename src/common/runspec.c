@@ -1,5 +1,7 @@
 #include "common/runspec.h"
 
+#include "common/runrules.h"
+
 #include "common/duration.h"
 #include "common/spool.h"
 
@@ -108,16 +110,6 @@ static int parse_duration_field(const json_t *v, int64_t *ms, const char *field,
     return 0;
 }
 
-static int var_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > RUNSPEC_MAX_NAME)
-        return 0;
-    if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
-        return 0;
-    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == n;
-}
-
 static int parse_list(const json_t *v, struct runspec_list *list, const char *field, char *err,
                       size_t errsz)
 {
@@ -206,7 +198,7 @@ static int parse_vars(const json_t *v, struct runspec_var **out, size_t *n_out, 
     {
         char f[FIELD_MAX];
         snprintf(f, sizeof(f), "%s.%.*s", field, RUNSPEC_MAX_NAME + 8, key);
-        if (!var_name_ok(key))
+        if (!runrules_var_name_ok(key))
             return fail_at(err, errsz, f, "not a variable name (1 to %d of [A-Za-z_][A-Za-z0-9_]*)",
                            RUNSPEC_MAX_NAME);
         if (strncmp(key, "DAVIT_", 6) == 0)
@@ -227,24 +219,9 @@ static int parse_user(const json_t *v, char *user, size_t size, char *err, size_
     if (plain_string(v, size - 1, "user", err, errsz) < 0)
         return -1;
     const char *s = json_string_value(v);
-    const char *p = s;
-    for (int part = 0; part < 2; part++) {
-        unsigned long long id = 0;
-        size_t digits = 0;
-        while (*p >= '0' && *p <= '9' && digits < 11) {
-            id = id * 10 + (unsigned long long)(*p - '0');
-            p++;
-            digits++;
-        }
-        if (digits == 0 || id > 4294967294ULL)
-            break;
-        if (*p == '\0') {
-            snprintf(user, size, "%s", s);
-            return 0;
-        }
-        if (*p != ':' || part == 1)
-            break;
-        p++;
+    if (runrules_user_parse(s, NULL, NULL) == 0) {
+        snprintf(user, size, "%s", s);
+        return 0;
     }
     return fail_at(err, errsz, "user", "expected a numeric UID or UID:GID, like \"1983\": \"%s\"",
                    s);

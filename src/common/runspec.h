@@ -10,6 +10,8 @@
 #ifndef DAVIT_COMMON_RUNSPEC_H
 #define DAVIT_COMMON_RUNSPEC_H
 
+#include "common/runrules.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -181,6 +181,10 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
 char *release_signed_text(const char *kind, const char *arch, const char *version,
                           const char *sha256);
 
+/* fsyncs the directory that holds path, so that a rename into it is
+ * durable (server.c). Returns 0, or -1 with errno. */
+int sync_dir_of(const char *path);
+
 /* Starts, runs and stops the HTTP daemon (http.c). */
 int http_start(struct server *srv, char *err, size_t errsz);
 void http_stop(struct server *srv);

@@ -106,9 +106,13 @@ int h_launcher_register(struct req *r)
         reply_error(r, 401, "challenge unknown, expired or already used");
         goto out;
     }
+    if (rc < 0) {
+        reply_store_error(r, rc, "challenge");
+        goto out;
+    }
     char hash[CRYPTO_SHA256_HEX];
     crypto_sha256_hex(secret, strlen(secret), hash);
-    if (rc < 0 || !crypto_str_equal(hash, pool.secret_hash)) {
+    if (!crypto_str_equal(hash, pool.secret_hash)) {
         log_event(LOG_WARN, "launcher refused", "pool", pool.name, "reason", "wrong pool secret",
                   NULL);
         reply_error(r, 401, "pool secret does not match (was the pool reset?)");
@@ -125,7 +129,9 @@ int h_launcher_register(struct req *r)
         goto out;
     }
     char session[CRYPTO_TOKEN_MAX], shash[CRYPTO_SHA256_HEX];
-    md_text = json_dumps(metadata ? metadata : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
+    json_t *md = metadata ? json_incref(metadata) : json_object();
+    md_text = md ? json_dumps(md, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(md);
     if (!md_text || crypto_random_token("dvs_", session) < 0) {
         reply_error(r, 500, "out of memory");
         goto out;
@@ -172,9 +178,9 @@ int h_launcher_poll(struct req *r)
             return HANDLER_DONE;
         if (ack < 0 || wait_s < 0)
             return reply_error(r, 400, "ack and wait_s must not be negative");
-        int64_t wait_ms = wait_s * 1000;
-        if (wait_ms > srv->cfg.poll_max_ms)
-            wait_ms = srv->cfg.poll_max_ms;
+        /* Clamped before it is scaled: any wait_s the client sends is valid. */
+        int64_t wait_ms =
+            wait_s > srv->cfg.poll_max_ms / 1000 ? srv->cfg.poll_max_ms : (int64_t)wait_s * 1000;
         r->ack = ack;
         r->waiter.kind = WAIT_POLL;
         r->waiter.launcher_id = r->sess.launcher_id;
@@ -205,6 +211,10 @@ int h_launcher_poll(struct req *r)
                 log_event(LOG_INFO, "run state", "run", rid, "state", "assigned", "worker", lid,
                           NULL);
             }
+        }
+        if (json_array_size(msgs) == 0 && dispatch_closing(srv->disp)) {
+            json_decref(msgs);
+            return reply_error(r, 503, "server is shutting down");
         }
         if (json_array_size(msgs) > 0 || r->waiter.timed_out ||
             store_now_ms() >= r->waiter.deadline_ms)

@@ -99,7 +99,8 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
         goto fail_io;
     }
     fd = -1;
-    if (rename(tmp, path) < 0)
+    /* Durable before the database row that points at it is committed. */
+    if (rename(tmp, path) < 0 || sync_dir_of(path) < 0)
         goto fail_io;
     text = release_signed_text(kind, arch, version, out->sha256);
     if (!text || crypto_ed25519_sign(srv->release_key_pem, text, strlen(text), &sig) < 0) {

@@ -181,3 +181,11 @@ void dispatch_shutdown(struct dispatch *d)
     wake(d, match_all, NULL, 1);
     pthread_mutex_unlock(&d->mu);
 }
+
+int dispatch_closing(struct dispatch *d)
+{
+    pthread_mutex_lock(&d->mu);
+    int closing = d->closing;
+    pthread_mutex_unlock(&d->mu);
+    return closing;
+}

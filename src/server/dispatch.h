@@ -68,4 +68,7 @@ void dispatch_forget(struct dispatch *d, struct waiter *w);
 /* Resumes every waiter (timed_out set) and refuses new waits. */
 void dispatch_shutdown(struct dispatch *d);
 
+/* True once dispatch_shutdown() was called: a resumed request answers 503. */
+int dispatch_closing(struct dispatch *d);
+
 #endif

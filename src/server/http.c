@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -101,7 +103,16 @@ int reply_error(struct req *r, unsigned status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return reply_json(r, status, json_pack("{s:s}", "error", msg));
+    /* Messages may quote what a client sent (a path, a name); JSON needs
+     * UTF-8, so anything else is replaced by '?' rather than lost. */
+    json_t *text = json_string(msg);
+    if (!text) {
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        text = json_string(msg);
+    }
+    return reply_json(r, status, text ? json_pack("{s:o}", "error", text) : NULL);
 }
 
 int reply_store_error(struct req *r, int rc, const char *what)
@@ -121,7 +132,10 @@ int reply_store_error(struct req *r, int rc, const char *what)
 json_t *req_json(struct req *r)
 {
     json_error_t jerr;
-    json_t *obj = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
+    /* Duplicate keys are refused, as runspec_parse() does: two "secrets"
+     * must not silently become the last one. */
+    json_t *obj =
+        json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!obj) {
         reply_error(r, 400, "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                     jerr.column);
@@ -327,6 +341,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->resp)
         MHD_destroy_response(r->resp);
     json_decref(r->json);
+    /* A run's body holds its secrets: leave nothing of them in freed memory. */
+    if (r->body.data)
+        explicit_bzero(r->body.data, r->body.alloc);
     dbuf_free(&r->body);
     free(r);
     *con_cls = NULL;
@@ -412,6 +429,15 @@ void http_stop(struct server *srv)
 {
     if (!srv->mhd)
         return;
+    /* Requests that dispatch_shutdown() resumed still have to write their
+     * answer (503 to a waiting poll); give them a moment before the stop
+     * closes every connection. No new connection is accepted meanwhile. */
+    MHD_socket listener = MHD_quiesce_daemon(srv->mhd);
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
     MHD_stop_daemon(srv->mhd);
+    /* A quiesced daemon hands its listening socket to the caller. */
+    if (listener != MHD_INVALID_SOCKET)
+        close(listener);
     srv->mhd = NULL;
 }

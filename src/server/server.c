@@ -121,6 +121,25 @@ static int read_text(const char *path, size_t cap, char **out, char *err, size_t
     return *out ? 0 : -1;
 }
 
+int sync_dir_of(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof(dir), ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
 static int write_private(const char *path, const char *text, char *err, size_t errsz)
 {
     char tmp[PATH_MAX + 8];
@@ -136,7 +155,8 @@ static int write_private(const char *path, const char *text, char *err, size_t e
         fclose(f);
         goto fail;
     }
-    if (fclose(f) != 0 || rename(tmp, path) < 0)
+    /* The key must survive a power loss: every pool token carries it. */
+    if (fclose(f) != 0 || rename(tmp, path) < 0 || sync_dir_of(path) < 0)
         goto fail;
     return 0;
 fail:
@@ -183,6 +203,10 @@ static int init_data_dir(struct server *srv, char *err, size_t errsz)
     snprintf(srv->releases_dir, sizeof(srv->releases_dir), "%s/releases", dir);
     if (mkdir(srv->releases_dir, 0700) < 0 && errno != EEXIST) {
         snprintf(err, errsz, "%s: %s", srv->releases_dir, strerror(errno));
+        return -1;
+    }
+    if (sync_dir_of(srv->releases_dir) < 0 || sync_dir_of(dir) < 0) {
+        snprintf(err, errsz, "--data-dir %s: fsync: %s", dir, strerror(errno));
         return -1;
     }
     snprintf(path, sizeof(path), "%s/davit.db", dir);
@@ -285,7 +309,8 @@ static int parse_options(int argc, char **argv, struct server_config *c, char *e
     const char *cert = NULL, *key = NULL;
     char *end;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    int longindex = 0;
+    while ((o = getopt_long(argc, argv, "", opts, &longindex)) != -1) {
         int64_t *dur = NULL;
         switch (o) {
         case 'd':
@@ -349,7 +374,7 @@ static int parse_options(int argc, char **argv, struct server_config *c, char *e
             return -1;
         }
         if (dur && (duration_parse(optarg, dur) < 0 || *dur <= 0)) {
-            snprintf(err, errsz, "--%s \"%s\": not a positive duration", argv[optind - 2] + 2,
+            snprintf(err, errsz, "--%s \"%s\": not a positive duration", opts[longindex].name,
                      optarg);
             return -1;
         }

@@ -482,13 +482,17 @@ out:
     return rc;
 }
 
-/* Queues a message of type for every unrevoked launcher of pool id. */
+/* Launchers silent for longer than this are gone (an autoscaling group's old
+ * machines): they get no more messages, and are not counted as told. */
+#define LAUNCHER_GONE_MS (24LL * 3600 * 1000)
+
+/* Queues a message of type for every unrevoked, recently seen launcher of pool id. */
 static int message_pool(struct store *s, const char *pool_id, const char *type, int64_t deadline_ms,
                         int *count)
 {
     sqlite3_stmt *st = st_prep(s, "INSERT INTO messages(launcher_id, type, deadline_ms, created_ms)"
-                                  " SELECT id, ?, ?, ? FROM launchers"
-                                  " WHERE pool_id = ? AND revoked = 0");
+                                  " SELECT id, ?, ?, ?3 FROM launchers"
+                                  " WHERE pool_id = ? AND revoked = 0 AND last_seen_ms >= ?3 - ?5");
     if (!st)
         return STORE_ERR;
     st_bind_text(st, 1, type);
@@ -496,6 +500,7 @@ static int message_pool(struct store *s, const char *pool_id, const char *type, 
         sqlite3_bind_int64(st, 2, deadline_ms);
     sqlite3_bind_int64(st, 3, store_now_ms());
     st_bind_text(st, 4, pool_id);
+    sqlite3_bind_int64(st, 5, LAUNCHER_GONE_MS);
     int rc = st_done(s, st);
     if (count)
         *count = sqlite3_changes(s->db);

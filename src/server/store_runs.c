@@ -36,10 +36,13 @@ int store_run_create(struct store *s, const char *pool_id, const char *spec_json
     return rc;
 }
 
-#define RUN_COLUMNS                                                                                                                                                       \
-    "SELECT r.id, p.name AS pool, r.state, r.phase, r.launcher_id AS worker, " ST_TIME(                                                                                   \
-        "r.created_ms") " AS created_at, " ST_TIME("r.assigned_ms") " AS assigned_at, " ST_TIME("r.started_ms") " AS started_at, " ST_TIME("r.ended_ms") " AS ended_at, " \
-                                                                                                                                                         "r.reason, r.exit_code, r.cancel_requested, r.log_bytes, r.attempts"
+/* clang-format off */
+#define RUN_COLUMNS                                                                                \
+    "SELECT r.id, p.name AS pool, r.state, r.phase, r.launcher_id AS worker, "                     \
+    ST_TIME("r.created_ms") " AS created_at, " ST_TIME("r.assigned_ms") " AS assigned_at, "        \
+    ST_TIME("r.started_ms") " AS started_at, " ST_TIME("r.ended_ms") " AS ended_at, "              \
+    "r.reason, r.exit_code, r.cancel_requested, r.log_bytes, r.attempts"
+/* clang-format on */
 
 int store_run_show_json(struct store *s, int64_t id, json_t **out)
 {
@@ -241,8 +244,13 @@ int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
     }
     sqlite3_bind_int64(st, 1, ev->seq);
     sqlite3_bind_int64(st, 2, run_id);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        st_col_copy(st, 0, state_out, 32);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        st_fail(s, "run event");
+        sqlite3_finalize(st);
+        rc = STORE_ERR;
+        goto fail;
+    }
+    st_col_copy(st, 0, state_out, 32);
     sqlite3_finalize(st);
     rc = st_commit(s);
     goto out;
@@ -343,6 +351,8 @@ int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, 
     *ended = is_terminal(r.state);
     if (state_out)
         snprintf(state_out, 32, "%s", r.state);
+    if (max == 0)
+        goto out; /* only the run's state and size were asked for */
     sqlite3_stmt *st = st_prep(s, "SELECT off, data FROM log_chunks WHERE run_id = ?"
                                   " AND off + length(data) > ? ORDER BY off");
     if (!st) {
@@ -352,7 +362,7 @@ int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, 
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_int64(st, 2, offset);
     size_t taken = 0;
-    int step;
+    int step = SQLITE_DONE;
     while (taken < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t off = sqlite3_column_int64(st, 0);
         const char *data = sqlite3_column_blob(st, 1);
@@ -366,6 +376,12 @@ int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, 
             break;
         }
         taken += want;
+    }
+    /* A failed step must not pass for the end of the log: a follow would
+     * silently skip bytes. */
+    if (rc == STORE_OK && step != SQLITE_ROW && step != SQLITE_DONE) {
+        st_fail(s, "log read");
+        rc = STORE_ERR;
     }
     sqlite3_finalize(st);
 out:

@@ -46,12 +46,14 @@ static void child(const struct proc_spec *spec, int out_w, int err_w, int report
     if (setpgid(0, 0) < 0)
         goto fail;
     f.step = STEP_STDIN;
-    int in = open("/dev/null", O_RDONLY);
+    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (in < 0)
         goto fail;
     f.step = STEP_DUP;
     if (dup2(in, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
         goto fail;
+    if (in != 0)
+        close(in);
     if (spec->has_user) {
         f.step = STEP_SETGROUPS;
         if (setgroups(0, NULL) < 0)

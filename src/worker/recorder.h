@@ -6,7 +6,7 @@
  * Owns the spool's file descriptor and the record sequence. The spool is
  * created with O_EXCL so that a run directory is never used twice. A failed
  * write is sticky: once the spool cannot be written the run cannot be
- * recorded, and recorder_failed() tells the caller to stop.
+ * recorded; the caller checks r->failed and stops.
  */
 #ifndef DAVIT_WORKER_RECORDER_H
 #define DAVIT_WORKER_RECORDER_H

@@ -106,28 +106,6 @@ static int read_duration_at(int dirfd, const char *path, int64_t *ms, char *err,
     return 1;
 }
 
-/* Parses "UID" or "UID:GID" (numbers only: the image may have no /etc/passwd). */
-static int parse_user(const char *s, uid_t *uid, gid_t *gid)
-{
-    char *end;
-    errno = 0;
-    unsigned long u = strtoul(s, &end, 10);
-    if (errno || end == s || *s < '0' || *s > '9' || u > 0xfffffffeUL)
-        return -1;
-    unsigned long g = u;
-    if (*end == ':') {
-        const char *gs = end + 1;
-        g = strtoul(gs, &end, 10);
-        if (errno || end == gs || *gs < '0' || *gs > '9' || g > 0xfffffffeUL)
-            return -1;
-    }
-    if (*end)
-        return -1;
-    *uid = (uid_t)u;
-    *gid = (gid_t)g;
-    return 0;
-}
-
 static int load_settings(int dirfd, struct rundir *rd, char *err, size_t errsz)
 {
     static const char *known[] = {
@@ -150,7 +128,7 @@ static int load_settings(int dirfd, struct rundir *rd, char *err, size_t errsz)
     }
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         size_t i;
         for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -176,7 +154,7 @@ static int load_settings(int dirfd, struct rundir *rd, char *err, size_t errsz)
     if (rc < 0)
         goto prefix;
     if (rc > 0) {
-        if (parse_user(text, &rd->uid, &rd->gid) < 0) {
+        if (runrules_user_parse(text, &rd->uid, &rd->gid) < 0) {
             set_err(err, errsz, "settings/user: expected UID or UID:GID (numbers): \"%s\"", text);
             goto fail;
         }
@@ -205,14 +183,6 @@ fail:
     return -1;
 }
 
-static int var_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > RUNDIR_MAX_NAME || (s[0] >= '0' && s[0] <= '9'))
-        return 0;
-    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == n;
-}
-
 static int load_vars(int dirfd, const char *sub, int secret, struct rundir *rd, char *err,
                      size_t errsz)
 {
@@ -233,7 +203,7 @@ static int load_vars(int dirfd, const char *sub, int secret, struct rundir *rd, 
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        if (!var_name_ok(de->d_name)) {
+        if (!runrules_var_name_ok(de->d_name)) {
             set_err(err, errsz, "%s/%.*s: not a variable name ([A-Za-z_][A-Za-z0-9_]*)", sub,
                     RUNDIR_MAX_NAME, de->d_name);
             goto fail;
@@ -330,7 +300,7 @@ static int load_phase(int pfd, const char *dir, struct rundir_phase *ph, char *e
     }
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         size_t i;
         for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)

@@ -9,6 +9,8 @@
 #ifndef DAVIT_WORKER_RUNDIR_H
 #define DAVIT_WORKER_RUNDIR_H
 
+#include "common/runrules.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -17,12 +19,13 @@
 #define RUNDIR_DEFAULT_WORKSPACE "/mnt/workspace"
 #define RUNDIR_VERSION           "1"
 
-#define RUNDIR_MAX_PHASES   64
-#define RUNDIR_MAX_COMMANDS 64
-#define RUNDIR_MAX_COMMAND  (128 * 1024)
-#define RUNDIR_MAX_VARS     512
-#define RUNDIR_MAX_NAME     128
-#define RUNDIR_MAX_VALUE    (128 * 1024)
+/* The same limits as the run spec's (runrules.h). */
+#define RUNDIR_MAX_PHASES   RUN_MAX_PHASES
+#define RUNDIR_MAX_COMMANDS RUN_MAX_COMMANDS
+#define RUNDIR_MAX_COMMAND  RUN_MAX_COMMAND
+#define RUNDIR_MAX_VARS     RUN_MAX_VARS
+#define RUNDIR_MAX_NAME     RUN_MAX_NAME
+#define RUNDIR_MAX_VALUE    RUN_MAX_VALUE
 
 struct rundir_list {
     char **items;

@@ -332,8 +332,10 @@ static int run_command(struct runner *r, const char *stage, const char *cmd,
                                 {out_open ? p.out_fd : -1, POLLIN, 0},
                                 {err_open ? p.err_fd : -1, POLLIN, 0}};
         int n = poll(fds, 3, next_timeout(r, mono_ms()));
-        if (n < 0 && errno != EINTR)
+        if (n < 0 && errno != EINTR) {
+            note(r, "cannot wait for the command: poll: %s; killing it", strerror(errno));
             break;
+        }
         if (fds[1].revents)
             out_open = pump(r, p.out_fd, &out);
         if (fds[2].revents)
@@ -348,7 +350,7 @@ static int run_command(struct runner *r, const char *stage, const char *cmd,
         status = WIFEXITED(r->child_status) ? WEXITSTATUS(r->child_status)
                                             : 128 + WTERMSIG(r->child_status);
     } else {
-        /* Only a spool failure ends the loop with the command alive. */
+        /* A spool or poll failure ended the loop with the command alive. */
         kill(-p.pid, SIGKILL);
         status = 128 + SIGKILL;
         r->child = 0;

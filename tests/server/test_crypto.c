@@ -62,6 +62,13 @@ static void test_base64(void **state)
     assert_int_equal(crypto_b64_decode("Zm9vYmF", &dec, &n), -1); /* cut short */
     assert_int_equal(crypto_b64_decode("", &dec, &n), -1);
     assert_int_equal(crypto_b64_decode("Zm9v!mFy", &dec, &n), -1);
+    /* Padding only at the end, and no whitespace anywhere. */
+    static const char *malformed[] = {"====", "A===", "AB=C", "Q=JD", "QUJD    ", "    ", "QU\nJ"};
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+        assert_int_equal(crypto_b64_decode(malformed[i], &dec, &n), -1);
+    assert_int_equal(crypto_b64_decode("QQ==", &dec, &n), 0);
+    assert_int_equal(n, 1);
+    free(dec);
 }
 
 static void test_csr(void **state)
