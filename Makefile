@@ -2,12 +2,14 @@
 #   make            release build in build/
 #   make asan       AddressSanitizer + UBSan build in build-asan/
 #   make test       everything the tests need, then every test under the sanitizers
+#   make demo       server, pool, launcher and a sample run, end to end
+#   make demo-stop  stop the demo's server and launcher
 #   make format     clang-format the C sources
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan deps docker runner-image test unit-test format clean
+.PHONY: all build asan deps docker runner-image test unit-test demo demo-stop format clean
 
 all: build
 
@@ -34,6 +36,17 @@ test: deps docker runner-image asan
 
 unit-test: asan
 	cd build-asan && ctest --output-on-failure -L unit
+
+# The README's first command: everything from a fresh Debian 12 machine.
+demo: deps docker runner-image build
+	scripts/demo
+
+demo-stop:
+	@for p in var/launcher.pid var/server.pid; do \
+	    if [ -f $$p ] && kill -0 $$(cat $$p) 2>/dev/null; then \
+	        echo "stopping $$(basename $$p .pid) (pid $$(cat $$p))"; kill $$(cat $$p); \
+	    fi; rm -f $$p; \
+	done
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

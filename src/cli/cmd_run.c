@@ -298,7 +298,7 @@ static int run_show(struct cli *c, int argc, char **argv)
 
 static int run_logs(struct cli *c, int argc, char **argv)
 {
-    long long id;
+    long long id = 0;
     int do_follow = 0;
     int rc = one_id(argc, argv, 1, &id, &do_follow);
     if (rc)

@@ -53,15 +53,20 @@ static void timestamp(char *buf, size_t size)
     snprintf(buf + n, size - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 }
 
-/* Writes s, escaping what could forge or break a line: quotes, backslashes
- * and every control byte (\xNN). Values come from the network (paths,
- * hostnames, reasons), so nothing in them may start a new log line. */
-static void add_escaped(struct dbuf *b, const char *s, int ascii_only)
+enum escape { ESC_CONTROL, ESC_QUOTED, ESC_ASCII };
+
+/*
+ * Writes s, escaping control bytes as \xNN so that nothing in it can start
+ * a new log line: values come from the network (paths, hostnames, reasons).
+ * ESC_QUOTED also escapes '"' and '\\' (inside a quoted value), ESC_ASCII
+ * also bytes >= 0x80 (for JSON, which needs UTF-8).
+ */
+static void add_escaped(struct dbuf *b, const char *s, enum escape mode)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
+        if (mode != ESC_CONTROL && (*p == '"' || *p == '\\'))
             dbuf_printf(b, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f || (ascii_only && *p >= 0x80))
+        else if (*p < 0x20 || *p == 0x7f || (mode == ESC_ASCII && *p >= 0x80))
             dbuf_printf(b, "\\x%02x", *p);
         else
             dbuf_addch(b, (char)*p);
@@ -82,7 +87,7 @@ static void format_text(struct dbuf *b, const char *ts, enum log_level level, co
                         va_list ap)
 {
     dbuf_printf(b, "%s %-5s ", ts, level_names[level]);
-    add_escaped(b, msg, 0);
+    add_escaped(b, msg, ESC_CONTROL);
     for (;;) {
         const char *k = va_arg(ap, const char *);
         if (!k)
@@ -93,7 +98,7 @@ static void format_text(struct dbuf *b, const char *ts, enum log_level level, co
         dbuf_printf(b, " %s=", k);
         if (needs_quotes(v)) {
             dbuf_addch(b, '"');
-            add_escaped(b, v, 0);
+            add_escaped(b, v, ESC_QUOTED);
             dbuf_addch(b, '"');
         } else {
             dbuf_addstr(b, v);
@@ -108,7 +113,7 @@ static json_t *json_text(const char *s)
     if (j)
         return j;
     struct dbuf b = DBUF_INIT(LOG_LINE_MAX);
-    add_escaped(&b, s, 1);
+    add_escaped(&b, s, ESC_ASCII);
     j = json_string(dbuf_str(&b));
     dbuf_free(&b);
     return j;

@@ -1,5 +1,7 @@
 #include "launcher/backend.h"
 
+#include "common/clock.h"
+
 #include "common/dbuf.h"
 #include "common/log.h"
 #include "common/sigmsg.h"
@@ -26,7 +28,22 @@ struct backend {
     char session[256];
     int debug;
     struct dbuf answer;
+    int (*abort_fn)(void *);
+    void *abort_arg;
 };
+
+static int xferinfo(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    struct backend *b = arg;
+    (void)dt, (void)dn, (void)ut, (void)un;
+    return b->abort_fn(b->abort_arg) ? 1 : 0;
+}
+
+void backend_set_abort(struct backend *b, int (*fn)(void *), void *arg)
+{
+    b->abort_fn = fn;
+    b->abort_arg = arg;
+}
 
 static size_t to_dbuf(char *p, size_t size, size_t n, void *arg)
 {
@@ -110,13 +127,6 @@ static enum backend_status classify(long status)
     }
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * One call. The answer's JSON goes to *out when out is not NULL (also for
  * errors, so that callers can read next_offset). A sink, when given, takes
@@ -145,6 +155,11 @@ static int call(struct backend *b, const char *what, const char *method, const c
     curl_easy_setopt(c, CURLOPT_USERAGENT, "davit-launcher/" DAVIT_VERSION);
     if (b->ca_file[0])
         curl_easy_setopt(c, CURLOPT_CAINFO, b->ca_file);
+    if (b->abort_fn) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xferinfo);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, b);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
     if (b->pin[0])
         curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, b->pin);
     if (sink) {
@@ -168,7 +183,7 @@ static int call(struct backend *b, const char *what, const char *method, const c
     headers = curl_slist_append(headers, "Expect:");
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 
-    int64_t t0 = mono_ms();
+    int64_t t0 = clock_mono_ms();
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
@@ -176,13 +191,15 @@ static int call(struct backend *b, const char *what, const char *method, const c
     if (b->debug) {
         char st[16], ms[24];
         snprintf(st, sizeof(st), "%ld", status);
-        snprintf(ms, sizeof(ms), "%" PRId64, mono_ms() - t0);
+        snprintf(ms, sizeof(ms), "%" PRId64, clock_mono_ms() - t0);
         log_event(LOG_DEBUG, "server call", "method", method, "path", path, "status", st, "ms", ms,
                   (char *)NULL);
     }
     if (rc != CURLE_OK && !(sink && rc == CURLE_HTTP_RETURNED_ERROR)) {
         if (rc == CURLE_WRITE_ERROR)
             snprintf(err, errsz, "%s: the answer is larger than allowed", what);
+        else if (rc == CURLE_ABORTED_BY_CALLBACK)
+            snprintf(err, errsz, "%s: interrupted", what);
         else
             snprintf(err, errsz, "%s: cannot reach the server at %s: %s", what, b->endpoint,
                      curl_easy_strerror(rc));
@@ -299,11 +316,13 @@ done:
     return rc;
 }
 
-int backend_poll(struct backend *b, int64_t ack, int wait_s, json_t **messages, char *err,
-                 size_t errsz)
+int backend_poll(struct backend *b, int64_t ack, int wait_s, int draining, json_t **messages,
+                 char *err, size_t errsz)
 {
     json_t *ans = NULL;
     json_t *req = json_pack("{s:I, s:i}", "ack", (json_int_t)ack, "wait_s", wait_s);
+    if (req && draining)
+        json_object_set_new(req, "draining", json_true());
     int rc =
         call_json(b, "poll", "/api/v1/launcher/poll", req, wait_s + POLL_SLACK_S, &ans, err, errsz);
     json_decref(req);

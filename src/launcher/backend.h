@@ -61,6 +61,13 @@ int backend_open(struct backend **out, const struct credentials *cred, const cha
                  int debug, char *err, size_t errsz);
 void backend_close(struct backend *b);
 
+/*
+ * Installs a function asked about once a second during every call whether
+ * to give up (a signal, a run that ended); an aborted call returns
+ * BACKEND_UNREACHABLE with "interrupted". NULL removes it. Never fails.
+ */
+void backend_set_abort(struct backend *b, int (*fn)(void *), void *arg);
+
 /* Uses token for every later call. Never fails. */
 void backend_set_session(struct backend *b, const char *token);
 
@@ -71,10 +78,12 @@ int backend_register(struct backend *b, const struct credentials *cred,
 
 /*
  * Long-polls for messages: acknowledges up to ack, waits at most wait_s.
+ * draining tells the server that this launcher is stopping: it sends no
+ * runs, and takes back those it assigned that were never started.
  * On success *messages is the array of messages (caller owns).
  */
-int backend_poll(struct backend *b, int64_t ack, int wait_s, json_t **messages, char *err,
-                 size_t errsz);
+int backend_poll(struct backend *b, int64_t ack, int wait_s, int draining, json_t **messages,
+                 char *err, size_t errsz);
 
 /* Posts a run event (not consumed). *state (may be NULL) gets the run's state (caller frees). */
 int backend_event(struct backend *b, int64_t run_id, const json_t *event, char **state, char *err,

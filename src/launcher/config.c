@@ -122,6 +122,44 @@ static int get_mounts(struct launcher_config *c, char *err, size_t errsz)
     return 0;
 }
 
+/* DAVIT_METADATA_<key>=<value>, and SPACELIFT_METADATA_<key> unless DAVIT_ gives the key. */
+static int get_metadata(struct launcher_config *c, char *err, size_t errsz)
+{
+    extern char **environ;
+    static const char *const prefixes[] = {"DAVIT_METADATA_", "SPACELIFT_METADATA_"};
+    for (int pass = 0; pass < 2; pass++) {
+        size_t plen = strlen(prefixes[pass]);
+        for (char **e = environ; *e; e++) {
+            const char *eq = strchr(*e, '=');
+            if (!eq || strncmp(*e, prefixes[pass], plen) != 0 || eq == *e + plen)
+                continue;
+            size_t klen = (size_t)(eq - *e) - plen;
+            int dup = 0;
+            for (size_t i = 0; i < c->n_meta; i++)
+                dup |= strlen(c->meta_keys[i]) == klen &&
+                       strncmp(c->meta_keys[i], *e + plen, klen) == 0;
+            if (dup)
+                continue;
+            if (c->n_meta == CONFIG_MAX_META) {
+                snprintf(err, errsz, "%sKEY: more than %d metadata entries", prefixes[pass],
+                         CONFIG_MAX_META);
+                return -1;
+            }
+            if (klen > 128 || strlen(eq + 1) > 1024) {
+                snprintf(err, errsz, "%.*s: key or value too long (128/1024 bytes)", (int)(eq - *e),
+                         *e);
+                return -1;
+            }
+            c->meta_keys[c->n_meta] = strndup(*e + plen, klen);
+            c->meta_values[c->n_meta] = strdup(eq + 1);
+            c->n_meta++;
+            if (!c->meta_keys[c->n_meta - 1] || !c->meta_values[c->n_meta - 1])
+                return fail_oom(err, errsz);
+        }
+    }
+    return 0;
+}
+
 static const char *default_state_dir(char *buf, size_t size)
 {
     const char *home = getenv("HOME");
@@ -168,6 +206,21 @@ int config_load(struct launcher_config *c, char *err, size_t errsz)
                      e) < 0 ||
         env_bool("DEBUG", 0, &c->debug, err, e) < 0)
         goto fail;
+    long long conc = 1;
+    if (get_str("CA_FILE", NULL, &c->ca_file, err, errsz) < 0 ||
+        env_int("LAUNCHER_CONCURRENCY", 1, CONFIG_MAX_CONCURRENCY, &conc, err, e) < 0 ||
+        get_metadata(c, err, errsz) < 0)
+        goto fail;
+    if (conc < 1) {
+        snprintf(err, errsz, "DAVIT_LAUNCHER_CONCURRENCY: must be 1 to %d", CONFIG_MAX_CONCURRENCY);
+        goto fail;
+    }
+    c->concurrency = (int)conc;
+    const char *logs_var = env_get("RUN_LOGS_ON_STANDARD_OUTPUT", NULL)
+                               ? "RUN_LOGS_ON_STANDARD_OUTPUT"
+                               : "RUN_LOGS_ON_STANDARD_OUTPUT_ENABLED";
+    if (env_bool(logs_var, 0, &c->run_logs_stdout, err, e) < 0)
+        goto fail;
     if (c->docker_timeout_ms == 0 || c->pull_timeout_ms == 0) {
         snprintf(err, errsz, "DAVIT_DOCKER_TIMEOUT and DAVIT_DOCKER_PULL_TIMEOUT: must not be 0");
         goto fail;
@@ -202,5 +255,10 @@ void config_free(struct launcher_config *c)
         free(c->whitelist[i]);
     for (size_t i = 0; i < c->n_mask; i++)
         free(c->mask[i]);
+    free(c->ca_file);
+    for (size_t i = 0; i < c->n_meta; i++) {
+        free(c->meta_keys[i]);
+        free(c->meta_values[i]);
+    }
     memset(c, 0, sizeof(*c));
 }

@@ -15,8 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONFIG_MAX_MOUNTS 32
-#define CONFIG_MAX_ENVS   64
+#define CONFIG_MAX_MOUNTS      32
+#define CONFIG_MAX_ENVS        64
+#define CONFIG_MAX_META        64
+#define CONFIG_MAX_CONCURRENCY 64
 
 #define CONFIG_DEFAULT_DOCKER_HOST    "unix:///var/run/docker.sock"
 #define CONFIG_DEFAULT_NETWORK        "bridge"
@@ -52,6 +54,13 @@ struct launcher_config {
     int64_t pull_timeout_ms;    /* DAVIT_DOCKER_PULL_TIMEOUT: one image pull */
     int debug;                  /* DAVIT_DEBUG */
     enum log_format log_format; /* DAVIT_LOG_FORMAT */
+    /* the daemon's (davit-launcher with no command) */
+    char *ca_file;                    /* DAVIT_CA_FILE; NULL: the system CAs */
+    int concurrency;                  /* DAVIT_LAUNCHER_CONCURRENCY, 1–64 */
+    int run_logs_stdout;              /* DAVIT_RUN_LOGS_ON_STANDARD_OUTPUT(_ENABLED) */
+    char *meta_keys[CONFIG_MAX_META]; /* DAVIT_METADATA_<key>=<value> */
+    char *meta_values[CONFIG_MAX_META];
+    size_t n_meta;
 };
 
 /*

@@ -1,5 +1,7 @@
 #include "launcher/docker.h"
 
+#include "common/clock.h"
+
 #include "common/dbuf.h"
 #include "common/log.h"
 
@@ -39,13 +41,6 @@ struct docker_wait {
     struct dbuf resp;
     char url[512];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int docker_open(struct docker **out, const char *host, int64_t timeout_ms, int debug, char *err,
                 size_t errsz)
@@ -234,7 +229,7 @@ static int request(struct docker *d, const struct request *rq, struct dbuf *resp
     char url[2048];
     struct curl_slist *hdrs = NULL, *tmp;
     int rc = -1;
-    int64_t start = now_ms();
+    int64_t start = clock_mono_ms();
 
     if (rq->unversioned)
         snprintf(url, sizeof(url), "%s%s", d->base, rq->path);
@@ -277,7 +272,7 @@ static int request(struct docker *d, const struct request *rq, struct dbuf *resp
     if (d->debug) {
         char st[16], ms[24];
         snprintf(st, sizeof(st), "%ld", *status);
-        snprintf(ms, sizeof(ms), "%lld", (long long)(now_ms() - start));
+        snprintf(ms, sizeof(ms), "%lld", (long long)(clock_mono_ms() - start));
         log_event(LOG_DEBUG, "docker call", "method", rq->method, "path", url + strlen(d->base),
                   "status", st, "ms", ms, "curl", cc == CURLE_OK ? NULL : curl_easy_strerror(cc),
                   (const char *)NULL);

@@ -8,6 +8,7 @@
 #include "common/outcome.h"
 #include "common/runspec.h"
 #include "launcher/config.h"
+#include "launcher/daemon.h"
 #include "launcher/docker.h"
 #include "launcher/printer.h"
 #include "launcher/state.h"
@@ -30,8 +31,14 @@
 #define SPEC_CAP (16u << 20)
 
 static const char usage_text[] =
-    "usage: davit-launcher exec [--json] [--worker PATH] SPEC.json\n"
+    "usage: davit-launcher\n"
+    "       davit-launcher exec [--json] [--worker PATH] SPEC.json\n"
     "       davit-launcher --help | --version\n"
+    "\n"
+    "With no command, davit-launcher is the agent of a worker pool: it registers\n"
+    "with the server named in DAVIT_TOKEN (proving it holds DAVIT_POOL_PRIVATE_KEY),\n"
+    "takes runs and executes them in containers until it is drained (SIGTERM: exit\n"
+    "0), cycled (exit 75) or its token is reset (exit 2). See docs/launcher.md.\n"
     "\n"
     "exec runs the run spec SPEC.json (\"-\" for stdin) in a container on the local\n"
     "Docker Engine, prints its output, and exits with its outcome:\n"
@@ -222,7 +229,7 @@ static int cmd_exec(int argc, char **argv)
 
     struct printer printer;
     printer_init(&printer, stdout, json ? PRINTER_JSON : PRINTER_TEXT, "-");
-    struct supervisor sup = {&cfg, docker, &state, &printer, sigfd, 0, 0};
+    struct supervisor sup = {&cfg, docker, &state, &printer, sigfd, 0, 0, NULL, ""};
     struct run_result res;
     int xc = EXIT_INTERNAL;
     if (sup_exec(&sup, spec, sha, worker, &res, &xc, err, sizeof(err)) < 0) {
@@ -247,8 +254,15 @@ done:
 
 int main(int argc, char **argv)
 {
-    if (argc < 2)
-        return usage(stderr, EXIT_USAGE);
+    if (argc < 2) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+            fprintf(stderr, "davit-launcher: curl_global_init failed\n");
+            return EXIT_INTERNAL;
+        }
+        int code = daemon_main();
+        curl_global_cleanup();
+        return code;
+    }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0)
         return usage(stdout, 0);

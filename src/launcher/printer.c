@@ -1,5 +1,7 @@
 #include "launcher/printer.h"
 
+#include "common/clock.h"
+
 #include "common/dbuf.h"
 
 #include <errno.h>
@@ -85,13 +87,6 @@ static void clock_iso(int64_t ms, char *buf, size_t size)
     gmtime_r(&sec, &tm);
     size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, size - n, ".%03dZ", (int)(ms % 1000));
-}
-
-static int64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 /*
@@ -214,7 +209,7 @@ int printer_record(struct printer *p, const struct spool_record *r)
 
 int printer_note(struct printer *p, const char *text)
 {
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     if (p->format == PRINTER_JSON) {
         char ts[40];
         clock_iso(now, ts, sizeof(ts));
@@ -230,7 +225,7 @@ int printer_note(struct printer *p, const char *text)
 int printer_result(struct printer *p, enum outcome outcome, const char *phase, int exit_status,
                    int64_t duration_ms, const char *reason)
 {
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     if (p->format == PRINTER_JSON) {
         char ts[40];
         clock_iso(now, ts, sizeof(ts));

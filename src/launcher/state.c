@@ -185,6 +185,13 @@ int state_run_save(const struct state *st, const struct run_state *rs, char *err
         json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "run", rs->run_id, "container", rs->container,
                   "spec_sha256", rs->spec_sha256, "offset", (json_int_t)rs->offset, "seq",
                   (json_int_t)rs->seq, "started_ms", (json_int_t)rs->started_ms);
+    if (o && rs->server_id > 0 &&
+        (json_object_set_new(o, "server_id", json_integer(rs->server_id)) < 0 ||
+         json_object_set_new(o, "event_seq", json_integer((json_int_t)rs->event_seq)) < 0 ||
+         json_object_set_new(o, "kill_grace_ms", json_integer(rs->kill_grace_ms)) < 0)) {
+        json_decref(o);
+        o = NULL;
+    }
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text) {
@@ -213,14 +220,15 @@ int state_run_load(const struct state *st, const char *run_id, struct run_state 
         goto done;
     }
     const char *run, *container, *sha;
-    json_int_t offset, seq, started;
+    json_int_t offset, seq, started, server_id = 0, event_seq = 0, grace = 0;
     json_error_t jerr;
     o = json_loadb(dbuf_str(&text), text.len, 0, &jerr);
     if (!o ||
-        json_unpack_ex(o, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:I, s:I, s:I}", "run", &run,
-                       "container", &container, "spec_sha256", &sha, "offset", &offset, "seq", &seq,
-                       "started_ms", &started) < 0 ||
-        offset < 0 || seq < 0) {
+        json_unpack_ex(o, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:I, s:I, s:I, s?I, s?I, s?I}",
+                       "run", &run, "container", &container, "spec_sha256", &sha, "offset", &offset,
+                       "seq", &seq, "started_ms", &started, "server_id", &server_id, "event_seq",
+                       &event_seq, "kill_grace_ms", &grace) < 0 ||
+        offset < 0 || seq < 0 || event_seq < 0) {
         snprintf(err, errsz, "state: %s: not a run state: %s", path, jerr.text);
         goto done;
     }
@@ -231,11 +239,44 @@ int state_run_load(const struct state *st, const char *run_id, struct run_state 
     rs->offset = (uint64_t)offset;
     rs->seq = (uint64_t)seq;
     rs->started_ms = started;
+    rs->server_id = server_id;
+    rs->event_seq = (uint64_t)event_seq;
+    rs->kill_grace_ms = grace;
     rc = 1;
 done:
     json_decref(o);
     dbuf_free(&text);
     return rc;
+}
+
+int state_file_write(const struct state *st, const char *name, const char *text, char *err,
+                     size_t errsz)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", st->dir, name);
+    return write_atomic(path, text, strlen(text), err, errsz);
+}
+
+int state_file_read(const struct state *st, const char *name, char **text, char *err, size_t errsz)
+{
+    char path[4200];
+    struct dbuf b = DBUF_INIT(64 * 1024);
+    snprintf(path, sizeof(path), "%s/%s", st->dir, name);
+    *text = NULL;
+    if (dbuf_read_file(&b, path) < 0) {
+        dbuf_free(&b);
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errsz, "state: read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    *text = strdup(dbuf_str(&b));
+    dbuf_free(&b);
+    if (!*text) {
+        snprintf(err, errsz, "state: out of memory");
+        return -1;
+    }
+    return 1;
 }
 
 int state_run_forget(const struct state *st, const char *run_id, char *err, size_t errsz)

@@ -32,6 +32,10 @@ struct run_state {
     uint64_t offset;      /* spool bytes already shipped */
     uint64_t seq;         /* seq of the last record shipped */
     int64_t started_ms;   /* wall clock at container start; 0 before */
+    /* the daemon's */
+    int64_t server_id;     /* the run's id on the server; 0 for exec */
+    uint64_t event_seq;    /* seq of the last event sent (or about to be) */
+    int64_t kill_grace_ms; /* the spec's, for an adopted run; 0 unknown */
 };
 
 /*
@@ -56,6 +60,15 @@ int state_run_load(const struct state *st, const char *run_id, struct run_state 
 
 /* Removes the run's state file (not its directory). Missing is fine. */
 int state_run_forget(const struct state *st, const char *run_id, char *err, size_t errsz);
+
+/*
+ * A small file of the launcher's own in the state directory (name without
+ * "/"), written atomically / read whole (at most 64 KiB). Read returns 1 and
+ * *text (caller frees), 0 when missing, -1 with err.
+ */
+int state_file_write(const struct state *st, const char *name, const char *text, char *err,
+                     size_t errsz);
+int state_file_read(const struct state *st, const char *name, char **text, char *err, size_t errsz);
 
 /*
  * Lists the ids of runs that have a state file or a run directory, at most

@@ -1,5 +1,7 @@
 #include "launcher/supervisor.h"
 
+#include "common/clock.h"
+
 #include "common/duration.h"
 #include "common/log.h"
 #include "launcher/container.h"
@@ -45,25 +47,23 @@ struct run {
     int exited;
     long status;
     char spool_error[512];
+    uint64_t spool_end; /* after the last complete record read */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 int sup_poll_signals(struct supervisor *s)
 {
     struct signalfd_siginfo si;
+    if (s->hooks) {
+        /* An eventfd: drained, then the hooks say what was asked. */
+        while (s->sigfd >= 0 && read(s->sigfd, &si, sizeof(si)) > 0)
+            ;
+        int c = s->hooks->cancel(s->hooks->arg, s->cancel_reason, sizeof(s->cancel_reason));
+        if (c && !s->cancel_signal)
+            s->cancel_signal = SIGTERM;
+        if (c > 1)
+            s->n_signals = 2;
+        return s->cancel_signal != 0;
+    }
     while (s->sigfd >= 0 && read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (!s->cancel_signal)
             s->cancel_signal = (int)si.ssi_signo;
@@ -75,6 +75,21 @@ int sup_poll_signals(struct supervisor *s)
 static const char *sig_name(int sig)
 {
     return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+}
+
+/* Who canceled: "SIGTERM", or the daemon's reason ("the user"). */
+static const char *cancel_who(const struct supervisor *s)
+{
+    return s->cancel_reason[0] ? s->cancel_reason : sig_name(s->cancel_signal);
+}
+
+/* The same for a result's reason: "SIGTERM to davit-launcher", or the daemon's reason. */
+static const char *cancel_by(const struct supervisor *s, char *buf, size_t size)
+{
+    if (s->cancel_reason[0])
+        return s->cancel_reason;
+    snprintf(buf, size, "%s to davit-launcher", sig_name(s->cancel_signal));
+    return buf;
 }
 
 static int abort_cb(void *arg)
@@ -145,6 +160,8 @@ static int on_record(const struct spool_record *r, void *arg)
     /* A closed stdout does not stop the run; the result still decides the exit code. */
     if (run->print)
         printer_record(ctx->s->printer, r);
+    if (ctx->s->hooks)
+        ctx->s->hooks->record(ctx->s->hooks->arg, &run->rs, r);
     return 0;
 }
 
@@ -186,12 +203,14 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
     struct docker_wait *w = NULL;
     char werr[1024], buf[4096];
     int ino = -1, stopping = 0, killed = 0, spool_ok = 1;
-    int64_t now = mono_ms(), run_deadline = 0, logs_deadline = 0, kill_at = 0;
-    int64_t wait_retry_at = 0, result_at = 0;
+    int64_t now = clock_mono_ms(), run_deadline = 0, logs_deadline = 0, kill_at = 0;
+    int64_t wait_retry_at = 0, result_at = 0, hook_wait = POLL_INOTIFY_MS;
 
-    if (spool_tail_init(&t, run->spool, run->rs.offset, err, errsz) < 0)
+    /* The daemon reads from the start, so that an adopted run still sees its
+     * R record; its hooks skip what they handled before (by seq). */
+    if (spool_tail_init(&t, run->spool, s->hooks ? 0 : run->rs.offset, err, errsz) < 0)
         return -1;
-    t.seq = run->rs.seq;
+    t.seq = s->hooks ? 0 : run->rs.seq;
     ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (ino >= 0 && inotify_add_watch(ino, run->dir, IN_MODIFY | IN_CREATE) < 0) {
         close(ino);
@@ -199,7 +218,7 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
     }
     if (cfg->run_timeout_ms) {
         /* An adopted run keeps the deadline it started with. */
-        int64_t elapsed = run->rs.started_ms ? wall_ms() - run->rs.started_ms : 0;
+        int64_t elapsed = run->rs.started_ms ? clock_wall_ms() - run->rs.started_ms : 0;
         run_deadline = now + cfg->run_timeout_ms - (elapsed > 0 ? elapsed : 0);
     }
     if (cfg->logs_timeout_ms)
@@ -211,8 +230,10 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
     }
 
     for (;;) {
-        now = mono_ms();
+        now = clock_mono_ms();
         int64_t timeout = ino >= 0 ? POLL_INOTIFY_MS : POLL_FALLBACK_MS;
+        if (hook_wait < timeout)
+            timeout = hook_wait < 0 ? 0 : hook_wait;
         if (!stopping && !run->have_result) {
             timeout = clamp_wait(timeout, run_deadline, now);
             timeout = clamp_wait(timeout, logs_deadline, now);
@@ -233,7 +254,7 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
                           run->rs.run_id, "error", werr, (const char *)NULL);
                 docker_wait_end(w);
                 w = NULL;
-                wait_retry_at = mono_ms() + WAIT_RETRY_MS;
+                wait_retry_at = clock_mono_ms() + WAIT_RETRY_MS;
             } else if (wr == 1) {
                 run->exited = 1;
             }
@@ -242,9 +263,9 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
             for (unsigned i = 0; i < nfds; i++)
                 pfd[i] = (struct pollfd){fds[i].fd, POLLIN, 0};
             poll(pfd, nfds, (int)timeout);
-            if (mono_ms() >= wait_retry_at &&
+            if (clock_mono_ms() >= wait_retry_at &&
                 docker_wait_begin(s->docker, run->rs.container, &w, werr, sizeof(werr)) < 0)
-                wait_retry_at = mono_ms() + WAIT_RETRY_MS;
+                wait_retry_at = clock_mono_ms() + WAIT_RETRY_MS;
         }
         if (ino >= 0)
             while (read(ino, buf, sizeof(buf)) > 0)
@@ -261,7 +282,7 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
                 signal_container(s, run, "SIGKILL");
                 killed = 1;
             }
-            if (n > 0) {
+            if (n > 0 && !s->hooks) {
                 char serr[1024];
                 if (run->print)
                     printer_flush(s->printer);
@@ -270,13 +291,17 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
                 if (state_run_save(s->state, &run->rs, serr, sizeof(serr)) < 0)
                     log_event(LOG_WARN, "cannot save the spool offset", "run", run->rs.run_id,
                               "error", serr, (const char *)NULL);
-                logs_deadline = cfg->logs_timeout_ms ? mono_ms() + cfg->logs_timeout_ms : 0;
             }
+            if (n > 0)
+                logs_deadline = cfg->logs_timeout_ms ? clock_mono_ms() + cfg->logs_timeout_ms : 0;
         }
+        run->spool_end = t.offset;
+        if (s->hooks)
+            hook_wait = s->hooks->tick(s->hooks->arg, &run->rs, t.offset);
         if (run->exited)
             break;
 
-        now = mono_ms();
+        now = clock_mono_ms();
         sup_poll_signals(s);
         if (run->have_result) {
             /* The worker is done; it only has to exit. */
@@ -296,7 +321,7 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
                 run->canceled = 1;
                 stopping = 1;
                 note(s, run, "canceled by %s: stopping the container (SIGTERM, SIGKILL after %s)",
-                     sig_name(s->cancel_signal),
+                     cancel_who(s),
                      duration_format(run->kill_grace_ms + KILL_SLACK_MS, d, sizeof(d)));
             } else if (run_deadline && now >= run_deadline) {
                 run->deadline = "run timeout";
@@ -358,15 +383,15 @@ static void decide(struct supervisor *s, struct run *run, struct run_result *res
         *res = run->r;
         /* The worker saw the Engine's SIGTERM; the user sent something else. */
         if (run->canceled && res->outcome == OUTCOME_CANCELED)
-            snprintf(res->reason, sizeof(res->reason), "canceled by %s to davit-launcher",
-                     sig_name(s->cancel_signal));
+            snprintf(res->reason, sizeof(res->reason), "canceled by %s",
+                     cancel_by(s, reason, sizeof(reason)));
         if (oom && res->outcome == OUTCOME_FAILED) {
             snprintf(reason, sizeof(reason), "out of memory (OOMKilled): %s", run->r.reason);
             snprintf(res->reason, sizeof(res->reason), "%s", reason);
         }
     } else if (run->canceled) {
-        snprintf(reason, sizeof(reason), "canceled by %s to davit-launcher",
-                 sig_name(s->cancel_signal));
+        char by[128];
+        snprintf(reason, sizeof(reason), "canceled by %s", cancel_by(s, by, sizeof(by)));
         set_result(res, OUTCOME_CANCELED, run->phase, -1, reason);
     } else if (oom) {
         set_result(res, OUTCOME_FAILED, run->phase, -1, "out of memory (OOMKilled)");
@@ -379,7 +404,7 @@ static void decide(struct supervisor *s, struct run *run, struct run_result *res
         set_result(res, OUTCOME_FAILED, run->phase, -1, reason);
     }
     if (!run->have_result || run->deadline)
-        res->duration_ms = run->rs.started_ms ? wall_ms() - run->rs.started_ms : 0;
+        res->duration_ms = run->rs.started_ms ? clock_wall_ms() - run->rs.started_ms : 0;
     json_decref(info);
 }
 
@@ -414,13 +439,17 @@ static int carry(struct supervisor *s, struct run *run, struct run_result *res, 
 {
     if (follow(s, run, err, errsz) < 0) {
         signal_container(s, run, "SIGKILL");
-        cleanup(s, run);
+        if (!s->hooks)
+            cleanup(s, run);
         return -1;
     }
     decide(s, run, res);
+    res->spool_end = run->spool_end;
     log_event(LOG_INFO, "run ended", "run", run->rs.run_id, "outcome", outcome_name(res->outcome),
               "reason", res->reason, (const char *)NULL);
-    cleanup(s, run);
+    /* The daemon ships the rest of the spool and reports before it cleans up. */
+    if (!s->hooks)
+        cleanup(s, run);
     return 0;
 }
 
@@ -562,7 +591,8 @@ static int ensure_image(struct supervisor *s, struct run *run, const char *image
     return 0;
 }
 
-static int start_new(struct supervisor *s, const struct runspec *spec, const char *sha,
+/* Carries a new run whose state rs the caller made; rs gets its final state. */
+static int start_new(struct supervisor *s, const struct runspec *spec, struct run_state *rs,
                      const char *worker_path, struct run_result *res, int *exit_code, char *err,
                      size_t errsz)
 {
@@ -572,16 +602,13 @@ static int start_new(struct supervisor *s, const struct runspec *spec, const cha
     json_t *body = NULL;
 
     memset(&run, 0, sizeof(run));
-    if (state_new_run_id(run.rs.run_id, sizeof(run.rs.run_id), "exec") < 0) {
-        snprintf(err, errsz, "cannot make a run id: %s", strerror(errno));
-        *exit_code = EXIT_INTERNAL;
-        return -1;
-    }
-    snprintf(run.rs.spec_sha256, sizeof(run.rs.spec_sha256), "%s", sha);
+    run.rs = *rs;
     run_paths(s, &run);
     run.kill_grace_ms = spec->kill_grace_ms;
-    run.print = 1;
-    printer_set_run(s->printer, run.rs.run_id);
+    run.rs.kill_grace_ms = spec->kill_grace_ms;
+    run.print = !s->hooks;
+    if (run.print)
+        printer_set_run(s->printer, run.rs.run_id);
     container_name(run.rs.run_id, name, sizeof(name));
 
     /* State first, so that a crash from here on leaves something to clean up. */
@@ -589,7 +616,9 @@ static int start_new(struct supervisor *s, const struct runspec *spec, const cha
     if (state_run_save(s->state, &run.rs, err, errsz) < 0 ||
         rundir_write(run.dir, spec, run.rs.run_id, masked, n_masked, err, errsz) < 0) {
         *exit_code = EXIT_INTERNAL;
-        cleanup(s, &run);
+        if (!s->hooks)
+            cleanup(s, &run);
+        *rs = run.rs;
         return -1;
     }
     log_event(LOG_INFO, "run prepared", "run", run.rs.run_id, "image", spec->image, "dir", run.dir,
@@ -609,7 +638,9 @@ static int start_new(struct supervisor *s, const struct runspec *spec, const cha
     if (!body) {
         snprintf(err, errsz, "out of memory");
         *exit_code = EXIT_INTERNAL;
-        cleanup(s, &run);
+        if (!s->hooks)
+            cleanup(s, &run);
+        *rs = run.rs;
         return -1;
     }
     if (docker_container_create(s->docker, name, body, run.rs.container, reason, sizeof(reason)) <
@@ -620,13 +651,15 @@ static int start_new(struct supervisor *s, const struct runspec *spec, const cha
     if (state_run_save(s->state, &run.rs, reason, sizeof(reason)) < 0 ||
         docker_container_start(s->docker, run.rs.container, reason, sizeof(reason)) < 0)
         goto not_started;
-    run.rs.started_ms = wall_ms();
+    run.rs.started_ms = clock_wall_ms();
     if (state_run_save(s->state, &run.rs, reason, sizeof(reason)) < 0)
         log_event(LOG_WARN, "cannot save the run's state", "run", run.rs.run_id, "error", reason,
                   (const char *)NULL);
     log_event(LOG_INFO, "run started", "run", run.rs.run_id, "container", run.rs.container,
               (const char *)NULL);
-    if (carry(s, &run, res, err, errsz) < 0) {
+    int rc = carry(s, &run, res, err, errsz);
+    *rs = run.rs;
+    if (rc < 0) {
         *exit_code = EXIT_INTERNAL;
         return -1;
     }
@@ -635,15 +668,17 @@ static int start_new(struct supervisor *s, const struct runspec *spec, const cha
 not_started:
     json_decref(body);
     if (s->cancel_signal) {
-        snprintf(reason, sizeof(reason), "canceled by %s before the run started",
-                 sig_name(s->cancel_signal));
+        snprintf(reason, sizeof(reason), "canceled by %s before the run started", cancel_who(s));
         set_result(res, OUTCOME_CANCELED, "", -1, reason);
     } else {
         set_result(res, OUTCOME_FAILED, "", -1, reason);
     }
     log_event(LOG_INFO, "run ended", "run", run.rs.run_id, "outcome", outcome_name(res->outcome),
               "reason", res->reason, (const char *)NULL);
-    cleanup(s, &run);
+    res->spool_end = 0;
+    *rs = run.rs;
+    if (!s->hooks)
+        cleanup(s, &run);
     return 0;
 }
 
@@ -660,10 +695,48 @@ int sup_exec(struct supervisor *s, const struct runspec *spec, const char *spec_
         return 0;
     if (sup_poll_signals(s)) {
         char reason[128];
-        snprintf(reason, sizeof(reason), "canceled by %s before the run started",
-                 sig_name(s->cancel_signal));
+        snprintf(reason, sizeof(reason), "canceled by %s before the run started", cancel_who(s));
         set_result(res, OUTCOME_CANCELED, "", -1, reason);
         return 0;
     }
-    return start_new(s, spec, spec_sha256, worker_path, res, exit_code, err, errsz);
+    struct run_state rs;
+    memset(&rs, 0, sizeof(rs));
+    if (state_new_run_id(rs.run_id, sizeof(rs.run_id), "exec") < 0) {
+        snprintf(err, errsz, "cannot make a run id: %s", strerror(errno));
+        *exit_code = EXIT_INTERNAL;
+        return -1;
+    }
+    snprintf(rs.spec_sha256, sizeof(rs.spec_sha256), "%s", spec_sha256);
+    return start_new(s, spec, &rs, worker_path, res, exit_code, err, errsz);
+}
+
+int sup_run(struct supervisor *s, const struct runspec *spec, struct run_state *rs,
+            const char *worker_path, struct run_result *res, char *err, size_t errsz)
+{
+    int xc;
+    return start_new(s, spec, rs, worker_path, res, &xc, err, errsz);
+}
+
+int sup_adopt(struct supervisor *s, struct run_state *rs, struct run_result *res, char *err,
+              size_t errsz)
+{
+    struct run run;
+    memset(&run, 0, sizeof(run));
+    run.rs = *rs;
+    run_paths(s, &run);
+    run.kill_grace_ms = rs->kill_grace_ms > 0 ? rs->kill_grace_ms : ORPHAN_GRACE_MS;
+    log_event(LOG_INFO, "adopted run", "run", rs->run_id, "container", rs->container,
+              (const char *)NULL);
+    int rc = carry(s, &run, res, err, errsz);
+    *rs = run.rs;
+    return rc;
+}
+
+void sup_cleanup(struct supervisor *s, const struct run_state *rs)
+{
+    struct run run;
+    memset(&run, 0, sizeof(run));
+    run.rs = *rs;
+    run_paths(s, &run);
+    cleanup(s, &run);
 }

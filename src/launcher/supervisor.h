@@ -10,6 +10,11 @@
  * run it is carrying, which it always cleans up unless the launcher itself
  * is killed (then the next start adopts it). Cancellation comes from sigfd
  * (a signalfd for SIGINT and SIGTERM).
+ *
+ * The daemon (daemon.h) drives it through hooks instead: sigfd is then an
+ * eventfd that wakes the follow loop, the hooks see every spool record and
+ * say when to cancel, and nothing is removed at the end (sup_cleanup does it
+ * once the daemon has shipped the spool and reported the result).
  */
 #ifndef DAVIT_LAUNCHER_SUPERVISOR_H
 #define DAVIT_LAUNCHER_SUPERVISOR_H
@@ -27,6 +32,19 @@ struct run_result {
     int exit_status;                 /* the worker's "exit", -1 when unknown */
     int64_t duration_ms;
     char reason[1024];
+    uint64_t spool_end; /* the spool's offset after its last complete record */
+};
+
+struct sup_hooks {
+    void *arg;
+    /* Each spool record, in order, from the first one on (also after an adoption). */
+    void (*record)(void *arg, struct run_state *rs, const struct spool_record *r);
+    /* Each turn of the follow loop, with the end of the complete records read so
+     * far; returns the longest wait (ms) before it wants to be called again. */
+    int64_t (*tick)(void *arg, struct run_state *rs, uint64_t spool_end);
+    /* 0 go on, 1 cancel (SIGTERM, grace, SIGKILL), 2 stop at once; fills reason
+     * ("the user") for the result: "canceled by <reason>". */
+    int (*cancel)(void *arg, char *reason, size_t size);
 };
 
 struct supervisor {
@@ -37,6 +55,8 @@ struct supervisor {
     int sigfd;         /* signalfd (non-blocking) for SIGINT/SIGTERM, or -1 */
     int cancel_signal; /* the first cancelling signal received, 0 none */
     int n_signals;
+    const struct sup_hooks *hooks; /* the daemon's; NULL for exec */
+    char cancel_reason[256];       /* from hooks->cancel */
 };
 
 /*
@@ -51,6 +71,22 @@ struct supervisor {
 int sup_exec(struct supervisor *s, const struct runspec *spec, const char *spec_sha256,
              const char *worker_path, struct run_result *res, int *exit_code, char *err,
              size_t errsz);
+
+/*
+ * The daemon's: carries a new run whose state rs the caller saved (run_id,
+ * server fields), with hooks set. Returns 0 with res (also for a run that
+ * could not start), or -1 with err; rs then holds what exists (container),
+ * for sup_cleanup. Removes nothing.
+ */
+int sup_run(struct supervisor *s, const struct runspec *spec, struct run_state *rs,
+            const char *worker_path, struct run_result *res, char *err, size_t errsz);
+
+/* The daemon's: follows the existing container rs->container to its end. Same contract. */
+int sup_adopt(struct supervisor *s, struct run_state *rs, struct run_result *res, char *err,
+              size_t errsz);
+
+/* Removes rs's container, run directory and state. Failures are logged. */
+void sup_cleanup(struct supervisor *s, const struct run_state *rs);
 
 /* Reads pending signals from sigfd; returns 1 if a cancel was asked for. Never fails. */
 int sup_poll_signals(struct supervisor *s);

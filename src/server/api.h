@@ -65,9 +65,12 @@ enum auth_kind { AUTH_NONE, AUTH_ADMIN, AUTH_SESSION };
 #define HANDLER_DONE      0
 #define HANDLER_SUSPENDED 1
 
+#define BODY_CAP_SMALL   (64 * 1024) /* unauthenticated: challenge, register */
 #define BODY_CAP_DEFAULT (1024 * 1024)
 #define BODY_CAP_LOG     (8 * 1024 * 1024)
 #define BODY_CAP_RELEASE (64 * 1024 * 1024)
+/* Idle launchers each hold a long-poll open: thousands of them are normal. */
+#define HTTP_MAX_CONNECTIONS 16384
 
 struct req;
 typedef int (*handler_fn)(struct req *r);
@@ -102,6 +105,7 @@ struct req {
     struct waiter waiter;
     int calls;    /* how many times the handler ran */
     int64_t ack;  /* poll: messages up to this id were received */
+    int draining; /* poll: the launcher is stopping and takes no runs */
     void *follow; /* log follow state (api_logs.c) */
 };
 

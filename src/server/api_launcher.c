@@ -171,8 +171,10 @@ int h_launcher_poll(struct req *r)
     struct server *srv = r->srv;
     if (r->calls == 1) {
         json_int_t ack = 0, wait_s = srv->cfg.poll_max_ms / 1000;
+        int draining = 0;
         json_t *obj = r->body.len ? req_json(r) : json_object();
-        int bad = !obj || req_unpack(r, obj, "{s?:I, s?:I}", "ack", &ack, "wait_s", &wait_s) < 0;
+        int bad = !obj || req_unpack(r, obj, "{s?:I, s?:I, s?:b}", "ack", &ack, "wait_s", &wait_s,
+                                     "draining", &draining) < 0;
         json_decref(obj);
         if (bad)
             return HANDLER_DONE;
@@ -182,6 +184,7 @@ int h_launcher_poll(struct req *r)
         int64_t wait_ms =
             wait_s > srv->cfg.poll_max_ms / 1000 ? srv->cfg.poll_max_ms : (int64_t)wait_s * 1000;
         r->ack = ack;
+        r->draining = draining;
         r->waiter.kind = WAIT_POLL;
         r->waiter.launcher_id = r->sess.launcher_id;
         snprintf(r->waiter.pool_id, sizeof(r->waiter.pool_id), "%s", r->sess.pool_id);
@@ -191,9 +194,19 @@ int h_launcher_poll(struct req *r)
         uint64_t gen = dispatch_gen(srv->disp);
         json_t *msgs;
         int64_t dispatch_ms;
-        int rc = store_poll(srv->store, r->sess.launcher_id, r->ack, &msgs, &dispatch_ms);
+        int requeued;
+        int rc = store_poll(srv->store, r->sess.launcher_id, r->ack, r->draining, &msgs,
+                            &dispatch_ms, &requeued);
         if (rc < 0)
             return reply_store_error(r, rc, "poll");
+        if (requeued > 0) {
+            char n[16], lid[24];
+            snprintf(n, sizeof(n), "%d", requeued);
+            snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
+            log_event(LOG_INFO, "runs given back by a stopping launcher", "worker", lid, "runs", n,
+                      NULL);
+            dispatch_notify_pool(srv->disp, r->sess.pool_id);
+        }
         if (dispatch_ms >= 0) {
             metrics_observe_dispatch(&srv->metrics, dispatch_ms);
             size_t i;

@@ -45,8 +45,9 @@ static const struct route routes[] = {
     {"GET", "/api/v1/releases", AUTH_ADMIN, 0, h_release_list},
     {"GET", "/api/v1/releases/latest", AUTH_NONE, 0, h_release_latest},
     {"GET", "/api/v1/releases/*/download", AUTH_NONE, 0, h_release_download},
-    {"POST", "/api/v1/launcher/challenge", AUTH_NONE, BODY_CAP_DEFAULT, h_launcher_challenge},
-    {"POST", "/api/v1/launcher/register", AUTH_NONE, BODY_CAP_DEFAULT, h_launcher_register},
+    /* Open to anyone: small bodies only, so that strangers cannot pin memory. */
+    {"POST", "/api/v1/launcher/challenge", AUTH_NONE, BODY_CAP_SMALL, h_launcher_challenge},
+    {"POST", "/api/v1/launcher/register", AUTH_NONE, BODY_CAP_SMALL, h_launcher_register},
     {"POST", "/api/v1/launcher/poll", AUTH_SESSION, BODY_CAP_DEFAULT, h_launcher_poll},
     {"POST", "/api/v1/launcher/heartbeat", AUTH_SESSION, BODY_CAP_DEFAULT, h_launcher_heartbeat},
     {"POST", "/api/v1/launcher/runs/*/events", AUTH_SESSION, BODY_CAP_DEFAULT, h_launcher_event},
@@ -411,7 +412,8 @@ int http_start(struct server *srv, char *err, size_t errsz)
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)c->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(256 * 1024), MHD_OPTION_ARRAY, c->tls_cert ? tls_opts : &tls_opts[2],
         MHD_OPTION_END);
     if (!srv->mhd) {

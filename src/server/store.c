@@ -1,5 +1,6 @@
 #include "server/store_int.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/crypto.h"
 
@@ -43,9 +44,7 @@ static const char schema[] =
 
 int64_t store_now_ms(void)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    return clock_wall_ms();
 }
 
 void st_lock(struct store *s)

@@ -175,9 +175,12 @@ int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out)
  * there are none and the launcher may take a run, claims the oldest queued
  * run of its pool (FIFO). *messages gets an array (caller owns).
  * *dispatch_ms gets queue-to-assign milliseconds of a claimed run, else -1.
+ * A launcher that says it is stopping (draining) claims nothing and gives
+ * back the runs it was assigned but never started;
+ * *requeued counts them (the caller wakes the pool's other launchers).
  */
-int store_poll(struct store *s, int64_t launcher_id, int64_t ack, json_t **messages,
-               int64_t *dispatch_ms);
+int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, json_t **messages,
+               int64_t *dispatch_ms, int *requeued);
 
 #define STORE_REAP_IDS 32
 

@@ -414,12 +414,36 @@ static int pending_messages(struct store *s, int64_t launcher_id, const char *ar
     return step == SQLITE_DONE ? STORE_OK : STORE_ERR;
 }
 
-int store_poll(struct store *s, int64_t launcher_id, int64_t ack, json_t **messages,
-               int64_t *dispatch_ms)
+/* A stopping launcher's assigned, unstarted runs go back to the queue now
+ * rather than when its lease ends, which a draining launcher never lets
+ * happen since it keeps polling. */
+static int give_back(struct store *s, int64_t launcher_id, int *requeued)
+{
+    int rc;
+    sqlite3_stmt *st =
+        st_prep(s, "UPDATE runs SET state = 'queued', launcher_id = NULL, assigned_ms = NULL"
+                   " WHERE launcher_id = ? AND state = 'assigned' AND NOT cancel_requested");
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, launcher_id);
+    if ((rc = st_done(s, st)) < 0)
+        return rc;
+    *requeued = sqlite3_changes(s->db);
+    st = st_prep(s, "DELETE FROM messages WHERE launcher_id = ?1 AND type = 'run' AND run_id NOT IN"
+                    " (SELECT id FROM runs WHERE launcher_id = ?1)");
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, launcher_id);
+    return st_done(s, st);
+}
+
+int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, json_t **messages,
+               int64_t *dispatch_ms, int *requeued)
 {
     struct launcher_row l;
     json_t *arr = json_array();
     *dispatch_ms = -1;
+    *requeued = 0;
     if (!arr)
         return STORE_ERR;
     st_lock(s);
@@ -433,9 +457,12 @@ int store_poll(struct store *s, int64_t launcher_id, int64_t ack, json_t **messa
     }
     sqlite3_bind_int64(st, 1, launcher_id);
     sqlite3_bind_int64(st, 2, ack);
-    if ((rc = st_done(s, st)) < 0 || (rc = launcher_row_get(s, launcher_id, &l)) < 0)
+    if ((rc = st_done(s, st)) < 0 || (draining && (rc = give_back(s, launcher_id, requeued)) < 0) ||
+        (rc = launcher_row_get(s, launcher_id, &l)) < 0)
         goto fail;
-    if (!l.draining && !l.cycling && !l.revoked) {
+    /* A launcher's own drain is not stored: it ends with the process, while
+     * an admin's drain (l.draining) outlives restarts. */
+    if (!draining && !l.draining && !l.cycling && !l.revoked) {
         while (l.active < l.capacity) {
             rc = claim_one(s, launcher_id, l.pool_id, dispatch_ms);
             if (rc == STORE_NOTFOUND)

@@ -1,5 +1,6 @@
 #include "worker/recorder.h"
 
+#include "common/clock.h"
 #include "common/spool.h"
 
 #include <errno.h>
@@ -11,13 +12,6 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-
-int64_t recorder_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int recorder_open(struct recorder *r, int dirfd, int echo, char *err, size_t errsz)
 {
@@ -106,7 +100,7 @@ int recorder_write(struct recorder *r, char type, const char *phase, const void 
     do {
         size_t n = len < SPOOL_PAYLOAD_MAX ? len : SPOOL_PAYLOAD_MAX;
         struct spool_record rec = {
-            .type = type, .seq = ++r->seq, .time_ms = recorder_now_ms(), .len = n};
+            .type = type, .seq = ++r->seq, .time_ms = clock_wall_ms(), .len = n};
         snprintf(rec.phase, sizeof(rec.phase), "%s", phase);
         size_t hlen = spool_header(header, &rec);
         struct iovec iov[3] = {{header, hlen}, {(void *)p, n}, {"\n", 1}};

@@ -45,7 +45,4 @@ int recorder_sync(struct recorder *r);
 /* Closes the spool. Never fails. */
 void recorder_close(struct recorder *r);
 
-/* Wall-clock milliseconds since the epoch. Never fails. */
-int64_t recorder_now_ms(void);
-
 #endif

@@ -1,5 +1,7 @@
 #include "worker/runner.h"
 
+#include "common/clock.h"
+
 #include "common/duration.h"
 #include "common/spool.h"
 #include "worker/output.h"
@@ -50,13 +52,6 @@ struct runner {
     char stop_phase[SPOOL_PHASE_MAX + 1];
     char stop_reason[256];
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void noop_handler(int sig)
 {
@@ -114,7 +109,7 @@ static void begin_stop(struct runner *r, enum outcome o, const char *reason)
         note(r, "%s: sending SIGTERM to the phase, SIGKILL in %s", reason,
              duration_format(r->rd->kill_grace_ms, grace, sizeof(grace)));
         kill(-r->child, SIGTERM);
-        r->kill_deadline = mono_ms() + r->rd->kill_grace_ms;
+        r->kill_deadline = clock_mono_ms() + r->rd->kill_grace_ms;
     } else {
         note(r, "%s: sending SIGKILL to the phase", reason);
         kill(-r->child, SIGKILL);
@@ -218,7 +213,7 @@ static int pump(struct runner *r, int fd, struct output_stream *s)
         return errno == EAGAIN || errno == EINTR ? 1 : 0;
     if (n == 0)
         return 0;
-    r->last_output = mono_ms();
+    r->last_output = clock_mono_ms();
     return output_feed(s, &r->masks, r->rec, r->phase, buf, (size_t)n) < 0 ? -1 : 1;
 }
 
@@ -324,14 +319,14 @@ static int run_command(struct runner *r, const char *stage, const char *cmd,
     output_stream_init(&out, SPOOL_STDOUT);
     output_stream_init(&err, SPOOL_STDERR);
     r->child = p.pid;
-    r->last_output = mono_ms();
+    r->last_output = clock_mono_ms();
     int out_open = 1, err_open = 1;
 
     while (r->child && !r->rec->failed) {
         struct pollfd fds[3] = {{r->sigfd, POLLIN, 0},
                                 {out_open ? p.out_fd : -1, POLLIN, 0},
                                 {err_open ? p.err_fd : -1, POLLIN, 0}};
-        int n = poll(fds, 3, next_timeout(r, mono_ms()));
+        int n = poll(fds, 3, next_timeout(r, clock_mono_ms()));
         if (n < 0 && errno != EINTR) {
             note(r, "cannot wait for the command: poll: %s; killing it", strerror(errno));
             break;
@@ -342,7 +337,7 @@ static int run_command(struct runner *r, const char *stage, const char *cmd,
             err_open = pump(r, p.err_fd, &err);
         if (fds[0].revents)
             handle_signals(r);
-        check_deadlines(r, mono_ms());
+        check_deadlines(r, clock_mono_ms());
     }
     if (!r->child) {
         drain(r, p.out_fd, &out);
@@ -370,7 +365,7 @@ static int run_command(struct runner *r, const char *stage, const char *cmd,
 static void poll_signals(struct runner *r)
 {
     handle_signals(r);
-    check_deadlines(r, mono_ms());
+    check_deadlines(r, clock_mono_ms());
 }
 
 struct phase_result {
@@ -409,7 +404,7 @@ static int run_list(struct runner *r, const struct rundir_list *l, const char *s
 
 static void run_phase(struct runner *r, const struct rundir_phase *ph, struct phase_result *res)
 {
-    int64_t start = mono_ms();
+    int64_t start = clock_mono_ms();
 
     r->phase = ph->name;
     r->phase_deadline = ph->timeout_ms ? start + ph->timeout_ms : 0;
@@ -435,7 +430,7 @@ static void run_phase(struct runner *r, const struct rundir_phase *ph, struct ph
     else
         res->outcome = ok ? "succeeded" : "failed";
     recorder_printf(r->rec, SPOOL_PHASE_END, r->phase, "outcome=%s exit=%d duration_ms=%lld",
-                    res->outcome, res->status, (long long)(mono_ms() - start));
+                    res->outcome, res->status, (long long)(clock_mono_ms() - start));
     r->phase_deadline = 0;
     r->phase = "";
 }
@@ -511,7 +506,7 @@ enum outcome runner_run(const struct rundir *rd, struct recorder *rec, int sigfd
     struct phase_result res = {"", -1, ""};
     enum outcome outcome = OUTCOME_FINISHED;
     const char *decider = "";
-    int64_t start = mono_ms();
+    int64_t start = clock_mono_ms();
     char reason[256];
     size_t done = 0;
 
@@ -567,8 +562,8 @@ enum outcome runner_run(const struct rundir *rd, struct recorder *rec, int sigfd
 result:
     recorder_printf(rec, SPOOL_RESULT, "", "outcome=%s phase=%s exit=%d duration_ms=%lld reason=%s",
                     outcome_name(outcome), decider[0] ? decider : SPOOL_NO_PHASE,
-                    outcome == OUTCOME_FINISHED ? 0 : res.status, (long long)(mono_ms() - start),
-                    reason);
+                    outcome == OUTCOME_FINISHED ? 0 : res.status,
+                    (long long)(clock_mono_ms() - start), reason);
     recorder_sync(rec);
     *fatal = rec->failed != 0;
     free_base_env(&r);

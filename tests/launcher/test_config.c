@@ -29,6 +29,14 @@ static const char *vars[] = {"DOCKER_HOST",
                              "DAVIT_DOCKER_TIMEOUT",
                              "DAVIT_POOL_ID",
                              "DAVIT_WORKER_BINARY",
+                             "DAVIT_LAUNCHER_CONCURRENCY",
+                             "SPACELIFT_LAUNCHER_CONCURRENCY",
+                             "DAVIT_METADATA_zone",
+                             "SPACELIFT_METADATA_zone",
+                             "SPACELIFT_METADATA_rack",
+                             "DAVIT_RUN_LOGS_ON_STANDARD_OUTPUT",
+                             "SPACELIFT_RUN_LOGS_ON_STANDARD_OUTPUT_ENABLED",
+                             "DAVIT_CA_FILE",
                              NULL};
 
 static int clear_env(void **state)
@@ -155,12 +163,48 @@ static void test_errors(void **state)
     load_err("must not be 0");
 }
 
+static void test_daemon_options(void **state)
+{
+    struct launcher_config c;
+    load_ok(&c);
+    assert_int_equal(c.concurrency, 1);
+    assert_int_equal(c.n_meta, 0);
+    assert_int_equal(c.run_logs_stdout, 0);
+    assert_null(c.ca_file);
+    config_free(&c);
+
+    setenv("SPACELIFT_LAUNCHER_CONCURRENCY", "4", 1);
+    setenv("DAVIT_METADATA_zone", "eu-1", 1);
+    setenv("SPACELIFT_METADATA_zone", "ignored", 1);
+    setenv("SPACELIFT_METADATA_rack", "r2", 1);
+    setenv("SPACELIFT_RUN_LOGS_ON_STANDARD_OUTPUT_ENABLED", "true", 1);
+    setenv("DAVIT_CA_FILE", "/etc/ca.pem", 1);
+    load_ok(&c);
+    assert_int_equal(c.concurrency, 4);
+    assert_int_equal(c.n_meta, 2);
+    int zone = 0, rack = 0;
+    for (size_t i = 0; i < c.n_meta; i++) {
+        zone |= strcmp(c.meta_keys[i], "zone") == 0 && strcmp(c.meta_values[i], "eu-1") == 0;
+        rack |= strcmp(c.meta_keys[i], "rack") == 0 && strcmp(c.meta_values[i], "r2") == 0;
+    }
+    assert_true(zone && rack);
+    assert_int_equal(c.run_logs_stdout, 1);
+    assert_string_equal(c.ca_file, "/etc/ca.pem");
+    config_free(&c);
+
+    setenv("DAVIT_LAUNCHER_CONCURRENCY", "65", 1);
+    load_err("DAVIT_LAUNCHER_CONCURRENCY");
+    setenv("DAVIT_LAUNCHER_CONCURRENCY", "0", 1);
+    load_err("DAVIT_LAUNCHER_CONCURRENCY: must be 1 to 64");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults, clear_env),
         cmocka_unit_test_setup(test_values_and_aliases, clear_env),
         cmocka_unit_test_setup(test_errors, clear_env),
+        cmocka_unit_test_setup(test_daemon_options, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

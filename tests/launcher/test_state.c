@@ -103,11 +103,48 @@ static void test_runs(void **state)
     state_close(&st);
 }
 
+/* The daemon's fields: saved only for server runs, read back, absent for exec's. */
+static void test_daemon_fields_and_files(void **state)
+{
+    struct state st;
+    struct run_state rs, back;
+    char err[512], *text = NULL;
+    assert_int_equal(state_open(&st, dir, err, sizeof(err)), 0);
+    memset(&rs, 0, sizeof(rs));
+    snprintf(rs.run_id, sizeof(rs.run_id), "r7-abc");
+    rs.server_id = 7;
+    rs.event_seq = 3;
+    rs.kill_grace_ms = 10000;
+    rs.offset = 4096;
+    assert_int_equal(state_run_save(&st, &rs, err, sizeof(err)), 0);
+    assert_int_equal(state_run_load(&st, "r7-abc", &back, err, sizeof(err)), 1);
+    assert_int_equal(back.server_id, 7);
+    assert_int_equal(back.event_seq, 3);
+    assert_int_equal(back.kill_grace_ms, 10000);
+    assert_int_equal(back.offset, 4096);
+
+    snprintf(rs.run_id, sizeof(rs.run_id), "exec-1");
+    rs.server_id = 0;
+    assert_int_equal(state_run_save(&st, &rs, err, sizeof(err)), 0);
+    assert_int_equal(state_run_load(&st, "exec-1", &back, err, sizeof(err)), 1);
+    assert_int_equal(back.server_id, 0);
+    assert_int_equal(back.event_seq, 0);
+
+    assert_int_equal(state_file_read(&st, "server-id", &text, err, sizeof(err)), 0);
+    assert_int_equal(state_file_write(&st, "server-id", "{\"launcher_id\":3}\n", err, sizeof(err)),
+                     0);
+    assert_int_equal(state_file_read(&st, "server-id", &text, err, sizeof(err)), 1);
+    assert_string_equal(text, "{\"launcher_id\":3}\n");
+    free(text);
+    state_close(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_identity_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_fields_and_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,616 @@
+#include "launcher/daemon.h"
+
+#include "common/clock.h"
+
+#include "common/env.h"
+#include "common/log.h"
+#include "common/outcome.h"
+#include "launcher/backoff.h"
+#include "launcher/container.h"
+#include "launcher/docker.h"
+#include "launcher/supervisor.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Twice the most runs at once: room for runs that ended but are not reaped yet. */
+#define MAX_RUNS      (2 * CONFIG_MAX_CONCURRENCY)
+#define MAX_DECLINED  64
+#define ID_FILE       "server-id"
+#define MAX_LEFTOVERS 256
+
+/* The main thread's view. */
+struct loop {
+    struct daemon *d;
+    struct backend *b;
+    uint64_t gen;
+    int sigfd;
+    int n_signals;
+    int aborted;
+    struct daemon_run *runs[MAX_RUNS];
+    size_t n_runs;
+    int64_t declined[MAX_DECLINED]; /* runs offered while stopping: left to requeue */
+    size_t n_declined;
+    int64_t ack;
+    int server_drain, cycling, cycle_canceled, token_reset;
+    int64_t cycle_at; /* monotonic */
+    char exit_reason[512];
+};
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_event(LOG_ERROR, msg, (const char *)NULL);
+    return code;
+}
+
+void daemon_wake(struct daemon *d)
+{
+    uint64_t one = 1;
+    if (write(d->wake_fd, &one, sizeof(one)) < 0)
+        log_event(LOG_WARN, "cannot wake the main thread", (const char *)NULL);
+}
+
+/* The server's launcher id from an earlier registration with this pool, or 0. */
+static int64_t stored_id(struct daemon *d)
+{
+    char *text = NULL, err[1024];
+    int64_t id = 0;
+    if (state_file_read(d->state, ID_FILE, &text, err, sizeof(err)) < 0)
+        log_event(LOG_WARN, "cannot read the stored launcher id", "error", err, (const char *)NULL);
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    const char *pool = json_string_value(json_object_get(o, "pool_id"));
+    json_t *lid = json_object_get(o, "launcher_id");
+    if (pool && strcmp(pool, d->cred->pool_id) == 0 && json_is_integer(lid))
+        id = json_integer_value(lid);
+    json_decref(o);
+    free(text);
+    return id;
+}
+
+static void store_id(struct daemon *d, int64_t id)
+{
+    char text[256], err[1024];
+    snprintf(text, sizeof(text), "{\"pool_id\":\"%s\",\"launcher_id\":%" PRId64 "}\n",
+             d->cred->pool_id, id);
+    if (state_file_write(d->state, ID_FILE, text, err, sizeof(err)) < 0)
+        log_event(LOG_WARN, "cannot store the launcher id", "error", err, (const char *)NULL);
+}
+
+/* One line for a refused registration, naming what to fix. */
+static void refusal(struct daemon *d, const char *err, char *out, size_t size)
+{
+    const char *tvar = NULL, *kvar = NULL;
+    char tname[64], kname[64];
+    env_get("TOKEN", &tvar);
+    snprintf(tname, sizeof(tname), "%s", tvar ? tvar : "DAVIT_TOKEN");
+    env_get("POOL_PRIVATE_KEY", &kvar);
+    snprintf(kname, sizeof(kname), "%s", kvar ? kvar : "DAVIT_POOL_PRIVATE_KEY");
+    if (strstr(err, "pool secret does not match"))
+        snprintf(out, size,
+                 "the pool's token was reset: %s no longer registers with %s (use the token "
+                 "that `davit pool reset` printed)",
+                 tname, d->cred->endpoint);
+    else if (strstr(err, "signature does not verify"))
+        snprintf(out, size,
+                 "%s: the key does not match pool %s at %s (the server checked the signature "
+                 "with the pool's public key)",
+                 kname, d->cred->pool_id, d->cred->endpoint);
+    else if (strstr(err, "unknown pool"))
+        snprintf(out, size, "%s: the server at %s has no pool %s (deleted?)", tname,
+                 d->cred->endpoint, d->cred->pool_id);
+    else
+        snprintf(out, size, "%s", err);
+}
+
+int daemon_session(struct daemon *d, struct backend *b, uint64_t *gen, char *err, size_t errsz)
+{
+    int rc = BACKEND_OK;
+    pthread_mutex_lock(&d->mu);
+    if (d->fatal) {
+        snprintf(err, errsz, "%s", d->fatal_msg);
+        rc = BACKEND_UNAUTHORIZED;
+    } else if (d->sess_gen != *gen) {
+        backend_set_session(b, d->sess.token);
+    } else {
+        struct backend_identity id = {d->hostname,         DAVIT_VERSION, d->arch,
+                                      d->cfg->concurrency, d->metadata,   d->sess.launcher_id};
+        struct backend_session s;
+        rc = backend_register(b, d->cred, &id, &s, err, errsz);
+        if (rc == BACKEND_OK) {
+            if (d->sess.launcher_id && s.launcher_id != d->sess.launcher_id)
+                log_event(LOG_WARN,
+                          "the server gave this launcher a new id: its earlier runs are not "
+                          "its own any more",
+                          (const char *)NULL);
+            if (s.launcher_id != d->sess.launcher_id)
+                store_id(d, s.launcher_id);
+            d->sess = s;
+            d->sess_gen++;
+        } else if (rc != BACKEND_UNREACHABLE) {
+            d->fatal = 1;
+            refusal(d, err, d->fatal_msg, sizeof(d->fatal_msg));
+            snprintf(err, errsz, "%s", d->fatal_msg);
+            rc = BACKEND_UNAUTHORIZED;
+        }
+    }
+    *gen = d->sess_gen;
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+/* Gives up a call when a signal or a run thread needs the main thread. */
+static int main_abort(void *arg)
+{
+    struct loop *l = arg;
+    struct pollfd p[2] = {{l->sigfd, POLLIN, 0}, {l->d->wake_fd, POLLIN, 0}};
+    if (poll(p, 2, 0) > 0) {
+        l->aborted = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void cancel_all(struct loop *l, int how, const char *reason)
+{
+    for (size_t i = 0; i < l->n_runs; i++)
+        runner_cancel(l->runs[i], how, reason);
+}
+
+static void on_signals(struct loop *l)
+{
+    struct signalfd_siginfo si;
+    while (read(l->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        const char *name = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+        l->n_signals++;
+        if (l->n_signals == 1) {
+            log_event(LOG_INFO,
+                      "draining: finishing the runs in hand, taking no new ones (a second "
+                      "signal cancels them)",
+                      "signal", name, (const char *)NULL);
+        } else if (l->n_signals == 2) {
+            log_event(LOG_INFO, "canceling the runs in hand, then exiting", "signal", name,
+                      (const char *)NULL);
+            cancel_all(l, 1, "davit-launcher's shutdown (a second signal)");
+        } else {
+            log_event(LOG_WARN, "leaving at once; the next start adopts the runs", "signal", name,
+                      (const char *)NULL);
+            atomic_store(&l->d->abandon, 1);
+        }
+    }
+}
+
+static void reap(struct loop *l)
+{
+    uint64_t v;
+    while (read(l->d->wake_fd, &v, sizeof(v)) > 0)
+        ;
+    for (size_t i = 0; i < l->n_runs;) {
+        if (atomic_load(&l->runs[i]->done)) {
+            runner_join(l->runs[i]);
+            l->runs[i] = l->runs[--l->n_runs];
+        } else {
+            i++;
+        }
+    }
+}
+
+static struct daemon_run *find_run(struct loop *l, int64_t id)
+{
+    for (size_t i = 0; i < l->n_runs; i++)
+        if (l->runs[i]->id == id)
+            return l->runs[i];
+    return NULL;
+}
+
+static int stopping(const struct loop *l)
+{
+    return l->n_signals > 0 || l->cycling || l->token_reset || l->d->fatal;
+}
+
+/* A run offered while stopping is left alone: the next poll says that this
+ * launcher is draining, and the server puts the run back in the queue. */
+static void decline(struct loop *l, int64_t id)
+{
+    for (size_t i = 0; i < l->n_declined; i++)
+        if (l->declined[i] == id)
+            return;
+    char rid[24];
+    snprintf(rid, sizeof(rid), "%" PRId64, id);
+    log_event(LOG_INFO, "not taking a run while stopping; the server requeues it", "run", rid,
+              (const char *)NULL);
+    if (l->n_declined < MAX_DECLINED)
+        l->declined[l->n_declined++] = id;
+}
+
+/* Reports a run that was never started as canceled. */
+static void cancel_unstarted(struct loop *l, int64_t id)
+{
+    char err[1024];
+    json_t *ev = json_pack("{s:I, s:s, s:s, s:s}", "seq", (json_int_t)1, "type", "result",
+                           "outcome", "canceled", "reason", "canceled before the run started");
+    if (backend_event(l->b, id, ev, NULL, err, sizeof(err)) != BACKEND_OK)
+        log_event(LOG_WARN, "cannot report a canceled run", "error", err, (const char *)NULL);
+    json_decref(ev);
+}
+
+static void on_message(struct loop *l, json_t *m)
+{
+    char err[1024], rid[24];
+    const char *type = json_string_value(json_object_get(m, "type"));
+    if (!type)
+        return;
+    if (strcmp(type, "run") == 0) {
+        json_t *run = json_object_get(m, "run");
+        int64_t id = json_integer_value(json_object_get(run, "id"));
+        snprintf(rid, sizeof(rid), "%" PRId64, id);
+        if (id <= 0 || find_run(l, id))
+            return; /* delivered again: already ours */
+        /* The server counts capacity: a run it sends may come just before
+         * this loop has reaped the thread of one that already reported its
+         * result, so only a stopping launcher (or a full table) declines. */
+        if (stopping(l) || l->n_runs == MAX_RUNS) {
+            decline(l, id);
+            return;
+        }
+        struct daemon_run *r;
+        if (runner_start(l->d, id, json_incref(m), NULL, &r, err, sizeof(err)) < 0) {
+            log_event(LOG_ERROR, "cannot start the run", "run", rid, "error", err,
+                      (const char *)NULL);
+            return;
+        }
+        l->runs[l->n_runs++] = r;
+        log_event(LOG_INFO, "run received", "run", rid, (const char *)NULL);
+    } else if (strcmp(type, "cancel") == 0) {
+        int64_t id = json_integer_value(json_object_get(m, "run_id"));
+        struct daemon_run *r = find_run(l, id);
+        snprintf(rid, sizeof(rid), "%" PRId64, id);
+        log_event(LOG_INFO, "cancel asked", "run", rid, (const char *)NULL);
+        if (r) {
+            runner_cancel(r, 1, "the user");
+        } else {
+            for (size_t i = 0; i < l->n_declined; i++)
+                if (l->declined[i] == id)
+                    cancel_unstarted(l, id);
+        }
+    } else if (strcmp(type, "drain") == 0 || strcmp(type, "undrain") == 0) {
+        l->server_drain = type[0] == 'd';
+        log_event(LOG_INFO,
+                  l->server_drain ? "drained by the server: taking no new runs"
+                                  : "undrained by the server: taking runs again",
+                  (const char *)NULL);
+    } else if (strcmp(type, "cycle") == 0 && !l->cycling) {
+        json_t *dl = json_object_get(m, "deadline_ms");
+        int64_t left = json_is_integer(dl) ? json_integer_value(dl) - clock_wall_ms() : 0;
+        l->cycling = 1;
+        l->cycle_at = clock_mono_ms() + (left > 0 ? left : 0);
+        log_event(LOG_INFO, "cycling: finishing the runs in hand by the deadline, then exiting",
+                  "deadline", json_string_value(json_object_get(m, "deadline")),
+                  (const char *)NULL);
+    } else if (strcmp(type, "exit") == 0 && !l->token_reset) {
+        const char *why = json_string_value(json_object_get(m, "reason"));
+        l->token_reset = 1;
+        snprintf(l->exit_reason, sizeof(l->exit_reason), "%s",
+                 why ? why : "the pool's token was reset");
+        log_event(LOG_WARN, "told to exit: canceling the runs in hand", "reason", l->exit_reason,
+                  (const char *)NULL);
+        cancel_all(l, 1, "davit-launcher's exit (the pool's token was reset)");
+    }
+}
+
+/* Waits up to ms for a signal or a run's news. */
+static void nap(struct loop *l, int64_t ms)
+{
+    struct pollfd p[2] = {{l->sigfd, POLLIN, 0}, {l->d->wake_fd, POLLIN, 0}};
+    poll(p, 2, (int)(ms > 60000 ? 60000 : ms));
+}
+
+/* Acknowledges the messages handled, so that a restart does not see them again. */
+static void final_ack(struct loop *l)
+{
+    json_t *msgs = NULL;
+    char err[1024];
+    backend_set_abort(l->b, NULL, NULL);
+    if (l->ack > 0 && backend_poll(l->b, l->ack, 0, 1, &msgs, err, sizeof(err)) != BACKEND_OK)
+        log_event(LOG_WARN, "cannot acknowledge the last messages", "error", err,
+                  (const char *)NULL);
+    json_decref(msgs);
+}
+
+/* Polls and dispatches until it is time to exit; returns the exit code. */
+static int run_loop(struct loop *l)
+{
+    struct daemon *d = l->d;
+    struct backoff bo;
+    char err[1024];
+    int unreachable = 0;
+    backoff_init(&bo, BACKOFF_BASE_MS, BACKOFF_MAX_MS, backoff_seed());
+    backend_set_abort(l->b, main_abort, l);
+    for (;;) {
+        on_signals(l);
+        reap(l);
+        if (atomic_load(&d->abandon))
+            break;
+        if (l->cycling && !l->cycle_canceled && clock_mono_ms() >= l->cycle_at && l->n_runs) {
+            l->cycle_canceled = 1;
+            log_event(LOG_INFO, "the cycle deadline passed: canceling the runs in hand",
+                      (const char *)NULL);
+            cancel_all(l, 1, "the pool's cycle (its deadline passed)");
+        }
+        if (d->fatal && !l->token_reset) {
+            l->token_reset = 1;
+            snprintf(l->exit_reason, sizeof(l->exit_reason), "%s", d->fatal_msg);
+            cancel_all(l, 1, "davit-launcher's exit (it cannot register any more)");
+        }
+        if (stopping(l) && l->n_runs == 0)
+            break;
+
+        int64_t wait_s = d->sess.poll_timeout_s > 0 ? d->sess.poll_timeout_s : 20;
+        if (l->cycling && !l->cycle_canceled) {
+            int64_t left = (l->cycle_at - clock_mono_ms() + 999) / 1000;
+            wait_s = left < 1 ? 1 : left < wait_s ? left : wait_s;
+        }
+        json_t *msgs = NULL;
+        l->aborted = 0;
+        int rc = backend_poll(l->b, l->ack, (int)wait_s, stopping(l), &msgs, err, sizeof(err));
+        if (l->aborted)
+            continue;
+        if (rc == BACKEND_OK) {
+            if (unreachable)
+                log_event(LOG_INFO, "the server answers again", (const char *)NULL);
+            unreachable = 0;
+            backoff_reset(&bo);
+            size_t i;
+            json_t *m;
+            json_array_foreach(msgs, i, m)
+            {
+                on_message(l, m);
+                json_int_t id = json_integer_value(json_object_get(m, "id"));
+                if (id > l->ack)
+                    l->ack = id;
+            }
+            json_decref(msgs);
+            continue;
+        }
+        if (rc == BACKEND_UNAUTHORIZED) {
+            rc = daemon_session(d, l->b, &l->gen, err, sizeof(err));
+            if (rc == BACKEND_OK)
+                continue;
+            if (rc == BACKEND_UNAUTHORIZED)
+                continue; /* fatal: the loop winds down */
+        }
+        if (!unreachable)
+            log_event(LOG_WARN, "cannot poll the server; retrying with backoff", "error", err,
+                      (const char *)NULL);
+        unreachable = 1;
+        nap(l, backoff_next(&bo));
+    }
+    if (!atomic_load(&d->abandon) && !d->fatal)
+        final_ack(l);
+    if (atomic_load(&d->abandon))
+        return DAEMON_EXIT_LEFT;
+    if (l->token_reset) {
+        if (d->fatal)
+            return fail(EXIT_USAGE, "%s", l->exit_reason);
+        return fail(EXIT_USAGE,
+                    "the pool's token was reset: %s; start davit-launcher with the new "
+                    "token (davit pool reset printed it)",
+                    l->exit_reason);
+    }
+    if (l->cycling) {
+        log_event(LOG_INFO, "cycled: exiting so that a fresh launcher replaces this one",
+                  (const char *)NULL);
+        return DAEMON_EXIT_CYCLED;
+    }
+    log_event(LOG_INFO, "drained: exiting", (const char *)NULL);
+    return DAEMON_EXIT_STOPPED;
+}
+
+/*
+ * Picks up what a previous launcher with this state directory left: its
+ * runs are followed again (from the acknowledged offset) and reported;
+ * containers and state of anything else (davit-launcher exec) are removed.
+ */
+static int adopt(struct loop *l, struct supervisor *sup, char *err, size_t errsz)
+{
+    char label[128], ids[MAX_LEFTOVERS][STATE_ID_MAX], lerr[1024];
+    json_t *list = NULL, *c;
+    size_t i;
+    struct run_state rs;
+
+    snprintf(label, sizeof(label), "%s=%s", LABEL_LAUNCHER, l->d->state->launcher_id);
+    if (docker_container_list(sup->docker, label, &list, err, errsz) < 0)
+        return -1;
+    json_array_foreach(list, i, c)
+    {
+        const char *id = json_string_value(json_object_get(c, "Id"));
+        const char *run_id =
+            json_string_value(json_object_get(json_object_get(c, "Labels"), LABEL_RUN));
+        if (!id)
+            continue;
+        memset(&rs, 0, sizeof(rs));
+        int loaded = run_id && strlen(run_id) < STATE_ID_MAX && !strchr(run_id, '/')
+                         ? state_run_load(l->d->state, run_id, &rs, lerr, sizeof(lerr))
+                         : 0;
+        if (loaded == 1 && rs.server_id > 0)
+            continue; /* adopted below, from its state */
+        if (loaded != 1) {
+            memset(&rs, 0, sizeof(rs));
+            snprintf(rs.run_id, sizeof(rs.run_id), "%s", run_id && loaded == 0 ? run_id : "-");
+        }
+        snprintf(rs.container, sizeof(rs.container), "%s", id);
+        sup_cleanup(sup, &rs);
+        log_event(LOG_INFO, "removed a container that is not a run of this launcher", "container",
+                  id, (const char *)NULL);
+    }
+    json_decref(list);
+
+    int n = state_run_list(l->d->state, ids, MAX_LEFTOVERS, err, errsz);
+    if (n < 0)
+        return -1;
+    for (int k = 0; k < n; k++) {
+        char rid[24];
+        memset(&rs, 0, sizeof(rs));
+        int loaded = state_run_load(l->d->state, ids[k], &rs, lerr, sizeof(lerr));
+        if (loaded != 1 || rs.server_id <= 0) {
+            memset(&rs, 0, sizeof(rs));
+            snprintf(rs.run_id, sizeof(rs.run_id), "%s", ids[k]);
+            sup_cleanup(sup, &rs);
+            continue;
+        }
+        snprintf(rid, sizeof(rid), "%" PRId64, rs.server_id);
+        struct daemon_run *r;
+        if (l->n_runs == MAX_RUNS ||
+            runner_start(l->d, rs.server_id, NULL, &rs, &r, lerr, sizeof(lerr)) < 0) {
+            log_event(LOG_ERROR, "cannot adopt a run", "run", rid, "error", lerr,
+                      (const char *)NULL);
+            continue;
+        }
+        l->runs[l->n_runs++] = r;
+        log_event(LOG_INFO, "adopting a run left by the previous start", "run", rid, "container",
+                  rs.container[0] ? rs.container : "-", (const char *)NULL);
+    }
+    return 0;
+}
+
+static int identity(struct daemon *d, char *err, size_t errsz)
+{
+    struct utsname u;
+    if (gethostname(d->hostname, sizeof(d->hostname) - 1) < 0 || !d->hostname[0])
+        snprintf(d->hostname, sizeof(d->hostname), "unknown");
+    if (uname(&u) < 0) {
+        snprintf(err, errsz, "uname: %s", strerror(errno));
+        return -1;
+    }
+    const char *arch = strcmp(u.machine, "x86_64") == 0 ? "amd64"
+                       : strcmp(u.machine, "aarch64") == 0 || strcmp(u.machine, "arm64") == 0
+                           ? "arm64"
+                           : u.machine;
+    snprintf(d->arch, sizeof(d->arch), "%s", arch);
+    d->metadata = json_object();
+    for (size_t i = 0; d->metadata && i < d->cfg->n_meta; i++)
+        json_object_set_new(d->metadata, d->cfg->meta_keys[i], json_string(d->cfg->meta_values[i]));
+    snprintf(d->workers_dir, sizeof(d->workers_dir), "%s/workers", d->state->dir);
+    if (!d->metadata) {
+        snprintf(err, errsz, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int daemon_main(void)
+{
+    struct launcher_config cfg;
+    struct credentials cred;
+    struct state state = {.lock_fd = -1};
+    struct docker *docker = NULL;
+    struct daemon d;
+    struct loop l;
+    char err[2048];
+    int code = EXIT_INTERNAL, have_cfg = 0, have_state = 0;
+
+    memset(&cred, 0, sizeof(cred));
+    memset(&d, 0, sizeof(d));
+    memset(&l, 0, sizeof(l));
+    d.wake_fd = -1;
+    l.d = &d;
+    pthread_mutex_init(&d.mu, NULL);
+    pthread_mutex_init(&d.release_mu, NULL);
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+        (l.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+        return fail(EXIT_INTERNAL, "signalfd: %s", strerror(errno));
+    signal(SIGPIPE, SIG_IGN);
+
+    if (config_load(&cfg, err, sizeof(err)) < 0) {
+        code = fail(EXIT_USAGE, "configuration: %s", err);
+        goto done;
+    }
+    have_cfg = 1;
+    d.cfg = &cfg;
+    log_setup(cfg.log_format, cfg.debug, stderr);
+    if (credentials_load(&cred, err, sizeof(err)) < 0) {
+        code = fail(EXIT_USAGE, "%s", err);
+        goto done;
+    }
+    d.cred = &cred;
+    if (state_open(&state, cfg.state_dir, err, sizeof(err)) < 0) {
+        code = fail(EXIT_USAGE, "%s", err);
+        goto done;
+    }
+    have_state = 1;
+    d.state = &state;
+    if (docker_open(&docker, cfg.docker_host, cfg.docker_timeout_ms, cfg.debug, err, sizeof(err)) <
+            0 ||
+        docker_ping(docker, err, sizeof(err)) < 0) {
+        code = fail(EXIT_USAGE, "%s", err);
+        goto done;
+    }
+    d.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (d.wake_fd < 0 || identity(&d, err, sizeof(err)) < 0 ||
+        backend_open(&l.b, &cred, cfg.ca_file, cfg.debug, err, sizeof(err)) < 0) {
+        code = fail(EXIT_INTERNAL, "%s", d.wake_fd < 0 ? strerror(errno) : err);
+        goto done;
+    }
+    d.sess.launcher_id = stored_id(&d);
+    int rc = daemon_session(&d, l.b, &l.gen, err, sizeof(err));
+    if (rc != BACKEND_OK) {
+        code = fail(EXIT_USAGE, "%s", err);
+        goto done;
+    }
+    char lid[24], cap[8];
+    snprintf(lid, sizeof(lid), "%" PRId64, d.sess.launcher_id);
+    snprintf(cap, sizeof(cap), "%d", cfg.concurrency);
+    log_event(LOG_INFO, "registered", "endpoint", cred.endpoint, "pool", d.sess.pool, "launcher",
+              lid, "capacity", cap, "arch", d.arch, (const char *)NULL);
+
+    struct supervisor sup = {&cfg, docker, &state, NULL, -1, 0, 0, NULL, ""};
+    if (adopt(&l, &sup, err, sizeof(err)) < 0) {
+        code = fail(EXIT_USAGE, "%s", err);
+        goto done;
+    }
+    code = run_loop(&l);
+    if (atomic_load(&d.abandon)) {
+        fflush(stdout);
+        _exit(code); /* the run threads' containers are left for the next start */
+    }
+
+done:
+    for (size_t i = 0; i < l.n_runs; i++)
+        runner_join(l.runs[i]);
+    backend_close(l.b);
+    docker_close(docker);
+    if (have_state)
+        state_close(&state);
+    credentials_free(&cred);
+    json_decref(d.metadata);
+    if (have_cfg)
+        config_free(&cfg);
+    if (d.wake_fd >= 0)
+        close(d.wake_fd);
+    close(l.sigfd);
+    pthread_mutex_destroy(&d.mu);
+    pthread_mutex_destroy(&d.release_mu);
+    return code;
+}

@@ -1,0 +1,450 @@
+/* One run of the daemon, in a thread of its own (daemon.h). */
+#include "common/log.h"
+
+#include "common/clock.h"
+#include "common/runspec.h"
+#include "launcher/daemon.h"
+#include "launcher/docker.h"
+#include "launcher/printer.h"
+#include "launcher/release.h"
+#include "launcher/shipper.h"
+#include "launcher/supervisor.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IDLE_TICK_MS 1000
+
+struct ctx {
+    struct daemon_run *r;
+    struct daemon *d;
+    struct backend *b;
+    uint64_t gen;
+    struct docker *docker;
+    struct shipper sh;
+    struct printer printer;
+    int print;
+    int gone;  /* the server says the run is not ours (any more) */
+    int stuck; /* reporting is impossible (registration refused) */
+    char rid[24];
+};
+
+static void save(struct ctx *c, const struct run_state *rs)
+{
+    char err[1024];
+    if (state_run_save(c->d->state, rs, err, sizeof(err)) < 0)
+        log_event(LOG_WARN, "cannot save the run's state", "run", c->rid, "error", err,
+                  (const char *)NULL);
+}
+
+/* A 401: get a session again. Returns 0 to retry the call, -1 when reporting is impossible. */
+static int refresh(struct ctx *c)
+{
+    char err[1024];
+    int rc = daemon_session(c->d, c->b, &c->gen, err, sizeof(err));
+    if (rc == BACKEND_UNAUTHORIZED) {
+        c->stuck = 1;
+        return -1;
+    }
+    if (rc != BACKEND_OK)
+        log_event(LOG_WARN, "cannot register again; retrying", "run", c->rid, "error", err,
+                  (const char *)NULL);
+    return 0;
+}
+
+/* Sleeps ms, waking early when the daemon is leaving. Returns -1 then. */
+static int nap(struct ctx *c, int64_t ms)
+{
+    while (ms > 0 && !atomic_load(&c->d->abandon)) {
+        int step = ms > 200 ? 200 : (int)ms;
+        poll(NULL, 0, step);
+        ms -= step;
+    }
+    return atomic_load(&c->d->abandon) ? -1 : 0;
+}
+
+/*
+ * Sends an event, taking the next seq (saved first, so that a retry after a
+ * restart is idempotent). The result is retried until the server takes it;
+ * other events are tried a few times only, not to hold up the run.
+ */
+static int send_event(struct ctx *c, struct run_state *rs, json_t *ev, int final)
+{
+    char err[1024];
+    struct backoff bo;
+    int rc = -1;
+    backoff_init(&bo, BACKOFF_BASE_MS, BACKOFF_MAX_MS, backoff_seed());
+    rs->event_seq++;
+    save(c, rs);
+    json_object_set_new(ev, "seq", json_integer((json_int_t)rs->event_seq));
+    for (int attempt = 0; !c->gone && !c->stuck; attempt++) {
+        int s = backend_event(c->b, c->r->id, ev, NULL, err, sizeof(err));
+        if (s == BACKEND_OK) {
+            rc = 0;
+            break;
+        }
+        if (s == BACKEND_FORBIDDEN || s == BACKEND_CONFLICT) {
+            log_event(LOG_WARN, "the server no longer gives this run to this launcher: stopping it",
+                      "run", c->rid, "error", err, (const char *)NULL);
+            c->gone = 1;
+            runner_cancel(c->r, 2, "the server (the run is no longer this launcher's)");
+            break;
+        }
+        if (s == BACKEND_UNAUTHORIZED) {
+            if (refresh(c) < 0)
+                break;
+            continue;
+        }
+        if (s == BACKEND_REJECTED || (!final && attempt >= 2)) {
+            log_event(LOG_WARN, "event not sent", "run", c->rid, "error", err, (const char *)NULL);
+            break;
+        }
+        log_event(LOG_WARN, "cannot send an event; retrying", "run", c->rid, "error", err,
+                  (const char *)NULL);
+        if (nap(c, backoff_next(&bo)) < 0)
+            break;
+    }
+    json_decref(ev);
+    return rc;
+}
+
+static void on_record(void *arg, struct run_state *rs, const struct spool_record *r)
+{
+    struct ctx *c = arg;
+    if (r->seq <= rs->seq)
+        return; /* handled before a restart */
+    rs->seq = r->seq;
+    if (c->print) {
+        printer_record(&c->printer, r);
+        printer_flush(&c->printer);
+    }
+    if (r->type == SPOOL_PHASE_START && !c->gone)
+        send_event(c, rs, json_pack("{s:s, s:s}", "type", "running", "phase", r->phase), 0);
+}
+
+/* Ships one batch if one is due; returns how long until the next is. */
+static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
+{
+    char err[1024];
+    int64_t now = clock_mono_ms();
+    int64_t due = shipper_due(&c->sh, avail, now);
+    if (due != 0 || c->gone || c->stuck)
+        return due;
+    int s = shipper_step(&c->sh, c->b, avail, now, err, sizeof(err));
+    switch (s) {
+    case SHIP_SENT:
+        rs->offset = c->sh.acked;
+        save(c, rs);
+        break;
+    case SHIP_RETRY:
+        log_event(LOG_WARN, "cannot ship the log; the spool keeps it, retrying", "run", c->rid,
+                  "error", err, (const char *)NULL);
+        break;
+    case SHIP_UNAUTHORIZED:
+        refresh(c);
+        break;
+    case SHIP_GONE:
+        log_event(LOG_WARN, "the server no longer gives this run to this launcher: stopping it",
+                  "run", c->rid, "error", err, (const char *)NULL);
+        c->gone = 1;
+        runner_cancel(c->r, 2, "the server (the run is no longer this launcher's)");
+        break;
+    case SHIP_FULL:
+        log_event(LOG_WARN, "the server's log cap is reached; the rest is not shipped", "run",
+                  c->rid, "error", err, (const char *)NULL);
+        break;
+    case SHIP_ERROR:
+        log_event(LOG_ERROR, "cannot read the spool", "run", c->rid, "error", err,
+                  (const char *)NULL);
+        c->sh.retry_at = now + backoff_next(&c->sh.bo);
+        break;
+    }
+    return shipper_due(&c->sh, avail, clock_mono_ms());
+}
+
+static int64_t on_tick(void *arg, struct run_state *rs, uint64_t spool_end)
+{
+    int64_t due = ship(arg, rs, spool_end);
+    return due < 0 || due > IDLE_TICK_MS ? IDLE_TICK_MS : due;
+}
+
+static int on_cancel(void *arg, char *reason, size_t size)
+{
+    struct daemon_run *r = ((struct ctx *)arg)->r;
+    pthread_mutex_lock(&r->mu);
+    int how = r->cancel;
+    if (how)
+        snprintf(reason, size, "%s", r->cancel_reason);
+    pthread_mutex_unlock(&r->mu);
+    return how;
+}
+
+/* Ships what is left of the spool after the container stopped. */
+static void flush(struct ctx *c, struct run_state *rs, uint64_t spool_end)
+{
+    while (!c->gone && !c->stuck && !atomic_load(&c->d->abandon)) {
+        int64_t due = ship(c, rs, spool_end);
+        if (due < 0)
+            return;
+        if (due > 0 && nap(c, due) < 0)
+            return;
+    }
+}
+
+static int release_download(void *arg, const struct release *rel, int fd, char *err, size_t errsz)
+{
+    struct ctx *c = arg;
+    return backend_download(c->b, rel->url, fd, rel->size, err, errsz) == BACKEND_OK ? 0 : -1;
+}
+
+static int release_from_json(const json_t *w, struct release *rel)
+{
+    const char *kind = "worker", *arch, *version, *sha, *sig, *url;
+    json_int_t id, size;
+    memset(rel, 0, sizeof(*rel));
+    if (json_unpack((json_t *)w, "{s:I, s?s, s:s, s:s, s:s, s:s, s:I, s:s}", "id", &id, "kind",
+                    &kind, "arch", &arch, "version", &version, "sha256", &sha, "signature", &sig,
+                    "size", &size, "url", &url) < 0)
+        return -1;
+    snprintf(rel->kind, sizeof(rel->kind), "%s", kind);
+    snprintf(rel->arch, sizeof(rel->arch), "%s", arch);
+    snprintf(rel->version, sizeof(rel->version), "%s", version);
+    snprintf(rel->sha256, sizeof(rel->sha256), "%s", sha);
+    snprintf(rel->signature, sizeof(rel->signature), "%s", sig);
+    snprintf(rel->url, sizeof(rel->url), "%s", url);
+    rel->size = size;
+    return 0;
+}
+
+/*
+ * Prepares a new run: the spec and the verified worker. Returns 0 with
+ * *spec and worker set, or -1 with reason (the run fails without a
+ * container).
+ */
+static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t size, char *reason,
+                   size_t rsz)
+{
+    char err[1024];
+    json_t *run = json_object_get(c->r->msg, "run");
+    json_t *w = json_object_get(c->r->msg, "worker");
+    struct release rel;
+    if (runspec_from_json(json_object_get(run, "spec"), spec, err, sizeof(err)) < 0) {
+        snprintf(reason, rsz, "the run spec is not valid: %s", err);
+        return -1;
+    }
+    if (!w || json_is_null(w)) {
+        snprintf(reason, rsz,
+                 "no worker release is published for %s (davit release publish FILE --arch %s)",
+                 c->d->arch, c->d->arch);
+        return -1;
+    }
+    if (release_from_json(w, &rel) < 0) {
+        snprintf(reason, rsz, "the run message's worker release is malformed");
+        return -1;
+    }
+    pthread_mutex_lock(&c->d->release_mu);
+    int rc = release_fetch(c->d->workers_dir, &rel, c->d->cred->release_key, release_download, c,
+                           worker, size, reason, rsz);
+    pthread_mutex_unlock(&c->d->release_mu);
+    if (rc < 0) {
+        log_event(LOG_ERROR, "worker release refused", "run", c->rid, "error", reason,
+                  (const char *)NULL);
+        return -1;
+    }
+    log_event(LOG_INFO, rc == 1 ? "worker release from the cache" : "worker release downloaded",
+              "run", c->rid, "version", rel.version, "sha256", rel.sha256, (const char *)NULL);
+    return 0;
+}
+
+static void report(struct ctx *c, struct run_state *rs, const struct run_result *res)
+{
+    char reason[1200];
+    snprintf(reason, sizeof(reason), "%s%s", res->reason,
+             c->sh.full ? " (the log was cut at the server's cap)" : "");
+    json_t *ev = json_pack("{s:s, s:s, s:s}", "type", "result", "outcome",
+                           outcome_name(res->outcome), "reason", reason);
+    if (ev && res->exit_status >= 0)
+        json_object_set_new(ev, "exit_code", json_integer(res->exit_status));
+    send_event(c, rs, ev, 1);
+}
+
+/* An adopted run whose container cannot be followed: returns 1 with res to report. */
+static int adopt_check(struct ctx *c, struct run_state *rs, struct run_result *res)
+{
+    char err[1024];
+    json_t *info = NULL;
+    memset(res, 0, sizeof(*res));
+    res->outcome = OUTCOME_FAILED;
+    res->exit_status = -1;
+    int found = rs->container[0]
+                    ? docker_container_inspect(c->docker, rs->container, &info, err, sizeof(err))
+                    : 0;
+    const char *st = json_string_value(json_object_get(json_object_get(info, "State"), "Status"));
+    int created = st && strcmp(st, "created") == 0;
+    json_decref(info);
+    if (found == 1 && !created)
+        return 0;
+    snprintf(res->reason, sizeof(res->reason), "%s",
+             found < 0 ? err
+             : created ? "davit-launcher stopped before the run's container started"
+                       : "davit-launcher stopped before the run's container was created, or "
+                         "after it was removed");
+    return 1;
+}
+
+static void *run_thread(void *arg)
+{
+    struct daemon_run *r = arg;
+    struct daemon *d = r->d;
+    struct ctx c = {.r = r, .d = d};
+    struct run_state rs;
+    struct run_result res;
+    struct runspec *spec = NULL;
+    char err[2048], worker[4200];
+    const struct sup_hooks hooks = {&c, on_record, on_tick, on_cancel};
+
+    snprintf(c.rid, sizeof(c.rid), "%" PRId64, r->id);
+    memset(&res, 0, sizeof(res));
+    if (r->adopted) {
+        rs = r->rs;
+    } else {
+        memset(&rs, 0, sizeof(rs));
+        snprintf(rs.run_id, sizeof(rs.run_id), "r%" PRId64 "-%.12s", r->id, d->state->launcher_id);
+        rs.server_id = r->id;
+    }
+    if (backend_open(&c.b, d->cred, d->cfg->ca_file, d->cfg->debug, err, sizeof(err)) < 0 ||
+        docker_open(&c.docker, d->cfg->docker_host, d->cfg->docker_timeout_ms, d->cfg->debug, err,
+                    sizeof(err)) < 0 ||
+        shipper_init(&c.sh, r->id, "", rs.offset, backoff_seed()) < 0) {
+        log_event(LOG_ERROR, "cannot carry the run", "run", c.rid, "error", err,
+                  (const char *)NULL);
+        goto out;
+    }
+    pthread_mutex_lock(&d->mu);
+    backend_set_session(c.b, d->sess.token);
+    c.gen = d->sess_gen;
+    pthread_mutex_unlock(&d->mu);
+    c.print = d->cfg->run_logs_stdout;
+    printer_init(&c.printer, stdout, PRINTER_JSON, c.rid);
+
+    char dir[4200];
+    state_run_dir(d->state, rs.run_id, dir, sizeof(dir));
+    free(c.sh.path);
+    c.sh.path = malloc(strlen(dir) + 8);
+    if (c.sh.path)
+        sprintf(c.sh.path, "%s/spool", dir);
+    struct supervisor sup = {d->cfg, c.docker, d->state, NULL, r->cancel_fd, 0, 0, &hooks, ""};
+    int ping = docker_ping(c.docker, err, sizeof(err));
+
+    if (r->adopted) {
+        if (ping < 0 || adopt_check(&c, &rs, &res) == 0) {
+            if (ping < 0 || sup_adopt(&sup, &rs, &res, err, sizeof(err)) < 0) {
+                log_event(LOG_ERROR, "cannot follow the adopted run", "run", c.rid, "error", err,
+                          (const char *)NULL);
+                goto out; /* kept for the next start */
+            }
+        }
+    } else {
+        save(&c, &rs);
+        send_event(&c, &rs, json_pack("{s:s}", "type", "preparing"), 0);
+        int cancel = on_cancel(&c, err, sizeof(err));
+        res.outcome = OUTCOME_FAILED;
+        res.exit_status = -1;
+        if (cancel) {
+            res.outcome = OUTCOME_CANCELED;
+            snprintf(res.reason, sizeof(res.reason), "canceled by %s before the run started", err);
+        } else if (ping < 0) {
+            snprintf(res.reason, sizeof(res.reason), "%s", err);
+        } else if (prepare(&c, &spec, worker, sizeof(worker), res.reason, sizeof(res.reason)) ==
+                   0) {
+            /* The secrets are in spec now; the message is not needed any more. */
+            json_decref(r->msg);
+            r->msg = NULL;
+            if (sup_run(&sup, spec, &rs, worker, &res, err, sizeof(err)) < 0) {
+                res.outcome = OUTCOME_FAILED;
+                res.exit_status = -1;
+                snprintf(res.reason, sizeof(res.reason), "davit-launcher: %s", err);
+            }
+        }
+    }
+    if (!c.gone) {
+        flush(&c, &rs, res.spool_end);
+        if (atomic_load(&d->abandon))
+            goto out;
+        if (!c.gone && !c.stuck)
+            report(&c, &rs, &res);
+    }
+    if (c.stuck || atomic_load(&d->abandon))
+        goto out; /* the next start with a valid token reports it */
+    log_event(LOG_INFO, c.gone ? "run dropped" : "run reported", "run", c.rid, "outcome",
+              outcome_name(res.outcome), (const char *)NULL);
+    sup_cleanup(&sup, &rs);
+out:
+    runspec_free(spec);
+    shipper_free(&c.sh);
+    docker_close(c.docker);
+    backend_close(c.b);
+    atomic_store(&r->done, 1);
+    daemon_wake(d);
+    return NULL;
+}
+
+int runner_start(struct daemon *d, int64_t id, json_t *msg, const struct run_state *adopted,
+                 struct daemon_run **out, char *err, size_t errsz)
+{
+    struct daemon_run *r = calloc(1, sizeof(*r));
+    if (!r) {
+        json_decref(msg);
+        snprintf(err, errsz, "run %" PRId64 ": out of memory", id);
+        return -1;
+    }
+    r->d = d;
+    r->id = id;
+    r->msg = msg;
+    if (adopted) {
+        r->rs = *adopted;
+        r->adopted = 1;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    r->cancel_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->cancel_fd < 0 || pthread_create(&r->thread, NULL, run_thread, r) != 0) {
+        snprintf(err, errsz, "run %" PRId64 ": cannot start its thread: %s", id, strerror(errno));
+        if (r->cancel_fd >= 0)
+            close(r->cancel_fd);
+        pthread_mutex_destroy(&r->mu);
+        json_decref(r->msg);
+        free(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+void runner_cancel(struct daemon_run *r, int how, const char *reason)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->cancel_reason[0])
+        snprintf(r->cancel_reason, sizeof(r->cancel_reason), "%s", reason);
+    if (how > r->cancel)
+        r->cancel = how;
+    pthread_mutex_unlock(&r->mu);
+    uint64_t one = 1;
+    if (write(r->cancel_fd, &one, sizeof(one)) < 0)
+        log_event(LOG_WARN, "cannot wake a run", (const char *)NULL);
+}
+
+void runner_join(struct daemon_run *r)
+{
+    pthread_join(r->thread, NULL);
+    close(r->cancel_fd);
+    pthread_mutex_destroy(&r->mu);
+    json_decref(r->msg);
+    free(r);
+}

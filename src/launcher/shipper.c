@@ -1,0 +1,123 @@
+#include "launcher/shipper.h"
+
+#include "common/spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int shipper_init(struct shipper *sh, int64_t run_id, const char *path, uint64_t acked,
+                 uint64_t seed)
+{
+    memset(sh, 0, sizeof(*sh));
+    sh->run_id = run_id;
+    sh->fd = -1;
+    sh->acked = acked;
+    backoff_init(&sh->bo, BACKOFF_BASE_MS, BACKOFF_MAX_MS, seed);
+    sh->path = strdup(path);
+    return sh->path ? 0 : -1;
+}
+
+void shipper_free(struct shipper *sh)
+{
+    if (sh->fd >= 0)
+        close(sh->fd);
+    sh->fd = -1;
+    free(sh->path);
+    sh->path = NULL;
+}
+
+int64_t shipper_due(const struct shipper *sh, uint64_t avail, int64_t now_ms)
+{
+    if (sh->full || avail <= sh->acked)
+        return -1;
+    if (sh->retry_at && now_ms < sh->retry_at)
+        return sh->retry_at - now_ms;
+    if (avail - sh->acked >= SHIP_BATCH_MAX || !sh->last_ms ||
+        now_ms - sh->last_ms >= SHIP_INTERVAL_MS)
+        return 0;
+    return sh->last_ms + SHIP_INTERVAL_MS - now_ms;
+}
+
+ssize_t shipper_whole(const char *buf, size_t len)
+{
+    size_t used = 0;
+    while (used < len) {
+        struct spool_record r;
+        ssize_t n = spool_parse(buf + used, len - used, &r);
+        if (n < 0)
+            return used ? (ssize_t)used : -1;
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    return (ssize_t)used;
+}
+
+static int retry(struct shipper *sh, int64_t now_ms)
+{
+    sh->retry_at = now_ms + backoff_next(&sh->bo);
+    return SHIP_RETRY;
+}
+
+int shipper_step(struct shipper *sh, struct backend *b, uint64_t avail, int64_t now_ms, char *err,
+                 size_t errsz)
+{
+    if (sh->full || avail <= sh->acked)
+        return SHIP_IDLE;
+    if (sh->fd < 0 && (sh->fd = open(sh->path, O_RDONLY | O_CLOEXEC)) < 0) {
+        snprintf(err, errsz, "spool %s: %s", sh->path, strerror(errno));
+        return SHIP_ERROR;
+    }
+    size_t want = avail - sh->acked > SHIP_BATCH_MAX ? SHIP_BATCH_MAX : avail - sh->acked;
+    char *buf = malloc(want);
+    if (!buf) {
+        snprintf(err, errsz, "spool %s: out of memory", sh->path);
+        return SHIP_ERROR;
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(sh->fd, buf + got, want - got, (off_t)(sh->acked + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    ssize_t whole = shipper_whole(buf, got);
+    if (whole <= 0) {
+        snprintf(err, errsz, "spool %s: no complete record at offset %llu", sh->path,
+                 (unsigned long long)sh->acked);
+        free(buf);
+        return SHIP_ERROR;
+    }
+    uint64_t next = UINT64_MAX;
+    int rc = backend_log(b, sh->run_id, sh->acked, buf, (size_t)whole, &next, err, errsz);
+    free(buf);
+    switch (rc) {
+    case BACKEND_OK:
+        sh->acked = next;
+        sh->last_ms = now_ms;
+        sh->retry_at = 0;
+        backoff_reset(&sh->bo);
+        return SHIP_SENT;
+    case BACKEND_CONFLICT:
+        if (next == UINT64_MAX)
+            return SHIP_GONE;
+        /* A gap: the server's copy ends elsewhere; go on from there. */
+        sh->acked = next;
+        return SHIP_SENT;
+    case BACKEND_FORBIDDEN:
+        return SHIP_GONE;
+    case BACKEND_TOO_LARGE:
+        sh->full = 1;
+        return SHIP_FULL;
+    case BACKEND_UNAUTHORIZED:
+        return SHIP_UNAUTHORIZED;
+    default:
+        return retry(sh, now_ms);
+    }
+}
