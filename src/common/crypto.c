@@ -269,3 +269,35 @@ out:
     EVP_PKEY_free(pkey);
     return rc;
 }
+
+int crypto_cert_pin(const char *cert_pem, char *out, char *err, size_t errsz)
+{
+    BIO *bio = BIO_new_mem_buf(cert_pem, -1);
+    X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    unsigned char *der = NULL, md[32];
+    unsigned int mdlen = 0;
+    int rc = -1;
+
+    BIO_free(bio);
+    if (!cert) {
+        snprintf(err, errsz, "the certificate is not PEM");
+        return -1;
+    }
+    int len = i2d_PUBKEY(X509_get0_pubkey(cert), &der);
+    if (len <= 0 || EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1) {
+        snprintf(err, errsz, "the certificate's public key cannot be read");
+        goto done;
+    }
+    char *b64 = crypto_b64_encode(md, mdlen);
+    if (!b64) {
+        snprintf(err, errsz, "out of memory");
+        goto done;
+    }
+    snprintf(out, CRYPTO_PIN_MAX, "sha256//%s", b64);
+    free(b64);
+    rc = 0;
+done:
+    OPENSSL_free(der);
+    X509_free(cert);
+    return rc;
+}

@@ -72,4 +72,12 @@ int crypto_public_pem(const char *priv_pem, char **pub_pem);
  */
 int crypto_ed25519_sign(const char *priv_pem, const void *msg, size_t msglen, char **sig_b64);
 
+/*
+ * The public-key pin of the first certificate in a PEM chain, in libcurl's
+ * CURLOPT_PINNEDPUBLICKEY form: "sha256//" and the base64 sha256 of the
+ * DER SubjectPublicKeyInfo (the same as HPKP). out holds CRYPTO_PIN_MAX.
+ */
+#define CRYPTO_PIN_MAX 64
+int crypto_cert_pin(const char *cert_pem, char *out, char *err, size_t errsz);
+
 #endif

@@ -26,6 +26,7 @@ struct server_config {
     char host[256];
     int port;
     char public_url[512];
+    char tls_pin[64];         /* pin of --tls-cert's key, put in pool tokens; "" without TLS */
     char *tls_cert, *tls_key; /* PEM contents, or NULL for plain HTTP */
     int insecure_http;
     int threads;

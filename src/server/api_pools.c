@@ -15,6 +15,9 @@ char *pool_token_make(struct server *srv, const char *pool_id, const char *secre
     json_t *o =
         json_pack("{s:i, s:s, s:s, s:s, s:s}", "v", 1, "endpoint", srv->cfg.public_url, "pool_id",
                   pool_id, "pool_secret", secret, "release_key", srv->release_pub_pem);
+    /* With TLS, launchers also check that they reach this very server. */
+    if (o && srv->cfg.tls_pin[0])
+        json_object_set_new(o, "tls_pin", json_string(srv->cfg.tls_pin));
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     char *tok = text ? crypto_b64_encode(text, strlen(text)) : NULL;
@@ -28,7 +31,7 @@ int pool_token_parse(const char *token, char *pool_id, char *secret, char *endpo
     unsigned char *raw = NULL;
     size_t len;
     json_t *o = NULL;
-    const char *pid, *sec, *ep, *key;
+    const char *pid, *sec, *ep, *key, *pin = NULL;
     int v;
     if (crypto_b64_decode(token, &raw, &len) < 0) {
         snprintf(err, errsz, "token: not valid base64 (cut short or altered?)");
@@ -36,9 +39,9 @@ int pool_token_parse(const char *token, char *pool_id, char *secret, char *endpo
     }
     json_error_t jerr;
     o = json_loadb((const char *)raw, len, 0, &jerr);
-    if (!o ||
-        json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:s, s:s}", "v", &v, "endpoint", &ep,
-                       "pool_id", &pid, "pool_secret", &sec, "release_key", &key) < 0) {
+    if (!o || json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:s, s:s, s?:s}", "v", &v,
+                             "endpoint", &ep, "pool_id", &pid, "pool_secret", &sec, "release_key",
+                             &key, "tls_pin", &pin) < 0) {
         snprintf(err, errsz, "token: not a davit pool token (%s)", jerr.text);
         goto fail;
     }

@@ -395,6 +395,12 @@ static int parse_options(int argc, char **argv, struct server_config *c, char *e
     if (cert && (read_text(cert, 1 << 20, &c->tls_cert, err, errsz) < 0 ||
                  read_text(key, 1 << 20, &c->tls_key, err, errsz) < 0))
         return -1;
+    if (cert && crypto_cert_pin(c->tls_cert, c->tls_pin, err, errsz) < 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errsz, "--tls-cert %s: %s", cert, why);
+        return -1;
+    }
     if (c->poll_max_ms > c->lease_ms * 2 / 3)
         c->poll_max_ms = c->lease_ms * 2 / 3;
     return parse_listen(c, err, errsz);

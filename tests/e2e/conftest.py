@@ -12,7 +12,8 @@ def stack(request):
     """A server (with the options of a `server_args` marker) and its launchers;
     fails the test if a launcher left a container behind."""
     marker = request.node.get_closest_marker("server_args")
-    s = Stack(*(marker.args if marker else ()))
+    s = Stack(*(marker.args if marker else ()),
+              tls=request.node.get_closest_marker("tls") is not None)
     yield s
     leftovers = s.close()
     assert not leftovers, f"containers left behind: {leftovers}"
@@ -20,6 +21,7 @@ def stack(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "server_args(*args): extra davit server options")
+    config.addinivalue_line("markers", "tls: the server serves HTTPS with a self-signed certificate")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -42,12 +42,23 @@ class Server:
     """A server on a fixed port, so that it can be killed and restarted under
     the endpoint that the pool tokens carry."""
 
-    def __init__(self, tmp, *extra):
+    def __init__(self, tmp, *extra, tls=False):
         self.tmp = tmp
         self.data = os.path.join(tmp, "server")
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.extra = list(extra)
+        self.ca = None
+        if tls:
+            # A self-signed certificate for 127.0.0.1, made by the openssl command.
+            self.ca = os.path.join(tmp, "server.crt")
+            key = os.path.join(tmp, "server.key")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", self.ca,
+                            "-days", "1", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True)
+            self.extra += ["--tls-cert", self.ca, "--tls-key", key]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.token = None
         self.proc = None
         self.start()
@@ -86,7 +97,10 @@ class Server:
         return code
 
     def env(self):
-        return {**os.environ, "DAVIT_SERVER": self.url, "DAVIT_API_TOKEN": self.token}
+        env = {**os.environ, "DAVIT_SERVER": self.url, "DAVIT_API_TOKEN": self.token}
+        if self.ca:
+            env["DAVIT_CA_FILE"] = self.ca
+        return env
 
     def cli(self, *args, check=True, timeout=120):
         p = subprocess.run([DAVIT, *args], env=self.env(), capture_output=True, timeout=timeout)
@@ -119,7 +133,9 @@ class Server:
         import urllib.request
         req = urllib.request.Request(f"{self.url}/api/v1/runs/{run_id}/logs?format=raw",
                                      headers={"Authorization": f"Bearer {self.token}"})
-        with urllib.request.urlopen(req, timeout=60) as resp:
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.ca) if self.ca else None
+        with urllib.request.urlopen(req, timeout=60, context=ctx) as resp:
             return resp.read()
 
     def workers(self, pool):
@@ -198,10 +214,10 @@ class Launcher:
 class Stack:
     """The fixture's object: a temporary directory, one server, launchers."""
 
-    def __init__(self, *server_args):
+    def __init__(self, *server_args, tls=False):
         self.tmp = tempfile.mkdtemp(prefix="davit-e2e-")
         self.launchers = []
-        self.server = Server(self.tmp, *server_args)
+        self.server = Server(self.tmp, *server_args, tls=tls)
 
     def launcher(self, name, token, key, **env):
         la = Launcher(self.tmp, name, token, key, **env)

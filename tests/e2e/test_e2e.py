@@ -4,7 +4,9 @@ The literal docs walkthrough, credential errors, cancel, launcher crash,
 tampering, drain/cycle and token reset are in tests/launcher/test_daemon.py;
 this file covers what needs several launchers or a server crash.
 """
+import base64
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -147,3 +149,33 @@ def test_draining_launcher_gets_no_new_runs(stack):
     assert a.wait(timeout=60) == 0
     assert srv.wait_ended(first)["state"] == "finished"
     assert b.proc.poll() is None
+
+
+@pytest.mark.tls
+def test_https_with_a_private_ca_and_the_pinned_key(stack):
+    srv = stack.server
+    token, key = make_pool(srv, stack.tmp, "web")
+    doc = json.loads(base64.b64decode(token))
+    assert doc["endpoint"].startswith("https://") and doc["tls_pin"].startswith("sha256//")
+    stack.launcher("a", token, key, DAVIT_CA_FILE=srv.ca)
+    rid = srv.submit("web", "p=echo over tls")
+    assert srv.wait_ended(rid)["state"] == "finished"
+    assert b"over tls" in srv.logs(rid)
+
+
+@pytest.mark.tls
+def test_https_refuses_an_unknown_ca_and_a_wrong_pin(stack):
+    srv = stack.server
+    token, key = make_pool(srv, stack.tmp, "web")
+    # No DAVIT_CA_FILE: the self-signed certificate is not trusted.
+    la = stack.launcher("untrusted", token, key)
+    assert la.wait(timeout=60) == 2
+    assert srv.url in la.log() and "certificate" in la.log().lower()
+    # Trusted, but the token pins another key: some other server answers.
+    doc = json.loads(base64.b64decode(token))
+    doc["tls_pin"] = "sha256//" + base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+    forged = base64.b64encode(json.dumps(doc).encode()).decode()
+    lb = stack.launcher("pinned", forged, key, DAVIT_CA_FILE=srv.ca)
+    assert lb.wait(timeout=60) == 2
+    assert srv.url in lb.log()
+    assert not srv.workers("web")
