@@ -34,7 +34,8 @@ int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_print_json(const json_t *obj);
 
 /* The string value of key in obj, "-" when absent or null; integers are
- * formatted into buf (64 bytes). Never fails. */
+ * formatted into buf (64 bytes), so the result may point into buf: give
+ * each field used in one call its own buf. Never fails. */
 const char *cli_field(const json_t *obj, const char *key, char *buf);
 
 #endif

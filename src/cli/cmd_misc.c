@@ -44,12 +44,13 @@ static int worker_list(struct cli *c, int argc, char **argv)
         json_t *w;
         json_array_foreach(workers, i, w)
         {
-            char b[64];
+            char f[7][64]; /* one buffer a column: cli_field may write into it */
             char *runs = json_dumps(json_object_get(w, "runs"), JSON_COMPACT);
             char *md = json_dumps(json_object_get(w, "metadata"), JSON_COMPACT | JSON_SORT_KEYS);
-            table_row(&t, cli_field(w, "id", b), cli_field(w, "pool", b), cli_field(w, "state", b),
-                      cli_field(w, "hostname", b), cli_field(w, "version", b),
-                      cli_field(w, "arch", b), runs, cli_field(w, "last_seen_at", b), md);
+            table_row(&t, cli_field(w, "id", f[0]), cli_field(w, "pool", f[1]),
+                      cli_field(w, "state", f[2]), cli_field(w, "hostname", f[3]),
+                      cli_field(w, "version", f[4]), cli_field(w, "arch", f[5]), runs,
+                      cli_field(w, "last_seen_at", f[6]), md);
             free(runs);
             free(md);
         }
@@ -135,13 +136,13 @@ static int release_publish(struct cli *c, int argc, char **argv)
     dbuf_free(&b);
     if (rc)
         return rc;
-    char buf[64];
+    char f[5][64];
     if (c->json)
         cli_print_json(r);
     else
-        printf("release %s: %s %s %s sha256 %s\n", cli_field(r, "id", buf),
-               cli_field(r, "kind", buf), cli_field(r, "arch", buf), cli_field(r, "version", buf),
-               cli_field(r, "sha256", buf));
+        printf("release %s: %s %s %s sha256 %s\n", cli_field(r, "id", f[0]),
+               cli_field(r, "kind", f[1]), cli_field(r, "arch", f[2]),
+               cli_field(r, "version", f[3]), cli_field(r, "sha256", f[4]));
     json_decref(r);
     return 0;
 }
@@ -164,11 +165,11 @@ static int release_list(struct cli *c, int argc, char **argv)
         json_t *r;
         json_array_foreach(rels, i, r)
         {
-            char b1[64], b2[64];
-            table_row(&t, cli_field(r, "id", b1), cli_field(r, "kind", b2),
-                      cli_field(r, "arch", b2), cli_field(r, "version", b2),
-                      cli_field(r, "latest", b2), cli_field(r, "size", b2),
-                      cli_field(r, "sha256", b2), cli_field(r, "created_at", b2));
+            char f[8][64]; /* one buffer a column: cli_field may write into it */
+            table_row(&t, cli_field(r, "id", f[0]), cli_field(r, "kind", f[1]),
+                      cli_field(r, "arch", f[2]), cli_field(r, "version", f[3]),
+                      cli_field(r, "latest", f[4]), cli_field(r, "size", f[5]),
+                      cli_field(r, "sha256", f[6]), cli_field(r, "created_at", f[7]));
         }
         table_print(&t, stdout);
         table_free(&t);

@@ -122,11 +122,11 @@ static int pool_list(struct cli *c, int argc, char **argv)
         json_t *p;
         json_array_foreach(pools, i, p)
         {
-            char b1[64], b2[64], b3[64];
-            table_row(&t, cli_field(p, "name", b1), cli_field(p, "id", b1),
-                      cli_field(p, "keytype", b1), cli_field(p, "pending", b1),
-                      cli_field(p, "active", b2), cli_field(p, "workers", b3),
-                      cli_field(p, "created_at", b1));
+            char f[7][64]; /* one buffer a column: cli_field may write into it */
+            table_row(&t, cli_field(p, "name", f[0]), cli_field(p, "id", f[1]),
+                      cli_field(p, "keytype", f[2]), cli_field(p, "pending", f[3]),
+                      cli_field(p, "active", f[4]), cli_field(p, "workers", f[5]),
+                      cli_field(p, "created_at", f[6]));
         }
         table_print(&t, stdout);
         table_free(&t);

@@ -237,11 +237,11 @@ static int run_list(struct cli *c, int argc, char **argv)
         json_t *r;
         json_array_foreach(runs, i, r)
         {
-            char b1[64], b2[64];
-            table_row(&t, cli_field(r, "id", b1), cli_field(r, "pool", b2),
-                      cli_field(r, "state", b2), cli_field(r, "phase", b2),
-                      cli_field(r, "worker", b2), cli_field(r, "created_at", b2),
-                      cli_field(r, "ended_at", b2));
+            char f[7][64]; /* one buffer a column: cli_field may write into it */
+            table_row(&t, cli_field(r, "id", f[0]), cli_field(r, "pool", f[1]),
+                      cli_field(r, "state", f[2]), cli_field(r, "phase", f[3]),
+                      cli_field(r, "worker", f[4]), cli_field(r, "created_at", f[5]),
+                      cli_field(r, "ended_at", f[6]));
         }
         table_print(&t, stdout);
         table_free(&t);

@@ -59,7 +59,7 @@ static void *reaper_main(void *arg)
     pthread_mutex_lock(&rp->mu);
     while (!rp->stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += 100 * 1000 * 1000;
         if (ts.tv_nsec >= 1000000000) {
             ts.tv_sec++;
@@ -409,8 +409,13 @@ static int parse_options(int argc, char **argv, struct server_config *c, char *e
 int server_main(int argc, char **argv, const char *self_path)
 {
     static struct server srv; /* large; lives for the whole process */
-    struct reaper rp = {
-        .srv = &srv, .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    struct reaper rp = {.srv = &srv, .mu = PTHREAD_MUTEX_INITIALIZER};
+    pthread_condattr_t ca;
+    /* The reaper's tick must not stall when someone steps the wall clock. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&rp.cond, &ca);
+    pthread_condattr_destroy(&ca);
     char err[1024];
     int code = 1, reaper_started = 0;
     struct server_config *c = &srv.cfg;
@@ -472,6 +477,7 @@ out:
         pthread_mutex_unlock(&rp.mu);
         pthread_join(rp.thread, NULL);
     }
+    pthread_cond_destroy(&rp.cond);
     if (srv.disp)
         dispatch_shutdown(srv.disp);
     http_stop(&srv);
