@@ -84,16 +84,16 @@ int main(int argc, char **argv)
     }
     argc = n;
     argv[argc] = NULL;
-    const char *var;
-    c.server = env_get("SERVER", &var);
+    char var[ENV_NAME_MAX];
+    c.server = env_get("SERVER", var, sizeof(var));
     if (!c.server)
         return cli_usage("%s is not set: export DAVIT_SERVER=https://davit.example.com", var);
-    c.token = env_get("API_TOKEN", &var);
+    c.token = env_get("API_TOKEN", var, sizeof(var));
     if (!c.token)
         return cli_usage("%s is not set (the admin API token printed by the server's first"
                          " start)",
                          var);
-    c.ca_file = env_get("CA_FILE", NULL);
+    c.ca_file = env_get("CA_FILE", NULL, 0);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return EXIT_INTERNAL;
     int rc;

@@ -1,6 +1,7 @@
 #include "launcher/config.h"
 
 #include "common/env.h"
+#include "common/runrules.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@ static int fail_oom(char *err, size_t errsz)
 /* Copies DAVIT_<name> (or the alias) into *dst, or def when unset. */
 static int get_str(const char *name, const char *def, char **dst, char *err, size_t errsz)
 {
-    const char *v = env_get(name, NULL);
+    const char *v = env_get(name, NULL, 0);
     if (!v)
         v = def;
     if (!v) {
@@ -29,21 +30,14 @@ static int get_str(const char *name, const char *def, char **dst, char *err, siz
 
 int config_env_name_ok(const char *s)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 128)
-        return 0;
-    if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
-        return 0;
-    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == n;
+    return runrules_var_name_ok(s);
 }
 
 /* A comma-separated list of variable names ("A,B, C"); empty items are skipped. */
 static int get_names(const char *name, char **out, size_t *n_out, char *err, size_t errsz)
 {
-    const char *var;
-    const char *v = env_get(name, &var);
-    char varname[128];
-    snprintf(varname, sizeof(varname), "%s", var);
+    char varname[ENV_NAME_MAX];
+    const char *v = env_get(name, varname, sizeof(varname));
     *n_out = 0;
     if (!v)
         return 0;
@@ -73,10 +67,8 @@ static int get_names(const char *name, char **out, size_t *n_out, char *err, siz
 /* "/host:/container[:ro|:rw],…" */
 static int get_mounts(struct launcher_config *c, char *err, size_t errsz)
 {
-    const char *var;
-    const char *v = env_get("WORKER_EXTRA_MOUNTS", &var);
-    char varname[128];
-    snprintf(varname, sizeof(varname), "%s", var);
+    char varname[ENV_NAME_MAX];
+    const char *v = env_get("WORKER_EXTRA_MOUNTS", varname, sizeof(varname));
     if (!v)
         return 0;
     const char *p = v;
@@ -172,7 +164,6 @@ static const char *default_state_dir(char *buf, size_t size)
 int config_load(struct launcher_config *c, char *err, size_t errsz)
 {
     char buf[PATH_MAX];
-    int e = (int)(errsz > 1024 ? 1024 : errsz);
 
     memset(c, 0, sizeof(*c));
     const char *dh = getenv("DOCKER_HOST");
@@ -197,18 +188,18 @@ int config_load(struct launcher_config *c, char *err, size_t errsz)
         get_names("MASK_ENVS", c->mask, &c->n_mask, err, errsz) < 0)
         goto fail;
     if (env_duration("LAUNCHER_RUN_TIMEOUT", CONFIG_DEFAULT_RUN_TIMEOUT, &c->run_timeout_ms, err,
-                     e) < 0 ||
+                     errsz) < 0 ||
         env_duration("LAUNCHER_LOGS_TIMEOUT", CONFIG_DEFAULT_LOGS_TIMEOUT, &c->logs_timeout_ms, err,
-                     e) < 0 ||
+                     errsz) < 0 ||
         env_duration("DOCKER_TIMEOUT", CONFIG_DEFAULT_DOCKER_TIMEOUT, &c->docker_timeout_ms, err,
-                     e) < 0 ||
+                     errsz) < 0 ||
         env_duration("DOCKER_PULL_TIMEOUT", CONFIG_DEFAULT_PULL_TIMEOUT, &c->pull_timeout_ms, err,
-                     e) < 0 ||
-        env_bool("DEBUG", 0, &c->debug, err, e) < 0)
+                     errsz) < 0 ||
+        env_bool("DEBUG", 0, &c->debug, err, errsz) < 0)
         goto fail;
     long long conc = 1;
     if (get_str("CA_FILE", NULL, &c->ca_file, err, errsz) < 0 ||
-        env_int("LAUNCHER_CONCURRENCY", 1, CONFIG_MAX_CONCURRENCY, &conc, err, e) < 0 ||
+        env_int("LAUNCHER_CONCURRENCY", 1, CONFIG_MAX_CONCURRENCY, &conc, err, errsz) < 0 ||
         get_metadata(c, err, errsz) < 0)
         goto fail;
     if (conc < 1) {
@@ -216,17 +207,17 @@ int config_load(struct launcher_config *c, char *err, size_t errsz)
         goto fail;
     }
     c->concurrency = (int)conc;
-    const char *logs_var = env_get("RUN_LOGS_ON_STANDARD_OUTPUT", NULL)
+    const char *logs_var = env_get("RUN_LOGS_ON_STANDARD_OUTPUT", NULL, 0)
                                ? "RUN_LOGS_ON_STANDARD_OUTPUT"
                                : "RUN_LOGS_ON_STANDARD_OUTPUT_ENABLED";
-    if (env_bool(logs_var, 0, &c->run_logs_stdout, err, e) < 0)
+    if (env_bool(logs_var, 0, &c->run_logs_stdout, err, errsz) < 0)
         goto fail;
     if (c->docker_timeout_ms == 0 || c->pull_timeout_ms == 0) {
         snprintf(err, errsz, "DAVIT_DOCKER_TIMEOUT and DAVIT_DOCKER_PULL_TIMEOUT: must not be 0");
         goto fail;
     }
-    const char *var;
-    const char *fmt = env_get("LOG_FORMAT", &var);
+    char var[ENV_NAME_MAX];
+    const char *fmt = env_get("LOG_FORMAT", var, sizeof(var));
     if (log_format_parse(fmt, &c->log_format) < 0) {
         snprintf(err, errsz, "%s: expected text or json: \"%s\"", var, fmt);
         goto fail;

@@ -193,26 +193,24 @@ int credentials_parse(struct credentials *c, const char *token, const char *toke
 
 int credentials_load(struct credentials *c, char *err, size_t errsz)
 {
-    const char *token_var, *key_var;
-    const char *token = env_get("TOKEN", &token_var);
-    char tvar[64];
+    char tvar[ENV_NAME_MAX], kvar[ENV_NAME_MAX];
+    const char *token = env_get("TOKEN", tvar, sizeof(tvar));
 
     memset(c, 0, sizeof(*c));
-    snprintf(tvar, sizeof(tvar), "%s", token_var);
     if (!token) {
         snprintf(err, errsz,
                  "DAVIT_TOKEN is not set: give the token printed by `davit pool create` "
                  "(SPACELIFT_TOKEN works too)");
         return -1;
     }
-    const char *key = env_get("POOL_PRIVATE_KEY", &key_var);
+    const char *key = env_get("POOL_PRIVATE_KEY", kvar, sizeof(kvar));
     if (!key) {
         snprintf(err, errsz,
                  "DAVIT_POOL_PRIVATE_KEY is not set: give the pool's private key, "
                  "base64-encoded (base64 -w 0 davit.key)");
         return -1;
     }
-    return credentials_parse(c, token, tvar, key, key_var, err, errsz);
+    return credentials_parse(c, token, tvar, key, kvar, err, errsz);
 }
 
 int credentials_sign(const struct credentials *c, const void *msg, size_t len, char **sig_b64,

@@ -97,12 +97,9 @@ static void store_id(struct daemon *d, int64_t id)
 /* One line for a refused registration, naming what to fix. */
 static void refusal(struct daemon *d, const char *err, char *out, size_t size)
 {
-    const char *tvar = NULL, *kvar = NULL;
-    char tname[64], kname[64];
-    env_get("TOKEN", &tvar);
-    snprintf(tname, sizeof(tname), "%s", tvar ? tvar : "DAVIT_TOKEN");
-    env_get("POOL_PRIVATE_KEY", &kvar);
-    snprintf(kname, sizeof(kname), "%s", kvar ? kvar : "DAVIT_POOL_PRIVATE_KEY");
+    char tname[ENV_NAME_MAX], kname[ENV_NAME_MAX];
+    env_get("TOKEN", tname, sizeof(tname));
+    env_get("POOL_PRIVATE_KEY", kname, sizeof(kname));
     if (strstr(err, "pool secret does not match"))
         snprintf(out, size,
                  "the pool's token was reset: %s no longer registers with %s (use the token "
