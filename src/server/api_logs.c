@@ -35,61 +35,70 @@ void logs_follow_free(void *p)
     free(f);
 }
 
-static void text_line(struct follow *f, const char *prefix, const char *a, size_t alen)
+/* The most text one record can become: its payload plus a marker line. */
+#define TEXT_OVERHEAD (SPOOL_PHASE_MAX + 64)
+
+static int text_line(struct follow *f, const char *prefix, const char *a, size_t alen)
 {
-    if (f->last && f->last != '\n')
-        dbuf_addch(&f->out, '\n');
-    dbuf_addstr(&f->out, prefix);
-    dbuf_add(&f->out, a, alen);
-    dbuf_addch(&f->out, '\n');
+    if (f->last && f->last != '\n' && dbuf_addch(&f->out, '\n') < 0)
+        return -1;
+    if (dbuf_addstr(&f->out, prefix) < 0 || dbuf_add(&f->out, a, alen) < 0 ||
+        dbuf_addch(&f->out, '\n') < 0)
+        return -1;
     f->last = '\n';
+    return 0;
 }
 
-/* Turns the complete records at the start of f->in into text in f->out. */
+/*
+ * Turns the complete records at the start of f->in into text in f->out,
+ * as many as f->out has room for; the rest wait until it has drained.
+ * Returns -1 on a corrupt record or when memory runs out.
+ */
 static int decode(struct follow *f)
 {
     size_t off = 0;
-    while (off < f->in.len) {
+    int rc = 0;
+    while (off < f->in.len && rc == 0) {
         struct spool_record rec;
         ssize_t n = spool_parse(f->in.data + off, f->in.len - off, &rec);
         if (n < 0)
             return -1;
-        if (n == 0)
+        if (n == 0 || f->out.cap - f->out.len < rec.len + TEXT_OVERHEAD)
             break;
         off += (size_t)n;
         switch (rec.type) {
         case SPOOL_STDOUT:
         case SPOOL_STDERR:
             if (rec.len) {
-                dbuf_add(&f->out, rec.data, rec.len);
+                rc = dbuf_add(&f->out, rec.data, rec.len);
                 f->last = rec.data[rec.len - 1];
             }
             break;
         case SPOOL_COMMAND: {
             const char *sp = memchr(rec.data, ' ', rec.len);
             size_t skip = sp ? (size_t)(sp - rec.data) + 1 : 0;
-            text_line(f, "$ ", rec.data + skip, rec.len - skip);
+            rc = text_line(f, "$ ", rec.data + skip, rec.len - skip);
             break;
         }
         case SPOOL_PHASE_START:
-            text_line(f, "=== phase ", rec.phase, strlen(rec.phase));
+            rc = text_line(f, "=== phase ", rec.phase, strlen(rec.phase));
             break;
         case SPOOL_PHASE_END: {
             char pre[SPOOL_PHASE_MAX + 32];
             snprintf(pre, sizeof(pre), "=== phase %s ended: ", rec.phase);
-            text_line(f, pre, rec.data, rec.len);
+            rc = text_line(f, pre, rec.data, rec.len);
             break;
         }
         case SPOOL_NOTE:
-            text_line(f, "davit: ", rec.data, rec.len);
+            rc = text_line(f, "davit: ", rec.data, rec.len);
             break;
         case SPOOL_RESULT:
-            text_line(f, "=== run: ", rec.data, rec.len);
+            rc = text_line(f, "=== run: ", rec.data, rec.len);
             break;
         }
     }
     dbuf_consume(&f->in, off);
-    return 0;
+    return rc;
 }
 
 static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
@@ -115,7 +124,10 @@ static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
         int64_t total;
         int ended;
         size_t before = f->in.len;
-        if (store_log_read(r->srv->store, f->run_id, f->next, FOLLOW_READ, &f->in, &total, &ended,
+        /* Records that did not fit in f->out last time are still in f->in. */
+        size_t room = f->in.cap - f->in.len;
+        if (store_log_read(r->srv->store, f->run_id, f->next,
+                           room < FOLLOW_READ ? room : FOLLOW_READ, &f->in, &total, &ended,
                            NULL) < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         size_t got = f->in.len - before;
@@ -129,7 +141,7 @@ static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
             f->done = 1;
             continue;
         }
-        if (got > 0)
+        if (got > 0 || f->out.len > 0)
             continue;
         if (!f->follow || (ended && f->next >= total)) {
             f->done = 1;

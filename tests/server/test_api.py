@@ -430,3 +430,25 @@ def test_builtin_worker_published_on_first_start(tmp_path):
         assert m["worker"]["sha256"] == rel["sha256"] and m["worker"]["url"] == rel["url"]
     finally:
         check_stopped(server)
+
+
+def test_text_log_of_many_small_records_is_complete(server):
+    """A text log decoded in many rounds (here 20000 marker records, several
+    times the follow buffer) comes out whole, each record exactly once."""
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+    rid = server.submit("p")
+    la.poll_until(lambda m: m["type"] == "run")
+    la.event(rid, "running", phase="plan")
+    n = 20000
+    name = "a-phase-with-a-long-name-" + "x" * 30
+    data = b"".join(spool_record("E", i + 1, "outcome=succeeded exit=0 duration_ms=%d" % i, name)
+                    for i in range(n))
+    st, body, _ = la.log(rid, 0, data)
+    assert st == 200 and body["next_offset"] == len(data), body
+    la.event(rid, "result", outcome="finished", exit_code=0, reason="done")
+    text = server.request("GET", "/api/v1/runs/%d/logs" % rid)[1].decode()
+    lines = [l for l in text.splitlines() if l.startswith("=== phase %s ended" % name)]
+    assert len(lines) == n
+    assert lines[-1].endswith("duration_ms=%d" % (n - 1))
