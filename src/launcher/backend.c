@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define ANSWER_MAX        (64 * 1024 * 1024) /* a run message carries the whole spec */
-#define CALL_TIMEOUT_S    30
+#define CALL_TIMEOUT_S    30                 /* default; backend_set_call_timeout() changes it */
 #define CONNECT_TIMEOUT_S 10
 #define POLL_SLACK_S      15 /* beyond wait_s, for the server's answer to arrive */
 
@@ -27,6 +27,7 @@ struct backend {
     char pin[128];
     char session[256];
     int debug;
+    long call_timeout_s; /* events and log chunks */
     struct dbuf answer;
     int (*abort_fn)(void *);
     void *abort_arg;
@@ -86,6 +87,7 @@ int backend_open(struct backend **out, const struct credentials *cred, const cha
     snprintf(b->ca_file, sizeof(b->ca_file), "%s", ca_file ? ca_file : "");
     snprintf(b->pin, sizeof(b->pin), "%s", cred->tls_pin);
     b->debug = debug;
+    b->call_timeout_s = CALL_TIMEOUT_S;
     dbuf_init(&b->answer, ANSWER_MAX);
     *out = b;
     return 0;
@@ -99,6 +101,11 @@ void backend_close(struct backend *b)
     dbuf_free(&b->answer);
     memset(b->session, 0, sizeof(b->session));
     free(b);
+}
+
+void backend_set_call_timeout(struct backend *b, int seconds)
+{
+    b->call_timeout_s = seconds > 0 ? seconds : CALL_TIMEOUT_S;
 }
 
 void backend_set_session(struct backend *b, const char *token)
@@ -347,7 +354,7 @@ int backend_event(struct backend *b, int64_t run_id, const json_t *event, char *
     json_t *ans = NULL;
     snprintf(path, sizeof(path), "/api/v1/launcher/runs/%" PRId64 "/events", run_id);
     snprintf(what, sizeof(what), "run %" PRId64 ": event", run_id);
-    int rc = call_json(b, what, path, (json_t *)event, CALL_TIMEOUT_S, &ans, err, errsz);
+    int rc = call_json(b, what, path, (json_t *)event, b->call_timeout_s, &ans, err, errsz);
     if (state) {
         const char *st = json_string_value(json_object_get(ans, "state"));
         *state = st ? strdup(st) : NULL;
@@ -366,7 +373,7 @@ int backend_log(struct backend *b, int64_t run_id, uint64_t offset, const void *
     snprintf(what, sizeof(what), "run %" PRId64 ": log at %" PRIu64, run_id, offset);
     /* An empty chunk still needs a body, so that the server sees a PUT with length 0. */
     int rc = call(b, what, "PUT", path, "application/octet-stream", len ? data : "", len,
-                  CALL_TIMEOUT_S, NULL, &ans, err, errsz);
+                  b->call_timeout_s, NULL, &ans, err, errsz);
     json_t *next = json_object_get(ans, "next_offset");
     if (json_is_integer(next) && json_integer_value(next) >= 0)
         *next_offset = (uint64_t)json_integer_value(next);

@@ -68,6 +68,13 @@ void backend_close(struct backend *b);
  */
 void backend_set_abort(struct backend *b, int (*fn)(void *), void *arg);
 
+/*
+ * The limit on one event or log call (default 30 s). A run's thread uses a
+ * shorter one, so that a server that accepts but never answers cannot hold
+ * up the run's cancel and deadline checks for long. Never fails.
+ */
+void backend_set_call_timeout(struct backend *b, int seconds);
+
 /* Uses token for every later call. Never fails. */
 void backend_set_session(struct backend *b, const char *token);
 

@@ -20,6 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A server call from a run's thread (see backend_set_call_timeout). */
+#define RUN_CALL_TIMEOUT_S 10
+
 #define IDLE_TICK_MS 1000
 
 struct ctx {
@@ -327,6 +330,8 @@ static void *run_thread(void *arg)
                   (const char *)NULL);
         goto out;
     }
+    /* The follow loop waits on these calls: keep them short (backend.h). */
+    backend_set_call_timeout(c.b, RUN_CALL_TIMEOUT_S);
     pthread_mutex_lock(&d->mu);
     backend_set_session(c.b, d->sess.token);
     c.gen = d->sess_gen;

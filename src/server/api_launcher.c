@@ -193,10 +193,10 @@ int h_launcher_poll(struct req *r)
     for (;;) {
         uint64_t gen = dispatch_gen(srv->disp);
         json_t *msgs;
-        int64_t dispatch_ms;
+        struct store_claims claimed;
         int requeued;
-        int rc = store_poll(srv->store, r->sess.launcher_id, r->ack, r->draining, &msgs,
-                            &dispatch_ms, &requeued);
+        int rc = store_poll(srv->store, r->sess.launcher_id, r->ack, r->draining, &msgs, &claimed,
+                            &requeued);
         if (rc < 0)
             return reply_store_error(r, rc, "poll");
         if (requeued > 0) {
@@ -207,23 +207,13 @@ int h_launcher_poll(struct req *r)
                       NULL);
             dispatch_notify_pool(srv->disp, r->sess.pool_id);
         }
-        if (dispatch_ms >= 0) {
-            metrics_observe_dispatch(&srv->metrics, dispatch_ms);
-            size_t i;
-            json_t *m;
-            char lid[24];
+        /* Only the runs this poll claimed: others in msgs are being re-sent. */
+        for (int i = 0; i < claimed.n; i++) {
+            char rid[24], lid[24];
+            metrics_observe_dispatch(&srv->metrics, claimed.dispatch_ms[i]);
+            snprintf(rid, sizeof(rid), "%lld", (long long)claimed.run_id[i]);
             snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
-            json_array_foreach(msgs, i, m)
-            {
-                json_t *run = json_object_get(m, "run");
-                if (!run)
-                    continue;
-                char rid[24];
-                snprintf(rid, sizeof(rid), "%lld",
-                         (long long)json_integer_value(json_object_get(run, "id")));
-                log_event(LOG_INFO, "run state", "run", rid, "state", "assigned", "worker", lid,
-                          NULL);
-            }
+            log_event(LOG_INFO, "run state", "run", rid, "state", "assigned", "worker", lid, NULL);
         }
         if (json_array_size(msgs) == 0 && dispatch_closing(srv->disp)) {
             json_decref(msgs);

@@ -170,17 +170,27 @@ int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lea
 /* Drain (on 1) or undrain (on 0), queueing the message. *pool_id_out (40 bytes) for notify. */
 int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out);
 
+#define STORE_CLAIMS_MAX 64 /* a launcher's capacity is at most this */
+
+/* The runs one poll claimed, with their time from queued to claimed. */
+struct store_claims {
+    int n;
+    int64_t run_id[STORE_CLAIMS_MAX];
+    int64_t dispatch_ms[STORE_CLAIMS_MAX];
+};
+
 /*
  * One poll: deletes messages up to ack, then returns the pending ones; when
- * there are none and the launcher may take a run, claims the oldest queued
- * run of its pool (FIFO). *messages gets an array (caller owns).
- * *dispatch_ms gets queue-to-assign milliseconds of a claimed run, else -1.
+ * the launcher may take runs, claims the oldest queued runs of its pool
+ * (FIFO) up to its free capacity. *messages gets an array (caller owns);
+ * *claimed lists the runs claimed by this very poll (others in *messages
+ * are being sent again).
  * A launcher that says it is stopping (draining) claims nothing and gives
  * back the runs it was assigned but never started;
  * *requeued counts them (the caller wakes the pool's other launchers).
  */
 int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, json_t **messages,
-               int64_t *dispatch_ms, int *requeued);
+               struct store_claims *claimed, int *requeued);
 
 #define STORE_REAP_IDS 32
 

@@ -292,7 +292,7 @@ static int launcher_row_get(struct store *s, int64_t id, struct launcher_row *l)
 }
 
 /* Claims the oldest queued run of the pool for the launcher: FIFO per pool. */
-static int claim_one(struct store *s, int64_t launcher_id, const char *pool_id,
+static int claim_one(struct store *s, int64_t launcher_id, const char *pool_id, int64_t *run_id_out,
                      int64_t *dispatch_ms)
 {
     int64_t now = store_now_ms();
@@ -320,6 +320,7 @@ static int claim_one(struct store *s, int64_t launcher_id, const char *pool_id,
     }
     if (run_id == 0)
         return STORE_NOTFOUND;
+    *run_id_out = run_id;
     return st_message(s, launcher_id, "run", run_id, 0);
 }
 
@@ -438,11 +439,11 @@ static int give_back(struct store *s, int64_t launcher_id, int *requeued)
 }
 
 int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, json_t **messages,
-               int64_t *dispatch_ms, int *requeued)
+               struct store_claims *claimed, int *requeued)
 {
     struct launcher_row l;
     json_t *arr = json_array();
-    *dispatch_ms = -1;
+    claimed->n = 0;
     *requeued = 0;
     if (!arr)
         return STORE_ERR;
@@ -463,12 +464,14 @@ int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, 
     /* A launcher's own drain is not stored: it ends with the process, while
      * an admin's drain (l.draining) outlives restarts. */
     if (!draining && !l.draining && !l.cycling && !l.revoked) {
-        while (l.active < l.capacity) {
-            rc = claim_one(s, launcher_id, l.pool_id, dispatch_ms);
+        while (l.active < l.capacity && claimed->n < STORE_CLAIMS_MAX) {
+            rc = claim_one(s, launcher_id, l.pool_id, &claimed->run_id[claimed->n],
+                           &claimed->dispatch_ms[claimed->n]);
             if (rc == STORE_NOTFOUND)
                 break;
             if (rc < 0)
                 goto fail;
+            claimed->n++;
             l.active++;
         }
     }

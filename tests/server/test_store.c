@@ -77,9 +77,9 @@ static int64_t submit(struct fx *f)
 static int poll_runs(struct fx *f, int64_t l, int64_t *ids, int64_t *ack)
 {
     json_t *msgs;
-    int64_t dms;
     int requeued;
-    assert_int_equal(store_poll(f->s, l, *ack, 0, &msgs, &dms, &requeued), STORE_OK);
+    struct store_claims claimed;
+    assert_int_equal(store_poll(f->s, l, *ack, 0, &msgs, &claimed, &requeued), STORE_OK);
     int n = 0;
     size_t i;
     json_t *m;
