@@ -103,6 +103,25 @@ void st_rollback(struct store *s)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int st_begin_locked(struct store *s)
+{
+    st_lock(s);
+    int rc = st_begin(s);
+    if (rc < 0)
+        st_unlock(s);
+    return rc;
+}
+
+int st_end(struct store *s, int rc)
+{
+    if (rc >= 0)
+        rc = st_commit(s);
+    else
+        st_rollback(s);
+    st_unlock(s);
+    return rc;
+}
+
 int st_done(struct store *s, sqlite3_stmt *st)
 {
     if (!st)
@@ -438,25 +457,24 @@ static int exec_bound(struct store *s, const char *sql, const char *arg)
 int store_pool_delete(struct store *s, const char *name)
 {
     char id[40];
-    st_lock(s);
-    int rc = st_begin(s);
+    int rc = st_begin_locked(s);
     if (rc < 0)
-        goto out;
+        return rc;
     rc = pool_id_by_name(s, name, id, sizeof(id));
     if (rc < 0)
-        goto fail;
+        goto done;
     sqlite3_stmt *st =
         st_prep(s, "SELECT count(*) FROM runs WHERE pool_id = ? AND state IN " ST_ACTIVE_STATES);
     if (!st) {
         rc = STORE_ERR;
-        goto fail;
+        goto done;
     }
     st_bind_text(st, 1, id);
     int64_t active = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
     if (active != 0) {
         rc = active < 0 ? STORE_ERR : STORE_CONFLICT;
-        goto fail;
+        goto done;
     }
     static const char *sqls[] = {
         "DELETE FROM log_chunks WHERE run_id IN (SELECT id FROM runs WHERE pool_id = ?)",
@@ -470,15 +488,10 @@ int store_pool_delete(struct store *s, const char *name)
     for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
         rc = exec_bound(s, sqls[i], id);
         if (rc < 0)
-            goto fail;
+            goto done;
     }
-    rc = st_commit(s);
-    goto out;
-fail:
-    st_rollback(s);
-out:
-    st_unlock(s);
-    return rc;
+done:
+    return st_end(s, rc);
 }
 
 /* Launchers silent for longer than this are gone (an autoscaling group's old
@@ -509,18 +522,17 @@ static int message_pool(struct store *s, const char *pool_id, const char *type, 
 int store_pool_reset(struct store *s, const char *name, const char *pubkey_pem, const char *keytype,
                      const char *secret_hash, char *pool_id_out)
 {
-    st_lock(s);
-    int rc = st_begin(s);
+    int rc = st_begin_locked(s);
     if (rc < 0)
-        goto out;
+        return rc;
     rc = pool_id_by_name(s, name, pool_id_out, 40);
     if (rc < 0)
-        goto fail;
+        goto done;
     sqlite3_stmt *st = st_prep(s, "UPDATE pools SET pubkey_pem = ?, keytype = ?, secret_hash = ?,"
                                   " reset_ms = ? WHERE id = ?");
     if (!st) {
         rc = STORE_ERR;
-        goto fail;
+        goto done;
     }
     st_bind_text(st, 1, pubkey_pem);
     st_bind_text(st, 2, keytype);
@@ -531,33 +543,27 @@ int store_pool_reset(struct store *s, const char *name, const char *pubkey_pem, 
         (rc = exec_bound(s, "UPDATE launchers SET revoked = 1 WHERE pool_id = ?", pool_id_out)) <
             0 ||
         (rc = exec_bound(s, "DELETE FROM challenges WHERE pool_id = ?", pool_id_out)) < 0)
-        goto fail;
-    rc = st_commit(s);
-    goto out;
-fail:
-    st_rollback(s);
-out:
-    st_unlock(s);
-    return rc;
+        goto done;
+done:
+    return st_end(s, rc);
 }
 
 int store_pool_cycle(struct store *s, const char *name, int64_t deadline_ms, char *pool_id_out,
                      int *count)
 {
-    st_lock(s);
-    int rc = st_begin(s);
+    int rc = st_begin_locked(s);
     if (rc < 0)
-        goto out;
+        return rc;
     rc = pool_id_by_name(s, name, pool_id_out, 40);
     if (rc < 0)
-        goto fail;
+        goto done;
     if ((rc = message_pool(s, pool_id_out, "cycle", deadline_ms, count)) < 0)
-        goto fail;
+        goto done;
     sqlite3_stmt *st = st_prep(s, "UPDATE launchers SET cycle_deadline_ms = ?"
                                   " WHERE pool_id = ? AND revoked = 0");
     if (!st) {
         rc = STORE_ERR;
-        goto fail;
+        goto done;
     }
     sqlite3_bind_int64(st, 1, deadline_ms);
     st_bind_text(st, 2, pool_id_out);
@@ -566,14 +572,9 @@ int store_pool_cycle(struct store *s, const char *name, int64_t deadline_ms, cha
                          "UPDATE pools SET cycled_ms = strftime('%s','now') * 1000"
                          " WHERE id = ?",
                          pool_id_out)) < 0)
-        goto fail;
-    rc = st_commit(s);
-    goto out;
-fail:
-    st_rollback(s);
-out:
-    st_unlock(s);
-    return rc;
+        goto done;
+done:
+    return st_end(s, rc);
 }
 
 /* ---- releases ---- */

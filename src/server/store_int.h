@@ -31,6 +31,14 @@ int st_exec(struct store *s, const char *sql);
 int st_begin(struct store *s); /* BEGIN IMMEDIATE */
 int st_commit(struct store *s);
 void st_rollback(struct store *s);
+/*
+ * The shape of every write operation: st_begin_locked() takes the lock and
+ * begins (and on failure unlocks and returns the error); st_end() commits
+ * when rc is not an error, rolls back otherwise, unlocks, and returns the
+ * final result.
+ */
+int st_begin_locked(struct store *s);
+int st_end(struct store *s, int rc);
 /* Steps stmt expecting SQLITE_DONE; finalizes it. STORE_OK or STORE_ERR. */
 int st_done(struct store *s, sqlite3_stmt *st);
 /* Binds a text value or NULL. */

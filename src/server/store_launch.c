@@ -221,15 +221,14 @@ int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lea
 
 int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out)
 {
-    st_lock(s);
-    int rc = st_begin(s);
+    int rc = st_begin_locked(s);
     if (rc < 0)
-        goto out;
+        return rc;
     sqlite3_stmt *st = st_prep(s, "UPDATE launchers SET draining = ? WHERE id = ? RETURNING"
                                   " pool_id");
     if (!st) {
         rc = STORE_ERR;
-        goto fail;
+        goto done;
     }
     sqlite3_bind_int(st, 1, on);
     sqlite3_bind_int64(st, 2, id);
@@ -244,17 +243,12 @@ int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out)
     sqlite3_finalize(st);
     if (step != SQLITE_DONE) {
         rc = STORE_ERR;
-        goto fail;
+        goto done;
     }
     if (rc < 0 || (rc = st_message(s, id, on ? "drain" : "undrain", 0, 0)) < 0)
-        goto fail;
-    rc = st_commit(s);
-    goto out;
-fail:
-    st_rollback(s);
-out:
-    st_unlock(s);
-    return rc;
+        goto done;
+done:
+    return st_end(s, rc);
 }
 
 /* ---- polling and dispatch ---- */
@@ -492,10 +486,9 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
 {
     int64_t now = store_now_ms();
     memset(r, 0, sizeof(*r));
-    st_lock(s);
-    int rc = st_begin(s);
+    int rc = st_begin_locked(s);
     if (rc < 0)
-        goto out;
+        return rc;
     struct {
         const char *sql;
         int64_t cutoff;
@@ -527,7 +520,7 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
         sqlite3_stmt *st = st_prep(s, steps[i].sql);
         if (!st) {
             rc = STORE_ERR;
-            goto fail;
+            goto done;
         }
         sqlite3_bind_int64(st, 1, steps[i].cutoff);
         sqlite3_bind_int64(st, 2, now);
@@ -542,18 +535,13 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
         sqlite3_finalize(st);
         if (step != SQLITE_DONE) {
             rc = STORE_ERR;
-            goto fail;
+            goto done;
         }
         if (steps[i].count)
             *steps[i].count = n;
     }
-    rc = st_commit(s);
-    goto out;
-fail:
-    st_rollback(s);
-out:
-    st_unlock(s);
-    return rc;
+done:
+    return st_end(s, rc);
 }
 
 static int metrics_query(struct store *s, struct dbuf *out, const char *name, const char *help,

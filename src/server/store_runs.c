@@ -149,19 +149,18 @@ int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher)
     struct run_row r;
     *ended = 0;
     *launcher = 0;
-    st_lock(s);
-    int rc = st_begin(s);
+    int rc = st_begin_locked(s);
     if (rc < 0)
-        goto out;
+        return rc;
     if ((rc = run_row_get(s, id, &r)) < 0)
-        goto fail;
+        goto done;
     if (is_terminal(r.state)) {
         rc = STORE_CONFLICT;
-        goto fail;
+        goto done;
     }
     if (strcmp(r.state, "queued") == 0) {
         if ((rc = run_end(s, id, "canceled", "canceled before it started", -1)) < 0)
-            goto fail;
+            goto done;
         *ended = 1;
     } else {
         *launcher = r.launcher_id;
@@ -169,21 +168,16 @@ int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher)
             sqlite3_stmt *st = st_prep(s, "UPDATE runs SET cancel_requested = 1 WHERE id = ?");
             if (!st) {
                 rc = STORE_ERR;
-                goto fail;
+                goto done;
             }
             sqlite3_bind_int64(st, 1, id);
             if ((rc = st_done(s, st)) < 0 ||
                 (rc = st_message(s, r.launcher_id, "cancel", id, 0)) < 0)
-                goto fail;
+                goto done;
         }
     }
-    rc = st_commit(s);
-    goto out;
-fail:
-    st_rollback(s);
-out:
-    st_unlock(s);
-    return rc;
+done:
+    return st_end(s, rc);
 }
 
 static int event_apply(struct store *s, int64_t run_id, const struct run_row *r,
