@@ -511,7 +511,10 @@ enum outcome runner_run(const struct rundir *rd, struct recorder *rec, int sigfd
     size_t done = 0;
 
     mask_set_init(&r.masks);
-    snprintf(reason, sizeof(reason), "all %zu phases succeeded", rd->n_phases);
+    if (rd->n_phases == 1)
+        snprintf(reason, sizeof(reason), "the phase succeeded");
+    else
+        snprintf(reason, sizeof(reason), "all %zu phases succeeded", rd->n_phases);
     if (rd->run_timeout_ms)
         r.run_deadline = start + rd->run_timeout_ms;
     for (size_t i = 0; i < rd->n_vars; i++) {
