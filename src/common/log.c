@@ -194,3 +194,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_end(ap);
     log_vevent_nofields(level, msg, (const char *)NULL);
 }
+
+int log_fail(int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_vevent_nofields(LOG_ERROR, msg, (const char *)NULL);
+    return code;
+}

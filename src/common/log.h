@@ -36,4 +36,7 @@ void log_event(enum log_level level, const char *msg, ...) __attribute__((sentin
 /* printf-style message with no fields. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Logs a printf-style error line and returns code: for `return log_fail(2, …)`. */
+int log_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

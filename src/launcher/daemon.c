@@ -14,7 +14,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,19 +46,6 @@ struct loop {
     int64_t cycle_at; /* monotonic */
     char exit_reason[512];
 };
-
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(int code, const char *fmt, ...)
-{
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    log_event(LOG_ERROR, msg, (const char *)NULL);
-    return code;
-}
 
 void daemon_wake(struct daemon *d)
 {
@@ -405,11 +391,11 @@ static int run_loop(struct loop *l)
         return DAEMON_EXIT_LEFT;
     if (l->token_reset) {
         if (d->fatal)
-            return fail(EXIT_USAGE, "%s", l->exit_reason);
-        return fail(EXIT_USAGE,
-                    "the pool's token was reset: %s; start davit-launcher with the new "
-                    "token (davit pool reset printed it)",
-                    l->exit_reason);
+            return log_fail(EXIT_USAGE, "%s", l->exit_reason);
+        return log_fail(EXIT_USAGE,
+                        "the pool's token was reset: %s; start davit-launcher with the new "
+                        "token (davit pool reset printed it)",
+                        l->exit_reason);
     }
     if (l->cycling) {
         log_event(LOG_INFO, "cycled: exiting so that a fresh launcher replaces this one",
@@ -537,23 +523,23 @@ int daemon_main(void)
     sigaddset(&mask, SIGTERM);
     if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
         (l.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
-        return fail(EXIT_INTERNAL, "signalfd: %s", strerror(errno));
+        return log_fail(EXIT_INTERNAL, "signalfd: %s", strerror(errno));
     signal(SIGPIPE, SIG_IGN);
 
     if (config_load(&cfg, err, sizeof(err)) < 0) {
-        code = fail(EXIT_USAGE, "configuration: %s", err);
+        code = log_fail(EXIT_USAGE, "configuration: %s", err);
         goto done;
     }
     have_cfg = 1;
     d.cfg = &cfg;
     log_setup(cfg.log_format, cfg.debug, stderr);
     if (credentials_load(&cred, err, sizeof(err)) < 0) {
-        code = fail(EXIT_USAGE, "%s", err);
+        code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
     }
     d.cred = &cred;
     if (state_open(&state, cfg.state_dir, err, sizeof(err)) < 0) {
-        code = fail(EXIT_USAGE, "%s", err);
+        code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
     }
     have_state = 1;
@@ -561,19 +547,19 @@ int daemon_main(void)
     if (docker_open(&docker, cfg.docker_host, cfg.docker_timeout_ms, cfg.debug, err, sizeof(err)) <
             0 ||
         docker_ping(docker, err, sizeof(err)) < 0) {
-        code = fail(EXIT_USAGE, "%s", err);
+        code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
     }
     d.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (d.wake_fd < 0 || identity(&d, err, sizeof(err)) < 0 ||
         backend_open(&l.b, &cred, cfg.ca_file, cfg.debug, err, sizeof(err)) < 0) {
-        code = fail(EXIT_INTERNAL, "%s", d.wake_fd < 0 ? strerror(errno) : err);
+        code = log_fail(EXIT_INTERNAL, "%s", d.wake_fd < 0 ? strerror(errno) : err);
         goto done;
     }
     d.sess.launcher_id = stored_id(&d);
     int rc = daemon_session(&d, l.b, &l.gen, err, sizeof(err));
     if (rc != BACKEND_OK) {
-        code = fail(EXIT_USAGE, "%s", err);
+        code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
     }
     char lid[24], cap[8];
@@ -584,7 +570,7 @@ int daemon_main(void)
 
     struct supervisor sup = {&cfg, docker, &state, NULL, -1, 0, 0, NULL, ""};
     if (adopt(&l, &sup, err, sizeof(err)) < 0) {
-        code = fail(EXIT_USAGE, "%s", err);
+        code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
     }
     code = run_loop(&l);

@@ -20,7 +20,6 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,19 +54,6 @@ static const char usage_text[] =
 static int usage(FILE *out, int code)
 {
     fputs(usage_text, out);
-    return code;
-}
-
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(int code, const char *fmt, ...)
-{
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    log_event(LOG_ERROR, msg, (const char *)NULL);
     return code;
 }
 
@@ -193,37 +179,37 @@ static int cmd_exec(int argc, char **argv)
     sigaddset(&mask, SIGTERM);
     if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
         (sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
-        return fail(EXIT_INTERNAL, "signalfd: %s", strerror(errno));
+        return log_fail(EXIT_INTERNAL, "signalfd: %s", strerror(errno));
     signal(SIGPIPE, SIG_IGN);
 
     if (config_load(&cfg, err, sizeof(err)) < 0) {
         close(sigfd);
-        return fail(EXIT_USAGE, "configuration: %s", err);
+        return log_fail(EXIT_USAGE, "configuration: %s", err);
     }
     have_cfg = 1;
     log_setup(cfg.log_format, cfg.debug, stderr);
     if (read_spec(spec_path, &spec, err, sizeof(err)) < 0) {
-        code = fail(EXIT_USAGE, "run spec %s", err);
+        code = log_fail(EXIT_USAGE, "run spec %s", err);
         goto done;
     }
     if (find_worker(worker_arg, cfg.worker_binary, worker, sizeof(worker), err, sizeof(err)) < 0) {
-        code = fail(EXIT_USAGE, "%s", err);
+        code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
     }
     if (spec_digest(spec, sha) < 0) {
-        code = fail(EXIT_INTERNAL, "cannot hash the run spec");
+        code = log_fail(EXIT_INTERNAL, "cannot hash the run spec");
         goto done;
     }
 
     if (state_open(&state, cfg.state_dir, err, sizeof(err)) < 0) {
-        code = fail(EXIT_USAGE, "%s", err);
+        code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
     }
     have_state = 1;
     if (docker_open(&docker, cfg.docker_host, cfg.docker_timeout_ms, cfg.debug, err, sizeof(err)) <
             0 ||
         docker_ping(docker, err, sizeof(err)) < 0) {
-        code = fail(EXIT_USAGE, "%s", err);
+        code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
     }
 
@@ -233,7 +219,7 @@ static int cmd_exec(int argc, char **argv)
     struct run_result res;
     int xc = EXIT_INTERNAL;
     if (sup_exec(&sup, spec, sha, worker, &res, &xc, err, sizeof(err)) < 0) {
-        code = fail(xc, "%s", err);
+        code = log_fail(xc, "%s", err);
         goto done;
     }
     printer_result(&printer, res.outcome, res.phase, res.exit_status, res.duration_ms, res.reason);

@@ -122,6 +122,9 @@ int reply_store_error(struct req *r, int rc, const char *what);
 json_t *req_json(struct req *r);
 /* json_unpack_ex in strict mode; replies 400 naming the problem and returns -1. */
 int req_unpack(struct req *r, json_t *obj, const char *fmt, ...);
+/* For endpoints that take no fields: an empty body or {} is 0; anything
+ * else is answered 400 and gives -1. */
+int req_no_fields(struct req *r);
 /* A query-string argument, or NULL. */
 const char *req_query(struct req *r, const char *key);
 /* Parses args[i] as a positive id; replies 404 and returns -1 when it is not one. */

@@ -233,13 +233,8 @@ int h_launcher_poll(struct req *r)
 
 int h_launcher_heartbeat(struct req *r)
 {
-    if (r->body.len) {
-        json_t *obj = req_json(r);
-        int bad = !obj || req_unpack(r, obj, "{}") < 0;
-        json_decref(obj);
-        if (bad)
-            return HANDLER_DONE;
-    }
+    if (req_no_fields(r) < 0)
+        return HANDLER_DONE;
     return reply_json(r, 200,
                       json_pack("{s:I, s:b}", "lease_s", (json_int_t)(r->srv->cfg.lease_ms / 1000),
                                 "revoked", r->sess.revoked));

@@ -135,13 +135,8 @@ int h_run_cancel(struct req *r)
     json_t *o;
     if (req_id(r, 0, &id) < 0)
         return HANDLER_DONE;
-    if (r->body.len) {
-        json_t *obj = req_json(r);
-        int bad = !obj || req_unpack(r, obj, "{}") < 0;
-        json_decref(obj);
-        if (bad)
-            return HANDLER_DONE;
-    }
+    if (req_no_fields(r) < 0)
+        return HANDLER_DONE;
     int rc = store_run_cancel(r->srv->store, id, &ended, &launcher);
     if (rc == STORE_CONFLICT)
         return reply_error(r, 409, "run %lld has ended already", (long long)id);

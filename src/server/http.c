@@ -150,6 +150,16 @@ json_t *req_json(struct req *r)
     return obj;
 }
 
+int req_no_fields(struct req *r)
+{
+    if (!r->body.len)
+        return 0;
+    json_t *obj = req_json(r);
+    int bad = !obj || req_unpack(r, obj, "{}") < 0;
+    json_decref(obj);
+    return bad ? -1 : 0;
+}
+
 int req_unpack(struct req *r, json_t *obj, const char *fmt, ...)
 {
     json_error_t jerr;

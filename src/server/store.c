@@ -103,6 +103,17 @@ void st_rollback(struct store *s)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int st_step_one(struct store *s, sqlite3_stmt *st, const char *what)
+{
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        return STORE_OK;
+    if (step == SQLITE_DONE)
+        return STORE_NOTFOUND;
+    st_fail(s, what);
+    return STORE_ERR;
+}
+
 int st_begin_locked(struct store *s)
 {
     st_lock(s);
@@ -300,14 +311,10 @@ int store_meta_get(struct store *s, const char *key, char **val)
     if (!st)
         goto out;
     st_bind_text(st, 1, key);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
+    rc = st_step_one(s, st, "meta get");
+    if (rc == STORE_OK) {
         *val = strdup((const char *)sqlite3_column_text(st, 0));
         rc = *val ? STORE_OK : STORE_ERR;
-    } else if (step == SQLITE_DONE) {
-        rc = STORE_NOTFOUND;
-    } else {
-        st_fail(s, "meta get");
     }
     sqlite3_finalize(st);
 out:
@@ -381,18 +388,14 @@ int store_pool_get(struct store *s, const char *key, int by_id, struct store_poo
     if (!st)
         goto out;
     st_bind_text(st, 1, key);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
+    rc = st_step_one(s, st, "pool get");
+    if (rc == STORE_OK) {
         st_col_copy(st, 0, out->id, sizeof(out->id));
         st_col_copy(st, 1, out->name, sizeof(out->name));
         st_col_copy(st, 2, out->keytype, sizeof(out->keytype));
         st_col_copy(st, 3, out->secret_hash, sizeof(out->secret_hash));
         out->pubkey_pem = strdup((const char *)sqlite3_column_text(st, 4));
         rc = out->pubkey_pem ? STORE_OK : STORE_ERR;
-    } else if (step == SQLITE_DONE) {
-        rc = STORE_NOTFOUND;
-    } else {
-        st_fail(s, "pool get");
     }
     sqlite3_finalize(st);
 out:
@@ -437,8 +440,7 @@ static int pool_id_by_name(struct store *s, const char *name, char *id, size_t i
     if (!st)
         return STORE_ERR;
     st_bind_text(st, 1, name);
-    int step = sqlite3_step(st);
-    int rc = step == SQLITE_ROW ? STORE_OK : step == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
+    int rc = st_step_one(s, st, "pool id");
     if (rc == STORE_OK)
         st_col_copy(st, 0, id, idsz);
     sqlite3_finalize(st);
@@ -605,8 +607,7 @@ static int release_query(struct store *s, sqlite3_stmt *st, struct store_release
 {
     if (!st)
         return STORE_ERR;
-    int step = sqlite3_step(st);
-    int rc = step == SQLITE_ROW ? STORE_OK : step == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
+    int rc = st_step_one(s, st, "release get");
     if (rc == STORE_OK) {
         out->id = sqlite3_column_int64(st, 0);
         st_col_copy(st, 1, out->kind, sizeof(out->kind));
@@ -615,8 +616,6 @@ static int release_query(struct store *s, sqlite3_stmt *st, struct store_release
         st_col_copy(st, 4, out->sha256, sizeof(out->sha256));
         st_col_copy(st, 5, out->signature, sizeof(out->signature));
         out->size = sqlite3_column_int64(st, 6);
-    } else if (rc == STORE_ERR) {
-        st_fail(s, "release get");
     }
     sqlite3_finalize(st);
     return rc;

@@ -39,6 +39,9 @@ void st_rollback(struct store *s);
  */
 int st_begin_locked(struct store *s);
 int st_end(struct store *s, int rc);
+/* Steps a lookup once: STORE_OK on a row (read it, then finalize),
+ * STORE_NOTFOUND when there is none, STORE_ERR (logged with what) else. */
+int st_step_one(struct store *s, sqlite3_stmt *st, const char *what);
 /* Steps stmt expecting SQLITE_DONE; finalizes it. STORE_OK or STORE_ERR. */
 int st_done(struct store *s, sqlite3_stmt *st);
 /* Binds a text value or NULL. */

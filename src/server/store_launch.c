@@ -270,8 +270,7 @@ static int launcher_row_get(struct store *s, int64_t id, struct launcher_row *l)
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
-    int step = sqlite3_step(st);
-    int rc = step == SQLITE_ROW ? STORE_OK : step == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
+    int rc = st_step_one(s, st, "launcher get");
     if (rc == STORE_OK) {
         st_col_copy(st, 0, l->pool_id, sizeof(l->pool_id));
         st_col_copy(st, 1, l->arch, sizeof(l->arch));

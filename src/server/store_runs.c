@@ -105,8 +105,7 @@ static int run_row_get(struct store *s, int64_t id, struct run_row *r)
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
-    int step = sqlite3_step(st);
-    int rc = step == SQLITE_ROW ? STORE_OK : step == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
+    int rc = st_step_one(s, st, "run get");
     if (rc == STORE_OK) {
         st_col_copy(st, 0, r->pool_id, sizeof(r->pool_id));
         st_col_copy(st, 1, r->state, sizeof(r->state));
@@ -114,8 +113,6 @@ static int run_row_get(struct store *s, int64_t id, struct run_row *r)
         r->event_seq = sqlite3_column_int64(st, 3);
         r->log_bytes = sqlite3_column_int64(st, 4);
         r->cancel_requested = sqlite3_column_int(st, 5);
-    } else if (rc == STORE_ERR) {
-        st_fail(s, "run get");
     }
     sqlite3_finalize(st);
     return rc;
@@ -203,38 +200,44 @@ static int event_apply(struct store *s, int64_t run_id, const struct run_row *r,
     return st_done(s, st);
 }
 
+/*
+ * Begins a write on a run that launcher_id must own: takes the lock, begins,
+ * reads the run into r. On failure (no such run, another launcher's) it has
+ * already ended the transaction and returns the error.
+ */
+static int begin_owned(struct store *s, int64_t launcher_id, int64_t run_id, struct run_row *r)
+{
+    int rc = st_begin_locked(s);
+    if (rc < 0)
+        return rc;
+    if ((rc = run_row_get(s, run_id, r)) == STORE_OK && r->launcher_id != launcher_id)
+        rc = STORE_FORBIDDEN;
+    return rc < 0 ? st_end(s, rc) : rc;
+}
+
 int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
                     const struct store_event *ev, char *state_out)
 {
     struct run_row r;
-    st_lock(s);
-    int rc = st_begin(s);
+    int rc = begin_owned(s, launcher_id, run_id, &r);
     if (rc < 0)
-        goto out;
-    if ((rc = run_row_get(s, run_id, &r)) < 0)
-        goto fail;
-    if (r.launcher_id != launcher_id) {
-        rc = STORE_FORBIDDEN;
-        goto fail;
-    }
+        return rc;
     if (ev->seq <= r.event_seq) {
         /* A retry of an event already applied: acknowledge it again. */
         snprintf(state_out, 32, "%s", r.state);
-        st_rollback(s);
-        rc = STORE_OK;
-        goto out;
+        goto done;
     }
     if (is_terminal(r.state)) {
         snprintf(state_out, 32, "%s", r.state);
         rc = STORE_CONFLICT;
-        goto fail;
+        goto done;
     }
     if ((rc = event_apply(s, run_id, &r, ev)) < 0)
-        goto fail;
+        goto done;
     sqlite3_stmt *st = st_prep(s, "UPDATE runs SET event_seq = ? WHERE id = ? RETURNING state");
     if (!st) {
         rc = STORE_ERR;
-        goto fail;
+        goto done;
     }
     sqlite3_bind_int64(st, 1, ev->seq);
     sqlite3_bind_int64(st, 2, run_id);
@@ -242,17 +245,12 @@ int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
         st_fail(s, "run event");
         sqlite3_finalize(st);
         rc = STORE_ERR;
-        goto fail;
+        goto done;
     }
     st_col_copy(st, 0, state_out, 32);
     sqlite3_finalize(st);
-    rc = st_commit(s);
-    goto out;
-fail:
-    st_rollback(s);
-out:
-    st_unlock(s);
-    return rc;
+done:
+    return st_end(s, rc);
 }
 
 /* True when data is a whole number of well-formed spool records. */
@@ -274,63 +272,51 @@ int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64
 {
     struct run_row r;
     *next_offset = 0;
-    st_lock(s);
-    int rc = st_begin(s);
+    int rc = begin_owned(s, launcher_id, run_id, &r);
     if (rc < 0)
-        goto out;
-    if ((rc = run_row_get(s, run_id, &r)) < 0)
-        goto fail;
-    if (r.launcher_id != launcher_id) {
-        rc = STORE_FORBIDDEN;
-        goto fail;
-    }
+        return rc;
     *next_offset = r.log_bytes;
     if (offset > r.log_bytes) {
         rc = STORE_GAP;
-        goto fail;
+        goto done;
     }
     int64_t end = offset + (int64_t)len;
-    if (end <= r.log_bytes) {
-        st_rollback(s); /* all of it is stored already */
-        rc = STORE_OK;
-        goto out;
-    }
+    if (end <= r.log_bytes)
+        goto done; /* all of it is stored already */
     const char *fresh = (const char *)data + (r.log_bytes - offset);
     size_t fresh_len = (size_t)(end - r.log_bytes);
     if (!spool_whole(fresh, fresh_len)) {
         rc = STORE_CONFLICT;
-        goto fail;
+        goto done;
     }
     if (end > max_bytes) {
         rc = STORE_FULL;
-        goto fail;
+        goto done;
     }
     sqlite3_stmt *st = st_prep(s, "INSERT INTO log_chunks(run_id, off, data) VALUES(?,?,?)");
     if (!st) {
         rc = STORE_ERR;
-        goto fail;
+        goto done;
     }
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_int64(st, 2, r.log_bytes);
     sqlite3_bind_blob(st, 3, fresh, (int)fresh_len, SQLITE_STATIC);
     if ((rc = st_done(s, st)) < 0)
-        goto fail;
+        goto done;
     st = st_prep(s, "UPDATE runs SET log_bytes = ? WHERE id = ?");
     if (!st) {
         rc = STORE_ERR;
-        goto fail;
+        goto done;
     }
     sqlite3_bind_int64(st, 1, end);
     sqlite3_bind_int64(st, 2, run_id);
-    if ((rc = st_done(s, st)) < 0 || (rc = st_commit(s)) < 0)
-        goto fail;
-    *next_offset = end;
-    goto out;
-fail:
-    st_rollback(s);
-out:
-    st_unlock(s);
+    if ((rc = st_done(s, st)) < 0)
+        goto done;
+    if ((rc = st_end(s, rc)) == STORE_OK)
+        *next_offset = end;
     return rc;
+done:
+    return st_end(s, rc);
 }
 
 int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct dbuf *out,

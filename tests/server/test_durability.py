@@ -2,6 +2,7 @@
 nothing acknowledged is lost and a re-sent chunk is not stored twice."""
 
 import threading
+import time
 
 from davit_harness import Launcher, spool_record
 
@@ -39,7 +40,7 @@ def test_kill9_keeps_everything_acknowledged(server):
     t = threading.Thread(target=upload)
     t.start()
     while acked["offset"] < len(spool) // 3:
-        pass
+        time.sleep(0.001)
     server.kill9()
     stop.set()
     t.join()
