@@ -185,23 +185,29 @@ static void log_vevent_nofields(enum log_level level, const char *msg, ...)
     va_end(ap);
 }
 
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+    char msg[2048];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    log_vevent_nofields(level, msg, (const char *)NULL);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    log_vmsg(level, fmt, ap);
     va_end(ap);
-    log_vevent_nofields(level, msg, (const char *)NULL);
 }
 
 int log_fail(int code, const char *fmt, ...)
 {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    log_vmsg(LOG_ERROR, fmt, ap);
     va_end(ap);
-    log_vevent_nofields(LOG_ERROR, msg, (const char *)NULL);
     return code;
 }
