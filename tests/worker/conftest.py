@@ -73,10 +73,15 @@ class Containers:
             subprocess.run(["docker", "rm", "-f", "-v", *self.names], capture_output=True)
 
 
+# Every container name this session started; the final check counts only these.
+SESSION_NAMES = set()
+
+
 @pytest.fixture
 def containers():
     c = Containers()
     yield c
+    SESSION_NAMES.update(c.names)
     c.cleanup()
 
 
@@ -85,6 +90,6 @@ def no_leftover_containers():
     yield
     out = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}",
                           "--filter", "label=io.davit.run"], capture_output=True, text=True)
-    # Only this suite's own: other suites may be running beside it on a dev machine.
-    leftovers = [n for n in out.stdout.split() if n.startswith("davit-test-")]
+    # Only this session's own: other suites may share the Engine.
+    leftovers = [n for n in out.stdout.split() if n in SESSION_NAMES]
     assert not leftovers, f"containers left behind: {leftovers}"
