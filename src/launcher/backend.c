@@ -323,13 +323,15 @@ done:
     return rc;
 }
 
-int backend_poll(struct backend *b, int64_t ack, int wait_s, int draining, json_t **messages,
-                 char *err, size_t errsz)
+int backend_poll(struct backend *b, int64_t ack, int wait_s, enum backend_poll_mode mode,
+                 json_t **messages, char *err, size_t errsz)
 {
     json_t *ans = NULL;
     json_t *req = json_pack("{s:I, s:i}", "ack", (json_int_t)ack, "wait_s", wait_s);
-    if (req && draining)
+    if (req && mode != POLL_TAKING)
         json_object_set_new(req, "draining", json_true());
+    if (req && mode == POLL_EXITING)
+        json_object_set_new(req, "exiting", json_true());
     int rc =
         call_json(b, "poll", "/api/v1/launcher/poll", req, wait_s + POLL_SLACK_S, &ans, err, errsz);
     json_decref(req);

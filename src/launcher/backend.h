@@ -83,14 +83,19 @@ int backend_register(struct backend *b, const struct credentials *cred,
                      const struct backend_identity *id, struct backend_session *s, char *err,
                      size_t errsz);
 
+/* What a poll says about this launcher (docs/protocol.md, "Poll"). */
+enum backend_poll_mode {
+    POLL_TAKING = 0,   /* it takes runs */
+    POLL_DRAINING = 1, /* it is stopping: no runs; those never started go back */
+    POLL_EXITING = 2,  /* its last poll: the server also forgets it at once */
+};
+
 /*
  * Long-polls for messages: acknowledges up to ack, waits at most wait_s.
- * draining tells the server that this launcher is stopping: it sends no
- * runs, and takes back those it assigned that were never started.
  * On success *messages is the array of messages (caller owns).
  */
-int backend_poll(struct backend *b, int64_t ack, int wait_s, int draining, json_t **messages,
-                 char *err, size_t errsz);
+int backend_poll(struct backend *b, int64_t ack, int wait_s, enum backend_poll_mode mode,
+                 json_t **messages, char *err, size_t errsz);
 
 /* Posts a run event (not consumed). *state (may be NULL) gets the run's state (caller frees). */
 int backend_event(struct backend *b, int64_t run_id, const json_t *event, char **state, char *err,

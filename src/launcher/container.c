@@ -56,11 +56,15 @@ json_t *container_body(const struct container_params *p)
     json_t *env = json_array();
     json_t *binds = json_array();
     json_t *host = json_object();
-    json_t *body = json_pack("{s:s, s:[s], s:[], s:s, s:{s:s, s:s, s:s}, s:{s:{}}}", "Image",
-                             spec->image, "Entrypoint", CONTAINER_WORKER_PATH, "Cmd", "User", "0:0",
-                             "Labels", LABEL_RUN, p->run_id, LABEL_LAUNCHER, p->launcher_id,
-                             LABEL_POOL, cfg->pool, "Volumes", CONTAINER_WORKSPACE);
+    json_t *body =
+        json_pack("{s:s, s:[s], s:[], s:s, s:{s:s, s:s, s:s}, s:{s:{}}}", "Image", spec->image,
+                  "Entrypoint", CONTAINER_WORKER_PATH, "Cmd", "User", "0:0", "Labels", LABEL_RUN,
+                  p->run_id, LABEL_LAUNCHER, p->launcher_id, LABEL_POOL,
+                  p->pool_id ? p->pool_id : cfg->pool, "Volumes", CONTAINER_WORKSPACE);
     if (!env || !binds || !host || !body)
+        goto fail;
+    if (p->pool_name && json_object_set_new(json_object_get(body, "Labels"), LABEL_POOL_NAME,
+                                            json_string(p->pool_name)) < 0)
         goto fail;
 
     /* Whitelisted variables of the launcher's own; masked ones travel as secrets instead. */

@@ -20,9 +20,10 @@
 #define CONTAINER_RUN_DIR     "/opt/davit/run"
 #define CONTAINER_WORKSPACE   "/mnt/workspace"
 
-#define LABEL_RUN      "io.davit.run"
-#define LABEL_LAUNCHER "io.davit.launcher"
-#define LABEL_POOL     "io.davit.pool"
+#define LABEL_RUN       "io.davit.run"
+#define LABEL_LAUNCHER  "io.davit.launcher"
+#define LABEL_POOL      "io.davit.pool"
+#define LABEL_POOL_NAME "io.davit.pool.name"
 
 struct container_params {
     const struct runspec *spec;
@@ -31,6 +32,8 @@ struct container_params {
     const char *launcher_id;
     const char *worker_path; /* on the Docker host */
     const char *run_dir;     /* on the Docker host */
+    const char *pool_id;     /* the io.davit.pool label; NULL: cfg->pool */
+    const char *pool_name;   /* the io.davit.pool.name label; NULL: none */
 };
 
 /* The create body. Returns a new reference, or NULL when out of memory. */

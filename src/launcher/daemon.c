@@ -305,14 +305,18 @@ static void nap(struct loop *l, int64_t ms)
     poll(p, 2, (int)(ms > 60000 ? 60000 : ms));
 }
 
-/* Acknowledges the messages handled, so that a restart does not see them again. */
-static void final_ack(struct loop *l)
+/*
+ * The last poll of a graceful exit: acknowledges the messages handled, so
+ * that a restart does not see them again, and tells the server that this
+ * launcher is gone, so that it is not listed any more.
+ */
+static void final_poll(struct loop *l)
 {
     json_t *msgs = NULL;
     char err[1024];
     backend_set_abort(l->b, NULL, NULL);
-    if (l->ack > 0 && backend_poll(l->b, l->ack, 0, 1, &msgs, err, sizeof(err)) != BACKEND_OK)
-        log_event(LOG_WARN, "cannot acknowledge the last messages", "error", err,
+    if (backend_poll(l->b, l->ack, 0, POLL_EXITING, &msgs, err, sizeof(err)) != BACKEND_OK)
+        log_event(LOG_WARN, "cannot tell the server that this launcher exits", "error", err,
                   (const char *)NULL);
     json_decref(msgs);
 }
@@ -352,7 +356,8 @@ static int run_loop(struct loop *l)
         }
         json_t *msgs = NULL;
         l->aborted = 0;
-        int rc = backend_poll(l->b, l->ack, (int)wait_s, stopping(l), &msgs, err, sizeof(err));
+        int rc = backend_poll(l->b, l->ack, (int)wait_s, stopping(l) ? POLL_DRAINING : POLL_TAKING,
+                              &msgs, err, sizeof(err));
         if (l->aborted)
             continue;
         if (rc == BACKEND_OK) {
@@ -386,7 +391,7 @@ static int run_loop(struct loop *l)
         nap(l, backoff_next(&bo));
     }
     if (!atomic_load(&d->abandon) && !d->fatal)
-        final_ack(l);
+        final_poll(l);
     if (atomic_load(&d->abandon))
         return DAEMON_EXIT_LEFT;
     if (l->token_reset) {
@@ -568,7 +573,7 @@ int daemon_main(void)
     log_event(LOG_INFO, "registered", "endpoint", cred.endpoint, "pool", d.sess.pool, "launcher",
               lid, "capacity", cap, "arch", d.arch, (const char *)NULL);
 
-    struct supervisor sup = {&cfg, docker, &state, NULL, -1, 0, 0, NULL, ""};
+    struct supervisor sup = {.cfg = &cfg, .docker = docker, .state = &state, .sigfd = -1};
     if (adopt(&l, &sup, err, sizeof(err)) < 0) {
         code = log_fail(EXIT_USAGE, "%s", err);
         goto done;

@@ -215,7 +215,8 @@ static int cmd_exec(int argc, char **argv)
 
     struct printer printer;
     printer_init(&printer, stdout, json ? PRINTER_JSON : PRINTER_TEXT, "-");
-    struct supervisor sup = {&cfg, docker, &state, &printer, sigfd, 0, 0, NULL, ""};
+    struct supervisor sup = {
+        .cfg = &cfg, .docker = docker, .state = &state, .printer = &printer, .sigfd = sigfd};
     struct run_result res;
     int xc = EXIT_INTERNAL;
     if (sup_exec(&sup, spec, sha, worker, &res, &xc, err, sizeof(err)) < 0) {

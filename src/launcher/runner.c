@@ -37,6 +37,7 @@ struct ctx {
     int gone;  /* the server says the run is not ours (any more) */
     int stuck; /* reporting is impossible (registration refused) */
     char rid[24];
+    char pool_name[128]; /* the session's, for the container's labels */
 };
 
 static void save(struct ctx *c, const struct run_state *rs)
@@ -266,15 +267,52 @@ static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t si
     return 0;
 }
 
-static void report(struct ctx *c, struct run_state *rs, const struct run_result *res)
+static void result_from_state(const struct run_state *rs, struct run_result *res)
 {
-    char reason[1200];
-    snprintf(reason, sizeof(reason), "%s%s", res->reason,
+    memset(res, 0, sizeof(*res));
+    if (outcome_parse(rs->result_outcome, &res->outcome) < 0)
+        res->outcome = OUTCOME_FAILED;
+    res->exit_status = rs->result_exit;
+    snprintf(res->reason, sizeof(res->reason), "%s", rs->result_reason);
+}
+
+/*
+ * The log is shipped: keeps the result in the run's state, then removes the
+ * container and the run directory before the result is reported, so that a
+ * run reported ended has nothing left behind on this machine, and a restart
+ * in between still reports it (docs/launcher.md, "Restarts and adoption").
+ */
+static void finish(struct ctx *c, struct supervisor *sup, struct run_state *rs,
+                   const struct run_result *res)
+{
+    char err[1024];
+    rs->has_result = 1;
+    snprintf(rs->result_outcome, sizeof(rs->result_outcome), "%s", outcome_name(res->outcome));
+    rs->result_exit = res->exit_status;
+    snprintf(rs->result_reason, sizeof(rs->result_reason), "%s%s", res->reason,
              c->sh.full ? " (the log was cut at the server's cap)" : "");
-    json_t *ev = json_pack("{s:s, s:s, s:s}", "type", "result", "outcome",
-                           outcome_name(res->outcome), "reason", reason);
-    if (ev && res->exit_status >= 0)
-        json_object_set_new(ev, "exit_code", json_integer(res->exit_status));
+    save(c, rs);
+    struct backoff bo;
+    backoff_init(&bo, BACKOFF_BASE_MS, BACKOFF_MAX_MS, backoff_seed());
+    for (int attempt = 0; sup_remove(sup, rs, err, sizeof(err)) < 0; attempt++) {
+        if (attempt == 2 || nap(c, backoff_next(&bo)) < 0) {
+            /* Reported anyway: the state still names the container, and the
+             * clean-up after the report, or the next start, tries again. */
+            log_event(LOG_WARN, "cannot remove the run's container or directory before reporting",
+                      "run", c->rid, "error", err, (const char *)NULL);
+            break;
+        }
+    }
+    save(c, rs);
+}
+
+/* Reports the result kept in rs (finish), until the server takes it. */
+static void report(struct ctx *c, struct run_state *rs)
+{
+    json_t *ev = json_pack("{s:s, s:s, s:s}", "type", "result", "outcome", rs->result_outcome,
+                           "reason", rs->result_reason);
+    if (ev && rs->result_exit >= 0)
+        json_object_set_new(ev, "exit_code", json_integer(rs->result_exit));
     send_event(c, rs, ev, 1);
 }
 
@@ -334,6 +372,7 @@ static void *run_thread(void *arg)
     backend_set_call_timeout(c.b, RUN_CALL_TIMEOUT_S);
     pthread_mutex_lock(&d->mu);
     backend_set_session(c.b, d->sess.token);
+    snprintf(c.pool_name, sizeof(c.pool_name), "%s", d->sess.pool);
     c.gen = d->sess_gen;
     pthread_mutex_unlock(&d->mu);
     c.print = d->cfg->run_logs_stdout;
@@ -345,10 +384,19 @@ static void *run_thread(void *arg)
     c.sh.path = malloc(strlen(dir) + 8);
     if (c.sh.path)
         sprintf(c.sh.path, "%s/spool", dir);
-    struct supervisor sup = {d->cfg, c.docker, d->state, NULL, r->cancel_fd, 0, 0, &hooks, ""};
+    struct supervisor sup = {.cfg = d->cfg,
+                             .docker = c.docker,
+                             .state = d->state,
+                             .sigfd = r->cancel_fd,
+                             .hooks = &hooks,
+                             .pool_id = d->cred->pool_id,
+                             .pool_name = c.pool_name};
     int ping = docker_ping(c.docker, err, sizeof(err));
 
-    if (r->adopted) {
+    if (r->adopted && rs.has_result) {
+        /* Shipped and cleaned up before a restart; only the report is left. */
+        result_from_state(&rs, &res);
+    } else if (r->adopted) {
         if (ping < 0 || adopt_check(&c, &rs, &res) == 0) {
             if (ping < 0 || sup_adopt(&sup, &rs, &res, err, sizeof(err)) < 0) {
                 log_event(LOG_ERROR, "cannot follow the adopted run", "run", c.rid, "error", err,
@@ -379,13 +427,15 @@ static void *run_thread(void *arg)
             }
         }
     }
-    if (!c.gone) {
+    if (!c.gone && !rs.has_result) {
         flush(&c, &rs, res.spool_end);
         if (atomic_load(&d->abandon))
             goto out;
         if (!c.gone && !c.stuck)
-            report(&c, &rs, &res);
+            finish(&c, &sup, &rs, &res);
     }
+    if (!c.gone && !c.stuck && rs.has_result)
+        report(&c, &rs);
     if (c.stuck || atomic_load(&d->abandon))
         goto out; /* the next start with a valid token reports it */
     log_event(LOG_INFO, c.gone ? "run dropped" : "run reported", "run", c.rid, "outcome",

@@ -192,6 +192,13 @@ int state_run_save(const struct state *st, const struct run_state *rs, char *err
         json_decref(o);
         o = NULL;
     }
+    if (o && rs->has_result &&
+        json_object_set_new(o, "result",
+                            json_pack("{s:s, s:i, s:s}", "outcome", rs->result_outcome, "exit_code",
+                                      rs->result_exit, "reason", rs->result_reason)) < 0) {
+        json_decref(o);
+        o = NULL;
+    }
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text) {
@@ -220,14 +227,18 @@ int state_run_load(const struct state *st, const char *run_id, struct run_state 
         goto done;
     }
     const char *run, *container, *sha;
+    const char *r_outcome = NULL, *r_reason = NULL;
     json_int_t offset, seq, started, server_id = 0, event_seq = 0, grace = 0;
+    int r_exit = -1;
     json_error_t jerr;
     o = json_loadb(dbuf_str(&text), text.len, 0, &jerr);
     if (!o ||
-        json_unpack_ex(o, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:I, s:I, s:I, s?I, s?I, s?I}",
-                       "run", &run, "container", &container, "spec_sha256", &sha, "offset", &offset,
-                       "seq", &seq, "started_ms", &started, "server_id", &server_id, "event_seq",
-                       &event_seq, "kill_grace_ms", &grace) < 0 ||
+        json_unpack_ex(o, &jerr, JSON_STRICT,
+                       "{s:s, s:s, s:s, s:I, s:I, s:I, s?I, s?I, s?I, s?{s:s, s:i, s:s}}", "run",
+                       &run, "container", &container, "spec_sha256", &sha, "offset", &offset, "seq",
+                       &seq, "started_ms", &started, "server_id", &server_id, "event_seq",
+                       &event_seq, "kill_grace_ms", &grace, "result", "outcome", &r_outcome,
+                       "exit_code", &r_exit, "reason", &r_reason) < 0 ||
         offset < 0 || seq < 0 || event_seq < 0) {
         snprintf(err, errsz, "state: %s: not a run state: %s", path, jerr.text);
         goto done;
@@ -242,6 +253,12 @@ int state_run_load(const struct state *st, const char *run_id, struct run_state 
     rs->server_id = server_id;
     rs->event_seq = (uint64_t)event_seq;
     rs->kill_grace_ms = grace;
+    if (r_outcome) {
+        rs->has_result = 1;
+        snprintf(rs->result_outcome, sizeof(rs->result_outcome), "%s", r_outcome);
+        snprintf(rs->result_reason, sizeof(rs->result_reason), "%s", r_reason);
+        rs->result_exit = r_exit;
+    }
     rc = 1;
 done:
     json_decref(o);

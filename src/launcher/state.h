@@ -36,6 +36,12 @@ struct run_state {
     int64_t server_id;     /* the run's id on the server; 0 for exec */
     uint64_t event_seq;    /* seq of the last event sent (or about to be) */
     int64_t kill_grace_ms; /* the spec's, for an adopted run; 0 unknown */
+    /* The run's result, kept once its log is shipped and before its container
+     * and run directory are removed, so that a restart still reports it. */
+    int has_result;
+    char result_outcome[16]; /* outcome_name() */
+    int result_exit;         /* -1 unknown */
+    char result_reason[1200];
 };
 
 /*

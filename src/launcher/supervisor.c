@@ -385,6 +385,16 @@ static void decide(struct supervisor *s, struct run *run, struct run_result *res
         if (run->canceled && res->outcome == OUTCOME_CANCELED)
             snprintf(res->reason, sizeof(res->reason), "canceled by %s",
                      cancel_by(s, reason, sizeof(reason)));
+        /* Only a cancel this launcher carried out is "canceled": a SIGTERM it
+         * did not send came from the Engine stopping the container. */
+        if (!run->canceled && res->outcome == OUTCOME_CANCELED) {
+            res->outcome = OUTCOME_FAILED;
+            snprintf(reason, sizeof(reason),
+                     "the Docker Engine stopped the run's container (the Engine restarted or shut "
+                     "down, or someone ran docker stop); the worker said: %s",
+                     run->r.reason);
+            snprintf(res->reason, sizeof(res->reason), "%s", reason);
+        }
         if (oom && res->outcome == OUTCOME_FAILED) {
             snprintf(reason, sizeof(reason), "out of memory (OOMKilled): %s", run->r.reason);
             snprintf(res->reason, sizeof(res->reason), "%s", reason);
@@ -412,16 +422,12 @@ static void decide(struct supervisor *s, struct run *run, struct run_result *res
 static void cleanup(struct supervisor *s, struct run *run)
 {
     char err[1024];
-    if (run->rs.container[0] &&
-        docker_container_remove(s->docker, run->rs.container, err, sizeof(err)) < 0) {
-        /* Keep the state so that the next start tries again. */
-        log_event(LOG_WARN, "cannot remove the container", "run", run->rs.run_id, "error", err,
+    if (sup_remove(s, &run->rs, err, sizeof(err)) < 0) {
+        log_event(LOG_WARN, "cannot clean up the run", "run", run->rs.run_id, "error", err,
                   (const char *)NULL);
-        return;
+        if (run->rs.container[0])
+            return; /* the state is kept so that the next start tries again */
     }
-    if (rundir_remove(run->dir, err, sizeof(err)) < 0)
-        log_event(LOG_WARN, "cannot remove the run directory", "run", run->rs.run_id, "error", err,
-                  (const char *)NULL);
     if (state_run_forget(s->state, run->rs.run_id, err, sizeof(err)) < 0)
         log_event(LOG_WARN, "cannot remove the run's state", "run", run->rs.run_id, "error", err,
                   (const char *)NULL);
@@ -632,8 +638,8 @@ static int start_new(struct supervisor *s, const struct runspec *spec, struct ru
     if (sup_poll_signals(s))
         goto not_started;
 
-    struct container_params cp = {spec,        s->cfg, run.rs.run_id, s->state->launcher_id,
-                                  worker_path, run.dir};
+    struct container_params cp = {spec,        s->cfg,  run.rs.run_id, s->state->launcher_id,
+                                  worker_path, run.dir, s->pool_id,    s->pool_name};
     body = container_body(&cp);
     if (!body) {
         snprintf(err, errsz, "out of memory");
@@ -730,6 +736,16 @@ int sup_adopt(struct supervisor *s, struct run_state *rs, struct run_result *res
     int rc = carry(s, &run, res, err, errsz);
     *rs = run.rs;
     return rc;
+}
+
+int sup_remove(struct supervisor *s, struct run_state *rs, char *err, size_t errsz)
+{
+    char dir[4200];
+    if (rs->container[0] && docker_container_remove(s->docker, rs->container, err, errsz) < 0)
+        return -1;
+    rs->container[0] = '\0';
+    state_run_dir(s->state, rs->run_id, dir, sizeof(dir));
+    return rundir_remove(dir, err, errsz);
 }
 
 void sup_cleanup(struct supervisor *s, const struct run_state *rs)

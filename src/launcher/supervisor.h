@@ -57,6 +57,9 @@ struct supervisor {
     int n_signals;
     const struct sup_hooks *hooks; /* the daemon's; NULL for exec */
     char cancel_reason[256];       /* from hooks->cancel */
+    /* The daemon's pool, for the io.davit.pool and io.davit.pool.name labels;
+     * NULL for exec, which labels with DAVIT_POOL_ID. */
+    const char *pool_id, *pool_name;
 };
 
 /*
@@ -87,6 +90,14 @@ int sup_adopt(struct supervisor *s, struct run_state *rs, struct run_result *res
 
 /* Removes rs's container, run directory and state. Failures are logged. */
 void sup_cleanup(struct supervisor *s, const struct run_state *rs);
+
+/*
+ * Removes rs's container and run directory but keeps its state (which
+ * should hold the result by now), clearing rs->container once the container
+ * is gone. Returns 0, or -1 with err when something is left (the state then
+ * still names it, for sup_cleanup to try again).
+ */
+int sup_remove(struct supervisor *s, struct run_state *rs, char *err, size_t errsz);
 
 /* Reads pending signals from sigfd; returns 1 if a cancel was asked for. Never fails. */
 int sup_poll_signals(struct supervisor *s);

@@ -166,20 +166,46 @@ out:
     return HANDLER_DONE;
 }
 
+/*
+ * The last poll of a launcher that exits gracefully: acknowledges, gives back
+ * what it never started, and forgets the launcher at once (not a day later).
+ */
+static int launcher_exit(struct req *r, int64_t ack)
+{
+    json_t *msgs = NULL;
+    struct store_claims claimed;
+    int requeued, gone = 0;
+    char lid[24];
+    int rc = store_poll(r->srv->store, r->sess.launcher_id, ack, 1, &msgs, &claimed, &requeued);
+    json_decref(msgs);
+    if (rc == STORE_OK)
+        rc = store_launcher_exit(r->srv->store, r->sess.launcher_id, &gone);
+    if (rc < 0)
+        return reply_store_error(r, rc, "poll");
+    if (requeued > 0)
+        dispatch_notify_pool(r->srv->disp, r->sess.pool_id);
+    snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
+    log_event(LOG_INFO, gone ? "launcher exited" : "launcher exiting with runs in hand", "worker",
+              lid, NULL);
+    return reply_json(r, 200, json_pack("{s:[]}", "messages"));
+}
+
 int h_launcher_poll(struct req *r)
 {
     struct server *srv = r->srv;
     if (r->calls == 1) {
         json_int_t ack = 0, wait_s = srv->cfg.poll_max_ms / 1000;
-        int draining = 0;
+        int draining = 0, exiting = 0;
         json_t *obj = r->body.len ? req_json(r) : json_object();
-        int bad = !obj || req_unpack(r, obj, "{s?:I, s?:I, s?:b}", "ack", &ack, "wait_s", &wait_s,
-                                     "draining", &draining) < 0;
+        int bad = !obj || req_unpack(r, obj, "{s?:I, s?:I, s?:b, s?:b}", "ack", &ack, "wait_s",
+                                     &wait_s, "draining", &draining, "exiting", &exiting) < 0;
         json_decref(obj);
         if (bad)
             return HANDLER_DONE;
         if (ack < 0 || wait_s < 0)
             return reply_error(r, 400, "ack and wait_s must not be negative");
+        if (exiting)
+            return launcher_exit(r, ack);
         /* Clamped before it is scaled: any wait_s the client sends is valid. */
         int64_t wait_ms =
             wait_s > srv->cfg.poll_max_ms / 1000 ? srv->cfg.poll_max_ms : (int64_t)wait_s * 1000;

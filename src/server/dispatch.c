@@ -155,17 +155,6 @@ void dispatch_expire(struct dispatch *d, int64_t now_ms)
     pthread_mutex_unlock(&d->mu);
 }
 
-int dispatch_polling(struct dispatch *d, int64_t *ids, int max)
-{
-    int n = 0;
-    pthread_mutex_lock(&d->mu);
-    for (struct waiter *w = d->head; w && n < max; w = w->next)
-        if (w->kind == WAIT_POLL)
-            ids[n++] = w->launcher_id;
-    pthread_mutex_unlock(&d->mu);
-    return n;
-}
-
 void dispatch_forget(struct dispatch *d, struct waiter *w)
 {
     pthread_mutex_lock(&d->mu);

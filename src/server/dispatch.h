@@ -56,12 +56,6 @@ void dispatch_notify_all(struct dispatch *d);
 /* Resumes waiters whose deadline is at or before now_ms (timed_out set). */
 void dispatch_expire(struct dispatch *d, int64_t now_ms);
 
-/*
- * Writes up to max launcher ids that are waiting in a poll into ids and
- * returns how many: they are alive, and their leases are renewed.
- */
-int dispatch_polling(struct dispatch *d, int64_t *ids, int max);
-
 /* Unlinks w if it is still waiting (the request ended). */
 void dispatch_forget(struct dispatch *d, struct waiter *w);
 

@@ -71,13 +71,10 @@ static void *reaper_main(void *arg)
         pthread_mutex_unlock(&rp->mu);
         dispatch_expire(srv->disp, store_now_ms());
         tick++;
-        if (tick % 20 == 0) {
-            /* A launcher parked in a poll is alive though it sends nothing. Polls
-             * are shorter than the lease, so this is only a safety net. */
-            int64_t ids[1024];
-            int n = dispatch_polling(srv->disp, ids, 1024);
-            store_launcher_touch(srv->store, ids, n);
-        }
+        /* A lease runs from the launcher's last request, a poll included;
+         * a poll held here does not extend it. Polls are at most 2/3 of the
+         * lease, so a live launcher always polls again in time, and a dead
+         * or frozen one is found within the lease whatever it left pending. */
         if (tick % 5 == 0) {
             struct store_reap r;
             if (store_reap(srv->store, srv->cfg.lease_ms, srv->cfg.grace_ms, &r) == STORE_OK &&

@@ -162,13 +162,19 @@ struct store_session {
 };
 /* STORE_NOTFOUND for an unknown or expired session. Renews the launcher's lease. */
 int store_session_auth(struct store *s, const char *session_hash, struct store_session *out);
-/* Renews the leases of n launchers in one transaction. */
-int store_launcher_touch(struct store *s, const int64_t *ids, int n);
 
 int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lease_ms,
                              json_t **out);
 /* Drain (on 1) or undrain (on 0), queueing the message. *pool_id_out (40 bytes) for notify. */
 int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out);
+
+/*
+ * A launcher that exits gracefully (its last poll says "exiting"): its
+ * sessions, messages and row are deleted at once, so it is no longer listed
+ * and a restart with the same state directory registers as a new worker.
+ * A launcher that still holds runs is kept (*gone = 0). STORE_ERR on failure.
+ */
+int store_launcher_exit(struct store *s, int64_t id, int *gone);
 
 #define STORE_CLAIMS_MAX 64 /* a launcher's capacity is at most this */
 

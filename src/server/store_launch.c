@@ -100,6 +100,23 @@ int store_launcher_register(struct store *s, const char *pool_id,
         rc = STORE_NOTFOUND; /* reuse_id is not a live launcher of this pool */
         goto fail;
     }
+    if (info->reuse_id > 0) {
+        /* A cycle ends the session it was sent to, not the identity: a launcher
+         * that registers again (restarted by its supervisor with the same state
+         * directory) is a fresh, healthy worker. An admin's drain stays. */
+        st = st_prep(s, "UPDATE launchers SET cycle_deadline_ms = NULL WHERE id = ?");
+        if (!st)
+            goto fail_err;
+        sqlite3_bind_int64(st, 1, *launcher_id);
+        if ((rc = st_done(s, st)) < 0)
+            goto fail;
+        st = st_prep(s, "DELETE FROM messages WHERE launcher_id = ? AND type = 'cycle'");
+        if (!st)
+            goto fail_err;
+        sqlite3_bind_int64(st, 1, *launcher_id);
+        if ((rc = st_done(s, st)) < 0)
+            goto fail;
+    }
     st = st_prep(s, "INSERT INTO sessions(token_hash, launcher_id, pool_id, expires_ms)"
                     " VALUES(?,?,?,?)");
     if (!st)
@@ -152,34 +169,6 @@ int store_session_auth(struct store *s, const char *session_hash, struct store_s
     return rc;
 }
 
-int store_launcher_touch(struct store *s, const int64_t *ids, int n)
-{
-    if (n <= 0)
-        return STORE_OK;
-    st_lock(s);
-    int rc = st_begin(s);
-    if (rc < 0)
-        goto out;
-    int64_t now = store_now_ms();
-    for (int i = 0; i < n && rc == STORE_OK; i++) {
-        sqlite3_stmt *st = st_prep(s, "UPDATE launchers SET last_seen_ms = ? WHERE id = ?");
-        if (!st) {
-            rc = STORE_ERR;
-            break;
-        }
-        sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, ids[i]);
-        rc = st_done(s, st);
-    }
-    if (rc == STORE_OK)
-        rc = st_commit(s);
-    else
-        st_rollback(s);
-out:
-    st_unlock(s);
-    return rc;
-}
-
 int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lease_ms, json_t **out)
 {
     st_lock(s);
@@ -206,17 +195,53 @@ int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lea
                                                                               "p.id = l.pool_id"
                                                                               " WHERE (?1 IS NULL "
                                                                               "OR p.name = ?1) AND "
-                                                                              "l.last_seen_ms > ?3 "
-                                                                              "ORDER BY l.id");
+                                                                              "(l.last_seen_ms >= "
+                                                                              "?2"
+                                                                              " OR EXISTS (SELECT 1"
+                                                                              " FROM runs r WHERE"
+                                                                              " r.launcher_id ="
+                                                                              " l.id AND r.state"
+                                                                              " IN " ST_ON_LAUNCHER
+                                                                              ")) ORDER BY l.id");
     if (st) {
         int64_t now = store_now_ms();
         st_bind_text(st, 1, pool_name);
+        /* Gone once its lease ends, unless it still holds runs: then it shows
+         * as offline until it comes back or they are lost. */
         sqlite3_bind_int64(st, 2, now - lease_ms);
-        sqlite3_bind_int64(st, 3, now - 24LL * 3600 * 1000); /* forget after a day */
     }
     int rc = st_rows_json(s, st, out);
     st_unlock(s);
     return rc;
+}
+
+int store_launcher_exit(struct store *s, int64_t id, int *gone)
+{
+    *gone = 0;
+    int rc = st_begin_locked(s);
+    if (rc < 0)
+        return rc;
+    /* Kept while it still holds runs: they need it to be reported or lost. */
+    static const char *const sql[] = {
+        "DELETE FROM sessions WHERE launcher_id = ?1 AND NOT EXISTS (SELECT 1 FROM runs"
+        " WHERE launcher_id = ?1 AND state IN " ST_ON_LAUNCHER ")",
+        "DELETE FROM messages WHERE launcher_id = ?1 AND NOT EXISTS (SELECT 1 FROM runs"
+        " WHERE launcher_id = ?1 AND state IN " ST_ON_LAUNCHER ")",
+        "DELETE FROM launchers WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM runs"
+        " WHERE launcher_id = ?1 AND state IN " ST_ON_LAUNCHER ")",
+    };
+    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && rc == STORE_OK; i++) {
+        sqlite3_stmt *st = st_prep(s, sql[i]);
+        if (!st) {
+            rc = STORE_ERR;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, id);
+        rc = st_done(s, st);
+        if (rc == STORE_OK && i == 2)
+            *gone = sqlite3_changes(s->db) > 0;
+    }
+    return st_end(s, rc);
 }
 
 int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out)

@@ -43,8 +43,12 @@ static void test_body(void **state)
         spec_of("{\"image\":\"img:1\",\"phases\":[{\"name\":\"a\"}],\"env\":{\"PLAIN\":\"p\"},"
                 "\"secrets\":{\"TOPSECRET\":\"s3cr3t-value\"},"
                 "\"limits\":{\"memory_mb\":64,\"cpus\":1.5,\"pids\":100}}");
-    struct container_params p = {
-        spec, &cfg, "exec-1", "launcher-x", "/usr/bin/davit-worker", "/var/lib/davit/runs/exec-1"};
+    struct container_params p = {.spec = spec,
+                                 .cfg = &cfg,
+                                 .run_id = "exec-1",
+                                 .launcher_id = "launcher-x",
+                                 .worker_path = "/usr/bin/davit-worker",
+                                 .run_dir = "/var/lib/davit/runs/exec-1"};
     json_t *body = container_body(&p);
     assert_non_null(body);
     char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
@@ -69,6 +73,7 @@ static void test_body(void **state)
     assert_string_equal(json_string_value(json_object_get(labels, "io.davit.launcher")),
                         "launcher-x");
     assert_string_equal(json_string_value(json_object_get(labels, "io.davit.pool")), "local");
+    assert_null(json_object_get(labels, "io.davit.pool.name"));
     assert_non_null(json_object_get(json_object_get(body, "Volumes"), "/mnt/workspace"));
 
     json_t *host = json_object_get(body, "HostConfig");
@@ -91,6 +96,18 @@ static void test_body(void **state)
     assert_int_equal(container_masked_envs(&cfg, masked, 4), 1);
     assert_string_equal(masked[0].name, "MASKED_ONE");
     assert_string_equal(masked[0].value, "launcher-secret");
+
+    /* The daemon labels with the pool it registered with, id and name. */
+    p.pool_id = "pool-8f3c2a1b9d0e4f57";
+    p.pool_name = "builders";
+    json_t *daemon_body = container_body(&p);
+    assert_non_null(daemon_body);
+    labels = json_object_get(daemon_body, "Labels");
+    assert_string_equal(json_string_value(json_object_get(labels, "io.davit.pool")),
+                        "pool-8f3c2a1b9d0e4f57");
+    assert_string_equal(json_string_value(json_object_get(labels, "io.davit.pool.name")),
+                        "builders");
+    json_decref(daemon_body);
 
     free(text);
     json_decref(body);
