@@ -356,10 +356,6 @@ int cli_main(int argc, char **argv)
     char names[256];
     if (argc < 2)
         return cli_usage(NULL, "expected a command (see davit --help)");
-    if (is_help(argv[1]))
-        argv[1] = "help";
-    else if (strcmp(argv[1], "--version") == 0)
-        argv[1] = "version";
     /* A command that reads its own options gets them all, --json too. */
     const struct cli_cmd *k = cli_find(argv[1], NULL);
     if (k && (k->flags & CMD_OWN_ARGS)) {
@@ -381,6 +377,11 @@ int cli_main(int argc, char **argv)
     argv[argc] = NULL;
     if (argc < 2)
         return cli_usage(NULL, "expected a command (see davit --help)");
+    if (is_help(argv[1]))
+        argv[1] = "help";
+    else if (strcmp(argv[1], "--version") == 0)
+        argv[1] = "version";
+    k = cli_find(argv[1], NULL);
     int first = 1; /* the index of the command's own name */
     if (!k && is_group(argv[1])) {
         if (argc < 3)
