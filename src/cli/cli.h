@@ -1,34 +1,94 @@
 /*
  * cli: the davit command-line client (docs/cli.md).
  *
- * Each cli_* function runs one command group with argv starting at the
- * group's name ("pool", "run"…) and returns the process exit code. The
- * server URL and API token come from the environment (DAVIT_SERVER,
- * DAVIT_API_TOKEN, or their SPACELIFT_ aliases).
+ * Every command is one row of cli_commands (commands.c): its name, its usage
+ * text, its options and its handler. cli_main reads the command line against
+ * that table, answers --help and -h from it with no configuration, and
+ * refuses unknown options. The server URL and API token are read from the
+ * environment (DAVIT_SERVER, DAVIT_API_TOKEN, or their SPACELIFT_ aliases) by
+ * the first call to the server (client.c), after the arguments are checked.
+ *
+ * A handler gets argv starting at its subcommand's name ("create", "list"…),
+ * with --json removed, and returns the process exit code. Its options were
+ * checked already, so its getopt_long loop over c->cmd->opts meets only
+ * options of the table.
  */
 #ifndef DAVIT_CLI_CLI_H
 #define DAVIT_CLI_CLI_H
 
+#include <getopt.h>
 #include <jansson.h>
+#include <stdio.h>
 
 /* Exit codes besides the outcomes and EXIT_USAGE of common/outcome.h. */
 #define EXIT_API         6 /* the server answered with an error (4xx, 5xx) */
 #define EXIT_UNREACHABLE 7 /* the server could not be reached */
 
+/* Most options a command may have, besides --help. */
+#define CLI_MAX_OPTS 15
+
+struct cli;
+
+/* What a command is and how it is used. */
+enum {
+    CMD_JSON = 1,     /* --json prints the API's answer, unchanged */
+    CMD_OWN_ARGS = 2, /* parses its own argv, --help included (davit server) */
+};
+
+struct cli_cmd {
+    const char *group;         /* "pool", or the command itself when name is NULL */
+    const char *name;          /* "create"; NULL for a command of one word */
+    const char *args;          /* its arguments, as in the usage line */
+    const char *summary;       /* one line: what it does */
+    const char *help;          /* its options and details, one per line; may be NULL */
+    const struct option *opts; /* NULL-terminated; NULL when none */
+    int flags;                 /* CMD_* */
+    int (*run)(struct cli *c, int argc, char **argv);
+};
+
+/* The table, ended by a row with a NULL group. */
+extern const struct cli_cmd cli_commands[];
+
 struct cli {
     const char *server; /* base URL, no trailing slash needed */
     const char *token;
-    const char *ca_file; /* DAVIT_CA_FILE: extra CA bundle for a private certificate */
-    int json;            /* --json: print the server's JSON */
+    const char *ca_file;       /* DAVIT_CA_FILE: extra CA bundle for a private certificate */
+    int json;                  /* --json: print the server's JSON */
+    const struct cli_cmd *cmd; /* the command being run */
 };
 
-int cli_pool(struct cli *c, int argc, char **argv);
-int cli_run(struct cli *c, int argc, char **argv);
-int cli_worker(struct cli *c, int argc, char **argv);
-int cli_release(struct cli *c, int argc, char **argv);
+/* The davit program (main.c calls only this). Returns the exit code. */
+int cli_main(int argc, char **argv);
 
-/* Prints "davit: <msg>" on stderr and returns EXIT_USAGE. */
-int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The row for "group name" (name NULL for a one-word command), or NULL. */
+const struct cli_cmd *cli_find(const char *group, const char *name);
+
+/*
+ * Reads argv (argv[0] is the subcommand's name) against cmd's options once:
+ * --help or -h anywhere prints the usage on stdout and returns 0; an unknown
+ * option or a missing argument prints one line on stderr and returns
+ * EXIT_USAGE; otherwise returns -1 (go on). Leaves argv permuted as
+ * getopt_long does.
+ */
+int cli_check_options(const struct cli_cmd *cmd, int argc, char **argv);
+
+/* Prints cmd's usage, summary and help. Never fails. */
+void cli_print_usage(const struct cli_cmd *cmd, FILE *out);
+
+/*
+ * Prints "davit: [GROUP NAME: ]<msg>[ (see davit GROUP NAME --help)]" on
+ * stderr, naming c->cmd when c and c->cmd are set, and returns EXIT_USAGE.
+ */
+int cli_usage(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* One column of cli_print_table: its header and the key of its field. */
+struct cli_column {
+    const char *header, *key;
+};
+
+/* Prints rows, an array of objects, as a table on stdout: a column for each
+ * of cols (at most TABLE_MAX_COLS), fields as cli_field shows them. */
+void cli_print_table(const json_t *rows, const struct cli_column *cols, size_t ncols);
 
 /* Prints obj as indented JSON on stdout. */
 void cli_print_json(const json_t *obj);
@@ -37,5 +97,44 @@ void cli_print_json(const json_t *obj);
  * formatted into buf (64 bytes), so the result may point into buf: give
  * each field used in one call its own buf. Never fails. */
 const char *cli_field(const json_t *obj, const char *key, char *buf);
+
+/*
+ * getopt_long over c->cmd's options, silent; set optind to 0 before the
+ * first call. Returns as getopt_long does.
+ */
+int cli_getopt(const struct cli *c, int argc, char **argv);
+
+/* Reads every option from the start, for a command whose options are all
+ * checked by cli_check_options; leaves optind at the first positional. */
+void cli_skip_options(const struct cli *c, int argc, char **argv);
+
+/*
+ * For "KIND ID": reads every option (as cli_skip_options), then the one
+ * positional argument left as a positive id, and writes
+ * "/api/v1/KINDs/ID" + suffix into path. 0, or EXIT_USAGE after printing
+ * "expected one KIND id" or why the id is not one.
+ */
+int cli_id_path(const struct cli *c, int argc, char **argv, const char *kind, const char *suffix,
+                long long *id, char *path, size_t size);
+
+/* The handlers of the table (cmd_pool.c, cmd_run.c, cmd_misc.c). */
+int cli_pool_create(struct cli *c, int argc, char **argv);
+int cli_pool_list(struct cli *c, int argc, char **argv);
+int cli_pool_show(struct cli *c, int argc, char **argv);
+int cli_pool_reset(struct cli *c, int argc, char **argv);
+int cli_pool_cycle(struct cli *c, int argc, char **argv);
+int cli_pool_delete(struct cli *c, int argc, char **argv);
+int cli_run_submit(struct cli *c, int argc, char **argv);
+int cli_run_list(struct cli *c, int argc, char **argv);
+int cli_run_show(struct cli *c, int argc, char **argv);
+int cli_run_logs(struct cli *c, int argc, char **argv);
+int cli_run_cancel(struct cli *c, int argc, char **argv);
+int cli_run_delete(struct cli *c, int argc, char **argv);
+int cli_worker_list(struct cli *c, int argc, char **argv);
+int cli_worker_drain(struct cli *c, int argc, char **argv);
+int cli_worker_undrain(struct cli *c, int argc, char **argv);
+int cli_release_publish(struct cli *c, int argc, char **argv);
+int cli_release_list(struct cli *c, int argc, char **argv);
+int cli_server(struct cli *c, int argc, char **argv);
 
 #endif

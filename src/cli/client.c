@@ -1,8 +1,8 @@
 #include "cli/client.h"
 
-#include "common/outcome.h"
-
 #include "common/dbuf.h"
+#include "common/env.h"
+#include "common/outcome.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -59,6 +59,33 @@ static CURL *setup(struct cli *c, const char *path, struct curl_slist **hdrs)
     return curl;
 }
 
+/* Sets c's server, token and CA from the environment, at the first call, so
+ * that a command's arguments are checked before its configuration and help
+ * needs none. EXIT_USAGE when a variable is missing. */
+static int configure(struct cli *c)
+{
+    if (c->server)
+        return 0;
+    char var[ENV_NAME_MAX];
+    const char *server = env_get("SERVER", var, sizeof(var));
+    if (!server) {
+        fprintf(stderr, "davit: %s is not set: export DAVIT_SERVER=https://davit.example.com\n",
+                var);
+        return EXIT_USAGE;
+    }
+    c->token = env_get("API_TOKEN", var, sizeof(var));
+    if (!c->token) {
+        fprintf(stderr,
+                "davit: %s is not set (the admin API token printed by the server's first"
+                " start)\n",
+                var);
+        return EXIT_USAGE;
+    }
+    c->ca_file = env_get("CA_FILE", NULL, 0);
+    c->server = server;
+    return 0;
+}
+
 /* Prints the server's {"error": …} or the raw body. */
 static void print_error(long status, const char *body, size_t len)
 {
@@ -81,6 +108,9 @@ int client_call(struct cli *c, const char *method, const char *path, const char 
     long code = 0;
     if (out)
         *out = NULL;
+    if ((rc = configure(c)))
+        return rc;
+    rc = EXIT_UNREACHABLE;
     if (content_type) {
         snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
         hdrs = curl_slist_append(hdrs, ct);
@@ -115,7 +145,7 @@ int client_call(struct cli *c, const char *method, const char *path, const char 
         rc = EXIT_API;
         goto out;
     }
-    if (out) {
+    if (out && code != 204) { /* 204 No Content: *out stays NULL */
         *out = resp.len ? json_loadb(resp.data, resp.len, 0, NULL) : NULL;
         if (!*out) {
             /* A proxy's page, say: callers rely on an object here. */
@@ -153,7 +183,10 @@ int client_stream(struct cli *c, const char *path, FILE *out)
 {
     struct curl_slist *hdrs = NULL;
     struct stream s = {out, 0, NULL, DBUF_INIT(1024 * 1024)};
-    int rc = EXIT_UNREACHABLE;
+    int rc = configure(c);
+    if (rc)
+        return rc;
+    rc = EXIT_UNREACHABLE;
     CURL *curl = setup(c, path, &hdrs);
     if (!curl)
         goto out;

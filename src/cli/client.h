@@ -14,10 +14,12 @@
 
 /*
  * Sends method path (below c->server) with an optional body and parses the
- * JSON answer into *out (caller owns; may be NULL for a body that is not
- * JSON). Returns 0 for a 2xx answer; otherwise prints "davit: <error>" on
- * stderr and returns EXIT_API or EXIT_UNREACHABLE. *status gets the HTTP
- * status (0 when unreachable) when status is not NULL.
+ * JSON answer into *out (caller owns; out may be NULL for a body that is
+ * not JSON; *out is NULL after a 204 No Content). Returns 0 for a 2xx
+ * answer; otherwise prints "davit: <error>" on stderr and returns EXIT_API
+ * or EXIT_UNREACHABLE, or EXIT_USAGE when DAVIT_SERVER or DAVIT_API_TOKEN
+ * is not set (read into c at the first call). *status gets the HTTP status
+ * (0 when unreachable) when status is not NULL.
  */
 int client_call(struct cli *c, const char *method, const char *path, const char *content_type,
                 const void *body, size_t len, json_t **out, long *status);

@@ -1,7 +1,6 @@
 /* davit pool …: create from a CSR, list, show, reset, cycle, delete. */
 #include "cli/cli.h"
 #include "cli/client.h"
-#include "cli/table.h"
 
 #include "common/dbuf.h"
 #include "common/outcome.h"
@@ -12,38 +11,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int read_csr(const char *path, char **out)
+static int read_csr(const struct cli *c, const char *path, char **out)
 {
     struct dbuf b = DBUF_INIT(64 * 1024);
     if (dbuf_read_file(&b, path) < 0) {
+        int e = errno;
         dbuf_free(&b);
-        return cli_usage("--csr %s: %s", path, strerror(errno));
+        return cli_usage(c, "--csr %s: %s", path, strerror(e));
     }
     *out = dbuf_take(&b);
     return *out ? 0 : EXIT_INTERNAL;
 }
 
-/* Parses "NAME [--csr F] [--deadline D]"; argv[0] is the subcommand. */
-static int pool_args(int argc, char **argv, const char **name, const char **csr,
-                     const char **deadline)
+/* Parses "NAME [--csr F] [--deadline D]" (the options of c->cmd). */
+static int pool_args(const struct cli *c, int argc, char **argv, const char **name,
+                     const char **csr, const char **deadline)
 {
-    static const struct option opts[] = {
-        {"csr", required_argument, 0, 'c'}, {"deadline", required_argument, 0, 'd'}, {0, 0, 0, 0}};
     int o;
     optind = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = cli_getopt(c, argc, argv)) != -1) {
         if (o == 'c' && csr)
             *csr = optarg;
         else if (o == 'd' && deadline)
             *deadline = optarg;
-        else
-            return cli_usage("pool %s: unknown option", argv[0]);
     }
     if (optind + 1 != argc)
-        return cli_usage("pool %s: expected one pool name", argv[0]);
+        return cli_usage(c, "expected one pool name");
     *name = argv[optind];
     if (csr && !*csr)
-        return cli_usage("pool %s: --csr FILE is required", argv[0]);
+        return cli_usage(c, "--csr FILE is required");
     return 0;
 }
 
@@ -76,8 +72,8 @@ static int pool_token(struct cli *c, int argc, char **argv, int reset)
     const char *name, *csrfile = NULL;
     char *csr = NULL, *path = NULL;
     json_t *resp = NULL, *body = NULL;
-    int rc = pool_args(argc, argv, &name, &csrfile, NULL);
-    if (rc || (rc = read_csr(csrfile, &csr)))
+    int rc = pool_args(c, argc, argv, &name, &csrfile, NULL);
+    if (rc || (rc = read_csr(c, csrfile, &csr)))
         goto out;
     body =
         reset ? json_pack("{s:s}", "csr", csr) : json_pack("{s:s, s:s}", "name", name, "csr", csr);
@@ -104,33 +100,23 @@ out:
     return rc;
 }
 
-static int pool_list(struct cli *c, int argc, char **argv)
+int cli_pool_list(struct cli *c, int argc, char **argv)
 {
     json_t *resp = NULL;
-    if (argc != 1)
-        return cli_usage("pool list takes no arguments");
+    cli_skip_options(c, argc, argv);
+    if (optind != argc)
+        return cli_usage(c, "takes no arguments");
     int rc = client_call(c, "GET", "/api/v1/pools", NULL, NULL, 0, &resp, NULL);
     if (rc)
         return rc;
-    json_t *pools = json_object_get(resp, "pools");
-    if (c->json) {
-        cli_print_json(pools);
-    } else {
-        struct table t;
-        table_init(&t, 7, "NAME", "ID", "KEY", "PENDING", "ACTIVE", "WORKERS", "CREATED");
-        size_t i;
-        json_t *p;
-        json_array_foreach(pools, i, p)
-        {
-            char f[7][64]; /* one buffer a column: cli_field may write into it */
-            table_row(&t, cli_field(p, "name", f[0]), cli_field(p, "id", f[1]),
-                      cli_field(p, "keytype", f[2]), cli_field(p, "pending", f[3]),
-                      cli_field(p, "active", f[4]), cli_field(p, "workers", f[5]),
-                      cli_field(p, "created_at", f[6]));
-        }
-        table_print(&t, stdout);
-        table_free(&t);
-    }
+    static const struct cli_column cols[] = {{"NAME", "name"},         {"ID", "id"},
+                                             {"KEY", "keytype"},       {"PENDING", "pending"},
+                                             {"ACTIVE", "active"},     {"WORKERS", "workers"},
+                                             {"CREATED", "created_at"}};
+    if (c->json)
+        cli_print_json(resp);
+    else
+        cli_print_table(json_object_get(resp, "pools"), cols, sizeof(cols) / sizeof(cols[0]));
     json_decref(resp);
     return 0;
 }
@@ -139,7 +125,8 @@ static int pool_simple(struct cli *c, int argc, char **argv, const char *method,
 {
     const char *name, *deadline = NULL;
     json_t *resp = NULL, *body = NULL;
-    int rc = pool_args(argc, argv, &name, NULL, strcmp(suffix, "/cycle") == 0 ? &deadline : NULL);
+    int rc =
+        pool_args(c, argc, argv, &name, NULL, strcmp(suffix, "/cycle") == 0 ? &deadline : NULL);
     if (rc)
         return rc;
     char *path = pool_path(name, suffix);
@@ -168,24 +155,27 @@ static int pool_simple(struct cli *c, int argc, char **argv, const char *method,
     return 0;
 }
 
-int cli_pool(struct cli *c, int argc, char **argv)
+int cli_pool_create(struct cli *c, int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage("pool: expected create, list, show, reset, cycle or delete");
-    const char *sub = argv[1];
-    argc--;
-    argv++;
-    if (strcmp(sub, "create") == 0)
-        return pool_token(c, argc, argv, 0);
-    if (strcmp(sub, "reset") == 0)
-        return pool_token(c, argc, argv, 1);
-    if (strcmp(sub, "list") == 0)
-        return pool_list(c, argc, argv);
-    if (strcmp(sub, "show") == 0)
-        return pool_simple(c, argc, argv, "GET", "");
-    if (strcmp(sub, "delete") == 0)
-        return pool_simple(c, argc, argv, "DELETE", "");
-    if (strcmp(sub, "cycle") == 0)
-        return pool_simple(c, argc, argv, "POST", "/cycle");
-    return cli_usage("pool: unknown subcommand \"%s\"", sub);
+    return pool_token(c, argc, argv, 0);
+}
+
+int cli_pool_reset(struct cli *c, int argc, char **argv)
+{
+    return pool_token(c, argc, argv, 1);
+}
+
+int cli_pool_show(struct cli *c, int argc, char **argv)
+{
+    return pool_simple(c, argc, argv, "GET", "");
+}
+
+int cli_pool_delete(struct cli *c, int argc, char **argv)
+{
+    return pool_simple(c, argc, argv, "DELETE", "");
+}
+
+int cli_pool_cycle(struct cli *c, int argc, char **argv)
+{
+    return pool_simple(c, argc, argv, "POST", "/cycle");
 }

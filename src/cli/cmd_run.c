@@ -1,10 +1,10 @@
-/* davit run …: submit (optionally following), list, show, logs, cancel. */
+/* davit run …: submit (optionally following), list, show, logs, cancel, delete. */
 #include "cli/cli.h"
 #include "cli/client.h"
-#include "cli/table.h"
 
 #include "common/outcome.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,14 +41,14 @@ static json_t *phase_get(json_t *phases, const char *name, int create)
     return p;
 }
 
-static int add_hook(json_t *phases, char *arg, const char *which)
+static int add_hook(const struct cli *c, json_t *phases, char *arg, const char *which)
 {
     char *name, *cmd;
     if (split_kv(arg, &name, &cmd) < 0 || !cmd)
-        return cli_usage("--%s: expected PHASE=COMMAND", which);
+        return cli_usage(c, "--%s: expected PHASE=COMMAND", which);
     json_t *p = phase_get(phases, name, 0);
     if (!p)
-        return cli_usage("--%s %s: no --phase %s given", which, name, name);
+        return cli_usage(c, "--%s %s: no --phase %s given", which, name, name);
     json_t *list = json_object_get(p, which);
     if (!list) {
         list = json_array();
@@ -92,19 +92,8 @@ static int follow(struct cli *c, long long id)
     }
 }
 
-static int run_submit(struct cli *c, int argc, char **argv)
+int cli_run_submit(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"pool", required_argument, 0, 'p'},
-                                         {"image", required_argument, 0, 'i'},
-                                         {"phase", required_argument, 0, 'P'},
-                                         {"before", required_argument, 0, 'b'},
-                                         {"after", required_argument, 0, 'a'},
-                                         {"env", required_argument, 0, 'e'},
-                                         {"secret", required_argument, 0, 's'},
-                                         {"timeout", required_argument, 0, 't'},
-                                         {"user", required_argument, 0, 'u'},
-                                         {"follow", no_argument, 0, 'f'},
-                                         {0, 0, 0, 0}};
     json_t *spec = json_pack("{s:[], s:{}, s:{}}", "phases", "env", "secrets");
     json_t *phases = json_object_get(spec, "phases"), *resp = NULL;
     char **hooks = calloc((size_t)argc, sizeof(char *));
@@ -117,7 +106,7 @@ static int run_submit(struct cli *c, int argc, char **argv)
         goto out;
     }
     optind = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = cli_getopt(c, argc, argv)) != -1) {
         switch (o) {
         case 'p':
             pool = optarg;
@@ -127,7 +116,7 @@ static int run_submit(struct cli *c, int argc, char **argv)
             break;
         case 'P':
             if (split_kv(optarg, &k, &v) < 0 || !v) {
-                rc = cli_usage("--phase: expected NAME=COMMAND");
+                rc = cli_usage(c, "--phase: expected NAME=COMMAND");
                 goto out;
             }
             json_array_append_new(json_object_get(phase_get(phases, k, 1), "commands"),
@@ -142,13 +131,13 @@ static int run_submit(struct cli *c, int argc, char **argv)
         case 'e':
         case 's':
             if (split_kv(optarg, &k, &v) < 0) {
-                rc = cli_usage("--%s: expected NAME=VALUE", o == 'e' ? "env" : "secret");
+                rc = cli_usage(c, "--%s: expected NAME=VALUE", o == 'e' ? "env" : "secret");
                 goto out;
             }
             if (!v && o == 's')
                 v = getenv(k); /* --secret NAME takes the value from the environment */
             if (!v) {
-                rc = cli_usage("--%s %s: no value", o == 'e' ? "env" : "secret", k);
+                rc = cli_usage(c, "--%s %s: no value", o == 'e' ? "env" : "secret", k);
                 goto out;
             }
             json_object_set_new(json_object_get(spec, o == 'e' ? "env" : "secrets"), k,
@@ -163,17 +152,23 @@ static int run_submit(struct cli *c, int argc, char **argv)
         case 'f':
             do_follow = 1;
             break;
-        default:
-            rc = cli_usage("run submit: unknown option (see davit --help)");
-            goto out;
         }
     }
-    if (optind != argc || !pool || !image || json_array_size(phases) == 0) {
-        rc = cli_usage("run submit: --pool, --image and at least one --phase are required");
+    if (optind != argc) {
+        rc = cli_usage(c, "unexpected argument");
+        goto out;
+    }
+    if (!pool || !image || json_array_size(phases) == 0) {
+        rc = cli_usage(c, "--pool, --image and at least one --phase are required");
+        goto out;
+    }
+    if (do_follow && c->json) {
+        /* --follow prints the log, which is not JSON */
+        rc = cli_usage(c, "--json and --follow do not go together");
         goto out;
     }
     for (int i = 0; i < nhooks; i++)
-        if ((rc = add_hook(phases, hooks[i], hook_after[i] ? "after" : "before")))
+        if ((rc = add_hook(c, phases, hooks[i], hook_after[i] ? "after" : "before")))
             goto out;
     json_object_set_new(spec, "pool", json_string(pool));
     json_object_set_new(spec, "image", json_string(image));
@@ -184,7 +179,7 @@ static int run_submit(struct cli *c, int argc, char **argv)
     if ((rc = client_call_json(c, "POST", "/api/v1/runs", spec, &resp)))
         goto out;
     long long id = json_integer_value(json_object_get(resp, "id"));
-    if (c->json && !do_follow)
+    if (c->json)
         cli_print_json(resp);
     else if (do_follow)
         fprintf(stderr, "davit: run %lld queued\n", id);
@@ -200,82 +195,183 @@ out:
     return rc;
 }
 
-static int run_list(struct cli *c, int argc, char **argv)
+#define RUN_LIST_LIMIT 50
+
+/* The options of run list, and the filters of its query. */
+struct list_args {
+    const char *pool, *state;
+    long long limit, before; /* before 0: the newest page */
+    int limit_given, all;
+};
+
+/* A positive number for option opt; EXIT_USAGE after saying why. */
+static int positive(const struct cli *c, const char *opt, const char *arg, long long *out)
 {
-    static const struct option opts[] = {
-        {"pool", required_argument, 0, 'p'}, {"state", required_argument, 0, 's'}, {0, 0, 0, 0}};
-    const char *pool = NULL, *state = NULL;
-    int o;
+    char *end;
+    errno = 0;
+    *out = strtoll(arg, &end, 10);
+    if (*out <= 0 || *end || errno || end == arg)
+        return cli_usage(c, "--%s: expected a positive number", opt);
+    return 0;
+}
+
+static int list_args(const struct cli *c, int argc, char **argv, struct list_args *a)
+{
+    int o, rc = 0;
+    *a = (struct list_args){.limit = RUN_LIST_LIMIT};
     optind = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while (!rc && (o = cli_getopt(c, argc, argv)) != -1) {
         if (o == 'p')
-            pool = optarg;
+            a->pool = optarg;
         else if (o == 's')
-            state = optarg;
-        else
-            return cli_usage("run list: unknown option");
+            a->state = optarg;
+        else if (o == 'l')
+            a->limit_given = !(rc = positive(c, "limit", optarg, &a->limit));
+        else if (o == 'b')
+            rc = positive(c, "before", optarg, &a->before);
+        else if (o == 'A')
+            a->all = 1;
     }
-    if (optind != argc)
-        return cli_usage("run list: unexpected argument");
-    char path[1024];
-    char *ep = pool ? client_escape(pool) : NULL, *es = state ? client_escape(state) : NULL;
-    snprintf(path, sizeof(path), "/api/v1/runs?limit=1000%s%s%s%s", ep ? "&pool=" : "",
-             ep ? ep : "", es ? "&state=" : "", es ? es : "");
+    if (!rc && optind != argc)
+        rc = cli_usage(c, "unexpected argument");
+    return rc;
+}
+
+/* The query for the page before run id before (0: the newest page). Caller frees. */
+static char *list_path(const struct list_args *a, long long before)
+{
+    char *ep = a->pool ? client_escape(a->pool) : NULL;
+    char *es = a->state ? client_escape(a->state) : NULL;
+    char *path = NULL, b[40] = "";
+    if (before)
+        snprintf(b, sizeof(b), "&before=%lld", before);
+    if ((!a->pool || ep) && (!a->state || es) &&
+        asprintf(&path, "/api/v1/runs?limit=%lld%s%s%s%s%s", a->limit, ep ? "&pool=" : "",
+                 ep ? ep : "", es ? "&state=" : "", es ? es : "", b) < 0)
+        path = NULL;
     free(ep);
     free(es);
-    json_t *resp;
-    int rc = client_call(c, "GET", path, NULL, NULL, 0, &resp, NULL);
+    return path;
+}
+
+/* s as one shell word: as is when it is plain, else in single quotes. */
+static void print_shell_word(FILE *out, const char *s)
+{
+    static const char plain[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,:/@";
+    if (*s && strspn(s, plain) == strlen(s)) {
+        fputs(s, out);
+        return;
+    }
+    fputc('\'', out);
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputs("'\\''", out);
+        else
+            fputc(*s, out);
+    }
+    fputc('\'', out);
+}
+
+/* "more: davit run list … --before ID": the command for the next page. */
+static void print_more(const struct list_args *a, long long next)
+{
+    fputs("more: davit run list", stderr);
+    if (a->pool) {
+        fputs(" --pool ", stderr);
+        print_shell_word(stderr, a->pool);
+    }
+    if (a->state) {
+        fputs(" --state ", stderr);
+        print_shell_word(stderr, a->state);
+    }
+    if (a->limit_given)
+        fprintf(stderr, " --limit %lld", a->limit);
+    fprintf(stderr, " --before %lld\n", next);
+}
+
+/*
+ * GETs the page before *before into *page (caller owns) and sets *before to
+ * its "next" (0 when null or absent). A "next" that does not go back to an
+ * older run is refused, so that --all always ends.
+ */
+static int list_page(struct cli *c, const struct list_args *a, long long *before, json_t **page)
+{
+    char *path = list_path(a, *before);
+    if (!path) {
+        fprintf(stderr, "davit: out of memory\n");
+        return EXIT_INTERNAL;
+    }
+    int rc = client_call(c, "GET", path, NULL, NULL, 0, page, NULL);
+    free(path);
     if (rc)
         return rc;
-    json_t *runs = json_object_get(resp, "runs");
-    if (c->json) {
-        cli_print_json(runs);
-    } else {
-        struct table t;
-        table_init(&t, 7, "ID", "POOL", "STATE", "PHASE", "WORKER", "CREATED", "ENDED");
-        size_t i;
-        json_t *r;
-        json_array_foreach(runs, i, r)
-        {
-            char f[7][64]; /* one buffer a column: cli_field may write into it */
-            table_row(&t, cli_field(r, "id", f[0]), cli_field(r, "pool", f[1]),
-                      cli_field(r, "state", f[2]), cli_field(r, "phase", f[3]),
-                      cli_field(r, "worker", f[4]), cli_field(r, "created_at", f[5]),
-                      cli_field(r, "ended_at", f[6]));
-        }
-        table_print(&t, stdout);
-        table_free(&t);
+    json_t *runs = json_object_get(*page, "runs"), *next = json_object_get(*page, "next");
+    if (!json_is_array(runs) || (next && !json_is_null(next) && !json_is_integer(next))) {
+        fprintf(stderr, "davit: the server's answer is not {\"runs\": […], \"next\": ID}\n");
+        goto bad;
     }
-    json_decref(resp);
+    long long n = json_is_integer(next) ? (long long)json_integer_value(next) : 0;
+    if (json_is_integer(next) && (n <= 0 || (*before && n >= *before))) {
+        fprintf(stderr, "davit: the server's next page (before run %lld) is not older\n", n);
+        goto bad;
+    }
+    *before = n;
     return 0;
+bad:
+    json_decref(*page);
+    *page = NULL;
+    return EXIT_API;
 }
 
-/* Parses "ID" (one positive number) after the subcommand. */
-static int one_id(int argc, char **argv, int allow_follow, long long *id, int *do_follow)
+int cli_run_list(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {{"follow", no_argument, 0, 'f'}, {0, 0, 0, 0}};
-    int o;
-    optind = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (o == 'f' && allow_follow)
-            *do_follow = 1;
-        else
-            return cli_usage("run %s: unknown option", argv[0]);
+    struct list_args a;
+    int rc = list_args(c, argc, argv, &a);
+    if (rc)
+        return rc;
+    long long before = a.before;
+    json_t *resp = NULL, *page = NULL;
+    if ((rc = list_page(c, &a, &before, &resp)))
+        return rc;
+    /* --all: the runs of every further page join the first answer, which
+     * then reads as one page with nothing after it. */
+    while (a.all && before) {
+        if ((rc = list_page(c, &a, &before, &page)))
+            goto out;
+        if (json_array_extend(json_object_get(resp, "runs"), json_object_get(page, "runs")) < 0 ||
+            json_object_set_new(resp, "next", json_null()) < 0) {
+            fprintf(stderr, "davit: out of memory\n");
+            rc = EXIT_INTERNAL;
+            goto out;
+        }
+        json_decref(page);
+        page = NULL;
     }
-    char *end;
-    if (optind + 1 != argc || (*id = strtoll(argv[optind], &end, 10)) <= 0 || *end)
-        return cli_usage("run %s: expected one run id", argv[0]);
-    return 0;
+    if (c->json) {
+        cli_print_json(resp);
+    } else {
+        static const struct cli_column cols[] = {{"ID", "id"},         {"POOL", "pool"},
+                                                 {"STATE", "state"},   {"PHASE", "phase"},
+                                                 {"WORKER", "worker"}, {"CREATED", "created_at"},
+                                                 {"ENDED", "ended_at"}};
+        cli_print_table(json_object_get(resp, "runs"), cols, sizeof(cols) / sizeof(cols[0]));
+        if (before)
+            print_more(&a, before);
+    }
+out:
+    json_decref(page);
+    json_decref(resp);
+    return rc;
 }
 
-static int run_show(struct cli *c, int argc, char **argv)
+int cli_run_show(struct cli *c, int argc, char **argv)
 {
     long long id;
-    int rc = one_id(argc, argv, 0, &id, NULL);
+    char path[96];
+    int rc = cli_id_path(c, argc, argv, "run", "", &id, path, sizeof(path));
     if (rc)
         return rc;
-    char path[64];
-    snprintf(path, sizeof(path), "/api/v1/runs/%lld", id);
     json_t *r;
     if ((rc = client_call(c, "GET", path, NULL, NULL, 0, &r, NULL)))
         return rc;
@@ -296,28 +392,29 @@ static int run_show(struct cli *c, int argc, char **argv)
     return 0;
 }
 
-static int run_logs(struct cli *c, int argc, char **argv)
+int cli_run_logs(struct cli *c, int argc, char **argv)
 {
     long long id = 0;
     int do_follow = 0;
-    int rc = one_id(argc, argv, 1, &id, &do_follow);
+    char path[96];
+    optind = 0;
+    while (cli_getopt(c, argc, argv) == 'f')
+        do_follow = 1;
+    int rc = cli_id_path(c, argc, argv, "run", "/logs", &id, path, sizeof(path));
     if (rc)
         return rc;
     if (do_follow)
         return follow(c, id);
-    char path[64];
-    snprintf(path, sizeof(path), "/api/v1/runs/%lld/logs", id);
     return client_stream(c, path, stdout);
 }
 
-static int run_cancel(struct cli *c, int argc, char **argv)
+int cli_run_cancel(struct cli *c, int argc, char **argv)
 {
     long long id;
-    int rc = one_id(argc, argv, 0, &id, NULL);
+    char path[96];
+    int rc = cli_id_path(c, argc, argv, "run", "/cancel", &id, path, sizeof(path));
     if (rc)
         return rc;
-    char path[64];
-    snprintf(path, sizeof(path), "/api/v1/runs/%lld/cancel", id);
     json_t *body = json_object(), *r = NULL;
     rc = client_call_json(c, "POST", path, body, &r);
     json_decref(body);
@@ -334,22 +431,16 @@ static int run_cancel(struct cli *c, int argc, char **argv)
     return 0;
 }
 
-int cli_run(struct cli *c, int argc, char **argv)
+int cli_run_delete(struct cli *c, int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage("run: expected submit, list, show, logs or cancel");
-    const char *sub = argv[1];
-    argc--;
-    argv++;
-    if (strcmp(sub, "submit") == 0)
-        return run_submit(c, argc, argv);
-    if (strcmp(sub, "list") == 0)
-        return run_list(c, argc, argv);
-    if (strcmp(sub, "show") == 0)
-        return run_show(c, argc, argv);
-    if (strcmp(sub, "logs") == 0)
-        return run_logs(c, argc, argv);
-    if (strcmp(sub, "cancel") == 0)
-        return run_cancel(c, argc, argv);
-    return cli_usage("run: unknown subcommand \"%s\"", sub);
+    long long id;
+    char path[96];
+    int rc = cli_id_path(c, argc, argv, "run", "", &id, path, sizeof(path));
+    if (rc)
+        return rc;
+    /* 204 and no body; 409 (not ended) and 404 are told by client_call */
+    if ((rc = client_call(c, "DELETE", path, NULL, NULL, 0, NULL, NULL)))
+        return rc;
+    printf("run %lld deleted\n", id);
+    return 0;
 }

@@ -1,19 +1,17 @@
 #include "cli/table.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int add_row(struct table *t, va_list ap)
+int table_add(struct table *t, const char *const *cells)
 {
-    char **cells = realloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(char *));
-    if (!cells)
+    char **all = realloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(char *));
+    if (!all)
         return -1;
-    t->cells = cells;
-    char **row = cells + t->nrows * t->ncols;
+    t->cells = all;
+    char **row = all + t->nrows * t->ncols;
     for (size_t i = 0; i < t->ncols; i++) {
-        const char *v = va_arg(ap, const char *);
-        row[i] = strndup(v ? v : "-", 200);
+        row[i] = strndup(cells[i] ? cells[i] : "-", 200);
         if (!row[i]) {
             for (size_t j = 0; j < i; j++)
                 free(row[j]);
@@ -30,26 +28,13 @@ static int add_row(struct table *t, va_list ap)
     return 0;
 }
 
-int table_init(struct table *t, size_t ncols, ...)
+int table_start(struct table *t, size_t ncols, const char *const *headers)
 {
     memset(t, 0, sizeof(*t));
     if (ncols > TABLE_MAX_COLS)
         return -1;
     t->ncols = ncols;
-    va_list ap;
-    va_start(ap, ncols);
-    int rc = add_row(t, ap);
-    va_end(ap);
-    return rc;
-}
-
-int table_row(struct table *t, ...)
-{
-    va_list ap;
-    va_start(ap, t);
-    int rc = add_row(t, ap);
-    va_end(ap);
-    return rc;
+    return table_add(t, headers);
 }
 
 void table_print(const struct table *t, FILE *out)

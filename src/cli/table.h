@@ -18,10 +18,10 @@ struct table {
     size_t width[TABLE_MAX_COLS];
 };
 
-/* Starts a table with ncols headers (the varargs). -1 on OOM. */
-int table_init(struct table *t, size_t ncols, ...);
+/* Starts a table with ncols headers. -1 on OOM or too many columns. */
+int table_start(struct table *t, size_t ncols, const char *const *headers);
 /* Adds a row of ncols strings (NULL shown as "-"). -1 on OOM. */
-int table_row(struct table *t, ...);
+int table_add(struct table *t, const char *const *cells);
 /* Prints the table. Never fails. */
 void table_print(const struct table *t, FILE *out);
 void table_free(struct table *t);

@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,13 @@
 
 #define SPEC_CAP (16u << 20)
 
+#define EXEC_USAGE "davit-launcher exec [--json] [--worker PATH] SPEC.json"
+
+/* What --help, -h and help print on stdout. A usage error prints one line
+ * on stderr instead, ending with EXEC_USAGE or a pointer to --help. */
 static const char usage_text[] =
     "usage: davit-launcher\n"
-    "       davit-launcher exec [--json] [--worker PATH] SPEC.json\n"
+    "       " EXEC_USAGE "\n"
     "       davit-launcher --help | --version\n"
     "\n"
     "With no command, davit-launcher is the agent of a worker pool: it registers\n"
@@ -51,10 +56,21 @@ static const char usage_text[] =
     "Configuration is read from DAVIT_* variables (SPACELIFT_* are aliases) and\n"
     "DOCKER_HOST; see docs/configuration.md.\n";
 
-static int usage(FILE *out, int code)
+static int help(void)
 {
-    fputs(usage_text, out);
-    return code;
+    fputs(usage_text, stdout);
+    return 0;
+}
+
+__attribute__((format(printf, 1, 2))) static int exec_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("davit-launcher exec: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs(" (usage: " EXEC_USAGE ")\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
 }
 
 /* The worker: given, configured, or next to this program. Checked for use. */
@@ -148,28 +164,30 @@ static int cmd_exec(int argc, char **argv)
     char err[2048], worker[PATH_MAX], sha[65];
     int sigfd = -1, have_state = 0, have_cfg = 0;
 
+    /* --help anywhere wins over any mistake around it. */
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return help();
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             json = 1;
         else if (strcmp(argv[i], "--worker") == 0 && i + 1 < argc)
             worker_arg = argv[++i];
+        else if (strcmp(argv[i], "--worker") == 0)
+            return exec_usage_error("--worker needs a PATH");
         else if (strncmp(argv[i], "--worker=", 9) == 0)
             worker_arg = argv[i] + 9;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return usage(stdout, 0);
         else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "davit-launcher exec: unknown option %s\n", argv[i]);
-            return usage(stderr, EXIT_USAGE);
-        } else if (spec_path) {
-            fprintf(stderr, "davit-launcher exec: one SPEC.json only\n");
-            return usage(stderr, EXIT_USAGE);
-        } else
+            /* named up to any '=', as the davit CLI does */
+            size_t n = strcspn(argv[i], "=");
+            return exec_usage_error("%.*s: unknown option", (int)(n > 64 ? 64 : n), argv[i]);
+        } else if (spec_path)
+            return exec_usage_error("one SPEC.json only");
+        else
             spec_path = argv[i];
     }
-    if (!spec_path) {
-        fprintf(stderr, "davit-launcher exec: SPEC.json is missing\n");
-        return usage(stderr, EXIT_USAGE);
-    }
+    if (!spec_path)
+        return exec_usage_error("SPEC.json is missing");
 
     /* Cancel arrives through a signalfd, read where the supervisor waits;
      * blocked first, so that a signal during set-up is a cancel too. */
@@ -252,7 +270,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0)
-        return usage(stdout, 0);
+        return help();
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("davit-launcher %s\n", DAVIT_VERSION);
         return 0;
@@ -266,6 +284,7 @@ int main(int argc, char **argv)
         curl_global_cleanup();
         return code;
     }
-    fprintf(stderr, "davit-launcher: unknown command \"%s\"\n", argv[1]);
-    return usage(stderr, EXIT_USAGE);
+    fprintf(stderr, "davit-launcher: unknown command \"%.64s\" (see davit-launcher --help)\n",
+            argv[1]);
+    return EXIT_USAGE;
 }

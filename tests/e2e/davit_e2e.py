@@ -139,7 +139,7 @@ class Server:
             return resp.read()
 
     def workers(self, pool):
-        return self.json("worker", "list", "--pool", pool)
+        return self.json("worker", "list", "--pool", pool)["workers"]
 
 
 def make_pool(server, tmp, name, kind="rsa:2048"):

@@ -197,7 +197,7 @@ def test_docs_walkthrough(env):
     out = logs(server, rid)
     assert "planning" in out and "applied" in out
     assert [str(i) for i in range(1, 51)] == [x for x in out.splitlines() if x.isdigit()]
-    workers = json.loads(server.cli("worker", "list", "--json").stdout)
+    workers = json.loads(server.cli("worker", "list", "--json").stdout)["workers"]
     assert [w["id"] for w in workers] == [d.server_id()]
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
@@ -214,7 +214,7 @@ def test_run_logs_on_standard_output_and_metadata(env):
     recs = [json.loads(line) for line in d.stdout().splitlines()]
     assert any(r["type"] == "stdout" and r["text"] == "hello-stdout\n" and r["run"] == str(rid)
                for r in recs), recs
-    workers = json.loads(server.cli("worker", "list", "--json").stdout)
+    workers = json.loads(server.cli("worker", "list", "--json").stdout)["workers"]
     assert workers[0]["metadata"] == {"zone": "z1"}
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
@@ -338,7 +338,7 @@ def test_drain_undrain_and_cycle(env):
     wid = str(d.server_id())
 
     def state():
-        return json.loads(server.cli("worker", "list", "--json").stdout)[0]["state"]
+        return json.loads(server.cli("worker", "list", "--json").stdout)["workers"][0]["state"]
 
     server.cli("worker", "drain", wid)
     wait_for(lambda: state() == "draining", "the worker to show draining")
