@@ -28,7 +28,7 @@ def run_dirs(d):
 
 
 def workers(server):
-    return json.loads(server.cli("worker", "list", "--json").stdout)
+    return json.loads(server.cli("worker", "list", "--json").stdout)["workers"]
 
 
 def test_a_run_is_reported_only_once_its_container_and_directory_are_gone(env):
