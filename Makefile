@@ -1,6 +1,7 @@
 # Thin wrapper around CMake, so that the common tasks are one word each.
 #   make            release build in build/
 #   make asan       AddressSanitizer + UBSan build in build-asan/
+#   make clang      the same sources built by clang in build-clang/ (warnings are errors)
 #   make test       everything the tests need, then every test under the sanitizers
 #   make demo       server, pool, launcher and a sample run, end to end
 #   make demo-stop  stop the demo's server and launcher
@@ -9,7 +10,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan deps docker runner-image test unit-test demo demo-stop format clean
+.PHONY: all build asan clang deps docker runner-image test unit-test demo demo-stop format clean
 
 all: build
 
@@ -21,6 +22,11 @@ asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDAVIT_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-asan -j $(JOBS)
 
+# Every warning clang finds and gcc does not fails the build too.
+clang:
+	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-clang -j $(JOBS)
+
 deps:
 	scripts/install-deps
 
@@ -31,7 +37,7 @@ runner-image: docker
 	scripts/build-runner-image
 
 # The one test command (README, .ci/run). It sets up what it needs first.
-test: deps docker runner-image asan
+test: deps docker runner-image asan clang
 	cd build-asan && ctest --output-on-failure -j 1
 
 unit-test: asan
@@ -52,4 +58,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-clang

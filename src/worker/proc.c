@@ -27,7 +27,7 @@ enum {
 };
 
 static const char *step_names[] = {"setpgid", "open /dev/null", "dup2",  "setgroups",
-                                   "setgid",  "setuid",         "chdir", "exec " PROC_SHELL};
+                                   "setgid",  "setuid",         "chdir", ("exec " PROC_SHELL)};
 
 /* Runs in the child: async-signal-safe calls only. Never returns. */
 static void child(const struct proc_spec *spec, int out_w, int err_w, int report)

@@ -36,7 +36,7 @@ static void test_whole_and_split(void **state)
     for (int cut = 1; cut < 6; cut++) {
         char a[32], b[32];
         snprintf(a, sizeof(a), "x=%.*s", cut, "s3cret");
-        snprintf(b, sizeof(b), "%s!\n", "s3cret" + cut);
+        snprintf(b, sizeof(b), "%s!\n", &"s3cret"[cut]);
         const char *two[] = {a, b};
         run(&m, two, 2, &out);
         assert_string_equal(dbuf_str(&out), "x=***!\n");
