@@ -169,6 +169,11 @@ class Launcher:
         self.proc = subprocess.Popen([LAUNCHER], env=self.env, stdout=self.logf,
                                      stderr=subprocess.STDOUT)
 
+    def server_id(self):
+        """The id the server gave this launcher (the API's "worker")."""
+        with open(os.path.join(self.state, "server-id")) as f:
+            return json.load(f)["launcher_id"]
+
     def identity(self):
         try:
             with open(os.path.join(self.state, "launcher-id")) as f:

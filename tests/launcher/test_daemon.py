@@ -383,7 +383,7 @@ def test_sigterm_drains_then_second_sigterm_cancels(env):
     rid = submit(server, "plan=sleep 300")
     server.wait_state(rid, ("running",))
     d.signal(signal.SIGTERM)
-    time.sleep(1.5)
+    wait_for(lambda: "draining" in d.log().split("registered")[-1], "the launcher to drain")
     assert d.proc.poll() is None  # still draining, still polling
     assert server.run(rid)["state"] == "running"
     d.signal(signal.SIGTERM)
