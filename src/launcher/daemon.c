@@ -1,6 +1,7 @@
 #include "launcher/daemon.h"
 
 #include "common/clock.h"
+#include "common/diskspace.h"
 
 #include "common/env.h"
 #include "common/log.h"
@@ -45,7 +46,12 @@ struct loop {
     int server_drain, cycling, cycle_canceled, token_reset;
     int64_t cycle_at; /* monotonic */
     char exit_reason[512];
+    int64_t disk_checked_at; /* monotonic; the state directory's free space */
+    int disk_low;
 };
+
+/* How often the state directory's free space is looked at. */
+#define DISK_CHECK_MS 5000
 
 void daemon_wake(struct daemon *d)
 {
@@ -203,6 +209,36 @@ static struct daemon_run *find_run(struct loop *l, int64_t id)
     return NULL;
 }
 
+/*
+ * Warns, once, when the state directory (spools, run directories, cached
+ * workers) runs low on space, before a run fails for it, and says when
+ * there is room again. Looked at every DISK_CHECK_MS, and now_please before
+ * each run starts.
+ */
+static void check_disk(struct loop *l, int now_please)
+{
+    struct diskspace ds;
+    char left[32], total[32];
+    int64_t now = clock_mono_ms();
+    if (!now_please && l->disk_checked_at && now - l->disk_checked_at < DISK_CHECK_MS)
+        return;
+    l->disk_checked_at = now;
+    if (diskspace_get(l->d->state->dir, &ds) < 0)
+        return;
+    int low = diskspace_low(&ds);
+    if (low && !l->disk_low)
+        log_event(LOG_WARN,
+                  "the state directory is running out of space: runs fail when their spool "
+                  "cannot be written",
+                  "dir", l->d->state->dir, "free",
+                  diskspace_format(ds.free_bytes, left, sizeof(left)), "size",
+                  diskspace_format(ds.total_bytes, total, sizeof(total)), (const char *)NULL);
+    else if (!low && l->disk_low)
+        log_event(LOG_INFO, "the state directory has room again", "dir", l->d->state->dir, "free",
+                  diskspace_format(ds.free_bytes, left, sizeof(left)), (const char *)NULL);
+    l->disk_low = low;
+}
+
 static int stopping(const struct loop *l)
 {
     return l->n_signals > 0 || l->cycling || l->token_reset || l->d->fatal;
@@ -253,6 +289,7 @@ static void on_message(struct loop *l, json_t *m)
             decline(l, id);
             return;
         }
+        check_disk(l, 1);
         struct daemon_run *r;
         if (runner_start(l->d, id, json_incref(m), NULL, &r, err, sizeof(err)) < 0) {
             log_event(LOG_ERROR, "cannot start the run", "run", rid, "error", err,
@@ -333,6 +370,7 @@ static int run_loop(struct loop *l)
     for (;;) {
         on_signals(l);
         reap(l);
+        check_disk(l, 0);
         if (atomic_load(&d->abandon))
             break;
         if (l->cycling && !l->cycle_canceled && clock_mono_ms() >= l->cycle_at && l->n_runs) {

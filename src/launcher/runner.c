@@ -38,6 +38,8 @@ struct ctx {
     int stuck; /* reporting is impossible (registration refused) */
     char rid[24];
     char pool_name[128]; /* the session's, for the container's labels */
+    int ship_failing;    /* the last shipment failed with ship_error */
+    char ship_error[1024];
 };
 
 static void save(struct ctx *c, const struct run_state *rs)
@@ -146,10 +148,19 @@ static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
     case SHIP_SENT:
         rs->offset = c->sh.acked;
         save(c, rs);
+        if (c->ship_failing)
+            log_event(LOG_INFO, "the server takes the log again", "run", c->rid,
+                      (const char *)NULL);
+        c->ship_failing = 0;
         break;
     case SHIP_RETRY:
-        log_event(LOG_WARN, "cannot ship the log; the spool keeps it, retrying", "run", c->rid,
-                  "error", err, (const char *)NULL);
+        /* One line per cause, not one per retry: the error names it (a full
+         * disk on the server is "HTTP 507: the server's storage is full"). */
+        if (!c->ship_failing || strcmp(c->ship_error, err) != 0)
+            log_event(LOG_WARN, "cannot ship the log; the spool keeps it, retrying", "run", c->rid,
+                      "error", err, (const char *)NULL);
+        c->ship_failing = 1;
+        snprintf(c->ship_error, sizeof(c->ship_error), "%s", err);
         break;
     case SHIP_UNAUTHORIZED:
         refresh(c);

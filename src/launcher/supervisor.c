@@ -2,6 +2,7 @@
 
 #include "common/clock.h"
 
+#include "common/diskspace.h"
 #include "common/duration.h"
 #include "common/log.h"
 #include "launcher/container.h"
@@ -30,6 +31,9 @@
 #define WAIT_RETRY_MS    1000
 #define ORPHAN_GRACE_MS  (10LL * 1000)
 #define MAX_LEFTOVERS    256
+
+/* davit-worker's exit code when it cannot write the spool (docs/worker.md). */
+#define WORKER_EXIT_SPOOL 70
 
 struct run {
     struct run_state rs;
@@ -356,6 +360,24 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
     return 0;
 }
 
+/*
+ * The worker could not write its spool: when the state directory's
+ * filesystem is full, that is the reason, named (docs/launcher.md).
+ * Returns 1 with reason filled, 0 when space is not the cause.
+ */
+static int out_of_space(const char *dir, char *reason, size_t size)
+{
+    struct diskspace ds;
+    char left[32];
+    if (diskspace_get(dir, &ds) < 0 || !diskspace_full(&ds))
+        return 0;
+    snprintf(reason, size,
+             "no space left on the launcher's state directory (%s has %s free): the worker could "
+             "not write the run's spool",
+             dir, diskspace_format(ds.free_bytes, left, sizeof(left)));
+    return 1;
+}
+
 /* The outcome, from the R record, the launcher's own actions, and the Engine's view. */
 static void decide(struct supervisor *s, struct run *run, struct run_result *res)
 {
@@ -407,6 +429,9 @@ static void decide(struct supervisor *s, struct run *run, struct run_result *res
         set_result(res, OUTCOME_FAILED, run->phase, -1, "out of memory (OOMKilled)");
     } else if (run->spool_error[0]) {
         set_result(res, OUTCOME_FAILED, run->phase, -1, run->spool_error);
+    } else if (run->status == WORKER_EXIT_SPOOL &&
+               out_of_space(s->state->dir, reason, sizeof(reason))) {
+        set_result(res, OUTCOME_FAILED, run->phase, -1, reason);
     } else {
         snprintf(reason, sizeof(reason),
                  "the worker exited with code %ld without recording a result%s%s", run->status,

@@ -166,3 +166,46 @@ def test_run_containers_carry_the_pool_id_and_name(env):
     server.wait_state(rid, ENDED)
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
+
+
+def test_a_full_state_directory_is_named_and_warned_of(env):
+    """Issue 9, defect 8: a run failed with "the worker exited with code 70
+    without recording a result" when the launcher's state directory filled
+    up. The launcher warns when space runs low, and names the cause."""
+    import subprocess
+    server = env["server"]
+    token, key_b64, _ = make_pool(env)
+    state = os.path.join(env["tmp"], "small-state")
+    os.makedirs(state)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", state],
+                   check=True)
+    d = None
+    try:
+        d = daemon(env, token, key_b64, env={"DAVIT_STATE_DIR": state}).start()
+        d.state = state
+        assert "running out of space" not in d.log()
+        st = os.statvfs(state)
+        with open(os.path.join(state, "filler"), "wb") as f:
+            f.write(b"\0" * (st.f_bavail * st.f_frsize - 256 * 1024))
+        # The warning comes with the next turn of the launcher's loop (a
+        # submitted run wakes it), before the run fails.
+        rid = submit(server, "plan=i=0; while [ $i -lt 200 ]; do head -c 10000 /dev/zero"
+                             " | tr '\\0' x; echo; i=$((i+1)); done")
+        r = server.wait_state(rid, ENDED)
+        assert r["state"] == "failed", r
+        assert "no space left on the launcher's state directory" in r["reason"], r
+        log = d.log()
+        assert "running out of space" in log, log
+        assert log.index("running out of space") < log.index("run ended"), log
+        os.unlink(os.path.join(state, "filler"))
+        rid = submit(server, "plan=echo room-again")
+        assert server.wait_state(rid, ENDED)["state"] == "finished"
+        wait_for(lambda: "room again" in d.log(), "the launcher to see room again")
+        d.signal(signal.SIGTERM)
+        assert d.wait() == 0
+    finally:
+        if d:
+            left = d.close()
+            env["daemons"].remove(d)
+            assert not left, f"containers left behind: {left}"
+        subprocess.run(["umount", "-l", state], check=False)
