@@ -6,11 +6,12 @@
 #   make demo       server, pool, launcher and a sample run, end to end
 #   make demo-stop  stop the demo's server and launcher
 #   make format     clang-format the C sources
+#   make format-check  fail if a C file is not as clang-format writes it (make test runs it)
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan clang deps docker runner-image test unit-test demo demo-stop format clean
+.PHONY: all build asan clang format-check deps docker runner-image test unit-test demo demo-stop format clean
 
 all: build
 
@@ -37,7 +38,7 @@ runner-image: docker
 	scripts/build-runner-image
 
 # The one test command (README, .ci/run). It sets up what it needs first.
-test: deps docker runner-image asan clang
+test: deps docker runner-image format-check asan clang
 	cd build-asan && ctest --output-on-failure -j 1
 
 unit-test: asan
@@ -56,6 +57,9 @@ demo-stop:
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf build build-asan build-clang

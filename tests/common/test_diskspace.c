@@ -17,12 +17,10 @@ static void test_low_and_full(void **state)
         uint64_t free, total;
         int low, full;
     } cases[] = {
-        {100 * GIB, 200 * GIB, 0, 0},
-        {400 * MIB, 200 * GIB, 1, 0}, /* under 512 MiB and under 5% */
+        {100 * GIB, 200 * GIB, 0, 0}, {400 * MIB, 200 * GIB, 1, 0}, /* under 512 MiB and under 5% */
         {600 * MIB, 200 * GIB, 0, 0}, /* under 5%, but 600 MiB is room enough */
         {3 * MIB, 8 * MIB, 0, 0},     /* a small filesystem is not low for being small */
-        {300 * 1024, 8 * MIB, 1, 1},
-        {0, 8 * MIB, 1, 1},
+        {300 * 1024, 8 * MIB, 1, 1},  {0, 8 * MIB, 1, 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct diskspace d = {cases[i].free, cases[i].total};
