@@ -218,10 +218,17 @@ int h_healthz(struct req *r)
     char *v = NULL;
     int rc = store_meta_get(r->srv->store, "admin_token_sha256", &v);
     free(v);
+    const char *why;
     if (rc < 0)
         return reply_json(r, 503,
                           json_pack("{s:s, s:s}", "status", "unhealthy", "error",
                                     "the database does not answer"));
+    /* Reads still work on a full disk, but nothing new can be stored:
+     * launchers wait with their spools, so say so to monitoring. */
+    if (store_degraded(r->srv->store, &why))
+        return reply_json(r, 503,
+                          json_pack("{s:s, s:s, s:s}", "status", "degraded", "error", why,
+                                    "version", DAVIT_VERSION));
     return reply_json(r, 200, json_pack("{s:s, s:s}", "status", "ok", "version", DAVIT_VERSION));
 }
 
@@ -284,7 +291,7 @@ int h_metrics(struct req *r)
 {
     struct dbuf b = DBUF_INIT(4 * 1024 * 1024);
     if (store_metrics(r->srv->store, r->srv->cfg.lease_ms, &b) < 0 ||
-        metrics_render(&r->srv->metrics, &b) < 0) {
+        store_errors_render(r->srv->store, &b) < 0 || metrics_render(&r->srv->metrics, &b) < 0) {
         dbuf_free(&b);
         return reply_error(r, 500, "metrics: the database failed");
     }
