@@ -184,7 +184,7 @@ int pool_token_parse(const char *token, char *pool_id, char *secret, char *endpo
 /*
  * Stores a release file, signs it with the release key and records it
  * (api_misc.c). kind "worker" or "launcher", arch "amd64" or "arm64".
- * -1 with err.
+ * -1 with err; -2 with err when the data directory's filesystem is full.
  */
 int release_publish(struct server *srv, const char *kind, const char *arch, const char *version,
                     const void *data, size_t len, struct store_release *out, char *err,

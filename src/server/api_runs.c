@@ -112,7 +112,7 @@ static int query_number(struct req *r, const char *key, int64_t lo, int64_t hi, 
     char *end;
     errno = 0;
     long long n = strtoll(v, &end, 10);
-    if (!*v || *end || errno || n < lo || n > hi || v[0] == '+' || v[0] == ' ') {
+    if (*v < '0' || *v > '9' || *end || errno || n < lo || n > hi) {
         reply_error(r, 400, "%s: %s", key, what);
         return -1;
     }

@@ -69,6 +69,8 @@ struct sweeper {
 #define SWEEP_TRIMS       16   /* logs deleted per transaction */
 #define SWEEP_CHUNKS      32   /* log chunks freed per transaction (each <= 8 MiB) */
 #define SWEEP_PAGES       2048 /* pages given back per incremental vacuum (8 MiB) */
+/* Free space that ends a full disk's report: room for the largest log chunk. */
+#define SWEEP_PROBE_FREE (BODY_CAP_LOG + (1 << 20))
 
 void sweep_kick(struct server *srv)
 {
@@ -97,6 +99,9 @@ static void sweep_once(struct sweeper *sw, int first)
     struct store *st = sw->srv->store;
     const struct server_config *c = &sw->srv->cfg;
     int runs = 0, logs = 0, chunks = 0, n, more, rc = STORE_OK;
+    /* A full disk is reported until a write succeeds; on a quiet server
+     * nothing else may write. */
+    store_space_probe(st, SWEEP_PROBE_FREE);
     if (c->retention_max_age_ms > 0)
         do {
             rc = store_expire_runs(st, store_now_ms() - c->retention_max_age_ms, SWEEP_RUNS, &n);

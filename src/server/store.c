@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 
 static const char schema[] =
@@ -136,6 +137,18 @@ int store_errors_render(struct store *s, struct dbuf *out)
         dbuf_printf(out, "davit_store_errors_total{reason=\"%s\"} %llu\n", reason_names[i],
                     (unsigned long long)n[i]);
     return 0;
+}
+
+void store_space_probe(struct store *s, int64_t min_free)
+{
+    const char *why;
+    struct statvfs vfs;
+    if (!store_degraded(s, &why) || statvfs(sqlite3_db_filename(s->db, "main"), &vfs) < 0 ||
+        (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize < min_free)
+        return;
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)store_now_ms());
+    store_meta_set(s, "space_probe_ms", now);
 }
 
 /* A write that changed something committed: the disk has room again. */

@@ -56,6 +56,13 @@ int store_failed_for_space(void);
  * *reason then gets a sentence naming the cause. Never fails.
  */
 int store_degraded(struct store *s, const char **reason);
+/*
+ * While degraded: when the database's filesystem has min_free bytes free,
+ * writes a small row, which ends the degraded state if it succeeds. A tiny
+ * write alone could pass in the WAL's slack on a disk still full. Does
+ * nothing otherwise; never fails (a failed write is logged and counted).
+ */
+void store_space_probe(struct store *s, int64_t min_free);
 /* The sentence for a full store, used by replies and /healthz. */
 #define STORE_NOSPACE_TEXT "the server's storage is full"
 /* Prometheus counters of database failures by reason, appended to out. */
