@@ -11,11 +11,38 @@
 
 #include "common/runspec.h"
 
+/*
+ * runspec's messages quote the offending value (useful in the CLI, which
+ * checks the user's own file); an API error never echoes a request, so each
+ * quoted value goes: cut when it ends the message, else named "the value".
+ */
+static void unquote_values(char *msg, size_t size)
+{
+    struct dbuf out = DBUF_INIT(size);
+    const char *p = msg, *q;
+    while ((q = strchr(p, '"')) != NULL) {
+        const char *close = strchr(q + 1, '"');
+        const char *end = close ? close + 1 : q + strlen(q);
+        size_t keep = (size_t)(q - p);
+        if (!*end && keep >= 2 && q[-2] == ':' && q[-1] == ' ')
+            keep -= 2; /* "...: \"v\"" at the end: the value just goes */
+        dbuf_add(&out, p, keep);
+        if (*end)
+            dbuf_addstr(&out, "the value");
+        p = end;
+    }
+    dbuf_addstr(&out, p);
+    snprintf(msg, size, "%.*s", (int)out.len, out.data ? out.data : "");
+    dbuf_free(&out);
+}
+
 static int spec_check(const json_t *spec, char *err, size_t errsz)
 {
     struct runspec *rs = NULL;
-    if (runspec_from_json(spec, &rs, err, errsz) < 0)
+    if (runspec_from_json(spec, &rs, err, errsz) < 0) {
+        unquote_values(err, errsz);
         return -1;
+    }
     runspec_free(rs);
     return 0;
 }

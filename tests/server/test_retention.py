@@ -110,6 +110,12 @@ def test_errors_do_not_echo_requests(server):
     assert st == 400 and "secretkey1" not in data["error"], data
     st, data, _ = server.request("POST", "/api/v1/pools", b"{\"name\": tokenxyz}")
     assert st == 400 and "tokenxyz" not in data["error"], data
+    server.create_pool("p")
+    for phases, named in [([{"name": "a", "commands": ["x"], "timeout": "tenxyz"}], "timeout"),
+                          ([{"name": "dupxyz", "commands": ["x"]}] * 2, "is already the name")]:
+        st, data, _ = server.request("POST", "/api/v1/runs",
+                                     {"pool": "p", "image": "busybox", "phases": phases})
+        assert st == 400 and named in data["error"] and "xyz" not in data["error"], data
 
 
 def test_delete_run(server):
