@@ -36,6 +36,8 @@ struct server_config {
     int64_t challenge_ttl_ms;
     int64_t poll_max_ms; /* the longest a poll waits */
     int64_t max_log_bytes;
+    int64_t retention_max_age_ms;    /* ended runs older than this are deleted; 0: never */
+    int64_t retention_max_log_bytes; /* logs of all runs above this: oldest go; 0: no cap */
 };
 
 #define METRICS_BUCKETS 14
@@ -59,6 +61,7 @@ struct server {
     char *release_pub_pem;
     char admin_hash[72];
     char releases_dir[PATH_MAX + 16];
+    struct sweeper *sweeper; /* retention and space reclaim (server.c) */
 };
 
 enum auth_kind { AUTH_NONE, AUTH_ADMIN, AUTH_SESSION };
@@ -141,6 +144,7 @@ int h_run_submit(struct req *r);
 int h_run_list(struct req *r);
 int h_run_show(struct req *r);
 int h_run_cancel(struct req *r);
+int h_run_delete(struct req *r);
 int h_run_logs(struct req *r);
 int h_launcher_challenge(struct req *r);
 int h_launcher_register(struct req *r);
@@ -180,7 +184,7 @@ int pool_token_parse(const char *token, char *pool_id, char *secret, char *endpo
 /*
  * Stores a release file, signs it with the release key and records it
  * (api_misc.c). kind "worker" or "launcher", arch "amd64" or "arm64".
- * -1 with err.
+ * -1 with err; -2 with err when the data directory's filesystem is full.
  */
 int release_publish(struct server *srv, const char *kind, const char *arch, const char *version,
                     const void *data, size_t len, struct store_release *out, char *err,
@@ -192,6 +196,10 @@ char *release_signed_text(const char *kind, const char *arch, const char *versio
 /* fsyncs the directory that holds path, so that a rename into it is
  * durable (server.c). Returns 0, or -1 with errno. */
 int sync_dir_of(const char *path);
+
+/* Asks the retention sweep (server.c) to run now, e.g. to free a deleted
+ * run's log. Never blocks on the sweep; NULL sweeper is fine. */
+void sweep_kick(struct server *srv);
 
 /* Starts, runs and stops the HTTP daemon (http.c). */
 int http_start(struct server *srv, char *err, size_t errsz);

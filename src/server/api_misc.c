@@ -72,7 +72,7 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
 {
     char path[PATH_MAX + 96], tmp[PATH_MAX + 128];
     char *text = NULL, *sig = NULL;
-    int fd = -1;
+    int fd = -1, nospace = 0;
     if ((strcmp(kind, "worker") != 0 && strcmp(kind, "launcher") != 0) ||
         (strcmp(arch, "amd64") != 0 && strcmp(arch, "arm64") != 0) || !version_ok(version) ||
         len == 0) {
@@ -113,6 +113,7 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
     snprintf(out->signature, sizeof(out->signature), "%s", sig);
     out->size = (int64_t)len;
     if (store_release_add(srv->store, out) < 0) {
+        nospace = store_failed_for_space();
         snprintf(err, errsz, "release: the database failed");
         goto fail;
     }
@@ -124,6 +125,7 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
     free(sig);
     return 0;
 fail_io:
+    nospace = errno == ENOSPC;
     snprintf(err, errsz, "release: %s: %s", tmp, strerror(errno));
 fail:
     if (fd >= 0)
@@ -131,7 +133,7 @@ fail:
     unlink(tmp);
     free(text);
     free(sig);
-    return -1;
+    return nospace ? -2 : -1;
 }
 
 int h_release_publish(struct req *r)
@@ -142,8 +144,13 @@ int h_release_publish(struct req *r)
     char err[512];
     if (!arch || !version)
         return reply_error(r, 400, "arch and version are required (?arch=amd64&version=V)");
-    if (release_publish(r->srv, kind ? kind : "worker", arch, version, r->body.data, r->body.len,
-                        &rel, err, sizeof(err)) < 0)
+    int rc = release_publish(r->srv, kind ? kind : "worker", arch, version, r->body.data,
+                             r->body.len, &rel, err, sizeof(err));
+    if (rc == -2)
+        return reply_error(r, 507,
+                           "release: " STORE_NOSPACE_TEXT " (no space left on the data"
+                           " directory's filesystem); try again later");
+    if (rc < 0)
         return reply_error(r, strstr(err, "required") ? 400 : 500, "%s", err);
     return reply_json(r, 201, store_release_json(&rel));
 }
@@ -218,10 +225,17 @@ int h_healthz(struct req *r)
     char *v = NULL;
     int rc = store_meta_get(r->srv->store, "admin_token_sha256", &v);
     free(v);
+    const char *why;
     if (rc < 0)
         return reply_json(r, 503,
                           json_pack("{s:s, s:s}", "status", "unhealthy", "error",
                                     "the database does not answer"));
+    /* Reads still work on a full disk, but nothing new can be stored:
+     * launchers wait with their spools, so say so to monitoring. */
+    if (store_degraded(r->srv->store, &why))
+        return reply_json(r, 503,
+                          json_pack("{s:s, s:s, s:s}", "status", "degraded", "error", why,
+                                    "version", DAVIT_VERSION));
     return reply_json(r, 200, json_pack("{s:s, s:s}", "status", "ok", "version", DAVIT_VERSION));
 }
 
@@ -284,7 +298,7 @@ int h_metrics(struct req *r)
 {
     struct dbuf b = DBUF_INIT(4 * 1024 * 1024);
     if (store_metrics(r->srv->store, r->srv->cfg.lease_ms, &b) < 0 ||
-        metrics_render(&r->srv->metrics, &b) < 0) {
+        store_errors_render(r->srv->store, &b) < 0 || metrics_render(&r->srv->metrics, &b) < 0) {
         dbuf_free(&b);
         return reply_error(r, 500, "metrics: the database failed");
     }

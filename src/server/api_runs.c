@@ -3,17 +3,46 @@
 
 #include "common/log.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/runspec.h"
 
+/*
+ * runspec's messages quote the offending value (useful in the CLI, which
+ * checks the user's own file); an API error never echoes a request, so each
+ * quoted value goes: cut when it ends the message, else named "the value".
+ */
+static void unquote_values(char *msg, size_t size)
+{
+    struct dbuf out = DBUF_INIT(size);
+    const char *p = msg, *q;
+    while ((q = strchr(p, '"')) != NULL) {
+        const char *close = strchr(q + 1, '"');
+        const char *end = close ? close + 1 : q + strlen(q);
+        size_t keep = (size_t)(q - p);
+        if (!*end && keep >= 2 && q[-2] == ':' && q[-1] == ' ')
+            keep -= 2; /* "...: \"v\"" at the end: the value just goes */
+        dbuf_add(&out, p, keep);
+        if (*end)
+            dbuf_addstr(&out, "the value");
+        p = end;
+    }
+    dbuf_addstr(&out, p);
+    snprintf(msg, size, "%.*s", (int)out.len, out.data ? out.data : "");
+    dbuf_free(&out);
+}
+
 static int spec_check(const json_t *spec, char *err, size_t errsz)
 {
     struct runspec *rs = NULL;
-    if (runspec_from_json(spec, &rs, err, errsz) < 0)
+    if (runspec_from_json(spec, &rs, err, errsz) < 0) {
+        unquote_values(err, errsz);
         return -1;
+    }
     runspec_free(rs);
     return 0;
 }
@@ -85,6 +114,10 @@ out:
     return HANDLER_DONE;
 }
 
+/* GET /api/v1/runs pages (docs/server.md). */
+#define RUN_LIST_DEFAULT 50
+#define RUN_LIST_MAX     1000
+
 static int state_ok(const char *s)
 {
     static const char *states[] = {"queued", "assigned", "preparing", "running", "finished",
@@ -95,25 +128,43 @@ static int state_ok(const char *s)
     return 0;
 }
 
+/* A query argument that must be a whole number in [lo, hi]; 0 when absent.
+ * The reply never quotes the value. */
+static int query_number(struct req *r, const char *key, int64_t lo, int64_t hi, int64_t *out,
+                        const char *what)
+{
+    const char *v = req_query(r, key);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end || errno || n < lo || n > hi) {
+        reply_error(r, 400, "%s: %s", key, what);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 int h_run_list(struct req *r)
 {
     const char *pool = req_query(r, "pool"), *state = req_query(r, "state");
-    const char *limit_s = req_query(r, "limit");
-    int limit = 100;
+    int64_t limit = RUN_LIST_DEFAULT, before = 0, next;
     if (state && !state_ok(state))
-        return reply_error(r, 400, "state: unknown state \"%s\"", state);
-    if (limit_s) {
-        char *end;
-        long v = strtol(limit_s, &end, 10);
-        if (*end || v < 1 || v > 10000)
-            return reply_error(r, 400, "limit: a number from 1 to 10000");
-        limit = (int)v;
-    }
+        return reply_error(r, 400,
+                           "state: not a run state (queued, assigned, preparing, running,"
+                           " finished, failed, canceled, timed_out, lost)");
+    if (query_number(r, "limit", 1, RUN_LIST_MAX, &limit, "a number from 1 to 1000") < 0 ||
+        query_number(r, "before", 1, INT64_MAX, &before, "a run id (a positive integer)") < 0)
+        return HANDLER_DONE;
     json_t *arr;
-    int rc = store_run_list_json(r->srv->store, pool, state, limit, &arr);
+    int rc = store_run_list_json(r->srv->store, pool, state, (int)limit, before, &arr, &next);
     if (rc < 0)
         return reply_store_error(r, rc, "runs");
-    return reply_json(r, 200, json_pack("{s:o}", "runs", arr));
+    return reply_json(
+        r, 200,
+        json_pack("{s:o, s:o}", "runs", arr, "next", next ? json_integer(next) : json_null()));
 }
 
 int h_run_show(struct req *r)
@@ -155,4 +206,28 @@ int h_run_cancel(struct req *r)
     if (rc < 0)
         return reply_store_error(r, rc, "run");
     return reply_json(r, 200, o);
+}
+
+int h_run_delete(struct req *r)
+{
+    int64_t id;
+    if (req_id(r, 0, &id) < 0)
+        return HANDLER_DONE;
+    int rc = store_run_delete(r->srv->store, id);
+    if (rc == STORE_CONFLICT)
+        return reply_error(r, 409,
+                           "run %lld has not ended: cancel it, and delete it once it has ended",
+                           (long long)id);
+    if (rc < 0)
+        return reply_store_error(r, rc, "run");
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    log_event(LOG_INFO, "run deleted", "run", ids, NULL);
+    dispatch_notify_run(r->srv->disp, id); /* a follow of its log ends */
+    sweep_kick(r->srv);                    /* frees its log now, in small batches */
+    r->status = 204;
+    r->resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!r->resp)
+        return reply_error(r, 500, "out of memory");
+    return HANDLER_DONE;
 }

@@ -36,6 +36,7 @@ static const struct route routes[] = {
     {"POST", "/api/v1/runs", AUTH_ADMIN, BODY_CAP_DEFAULT, h_run_submit},
     {"GET", "/api/v1/runs", AUTH_ADMIN, 0, h_run_list},
     {"GET", "/api/v1/runs/*", AUTH_ADMIN, 0, h_run_show},
+    {"DELETE", "/api/v1/runs/*", AUTH_ADMIN, 0, h_run_delete},
     {"POST", "/api/v1/runs/*/cancel", AUTH_ADMIN, BODY_CAP_DEFAULT, h_run_cancel},
     {"GET", "/api/v1/runs/*/logs", AUTH_ADMIN, 0, h_run_logs},
     {"GET", "/api/v1/workers", AUTH_ADMIN, 0, h_worker_list},
@@ -118,7 +119,17 @@ int reply_error(struct req *r, unsigned status, const char *fmt, ...)
 
 int reply_store_error(struct req *r, int rc, const char *what)
 {
+    /* Callers that kept only STORE_ERR: the store remembers the cause. */
+    if (rc == STORE_ERR && store_failed_for_space())
+        rc = STORE_NOSPACE;
     switch (rc) {
+    case STORE_NOSPACE:
+        /* 507: a launcher keeps its spool and retries (any 5xx), and logs
+         * this sentence, which names the cause. */
+        return reply_error(r, 507,
+                           "%s: " STORE_NOSPACE_TEXT " (no space left on the data"
+                           " directory's filesystem); try again later",
+                           what);
     case STORE_NOTFOUND:
         return reply_error(r, 404, "%s not found", what);
     case STORE_CONFLICT:
@@ -138,6 +149,10 @@ json_t *req_json(struct req *r)
     json_t *obj =
         json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!obj) {
+        /* jansson's text may quote the body ("near 'x'"): cut that off. */
+        char *near = strstr(jerr.text, " near ");
+        if (near)
+            *near = '\0';
         reply_error(r, 400, "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                     jerr.column);
         return NULL;
@@ -168,6 +183,11 @@ int req_unpack(struct req *r, json_t *obj, const char *fmt, ...)
     int rc = json_vunpack_ex(obj, &jerr, JSON_STRICT, fmt, ap);
     va_end(ap);
     if (rc < 0) {
+        /* "N object item(s) left unpacked: KEY" names a key the client made
+         * up: keep the sentence, not the key. */
+        char *left = strstr(jerr.text, " left unpacked");
+        if (left)
+            left[sizeof(" left unpacked") - 1] = '\0';
         reply_error(r, 400, "invalid request: %s%s%s", jerr.text, *jerr.source ? " at " : "",
                     jerr.source);
         return -1;
@@ -185,7 +205,7 @@ int req_id(struct req *r, int i, int64_t *id)
     char *end;
     long long v = strtoll(r->args[i], &end, 10);
     if (*end || v <= 0 || r->args[i][0] == '+' || r->args[i][0] == '0') {
-        reply_error(r, 404, "\"%s\" is not an id", r->args[i]);
+        reply_error(r, 404, "the id in the path is not a positive integer");
         return -1;
     }
     *id = v;
@@ -220,6 +240,11 @@ static int authenticate(struct req *r)
         return 0;
     }
     int rc = store_session_auth(r->srv->store, hash, &r->sess);
+    /* The lease renewal is a write: on a full disk the session is still
+     * checked, so that the request reaches its handler and fails (507) for
+     * the run it is about, which then shows it is waiting. */
+    if (rc == STORE_ERR && store_failed_for_space())
+        rc = store_session_check(r->srv->store, hash, &r->sess);
     if (rc == STORE_NOTFOUND) {
         reply_error(r, 401, "session unknown or expired: register again");
         return -1;
@@ -287,10 +312,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             }
         }
         if (!r->route) {
+            /* Neither the method nor the path is echoed: errors never carry
+             * what a client sent. */
             if (path_ok)
-                reply_error(r, 405, "method %s not allowed on %s", method, url);
+                reply_error(r, 405, "this method is not allowed on this endpoint");
             else
-                reply_error(r, 404, "no such endpoint: %s", url);
+                reply_error(r, 404, "no such endpoint");
             return queue_reply(r);
         }
         dbuf_init(&r->body, r->route->body_cap);
@@ -298,7 +325,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > r->route->body_cap) {
             /* Refused before a byte of the body is read; the connection closes. */
-            reply_error(r, 413, "request body of %s bytes is larger than the %zu allowed", cl,
+            reply_error(r, 413, "the request body is larger than the %zu bytes allowed",
                         r->route->body_cap);
             return queue_reply(r);
         }

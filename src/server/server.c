@@ -3,6 +3,7 @@
 
 #include "common/dbuf.h"
 #include "common/duration.h"
+#include "common/env.h"
 #include "common/log.h"
 #include "server/api.h"
 #include "common/crypto.h"
@@ -33,6 +34,12 @@ static const char usage[] =
     "  --session-ttl DUR      launcher session lifetime (default 1h)\n"
     "  --poll-timeout DUR     longest long-poll (default 25s, at most 2/3 of the lease)\n"
     "  --max-log-bytes N      cap of one run's log (default 1073741824)\n"
+    "  --retention-max-age DUR\n"
+    "                         delete runs that ended longer ago than this (default 30d,\n"
+    "                         at most 100d; 0 keeps them forever)\n"
+    "  --retention-max-log-bytes SIZE\n"
+    "                         cap of all logs together, like 10GiB; the logs of the runs\n"
+    "                         that ended first go (default 0: no cap)\n"
     "  --threads N            HTTP threads (default 2)\n"
     "  --log-format text|json, --debug\n";
 
@@ -43,6 +50,112 @@ struct reaper {
     pthread_cond_t cond;
     int stop;
 };
+
+/*
+ * The retention sweep: its own thread, so that deleting and vacuuming never
+ * delays lease expiry. Each store call is one small batch; the store's lock
+ * is free between batches, for the requests.
+ */
+struct sweeper {
+    struct server *srv;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int stop, kicked;
+};
+
+#define SWEEP_INTERVAL_MS 5000
+#define SWEEP_RUNS        100  /* runs deleted per transaction */
+#define SWEEP_TRIMS       16   /* logs deleted per transaction */
+#define SWEEP_CHUNKS      32   /* log chunks freed per transaction (each <= 8 MiB) */
+#define SWEEP_PAGES       2048 /* pages given back per incremental vacuum (8 MiB) */
+/* Free space that ends a full disk's report: room for the largest log chunk. */
+#define SWEEP_PROBE_FREE (BODY_CAP_LOG + (1 << 20))
+
+void sweep_kick(struct server *srv)
+{
+    struct sweeper *sw = srv->sweeper;
+    if (!sw)
+        return;
+    pthread_mutex_lock(&sw->mu);
+    sw->kicked = 1;
+    pthread_cond_signal(&sw->cond);
+    pthread_mutex_unlock(&sw->mu);
+}
+
+static int sweep_stopping(struct sweeper *sw)
+{
+    pthread_mutex_lock(&sw->mu);
+    int stop = sw->stop;
+    pthread_mutex_unlock(&sw->mu);
+    return stop;
+}
+
+/* One sweep: old runs, then logs over the cap, then the chunks they leave,
+ * then the free pages. Stops at the first failure (logged by the store) and
+ * tries again at the next sweep. */
+static void sweep_once(struct sweeper *sw, int first)
+{
+    struct store *st = sw->srv->store;
+    const struct server_config *c = &sw->srv->cfg;
+    int runs = 0, logs = 0, chunks = 0, n, more, rc = STORE_OK;
+    /* A full disk is reported until a write succeeds; on a quiet server
+     * nothing else may write. */
+    store_space_probe(st, SWEEP_PROBE_FREE);
+    if (c->retention_max_age_ms > 0)
+        do {
+            rc = store_expire_runs(st, store_now_ms() - c->retention_max_age_ms, SWEEP_RUNS, &n);
+            runs += n;
+        } while (rc == STORE_OK && n == SWEEP_RUNS && !sweep_stopping(sw));
+    if (rc == STORE_OK && c->retention_max_log_bytes > 0)
+        do {
+            rc = store_trim_logs(st, c->retention_max_log_bytes, SWEEP_TRIMS, &n);
+            logs += n;
+        } while (rc == STORE_OK && n == SWEEP_TRIMS && !sweep_stopping(sw));
+    if (rc == STORE_OK)
+        do {
+            rc = store_purge_logs(st, SWEEP_CHUNKS, &n);
+            chunks += n;
+        } while (rc == STORE_OK && n == SWEEP_CHUNKS && !sweep_stopping(sw));
+    /* Only real work vacuums, and the first sweep: pages may have been freed
+     * before a restart. */
+    if (rc == STORE_OK && (first || runs || logs || chunks))
+        do
+            rc = store_vacuum(st, SWEEP_PAGES, 1, &more);
+        while (rc == STORE_OK && more && !sweep_stopping(sw));
+    if (runs || logs) {
+        char r[16], l[16], used[24];
+        snprintf(r, sizeof(r), "%d", runs);
+        snprintf(l, sizeof(l), "%d", logs);
+        snprintf(used, sizeof(used), "%lld", (long long)store_used_bytes(st));
+        log_event(LOG_INFO, "retention sweep", "runs_deleted", r, "logs_deleted", l,
+                  "db_bytes_in_use", used, NULL);
+    }
+}
+
+static void *sweeper_main(void *arg)
+{
+    struct sweeper *sw = arg;
+    int first = 1;
+    pthread_mutex_lock(&sw->mu);
+    while (!sw->stop) {
+        if (!sw->kicked && !first) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += SWEEP_INTERVAL_MS / 1000;
+            pthread_cond_timedwait(&sw->cond, &sw->mu, &ts);
+            if (sw->stop)
+                break;
+        }
+        sw->kicked = 0; /* before the sweep: a kick during it is not lost */
+        pthread_mutex_unlock(&sw->mu);
+        sweep_once(sw, first);
+        first = 0;
+        pthread_mutex_lock(&sw->mu);
+    }
+    pthread_mutex_unlock(&sw->mu);
+    return NULL;
+}
 
 static void log_run_state(int64_t id, const char *state, const char *reason)
 {
@@ -281,6 +394,56 @@ bad:
     return -1;
 }
 
+/* "10GiB", "500MB", "1048576": a size in bytes, 0 included. 0 or -1. */
+static int parse_bytes(const char *v, int64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        int64_t scale;
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"KiB", 1LL << 10},
+                 {"MiB", 1LL << 20},
+                 {"GiB", 1LL << 30},
+                 {"TiB", 1LL << 40},
+                 {"kB", 1000},
+                 {"KB", 1000},
+                 {"MB", 1000 * 1000},
+                 {"GB", 1000 * 1000 * 1000},
+                 {"TB", 1000LL * 1000 * 1000 * 1000}};
+    char *end;
+    if (*v < '0' || *v > '9')
+        return -1;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (n > INT64_MAX / units[i].scale)
+                return -1;
+            *out = n * units[i].scale;
+            return 0;
+        }
+    return -1;
+}
+
+/* The retention settings from the environment (DAVIT_X, else SPACELIFT_X);
+ * the command line overrides them. */
+static int retention_from_env(struct server_config *c, char *err, size_t errsz)
+{
+    char var[ENV_NAME_MAX];
+    if (env_duration("RETENTION_MAX_AGE", c->retention_max_age_ms, &c->retention_max_age_ms, err,
+                     errsz) < 0)
+        return -1;
+    const char *v = env_get("RETENTION_MAX_LOG_BYTES", var, sizeof(var));
+    if (v && parse_bytes(v, &c->retention_max_log_bytes) < 0) {
+        snprintf(err, errsz, "%s: not a size (like 10GiB, 500MB, 0): \"%s\"", var, v);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_options(int argc, char **argv, struct server_config *c, char *err, size_t errsz)
 {
     static const struct option opts[] = {
@@ -296,6 +459,8 @@ static int parse_options(int argc, char **argv, struct server_config *c, char *e
         {"poll-timeout", required_argument, 0, 'P'},
         {"threads", required_argument, 0, 't'},
         {"max-log-bytes", required_argument, 0, 'm'},
+        {"retention-max-age", required_argument, 0, 'A'},
+        {"retention-max-log-bytes", required_argument, 0, 'B'},
         {"log-format", required_argument, 0, 'f'},
         {"debug", no_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},
@@ -305,6 +470,8 @@ static int parse_options(int argc, char **argv, struct server_config *c, char *e
     int debug = 0, o;
     const char *cert = NULL, *key = NULL;
     char *end;
+    if (retention_from_env(c, err, errsz) < 0)
+        return -1;
     optind = 1;
     int longindex = 0;
     while ((o = getopt_long(argc, argv, "", opts, &longindex)) != -1) {
@@ -351,6 +518,24 @@ static int parse_options(int argc, char **argv, struct server_config *c, char *e
             c->max_log_bytes = strtoll(optarg, &end, 10);
             if (*end || c->max_log_bytes < 1024) {
                 snprintf(err, errsz, "--max-log-bytes \"%s\": expected a number >= 1024", optarg);
+                return -1;
+            }
+            break;
+        case 'A':
+            if (duration_parse(optarg, &c->retention_max_age_ms) < 0) {
+                snprintf(err, errsz,
+                         "--retention-max-age \"%s\": not a duration (like 30d, 12h; at most"
+                         " 100d; 0 keeps runs forever)",
+                         optarg);
+                return -1;
+            }
+            break;
+        case 'B':
+            if (parse_bytes(optarg, &c->retention_max_log_bytes) < 0) {
+                snprintf(err, errsz,
+                         "--retention-max-log-bytes \"%s\": not a size (like 10GiB, 500MB; 0 for"
+                         " no cap)",
+                         optarg);
                 return -1;
             }
             break;
@@ -407,14 +592,16 @@ int server_main(int argc, char **argv, const char *self_path)
 {
     static struct server srv; /* large; lives for the whole process */
     struct reaper rp = {.srv = &srv, .mu = PTHREAD_MUTEX_INITIALIZER};
+    struct sweeper sw = {.srv = &srv, .mu = PTHREAD_MUTEX_INITIALIZER};
     pthread_condattr_t ca;
     /* The reaper's tick must not stall when someone steps the wall clock. */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&rp.cond, &ca);
+    pthread_cond_init(&sw.cond, &ca);
     pthread_condattr_destroy(&ca);
     char err[1024];
-    int code = 1, reaper_started = 0;
+    int code = 1, reaper_started = 0, sweeper_started = 0;
     struct server_config *c = &srv.cfg;
     snprintf(c->listen, sizeof(c->listen), "127.0.0.1:8400");
     c->threads = 2;
@@ -424,6 +611,10 @@ int server_main(int argc, char **argv, const char *self_path)
     c->challenge_ttl_ms = 60 * 1000;
     c->poll_max_ms = 25 * 1000;
     c->max_log_bytes = 1LL << 30;
+    /* A month of history is what people look back on; without a default
+     * the database grows until the disk is full (docs/server.md). */
+    c->retention_max_age_ms = 30LL * 24 * 3600 * 1000;
+    c->retention_max_log_bytes = 0;
     metrics_init(&srv.metrics);
     if (parse_options(argc, argv, c, err, sizeof(err)) < 0) {
         fprintf(stderr, "davit server: %s\n", err);
@@ -456,6 +647,12 @@ int server_main(int argc, char **argv, const char *self_path)
         goto out;
     }
     reaper_started = 1;
+    if (pthread_create(&sw.thread, NULL, sweeper_main, &sw) != 0) {
+        log_event(LOG_ERROR, "cannot start", "reason", "no thread for the retention sweep", NULL);
+        goto out;
+    }
+    sweeper_started = 1;
+    srv.sweeper = &sw;
     char port[16];
     snprintf(port, sizeof(port), "%d", c->port);
     log_event(LOG_INFO, "server listening", "url", c->public_url, "port", port, "data_dir",
@@ -478,6 +675,15 @@ out:
     if (srv.disp)
         dispatch_shutdown(srv.disp);
     http_stop(&srv);
+    /* After the HTTP threads: a DELETE may kick the sweep until then. */
+    if (sweeper_started) {
+        pthread_mutex_lock(&sw.mu);
+        sw.stop = 1;
+        pthread_cond_signal(&sw.cond);
+        pthread_mutex_unlock(&sw.mu);
+        pthread_join(sw.thread, NULL);
+    }
+    pthread_cond_destroy(&sw.cond);
     store_close(srv.store);
     dispatch_free(srv.disp);
     metrics_destroy(&srv.metrics);

@@ -4,9 +4,11 @@
 #include "common/log.h"
 #include "common/crypto.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/time.h>
 
 static const char schema[] =
@@ -29,11 +31,14 @@ static const char schema[] =
     " queued_ms INTEGER NOT NULL, assigned_ms INTEGER, started_ms INTEGER, ended_ms INTEGER,"
     " reason TEXT, exit_code INTEGER, cancel_requested INTEGER NOT NULL DEFAULT 0,"
     " event_seq INTEGER NOT NULL DEFAULT 0, log_bytes INTEGER NOT NULL DEFAULT 0,"
-    " attempts INTEGER NOT NULL DEFAULT 0);"
+    " attempts INTEGER NOT NULL DEFAULT 0, log_deleted_ms INTEGER);"
     "CREATE INDEX IF NOT EXISTS runs_queue ON runs(pool_id, state, id);"
     "CREATE INDEX IF NOT EXISTS runs_launcher ON runs(launcher_id, state);"
     "CREATE TABLE IF NOT EXISTS log_chunks(run_id INTEGER NOT NULL, off INTEGER NOT NULL,"
     " data BLOB NOT NULL, PRIMARY KEY(run_id, off));"
+    /* Runs deleted (or whose logs were) with log chunks still to free: the
+     * chunks go in small batches, never in the request that deleted them. */
+    "CREATE TABLE IF NOT EXISTS log_purge(run_id INTEGER PRIMARY KEY);"
     "CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " launcher_id INTEGER NOT NULL, type TEXT NOT NULL, run_id INTEGER, deadline_ms INTEGER,"
     " created_ms INTEGER NOT NULL);"
@@ -47,9 +52,18 @@ int64_t store_now_ms(void)
     return clock_wall_ms();
 }
 
+/* What the last store operation of this thread failed for (see st_fail). */
+static __thread int last_nospace;
+
+int store_failed_for_space(void)
+{
+    return last_nospace;
+}
+
 void st_lock(struct store *s)
 {
     pthread_mutex_lock(&s->mu);
+    last_nospace = 0;
 }
 
 void st_unlock(struct store *s)
@@ -57,9 +71,90 @@ void st_unlock(struct store *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-void st_fail(struct store *s, const char *what)
+static const char *const reason_names[ST_R_COUNT] = {"full", "io", "busy", "corrupt", "other"};
+
+/* The reason of the database's last failure. SQLite's unix VFS turns a
+ * short write with ENOSPC into SQLITE_FULL; fsync, truncate and -shm growth
+ * report SQLITE_IOERR_* with the errno kept aside. */
+static enum st_reason failure_reason(sqlite3 *db)
 {
-    log_event(LOG_ERROR, "store failed", "op", what, "reason", sqlite3_errmsg(s->db), NULL);
+    switch (sqlite3_extended_errcode(db) & 0xff) {
+    case SQLITE_FULL:
+        return ST_R_FULL;
+    case SQLITE_IOERR:
+        return sqlite3_system_errno(db) == ENOSPC ? ST_R_FULL : ST_R_IO;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return ST_R_BUSY;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return ST_R_CORRUPT;
+    default:
+        return ST_R_OTHER;
+    }
+}
+
+/* Counts a failure; STORE_NOSPACE or STORE_ERR. Called under the lock. */
+static int failure_count(struct store *s)
+{
+    enum st_reason why = failure_reason(s->db);
+    s->errors[why]++;
+    if (why != ST_R_FULL)
+        return STORE_ERR;
+    s->full = 1;
+    last_nospace = 1;
+    return STORE_NOSPACE;
+}
+
+int st_fail(struct store *s, const char *what)
+{
+    int rc = failure_count(s);
+    log_event(LOG_ERROR, "store failed", "op", what, "reason",
+              rc == STORE_NOSPACE ? STORE_NOSPACE_TEXT : sqlite3_errmsg(s->db), "detail",
+              rc == STORE_NOSPACE ? sqlite3_errmsg(s->db) : NULL, NULL);
+    return rc;
+}
+
+int store_degraded(struct store *s, const char **reason)
+{
+    st_lock(s);
+    int full = s->full;
+    st_unlock(s);
+    *reason = full ? STORE_NOSPACE_TEXT : NULL;
+    return full;
+}
+
+int store_errors_render(struct store *s, struct dbuf *out)
+{
+    uint64_t n[ST_R_COUNT];
+    st_lock(s);
+    memcpy(n, s->errors, sizeof(n));
+    st_unlock(s);
+    dbuf_printf(out, "# HELP davit_store_errors_total Database failures by reason"
+                     " (full: no space left on the data directory's filesystem).\n"
+                     "# TYPE davit_store_errors_total counter\n");
+    for (int i = 0; i < ST_R_COUNT; i++)
+        dbuf_printf(out, "davit_store_errors_total{reason=\"%s\"} %llu\n", reason_names[i],
+                    (unsigned long long)n[i]);
+    return 0;
+}
+
+void store_space_probe(struct store *s, int64_t min_free)
+{
+    const char *why;
+    struct statvfs vfs;
+    if (!store_degraded(s, &why) || statvfs(sqlite3_db_filename(s->db, "main"), &vfs) < 0 ||
+        (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize < min_free)
+        return;
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)store_now_ms());
+    store_meta_set(s, "space_probe_ms", now);
+}
+
+/* A write that changed something committed: the disk has room again. */
+static void write_succeeded(struct store *s)
+{
+    s->full = 0;
 }
 
 sqlite3_stmt *st_prep(struct store *s, const char *sql)
@@ -76,24 +171,33 @@ int st_exec(struct store *s, const char *sql)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        log_event(LOG_ERROR, "store failed", "op", sql, "reason", msg, NULL);
+        int rc = failure_count(s);
+        log_event(LOG_ERROR, "store failed", "op", sql, "reason",
+                  rc == STORE_NOSPACE ? STORE_NOSPACE_TEXT : msg, NULL);
         sqlite3_free(msg);
-        return STORE_ERR;
+        return rc;
     }
     return STORE_OK;
 }
 
 int st_begin(struct store *s)
 {
-    return st_exec(s, "BEGIN IMMEDIATE");
+    int rc = st_exec(s, "BEGIN IMMEDIATE");
+    if (rc == STORE_OK)
+        s->changes_at_begin = sqlite3_total_changes64(s->db);
+    return rc;
 }
 
 int st_commit(struct store *s)
 {
-    if (st_exec(s, "COMMIT") < 0) {
+    int rc = st_exec(s, "COMMIT");
+    if (rc < 0) {
         st_rollback(s);
-        return STORE_ERR;
+        return rc;
     }
+    /* A transaction that wrote nothing commits even on a full disk. */
+    if (sqlite3_total_changes64(s->db) > s->changes_at_begin)
+        write_succeeded(s);
     return STORE_OK;
 }
 
@@ -110,8 +214,7 @@ int st_step_one(struct store *s, sqlite3_stmt *st, const char *what)
         return STORE_OK;
     if (step == SQLITE_DONE)
         return STORE_NOTFOUND;
-    st_fail(s, what);
-    return STORE_ERR;
+    return st_fail(s, what);
 }
 
 int st_begin_locked(struct store *s)
@@ -125,6 +228,9 @@ int st_begin_locked(struct store *s)
 
 int st_end(struct store *s, int rc)
 {
+    /* Some paths only keep STORE_ERR: the cause is not lost. */
+    if (rc == STORE_ERR && last_nospace)
+        rc = STORE_NOSPACE;
     if (rc >= 0)
         rc = st_commit(s);
     else
@@ -137,11 +243,12 @@ int st_done(struct store *s, sqlite3_stmt *st)
 {
     if (!st)
         return STORE_ERR;
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
-        st_fail(s, sqlite3_sql(st));
+    int rc = sqlite3_step(st) == SQLITE_DONE ? STORE_OK : st_fail(s, sqlite3_sql(st));
+    if (rc == STORE_OK && sqlite3_get_autocommit(s->db) && !sqlite3_stmt_readonly(st) &&
+        sqlite3_changes64(s->db) > 0)
+        write_succeeded(s);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? STORE_OK : STORE_ERR;
+    return rc;
 }
 
 void st_bind_text(sqlite3_stmt *st, int i, const char *v)
@@ -254,6 +361,54 @@ int st_message(struct store *s, int64_t launcher_id, const char *type, int64_t r
     return st_done(s, st);
 }
 
+/* The first column of sql's first row as an integer, or -1 on failure. */
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Runs sql at open; what names it in err. */
+static int exec_or_err(sqlite3 *db, const char *path, const char *sql, const char *what, char *err,
+                       size_t errsz)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    snprintf(err, errsz, "store: %s: %s: %s", path, what ? what : sql, msg ? msg : "failed");
+    sqlite3_free(msg);
+    return -1;
+}
+
+/*
+ * Deleted rows must give their space back to the filesystem, which needs
+ * auto_vacuum=INCREMENTAL. A new database gets it before its first table;
+ * one made by an older davit is rebuilt once with VACUUM (it needs free
+ * space about the database's size: on failure the server still starts, and
+ * tries again at its next start).
+ */
+static void enable_incremental_vacuum(sqlite3 *db, const char *path)
+{
+    if (query_int(db, "PRAGMA auto_vacuum") == 2)
+        return;
+    int64_t tables = query_int(db, "SELECT count(*) FROM sqlite_schema");
+    char *msg = NULL;
+    if (sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, &msg) == SQLITE_OK &&
+        tables > 0) {
+        log_event(LOG_INFO, "store: converting the database for incremental vacuum (once)", "path",
+                  path, NULL);
+        sqlite3_exec(db, "VACUUM", NULL, NULL, &msg);
+    }
+    if (msg)
+        log_event(LOG_WARN, "store: space of deleted runs is not returned to the filesystem",
+                  "path", path, "reason", msg, NULL);
+    sqlite3_free(msg);
+}
+
 int store_open(struct store **out, const char *path, char *err, size_t errsz)
 {
     struct store *s = calloc(1, sizeof(*s));
@@ -270,23 +425,31 @@ int store_open(struct store **out, const char *path, char *err, size_t errsz)
     }
     sqlite3_busy_timeout(s->db, 5000);
     /* WAL survives a killed process; synchronous=FULL also survives power loss
-     * for every acknowledged write. secure_delete overwrites removed secrets. */
+     * for every acknowledged write. secure_delete overwrites removed secrets.
+     * journal_size_limit: a WAL grown by one large transaction is cut back
+     * after the next checkpoint instead of keeping its size forever. */
     static const char *pragmas[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                                    "PRAGMA foreign_keys=ON", "PRAGMA secure_delete=ON"};
-    for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++) {
-        char *msg = NULL;
-        if (sqlite3_exec(s->db, pragmas[i], NULL, NULL, &msg) != SQLITE_OK) {
-            snprintf(err, errsz, "store: %s: %s: %s", path, pragmas[i], msg ? msg : "failed");
-            sqlite3_free(msg);
+                                    "PRAGMA foreign_keys=ON", "PRAGMA secure_delete=ON",
+                                    "PRAGMA journal_size_limit=67108864"};
+    /* Before journal_mode: on a new file, WAL mode writes the header, and
+     * auto_vacuum could no longer be set without a VACUUM. */
+    enable_incremental_vacuum(s->db, path);
+    for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++)
+        if (exec_or_err(s->db, path, pragmas[i], NULL, err, errsz) < 0)
             goto fail;
-        }
-    }
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, errsz, "store: %s: schema: %s", path, msg ? msg : "failed");
-        sqlite3_free(msg);
+    if (exec_or_err(s->db, path, schema, "schema", err, errsz) < 0)
         goto fail;
-    }
+    /* Databases from before log retention lack runs.log_deleted_ms. */
+    if (query_int(s->db, "SELECT count(*) FROM pragma_table_info('runs')"
+                         " WHERE name = 'log_deleted_ms'") == 0 &&
+        exec_or_err(s->db, path, "ALTER TABLE runs ADD COLUMN log_deleted_ms INTEGER", NULL, err,
+                    errsz) < 0)
+        goto fail;
+    /* The retention sweep walks runs by end time and sums their logs. */
+    if (exec_or_err(s->db, path,
+                    "CREATE INDEX IF NOT EXISTS runs_ended ON runs(ended_ms, log_bytes)", NULL, err,
+                    errsz) < 0)
+        goto fail;
     *out = s;
     return STORE_OK;
 fail:
@@ -334,6 +497,63 @@ int store_meta_set(struct store *s, const char *key, const char *val)
     }
     st_unlock(s);
     return rc;
+}
+
+int store_session_check(struct store *s, const char *session_hash, struct store_session *out)
+{
+    st_lock(s);
+    sqlite3_stmt *st = st_prep(s, "SELECT l.id, l.pool_id, l.revoked FROM sessions x"
+                                  " JOIN launchers l ON l.id = x.launcher_id"
+                                  " WHERE x.token_hash = ? AND x.expires_ms > ?");
+    int rc = STORE_ERR;
+    if (st) {
+        st_bind_text(st, 1, session_hash);
+        sqlite3_bind_int64(st, 2, store_now_ms());
+        rc = st_step_one(s, st, "session check");
+        if (rc == STORE_OK) {
+            out->launcher_id = sqlite3_column_int64(st, 0);
+            st_col_copy(st, 1, out->pool_id, sizeof(out->pool_id));
+            out->revoked = sqlite3_column_int(st, 2);
+        }
+        sqlite3_finalize(st);
+    }
+    st_unlock(s);
+    return rc;
+}
+
+/* ---- runs waiting for space (in memory) ---- */
+
+void st_waiting_set(struct store *s, int64_t run_id, int on)
+{
+    for (int i = 0; i < s->nwaiting; i++) {
+        if (s->waiting[i] != run_id)
+            continue;
+        if (!on)
+            s->waiting[i] = s->waiting[--s->nwaiting];
+        return;
+    }
+    if (!on)
+        return;
+    /* Full: the oldest mark goes; a run still waiting is marked again by its
+     * launcher's next upload. */
+    if (s->nwaiting == ST_WAITING_MAX)
+        memmove(s->waiting, s->waiting + 1, (size_t)--s->nwaiting * sizeof(s->waiting[0]));
+    s->waiting[s->nwaiting++] = run_id;
+}
+
+int st_waiting(struct store *s, int64_t run_id)
+{
+    for (int i = 0; i < s->nwaiting; i++)
+        if (s->waiting[i] == run_id)
+            return 1;
+    return 0;
+}
+
+int st_waiting_json(struct store *s, json_t *run)
+{
+    int64_t id = json_integer_value(json_object_get(run, "id"));
+    return json_object_set_new(run, "log_waiting",
+                               st_waiting(s, id) ? json_string(STORE_NOSPACE_TEXT) : json_null());
 }
 
 /* ---- pools ---- */
@@ -479,7 +699,8 @@ int store_pool_delete(struct store *s, const char *name)
         goto done;
     }
     static const char *sqls[] = {
-        "DELETE FROM log_chunks WHERE run_id IN (SELECT id FROM runs WHERE pool_id = ?)",
+        /* Freed later in small batches (store_purge_logs), like a deleted run's. */
+        "INSERT OR IGNORE INTO log_purge(run_id) SELECT id FROM runs WHERE pool_id = ?",
         "DELETE FROM runs WHERE pool_id = ?",
         "DELETE FROM messages WHERE launcher_id IN (SELECT id FROM launchers WHERE pool_id = ?)",
         "DELETE FROM sessions WHERE pool_id = ?",

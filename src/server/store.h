@@ -10,9 +10,9 @@
  * SKIP LOCKED and LISTEN/NOTIFY (docs/server.md).
  *
  * Results: STORE_OK (0) on success, STORE_ERR (-1) when the database failed
- * (logged), or one of the negative codes below that handlers map to HTTP
- * statuses. Read operations that return JSON hand the caller a new reference.
- * Thread-safe.
+ * (logged), STORE_NOSPACE when it failed because its filesystem is full, or
+ * one of the negative codes below that handlers map to HTTP statuses. Read operations that return
+ * JSON hand the caller a new reference. Thread-safe.
  */
 #ifndef DAVIT_SERVER_STORE_H
 #define DAVIT_SERVER_STORE_H
@@ -31,6 +31,7 @@ enum {
     STORE_FORBIDDEN = -4, /* the caller may not touch this object */
     STORE_GAP = -5,       /* a log chunk starts after the end of the stored log */
     STORE_FULL = -6,      /* the run's log reached its cap */
+    STORE_NOSPACE = -7,   /* the database failed: its filesystem is full (logged) */
 };
 
 struct store;
@@ -42,6 +43,30 @@ void store_close(struct store *s);
 
 /* Wall-clock milliseconds since the epoch. Never fails. */
 int64_t store_now_ms(void);
+
+/*
+ * 1 when the last store operation run by the calling thread failed because
+ * the database's filesystem is full, else 0. For callers that only kept
+ * STORE_ERR (reply_store_error maps it to 507). Never fails.
+ */
+int store_failed_for_space(void);
+/*
+ * Health of the store's writes: 0 when fine, or 1 while the last write
+ * failed for lack of space (until a write that changes something commits);
+ * *reason then gets a sentence naming the cause. Never fails.
+ */
+int store_degraded(struct store *s, const char **reason);
+/*
+ * While degraded: when the database's filesystem has min_free bytes free,
+ * writes a small row, which ends the degraded state if it succeeds. A tiny
+ * write alone could pass in the WAL's slack on a disk still full. Does
+ * nothing otherwise; never fails (a failed write is logged and counted).
+ */
+void store_space_probe(struct store *s, int64_t min_free);
+/* The sentence for a full store, used by replies and /healthz. */
+#define STORE_NOSPACE_TEXT "the server's storage is full"
+/* Prometheus counters of database failures by reason, appended to out. */
+int store_errors_render(struct store *s, struct dbuf *out);
 
 /* Key/value settings. get returns STORE_OK with *val (caller frees) or STORE_NOTFOUND. */
 int store_meta_get(struct store *s, const char *key, char **val);
@@ -102,9 +127,20 @@ json_t *store_release_json(const struct store_release *r);
 int store_run_create(struct store *s, const char *pool_id, const char *spec_json,
                      const char *secrets_json, int64_t *id);
 int store_run_show_json(struct store *s, int64_t id, json_t **out);
-/* Filters may be NULL. Newest first, at most limit runs. */
+/*
+ * Filters may be NULL; before is 0 for none, else only runs with a smaller
+ * id. Newest first (id descending), at most limit runs into *out (an array);
+ * *next gets the id to pass as before for the next page, or 0 when this page
+ * is the last.
+ */
 int store_run_list_json(struct store *s, const char *pool_name, const char *state, int limit,
-                        json_t **out);
+                        int64_t before, json_t **out, int64_t *next);
+/*
+ * Deletes an ended run and everything stored for it. Its log chunks are
+ * queued and freed by store_purge_logs() in small batches (the run is gone
+ * at once). STORE_NOTFOUND, or STORE_CONFLICT while the run has not ended.
+ */
+int store_run_delete(struct store *s, int64_t id);
 /*
  * Cancels a run: a queued run ends as canceled at once (*ended 1); a run on
  * a launcher gets a "cancel" message (*launcher set). STORE_CONFLICT once ended.
@@ -138,6 +174,34 @@ int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64
 int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct dbuf *out,
                    int64_t *total, int *ended, char *state_out);
 
+/* ---- retention (store_retention.c) ---- */
+
+/*
+ * Deletes at most max runs that ended before cutoff_ms (their logs are
+ * queued for store_purge_logs). *deleted gets how many. One transaction.
+ */
+int store_expire_runs(struct store *s, int64_t cutoff_ms, int max, int *deleted);
+#define STORE_TRIM_MAX 64
+/*
+ * While the logs of all runs hold more than max_total bytes, deletes the
+ * logs of the runs that ended first (the runs stay, with log_deleted_at
+ * set), at most max (<= STORE_TRIM_MAX) of them. *trimmed gets how many. One transaction.
+ */
+int store_trim_logs(struct store *s, int64_t max_total, int max, int *trimmed);
+/*
+ * Frees at most max log chunks of deleted runs and logs; *freed gets how
+ * many (max: some may remain). One transaction.
+ */
+int store_purge_logs(struct store *s, int max, int *freed);
+/*
+ * Gives at most max_pages free pages back to the filesystem (incremental
+ * vacuum); *more is 1 while free pages remain. With checkpoint set it then
+ * checkpoints and truncates the WAL, so that the files shrink now.
+ */
+int store_vacuum(struct store *s, int max_pages, int checkpoint, int *more);
+/* The bytes of davit.db that hold data (pages in use), for the sweep's log. */
+int64_t store_used_bytes(struct store *s);
+
 /* ---- launchers, sessions, dispatch (store_launch.c) ---- */
 
 int store_challenge_create(struct store *s, const char *pool_id, const char *id, const char *nonce,
@@ -162,6 +226,12 @@ struct store_session {
 };
 /* STORE_NOTFOUND for an unknown or expired session. Renews the launcher's lease. */
 int store_session_auth(struct store *s, const char *session_hash, struct store_session *out);
+/*
+ * Read-only check of a launcher session, for when store_session_auth()
+ * cannot write the lease renewal because the disk is full. Same results
+ * (store.c).
+ */
+int store_session_check(struct store *s, const char *session_hash, struct store_session *out);
 
 int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lease_ms,
                              json_t **out);

@@ -10,10 +10,25 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+/* Why a database call failed, for /metrics (store_errors_render). */
+enum st_reason { ST_R_FULL, ST_R_IO, ST_R_BUSY, ST_R_CORRUPT, ST_R_OTHER, ST_R_COUNT };
+
+/* Runs whose last log upload failed for lack of space (kept in memory). */
+#define ST_WAITING_MAX 256
+
 struct store {
     sqlite3 *db;
     pthread_mutex_t mu;
+    /* All below under mu. */
+    uint64_t errors[ST_R_COUNT];
+    int full;                 /* the last write failed for lack of space */
+    int64_t changes_at_begin; /* sqlite3_total_changes64() when the transaction began */
+    int64_t waiting[ST_WAITING_MAX];
+    int nwaiting;
 };
+
+/* Terminal run states: the run holds nothing and may be deleted. */
+#define ST_TERMINAL_STATES "('finished','failed','canceled','timed_out','lost')"
 
 /* Run states that still hold a launcher's capacity or the queue. */
 #define ST_ACTIVE_STATES "('queued','assigned','preparing','running')"
@@ -53,10 +68,23 @@ json_t *st_row_json(sqlite3_stmt *st);
 int st_rows_json(struct store *s, sqlite3_stmt *st, json_t **out);
 /* The first row only, as an object; STORE_NOTFOUND when there is none. */
 int st_row_one_json(struct store *s, sqlite3_stmt *st, json_t **out);
-/* Logs a database failure naming what was being done. */
-void st_fail(struct store *s, const char *what);
+/*
+ * Logs a database failure naming what was being done, and counts it by
+ * reason. Returns STORE_NOSPACE when the filesystem is full (SQLITE_FULL, or
+ * an I/O error with ENOSPC), else STORE_ERR; either way the failure is
+ * remembered for store_failed_for_space() on this thread.
+ */
+int st_fail(struct store *s, const char *what);
 /* Copies a text column (or "" for NULL), truncated to size. */
 void st_col_copy(sqlite3_stmt *st, int col, char *out, size_t size);
+/*
+ * The runs whose last log upload failed for lack of space (under the lock):
+ * set marks (on 1) or clears (on 0) one; waiting tells.
+ */
+void st_waiting_set(struct store *s, int64_t run_id, int on);
+int st_waiting(struct store *s, int64_t run_id);
+/* Adds "log_waiting" (a sentence, or null) to a run's JSON (under the lock). */
+int st_waiting_json(struct store *s, json_t *run);
 /* Queues a message for a launcher (inside a transaction). */
 int st_message(struct store *s, int64_t launcher_id, const char *type, int64_t run_id,
                int64_t deadline_ms);

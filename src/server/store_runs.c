@@ -41,8 +41,18 @@ int store_run_create(struct store *s, const char *pool_id, const char *spec_json
     "SELECT r.id, p.name AS pool, r.state, r.phase, r.launcher_id AS worker, "                     \
     ST_TIME("r.created_ms") " AS created_at, " ST_TIME("r.assigned_ms") " AS assigned_at, "        \
     ST_TIME("r.started_ms") " AS started_at, " ST_TIME("r.ended_ms") " AS ended_at, "              \
-    "r.reason, r.exit_code, r.cancel_requested, r.log_bytes, r.attempts"
+    "r.reason, r.exit_code, r.cancel_requested, r.log_bytes, r.attempts, "                         \
+    ST_TIME("r.log_deleted_ms") " AS log_deleted_at"
 /* clang-format on */
+
+/* What a run's row needs on top of its columns (under the lock). */
+static int run_json_finish(struct store *s, json_t *run)
+{
+    json_t *cr = json_boolean(json_integer_value(json_object_get(run, "cancel_requested")));
+    if (json_object_set_new(run, "cancel_requested", cr) < 0)
+        return STORE_ERR;
+    return st_waiting_json(s, run) < 0 ? STORE_ERR : STORE_OK;
+}
 
 int store_run_show_json(struct store *s, int64_t id, json_t **out)
 {
@@ -52,40 +62,50 @@ int store_run_show_json(struct store *s, int64_t id, json_t **out)
     if (st)
         sqlite3_bind_int64(st, 1, id);
     int rc = st_row_one_json(s, st, out);
+    if (rc == STORE_OK && (rc = run_json_finish(s, *out)) < 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
     st_unlock(s);
-    if (rc < 0)
-        return rc;
-    json_object_set_new(
-        *out, "cancel_requested",
-        json_boolean(json_integer_value(json_object_get(*out, "cancel_requested"))));
-    return STORE_OK;
+    return rc;
 }
 
 int store_run_list_json(struct store *s, const char *pool_name, const char *state, int limit,
-                        json_t **out)
+                        int64_t before, json_t **out, int64_t *next)
 {
+    *next = 0;
+    *out = NULL;
     st_lock(s);
     sqlite3_stmt *st = st_prep(s, RUN_COLUMNS " FROM runs r JOIN pools p ON p.id = r.pool_id"
                                               " WHERE (?1 IS NULL OR p.name = ?1)"
                                               " AND (?2 IS NULL OR r.state = ?2)"
+                                              " AND (?4 = 0 OR r.id < ?4)"
                                               " ORDER BY r.id DESC LIMIT ?3");
     if (st) {
         st_bind_text(st, 1, pool_name);
         st_bind_text(st, 2, state);
-        sqlite3_bind_int(st, 3, limit);
+        /* One more than asked: whether it exists says if there is a next page. */
+        sqlite3_bind_int(st, 3, limit + 1);
+        sqlite3_bind_int64(st, 4, before);
     }
     int rc = st_rows_json(s, st, out);
-    st_unlock(s);
-    if (rc == STORE_OK) {
-        size_t i;
-        json_t *row;
+    if (rc == STORE_OK && json_array_size(*out) > (size_t)limit) {
+        json_array_remove(*out, (size_t)limit);
+        *next = json_integer_value(json_object_get(json_array_get(*out, (size_t)limit - 1), "id"));
+    }
+    size_t i;
+    json_t *row;
+    if (rc == STORE_OK)
         json_array_foreach(*out, i, row)
         {
-            json_object_set_new(
-                row, "cancel_requested",
-                json_boolean(json_integer_value(json_object_get(row, "cancel_requested"))));
+            if ((rc = run_json_finish(s, row)) < 0)
+                break;
         }
+    if (rc < 0 && *out) {
+        json_decref(*out);
+        *out = NULL;
     }
+    st_unlock(s);
     return rc;
 }
 
@@ -96,12 +116,14 @@ struct run_row {
     int64_t event_seq;
     int64_t log_bytes;
     int cancel_requested;
+    int log_deleted; /* retention deleted the log of this ended run */
 };
 
 static int run_row_get(struct store *s, int64_t id, struct run_row *r)
 {
     sqlite3_stmt *st = st_prep(s, "SELECT pool_id, state, launcher_id, event_seq, log_bytes,"
-                                  " cancel_requested FROM runs WHERE id = ?");
+                                  " cancel_requested, log_deleted_ms IS NOT NULL"
+                                  " FROM runs WHERE id = ?");
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
@@ -113,6 +135,7 @@ static int run_row_get(struct store *s, int64_t id, struct run_row *r)
         r->event_seq = sqlite3_column_int64(st, 3);
         r->log_bytes = sqlite3_column_int64(st, 4);
         r->cancel_requested = sqlite3_column_int(st, 5);
+        r->log_deleted = sqlite3_column_int(st, 6);
     }
     sqlite3_finalize(st);
     return rc;
@@ -173,6 +196,38 @@ int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher)
                 goto done;
         }
     }
+done:
+    return st_end(s, rc);
+}
+
+int store_run_delete(struct store *s, int64_t id)
+{
+    struct run_row r;
+    int rc = st_begin_locked(s);
+    if (rc < 0)
+        return rc;
+    if ((rc = run_row_get(s, id, &r)) < 0)
+        goto done;
+    if (!is_terminal(r.state)) {
+        rc = STORE_CONFLICT;
+        goto done;
+    }
+    static const char *sqls[] = {
+        "INSERT OR IGNORE INTO log_purge(run_id) VALUES(?)",
+        "DELETE FROM messages WHERE run_id = ?",
+        "DELETE FROM runs WHERE id = ?",
+    };
+    for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]) && rc == STORE_OK; i++) {
+        sqlite3_stmt *st = st_prep(s, sqls[i]);
+        if (!st) {
+            rc = STORE_ERR;
+            break;
+        }
+        sqlite3_bind_int64(st, 1, id);
+        rc = st_done(s, st);
+    }
+    if (rc == STORE_OK)
+        st_waiting_set(s, id, 0);
 done:
     return st_end(s, rc);
 }
@@ -271,16 +326,22 @@ int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64
                      const void *data, size_t len, int64_t max_bytes, int64_t *next_offset)
 {
     struct run_row r;
+    int64_t end = offset + (int64_t)len, stored;
     *next_offset = 0;
     int rc = begin_owned(s, launcher_id, run_id, &r);
     if (rc < 0)
         return rc;
-    *next_offset = r.log_bytes;
+    stored = r.log_bytes;
+    if (r.log_deleted) {
+        /* Retention deleted this ended run's log: a late upload is
+         * acknowledged and dropped, so that its launcher stops sending. */
+        stored = end;
+        goto done;
+    }
     if (offset > r.log_bytes) {
         rc = STORE_GAP;
         goto done;
     }
-    int64_t end = offset + (int64_t)len;
     if (end <= r.log_bytes)
         goto done; /* all of it is stored already */
     const char *fresh = (const char *)data + (r.log_bytes - offset);
@@ -312,11 +373,17 @@ int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64
     sqlite3_bind_int64(st, 2, run_id);
     if ((rc = st_done(s, st)) < 0)
         goto done;
-    if ((rc = st_end(s, rc)) == STORE_OK)
-        *next_offset = end;
-    return rc;
+    stored = end;
 done:
-    return st_end(s, rc);
+    rc = st_end(s, rc);
+    *next_offset = rc == STORE_OK ? stored : r.log_bytes;
+    if (rc == STORE_OK || rc == STORE_NOSPACE) {
+        /* What the run's JSON shows (log_waiting): the last upload's fate. */
+        st_lock(s);
+        st_waiting_set(s, run_id, rc == STORE_NOSPACE);
+        st_unlock(s);
+    }
+    return rc;
 }
 
 int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct dbuf *out,
