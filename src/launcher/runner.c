@@ -359,7 +359,7 @@ static void *run_thread(void *arg)
     } else {
         save(&c, &rs);
         send_event(&c, &rs, json_pack("{s:s}", "type", "preparing"), 0);
-        int cancel = on_cancel(&c, err, sizeof(err));
+        int cancel = on_cancel(&c, err, sizeof(err)), started = 0;
         res.outcome = OUTCOME_FAILED;
         res.exit_status = -1;
         if (cancel) {
@@ -377,7 +377,11 @@ static void *run_thread(void *arg)
                 res.exit_status = -1;
                 snprintf(res.reason, sizeof(res.reason), "davit-launcher: %s", err);
             }
+            started = 1;
         }
+        /* The reason goes into the run's log too, as the launcher's section. */
+        if (!started)
+            sup_not_started(&sup, &rs, &res);
     }
     if (!c.gone) {
         flush(&c, &rs, res.spool_end);

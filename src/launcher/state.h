@@ -17,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STATE_ID_MAX 64
+#define STATE_ID_MAX  64
+#define STATE_KEY_LEN 32 /* SPOOL_KEY_LEN */
 
 struct state {
     char *dir;
@@ -36,6 +37,11 @@ struct run_state {
     int64_t server_id;     /* the run's id on the server; 0 for exec */
     uint64_t event_seq;    /* seq of the last event sent (or about to be) */
     int64_t kill_grace_ms; /* the spec's, for an adopted run; 0 unknown */
+    /* The run's spool key (spool_mac.h), so that an adopting launcher can
+     * verify the spool too. Secret: the state directory is 0700 and never
+     * mounted into a container. */
+    int has_key;
+    unsigned char key[STATE_KEY_LEN];
 };
 
 /*
