@@ -324,9 +324,42 @@ def test_tampered_worker_is_refused_and_no_container_starts(env):
     r = server.wait_state(rid, ("finished", "failed", "canceled", "timed_out", "lost"))
     assert r["state"] == "failed", r
     assert "refusing it" in r["reason"], r
+    # The reason is in the run's log too, as the launcher's section.
+    assert launcher_section(r["reason"]) in logs(server, rid)
     assert "run started" not in d.log() and "run prepared" not in d.log()
     assert d.containers() == []
     assert not [n for n in os.listdir(os.path.join(d.state, "workers")) if not n.startswith(".")]
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
+def launcher_section(reason):
+    """What `davit run logs` shows for a run that failed before its container
+    started (docs/run-directory.md, "The launcher's records")."""
+    return ("=== phase launcher\n"
+            f"davit: {reason}\n"
+            "=== phase launcher ended: outcome=failed exit=-1 duration_ms=0\n"
+            "=== run: outcome=failed phase=launcher exit=-1 duration_ms=0 reason=" + reason)
+
+
+def test_failure_before_the_container_is_in_the_log(env):
+    server = env["server"]
+    token, key_b64, _ = make_pool(env)
+    d = daemon(env, token, key_b64).start()
+    # No registry is reachable: loopback port 9 refuses connections.
+    image = "127.0.0.1:9/davit-absent-%d:y" % os.getpid()
+    rid = int(server.cli("run", "submit", "--pool", "web", "--image", image,
+                         "--phase", "plan=echo never").stdout.decode().strip())
+    r = server.wait_state(rid, ("finished", "failed", "canceled", "timed_out", "lost"))
+    assert r["state"] == "failed", r
+    assert r["reason"].startswith(f'image "{image}" is not present locally and could not be '
+                                  "pulled: "), r
+    # --follow, too, shows the reason rather than ending with nothing.
+    p = server.cli("run", "logs", "--follow", str(rid), check=False)
+    out = p.stdout.decode()
+    assert p.returncode == 1 and out.startswith(launcher_section(r["reason"])), (p, out)
+    assert "never" not in out
+    assert d.containers() == []
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
 
