@@ -720,6 +720,7 @@ not_started:
     }
     log_event(LOG_INFO, "run ended", "run", run.rs.run_id, "outcome", outcome_name(res->outcome),
               "reason", res->reason, (const char *)NULL);
+    res->spool_end = 0;
     *rs = run.rs;
     if (s->hooks) /* the daemon ships it; exec has printed it already */
         sup_not_started(s, rs, res);
