@@ -48,3 +48,16 @@ int spool_mac_verify(const struct spool_mac *m, const struct spool_record *r)
         diff |= (unsigned char)(want[i] ^ r->mac[i]);
     return diff == 0;
 }
+
+size_t spool_mac_prefix(const struct spool_mac *m, const char *buf, size_t len)
+{
+    size_t used = 0;
+    while (used < len) {
+        struct spool_record r;
+        ssize_t n = spool_parse(buf + used, len - used, &r);
+        if (n <= 0 || !spool_mac_verify(m, &r))
+            break;
+        used += (size_t)n;
+    }
+    return used;
+}

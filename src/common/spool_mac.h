@@ -39,4 +39,11 @@ void spool_mac_sign(const struct spool_mac *m, struct spool_record *r);
 /* Returns 1 when r->mac is r's MAC, 0 otherwise (compared in constant time). */
 int spool_mac_verify(const struct spool_mac *m, const struct spool_record *r);
 
+/*
+ * The length of the longest prefix of buf[0, len) made of whole records that
+ * each carry their MAC: what can be passed on of bytes read again from a
+ * spool that was checked before (a phase may have rewritten them since).
+ */
+size_t spool_mac_prefix(const struct spool_mac *m, const char *buf, size_t len);
+
 #endif

@@ -37,6 +37,7 @@ struct ctx {
     int gone;  /* the server says the run is not ours (any more) */
     int stuck; /* reporting is impossible (registration refused) */
     char rid[24];
+    char tampered[256]; /* the shipper found the spool rewritten: the result's reason */
 };
 
 static void save(struct ctx *c, const struct run_state *rs)
@@ -137,6 +138,8 @@ static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
 {
     char err[1024];
     int64_t now = clock_mono_ms();
+    if (!c->sh.has_key && rs->has_key)
+        shipper_set_key(&c->sh, rs->key);
     int64_t due = shipper_due(&c->sh, avail, now);
     if (due != 0 || c->gone || c->stuck)
         return due;
@@ -167,6 +170,12 @@ static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
         log_event(LOG_ERROR, "cannot read the spool", "run", c->rid, "error", err,
                   (const char *)NULL);
         c->sh.retry_at = now + backoff_next(&c->sh.bo);
+        break;
+    case SHIP_TAMPERED:
+        log_event(LOG_ERROR, "the run's code rewrote its spool: stopping it", "run", c->rid,
+                  "error", err, (const char *)NULL);
+        snprintf(c->tampered, sizeof(c->tampered), "%s", err);
+        runner_cancel(c->r, 2, "the launcher (spool tampered)");
         break;
     }
     return shipper_due(&c->sh, avail, clock_mono_ms());
@@ -271,9 +280,13 @@ static void report(struct ctx *c, struct run_state *rs, const struct run_result 
     char reason[1200];
     snprintf(reason, sizeof(reason), "%s%s", res->reason,
              c->sh.full ? " (the log was cut at the server's cap)" : "");
-    json_t *ev = json_pack("{s:s, s:s, s:s}", "type", "result", "outcome",
-                           outcome_name(res->outcome), "reason", reason);
-    if (ev && res->exit_status >= 0)
+    /* Whatever the worker recorded: the run's code rewrote its log. */
+    if (c->tampered[0])
+        snprintf(reason, sizeof(reason), "%s", c->tampered);
+    json_t *ev =
+        json_pack("{s:s, s:s, s:s}", "type", "result", "outcome",
+                  outcome_name(c->tampered[0] ? OUTCOME_FAILED : res->outcome), "reason", reason);
+    if (ev && res->exit_status >= 0 && !c->tampered[0])
         json_object_set_new(ev, "exit_code", json_integer(res->exit_status));
     send_event(c, rs, ev, 1);
 }

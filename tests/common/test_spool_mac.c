@@ -94,6 +94,49 @@ static void test_every_field_counts(void **state)
     spool_mac_wipe(&m);
 }
 
+/* Encodes r (signed with m unless forged) into buf at *off. */
+static void put(char *buf, size_t *off, const struct spool_mac *m, struct spool_record r,
+                int forged)
+{
+    if (forged)
+        memset(r.mac, 'a', SPOOL_MAC_HEX);
+    else
+        spool_mac_sign(m, &r);
+    *off += spool_header(buf + *off, &r);
+    memcpy(buf + *off, r.data, r.len);
+    *off += r.len;
+    buf[(*off)++] = '\n';
+}
+
+static void test_prefix(void **state)
+{
+    struct spool_mac m;
+    char buf[1024];
+    size_t off = 0, one, two;
+    spool_mac_init(&m, key);
+    struct spool_record r = record();
+    put(buf, &off, &m, r, 0);
+    one = off;
+    r.seq = 8;
+    put(buf, &off, &m, r, 0);
+    two = off;
+    r.seq = 9;
+    put(buf, &off, &m, r, 1);
+    r.seq = 10;
+    put(buf, &off, &m, r, 0);
+
+    assert_int_equal(spool_mac_prefix(&m, buf, two), two);
+    /* Up to the forged record, never past it. */
+    assert_int_equal(spool_mac_prefix(&m, buf, off), two);
+    /* A partial record is not part of it. */
+    assert_int_equal(spool_mac_prefix(&m, buf, two - 1), one);
+    /* A record rewritten in place after it was signed. */
+    buf[one - 2] = 'O';
+    assert_int_equal(spool_mac_prefix(&m, buf, off), 0);
+    assert_int_equal(spool_mac_prefix(&m, buf, 0), 0);
+    spool_mac_wipe(&m);
+}
+
 static void test_wipe(void **state)
 {
     struct spool_mac m, zero;
@@ -108,6 +151,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_value),
         cmocka_unit_test(test_every_field_counts),
+        cmocka_unit_test(test_prefix),
         cmocka_unit_test(test_wipe),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
