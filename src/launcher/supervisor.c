@@ -220,6 +220,8 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
         snprintf(run->spool_error, sizeof(run->spool_error),
                  "the run's state has no spool key, so its spool cannot be verified");
         spool_ok = 0;
+        signal_container(s, run, "SIGKILL");
+        killed = 1;
     }
     ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (ino >= 0 && inotify_add_watch(ino, run->dir, IN_MODIFY | IN_CREATE) < 0) {
