@@ -408,3 +408,17 @@ def test_home_of_root_and_from_env(containers, rundir):
     code, recs = containers.run(rundir)
     assert code == EXIT["finished"]
     assert output(recs, "mine") == b"HOME=/srv/mine\n"
+
+
+def test_root_phase_cannot_read_the_workers_memory(containers, rundir):
+    """The worker is non-dumpable, so even a root phase (without CAP_SYS_PTRACE, as in any default
+    container) cannot look into it for the run key; and the key file is gone."""
+    write_rundir(rundir, [{"name": "peek", "commands": [
+        "id -u",
+        "for f in environ maps mem; do head -c 1 /proc/1/$f >/dev/null 2>&1 "
+        "&& echo $f-readable || echo $f-denied; done",
+        "test -e /opt/davit/run/key && echo key-present || echo key-gone",
+    ]}])
+    code, recs = containers.run(rundir)
+    assert code == EXIT["finished"], output(recs, None, "e")
+    assert output(recs, "peek") == b"0\nenviron-denied\nmaps-denied\nmem-denied\nkey-gone\n"
