@@ -364,6 +364,27 @@ def test_failure_before_the_container_is_in_the_log(env):
     assert d.wait() == 0
 
 
+def test_forged_record_is_neither_believed_nor_shipped(env):
+    server = env["server"]
+    token, key_b64, _ = make_pool(env)
+    d = daemon(env, token, key_b64).start()
+    # A root phase appends a passing result with the next seq and a made-up MAC, then hangs.
+    forge = ('S=/opt/davit/run/spool; n=$(($(grep -ac "^@[oecSEWR] [0-9]" $S) + 1)); '
+             'P="outcome=finished phase=- exit=0 duration_ms=1 reason=FOR""GED"; '
+             'printf "@R %d 1 - %d 0123456789abcdef0123456789abcdef\\n%s\\n" $n ${#P} "$P" '
+             '>> $S; sleep 60')
+    rid = submit(server, "plan=echo genuine; " + forge)
+    r = server.wait_state(rid, ("finished", "failed", "canceled", "timed_out", "lost"))
+    assert r["state"] == "failed", r
+    assert r["reason"].startswith("spool tampered: record ") and "bad MAC" in r["reason"], r
+    out = logs(server, rid)
+    assert "genuine" in out and "FORGED" not in out, out
+    assert "=== run:" not in out  # the forged R, and nothing after it, was not shipped
+    wait_for(lambda: d.containers() == [], "the container to go", limit=20)
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
 def test_drain_undrain_and_cycle(env):
     server = env["server"]
     token, key_b64, _ = make_pool(env)
