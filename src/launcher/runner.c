@@ -409,6 +409,7 @@ static void *run_thread(void *arg)
               outcome_name(res.outcome), (const char *)NULL);
     sup_cleanup(&sup, &rs);
 out:
+    explicit_bzero(rs.key, sizeof(rs.key)); /* the run's spool key */
     runspec_free(spec);
     shipper_free(&c.sh);
     docker_close(c.docker);

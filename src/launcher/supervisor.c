@@ -624,6 +624,13 @@ static int ensure_image(struct supervisor *s, struct run *run, const char *image
     return 0;
 }
 
+/* Gives the caller the run's final state; the run's own copy of the key is wiped. */
+static void hand_back(struct run *run, struct run_state *rs)
+{
+    *rs = run->rs;
+    explicit_bzero(run->rs.key, sizeof(run->rs.key));
+}
+
 /* Gives rs a fresh spool key unless it has one. Returns 0, or -1 with err. */
 static int new_key(struct run_state *rs, char *err, size_t errsz)
 {
@@ -664,7 +671,7 @@ static int start_new(struct supervisor *s, const struct runspec *spec, struct ru
         *exit_code = EXIT_INTERNAL;
         if (!s->hooks)
             cleanup(s, &run);
-        *rs = run.rs;
+        hand_back(&run, rs);
         return -1;
     }
     log_event(LOG_INFO, "run prepared", "run", run.rs.run_id, "image", spec->image, "dir", run.dir,
@@ -686,7 +693,7 @@ static int start_new(struct supervisor *s, const struct runspec *spec, struct ru
         *exit_code = EXIT_INTERNAL;
         if (!s->hooks)
             cleanup(s, &run);
-        *rs = run.rs;
+        hand_back(&run, rs);
         return -1;
     }
     if (rundir_write_key(run.dir, run.rs.key, reason, sizeof(reason)) < 0 ||
@@ -705,7 +712,7 @@ static int start_new(struct supervisor *s, const struct runspec *spec, struct ru
     log_event(LOG_INFO, "run started", "run", run.rs.run_id, "container", run.rs.container,
               (const char *)NULL);
     int rc = carry(s, &run, res, err, errsz);
-    *rs = run.rs;
+    hand_back(&run, rs);
     if (rc < 0) {
         *exit_code = EXIT_INTERNAL;
         return -1;
@@ -723,7 +730,7 @@ not_started:
     log_event(LOG_INFO, "run ended", "run", run.rs.run_id, "outcome", outcome_name(res->outcome),
               "reason", res->reason, (const char *)NULL);
     res->spool_end = 0;
-    *rs = run.rs;
+    hand_back(&run, rs);
     if (s->hooks) /* the daemon ships it; exec has printed it already */
         sup_not_started(s, rs, res);
     if (!s->hooks)
@@ -789,7 +796,7 @@ int sup_adopt(struct supervisor *s, struct run_state *rs, struct run_result *res
     log_event(LOG_INFO, "adopted run", "run", rs->run_id, "container", rs->container,
               (const char *)NULL);
     int rc = carry(s, &run, res, err, errsz);
-    *rs = run.rs;
+    hand_back(&run, rs);
     return rc;
 }
 
@@ -800,4 +807,5 @@ void sup_cleanup(struct supervisor *s, const struct run_state *rs)
     run.rs = *rs;
     run_paths(s, &run);
     cleanup(s, &run);
+    explicit_bzero(run.rs.key, sizeof(run.rs.key));
 }
