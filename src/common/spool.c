@@ -16,12 +16,19 @@ int spool_type_ok(int t)
     return t && strchr("oecSEWR", t) != NULL;
 }
 
-size_t spool_header(char *buf, const struct spool_record *r)
+size_t spool_header_base(char *buf, const struct spool_record *r)
 {
     const char *phase = r->phase[0] ? r->phase : SPOOL_NO_PHASE;
-    int n = snprintf(buf, SPOOL_HEADER_MAX, "@%c %llu %lld %s %zu\n", r->type,
+    int n = snprintf(buf, SPOOL_HEADER_MAX, "@%c %llu %lld %s %zu", r->type,
                      (unsigned long long)r->seq, (long long)r->time_ms, phase, r->len);
     return n < 0 ? 0 : (size_t)n;
+}
+
+size_t spool_header(char *buf, const struct spool_record *r)
+{
+    size_t n = spool_header_base(buf, r);
+    int m = snprintf(buf + n, SPOOL_HEADER_MAX - n, " %.*s\n", SPOOL_MAC_HEX, r->mac);
+    return m < 0 ? n : n + (size_t)m;
 }
 
 /* Reads a decimal number ending at sep; advances *p past sep. */
@@ -73,8 +80,12 @@ ssize_t spool_parse(const char *buf, size_t len, struct spool_record *r)
     else if (!spool_phase_name_ok(r->phase))
         return -1;
     p = sp + 1;
-    if (parse_u64(&p, end, '\n', &plen) < 0 || plen > SPOOL_PAYLOAD_MAX)
+    if (parse_u64(&p, end, ' ', &plen) < 0 || plen > SPOOL_PAYLOAD_MAX)
         return -1;
+    if (end - p != SPOOL_MAC_HEX + 1 || strspn(p, "0123456789abcdef") < SPOOL_MAC_HEX)
+        return -1;
+    memcpy(r->mac, p, SPOOL_MAC_HEX);
+    r->mac[SPOOL_MAC_HEX] = '\0';
 
     size_t hlen = (size_t)(end - buf);
     if (len - hlen < plen + 1)

@@ -4,12 +4,14 @@
  *
  * A record is a one-line text header, the payload bytes, and a newline:
  *
- *     @<type> <seq> <unix_ms> <phase> <len>\n<len bytes>\n
+ *     @<type> <seq> <unix_ms> <phase> <len> <mac>\n<len bytes>\n
  *
  * The length prefix lets payloads hold any bytes (NUL, invalid UTF-8,
  * newlines), and lets a reader at the tail of a growing file tell a complete
- * record from one still being written. This module only encodes and decodes;
- * it does no I/O and keeps no state.
+ * record from one still being written. <mac> is 32 lowercase hex digits that
+ * authenticate the record with the run's key (spool_mac.h); this module only
+ * carries it, it neither computes nor checks it. This module only encodes and
+ * decodes; it does no I/O and keeps no state.
  */
 #ifndef DAVIT_COMMON_SPOOL_H
 #define DAVIT_COMMON_SPOOL_H
@@ -31,7 +33,8 @@ enum spool_type {
 #define SPOOL_FILE        "spool"
 #define SPOOL_PHASE_MAX   64          /* longest phase name */
 #define SPOOL_PAYLOAD_MAX (64 * 1024) /* writers split larger output */
-#define SPOOL_HEADER_MAX  128         /* longest possible header, newline included */
+#define SPOOL_HEADER_MAX  160         /* longest possible header, newline included */
+#define SPOOL_MAC_HEX     32          /* hex digits of a record's MAC */
 #define SPOOL_NO_PHASE    "-"
 
 struct spool_record {
@@ -41,6 +44,7 @@ struct spool_record {
     char phase[SPOOL_PHASE_MAX + 1];
     const char *data; /* the payload; points into the parsed buffer */
     size_t len;
+    char mac[SPOOL_MAC_HEX + 1]; /* lowercase hex, as in the header */
 };
 
 /* True if name is a valid phase name: 1 to 64 of [A-Za-z0-9_.-]. */
@@ -52,9 +56,17 @@ int spool_type_ok(int t);
 /*
  * Writes r's header (everything before the payload) into buf, which must hold
  * SPOOL_HEADER_MAX bytes. Returns its length. r->phase must be valid or
- * empty (written as "-"). Never fails.
+ * empty (written as "-"); r->mac must be SPOOL_MAC_HEX hex digits (see
+ * spool_mac_sign). Never fails.
  */
 size_t spool_header(char *buf, const struct spool_record *r);
+
+/*
+ * Writes the header without its MAC and final newline, "@<type> <seq>
+ * <unix_ms> <phase> <len>", into buf (SPOOL_HEADER_MAX bytes): the part of
+ * the header that the MAC covers. Returns its length. Never fails.
+ */
+size_t spool_header_base(char *buf, const struct spool_record *r);
 
 /*
  * Parses the record at the start of buf[0, len).

@@ -1,5 +1,6 @@
 #include "launcher/rundir_write.h"
 
+#include "common/clock.h"
 #include "common/dbuf.h"
 #include "common/duration.h"
 
@@ -11,16 +12,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int write_file(const char *dir, const char *name, const void *data, size_t len, char *err,
-                      size_t errsz)
+static int write_file_mode(const char *dir, const char *name, const void *data, size_t len,
+                           mode_t mode, char *err, size_t errsz)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         goto fail;
     /* The umask must not widen or narrow what the worker expects. */
-    if (fchmod(fd, 0600) < 0)
+    if (fchmod(fd, mode) < 0)
         goto fail;
     const char *p = data;
     while (len) {
@@ -42,6 +43,12 @@ fail:
     if (fd >= 0)
         close(fd);
     return -1;
+}
+
+static int write_file(const char *dir, const char *name, const void *data, size_t len, char *err,
+                      size_t errsz)
+{
+    return write_file_mode(dir, name, data, len, 0600, err, errsz);
 }
 
 static int write_line(const char *dir, const char *name, const char *value, char *err, size_t errsz)
@@ -162,6 +169,69 @@ int rundir_write(const char *dir, const struct runspec *spec, const char *run_id
         return -1;
     }
     return 0;
+}
+
+int rundir_write_key(const char *dir, const unsigned char key[SPOOL_KEY_LEN], char *err,
+                     size_t errsz)
+{
+    return write_file_mode(dir, SPOOL_KEY_FILE, key, SPOOL_KEY_LEN, 0400, err, errsz);
+}
+
+/* Appends one signed record to b. */
+static int add_record(struct dbuf *b, const struct spool_mac *m, uint64_t seq, char type,
+                      const char *phase, const char *text)
+{
+    char header[SPOOL_HEADER_MAX];
+    struct spool_record r = {.type = type, .seq = seq, .time_ms = clock_wall_ms()};
+    snprintf(r.phase, sizeof(r.phase), "%s", phase);
+    r.data = text;
+    r.len = strlen(text);
+    if (r.len > SPOOL_PAYLOAD_MAX)
+        r.len = SPOOL_PAYLOAD_MAX;
+    spool_mac_sign(m, &r);
+    size_t h = spool_header(header, &r);
+    if (dbuf_add(b, header, h) < 0 || dbuf_add(b, r.data, r.len) < 0 || dbuf_addch(b, '\n') < 0)
+        return -1;
+    return 0;
+}
+
+int rundir_spool_section(const char *dir, const unsigned char key[SPOOL_KEY_LEN],
+                         enum outcome outcome, const char *reason, uint64_t *end, char *err,
+                         size_t errsz)
+{
+    struct dbuf b = DBUF_INIT(4 * SPOOL_PAYLOAD_MAX);
+    struct spool_mac m;
+    char text[1200];
+    int rc = -1;
+    /* E takes a phase's outcome: a run that "finished" never comes here. */
+    const char *phase_outcome = outcome == OUTCOME_FINISHED ? "succeeded" : outcome_name(outcome);
+
+    *end = 0;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errsz, "run directory: mkdir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    spool_mac_init(&m, key);
+    snprintf(text, sizeof(text), "outcome=%s exit=-1 duration_ms=0", phase_outcome);
+    if (add_record(&b, &m, 1, SPOOL_PHASE_START, RUNDIR_LAUNCHER_PHASE, "") < 0 ||
+        add_record(&b, &m, 2, SPOOL_NOTE, RUNDIR_LAUNCHER_PHASE, reason) < 0 ||
+        add_record(&b, &m, 3, SPOOL_PHASE_END, RUNDIR_LAUNCHER_PHASE, text) < 0)
+        goto oom;
+    snprintf(text, sizeof(text), "outcome=%s phase=%s exit=-1 duration_ms=0 reason=%s",
+             outcome_name(outcome), RUNDIR_LAUNCHER_PHASE, reason);
+    if (add_record(&b, &m, 4, SPOOL_RESULT, "", text) < 0)
+        goto oom;
+    if (write_file(dir, SPOOL_FILE, b.data, b.len, err, errsz) < 0)
+        goto done;
+    *end = b.len;
+    rc = 0;
+    goto done;
+oom:
+    snprintf(err, errsz, "run directory %s: spool: out of memory", dir);
+done:
+    spool_mac_wipe(&m);
+    dbuf_free(&b);
+    return rc;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -40,6 +40,7 @@ struct ctx {
     char pool_name[128]; /* the session's, for the container's labels */
     int ship_failing;    /* the last shipment failed with ship_error */
     char ship_error[1024];
+    char tampered[256]; /* the shipper found the spool rewritten: the result's reason */
 };
 
 static void save(struct ctx *c, const struct run_state *rs)
@@ -140,6 +141,8 @@ static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
 {
     char err[1024];
     int64_t now = clock_mono_ms();
+    if (!c->sh.has_key && rs->has_key)
+        shipper_set_key(&c->sh, rs->key);
     int64_t due = shipper_due(&c->sh, avail, now);
     if (due != 0 || c->gone || c->stuck)
         return due;
@@ -179,6 +182,12 @@ static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
         log_event(LOG_ERROR, "cannot read the spool", "run", c->rid, "error", err,
                   (const char *)NULL);
         c->sh.retry_at = now + backoff_next(&c->sh.bo);
+        break;
+    case SHIP_TAMPERED:
+        log_event(LOG_ERROR, "the run's code rewrote its spool: stopping it", "run", c->rid,
+                  "error", err, (const char *)NULL);
+        snprintf(c->tampered, sizeof(c->tampered), "%s", err);
+        runner_cancel(c->r, 2, "the launcher (spool tampered)");
         break;
     }
     return shipper_due(&c->sh, avail, clock_mono_ms());
@@ -302,6 +311,13 @@ static void finish(struct ctx *c, struct supervisor *sup, struct run_state *rs,
     rs->result_exit = res->exit_status;
     snprintf(rs->result_reason, sizeof(rs->result_reason), "%s%s", res->reason,
              c->sh.full ? " (the log was cut at the server's cap)" : "");
+    /* Whatever the worker recorded: the run's code rewrote its log. */
+    if (c->tampered[0]) {
+        snprintf(rs->result_outcome, sizeof(rs->result_outcome), "%s",
+                 outcome_name(OUTCOME_FAILED));
+        rs->result_exit = -1;
+        snprintf(rs->result_reason, sizeof(rs->result_reason), "%s", c->tampered);
+    }
     save(c, rs);
     struct backoff bo;
     backoff_init(&bo, BACKOFF_BASE_MS, BACKOFF_MAX_MS, backoff_seed());
@@ -418,7 +434,7 @@ static void *run_thread(void *arg)
     } else {
         save(&c, &rs);
         send_event(&c, &rs, json_pack("{s:s}", "type", "preparing"), 0);
-        int cancel = on_cancel(&c, err, sizeof(err));
+        int cancel = on_cancel(&c, err, sizeof(err)), started = 0;
         res.outcome = OUTCOME_FAILED;
         res.exit_status = -1;
         if (cancel) {
@@ -436,7 +452,11 @@ static void *run_thread(void *arg)
                 res.exit_status = -1;
                 snprintf(res.reason, sizeof(res.reason), "davit-launcher: %s", err);
             }
+            started = 1;
         }
+        /* The reason goes into the run's log too, as the launcher's section. */
+        if (!started)
+            sup_not_started(&sup, &rs, &res);
     }
     if (!c.gone && !rs.has_result) {
         flush(&c, &rs, res.spool_end);
@@ -453,6 +473,7 @@ static void *run_thread(void *arg)
               outcome_name(res.outcome), (const char *)NULL);
     sup_cleanup(&sup, &rs);
 out:
+    explicit_bzero(rs.key, sizeof(rs.key)); /* the run's spool key */
     runspec_free(spec);
     shipper_free(&c.sh);
     docker_close(c.docker);

@@ -28,11 +28,19 @@ void shipper_free(struct shipper *sh)
     sh->fd = -1;
     free(sh->path);
     sh->path = NULL;
+    spool_mac_wipe(&sh->mac);
+    sh->has_key = 0;
+}
+
+void shipper_set_key(struct shipper *sh, const unsigned char key[SPOOL_KEY_LEN])
+{
+    spool_mac_init(&sh->mac, key);
+    sh->has_key = 1;
 }
 
 int64_t shipper_due(const struct shipper *sh, uint64_t avail, int64_t now_ms)
 {
-    if (sh->full || avail <= sh->acked)
+    if (sh->full || sh->tampered || avail <= sh->acked)
         return -1;
     if (sh->retry_at && now_ms < sh->retry_at)
         return sh->retry_at - now_ms;
@@ -66,7 +74,7 @@ static int retry(struct shipper *sh, int64_t now_ms)
 int shipper_step(struct shipper *sh, struct backend *b, uint64_t avail, int64_t now_ms, char *err,
                  size_t errsz)
 {
-    if (sh->full || avail <= sh->acked)
+    if (sh->full || sh->tampered || avail <= sh->acked)
         return SHIP_IDLE;
     if (sh->fd < 0 && (sh->fd = open(sh->path, O_RDONLY | O_CLOEXEC)) < 0) {
         snprintf(err, errsz, "spool %s: %s", sh->path, strerror(errno));
@@ -88,6 +96,17 @@ int shipper_step(struct shipper *sh, struct backend *b, uint64_t avail, int64_t 
         got += (size_t)n;
     }
     ssize_t whole = shipper_whole(buf, got);
+    if (whole > 0 && sh->has_key) {
+        whole = (ssize_t)spool_mac_prefix(&sh->mac, buf, (size_t)whole);
+        if (whole == 0) {
+            snprintf(err, errsz,
+                     "spool tampered: the record at offset %llu was rewritten after it was checked",
+                     (unsigned long long)sh->acked);
+            sh->tampered = 1;
+            free(buf);
+            return SHIP_TAMPERED;
+        }
+    }
     if (whole <= 0) {
         snprintf(err, errsz, "spool %s: no complete record at offset %llu", sh->path,
                  (unsigned long long)sh->acked);

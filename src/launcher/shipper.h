@@ -9,10 +9,16 @@
  * exponential backoff with jitter (backoff.h). A batch is read into a
  * buffer allocated for the call and freed after it, so an idle run holds no
  * buffer. Owns a file descriptor and its path.
+ *
+ * The bytes are read again after spool_tail checked them, and a phase can
+ * write to the spool, so with the run's key set (shipper_set_key) every
+ * record is checked again before it is sent: the first one that fails stops
+ * shipping for good (SHIP_TAMPERED), and nothing from it on is sent.
  */
 #ifndef DAVIT_LAUNCHER_SHIPPER_H
 #define DAVIT_LAUNCHER_SHIPPER_H
 
+#include "common/spool_mac.h"
 #include "launcher/backend.h"
 #include "launcher/backoff.h"
 
@@ -30,6 +36,7 @@ enum ship_status {
     SHIP_GONE,         /* 403, or 409 "the run has ended": not this launcher's run any more */
     SHIP_FULL,         /* 413: the server's log cap is reached; nothing more is shipped */
     SHIP_ERROR,        /* the spool cannot be read, or is corrupt */
+    SHIP_TAMPERED,     /* a record's MAC is wrong: nothing more is shipped */
 };
 
 struct shipper {
@@ -40,6 +47,9 @@ struct shipper {
     int64_t last_ms;  /* monotonic time of the last batch sent; 0 never */
     int64_t retry_at; /* monotonic; 0 none */
     int full;
+    int tampered; /* SHIP_TAMPERED was returned */
+    int has_key;
+    struct spool_mac mac; /* wiped by shipper_free */
     struct backoff bo;
 };
 
@@ -47,6 +57,9 @@ struct shipper {
 int shipper_init(struct shipper *sh, int64_t run_id, const char *path, uint64_t acked,
                  uint64_t seed);
 void shipper_free(struct shipper *sh);
+
+/* Checks every record against the run's key from now on (copied as MAC state). */
+void shipper_set_key(struct shipper *sh, const unsigned char key[SPOOL_KEY_LEN]);
 
 /*
  * How long until a batch is due, given that complete records end at avail:

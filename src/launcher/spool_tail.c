@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* One whole record at most, plus a read's worth, never more. */
@@ -25,9 +27,51 @@ int spool_tail_init(struct spool_tail *t, const char *path, uint64_t offset, cha
     return 0;
 }
 
+void spool_tail_set_key(struct spool_tail *t, const unsigned char key[SPOOL_KEY_LEN])
+{
+    spool_mac_init(&t->mac, key);
+    t->has_key = 1;
+}
+
+static int tampered(struct spool_tail *t, char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Records the first verification failure; returns -1. */
+static int tampered(struct spool_tail *t, char *err, size_t errsz, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(t->tamper, sizeof(t->tamper), "spool tampered: ");
+    va_start(ap, fmt);
+    vsnprintf(t->tamper + n, sizeof(t->tamper) - (size_t)n, fmt, ap);
+    va_end(ap);
+    t->tampered = 1;
+    snprintf(err, errsz, "%s", t->tamper);
+    return -1;
+}
+
+/* Checks r against the key and the sequence. Returns 0, or -1 (tampered). */
+static int verify(struct spool_tail *t, const struct spool_record *r, char *err, size_t errsz)
+{
+    unsigned long long want = (unsigned long long)t->seq + 1;
+    if (r->seq < want)
+        return tampered(t, err, errsz, "record %llu is followed by a repeated record %llu",
+                        (unsigned long long)t->seq, (unsigned long long)r->seq);
+    if (r->seq > want)
+        return tampered(t, err, errsz, "record %llu is missing (the next one is %llu)", want,
+                        (unsigned long long)r->seq);
+    if (!spool_mac_verify(&t->mac, r))
+        return tampered(t, err, errsz, "record %llu has a bad MAC", want);
+    return 0;
+}
+
 int spool_tail_read(struct spool_tail *t, spool_tail_fn fn, void *arg, char *err, size_t errsz)
 {
     int count = 0;
+
+    if (t->tampered) {
+        snprintf(err, errsz, "%s", t->tamper);
+        return -1;
+    }
 
     if (t->fd < 0) {
         t->fd = open(t->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -37,6 +81,17 @@ int spool_tail_read(struct spool_tail *t, spool_tail_fn fn, void *arg, char *err
             snprintf(err, errsz, "spool %s: open: %s", t->path, strerror(errno));
             return -1;
         }
+    }
+    if (t->has_key) {
+        /* O_APPEND writers never shrink it: only a truncation does. */
+        struct stat st;
+        if (fstat(t->fd, &st) < 0) {
+            snprintf(err, errsz, "spool %s: stat: %s", t->path, strerror(errno));
+            return -1;
+        }
+        if ((uint64_t)st.st_size < t->offset + t->buf.len)
+            return tampered(t, err, errsz, "the spool shrank to %lld bytes after %llu were read",
+                            (long long)st.st_size, (unsigned long long)(t->offset + t->buf.len));
     }
     for (;;) {
         /* Read as much as fits; a full buffer always holds a complete record. */
@@ -67,9 +122,19 @@ int spool_tail_read(struct spool_tail *t, spool_tail_fn fn, void *arg, char *err
             ssize_t n = spool_parse(t->buf.data + used, t->buf.len - used, &r);
             if (n == 0)
                 break;
-            if (n < 0 || (t->seq && r.seq != t->seq + 1)) {
-                snprintf(err, errsz, "spool %s: corrupt record at offset %llu", t->path,
-                         (unsigned long long)(t->offset + used));
+            int bad = 0;
+            if (t->has_key && n < 0)
+                bad = tampered(t, err, errsz, "record %llu is malformed (at offset %llu)",
+                               (unsigned long long)t->seq + 1,
+                               (unsigned long long)(t->offset + used));
+            else if (t->has_key)
+                bad = verify(t, &r, err, errsz);
+            else if (n < 0 || (t->seq && r.seq != t->seq + 1))
+                bad = -1;
+            if (bad) {
+                if (!t->tampered)
+                    snprintf(err, errsz, "spool %s: corrupt record at offset %llu", t->path,
+                             (unsigned long long)(t->offset + used));
                 dbuf_consume(&t->buf, used);
                 t->offset += used;
                 return -1;
@@ -86,6 +151,9 @@ int spool_tail_read(struct spool_tail *t, spool_tail_fn fn, void *arg, char *err
         if (stop || eof)
             break;
         if (used == 0 && t->buf.len == t->buf.cap) {
+            if (t->has_key)
+                return tampered(t, err, errsz, "record %llu is malformed (at offset %llu)",
+                                (unsigned long long)t->seq + 1, (unsigned long long)t->offset);
             snprintf(err, errsz, "spool %s: corrupt record at offset %llu", t->path,
                      (unsigned long long)t->offset);
             return -1;
@@ -107,4 +175,6 @@ void spool_tail_free(struct spool_tail *t)
     free(t->path);
     t->path = NULL;
     dbuf_free(&t->buf);
+    spool_mac_wipe(&t->mac);
+    t->has_key = 0;
 }

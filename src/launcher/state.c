@@ -53,6 +53,14 @@ static int random_hex(char *out, size_t nbytes)
     return 0;
 }
 
+/* Erases the run key's hex digits in a run state's JSON before it is freed. */
+static void wipe_json(json_t *o)
+{
+    const char *key = json_string_value(json_object_get(o, "key"));
+    if (key)
+        explicit_bzero((char *)key, strlen(key));
+}
+
 /* Writes data to path through a temporary file and rename(2). */
 static int write_atomic(const char *path, const char *data, size_t len, char *err, size_t errsz)
 {
@@ -199,15 +207,41 @@ int state_run_save(const struct state *st, const struct run_state *rs, char *err
         json_decref(o);
         o = NULL;
     }
+    char hex[2 * STATE_KEY_LEN + 1];
+    if (rs->has_key) {
+        for (size_t i = 0; i < STATE_KEY_LEN; i++)
+            sprintf(hex + 2 * i, "%02x", rs->key[i]);
+        if (o && json_object_set_new(o, "key", json_string(hex)) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        explicit_bzero(hex, sizeof(hex));
+    }
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    wipe_json(o);
     json_decref(o);
     if (!text) {
         snprintf(err, errsz, "state: out of memory");
         return -1;
     }
     int rc = write_atomic(path, text, strlen(text), err, errsz);
+    explicit_bzero(text, strlen(text));
     free(text);
     return rc;
+}
+
+/* Decodes 2 * n hex digits. Returns 0, or -1 when hex is not that. */
+static int unhex(const char *hex, unsigned char *out, size_t n)
+{
+    if (strlen(hex) != 2 * n || strspn(hex, "0123456789abcdef") != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (unsigned char)v;
+    }
+    return 0;
 }
 
 int state_run_load(const struct state *st, const char *run_id, struct run_state *rs, char *err,
@@ -226,7 +260,7 @@ int state_run_load(const struct state *st, const char *run_id, struct run_state 
             snprintf(err, errsz, "state: read %s: %s", path, strerror(errno));
         goto done;
     }
-    const char *run, *container, *sha;
+    const char *run, *container, *sha, *key = NULL;
     const char *r_outcome = NULL, *r_reason = NULL;
     json_int_t offset, seq, started, server_id = 0, event_seq = 0, grace = 0;
     int r_exit = -1;
@@ -234,11 +268,11 @@ int state_run_load(const struct state *st, const char *run_id, struct run_state 
     o = json_loadb(dbuf_str(&text), text.len, 0, &jerr);
     if (!o ||
         json_unpack_ex(o, &jerr, JSON_STRICT,
-                       "{s:s, s:s, s:s, s:I, s:I, s:I, s?I, s?I, s?I, s?{s:s, s:i, s:s}}", "run",
-                       &run, "container", &container, "spec_sha256", &sha, "offset", &offset, "seq",
-                       &seq, "started_ms", &started, "server_id", &server_id, "event_seq",
-                       &event_seq, "kill_grace_ms", &grace, "result", "outcome", &r_outcome,
-                       "exit_code", &r_exit, "reason", &r_reason) < 0 ||
+                       "{s:s, s:s, s:s, s:I, s:I, s:I, s?I, s?I, s?I, s?s, s?{s:s, s:i, s:s}}",
+                       "run", &run, "container", &container, "spec_sha256", &sha, "offset", &offset,
+                       "seq", &seq, "started_ms", &started, "server_id", &server_id, "event_seq",
+                       &event_seq, "kill_grace_ms", &grace, "key", &key, "result", "outcome",
+                       &r_outcome, "exit_code", &r_exit, "reason", &r_reason) < 0 ||
         offset < 0 || seq < 0 || event_seq < 0) {
         snprintf(err, errsz, "state: %s: not a run state: %s", path, jerr.text);
         goto done;
@@ -259,9 +293,21 @@ int state_run_load(const struct state *st, const char *run_id, struct run_state 
         snprintf(rs->result_reason, sizeof(rs->result_reason), "%s", r_reason);
         rs->result_exit = r_exit;
     }
+    if (key) {
+        if (unhex(key, rs->key, STATE_KEY_LEN) < 0) {
+            snprintf(err, errsz, "state: %s: not a run state: key: not %d hex digits", path,
+                     2 * STATE_KEY_LEN);
+            memset(rs, 0, sizeof(*rs));
+            goto done;
+        }
+        rs->has_key = 1;
+    }
     rc = 1;
 done:
+    wipe_json(o);
     json_decref(o);
+    if (text.data)
+        explicit_bzero(text.data, text.len);
     dbuf_free(&text);
     return rc;
 }

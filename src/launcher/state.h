@@ -17,7 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STATE_ID_MAX 64
+#define STATE_ID_MAX  64
+#define STATE_KEY_LEN 32 /* SPOOL_KEY_LEN */
 
 struct state {
     char *dir;
@@ -42,6 +43,11 @@ struct run_state {
     char result_outcome[16]; /* outcome_name() */
     int result_exit;         /* -1 unknown */
     char result_reason[1200];
+    /* The run's spool key (spool_mac.h), so that an adopting launcher can
+     * verify the spool too. Secret: the state directory is 0700 and never
+     * mounted into a container. */
+    int has_key;
+    unsigned char key[STATE_KEY_LEN];
 };
 
 /*

@@ -1,7 +1,7 @@
 #include "launcher/supervisor.h"
 
 #include "common/clock.h"
-
+#include "common/crypto.h"
 #include "common/diskspace.h"
 #include "common/duration.h"
 #include "common/log.h"
@@ -50,6 +50,7 @@ struct run {
     int canceled;
     int exited;
     long status;
+    int tampered; /* spool_error says how ("spool tampered: …") */
     char spool_error[512];
     uint64_t spool_end; /* after the last complete record read */
 };
@@ -215,6 +216,16 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
     if (spool_tail_init(&t, run->spool, s->hooks ? 0 : run->rs.offset, err, errsz) < 0)
         return -1;
     t.seq = s->hooks ? 0 : run->rs.seq;
+    if (run->rs.has_key) {
+        spool_tail_set_key(&t, run->rs.key);
+    } else {
+        /* A spool that cannot be verified is not believed at all. */
+        snprintf(run->spool_error, sizeof(run->spool_error),
+                 "the run's state has no spool key, so its spool cannot be verified");
+        spool_ok = 0;
+        signal_container(s, run, "SIGKILL");
+        killed = 1;
+    }
     ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (ino >= 0 && inotify_add_watch(ino, run->dir, IN_MODIFY | IN_CREATE) < 0) {
         close(ino);
@@ -282,6 +293,7 @@ static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz
             if (n < 0) {
                 log_event(LOG_ERROR, "cannot follow the spool; stopping the run", "run",
                           run->rs.run_id, "error", run->spool_error, (const char *)NULL);
+                run->tampered = t.tampered;
                 spool_ok = 0;
                 signal_container(s, run, "SIGKILL");
                 killed = 1;
@@ -378,6 +390,17 @@ static int out_of_space(const char *dir, char *reason, size_t size)
     return 1;
 }
 
+/* True when the worker's exit code says it recorded a result (outcome.h). */
+static int worker_recorded(long status)
+{
+    static const enum outcome recorded[] = {OUTCOME_FINISHED, OUTCOME_FAILED, OUTCOME_TIMED_OUT,
+                                            OUTCOME_CANCELED};
+    for (size_t i = 0; i < sizeof(recorded) / sizeof(recorded[0]); i++)
+        if (status == outcome_exit_code(recorded[i]))
+            return 1;
+    return 0;
+}
+
 /* The outcome, from the R record, the launcher's own actions, and the Engine's view. */
 static void decide(struct supervisor *s, struct run *run, struct run_result *res)
 {
@@ -394,7 +417,16 @@ static void decide(struct supervisor *s, struct run *run, struct run_result *res
         if (json_is_integer(code))
             run->status = (long)json_integer_value(code);
     }
-    if (run->deadline) {
+    if (run->tampered) {
+        /* Nothing the run's code may have written decides its outcome. */
+        set_result(res, OUTCOME_FAILED, run->phase, -1, run->spool_error);
+    } else if (!run->have_result && !run->spool_error[0] && worker_recorded(run->status)) {
+        snprintf(reason, sizeof(reason),
+                 "spool tampered: the worker exited with code %ld, which says it recorded a "
+                 "result, but the spool has no result record",
+                 run->status);
+        set_result(res, OUTCOME_FAILED, run->phase, -1, reason);
+    } else if (run->deadline) {
         char d[32];
         int64_t ms = strcmp(run->deadline, "run timeout") == 0 ? s->cfg->run_timeout_ms
                                                                : s->cfg->logs_timeout_ms;
@@ -622,6 +654,26 @@ static int ensure_image(struct supervisor *s, struct run *run, const char *image
     return 0;
 }
 
+/* Gives the caller the run's final state; the run's own copy of the key is wiped. */
+static void hand_back(struct run *run, struct run_state *rs)
+{
+    *rs = run->rs;
+    explicit_bzero(run->rs.key, sizeof(run->rs.key));
+}
+
+/* Gives rs a fresh spool key unless it has one. Returns 0, or -1 with err. */
+static int new_key(struct run_state *rs, char *err, size_t errsz)
+{
+    if (rs->has_key)
+        return 0;
+    if (crypto_random(rs->key, sizeof(rs->key)) < 0) {
+        snprintf(err, errsz, "cannot make the run's spool key: no randomness");
+        return -1;
+    }
+    rs->has_key = 1;
+    return 0;
+}
+
 /* Carries a new run whose state rs the caller made; rs gets its final state. */
 static int start_new(struct supervisor *s, const struct runspec *spec, struct run_state *rs,
                      const char *worker_path, struct run_result *res, int *exit_code, char *err,
@@ -644,12 +696,12 @@ static int start_new(struct supervisor *s, const struct runspec *spec, struct ru
 
     /* State first, so that a crash from here on leaves something to clean up. */
     size_t n_masked = container_masked_envs(s->cfg, masked, CONFIG_MAX_ENVS);
-    if (state_run_save(s->state, &run.rs, err, errsz) < 0 ||
+    if (new_key(&run.rs, err, errsz) < 0 || state_run_save(s->state, &run.rs, err, errsz) < 0 ||
         rundir_write(run.dir, spec, run.rs.run_id, masked, n_masked, err, errsz) < 0) {
         *exit_code = EXIT_INTERNAL;
         if (!s->hooks)
             cleanup(s, &run);
-        *rs = run.rs;
+        hand_back(&run, rs);
         return -1;
     }
     log_event(LOG_INFO, "run prepared", "run", run.rs.run_id, "image", spec->image, "dir", run.dir,
@@ -671,11 +723,12 @@ static int start_new(struct supervisor *s, const struct runspec *spec, struct ru
         *exit_code = EXIT_INTERNAL;
         if (!s->hooks)
             cleanup(s, &run);
-        *rs = run.rs;
+        hand_back(&run, rs);
         return -1;
     }
-    if (docker_container_create(s->docker, name, body, run.rs.container, reason, sizeof(reason)) <
-        0)
+    if (rundir_write_key(run.dir, run.rs.key, reason, sizeof(reason)) < 0 ||
+        docker_container_create(s->docker, name, body, run.rs.container, reason, sizeof(reason)) <
+            0)
         goto not_started;
     json_decref(body);
     body = NULL;
@@ -689,7 +742,7 @@ static int start_new(struct supervisor *s, const struct runspec *spec, struct ru
     log_event(LOG_INFO, "run started", "run", run.rs.run_id, "container", run.rs.container,
               (const char *)NULL);
     int rc = carry(s, &run, res, err, errsz);
-    *rs = run.rs;
+    hand_back(&run, rs);
     if (rc < 0) {
         *exit_code = EXIT_INTERNAL;
         return -1;
@@ -707,10 +760,24 @@ not_started:
     log_event(LOG_INFO, "run ended", "run", run.rs.run_id, "outcome", outcome_name(res->outcome),
               "reason", res->reason, (const char *)NULL);
     res->spool_end = 0;
-    *rs = run.rs;
+    hand_back(&run, rs);
+    if (s->hooks) /* the daemon ships it; exec has printed it already */
+        sup_not_started(s, rs, res);
     if (!s->hooks)
         cleanup(s, &run);
     return 0;
+}
+
+void sup_not_started(struct supervisor *s, struct run_state *rs, struct run_result *res)
+{
+    char dir[4200], err[1024];
+    res->spool_end = 0;
+    state_run_dir(s->state, rs->run_id, dir, sizeof(dir));
+    if (new_key(rs, err, sizeof(err)) < 0 || state_run_save(s->state, rs, err, sizeof(err)) < 0 ||
+        rundir_spool_section(dir, rs->key, res->outcome, res->reason, &res->spool_end, err,
+                             sizeof(err)) < 0)
+        log_event(LOG_WARN, "cannot write the launcher's section of the log", "run", rs->run_id,
+                  "error", err, (const char *)NULL);
 }
 
 int sup_exec(struct supervisor *s, const struct runspec *spec, const char *spec_sha256,
@@ -759,7 +826,7 @@ int sup_adopt(struct supervisor *s, struct run_state *rs, struct run_result *res
     log_event(LOG_INFO, "adopted run", "run", rs->run_id, "container", rs->container,
               (const char *)NULL);
     int rc = carry(s, &run, res, err, errsz);
-    *rs = run.rs;
+    hand_back(&run, rs);
     return rc;
 }
 
@@ -780,4 +847,5 @@ void sup_cleanup(struct supervisor *s, const struct run_state *rs)
     run.rs = *rs;
     run_paths(s, &run);
     cleanup(s, &run);
+    explicit_bzero(run.rs.key, sizeof(run.rs.key));
 }

@@ -88,6 +88,14 @@ int sup_run(struct supervisor *s, const struct runspec *spec, struct run_state *
 int sup_adopt(struct supervisor *s, struct run_state *rs, struct run_result *res, char *err,
               size_t errsz);
 
+/*
+ * For a run that ends before its container starts, with res set: writes the
+ * "launcher" section with res's reason as the run's spool (giving rs a key
+ * first if it has none, and saving rs), and sets res->spool_end, so that the
+ * reason is shipped as the run's log. Failures are logged.
+ */
+void sup_not_started(struct supervisor *s, struct run_state *rs, struct run_result *res);
+
 /* Removes rs's container, run directory and state. Failures are logged. */
 void sup_cleanup(struct supervisor *s, const struct run_state *rs);
 

@@ -36,8 +36,18 @@ int main(int argc, char **argv)
     const char *dir = RUNDIR_DEFAULT_PATH;
     struct rundir rd;
     struct recorder rec = {.fd = -1};
+    unsigned char key[SPOOL_KEY_LEN];
     char err[512];
     int fatal = 0;
+
+    /* Before anything else: a non-dumpable process's memory cannot be read
+     * through /proc or ptrace by a phase without CAP_SYS_PTRACE, even one
+     * running as root; the run key will be in it (docs/run-directory.md,
+     * "Integrity of the spool"). */
+    if (prctl(PR_SET_DUMPABLE, 0) < 0) {
+        fprintf(stderr, "davit-worker: cannot make itself non-dumpable: %s\n", strerror(errno));
+        return EXIT_INTERNAL;
+    }
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -72,11 +82,21 @@ int main(int argc, char **argv)
         close(sigfd);
         return EXIT_USAGE;
     }
+    /* The key leaves the disk before any phase exists. Without it nothing
+     * can be recorded that the launcher would believe. */
+    if (rundir_take_key(dirfd, key, err, sizeof(err)) < 0) {
+        fprintf(stderr, "davit-worker: run directory %s: %s\n", dir, err);
+        close(dirfd);
+        close(sigfd);
+        return EXIT_USAGE;
+    }
     if (rundir_load(dirfd, &rd, err, sizeof(err)) < 0) {
         fprintf(stderr, "davit-worker: run directory %s: %s\n", dir, err);
         /* Record the reason too, where the launcher looks for it. */
         char err2[256];
-        if (recorder_open(&rec, dirfd, 0, err2, sizeof(err2)) == 0) {
+        int opened = recorder_open(&rec, dirfd, key, 0, err2, sizeof(err2)) == 0;
+        explicit_bzero(key, sizeof(key));
+        if (opened) {
             recorder_printf(&rec, 'R', "",
                             "outcome=failed phase=- exit=-1 duration_ms=0 reason=bad run "
                             "directory: %s",
@@ -88,7 +108,10 @@ int main(int argc, char **argv)
         close(sigfd);
         return EXIT_USAGE;
     }
-    if (recorder_open(&rec, dirfd, rd.echo, err, sizeof(err)) < 0) {
+    int opened = recorder_open(&rec, dirfd, key, rd.echo, err, sizeof(err)) == 0;
+    /* The recorder keeps only the MAC state derived from it. */
+    explicit_bzero(key, sizeof(key));
+    if (!opened) {
         fprintf(stderr, "davit-worker: run directory %s: %s\n", dir, err);
         rundir_free(&rd);
         close(dirfd);

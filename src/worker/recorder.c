@@ -13,10 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-int recorder_open(struct recorder *r, int dirfd, int echo, char *err, size_t errsz)
+int recorder_open(struct recorder *r, int dirfd, const unsigned char key[SPOOL_KEY_LEN], int echo,
+                  char *err, size_t errsz)
 {
     memset(r, 0, sizeof(*r));
     r->echo = echo;
+    spool_mac_init(&r->mac, key);
     r->fd = openat(dirfd, SPOOL_FILE, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (r->fd < 0) {
         if (errno == EEXIST)
@@ -24,6 +26,7 @@ int recorder_open(struct recorder *r, int dirfd, int echo, char *err, size_t err
                      SPOOL_FILE);
         else
             snprintf(err, errsz, "%s: cannot create: %s", SPOOL_FILE, strerror(errno));
+        spool_mac_wipe(&r->mac);
         return -1;
     }
     return 0;
@@ -102,6 +105,8 @@ int recorder_write(struct recorder *r, char type, const char *phase, const void 
         struct spool_record rec = {
             .type = type, .seq = ++r->seq, .time_ms = clock_wall_ms(), .len = n};
         snprintf(rec.phase, sizeof(rec.phase), "%s", phase);
+        rec.data = p;
+        spool_mac_sign(&r->mac, &rec);
         size_t hlen = spool_header(header, &rec);
         struct iovec iov[3] = {{header, hlen}, {(void *)p, n}, {"\n", 1}};
         if (write_all(r->fd, iov, 3) < 0) {
@@ -146,4 +151,5 @@ void recorder_close(struct recorder *r)
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;
+    spool_mac_wipe(&r->mac);
 }

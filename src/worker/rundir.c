@@ -69,6 +69,53 @@ fail:
     return -1;
 }
 
+int rundir_take_key(int dirfd, unsigned char *key, char *err, size_t errsz)
+{
+    unsigned char buf[SPOOL_KEY_LEN + 1];
+    size_t got = 0;
+    int fd = openat(dirfd, SPOOL_KEY_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            set_err(err, errsz, "%s: missing: the launcher gave this run no key", SPOOL_KEY_FILE);
+        else
+            set_err(err, errsz, "%s: %s", SPOOL_KEY_FILE, strerror(errno));
+        goto fail;
+    }
+    /* One byte more than a key, to tell a longer file. */
+    while (got < sizeof(buf)) {
+        ssize_t n = read(fd, buf + got, sizeof(buf) - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            set_err(err, errsz, "%s: %s", SPOOL_KEY_FILE, strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got != SPOOL_KEY_LEN) {
+        set_err(err, errsz, "%s: not a key: %s than %d bytes", SPOOL_KEY_FILE,
+                got < SPOOL_KEY_LEN ? "shorter" : "longer", SPOOL_KEY_LEN);
+        goto fail;
+    }
+    if (unlinkat(dirfd, SPOOL_KEY_FILE, 0) < 0) {
+        set_err(err, errsz, "%s: cannot remove: %s", SPOOL_KEY_FILE, strerror(errno));
+        goto fail;
+    }
+    memcpy(key, buf, SPOOL_KEY_LEN);
+    explicit_bzero(buf, sizeof(buf));
+    close(fd);
+    return 0;
+
+fail:
+    explicit_bzero(buf, sizeof(buf));
+    explicit_bzero(key, SPOOL_KEY_LEN);
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
 /* A one-line text value: one trailing newline allowed, no other control bytes. */
 static int read_text_at(int dirfd, const char *path, char *out, size_t size, int optional,
                         char *err, size_t errsz)

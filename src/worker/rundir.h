@@ -10,6 +10,7 @@
 #define DAVIT_WORKER_RUNDIR_H
 
 #include "common/runrules.h"
+#include "common/spool_mac.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -67,6 +68,15 @@ struct rundir {
  * nothing that needs freeing; on success free it with rundir_free().
  */
 int rundir_load(int dirfd, struct rundir *rd, char *err, size_t errsz);
+
+/*
+ * Reads the run's key (the file SPOOL_KEY_FILE, exactly SPOOL_KEY_LEN bytes)
+ * from the directory open at dirfd into key, and unlinks the file, so that
+ * the phases started later cannot read it. Call it before rundir_load, which
+ * takes any file left there for an unknown one. Returns 0, or -1 with err
+ * ("key: missing: …"); key is then zeroed. Keeps no other copy of the key.
+ */
+int rundir_take_key(int dirfd, unsigned char *key, char *err, size_t errsz);
 
 /* Frees what rundir_load() allocated. Safe on a zeroed struct. */
 void rundir_free(struct rundir *rd);

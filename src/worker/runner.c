@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define PASSWD_FILE  "/etc/passwd"
 /* After a command exits, read at most this much more of what it left in its
  * pipes: a background process that keeps writing must not stall the run. */
 #define DRAIN_MAX (4 * 1024 * 1024)
@@ -435,13 +436,64 @@ static void run_phase(struct runner *r, const struct rundir_phase *ph, struct ph
     r->phase = "";
 }
 
-/* environ, then env/, then secrets/ (later wins), then the worker's own. */
+/*
+ * The home directory of uid in the image's passwd file (path), into out:
+ * the sixth field of the first line whose third is uid, when it is an
+ * absolute path. A plain colon split, no NSS: the image may have no libc.
+ * Returns 0, or -1 when there is no such entry (or no file).
+ */
+static int passwd_home(const char *path, uid_t uid, char *out, size_t size)
+{
+    char line[4096];
+    int found = -1;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    while (found < 0 && fgets(line, sizeof(line), f)) {
+        char *field[7], *p = line;
+        size_t n = 0;
+        line[strcspn(line, "\n")] = '\0';
+        while (n < 7) {
+            field[n++] = p;
+            p = strchr(p, ':');
+            if (!p)
+                break;
+            *p++ = '\0';
+        }
+        if (n < 6 || !*field[2] || strspn(field[2], "0123456789") != strlen(field[2]))
+            continue;
+        errno = 0;
+        unsigned long long v = strtoull(field[2], NULL, 10);
+        if (errno || v != (unsigned long long)uid || field[5][0] != '/' || strlen(field[5]) >= size)
+            continue;
+        snprintf(out, size, "%s", field[5]);
+        found = 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* HOME for the phases' user: its passwd entry, else /root for root, else the workspace. */
+static void phase_home(const struct rundir *rd, char *out, size_t size)
+{
+    uid_t uid = rd->has_user ? rd->uid : geteuid();
+    if (passwd_home(PASSWD_FILE, uid, out, size) == 0)
+        return;
+    snprintf(out, size, "%s", uid == 0 ? "/root" : rd->workspace);
+}
+
+/*
+ * environ, then env/, then secrets/ (later wins), then the worker's own.
+ * HOME is the worker's too (phase_home) unless env/ or secrets/ set it: the
+ * container's own is the worker's, root's, whatever user the phases run as.
+ */
 static int build_base_env(struct runner *r)
 {
     extern char **environ;
     const struct rundir *rd = r->rd;
-    size_t cap = rd->n_vars + 4;
-    int has_path = 0;
+    size_t cap = rd->n_vars + 5;
+    int has_path = 0, has_home = 0;
+    char home[4096];
 
     for (char **e = environ; *e; e++)
         cap++;
@@ -450,7 +502,7 @@ static int build_base_env(struct runner *r)
         return -1;
     for (char **e = environ; *e; e++) {
         size_t nl = strcspn(*e, "=");
-        int overridden = strncmp(*e, "DAVIT_", 6) == 0;
+        int overridden = strncmp(*e, "DAVIT_", 6) == 0 || strncmp(*e, "HOME=", 5) == 0;
         for (size_t i = 0; i < rd->n_vars && !overridden; i++)
             overridden = strlen(rd->vars[i].name) == nl && strncmp(*e, rd->vars[i].name, nl) == 0;
         if (overridden)
@@ -466,6 +518,7 @@ static int build_base_env(struct runner *r)
         if (later)
             continue;
         has_path |= strcmp(rd->vars[i].name, "PATH") == 0;
+        has_home |= strcmp(rd->vars[i].name, "HOME") == 0;
         if (!(r->env[r->n_env++] = env_entry(rd->vars[i].name, rd->vars[i].value)))
             return -1;
     }
@@ -474,6 +527,11 @@ static int build_base_env(struct runner *r)
         return -1;
     if (!has_path && !(r->env[r->n_env++] = env_entry("PATH", DEFAULT_PATH)))
         return -1;
+    if (!has_home) {
+        phase_home(rd, home, sizeof(home));
+        if (!(r->env[r->n_env++] = env_entry("HOME", home)))
+            return -1;
+    }
     return 0;
 }
 

@@ -14,6 +14,7 @@ static size_t encode(char *buf, char type, uint64_t seq, const char *phase, cons
 {
     struct spool_record r = {.type = type, .seq = seq, .time_ms = 1764331200123, .len = len};
     strcpy(r.phase, phase);
+    strcpy(r.mac, "0123456789abcdef0123456789abcdef"); /* carried, not checked, here */
     size_t h = spool_header(buf, &r);
     memcpy(buf + h, data, len);
     buf[h + len] = '\n';
@@ -34,6 +35,30 @@ static void test_roundtrip_binary(void **state)
     assert_string_equal(r.phase, "plan");
     assert_int_equal(r.len, sizeof(payload));
     assert_memory_equal(r.data, payload, sizeof(payload));
+    assert_string_equal(r.mac, "0123456789abcdef0123456789abcdef");
+}
+
+static void test_header_text(void **state)
+{
+    char buf[SPOOL_HEADER_MAX];
+    struct spool_record r = {.type = 'o', .seq = 7, .time_ms = 1764331200123, .len = 5};
+    strcpy(r.phase, "plan");
+    strcpy(r.mac, "231c7e2f987957f8d3b423cb05d35681");
+    size_t n = spool_header_base(buf, &r);
+    assert_int_equal(n, strlen("@o 7 1764331200123 plan 5"));
+    assert_string_equal(buf, "@o 7 1764331200123 plan 5");
+    n = spool_header(buf, &r);
+    assert_int_equal(n, strlen(buf));
+    assert_string_equal(buf, "@o 7 1764331200123 plan 5 231c7e2f987957f8d3b423cb05d35681\n");
+
+    /* The longest header fits. */
+    struct spool_record big = {
+        .type = 'o', .seq = UINT64_MAX, .time_ms = INT64_MAX, .len = SPOOL_PAYLOAD_MAX};
+    memset(big.phase, 'p', SPOOL_PHASE_MAX);
+    memset(big.mac, 'f', SPOOL_MAC_HEX);
+    n = spool_header(buf, &big);
+    assert_true(n < SPOOL_HEADER_MAX);
+    assert_int_equal(buf[n - 1], '\n');
 }
 
 static void test_partial_is_not_an_error(void **state)
@@ -64,14 +89,18 @@ static void test_two_records(void **state)
 static void test_corrupt(void **state)
 {
     static const char *bad[] = {
-        "X",                      /* no @ */
-        "@x 1 2 p 0\n\n",         /* unknown type */
-        "@o one 2 p 0\n\n",       /* seq not a number */
-        "@o 1 2 p 3\nabcd",       /* payload not terminated by newline */
-        "@o 1 2 bad/phase 0\n\n", /* invalid phase name */
-        "@o 1 2 p 99999999\n",    /* payload over the limit */
-        "@o 1 2 p 0 extra\n\n",   /* trailing garbage in the header */
-        "@o  1 2 p 0\n\n",        /* double space */
+        "X",                                                /* no @ */
+        "@x 1 2 p 0\n\n",                                   /* unknown type */
+        "@o one 2 p 0\n\n",                                 /* seq not a number */
+        "@o 1 2 p 3\nabcd",                                 /* payload not terminated by newline */
+        "@o 1 2 bad/phase 0\n\n",                           /* invalid phase name */
+        "@o 1 2 p 99999999\n",                              /* payload over the limit */
+        "@o 1 2 p 0 extra\n\n",                             /* trailing garbage in the header */
+        "@o  1 2 p 0\n\n",                                  /* double space */
+        "@o 1 2 p 0\n\n",                                   /* no MAC */
+        "@o 1 2 p 0 0123456789abcdef0123456789abcde\n\n",   /* a MAC too short */
+        "@o 1 2 p 0 0123456789abcdef0123456789abcdef0\n\n", /* a MAC too long */
+        "@o 1 2 p 0 0123456789ABCDEF0123456789abcdef\n\n",  /* not lowercase hex */
     };
     struct spool_record r;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -118,6 +147,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_binary),
+        cmocka_unit_test(test_header_text),
         cmocka_unit_test(test_partial_is_not_an_error),
         cmocka_unit_test(test_two_records),
         cmocka_unit_test(test_corrupt),

@@ -29,7 +29,7 @@ def stdout_of(raw):
     out, pos = [], 0
     while pos < len(raw):
         nl = raw.index(b"\n", pos)
-        t, _seq, _ms, _phase, length = raw[pos + 1:nl].split(b" ")
+        t, _seq, _ms, _phase, length, _mac = raw[pos + 1:nl].split(b" ")
         start = nl + 1
         if t == b"o":
             out.append(raw[start:start + int(length)])

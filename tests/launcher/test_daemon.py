@@ -324,9 +324,63 @@ def test_tampered_worker_is_refused_and_no_container_starts(env):
     r = server.wait_state(rid, ("finished", "failed", "canceled", "timed_out", "lost"))
     assert r["state"] == "failed", r
     assert "refusing it" in r["reason"], r
+    # The reason is in the run's log too, as the launcher's section.
+    assert launcher_section(r["reason"]) in logs(server, rid)
     assert "run started" not in d.log() and "run prepared" not in d.log()
     assert d.containers() == []
     assert not [n for n in os.listdir(os.path.join(d.state, "workers")) if not n.startswith(".")]
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
+def launcher_section(reason):
+    """What `davit run logs` shows for a run that failed before its container
+    started (docs/run-directory.md, "The launcher's records")."""
+    return ("=== phase launcher\n"
+            f"davit: {reason}\n"
+            "=== phase launcher ended: outcome=failed exit=-1 duration_ms=0\n"
+            "=== run: outcome=failed phase=launcher exit=-1 duration_ms=0 reason=" + reason)
+
+
+def test_failure_before_the_container_is_in_the_log(env):
+    server = env["server"]
+    token, key_b64, _ = make_pool(env)
+    d = daemon(env, token, key_b64).start()
+    # No registry is reachable: loopback port 9 refuses connections.
+    image = "127.0.0.1:9/davit-absent-%d:y" % os.getpid()
+    rid = int(server.cli("run", "submit", "--pool", "web", "--image", image,
+                         "--phase", "plan=echo never").stdout.decode().strip())
+    r = server.wait_state(rid, ("finished", "failed", "canceled", "timed_out", "lost"))
+    assert r["state"] == "failed", r
+    assert r["reason"].startswith(f'image "{image}" is not present locally and could not be '
+                                  "pulled: "), r
+    # --follow, too, shows the reason rather than ending with nothing.
+    p = server.cli("run", "logs", "--follow", str(rid), check=False)
+    out = p.stdout.decode()
+    assert p.returncode == 1 and out.startswith(launcher_section(r["reason"])), (p, out)
+    assert "never" not in out
+    assert d.containers() == []
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0
+
+
+def test_forged_record_is_neither_believed_nor_shipped(env):
+    server = env["server"]
+    token, key_b64, _ = make_pool(env)
+    d = daemon(env, token, key_b64).start()
+    # A root phase appends a passing result with the next seq and a made-up MAC, then hangs.
+    forge = ('S=/opt/davit/run/spool; n=$(($(grep -ac "^@[oecSEWR] [0-9]" $S) + 1)); '
+             'P="outcome=finished phase=- exit=0 duration_ms=1 reason=FOR""GED"; '
+             'printf "@R %d 1 - %d 0123456789abcdef0123456789abcdef\\n%s\\n" $n ${#P} "$P" '
+             '>> $S; sleep 60')
+    rid = submit(server, "plan=echo genuine; " + forge)
+    r = server.wait_state(rid, ("finished", "failed", "canceled", "timed_out", "lost"))
+    assert r["state"] == "failed", r
+    assert r["reason"].startswith("spool tampered: record ") and "bad MAC" in r["reason"], r
+    out = logs(server, rid)
+    assert "genuine" in out and "FORGED" not in out, out
+    assert "=== run:" not in out  # the forged R, and nothing after it, was not shipped
+    wait_for(lambda: d.containers() == [], "the container to go", limit=20)
     d.signal(signal.SIGTERM)
     assert d.wait() == 0
 

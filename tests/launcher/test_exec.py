@@ -514,3 +514,42 @@ def test_state_dir_in_use(L):
     p.send_signal(signal.SIGINT)
     p.communicate(timeout=30)
     assert p.returncode == 4
+
+
+# --- a run's own code cannot rewrite what the worker recorded --------------
+
+# Appends a record with the next seq and a MAC the phase has to make up.
+FORGE = ('S=/opt/davit/run/spool; n=$(($(grep -ac "^@[oecSEWR] [0-9]" $S) + 1)); '
+         'printf "@%s %d 1 %s %d 0123456789abcdef0123456789abcdef\\n%s\\n" '
+         '"$T" $n "$PH" ${#P} "$P" >> $S')
+
+
+@pytest.mark.parametrize("forged", [
+    # A passing result, then hang: without verification the launcher takes the
+    # result and kills the container after the grace.
+    ("R", "-", "outcome=finished phase=- exit=0 duration_ms=1 reason=all phases succeeded"),
+    # A line under the name of another phase.
+    ("o", "apply", "FORGED-LINE"),
+], ids=["passing_result", "other_phase_line"])
+def test_forged_records_fail_the_run(L, forged):
+    t, phase, payload = forged
+    spec = L.spec([{"name": "plan", "commands": [
+        f"T={t} PH={phase} P='{payload}'; " + FORGE, "sleep 60"]},
+        {"name": "apply", "commands": ["echo never"]}], timeouts={"kill_grace": "1s"})
+    r = L.run(spec)
+    assert r.returncode == 1, r.stdout + r.stderr
+    last = result_line(r.stdout)
+    assert "spool tampered: record 3 has a bad MAC" in last, last
+    assert "finished" not in last
+    # Nothing from the forged record on is believed or shown.
+    assert "apply    | FORGED-LINE" not in r.stdout
+    assert "never" not in r.stdout
+
+
+def test_truncated_spool_fails_the_run(L):
+    spec = L.spec([{"name": "plan", "commands": [
+        "echo evidence of a failure", ": > /opt/davit/run/spool", "exit 1"]}],
+        timeouts={"kill_grace": "1s"})
+    r = L.run(spec)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "spool tampered: " in result_line(r.stdout), r.stdout

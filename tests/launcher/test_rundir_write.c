@@ -188,12 +188,104 @@ static void test_errors(void **state)
     runspec_free(spec);
 }
 
+/* The key the launcher leaves for the worker: 0400, 32 bytes, taken (and deleted) by the worker. */
+static void test_key_for_the_worker(void **state)
+{
+    struct runspec *spec = spec_of("{\"image\":\"x\",\"phases\":[{\"name\":\"a\"}]}");
+    unsigned char key[SPOOL_KEY_LEN], back[SPOOL_KEY_LEN];
+    char err[512], path[256];
+    struct stat st;
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (unsigned char)(0xa0 + i);
+    assert_int_equal(rundir_write(dir, spec, "r", NULL, 0, err, sizeof(err)), 0);
+    assert_int_equal(rundir_write_key(dir, key, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/%s", dir, SPOOL_KEY_FILE);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0400);
+    assert_int_equal(st.st_size, SPOOL_KEY_LEN);
+    /* Never replaced. */
+    assert_int_equal(rundir_write_key(dir, key, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "File exists"));
+
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    assert_int_equal(rundir_take_key(dfd, back, err, sizeof(err)), 0);
+    assert_memory_equal(back, key, sizeof(key));
+    assert_int_equal(stat(path, &st), -1);
+    /* What is left is a run directory the worker reads. */
+    struct rundir rd;
+    assert_int_equal(rundir_load(dfd, &rd, err, sizeof(err)), 0);
+    rundir_free(&rd);
+    assert_int_equal(rundir_take_key(dfd, back, err, sizeof(err)), -1);
+    assert_string_equal(err, "key: missing: the launcher gave this run no key");
+    close(dfd);
+    runspec_free(spec);
+}
+
+/* The spool of a run that never started: a signed "launcher" section and the result. */
+static void test_launcher_section(void **state)
+{
+    static const char reason[] = "image \"x:y\" is not present locally and could not be pulled: no";
+    unsigned char key[SPOOL_KEY_LEN] = {7};
+    struct dbuf b = DBUF_INIT(1 << 20);
+    struct spool_mac m;
+    char err[512], path[256], v[256];
+    uint64_t end = 1;
+
+    /* The run directory may not exist yet (the run failed before it was written). */
+    assert_int_equal(rundir_spool_section(dir, key, OUTCOME_FAILED, reason, &end, err, sizeof(err)),
+                     0);
+    snprintf(path, sizeof(path), "%s/%s", dir, SPOOL_FILE);
+    assert_int_equal(dbuf_read_file(&b, path), 0);
+    assert_int_equal(end, b.len);
+    assert_dir_mode("");
+
+    spool_mac_init(&m, key);
+    const char *types = "SWER";
+    size_t off = 0;
+    for (int i = 0; i < 4; i++) {
+        struct spool_record r;
+        ssize_t n = spool_parse(b.data + off, b.len - off, &r);
+        assert_true(n > 0);
+        off += (size_t)n;
+        assert_int_equal(r.type, types[i]);
+        assert_int_equal(r.seq, i + 1);
+        assert_true(spool_mac_verify(&m, &r));
+        assert_string_equal(r.phase, i == 3 ? "" : RUNDIR_LAUNCHER_PHASE);
+        if (r.type == SPOOL_NOTE) {
+            assert_int_equal(r.len, strlen(reason));
+            assert_memory_equal(r.data, reason, r.len);
+        } else if (r.type == SPOOL_PHASE_END) {
+            assert_int_equal(spool_kv(r.data, r.len, "outcome", v, sizeof(v)), 0);
+            assert_string_equal(v, "failed");
+        } else if (r.type == SPOOL_RESULT) {
+            assert_int_equal(spool_kv(r.data, r.len, "outcome", v, sizeof(v)), 0);
+            assert_string_equal(v, "failed");
+            assert_int_equal(spool_kv(r.data, r.len, "phase", v, sizeof(v)), 0);
+            assert_string_equal(v, RUNDIR_LAUNCHER_PHASE);
+            assert_int_equal(spool_kv(r.data, r.len, "reason", v, sizeof(v)), 0);
+            assert_string_equal(v, reason);
+        }
+    }
+    assert_int_equal(off, b.len);
+    spool_mac_wipe(&m);
+
+    /* A spool is never written twice. */
+    assert_int_equal(
+        rundir_spool_section(dir, key, OUTCOME_CANCELED, reason, &end, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "File exists"));
+    assert_int_equal(end, 0);
+    dbuf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_layout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_minimal_and_empty_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_for_the_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_launcher_section, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

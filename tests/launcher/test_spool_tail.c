@@ -1,6 +1,8 @@
 /*
- * Unit tests for spool_tail: records written with spool_header(), read back
- * whole, in pieces, across restarts from a saved offset, and when corrupt.
+ * Unit tests for spool_tail: records written with spool_header() and signed
+ * with the run's key, read back whole, in pieces, across restarts from a
+ * saved offset, and when corrupt or tampered with (a forged record, a gap, a
+ * repeat, a truncation).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,10 +12,13 @@
 #include "launcher/spool_tail.h"
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static const unsigned char key[SPOOL_KEY_LEN] = "the run key, 32 bytes, not more";
 
 struct fixture {
     char dir[64];
@@ -51,17 +56,36 @@ static void append_raw(struct fixture *f, const void *p, size_t n)
     assert_int_equal(write(f->fd, p, n), (ssize_t)n);
 }
 
-/* Builds one record into buf; returns its length. */
-static size_t make_record(char *buf, char type, uint64_t seq, const char *phase, const char *data,
-                          size_t len)
+/* Builds one record into buf, signed with k; returns its length. */
+static size_t make_record_key(char *buf, const unsigned char *k, char type, uint64_t seq,
+                              const char *phase, const char *data, size_t len)
 {
     struct spool_record r = {.type = type, .seq = seq, .time_ms = 1764331200000 + (int64_t)seq};
+    struct spool_mac m;
     snprintf(r.phase, sizeof(r.phase), "%s", phase);
+    r.data = data;
     r.len = len;
+    spool_mac_init(&m, k);
+    spool_mac_sign(&m, &r);
+    spool_mac_wipe(&m);
     size_t h = spool_header(buf, &r);
     memcpy(buf + h, data, len);
     buf[h + len] = '\n';
     return h + len + 1;
+}
+
+static size_t make_record(char *buf, char type, uint64_t seq, const char *phase, const char *data,
+                          size_t len)
+{
+    return make_record_key(buf, key, type, seq, phase, data, len);
+}
+
+/* A tail of f's spool from offset, verifying with key. */
+static void tail_init(struct fixture *f, struct spool_tail *t, uint64_t offset)
+{
+    char err[256];
+    assert_int_equal(spool_tail_init(t, f->path, offset, err, sizeof(err)), 0);
+    spool_tail_set_key(t, key);
 }
 
 static void append(struct fixture *f, char type, uint64_t seq, const char *phase, const char *data)
@@ -95,7 +119,7 @@ static void test_missing_then_growing(void **state)
     struct seen s = {0};
     char err[256];
 
-    assert_int_equal(spool_tail_init(&t, f->path, 0, err, sizeof(err)), 0);
+    tail_init(f, &t, 0);
     assert_int_equal(spool_tail_read(&t, collect, &s, err, sizeof(err)), 0);
 
     append(f, 'S', 1, "plan", "");
@@ -132,13 +156,13 @@ static void test_resume_from_offset(void **state)
     }
     /* A reader that stops after 2 records, as a launcher killed there would. */
     s.stop_after = 2;
-    assert_int_equal(spool_tail_init(&t, f->path, 0, err, sizeof(err)), 0);
+    tail_init(f, &t, 0);
     assert_int_equal(spool_tail_read(&t, collect, &s, err, sizeof(err)), 2);
     uint64_t offset = t.offset, seq = t.seq;
     spool_tail_free(&t);
 
     struct seen s2 = {0};
-    assert_int_equal(spool_tail_init(&t, f->path, offset, err, sizeof(err)), 0);
+    tail_init(f, &t, offset);
     t.seq = seq;
     append(f, 'R', 6, "", "outcome=finished phase=- exit=0 duration_ms=1 reason=ok");
     assert_int_equal(spool_tail_read(&t, collect, &s2, err, sizeof(err)), 4);
@@ -160,7 +184,7 @@ static void test_large_records(void **state)
     for (uint64_t i = 1; i <= 20; i++)
         append_raw(f, buf, make_record(buf, 'o', i, "p", payload, big));
 
-    assert_int_equal(spool_tail_init(&t, f->path, 0, err, sizeof(err)), 0);
+    tail_init(f, &t, 0);
     struct seen s = {0};
     int total = 0, n;
     /* A 64 KiB record at a time, as the file grows: all 20 arrive. */
@@ -183,14 +207,93 @@ static void test_corrupt(void **state)
 
     append(f, 'o', 1, "p", "ok\n");
     append_raw(f, "garbage that is not a record\n", 29);
+    tail_init(f, &t, 0);
+    assert_int_equal(spool_tail_read(&t, collect, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, "spool tampered: record 2 is malformed (at offset 60)");
+    assert_int_equal(s.n, 1);
+    spool_tail_free(&t);
+
+    /* Without a key (tools, tests) it is only corrupt. */
+    memset(&s, 0, sizeof(s));
     assert_int_equal(spool_tail_init(&t, f->path, 0, err, sizeof(err)), 0);
     assert_int_equal(spool_tail_read(&t, collect, &s, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "corrupt record at offset"));
+    assert_non_null(strstr(err, "corrupt record at offset 60"));
     assert_int_equal(s.n, 1);
     spool_tail_free(&t);
 }
 
-static void test_sequence_gap_is_corrupt(void **state)
+/* Reads f's spool from the start; expects n records, then the error want. */
+static void expect_tampered(struct fixture *f, int n, const char *want)
+{
+    struct spool_tail t;
+    struct seen s = {0};
+    char err[256];
+    tail_init(f, &t, 0);
+    assert_int_equal(spool_tail_read(&t, collect, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, want);
+    assert_int_equal(s.n, n);
+    assert_true(t.tampered);
+    /* Sticky: nothing after the first bad record is ever handed over. */
+    assert_int_equal(spool_tail_read(&t, collect, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, want);
+    assert_int_equal(s.n, n);
+    spool_tail_free(&t);
+}
+
+static void test_sequence_gap(void **state)
+{
+    struct fixture *f = *state;
+    append(f, 'o', 1, "p", "a");
+    append(f, 'o', 3, "p", "b");
+    append(f, 'o', 4, "p", "c");
+    expect_tampered(f, 1, "spool tampered: record 2 is missing (the next one is 3)");
+}
+
+static void test_first_record_is_1(void **state)
+{
+    struct fixture *f = *state;
+    append(f, 'o', 2, "p", "a");
+    expect_tampered(f, 0, "spool tampered: record 1 is missing (the next one is 2)");
+}
+
+static void test_repeated_record(void **state)
+{
+    struct fixture *f = *state;
+    char buf[256];
+    size_t n = make_record(buf, 'o', 1, "p", "a", 1);
+    append_raw(f, buf, n);
+    append(f, 'o', 2, "p", "b");
+    append_raw(f, buf, n); /* a genuine record, replayed */
+    expect_tampered(f, 2, "spool tampered: record 2 is followed by a repeated record 1");
+}
+
+static void test_forged_records(void **state)
+{
+    struct fixture *f = *state;
+    static const unsigned char wrong[SPOOL_KEY_LEN] = "a key a phase could make up....";
+    char buf[256];
+
+    append(f, 'S', 1, "plan", "");
+    append(f, 'o', 2, "plan", "x");
+    /* A phase's line under another phase's name, signed with a guess of the key. */
+    append_raw(f, buf, make_record_key(buf, wrong, 'o', 3, "apply", "forged\n", 7));
+    append(f, 'R', 4, "", "outcome=finished phase=- exit=0 duration_ms=1 reason=ok");
+    expect_tampered(f, 2, "spool tampered: record 3 has a bad MAC");
+}
+
+static void test_altered_result(void **state)
+{
+    struct fixture *f = *state;
+    char buf[256];
+    append(f, 'o', 1, "plan", "x");
+    /* The worker's failed result, turned into a pass by editing the payload. */
+    size_t n = make_record(buf, 'R', 2, "", "outcome=failed phase=plan exit=1", 32);
+    memcpy(strstr(buf, "outcome=failed"), "outcome=passed", 14);
+    append_raw(f, buf, n);
+    expect_tampered(f, 1, "spool tampered: record 2 has a bad MAC");
+}
+
+static void test_truncated(void **state)
 {
     struct fixture *f = *state;
     struct spool_tail t;
@@ -198,10 +301,22 @@ static void test_sequence_gap_is_corrupt(void **state)
     char err[256];
 
     append(f, 'o', 1, "p", "a");
-    append(f, 'o', 3, "p", "b");
-    assert_int_equal(spool_tail_init(&t, f->path, 0, err, sizeof(err)), 0);
+    append(f, 'o', 2, "p", "b");
+    tail_init(f, &t, 0);
+    assert_int_equal(spool_tail_read(&t, collect, &s, err, sizeof(err)), 2);
+    uint64_t read = t.offset;
+    assert_int_equal(ftruncate(f->fd, 10), 0);
+    char want[128];
+    snprintf(want, sizeof(want),
+             "spool tampered: the spool shrank to 10 bytes after %llu were read",
+             (unsigned long long)read);
     assert_int_equal(spool_tail_read(&t, collect, &s, err, sizeof(err)), -1);
-    assert_int_equal(s.n, 1);
+    assert_string_equal(err, want);
+    /* Written again past what was read: still refused. */
+    append(f, 'o', 3, "p", "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc");
+    assert_int_equal(spool_tail_read(&t, collect, &s, err, sizeof(err)), -1);
+    assert_string_equal(err, want);
+    assert_int_equal(s.n, 2);
     spool_tail_free(&t);
 }
 
@@ -212,7 +327,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_from_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sequence_gap_is_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sequence_gap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_record_is_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repeated_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_altered_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

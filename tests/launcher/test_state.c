@@ -139,12 +139,47 @@ static void test_daemon_fields_and_files(void **state)
     state_close(&st);
 }
 
+/* The run's spool key: saved as hex, read back whole, absent when there is none. */
+static void test_run_key(void **state)
+{
+    struct state st;
+    struct run_state rs, back;
+    char err[512], path[256];
+    assert_int_equal(state_open(&st, dir, err, sizeof(err)), 0);
+    memset(&rs, 0, sizeof(rs));
+    snprintf(rs.run_id, sizeof(rs.run_id), "exec-k");
+    assert_int_equal(state_run_save(&st, &rs, err, sizeof(err)), 0);
+    assert_int_equal(state_run_load(&st, "exec-k", &back, err, sizeof(err)), 1);
+    assert_false(back.has_key);
+
+    rs.has_key = 1;
+    for (size_t i = 0; i < STATE_KEY_LEN; i++)
+        rs.key[i] = (unsigned char)(i * 7 + 1);
+    assert_int_equal(state_run_save(&st, &rs, err, sizeof(err)), 0);
+    assert_int_equal(state_run_load(&st, "exec-k", &back, err, sizeof(err)), 1);
+    assert_true(back.has_key);
+    assert_memory_equal(back.key, rs.key, STATE_KEY_LEN);
+
+    /* A key that is not 64 lowercase hex digits makes the state unreadable. */
+    snprintf(path, sizeof(path), "%s/runs/exec-k.json", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"run\":\"exec-k\",\"container\":\"\",\"spec_sha256\":\"\",\"offset\":0,"
+          "\"seq\":0,\"started_ms\":0,\"key\":\"00FF\"}",
+          fp);
+    fclose(fp);
+    assert_int_equal(state_run_load(&st, "exec-k", &back, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "key: not 64 hex digits"));
+    state_close(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_identity_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_fields_and_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,17 +1,29 @@
 """Test helpers for the worker: write run directories, read spools.
 
 Both follow docs/run-directory.md. The spool reader is deliberately strict:
-any malformed record fails the test.
+any malformed record, and any record whose MAC is not the run key's, fails
+the test.
 """
+import hashlib
+import hmac
 import os
 import re
 
-HEADER = re.compile(rb"@([oecSEWR]) (\d+) (\d+) ([A-Za-z0-9_.-]+) (\d+)\n")
+HEADER = re.compile(rb"(@([oecSEWR]) (\d+) (\d+) ([A-Za-z0-9_.-]+) (\d+)) ([0-9a-f]{32})\n")
+
+# The key of each run directory write_rundir made (the worker deletes the file).
+KEYS = {}
 
 
-def write_rundir(path, phases, env=None, secrets=None, settings=None):
-    """phases: list of dicts with name, commands, and optional before/after/timeout."""
+def write_rundir(path, phases, env=None, secrets=None, settings=None, key=True):
+    """phases: list of dicts with name, commands, and optional before/after/timeout.
+
+    key=True writes a fresh run key (mode 0400) as the launcher does; False
+    writes none."""
     os.makedirs(path, mode=0o700, exist_ok=True)
+    if key:
+        KEYS[os.path.realpath(path)] = os.urandom(32)
+        _put(path, "key", KEYS[os.path.realpath(path)], mode=0o400)
     _put(path, "version", "1\n")
     for sub, values in (("env", env), ("secrets", secrets)):
         if values:
@@ -30,10 +42,10 @@ def write_rundir(path, phases, env=None, secrets=None, settings=None):
     return path
 
 
-def _put(directory, name, content):
+def _put(directory, name, content, mode=0o600):
     os.makedirs(directory, mode=0o700, exist_ok=True)
     data = content.encode() if isinstance(content, str) else content
-    fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
 
@@ -55,18 +67,31 @@ class Record:
         return f"<{self.type} {self.seq} {self.phase} {self.data[:60]!r}>"
 
 
-def read_spool(path):
+def record_mac(key, base, payload):
+    """A record's MAC: HMAC-SHA256 over the header without its MAC, a newline
+    and the payload, truncated to 16 bytes, in hex (src/common/spool_mac.h)."""
+    return hmac.new(key, base + b"\n" + payload, hashlib.sha256).hexdigest()[:32]
+
+
+def read_spool(path, key=None):
+    """The records of the spool at path, each checked against the key of the
+    run directory it is in (or key)."""
+    if key is None:
+        key = KEYS[os.path.realpath(os.path.dirname(path))]
     with open(path, "rb") as f:
         buf = f.read()
     records, pos = [], 0
     while pos < len(buf):
         m = HEADER.match(buf, pos)
         assert m, f"corrupt record header at offset {pos}: {buf[pos:pos + 80]!r}"
-        length = int(m.group(5))
+        length = int(m.group(6))
         start = m.end()
         assert buf[start + length:start + length + 1] == b"\n", f"record at {pos} not terminated"
-        records.append(Record(m.group(1).decode(), int(m.group(2)), int(m.group(3)),
-                              m.group(4).decode(), buf[start:start + length]))
+        payload = buf[start:start + length]
+        assert m.group(7).decode() == record_mac(key, m.group(1), payload), \
+            f"record at {pos} has a bad MAC"
+        records.append(Record(m.group(2).decode(), int(m.group(3)), int(m.group(4)),
+                              m.group(5).decode(), payload))
         pos = start + length + 1
     for i, r in enumerate(records):
         assert r.seq == i + 1, f"sequence gap at record {i}: {r.seq}"

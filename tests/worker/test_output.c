@@ -30,7 +30,8 @@ static int setup(void **state)
     if (!f || !mkdtemp(f->dir))
         return -1;
     f->dirfd = open(f->dir, O_RDONLY | O_DIRECTORY);
-    if (recorder_open(&f->rec, f->dirfd, 0, err, sizeof(err)) < 0)
+    static const unsigned char key[SPOOL_KEY_LEN] = {1};
+    if (recorder_open(&f->rec, f->dirfd, key, 0, err, sizeof(err)) < 0)
         return -1;
     mask_set_init(&f->masks);
     output_stream_init(&f->out, SPOOL_STDOUT);

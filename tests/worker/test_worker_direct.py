@@ -105,10 +105,43 @@ def test_run_directory_is_never_used_twice(rundir, workspace):
     write_rundir(rundir, phases_ok(), settings={"workspace": workspace})
     assert run_worker(rundir)[0] == 0
     before = open(os.path.join(rundir, "spool"), "rb").read()
+    write_rundir(rundir, phases_ok(), settings={"workspace": workspace})  # a key again
     code, _, err = run_worker(rundir)
     assert code == 2
     assert "spool: already exists: this run directory was used before" in err
     assert open(os.path.join(rundir, "spool"), "rb").read() == before
+
+
+def test_the_key_is_gone_before_any_phase(rundir, workspace):
+    key_path = os.path.join(rundir, "key")
+    write_rundir(rundir, [{"name": "p", "commands": [
+        f'test -e {key_path} && echo key-present || echo key-gone']}],
+        settings={"workspace": workspace})
+    assert os.stat(key_path).st_mode & 0o777 == 0o400
+    code, _, err = run_worker(rundir)
+    assert code == 0, err
+    recs = read_spool(os.path.join(rundir, "spool"))  # every record signed with the key
+    assert output(recs, "p") == b"key-gone\n"
+    assert not os.path.exists(key_path)
+    assert [r.seq for r in recs] == list(range(1, len(recs) + 1))
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "key: missing: the launcher gave this run no key"),
+    (b"short", "key: not a key: shorter than 32 bytes"),
+    (b"k" * 33, "key: not a key: longer than 32 bytes"),
+], ids=["missing", "short", "long"])
+def test_bad_key(rundir, workspace, content, message):
+    write_rundir(rundir, phases_ok(), settings={"workspace": workspace}, key=content is not None)
+    if content is not None:
+        os.chmod(os.path.join(rundir, "key"), 0o600)
+        _put(rundir, "key", content)
+    code, out, err = run_worker(rundir)
+    assert code == 2
+    assert err == f"davit-worker: run directory {rundir}: {message}\n"
+    # Nothing is recorded that the launcher could not verify, and nothing ran.
+    assert not os.path.exists(os.path.join(rundir, "spool"))
+    assert not os.path.exists(workspace)
 
 
 BAD = [

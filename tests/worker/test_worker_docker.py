@@ -342,3 +342,83 @@ def _wait_for_output(rundir, needle, timeout=30):
             pass
         time.sleep(0.05)
     raise AssertionError(f"{needle!r} did not appear in the spool within {timeout}s")
+
+
+@pytest.fixture
+def passwd_image(tmpdir_clean):
+    """make(home) -> a throwaway image from davit/runner-busybox whose /etc/passwd
+    gives uid 1983 the home directory home (made, owned by 1983), or no entry
+    at all for None. Removed at the end of the test."""
+    made = []
+
+    def make(home):
+        name = "davit-test-home-" + uuid.uuid4().hex[:12]
+        lines = ["root:x:0:0:root:/root:/bin/sh"]
+        if home:
+            lines.append(f"runner:x:1983:1983:a runner:{home}:/bin/sh")
+        src = os.path.join(tmpdir_clean, name)
+        os.makedirs(os.path.join(src, "etc"))
+        with open(os.path.join(src, "etc", "passwd"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        if home:
+            os.makedirs(src + home)
+            os.chown(src + home, 1983, 1983)
+        subprocess.run(["docker", "create", "--name", name, "--label", "io.davit.run=" + name,
+                        "--entrypoint", "/bin/true", "davit/runner-busybox"],
+                       check=True, capture_output=True)
+        try:
+            for top in os.listdir(src):
+                subprocess.run(["docker", "cp", "-a", os.path.join(src, top), f"{name}:/"],
+                               check=True, capture_output=True)
+            subprocess.run(["docker", "commit", name, name], check=True, capture_output=True)
+            made.append(name)
+        finally:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        return name
+
+    yield make
+    if made:
+        subprocess.run(["docker", "rmi", "-f", *made], capture_output=True)
+
+
+@pytest.mark.parametrize("entry,home", [
+    ("/home/runner", "/home/runner"),  # the image's passwd entry for the uid
+    (None, "/mnt/workspace"),          # no entry: the workspace
+], ids=["passwd_entry", "no_entry"])
+def test_home_of_a_non_root_user(containers, rundir, passwd_image, entry, home):
+    image = passwd_image(entry)
+    write_rundir(rundir, [{"name": "home", "commands": [
+        'echo "HOME=$HOME"', 'echo settings > "$HOME/.toolrc" && cat "$HOME/.toolrc"',
+    ]}], settings={"user": "1983"})
+    code, recs = containers.run(rundir, image=image)
+    assert output(recs, "home") == f"HOME={home}\nsettings\n".encode(), output(recs, None, "e")
+    assert code == EXIT["finished"]
+
+
+def test_home_of_root_and_from_env(containers, rundir):
+    write_rundir(rundir, [{"name": "root", "commands": ['echo "HOME=$HOME"']},
+                          {"name": "mine", "commands": ['echo "HOME=$HOME"']}])
+    code, recs = containers.run(rundir)
+    assert code == EXIT["finished"]
+    assert output(recs, "root") == b"HOME=/root\n"
+    # A HOME in the run's env/ wins over the worker's choice.
+    shutil.rmtree(rundir)
+    write_rundir(rundir, [{"name": "mine", "commands": ['echo "HOME=$HOME"']}],
+                 env={"HOME": "/srv/mine"}, settings={"user": "1983"})
+    code, recs = containers.run(rundir)
+    assert code == EXIT["finished"]
+    assert output(recs, "mine") == b"HOME=/srv/mine\n"
+
+
+def test_root_phase_cannot_read_the_workers_memory(containers, rundir):
+    """The worker is non-dumpable, so even a root phase (without CAP_SYS_PTRACE, as in any default
+    container) cannot look into it for the run key; and the key file is gone."""
+    write_rundir(rundir, [{"name": "peek", "commands": [
+        "id -u",
+        "for f in environ maps mem; do head -c 1 /proc/1/$f >/dev/null 2>&1 "
+        "&& echo $f-readable || echo $f-denied; done",
+        "test -e /opt/davit/run/key && echo key-present || echo key-gone",
+    ]}])
+    code, recs = containers.run(rundir)
+    assert code == EXIT["finished"], output(recs, None, "e")
+    assert output(recs, "peek") == b"0\nenviron-denied\nmaps-denied\nmem-denied\nkey-gone\n"
