@@ -22,7 +22,7 @@ from davit_rundir import output, read_spool, result, write_rundir
 GRACE_MS = 2000
 SLACK_MS = 2000  # the worker's wake-up delay on a loaded machine; a tripled grace is 4 s over
 STUBBORN = ["trap 'echo got TERM' TERM; echo started; while :; do sleep 0.1; done"]
-TERM_NOTE = b"sending SIGTERM to the phase, SIGKILL in 2s"
+TERM_NOTE = b"sending SIGTERM to the phase, SIGKILL in "
 KILL_NOTE = b"did not stop within the grace period: sending SIGKILL"
 
 
