@@ -7,11 +7,13 @@
 #   make demo-stop  stop the demo's server and launcher
 #   make format     clang-format the C sources
 #   make format-check  fail if a C file is not as clang-format writes it (make test runs it)
+#   make mutate     mutation testing: does a test fail when a critical line breaks?
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan clang format-check deps docker runner-image test unit-test demo demo-stop format clean
+.PHONY: all build asan clang format-check deps docker runner-image test unit-test mutate demo \
+	demo-stop format clean
 
 all: build
 
@@ -43,6 +45,11 @@ test: deps docker runner-image format-check asan clang
 
 unit-test: asan
 	cd build-asan && ctest --output-on-failure -L unit
+
+# Not part of `make test` (it rebuilds and reruns tests once per mutation):
+# applies each mutation of tests/mutations.txt to a scratch copy of the tree.
+mutate: deps docker runner-image
+	scripts/mutate
 
 # The README's first command: everything from a fresh Debian 12 machine.
 demo: deps docker runner-image build
