@@ -161,7 +161,8 @@ static void test_log_offsets(void **state)
     int64_t r = submit(f);
     assert_int_equal(poll_runs(f, l, ids, &ack), 1);
     /* The server does not check the MAC (spool_mac.h), only the format. */
-    const char a[] = "@o 1 1 - 3 00000000000000000000000000000000\nabc\n", b[] = "@o 2 1 - 2 00000000000000000000000000000000\nde\n";
+    const char a[] = "@o 1 1 - 3 00000000000000000000000000000000\nabc\n",
+               b[] = "@o 2 1 - 2 00000000000000000000000000000000\nde\n";
     size_t la = strlen(a), lb = strlen(b);
     assert_int_equal(store_log_append(f->s, l, r, 0, a, la, 1 << 20, &next), STORE_OK);
     assert_int_equal(next, la);
