@@ -2,7 +2,8 @@
 #   make            release build in build/
 #   make asan       AddressSanitizer + UBSan build in build-asan/
 #   make clang      the same sources built by clang in build-clang/ (warnings are errors)
-#   make test       everything the tests need, then every test under the sanitizers
+#   make test       everything the tests need, the release and clang builds (warnings are
+#                   errors), then every test under the sanitizers
 #   make demo       server, pool, launcher and a sample run, end to end
 #   make demo-stop  stop the demo's server and launcher
 #   make format     clang-format the C sources
@@ -40,7 +41,7 @@ runner-image: docker
 	scripts/build-runner-image
 
 # The one test command (README, .ci/run). It sets up what it needs first.
-test: deps docker runner-image format-check asan clang
+test: deps docker runner-image format-check build asan clang
 	cd build-asan && ctest --output-on-failure -j 1
 
 unit-test: asan

@@ -69,7 +69,7 @@ static int print_pool(struct cli *c, json_t *p)
 /* create and reset: send the CSR, print only the token (the one time it exists). */
 static int pool_token(struct cli *c, int argc, char **argv, int reset)
 {
-    const char *name, *csrfile = NULL;
+    const char *name = NULL, *csrfile = NULL;
     char *csr = NULL, *path = NULL;
     json_t *resp = NULL, *body = NULL;
     int rc = pool_args(c, argc, argv, &name, &csrfile, NULL);
@@ -123,7 +123,7 @@ int cli_pool_list(struct cli *c, int argc, char **argv)
 
 static int pool_simple(struct cli *c, int argc, char **argv, const char *method, const char *suffix)
 {
-    const char *name, *deadline = NULL;
+    const char *name = NULL, *deadline = NULL;
     json_t *resp = NULL, *body = NULL;
     int rc =
         pool_args(c, argc, argv, &name, NULL, strcmp(suffix, "/cycle") == 0 ? &deadline : NULL);

@@ -107,3 +107,21 @@ def output(records, phase=None, stream="o"):
 def result(records):
     assert records and records[-1].type == "R", f"last record is not a result: {records[-1:]}"
     return records[-1]
+
+
+def wait_for_spool(rundir, needle, alive=lambda: True, timeout=60):
+    """Waits until needle is in the run directory's spool; fails early once
+    alive() says the worker is gone (timeout only stops a hung test)."""
+    import time
+    spool = os.path.join(rundir, "spool")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(spool, "rb") as f:
+                if needle in f.read():
+                    return
+        except FileNotFoundError:
+            pass
+        assert alive(), f"the worker ended before {needle!r} was in the spool"
+        time.sleep(0.05)
+    raise AssertionError(f"{needle!r} did not appear in the spool within {timeout}s")

@@ -14,32 +14,15 @@ static worker as PID 1 of a real container.
 import os
 import signal
 import subprocess
-import time
 
 from conftest import BUILD
-from davit_rundir import output, read_spool, result, write_rundir
+from davit_rundir import output, read_spool, result, wait_for_spool, write_rundir
 
 GRACE_MS = 2000
 SLACK_MS = 2000  # the worker's wake-up delay on a loaded machine; a tripled grace is 4 s over
 STUBBORN = ["trap 'echo got TERM' TERM; echo started; while :; do sleep 0.1; done"]
 TERM_NOTE = b"sending SIGTERM to the phase, SIGKILL in "
 KILL_NOTE = b"did not stop within the grace period: sending SIGKILL"
-
-
-def wait_for_spool(rundir, needle, proc_alive, timeout=60):
-    """Waits until needle is in the spool; fails early if the worker is gone."""
-    spool = os.path.join(rundir, "spool")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(spool, "rb") as f:
-                if needle in f.read():
-                    return
-        except FileNotFoundError:
-            pass
-        assert proc_alive(), f"the worker ended before {needle!r} was in the spool"
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} did not appear in the spool within {timeout}s")
 
 
 def check_grace(rundir):

@@ -7,13 +7,12 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 
 import pytest
 
-from davit_rundir import output, read_spool, result, write_rundir
+from davit_rundir import output, read_spool, result, wait_for_spool, write_rundir
 
 EXIT = {"finished": 0, "failed": 1, "timed_out": 3, "canceled": 4, "usage": 2}
 
@@ -116,7 +115,7 @@ def test_docker_kill_term_cancels(containers, rundir):
                           {"name": "never", "commands": ["echo no"]}],
                  settings={"kill_grace": "5s"})
     name = containers.start(rundir)
-    _wait_for_output(rundir, b"started")
+    wait_for_spool(rundir, b"started", timeout=30)
     t0 = time.monotonic()
     subprocess.run(["docker", "kill", "--signal", "TERM", name], check=True, capture_output=True)
     code = containers.wait(name)
@@ -138,7 +137,7 @@ def test_phase_ignoring_term_is_killed_after_grace(containers, rundir):
                            "commands": ["trap '' TERM; echo started; sleep 60"]}],
                  settings={"kill_grace": "2s"})
     name = containers.start(rundir)
-    _wait_for_output(rundir, b"started")
+    wait_for_spool(rundir, b"started", timeout=30)
     t0 = time.monotonic()
     subprocess.run(["docker", "kill", "--signal", "TERM", name], check=True, capture_output=True)
     code = containers.wait(name)
@@ -328,20 +327,6 @@ def test_worker_binary_is_static():
                                                "davit-worker")],
                          capture_output=True, text=True, check=True).stdout
     assert "statically linked" in out
-
-
-def _wait_for_output(rundir, needle, timeout=30):
-    spool = os.path.join(rundir, "spool")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(spool, "rb") as f:
-                if needle in f.read():
-                    return
-        except FileNotFoundError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{needle!r} did not appear in the spool within {timeout}s")
 
 
 @pytest.fixture
