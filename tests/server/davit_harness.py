@@ -7,15 +7,17 @@ Every process started here is killed by its own pid when the test ends,
 and every temporary directory is pytest's tmp_path."""
 
 import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
 import select
 import signal
 import subprocess
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "worker"))
+from davit_rundir import record_mac  # noqa: E402  (one definition of a record's MAC)
 
 BUILD = os.environ.get("DAVIT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 DAVIT = os.path.join(BUILD, "davit")
@@ -61,7 +63,7 @@ def spool_record(t, seq, payload, phase="-"):
         payload = payload.encode()
     base = b"@%s %d %d %s %d" % (t.encode(), seq, int(time.time() * 1000), phase.encode(),
                                  len(payload))
-    mac = hmac.new(SPOOL_KEY, base + b"\n" + payload, hashlib.sha256).hexdigest()[:32]
+    mac = record_mac(SPOOL_KEY, base, payload)
     return base + b" " + mac.encode() + b"\n" + payload + b"\n"
 
 

@@ -4,8 +4,6 @@ Both follow docs/run-directory.md. The spool reader is deliberately strict:
 any malformed record, and any record whose MAC is not the run key's, fails
 the test.
 """
-import hashlib
-import hmac
 import os
 import re
 
@@ -68,9 +66,13 @@ class Record:
 
 
 def record_mac(key, base, payload):
-    """A record's MAC: HMAC-SHA256 over the header without its MAC, a newline
-    and the payload, truncated to 16 bytes, in hex (src/common/spool_mac.h)."""
-    return hmac.new(key, base + b"\n" + payload, hashlib.sha256).hexdigest()[:32]
+    """A record's MAC (src/common/spool_mac.h): the ChaCha20-Poly1305 tag with
+    the record's seq as the nonce, the payload as associated data, and the
+    header without its MAC, with a newline, as the plaintext; in hex."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    seq = int(base.split(b" ")[1])
+    nonce = seq.to_bytes(8, "little") + bytes(4)
+    return ChaCha20Poly1305(key).encrypt(nonce, base + b"\n", payload)[-16:].hex()
 
 
 def read_spool(path, key=None):
