@@ -75,48 +75,6 @@ int cli_check_options(const struct cli_cmd *cmd, int argc, char **argv);
 /* Prints cmd's usage, summary and help. Never fails. */
 void cli_print_usage(const struct cli_cmd *cmd, FILE *out);
 
-/*
- * Prints "davit: [GROUP NAME: ]<msg>[ (see davit GROUP NAME --help)]" on
- * stderr, naming c->cmd when c and c->cmd are set, and returns EXIT_USAGE.
- */
-int cli_usage(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* One column of cli_print_table: its header and the key of its field. */
-struct cli_column {
-    const char *header, *key;
-};
-
-/* Prints rows, an array of objects, as a table on stdout: a column for each
- * of cols (at most TABLE_MAX_COLS), fields as cli_field shows them. */
-void cli_print_table(const json_t *rows, const struct cli_column *cols, size_t ncols);
-
-/* Prints obj as indented JSON on stdout. */
-void cli_print_json(const json_t *obj);
-
-/* The string value of key in obj, "-" when absent or null; integers are
- * formatted into buf (64 bytes), so the result may point into buf: give
- * each field used in one call its own buf. Never fails. */
-const char *cli_field(const json_t *obj, const char *key, char *buf);
-
-/*
- * getopt_long over c->cmd's options, silent; set optind to 0 before the
- * first call. Returns as getopt_long does.
- */
-int cli_getopt(const struct cli *c, int argc, char **argv);
-
-/* Reads every option from the start, for a command whose options are all
- * checked by cli_check_options; leaves optind at the first positional. */
-void cli_skip_options(const struct cli *c, int argc, char **argv);
-
-/*
- * For "KIND ID": reads every option (as cli_skip_options), then the one
- * positional argument left as a positive id, and writes
- * "/api/v1/KINDs/ID" + suffix into path. 0, or EXIT_USAGE after printing
- * "expected one KIND id" or why the id is not one.
- */
-int cli_id_path(const struct cli *c, int argc, char **argv, const char *kind, const char *suffix,
-                long long *id, char *path, size_t size);
-
 /* The handlers of the table (cmd_pool.c, cmd_run.c, cmd_misc.c). */
 int cli_pool_create(struct cli *c, int argc, char **argv);
 int cli_pool_list(struct cli *c, int argc, char **argv);

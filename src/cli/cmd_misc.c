@@ -1,5 +1,7 @@
 /* davit worker … and davit release …. */
 #include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/output.h"
 #include "cli/client.h"
 
 #include "common/dbuf.h"

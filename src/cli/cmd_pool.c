@@ -1,5 +1,7 @@
 /* davit pool …: create from a CSR, list, show, reset, cycle, delete. */
 #include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/output.h"
 #include "cli/client.h"
 
 #include "common/dbuf.h"

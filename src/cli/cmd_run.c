@@ -1,5 +1,7 @@
 /* davit run …: submit (optionally following), list, show, logs, cancel, delete. */
 #include "cli/cli.h"
+#include "cli/args.h"
+#include "cli/output.h"
 #include "cli/client.h"
 
 #include "common/outcome.h"

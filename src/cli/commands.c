@@ -3,7 +3,7 @@
  * help, option checks, then the handler.
  */
 #include "cli/cli.h"
-#include "cli/table.h"
+#include "cli/args.h"
 
 #include "common/outcome.h"
 #include "server/server.h"
@@ -203,23 +203,6 @@ static void print_list(const char *group, FILE *out)
         fputs(footer, out);
 }
 
-int cli_usage(const struct cli *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("davit: ", stderr);
-    const struct cli_cmd *k = c ? c->cmd : NULL;
-    if (k)
-        fprintf(stderr, "%s%s%s: ", k->group, k->name ? " " : "", k->name ? k->name : "");
-    vfprintf(stderr, fmt, ap);
-    if (k)
-        fprintf(stderr, " (see davit %s%s%s --help)", k->group, k->name ? " " : "",
-                k->name ? k->name : "");
-    fputc('\n', stderr);
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
 int cli_check_options(const struct cli_cmd *k, int argc, char **argv)
 {
     struct option all[CLI_MAX_OPTS + 2];
@@ -258,35 +241,6 @@ int cli_check_options(const struct cli_cmd *k, int argc, char **argv)
         return cli_usage(&c, "%s", bad);
     }
     return -1;
-}
-
-int cli_getopt(const struct cli *c, int argc, char **argv)
-{
-    static const struct option none[] = {{0, 0, 0, 0}};
-    opterr = 0;
-    return getopt_long(argc, argv, "", c->cmd->opts ? c->cmd->opts : none, NULL);
-}
-
-void cli_skip_options(const struct cli *c, int argc, char **argv)
-{
-    optind = 0;
-    while (cli_getopt(c, argc, argv) != -1)
-        ;
-}
-
-int cli_id_path(const struct cli *c, int argc, char **argv, const char *kind, const char *suffix,
-                long long *id, char *path, size_t size)
-{
-    char *end;
-    cli_skip_options(c, argc, argv);
-    if (optind + 1 != argc)
-        return cli_usage(c, "expected one %s id", kind);
-    errno = 0;
-    *id = strtoll(argv[optind], &end, 10);
-    if (*id <= 0 || *end || errno)
-        return cli_usage(c, "%s id: expected a positive number", kind);
-    snprintf(path, size, "/api/v1/%ss/%lld%s", kind, *id, suffix);
-    return 0;
 }
 
 int cli_server(struct cli *c, int argc, char **argv)
@@ -414,57 +368,4 @@ int cli_main(int argc, char **argv)
     rc = k->run(&c, argc, argv);
     curl_global_cleanup();
     return rc;
-}
-void cli_print_json(const json_t *obj)
-{
-    char *text = json_dumps(obj, JSON_INDENT(2) | JSON_SORT_KEYS);
-    if (text)
-        puts(text);
-    free(text);
-}
-const char *cli_field(const json_t *obj, const char *key, char *buf)
-{
-    json_t *v = json_object_get(obj, key);
-    if (json_is_string(v))
-        return json_string_value(v);
-    if (json_is_integer(v)) {
-        snprintf(buf, 64, "%lld", (long long)json_integer_value(v));
-        return buf;
-    }
-    if (json_is_boolean(v))
-        return json_is_true(v) ? "yes" : "no";
-    return "-";
-}
-
-void cli_print_table(const json_t *rows, const struct cli_column *cols, size_t ncols)
-{
-    const char *cells[TABLE_MAX_COLS];
-    char f[TABLE_MAX_COLS][64]; /* one buffer a column: cli_field may write into it */
-    char *dumps[TABLE_MAX_COLS] = {0};
-    struct table t;
-    if (ncols > TABLE_MAX_COLS)
-        return;
-    for (size_t i = 0; i < ncols; i++)
-        cells[i] = cols[i].header;
-    table_start(&t, ncols, cells);
-    size_t n;
-    json_t *row;
-    json_array_foreach(rows, n, row)
-    {
-        for (size_t i = 0; i < ncols; i++) {
-            json_t *v = json_object_get(row, cols[i].key);
-            /* lists and objects (a worker's runs, its metadata) as compact JSON */
-            dumps[i] = json_is_array(v) || json_is_object(v)
-                           ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS)
-                           : NULL;
-            cells[i] = dumps[i] ? dumps[i] : cli_field(row, cols[i].key, f[i]);
-        }
-        table_add(&t, cells);
-        for (size_t i = 0; i < ncols; i++) {
-            free(dumps[i]);
-            dumps[i] = NULL;
-        }
-    }
-    table_print(&t, stdout);
-    table_free(&t);
 }

@@ -1,0 +1,29 @@
+/*
+ * output: what the CLI prints on stdout for a command's answer: the API's
+ * JSON unchanged (--json), single fields, and aligned tables. Owns nothing
+ * beyond one call; never fails (an allocation failure prints less).
+ */
+#ifndef DAVIT_CLI_OUTPUT_H
+#define DAVIT_CLI_OUTPUT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* One column of cli_print_table: its header and the key of its field. */
+struct cli_column {
+    const char *header, *key;
+};
+
+/* Prints rows, an array of objects, as a table on stdout: a column for each
+ * of cols (at most TABLE_MAX_COLS), fields as cli_field shows them. */
+void cli_print_table(const json_t *rows, const struct cli_column *cols, size_t ncols);
+
+/* Prints obj as indented JSON on stdout. */
+void cli_print_json(const json_t *obj);
+
+/* The string value of key in obj, "-" when absent or null; integers are
+ * formatted into buf (64 bytes), so the result may point into buf: give
+ * each field used in one call its own buf. Never fails. */
+const char *cli_field(const json_t *obj, const char *key, char *buf);
+
+#endif
