@@ -8,12 +8,13 @@
 #   make demo-stop  stop the demo's server and launcher
 #   make format     clang-format the C sources
 #   make format-check  fail if a C file is not as clang-format writes it (make test runs it)
+#   make lint       format check, module cycles, cppcheck and shellcheck (make test runs it)
 #   make mutate     mutation testing: does a test fail when a critical line breaks?
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan clang format-check deps docker runner-image test unit-test mutate demo \
+.PHONY: all build asan clang format-check lint deps docker runner-image test unit-test mutate demo \
 	demo-stop format clean
 
 all: build
@@ -68,6 +69,22 @@ format:
 
 format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+# Static checks, each with a small set of findings it is trusted with:
+#  - clang-format: the one format;
+#  - scripts/check-cycles: no two modules depend on each other (needs build-asan);
+#  - cppcheck, warnings and portability only. varFuncNullUB is off: log_event's
+#    NULL sentinel is checked by the compiler (__attribute__((sentinel))), and
+#    NULL is a pointer with glibc and musl;
+#  - shellcheck on every shell script, warnings and errors (the demo's
+#    single-quoted $VARS are meant for the run's phases: infos are not failures).
+SHELL_SCRIPTS = $$(grep -l '^\#!/bin/.*sh' scripts/* deploy/boot/* .ci/run bench/*.sh)
+
+lint: format-check asan
+	scripts/check-cycles build-asan
+	cppcheck --quiet --enable=warning,portability --inline-suppr --std=c11 -D_GNU_SOURCE \
+	    -Isrc --suppress=missingIncludeSystem --suppress=varFuncNullUB --error-exitcode=1 src/
+	shellcheck -S warning $(SHELL_SCRIPTS)
 
 clean:
 	rm -rf build build-asan build-clang
