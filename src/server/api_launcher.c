@@ -1,5 +1,10 @@
 /* The launcher protocol (docs/protocol.md): challenge, register, poll, events, logs. */
-#include "server/api.h"
+#include "server/api_launcher.h"
+
+#include "server/api_pools.h"
+#include "server/metrics.h"
+#include "server/request.h"
+#include "server/state.h"
 
 #include "common/log.h"
 #include "common/crypto.h"
@@ -236,7 +241,7 @@ int h_launcher_poll(struct req *r)
         /* Only the runs this poll claimed: others in msgs are being re-sent. */
         for (int i = 0; i < claimed.n; i++) {
             char rid[24], lid[24];
-            metrics_observe_dispatch(&srv->metrics, claimed.dispatch_ms[i]);
+            metrics_observe_dispatch(srv->metrics, claimed.dispatch_ms[i]);
             snprintf(rid, sizeof(rid), "%lld", (long long)claimed.run_id[i]);
             snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
             log_event(LOG_INFO, "run state", "run", rid, "state", "assigned", "worker", lid, NULL);
