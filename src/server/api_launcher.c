@@ -1,5 +1,10 @@
 /* The launcher protocol (docs/protocol.md): challenge, register, poll, events, logs. */
-#include "server/api.h"
+#include "server/api_launcher.h"
+
+#include "server/api_pools.h"
+#include "server/metrics.h"
+#include "server/request.h"
+#include "server/state.h"
 
 #include "common/log.h"
 #include "common/crypto.h"
@@ -51,15 +56,67 @@ static int metadata_ok(json_t *md)
     return 1;
 }
 
+/*
+ * Checks what a registering launcher proves: that the pool exists, that the
+ * challenge is one the server gave it (used up whatever follows), that it
+ * knows the pool's secret and that it signed the challenge with the pool's
+ * key. Fills pool. 0, or -1 after replying 401 (or the store's error).
+ */
+static int check_proof(struct req *r, const char *pool_id, const char *secret, const char *cid,
+                       const char *sig_b64, struct store_pool *pool)
+{
+    char nonce[CRYPTO_TOKEN_MAX];
+    int rc = store_pool_get(r->srv->store, pool_id, 1, pool);
+    if (rc == STORE_NOTFOUND) {
+        reply_error(r, 401, "unknown pool");
+        return -1;
+    }
+    if (rc < 0) {
+        reply_store_error(r, rc, "pool");
+        return -1;
+    }
+    /* The challenge is used up whatever happens next: a replay always fails. */
+    rc = store_challenge_take(r->srv->store, cid, pool->id, nonce, sizeof(nonce));
+    if (rc == STORE_NOTFOUND) {
+        reply_error(r, 401, "challenge unknown, expired or already used");
+        return -1;
+    }
+    if (rc < 0) {
+        reply_store_error(r, rc, "challenge");
+        return -1;
+    }
+    char hash[CRYPTO_SHA256_HEX];
+    crypto_sha256_hex(secret, strlen(secret), hash);
+    if (!crypto_str_equal(hash, pool->secret_hash)) {
+        log_event(LOG_WARN, "launcher refused", "pool", pool->name, "reason", "wrong pool secret",
+                  NULL);
+        reply_error(r, 401, "pool secret does not match (was the pool reset?)");
+        return -1;
+    }
+    size_t siglen;
+    unsigned char *sig = NULL;
+    char msg[512];
+    int mlen = sigmsg_register(msg, sizeof(msg), pool->id, cid, nonce);
+    int ok = mlen >= 0 && crypto_b64_decode(sig_b64, &sig, &siglen) >= 0 &&
+             crypto_verify(pool->pubkey_pem, msg, (size_t)mlen, sig, siglen) == 1;
+    free(sig);
+    if (!ok) {
+        log_event(LOG_WARN, "launcher refused", "pool", pool->name, "reason",
+                  "signature does not verify", NULL);
+        reply_error(r, 401, "signature does not verify with the pool's public key");
+        return -1;
+    }
+    return 0;
+}
+
 int h_launcher_register(struct req *r)
 {
     const char *pool_id = NULL, *secret = NULL, *token = NULL, *cid, *sig_b64, *hostname, *version,
                *arch;
     json_int_t capacity, reuse = 0;
     json_t *metadata = NULL;
-    char tok_pool[40], tok_secret[128], err[256], nonce[CRYPTO_TOKEN_MAX];
+    char tok_pool[40], tok_secret[128], err[256];
     char *md_text = NULL;
-    unsigned char *sig = NULL;
     struct store_pool pool = {0};
     json_t *obj = req_json(r);
     if (!obj ||
@@ -91,43 +148,8 @@ int h_launcher_register(struct req *r)
                     " capacity (1-64) or metadata (<= 64 strings) out of range");
         goto out;
     }
-    int rc = store_pool_get(r->srv->store, pool_id, 1, &pool);
-    if (rc == STORE_NOTFOUND) {
-        reply_error(r, 401, "unknown pool");
+    if (check_proof(r, pool_id, secret, cid, sig_b64, &pool) < 0)
         goto out;
-    }
-    if (rc < 0) {
-        reply_store_error(r, rc, "pool");
-        goto out;
-    }
-    /* The challenge is used up whatever happens next: a replay always fails. */
-    rc = store_challenge_take(r->srv->store, cid, pool.id, nonce, sizeof(nonce));
-    if (rc == STORE_NOTFOUND) {
-        reply_error(r, 401, "challenge unknown, expired or already used");
-        goto out;
-    }
-    if (rc < 0) {
-        reply_store_error(r, rc, "challenge");
-        goto out;
-    }
-    char hash[CRYPTO_SHA256_HEX];
-    crypto_sha256_hex(secret, strlen(secret), hash);
-    if (!crypto_str_equal(hash, pool.secret_hash)) {
-        log_event(LOG_WARN, "launcher refused", "pool", pool.name, "reason", "wrong pool secret",
-                  NULL);
-        reply_error(r, 401, "pool secret does not match (was the pool reset?)");
-        goto out;
-    }
-    size_t siglen;
-    char msg[512];
-    int mlen = sigmsg_register(msg, sizeof(msg), pool.id, cid, nonce);
-    if (mlen < 0 || crypto_b64_decode(sig_b64, &sig, &siglen) < 0 ||
-        crypto_verify(pool.pubkey_pem, msg, (size_t)mlen, sig, siglen) != 1) {
-        log_event(LOG_WARN, "launcher refused", "pool", pool.name, "reason",
-                  "signature does not verify", NULL);
-        reply_error(r, 401, "signature does not verify with the pool's public key");
-        goto out;
-    }
     char session[CRYPTO_TOKEN_MAX], shash[CRYPTO_SHA256_HEX];
     json_t *md = metadata ? json_incref(metadata) : json_object();
     md_text = md ? json_dumps(md, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -139,7 +161,7 @@ int h_launcher_register(struct req *r)
     crypto_sha256_hex(session, strlen(session), shash);
     struct store_launcher_info info = {hostname, version, arch, md_text, capacity, reuse};
     int64_t lid, expires = store_now_ms() + r->srv->cfg.session_ttl_ms;
-    rc = store_launcher_register(r->srv->store, pool.id, &info, shash, expires, &lid);
+    int rc = store_launcher_register(r->srv->store, pool.id, &info, shash, expires, &lid);
     if (rc == STORE_NOTFOUND) { /* not a live launcher any more: start afresh */
         info.reuse_id = 0;
         rc = store_launcher_register(r->srv->store, pool.id, &info, shash, expires, &lid);
@@ -160,7 +182,6 @@ int h_launcher_register(struct req *r)
                          (json_int_t)(r->srv->cfg.poll_max_ms / 1000)));
 out:
     free(md_text);
-    free(sig);
     json_decref(obj);
     store_pool_clear(&pool);
     return HANDLER_DONE;
@@ -236,7 +257,7 @@ int h_launcher_poll(struct req *r)
         /* Only the runs this poll claimed: others in msgs are being re-sent. */
         for (int i = 0; i < claimed.n; i++) {
             char rid[24], lid[24];
-            metrics_observe_dispatch(&srv->metrics, claimed.dispatch_ms[i]);
+            metrics_observe_dispatch(srv->metrics, claimed.dispatch_ms[i]);
             snprintf(rid, sizeof(rid), "%lld", (long long)claimed.run_id[i]);
             snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
             log_event(LOG_INFO, "run state", "run", rid, "state", "assigned", "worker", lid, NULL);

@@ -2,7 +2,10 @@
  * A run's log for users: the stored spool bytes, raw or decoded into text,
  * in full or followed live as a chunked stream that ends with the run.
  */
-#include "server/api.h"
+#include "server/api_logs.h"
+
+#include "server/request.h"
+#include "server/state.h"
 
 #include "common/spool.h"
 
@@ -25,7 +28,8 @@ struct follow {
     char last; /* the last byte of text sent, to start markers on a new line */
 };
 
-void logs_follow_free(void *p)
+/* The request ended: req_on_end() hook. */
+static void follow_free(void *p)
 {
     struct follow *f = p;
     if (!f)
@@ -190,7 +194,7 @@ int h_run_logs(struct req *r)
     f->next = offset;
     dbuf_init(&f->in, FOLLOW_READ + FOLLOW_SLACK);
     dbuf_init(&f->out, 2 * (FOLLOW_READ + FOLLOW_SLACK));
-    r->follow = f;
+    req_on_end(r, follow_free, f);
     r->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, read_log, f, NULL);
     if (!r->resp)
         return reply_error(r, 500, "out of memory");

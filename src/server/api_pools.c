@@ -1,5 +1,8 @@
 /* Pools: created from a CSR, with a token shown once; reset, cycle, delete. */
-#include "server/api.h"
+#include "server/api_pools.h"
+
+#include "server/request.h"
+#include "server/state.h"
 
 #include "common/duration.h"
 #include "common/log.h"

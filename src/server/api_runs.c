@@ -1,5 +1,9 @@
 /* Runs: submit, list, show, cancel. Secrets are kept apart from the spec. */
-#include "server/api.h"
+#include "server/api_runs.h"
+
+#include "server/request.h"
+#include "server/state.h"
+#include "server/background.h"
 
 #include "common/log.h"
 

@@ -7,7 +7,12 @@
  * handlers are short store operations, so a couple of threads serve many
  * launchers without an event loop of our own.
  */
-#include "server/api.h"
+#include "server/http.h"
+
+#include "server/metrics.h"
+#include "server/request.h"
+#include "server/routes.h"
+#include "server/state.h"
 
 #include "common/log.h"
 #include "common/crypto.h"
@@ -24,36 +29,8 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-static const struct route routes[] = {
-    {"GET", "/healthz", AUTH_NONE, 0, h_healthz},
-    {"GET", "/metrics", AUTH_NONE, 0, h_metrics},
-    {"POST", "/api/v1/pools", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_create},
-    {"GET", "/api/v1/pools", AUTH_ADMIN, 0, h_pool_list},
-    {"GET", "/api/v1/pools/*", AUTH_ADMIN, 0, h_pool_show},
-    {"DELETE", "/api/v1/pools/*", AUTH_ADMIN, 0, h_pool_delete},
-    {"POST", "/api/v1/pools/*/reset", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_reset},
-    {"POST", "/api/v1/pools/*/cycle", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_cycle},
-    {"POST", "/api/v1/runs", AUTH_ADMIN, BODY_CAP_DEFAULT, h_run_submit},
-    {"GET", "/api/v1/runs", AUTH_ADMIN, 0, h_run_list},
-    {"GET", "/api/v1/runs/*", AUTH_ADMIN, 0, h_run_show},
-    {"DELETE", "/api/v1/runs/*", AUTH_ADMIN, 0, h_run_delete},
-    {"POST", "/api/v1/runs/*/cancel", AUTH_ADMIN, BODY_CAP_DEFAULT, h_run_cancel},
-    {"GET", "/api/v1/runs/*/logs", AUTH_ADMIN, 0, h_run_logs},
-    {"GET", "/api/v1/workers", AUTH_ADMIN, 0, h_worker_list},
-    {"POST", "/api/v1/workers/*/drain", AUTH_ADMIN, BODY_CAP_DEFAULT, h_worker_drain},
-    {"POST", "/api/v1/workers/*/undrain", AUTH_ADMIN, BODY_CAP_DEFAULT, h_worker_undrain},
-    {"POST", "/api/v1/releases", AUTH_ADMIN, BODY_CAP_RELEASE, h_release_publish},
-    {"GET", "/api/v1/releases", AUTH_ADMIN, 0, h_release_list},
-    {"GET", "/api/v1/releases/latest", AUTH_NONE, 0, h_release_latest},
-    {"GET", "/api/v1/releases/*/download", AUTH_NONE, 0, h_release_download},
-    /* Open to anyone: small bodies only, so that strangers cannot pin memory. */
-    {"POST", "/api/v1/launcher/challenge", AUTH_NONE, BODY_CAP_SMALL, h_launcher_challenge},
-    {"POST", "/api/v1/launcher/register", AUTH_NONE, BODY_CAP_SMALL, h_launcher_register},
-    {"POST", "/api/v1/launcher/poll", AUTH_SESSION, BODY_CAP_DEFAULT, h_launcher_poll},
-    {"POST", "/api/v1/launcher/heartbeat", AUTH_SESSION, BODY_CAP_DEFAULT, h_launcher_heartbeat},
-    {"POST", "/api/v1/launcher/runs/*/events", AUTH_SESSION, BODY_CAP_DEFAULT, h_launcher_event},
-    {"PUT", "/api/v1/launcher/runs/*/log", AUTH_SESSION, BODY_CAP_LOG, h_launcher_log},
-};
+/* Idle launchers each hold a long-poll open: thousands of them are normal. */
+#define HTTP_MAX_CONNECTIONS 16384
 
 /* How much of an oversized chunked body is read and dropped before closing. */
 #define DROP_LIMIT (64 * 1024 * 1024)
@@ -63,153 +40,6 @@ static int64_t now_us(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-/* Matches path against pattern, capturing '*' segments. 1 on a match. */
-static int route_match(const char *pattern, const char *path, struct req *r)
-{
-    int nargs = 0;
-    const char *p = pattern, *u = path;
-    while (*p && *u) {
-        if (*p == '*') {
-            const char *end = strchr(u, '/');
-            size_t n = end ? (size_t)(end - u) : strlen(u);
-            if (n == 0 || n >= sizeof(r->args[0]) || nargs >= REQ_MAX_ARGS)
-                return 0;
-            memcpy(r->args[nargs], u, n);
-            r->args[nargs++][n] = '\0';
-            u += n;
-            p++;
-            continue;
-        }
-        if (*p != *u)
-            return 0;
-        p++;
-        u++;
-    }
-    return *p == '\0' && *u == '\0';
-}
-
-int reply_json(struct req *r, unsigned status, json_t *body)
-{
-    r->status = status;
-    json_decref(r->json);
-    r->json = body ? body : json_pack("{s:s}", "error", "out of memory");
-    return HANDLER_DONE;
-}
-
-int reply_error(struct req *r, unsigned status, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    /* Messages may quote what a client sent (a path, a name); JSON needs
-     * UTF-8, so anything else is replaced by '?' rather than lost. */
-    json_t *text = json_string(msg);
-    if (!text) {
-        for (char *p = msg; *p; p++)
-            if ((unsigned char)*p >= 0x80)
-                *p = '?';
-        text = json_string(msg);
-    }
-    return reply_json(r, status, text ? json_pack("{s:o}", "error", text) : NULL);
-}
-
-int reply_store_error(struct req *r, int rc, const char *what)
-{
-    /* Callers that kept only STORE_ERR: the store remembers the cause. */
-    if (rc == STORE_ERR && store_failed_for_space())
-        rc = STORE_NOSPACE;
-    switch (rc) {
-    case STORE_NOSPACE:
-        /* 507: a launcher keeps its spool and retries (any 5xx), and logs
-         * this sentence, which names the cause. */
-        return reply_error(r, 507,
-                           "%s: " STORE_NOSPACE_TEXT " (no space left on the data"
-                           " directory's filesystem); try again later",
-                           what);
-    case STORE_NOTFOUND:
-        return reply_error(r, 404, "%s not found", what);
-    case STORE_CONFLICT:
-        return reply_error(r, 409, "%s: conflicts with its current state", what);
-    case STORE_FORBIDDEN:
-        return reply_error(r, 403, "%s belongs to another pool or launcher", what);
-    default:
-        return reply_error(r, 500, "%s: internal error (see the server's log)", what);
-    }
-}
-
-json_t *req_json(struct req *r)
-{
-    json_error_t jerr;
-    /* Duplicate keys are refused, as runspec_parse() does: two "secrets"
-     * must not silently become the last one. */
-    json_t *obj =
-        json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!obj) {
-        /* jansson's text may quote the body ("near 'x'"): cut that off. */
-        char *near = strstr(jerr.text, " near ");
-        if (near)
-            *near = '\0';
-        reply_error(r, 400, "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                    jerr.column);
-        return NULL;
-    }
-    if (!json_is_object(obj)) {
-        json_decref(obj);
-        reply_error(r, 400, "the body must be a JSON object");
-        return NULL;
-    }
-    return obj;
-}
-
-int req_no_fields(struct req *r)
-{
-    if (!r->body.len)
-        return 0;
-    json_t *obj = req_json(r);
-    int bad = !obj || req_unpack(r, obj, "{}") < 0;
-    json_decref(obj);
-    return bad ? -1 : 0;
-}
-
-int req_unpack(struct req *r, json_t *obj, const char *fmt, ...)
-{
-    json_error_t jerr;
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = json_vunpack_ex(obj, &jerr, JSON_STRICT, fmt, ap);
-    va_end(ap);
-    if (rc < 0) {
-        /* "N object item(s) left unpacked: KEY" names a key the client made
-         * up: keep the sentence, not the key. */
-        char *left = strstr(jerr.text, " left unpacked");
-        if (left)
-            left[sizeof(" left unpacked") - 1] = '\0';
-        reply_error(r, 400, "invalid request: %s%s%s", jerr.text, *jerr.source ? " at " : "",
-                    jerr.source);
-        return -1;
-    }
-    return 0;
-}
-
-const char *req_query(struct req *r, const char *key)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-int req_id(struct req *r, int i, int64_t *id)
-{
-    char *end;
-    long long v = strtoll(r->args[i], &end, 10);
-    if (*end || v <= 0 || r->args[i][0] == '+' || r->args[i][0] == '0') {
-        reply_error(r, 404, "the id in the path is not a positive integer");
-        return -1;
-    }
-    *id = v;
-    return 0;
 }
 
 static const char *bearer(struct req *r)
@@ -301,16 +131,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->waiter.conn = conn;
         snprintf(r->method, sizeof(r->method), "%s", method);
         snprintf(r->path, sizeof(r->path), "%s", url);
-        int path_ok = 0;
-        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-            if (route_match(routes[i].pattern, url, r)) {
-                path_ok = 1;
-                if (strcmp(routes[i].method, method) == 0) {
-                    r->route = &routes[i];
-                    break;
-                }
-            }
-        }
+        int path_ok;
+        r->route = route_find(method, url, r->args, &path_ok);
         if (!r->route) {
             /* Neither the method nor the path is echoed: errors never carry
              * what a client sent. */
@@ -372,10 +194,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     snprintf(ms, sizeof(ms), "%.1f", (double)(now_us() - r->start_us) / 1000.0);
     log_event(LOG_INFO, "request", "method", r->method, "path", r->path, "status", status, "ms", ms,
               "end", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL : "aborted", NULL);
-    pthread_mutex_lock(&srv->metrics.mu);
-    srv->metrics.requests++;
-    pthread_mutex_unlock(&srv->metrics.mu);
-    logs_follow_free(r->follow);
+    metrics_count_request(srv->metrics);
+    if (r->end_fn)
+        r->end_fn(r->end_arg);
     if (r->resp)
         MHD_destroy_response(r->resp);
     json_decref(r->json);

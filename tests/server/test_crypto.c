@@ -6,7 +6,8 @@
 
 #include <cmocka.h>
 
-#include "server/api.h"
+#include "server/api_pools.h"
+#include "server/state.h"
 #include "common/crypto.h"
 
 #include <openssl/evp.h>

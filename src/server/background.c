@@ -1,0 +1,218 @@
+/*
+ * The server's background threads. Lease expiry (the reaper) ticks every
+ * 100 ms. The retention sweep has a thread of its own, so that deleting and
+ * vacuuming never delays lease expiry; each of its store calls is one small
+ * batch, and the store's lock is free between batches, for the requests.
+ */
+#include "server/background.h"
+
+#include "server/request.h"
+#include "server/state.h"
+
+#include "common/log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct bgthread {
+    struct server *srv;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* on CLOCK_MONOTONIC */
+    int stop, kicked;
+};
+
+static void log_run_state(int64_t id, const char *state, const char *reason)
+{
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    log_event(LOG_WARN, "run state", "run", ids, "state", state, "reason", reason, NULL);
+}
+
+static void *reaper_main(void *arg)
+{
+    struct bgthread *rp = arg;
+    struct server *srv = rp->srv;
+    int tick = 0;
+    pthread_mutex_lock(&rp->mu);
+    while (!rp->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 100 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&rp->cond, &rp->mu, &ts);
+        if (rp->stop)
+            break;
+        pthread_mutex_unlock(&rp->mu);
+        dispatch_expire(srv->disp, store_now_ms());
+        tick++;
+        /* A lease runs from the launcher's last request, a poll included;
+         * a poll held here does not extend it. Polls are at most 2/3 of the
+         * lease, so a live launcher always polls again in time, and a dead
+         * or frozen one is found within the lease whatever it left pending. */
+        if (tick % 5 == 0) {
+            struct store_reap r;
+            if (store_reap(srv->store, srv->cfg.lease_ms, srv->cfg.grace_ms, &r) == STORE_OK &&
+                (r.requeued || r.lost)) {
+                for (int i = 0; i < r.requeued && i < STORE_REAP_IDS; i++)
+                    log_run_state(r.requeued_ids[i], "queued", "the launcher's lease expired");
+                for (int i = 0; i < r.lost && i < STORE_REAP_IDS; i++)
+                    log_run_state(r.lost_ids[i], "lost", "the launcher did not come back");
+                if (r.requeued > STORE_REAP_IDS || r.lost > STORE_REAP_IDS) {
+                    char rq[16], lost[16];
+                    snprintf(rq, sizeof(rq), "%d", r.requeued);
+                    snprintf(lost, sizeof(lost), "%d", r.lost);
+                    log_event(LOG_WARN, "leases expired", "requeued", rq, "lost", lost, NULL);
+                }
+                dispatch_notify_all(srv->disp);
+            }
+        }
+        pthread_mutex_lock(&rp->mu);
+    }
+    pthread_mutex_unlock(&rp->mu);
+    return NULL;
+}
+
+#define SWEEP_INTERVAL_MS 5000
+#define SWEEP_RUNS        100  /* runs deleted per transaction */
+#define SWEEP_TRIMS       16   /* logs deleted per transaction */
+#define SWEEP_CHUNKS      32   /* log chunks freed per transaction (each <= 8 MiB) */
+#define SWEEP_PAGES       2048 /* pages given back per incremental vacuum (8 MiB) */
+/* Free space that ends a full disk's report: room for the largest log chunk. */
+#define SWEEP_PROBE_FREE (BODY_CAP_LOG + (1 << 20))
+
+void sweep_kick(struct server *srv)
+{
+    struct bgthread *sw = srv->sweeper;
+    if (!sw)
+        return;
+    pthread_mutex_lock(&sw->mu);
+    sw->kicked = 1;
+    pthread_cond_signal(&sw->cond);
+    pthread_mutex_unlock(&sw->mu);
+}
+
+static int sweep_stopping(struct bgthread *sw)
+{
+    pthread_mutex_lock(&sw->mu);
+    int stop = sw->stop;
+    pthread_mutex_unlock(&sw->mu);
+    return stop;
+}
+
+/* One sweep: old runs, then logs over the cap, then the chunks they leave,
+ * then the free pages. Stops at the first failure (logged by the store) and
+ * tries again at the next sweep. */
+static void sweep_once(struct bgthread *sw, int first)
+{
+    struct store *st = sw->srv->store;
+    const struct server_config *c = &sw->srv->cfg;
+    int runs = 0, logs = 0, chunks = 0, n, more, rc = STORE_OK;
+    /* A full disk is reported until a write succeeds; on a quiet server
+     * nothing else may write. */
+    store_space_probe(st, SWEEP_PROBE_FREE);
+    if (c->retention_max_age_ms > 0)
+        do {
+            rc = store_expire_runs(st, store_now_ms() - c->retention_max_age_ms, SWEEP_RUNS, &n);
+            runs += n;
+        } while (rc == STORE_OK && n == SWEEP_RUNS && !sweep_stopping(sw));
+    if (rc == STORE_OK && c->retention_max_log_bytes > 0)
+        do {
+            rc = store_trim_logs(st, c->retention_max_log_bytes, SWEEP_TRIMS, &n);
+            logs += n;
+        } while (rc == STORE_OK && n == SWEEP_TRIMS && !sweep_stopping(sw));
+    if (rc == STORE_OK)
+        do {
+            rc = store_purge_logs(st, SWEEP_CHUNKS, &n);
+            chunks += n;
+        } while (rc == STORE_OK && n == SWEEP_CHUNKS && !sweep_stopping(sw));
+    /* Only real work vacuums, and the first sweep: pages may have been freed
+     * before a restart. */
+    if (rc == STORE_OK && (first || runs || logs || chunks))
+        do
+            rc = store_vacuum(st, SWEEP_PAGES, 1, &more);
+        while (rc == STORE_OK && more && !sweep_stopping(sw));
+    if (runs || logs) {
+        char r[16], l[16], used[24];
+        snprintf(r, sizeof(r), "%d", runs);
+        snprintf(l, sizeof(l), "%d", logs);
+        snprintf(used, sizeof(used), "%lld", (long long)store_used_bytes(st));
+        log_event(LOG_INFO, "retention sweep", "runs_deleted", r, "logs_deleted", l,
+                  "db_bytes_in_use", used, NULL);
+    }
+}
+
+static void *sweeper_main(void *arg)
+{
+    struct bgthread *sw = arg;
+    int first = 1;
+    pthread_mutex_lock(&sw->mu);
+    while (!sw->stop) {
+        if (!sw->kicked && !first) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += SWEEP_INTERVAL_MS / 1000;
+            pthread_cond_timedwait(&sw->cond, &sw->mu, &ts);
+            if (sw->stop)
+                break;
+        }
+        sw->kicked = 0; /* before the sweep: a kick during it is not lost */
+        pthread_mutex_unlock(&sw->mu);
+        sweep_once(sw, first);
+        first = 0;
+        pthread_mutex_lock(&sw->mu);
+    }
+    pthread_mutex_unlock(&sw->mu);
+    return NULL;
+}
+
+static struct bgthread *bg_start(struct server *srv, void *(*fn)(void *))
+{
+    struct bgthread *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->srv = srv;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_condattr_t ca;
+    /* A tick must not stall when someone steps the wall clock. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&t->thread, NULL, fn, t) != 0) {
+        pthread_cond_destroy(&t->cond);
+        pthread_mutex_destroy(&t->mu);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+struct bgthread *reaper_start(struct server *srv)
+{
+    return bg_start(srv, reaper_main);
+}
+
+struct bgthread *sweeper_start(struct server *srv)
+{
+    return bg_start(srv, sweeper_main);
+}
+
+void bg_stop(struct bgthread *t)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->stop = 1;
+    pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->thread, NULL);
+    pthread_cond_destroy(&t->cond);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}

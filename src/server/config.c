@@ -1,0 +1,297 @@
+/* `davit server`'s settings: defaults, environment and command line. */
+#include "server/config.h"
+
+#include "common/crypto.h"
+#include "common/duration.h"
+#include "common/env.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: davit server --data-dir DIR [--listen ADDR:PORT] [options]\n"
+    "  --listen ADDR:PORT     address to serve on (default 127.0.0.1:8400; port 0 picks one)\n"
+    "  --public-url URL       the URL launchers use, put in pool tokens (default from --listen)\n"
+    "  --tls-cert FILE        PEM certificate (chain) for HTTPS\n"
+    "  --tls-key FILE         PEM private key for HTTPS\n"
+    "  --insecure-http        allow plain HTTP on a non-loopback address\n"
+    "  --lease DUR            launcher lease without a request (default 30s)\n"
+    "  --lost-grace DUR       then started runs become lost after this (default 5m)\n"
+    "  --session-ttl DUR      launcher session lifetime (default 1h)\n"
+    "  --poll-timeout DUR     longest long-poll (default 25s, at most 2/3 of the lease)\n"
+    "  --max-log-bytes N      cap of one run's log (default 1073741824)\n"
+    "  --retention-max-age DUR\n"
+    "                         delete runs that ended longer ago than this (default 30d,\n"
+    "                         at most 100d; 0 keeps them forever)\n"
+    "  --retention-max-log-bytes SIZE\n"
+    "                         cap of all logs together, like 10GiB; the logs of the runs\n"
+    "                         that ended first go (default 0: no cap)\n"
+    "  --threads N            HTTP threads (default 2)\n"
+    "  --log-format text|json, --debug\n";
+
+static const struct option opts[] = {
+    {"data-dir", required_argument, 0, 'd'},
+    {"listen", required_argument, 0, 'l'},
+    {"public-url", required_argument, 0, 'u'},
+    {"tls-cert", required_argument, 0, 'c'},
+    {"tls-key", required_argument, 0, 'k'},
+    {"insecure-http", no_argument, 0, 'i'},
+    {"lease", required_argument, 0, 'L'},
+    {"lost-grace", required_argument, 0, 'G'},
+    {"session-ttl", required_argument, 0, 'S'},
+    {"poll-timeout", required_argument, 0, 'P'},
+    {"threads", required_argument, 0, 't'},
+    {"max-log-bytes", required_argument, 0, 'm'},
+    {"retention-max-age", required_argument, 0, 'A'},
+    {"retention-max-log-bytes", required_argument, 0, 'B'},
+    {"log-format", required_argument, 0, 'f'},
+    {"debug", no_argument, 0, 'D'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+/* What the options give that is not kept in struct server_config. */
+struct cmdline {
+    enum log_format fmt;
+    int debug;
+    const char *cert, *key;
+};
+
+void config_defaults(struct server_config *c)
+{
+    snprintf(c->listen, sizeof(c->listen), "127.0.0.1:8400");
+    c->threads = 2;
+    c->lease_ms = 30 * 1000;
+    c->grace_ms = 5 * 60 * 1000;
+    c->session_ttl_ms = 3600 * 1000;
+    c->challenge_ttl_ms = 60 * 1000;
+    c->poll_max_ms = 25 * 1000;
+    c->max_log_bytes = 1LL << 30;
+    /* A month of history is what people look back on; without a default
+     * the database grows until the disk is full (docs/server.md). */
+    c->retention_max_age_ms = 30LL * 24 * 3600 * 1000;
+    c->retention_max_log_bytes = 0;
+}
+
+static int parse_listen(struct server_config *c, char *err, size_t errsz)
+{
+    const char *l = c->listen, *colon;
+    if (l[0] == '[') {
+        const char *close = strchr(l, ']');
+        if (!close || close[1] != ':')
+            goto bad;
+        snprintf(c->host, sizeof(c->host), "%.*s", (int)(close - l - 1), l + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(l, ':');
+        if (!colon)
+            goto bad;
+        snprintf(c->host, sizeof(c->host), "%.*s", (int)(colon - l), l);
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535 || colon[1] == '\0')
+        goto bad;
+    c->port = (int)port;
+    return 0;
+bad:
+    snprintf(err, errsz, "--listen \"%s\": expected ADDR:PORT", l);
+    return -1;
+}
+
+/* "10GiB", "500MB", "1048576": a size in bytes, 0 included. 0 or -1. */
+static int parse_bytes(const char *v, int64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        int64_t scale;
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"KiB", 1LL << 10},
+                 {"MiB", 1LL << 20},
+                 {"GiB", 1LL << 30},
+                 {"TiB", 1LL << 40},
+                 {"kB", 1000},
+                 {"KB", 1000},
+                 {"MB", 1000 * 1000},
+                 {"GB", 1000 * 1000 * 1000},
+                 {"TB", 1000LL * 1000 * 1000 * 1000}};
+    char *end;
+    if (*v < '0' || *v > '9')
+        return -1;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (n > INT64_MAX / units[i].scale)
+                return -1;
+            *out = n * units[i].scale;
+            return 0;
+        }
+    return -1;
+}
+
+/* The retention settings from the environment (DAVIT_X, else SPACELIFT_X);
+ * the command line overrides them. */
+static int retention_from_env(struct server_config *c, char *err, size_t errsz)
+{
+    char var[ENV_NAME_MAX];
+    if (env_duration("RETENTION_MAX_AGE", c->retention_max_age_ms, &c->retention_max_age_ms, err,
+                     errsz) < 0)
+        return -1;
+    const char *v = env_get("RETENTION_MAX_LOG_BYTES", var, sizeof(var));
+    if (v && parse_bytes(v, &c->retention_max_log_bytes) < 0) {
+        snprintf(err, errsz, "%s: not a size (like 10GiB, 500MB, 0): \"%s\"", var, v);
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies option o (getopt_long's value) with its argument arg; name is the
+ * option's long name, for messages. 0, or -1 with err. */
+static int apply_option(int o, const char *name, const char *arg, struct server_config *c,
+                        struct cmdline *cl, char *err, size_t errsz)
+{
+    int64_t *dur = NULL;
+    char *end;
+    switch (o) {
+    case 'd':
+        snprintf(c->data_dir, sizeof(c->data_dir), "%s", arg);
+        break;
+    case 'l':
+        snprintf(c->listen, sizeof(c->listen), "%s", arg);
+        break;
+    case 'u':
+        snprintf(c->public_url, sizeof(c->public_url), "%s", arg);
+        break;
+    case 'c':
+        cl->cert = arg;
+        break;
+    case 'k':
+        cl->key = arg;
+        break;
+    case 'i':
+        c->insecure_http = 1;
+        break;
+    case 'L':
+        dur = &c->lease_ms;
+        break;
+    case 'G':
+        dur = &c->grace_ms;
+        break;
+    case 'S':
+        dur = &c->session_ttl_ms;
+        break;
+    case 'P':
+        dur = &c->poll_max_ms;
+        break;
+    case 't':
+        c->threads = (int)strtol(arg, &end, 10);
+        if (*end || c->threads < 1 || c->threads > 64) {
+            snprintf(err, errsz, "--threads \"%s\": expected 1 to 64", arg);
+            return -1;
+        }
+        break;
+    case 'm':
+        c->max_log_bytes = strtoll(arg, &end, 10);
+        if (*end || c->max_log_bytes < 1024) {
+            snprintf(err, errsz, "--max-log-bytes \"%s\": expected a number >= 1024", arg);
+            return -1;
+        }
+        break;
+    case 'A':
+        if (duration_parse(arg, &c->retention_max_age_ms) < 0) {
+            snprintf(err, errsz,
+                     "--retention-max-age \"%s\": not a duration (like 30d, 12h; at most"
+                     " 100d; 0 keeps runs forever)",
+                     arg);
+            return -1;
+        }
+        break;
+    case 'B':
+        if (parse_bytes(arg, &c->retention_max_log_bytes) < 0) {
+            snprintf(err, errsz,
+                     "--retention-max-log-bytes \"%s\": not a size (like 10GiB, 500MB; 0 for"
+                     " no cap)",
+                     arg);
+            return -1;
+        }
+        break;
+    case 'f':
+        if (log_format_parse(arg, &cl->fmt) < 0) {
+            snprintf(err, errsz, "--log-format \"%s\": expected text or json", arg);
+            return -1;
+        }
+        break;
+    case 'D':
+        cl->debug = 1;
+        break;
+    case 'h':
+        fputs(usage, stdout);
+        exit(0);
+    default:
+        snprintf(err, errsz, "bad option (see davit server --help)");
+        return -1;
+    }
+    if (dur && (duration_parse(arg, dur) < 0 || *dur <= 0)) {
+        snprintf(err, errsz, "--%s \"%s\": not a positive duration", name, arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads --tls-cert and --tls-key and pins the certificate's key. */
+static int load_tls(struct server_config *c, const char *cert, const char *key, char *err,
+                    size_t errsz)
+{
+    if (!cert != !key) {
+        snprintf(err, errsz, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (!cert)
+        return 0;
+    if (fsutil_read_text(cert, 1 << 20, &c->tls_cert, err, errsz) < 0 ||
+        fsutil_read_text(key, 1 << 20, &c->tls_key, err, errsz) < 0)
+        return -1;
+    if (crypto_cert_pin(c->tls_cert, c->tls_pin, err, errsz) < 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errsz, "--tls-cert %s: %s", cert, why);
+        return -1;
+    }
+    return 0;
+}
+
+int config_parse(int argc, char **argv, struct server_config *c, char *err, size_t errsz)
+{
+    struct cmdline cl = {.fmt = LOG_TEXT};
+    int o;
+    if (retention_from_env(c, err, errsz) < 0)
+        return -1;
+    optind = 1;
+    int longindex = 0;
+    while ((o = getopt_long(argc, argv, "", opts, &longindex)) != -1)
+        if (apply_option(o, opts[longindex].name, optarg, c, &cl, err, errsz) < 0)
+            return -1;
+    log_setup(cl.fmt, cl.debug, NULL);
+    if (optind < argc) {
+        snprintf(err, errsz, "unexpected argument \"%s\"", argv[optind]);
+        return -1;
+    }
+    if (!c->data_dir[0]) {
+        snprintf(err, errsz, "--data-dir is required");
+        return -1;
+    }
+    if (load_tls(c, cl.cert, cl.key, err, errsz) < 0)
+        return -1;
+    if (c->poll_max_ms > c->lease_ms * 2 / 3)
+        c->poll_max_ms = c->lease_ms * 2 / 3;
+    return parse_listen(c, err, errsz);
+}

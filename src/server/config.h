@@ -1,0 +1,44 @@
+/*
+ * config: the server's settings, from the environment (DAVIT_X, else
+ * SPACELIFT_X) and the command line of `davit server` (docs/server.md).
+ * Owns the PEM texts it reads (tls_cert, tls_key): the caller frees them.
+ */
+#ifndef DAVIT_SERVER_CONFIG_H
+#define DAVIT_SERVER_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct server_config {
+    char data_dir[PATH_MAX];
+    char listen[300];
+    char host[256];
+    int port;
+    char public_url[512];
+    char tls_pin[64];         /* pin of --tls-cert's key, put in pool tokens; "" without TLS */
+    char *tls_cert, *tls_key; /* PEM contents, or NULL for plain HTTP */
+    int insecure_http;
+    int threads;
+    int64_t lease_ms;       /* a launcher is gone after this long without a request */
+    int64_t grace_ms;       /* then its started runs are lost after this much more */
+    int64_t session_ttl_ms; /* a launcher session lives this long */
+    int64_t challenge_ttl_ms;
+    int64_t poll_max_ms; /* the longest a poll waits */
+    int64_t max_log_bytes;
+    int64_t retention_max_age_ms;    /* ended runs older than this are deleted; 0: never */
+    int64_t retention_max_log_bytes; /* logs of all runs above this: oldest go; 0: no cap */
+};
+
+/* Fills c with the defaults (docs/server.md). Never fails. */
+void config_defaults(struct server_config *c);
+
+/*
+ * Applies the environment, then the options in argv, over c; reads the TLS
+ * files; sets up logging (--log-format, --debug); splits --listen into host
+ * and port; caps the poll at 2/3 of the lease. --help prints the usage and
+ * exits 0. -1 with err naming the option and the reason (the caller exits 2).
+ */
+int config_parse(int argc, char **argv, struct server_config *c, char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,189 @@
+/* Worker and launcher releases: stored, signed, listed and served. */
+#include "server/releases.h"
+
+#include "server/request.h"
+#include "server/state.h"
+
+#include "common/crypto.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/sigmsg.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *release_signed_text(const char *kind, const char *arch, const char *version,
+                          const char *sha256)
+{
+    char buf[SIGMSG_MAX];
+    if (sigmsg_release(buf, sizeof(buf), kind, arch, version, sha256) < 0)
+        return NULL;
+    return strdup(buf);
+}
+
+static int version_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 64)
+        return 0;
+    return strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.+-_") == n;
+}
+
+int release_publish(struct server *srv, const char *kind, const char *arch, const char *version,
+                    const void *data, size_t len, struct store_release *out, char *err,
+                    size_t errsz)
+{
+    char path[PATH_MAX + 96], tmp[PATH_MAX + 128];
+    char *text = NULL, *sig = NULL;
+    int fd = -1, nospace = 0;
+    if ((strcmp(kind, "worker") != 0 && strcmp(kind, "launcher") != 0) ||
+        (strcmp(arch, "amd64") != 0 && strcmp(arch, "arm64") != 0) || !version_ok(version) ||
+        len == 0) {
+        snprintf(err, errsz,
+                 "kind (worker, launcher), arch (amd64, arm64), version"
+                 " ([A-Za-z0-9.+_-], 1-64) and a non-empty file are required");
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    crypto_sha256_hex(data, len, out->sha256);
+    snprintf(path, sizeof(path), "%s/%s", srv->releases_dir, out->sha256);
+    snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)gettid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        goto fail_io;
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, (const char *)data + off, len - off);
+        if (n < 0)
+            goto fail_io;
+        off += (size_t)n;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0) {
+        fd = -1;
+        goto fail_io;
+    }
+    fd = -1;
+    /* Durable before the database row that points at it is committed. */
+    if (rename(tmp, path) < 0 || fsutil_sync_dir_of(path) < 0)
+        goto fail_io;
+    text = release_signed_text(kind, arch, version, out->sha256);
+    if (!text || crypto_ed25519_sign(srv->release_key_pem, text, strlen(text), &sig) < 0) {
+        snprintf(err, errsz, "release: cannot sign");
+        goto fail;
+    }
+    snprintf(out->kind, sizeof(out->kind), "%s", kind);
+    snprintf(out->arch, sizeof(out->arch), "%s", arch);
+    snprintf(out->version, sizeof(out->version), "%s", version);
+    snprintf(out->signature, sizeof(out->signature), "%s", sig);
+    out->size = (int64_t)len;
+    if (store_release_add(srv->store, out) < 0) {
+        nospace = store_failed_for_space();
+        snprintf(err, errsz, "release: the database failed");
+        goto fail;
+    }
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", (long long)out->id);
+    log_event(LOG_INFO, "release published", "id", ids, "kind", kind, "arch", arch, "version",
+              version, "sha256", out->sha256, NULL);
+    free(text);
+    free(sig);
+    return 0;
+fail_io:
+    nospace = errno == ENOSPC;
+    snprintf(err, errsz, "release: %s: %s", tmp, strerror(errno));
+fail:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    free(text);
+    free(sig);
+    return nospace ? -2 : -1;
+}
+
+int h_release_publish(struct req *r)
+{
+    const char *kind = req_query(r, "kind"), *arch = req_query(r, "arch");
+    const char *version = req_query(r, "version");
+    struct store_release rel;
+    char err[512];
+    if (!arch || !version)
+        return reply_error(r, 400, "arch and version are required (?arch=amd64&version=V)");
+    int rc = release_publish(r->srv, kind ? kind : "worker", arch, version, r->body.data,
+                             r->body.len, &rel, err, sizeof(err));
+    if (rc == -2)
+        return reply_error(r, 507,
+                           "release: " STORE_NOSPACE_TEXT " (no space left on the data"
+                           " directory's filesystem); try again later");
+    if (rc < 0)
+        return reply_error(r, strstr(err, "required") ? 400 : 500, "%s", err);
+    return reply_json(r, 201, store_release_json(&rel));
+}
+
+int h_release_list(struct req *r)
+{
+    json_t *arr;
+    int rc = store_release_list_json(r->srv->store, &arr);
+    if (rc < 0)
+        return reply_store_error(r, rc, "releases");
+    return reply_json(r, 200, json_pack("{s:o}", "releases", arr));
+}
+
+static int send_release(struct req *r, const struct store_release *rel)
+{
+    char path[PATH_MAX + 96];
+    snprintf(path, sizeof(path), "%s/%s", r->srv->releases_dir, rel->sha256);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            close(fd);
+        log_event(LOG_ERROR, "release file missing", "path", path, NULL);
+        return reply_error(r, 500, "release %lld: its file is missing", (long long)rel->id);
+    }
+    r->resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+    if (!r->resp) {
+        close(fd);
+        return reply_error(r, 500, "out of memory");
+    }
+    r->status = 200;
+    MHD_add_response_header(r->resp, "Content-Type", "application/octet-stream");
+    MHD_add_response_header(r->resp, "X-Davit-Sha256", rel->sha256);
+    MHD_add_response_header(r->resp, "X-Davit-Signature", rel->signature);
+    MHD_add_response_header(r->resp, "X-Davit-Version", rel->version);
+    return HANDLER_DONE;
+}
+
+int h_release_latest(struct req *r)
+{
+    const char *kind = req_query(r, "kind"), *arch = req_query(r, "arch");
+    const char *dl = req_query(r, "download");
+    struct store_release rel;
+    if (!kind)
+        kind = "worker";
+    if (!arch)
+        return reply_error(r, 400, "arch is required (?arch=amd64)");
+    int rc = store_release_latest(r->srv->store, kind, arch, &rel);
+    if (rc == STORE_NOTFOUND)
+        return reply_error(r, 404, "no %s release for %s", kind, arch);
+    if (rc < 0)
+        return reply_store_error(r, rc, "release");
+    if (dl && strcmp(dl, "1") == 0)
+        return send_release(r, &rel);
+    return reply_json(r, 200, store_release_json(&rel));
+}
+
+int h_release_download(struct req *r)
+{
+    int64_t id;
+    struct store_release rel;
+    if (req_id(r, 0, &id) < 0)
+        return HANDLER_DONE;
+    int rc = store_release_get(r->srv->store, id, &rel);
+    if (rc < 0)
+        return reply_store_error(r, rc, "release");
+    return send_release(r, &rel);
+}

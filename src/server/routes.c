@@ -1,0 +1,85 @@
+/*
+ * The route table: every endpoint, its credentials, its body cap and its
+ * handler, and the matching of a request's path against it.
+ */
+#include "server/routes.h"
+
+#include "server/api_launcher.h"
+#include "server/api_logs.h"
+#include "server/api_misc.h"
+#include "server/api_pools.h"
+#include "server/api_runs.h"
+#include "server/metrics.h"
+#include "server/releases.h"
+
+#include <string.h>
+
+static const struct route routes[] = {
+    {"GET", "/healthz", AUTH_NONE, 0, h_healthz},
+    {"GET", "/metrics", AUTH_NONE, 0, h_metrics},
+    {"POST", "/api/v1/pools", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_create},
+    {"GET", "/api/v1/pools", AUTH_ADMIN, 0, h_pool_list},
+    {"GET", "/api/v1/pools/*", AUTH_ADMIN, 0, h_pool_show},
+    {"DELETE", "/api/v1/pools/*", AUTH_ADMIN, 0, h_pool_delete},
+    {"POST", "/api/v1/pools/*/reset", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_reset},
+    {"POST", "/api/v1/pools/*/cycle", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_cycle},
+    {"POST", "/api/v1/runs", AUTH_ADMIN, BODY_CAP_DEFAULT, h_run_submit},
+    {"GET", "/api/v1/runs", AUTH_ADMIN, 0, h_run_list},
+    {"GET", "/api/v1/runs/*", AUTH_ADMIN, 0, h_run_show},
+    {"DELETE", "/api/v1/runs/*", AUTH_ADMIN, 0, h_run_delete},
+    {"POST", "/api/v1/runs/*/cancel", AUTH_ADMIN, BODY_CAP_DEFAULT, h_run_cancel},
+    {"GET", "/api/v1/runs/*/logs", AUTH_ADMIN, 0, h_run_logs},
+    {"GET", "/api/v1/workers", AUTH_ADMIN, 0, h_worker_list},
+    {"POST", "/api/v1/workers/*/drain", AUTH_ADMIN, BODY_CAP_DEFAULT, h_worker_drain},
+    {"POST", "/api/v1/workers/*/undrain", AUTH_ADMIN, BODY_CAP_DEFAULT, h_worker_undrain},
+    {"POST", "/api/v1/releases", AUTH_ADMIN, BODY_CAP_RELEASE, h_release_publish},
+    {"GET", "/api/v1/releases", AUTH_ADMIN, 0, h_release_list},
+    {"GET", "/api/v1/releases/latest", AUTH_NONE, 0, h_release_latest},
+    {"GET", "/api/v1/releases/*/download", AUTH_NONE, 0, h_release_download},
+    /* Open to anyone: small bodies only, so that strangers cannot pin memory. */
+    {"POST", "/api/v1/launcher/challenge", AUTH_NONE, BODY_CAP_SMALL, h_launcher_challenge},
+    {"POST", "/api/v1/launcher/register", AUTH_NONE, BODY_CAP_SMALL, h_launcher_register},
+    {"POST", "/api/v1/launcher/poll", AUTH_SESSION, BODY_CAP_DEFAULT, h_launcher_poll},
+    {"POST", "/api/v1/launcher/heartbeat", AUTH_SESSION, BODY_CAP_DEFAULT, h_launcher_heartbeat},
+    {"POST", "/api/v1/launcher/runs/*/events", AUTH_SESSION, BODY_CAP_DEFAULT, h_launcher_event},
+    {"PUT", "/api/v1/launcher/runs/*/log", AUTH_SESSION, BODY_CAP_LOG, h_launcher_log},
+};
+
+/* Matches path against pattern, capturing '*' segments. 1 on a match. */
+static int route_match(const char *pattern, const char *path, char args[REQ_MAX_ARGS][REQ_ARG_MAX])
+{
+    int nargs = 0;
+    const char *p = pattern, *u = path;
+    while (*p && *u) {
+        if (*p == '*') {
+            const char *end = strchr(u, '/');
+            size_t n = end ? (size_t)(end - u) : strlen(u);
+            if (n == 0 || n >= REQ_ARG_MAX || nargs >= REQ_MAX_ARGS)
+                return 0;
+            memcpy(args[nargs], u, n);
+            args[nargs++][n] = '\0';
+            u += n;
+            p++;
+            continue;
+        }
+        if (*p != *u)
+            return 0;
+        p++;
+        u++;
+    }
+    return *p == '\0' && *u == '\0';
+}
+
+const struct route *route_find(const char *method, const char *path,
+                               char args[REQ_MAX_ARGS][REQ_ARG_MAX], int *path_known)
+{
+    *path_known = 0;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (route_match(routes[i].pattern, path, args)) {
+            *path_known = 1;
+            if (strcmp(routes[i].method, method) == 0)
+                return &routes[i];
+        }
+    }
+    return NULL;
+}
