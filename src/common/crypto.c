@@ -94,6 +94,27 @@ int crypto_b64_decode(const char *s, unsigned char **out, size_t *outlen)
     return 0;
 }
 
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int crypto_b64_decode_pasted(const char *s, unsigned char **out, size_t *outlen)
+{
+    while (is_space(*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && is_space(s[n - 1]))
+        n--;
+    char *trimmed = strndup(s, n);
+    if (!trimmed)
+        return -1;
+    int rc = crypto_b64_decode(trimmed, out, outlen);
+    OPENSSL_cleanse(trimmed, n);
+    free(trimmed);
+    return rc;
+}
+
 static char *pubkey_to_pem(EVP_PKEY *pkey)
 {
     BIO *bio = BIO_new(BIO_s_mem());

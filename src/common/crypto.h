@@ -44,6 +44,13 @@ char *crypto_b64_encode(const void *data, size_t len);
 int crypto_b64_decode(const char *s, unsigned char **out, size_t *outlen);
 
 /*
+ * The same for a value a person pasted (an environment variable): spaces,
+ * tabs and newlines around it are ignored, none inside. -1 when it is not
+ * base64 or memory runs out. The trimmed copy it makes is wiped.
+ */
+int crypto_b64_decode_pasted(const char *s, unsigned char **out, size_t *outlen);
+
+/*
  * Parses a PEM certificate signing request, verifies its self-signature and
  * checks the key: RSA of at least 2048 bits, EC on P-256, or Ed25519.
  * Sets *pubkey_pem (caller frees) and writes "rsa", "ec" or "ed25519" into

@@ -2,6 +2,7 @@
 
 #include "common/crypto.h"
 #include "common/env.h"
+#include "common/pooltoken.h"
 
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -19,97 +20,29 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
-/* Decodes base64, forgiving only surrounding whitespace (a pasted newline). */
-static int decode_b64(const char *in, unsigned char **out, size_t *outlen)
-{
-    while (*in == ' ' || *in == '\t' || *in == '\n' || *in == '\r')
-        in++;
-    size_t n = strlen(in);
-    while (n && (in[n - 1] == ' ' || in[n - 1] == '\t' || in[n - 1] == '\n' || in[n - 1] == '\r'))
-        n--;
-    char *trimmed = strndup(in, n);
-    if (!trimmed)
-        return -1;
-    int rc = crypto_b64_decode(trimmed, out, outlen);
-    free(trimmed);
-    return rc;
-}
-
 static int parse_token(struct credentials *c, const char *token, const char *var, char *err,
                        size_t errsz)
 {
-    unsigned char *raw = NULL;
-    size_t rawlen;
-    json_t *root = NULL;
-    json_error_t jerr;
-    json_int_t v = 0;
-    const char *endpoint, *pool_id, *secret, *release_key, *pin = NULL;
-    int rc = -1;
-
-    if (decode_b64(token, &raw, &rawlen) < 0) {
-        snprintf(err, errsz, "%s: not valid base64 (cut short or altered? copy the whole token)",
-                 var);
-        goto done;
+    struct pool_token t;
+    char why[512];
+    if (pooltoken_decode(token, &t, why, sizeof(why)) < 0) {
+        snprintf(err, errsz, "%s: %s", var, why);
+        return -1;
     }
-    root = json_loadb((const char *)raw, rawlen, 0, &jerr);
-    /* Not strict: a newer server may add fields that this launcher can ignore. */
-    if (!root || json_unpack_ex(root, &jerr, 0, "{s:I, s:s, s:s, s:s, s:s, s?:s}", "v", &v,
-                                "endpoint", &endpoint, "pool_id", &pool_id, "pool_secret", &secret,
-                                "release_key", &release_key, "tls_pin", &pin) < 0) {
-        snprintf(err, errsz, "%s: not a davit pool token (%s)", var, jerr.text);
-        goto done;
-    }
-    if (v != 1) {
-        snprintf(err, errsz,
-                 "%s: token format %lld is not known to this launcher (" DAVIT_VERSION
-                 "); upgrade the launcher",
-                 var, (long long)v);
-        goto done;
-    }
-    size_t elen = strlen(endpoint);
-    while (elen && endpoint[elen - 1] == '/')
-        elen--;
-    if ((strncmp(endpoint, "https://", 8) != 0 && strncmp(endpoint, "http://", 7) != 0) ||
-        elen >= sizeof(c->endpoint)) {
-        snprintf(err, errsz, "%s: the token's endpoint is not an http(s) URL: \"%.200s\"", var,
-                 endpoint);
-        goto done;
-    }
-    memcpy(c->endpoint, endpoint, elen);
-    c->endpoint[elen] = '\0';
-    if (!*pool_id || strlen(pool_id) >= sizeof(c->pool_id) || !*secret) {
-        snprintf(err, errsz, "%s: the token has an empty or overlong pool id or secret", var);
-        goto done;
-    }
-    snprintf(c->pool_id, sizeof(c->pool_id), "%s", pool_id);
-    /* libcurl's CURLOPT_PINNEDPUBLICKEY form: the SPKI's sha256 in base64. */
-    if (pin && (strncmp(pin, "sha256//", 8) != 0 || strlen(pin) != 8 + 44)) {
-        snprintf(err, errsz, "%s: the token's tls_pin is not \"sha256//\" and 44 base64 digits",
-                 var);
-        goto done;
-    }
-    snprintf(c->tls_pin, sizeof(c->tls_pin), "%s", pin ? pin : "");
-    c->pool_secret = strdup(secret);
-    c->release_key_pem = strdup(release_key);
-    if (!c->pool_secret || !c->release_key_pem) {
-        snprintf(err, errsz, "%s: out of memory", var);
-        goto done;
-    }
-    BIO *bio = BIO_new_mem_buf(release_key, -1);
+    snprintf(c->endpoint, sizeof(c->endpoint), "%s", t.endpoint);
+    snprintf(c->pool_id, sizeof(c->pool_id), "%s", t.pool_id);
+    snprintf(c->tls_pin, sizeof(c->tls_pin), "%s", t.tls_pin);
+    /* The credentials own the strings from here. */
+    c->pool_secret = t.pool_secret;
+    c->release_key_pem = t.release_key_pem;
+    BIO *bio = BIO_new_mem_buf(c->release_key_pem, -1);
     c->release_key = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
     if (!c->release_key || EVP_PKEY_get_base_id(c->release_key) != EVP_PKEY_ED25519) {
         snprintf(err, errsz, "%s: the token's release_key is not an Ed25519 public key", var);
-        goto done;
+        return -1;
     }
-    rc = 0;
-done:
-    json_decref(root);
-    if (raw) {
-        OPENSSL_cleanse(raw, rawlen);
-        free(raw);
-    }
-    return rc;
+    return 0;
 }
 
 static int parse_key(struct credentials *c, const char *key_b64, const char *var, char *err,
@@ -119,7 +52,7 @@ static int parse_key(struct credentials *c, const char *key_b64, const char *var
     size_t pemlen;
     int encrypted = 0, rc = -1;
 
-    if (decode_b64(key_b64, &pem, &pemlen) < 0) {
+    if (crypto_b64_decode_pasted(key_b64, &pem, &pemlen) < 0) {
         snprintf(err, errsz,
                  "%s: not valid base64 (encode the PEM file on one line: base64 -w 0 davit.key)",
                  var);

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/crypto.h"
+#include "common/pooltoken.h"
 #include "common/sigmsg.h"
 
 #include <stdio.h>
@@ -115,9 +116,10 @@ int h_launcher_register(struct req *r)
                *arch;
     json_int_t capacity, reuse = 0;
     json_t *metadata = NULL;
-    char tok_pool[40], tok_secret[128], err[256];
+    char err[256];
     char *md_text = NULL;
     struct store_pool pool = {0};
+    struct pool_token tok = {0};
     json_t *obj = req_json(r);
     if (!obj ||
         req_unpack(r, obj, "{s?:s, s?:s, s?:s, s:s, s:s, s:s, s:s, s:s, s:I, s?:o, s?:I}",
@@ -130,12 +132,12 @@ int h_launcher_register(struct req *r)
             reply_error(r, 400, "give either token, or pool_id and pool_secret");
             goto out;
         }
-        if (pool_token_parse(token, tok_pool, tok_secret, NULL, err, sizeof(err)) < 0) {
-            reply_error(r, 400, "%s", err);
+        if (pooltoken_decode(token, &tok, err, sizeof(err)) < 0) {
+            reply_error(r, 400, "token: %s", err);
             goto out;
         }
-        pool_id = tok_pool;
-        secret = tok_secret;
+        pool_id = tok.pool_id;
+        secret = tok.pool_secret;
     } else if (!pool_id || !secret) {
         reply_error(r, 400, "pool_id and pool_secret (or token) are required");
         goto out;
@@ -184,6 +186,7 @@ out:
     free(md_text);
     json_decref(obj);
     store_pool_clear(&pool);
+    pooltoken_clear(&tok);
     return HANDLER_DONE;
 }
 

@@ -7,6 +7,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/crypto.h"
+#include "common/pooltoken.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -15,54 +16,12 @@
 
 char *pool_token_make(struct server *srv, const char *pool_id, const char *secret)
 {
-    json_t *o =
-        json_pack("{s:i, s:s, s:s, s:s, s:s}", "v", 1, "endpoint", srv->cfg.public_url, "pool_id",
-                  pool_id, "pool_secret", secret, "release_key", srv->release_pub_pem);
+    struct pool_token t = {.pool_secret = (char *)secret, .release_key_pem = srv->release_pub_pem};
+    snprintf(t.endpoint, sizeof(t.endpoint), "%s", srv->cfg.public_url);
+    snprintf(t.pool_id, sizeof(t.pool_id), "%s", pool_id);
     /* With TLS, launchers also check that they reach this very server. */
-    if (o && srv->cfg.tls_pin[0])
-        json_object_set_new(o, "tls_pin", json_string(srv->cfg.tls_pin));
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    char *tok = text ? crypto_b64_encode(text, strlen(text)) : NULL;
-    free(text);
-    return tok;
-}
-
-int pool_token_parse(const char *token, char *pool_id, char *secret, char *endpoint, char *err,
-                     size_t errsz)
-{
-    unsigned char *raw = NULL;
-    size_t len;
-    json_t *o = NULL;
-    const char *pid, *sec, *ep, *key, *pin = NULL;
-    int v;
-    if (crypto_b64_decode(token, &raw, &len) < 0) {
-        snprintf(err, errsz, "token: not valid base64 (cut short or altered?)");
-        goto fail;
-    }
-    json_error_t jerr;
-    o = json_loadb((const char *)raw, len, 0, &jerr);
-    if (!o || json_unpack_ex(o, &jerr, JSON_STRICT, "{s:i, s:s, s:s, s:s, s:s, s?:s}", "v", &v,
-                             "endpoint", &ep, "pool_id", &pid, "pool_secret", &sec, "release_key",
-                             &key, "tls_pin", &pin) < 0) {
-        snprintf(err, errsz, "token: not a davit pool token (%s)", jerr.text);
-        goto fail;
-    }
-    if (v != 1 || strlen(pid) >= 40 || strlen(sec) >= 128 || strlen(ep) >= 512) {
-        snprintf(err, errsz, "token: unsupported version or oversized field");
-        goto fail;
-    }
-    snprintf(pool_id, 40, "%s", pid);
-    snprintf(secret, 128, "%s", sec);
-    if (endpoint)
-        snprintf(endpoint, 512, "%s", ep);
-    json_decref(o);
-    free(raw);
-    return 0;
-fail:
-    json_decref(o);
-    free(raw);
-    return -1;
+    snprintf(t.tls_pin, sizeof(t.tls_pin), "%s", srv->cfg.tls_pin);
+    return pooltoken_encode(&t);
 }
 
 static int name_ok(const char *name)

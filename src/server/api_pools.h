@@ -21,11 +21,5 @@ int h_pool_cycle(struct req *r);
 /* The pool token (docs/protocol.md): base64 of JSON. Caller frees; NULL
  * when memory runs out. */
 char *pool_token_make(struct server *srv, const char *pool_id, const char *secret);
-/*
- * Decodes a pool token into pool_id (40 bytes) and secret (128 bytes), and,
- * when endpoint is not NULL, the endpoint URL (512 bytes). -1 with err.
- */
-int pool_token_parse(const char *token, char *pool_id, char *secret, char *endpoint, char *err,
-                     size_t errsz);
 
 #endif
