@@ -199,6 +199,8 @@ int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, 
  * queued for store_purge_logs). *deleted gets how many. One transaction.
  */
 int store_expire_runs(struct store *s, int64_t cutoff_ms, int max, int *deleted);
+/* The most logs one store_trim_logs() deletes: their ids are held on the
+ * stack for one transaction; the sweep's batches are smaller. */
 #define STORE_TRIM_MAX 64
 /*
  * While the logs of all runs hold more than max_total bytes, deletes the
@@ -288,6 +290,7 @@ struct store_claims {
 int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, json_t **messages,
                struct store_claims *claimed, int *requeued);
 
+/* The run ids a reap reports, for its log line; the counts go on past it. */
 #define STORE_REAP_IDS 32
 
 struct store_reap {

@@ -66,6 +66,8 @@ int st_exec_or_err(sqlite3 *db, const char *path, const char *sql, char *err, si
 
 /* ---- statements and transactions (store_sql.c) ---- */
 
+/* For reads, which need no transaction: with the one connection under the
+ * lock, no write comes between their statements. Writes: st_begin_locked. */
 void st_lock(struct store *s);
 void st_unlock(struct store *s);
 /* Prepares sql; logs and returns NULL on failure. */

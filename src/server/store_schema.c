@@ -216,7 +216,7 @@ fail:
 static int migrate_step(sqlite3 *db, const char *path, const struct migration *m, int first,
                         int last, char *err, size_t errsz)
 {
-    char what[160];
+    char what[160]; /* "migration N (" and a migration's short name */
     if (m)
         snprintf(what, sizeof(what), "migration %d (%s)", last, m->what);
     else
