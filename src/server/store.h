@@ -36,8 +36,22 @@ enum {
 
 struct store;
 
-/* Opens (creating if needed) the database at path and applies the schema. */
+/* The schema version this build writes: the number of its last migration
+ * (store_schema.c). */
+#define STORE_SCHEMA_VERSION 2
+
+/*
+ * Opens (creating if needed) the database at path and applies the schema's
+ * migrations it lacks. STORE_ERR with err filled (one line) on failure, also
+ * when the database's schema is newer than STORE_SCHEMA_VERSION.
+ */
 int store_open(struct store **out, const char *path, char *err, size_t errsz);
+/*
+ * What store_open does to the database, alone (for `davit server migrate`):
+ * applies the migrations, then closes it. *from gets the version found (0
+ * for a new database). Same errors as store_open.
+ */
+int store_migrate(const char *path, int *from, char *err, size_t errsz);
 /* Closes the database. NULL is fine. */
 void store_close(struct store *s);
 
@@ -65,17 +79,21 @@ int store_degraded(struct store *s, const char **reason);
 void store_space_probe(struct store *s, int64_t min_free);
 /* The sentence for a full store, used by replies and /healthz. */
 #define STORE_NOSPACE_TEXT "the server's storage is full"
-/* Prometheus counters of database failures by reason, appended to out. */
+/* Prometheus counters of database failures by reason, appended to out (store_metrics.c). */
 int store_errors_render(struct store *s, struct dbuf *out);
 
 /* Key/value settings. get returns STORE_OK with *val (caller frees) or STORE_NOTFOUND. */
 int store_meta_get(struct store *s, const char *key, char **val);
 int store_meta_set(struct store *s, const char *key, const char *val);
 
-/* ---- pools (store.c) ---- */
+/* Sizes of a pool id ("pool-" and 16 hex digits) and of a run's state, with their NUL. */
+#define STORE_POOL_ID_SIZE 40
+#define STORE_STATE_SIZE   32
+
+/* ---- pools (store_pools.c) ---- */
 
 struct store_pool {
-    char id[40];
+    char id[STORE_POOL_ID_SIZE];
     char name[72];
     char keytype[16];
     char secret_hash[72];
@@ -101,7 +119,7 @@ int store_pool_reset(struct store *s, const char *name, const char *pubkey_pem, 
 int store_pool_cycle(struct store *s, const char *name, int64_t deadline_ms, char *pool_id_out,
                      int *count);
 
-/* ---- worker releases (store.c) ---- */
+/* ---- worker releases (store_releases.c) ---- */
 
 struct store_release {
     int64_t id;
@@ -181,6 +199,8 @@ int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, 
  * queued for store_purge_logs). *deleted gets how many. One transaction.
  */
 int store_expire_runs(struct store *s, int64_t cutoff_ms, int max, int *deleted);
+/* The most logs one store_trim_logs() deletes: their ids are held on the
+ * stack for one transaction; the sweep's batches are smaller. */
 #define STORE_TRIM_MAX 64
 /*
  * While the logs of all runs hold more than max_total bytes, deletes the
@@ -202,7 +222,7 @@ int store_vacuum(struct store *s, int max_pages, int checkpoint, int *more);
 /* The bytes of davit.db that hold data (pages in use), for the sweep's log. */
 int64_t store_used_bytes(struct store *s);
 
-/* ---- launchers, sessions, dispatch (store_launch.c) ---- */
+/* ---- launchers and sessions (store_launch.c) ---- */
 
 int store_challenge_create(struct store *s, const char *pool_id, const char *id, const char *nonce,
                            int64_t expires_ms);
@@ -221,21 +241,21 @@ int store_launcher_register(struct store *s, const char *pool_id,
 
 struct store_session {
     int64_t launcher_id;
-    char pool_id[40];
+    char pool_id[STORE_POOL_ID_SIZE];
     int revoked; /* the pool was reset: the launcher must exit */
 };
 /* STORE_NOTFOUND for an unknown or expired session. Renews the launcher's lease. */
 int store_session_auth(struct store *s, const char *session_hash, struct store_session *out);
 /*
  * Read-only check of a launcher session, for when store_session_auth()
- * cannot write the lease renewal because the disk is full. Same results
- * (store.c).
+ * cannot write the lease renewal because the disk is full. Same results.
  */
 int store_session_check(struct store *s, const char *session_hash, struct store_session *out);
 
 int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lease_ms,
                              json_t **out);
-/* Drain (on 1) or undrain (on 0), queueing the message. *pool_id_out (40 bytes) for notify. */
+/* Drain (on 1) or undrain (on 0), queueing the message. *pool_id_out (STORE_POOL_ID_SIZE bytes) for
+ * notify. */
 int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out);
 
 /*
@@ -245,6 +265,8 @@ int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out)
  * A launcher that still holds runs is kept (*gone = 0). STORE_ERR on failure.
  */
 int store_launcher_exit(struct store *s, int64_t id, int *gone);
+
+/* ---- dispatch and lease expiry (store_dispatch.c) ---- */
 
 #define STORE_CLAIMS_MAX 64 /* a launcher's capacity is at most this */
 
@@ -268,6 +290,7 @@ struct store_claims {
 int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, json_t **messages,
                struct store_claims *claimed, int *requeued);
 
+/* The run ids a reap reports, for its log line; the counts go on past it. */
 #define STORE_REAP_IDS 32
 
 struct store_reap {
@@ -284,7 +307,7 @@ struct store_reap {
  */
 int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r);
 
-/* Prometheus gauges from the database, appended to out. */
+/* Prometheus gauges from the database, appended to out (store_metrics.c). */
 int store_metrics(struct store *s, int64_t lease_ms, struct dbuf *out);
 
 #endif

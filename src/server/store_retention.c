@@ -28,30 +28,51 @@ static int step_count(struct store *s, sqlite3_stmt *st, int64_t a, int64_t b, i
     return rc;
 }
 
+/*
+ * The batch is chosen once, into a temporary table, and every step works on
+ * it: the log queue, the messages, the runs. ?1 is the cutoff, ?2 the most
+ * runs to delete.
+ */
+static const char *const expire_sql[] = {
+    "CREATE TEMP TABLE IF NOT EXISTS expiring(id INTEGER PRIMARY KEY)",
+    "DELETE FROM temp.expiring",
+    "INSERT INTO temp.expiring"
+    " SELECT id"
+    "   FROM runs"
+    "  WHERE ended_ms < ?1 AND state IN " ST_TERMINAL_STATES "  ORDER BY ended_ms"
+    "  LIMIT ?2",
+    "INSERT OR IGNORE INTO log_purge(run_id) SELECT id FROM temp.expiring",
+    "DELETE FROM messages WHERE run_id IN temp.expiring",
+    "DELETE FROM runs WHERE id IN temp.expiring RETURNING id",
+};
+
 int store_expire_runs(struct store *s, int64_t cutoff_ms, int max, int *deleted)
 {
     *deleted = 0;
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    /* The batch is chosen once, into a temporary table, and every step works
-     * on it: the log queue, the messages, the runs. */
-    static const char *sqls[] = {
-        "CREATE TEMP TABLE IF NOT EXISTS expiring(id INTEGER PRIMARY KEY)",
-        "DELETE FROM temp.expiring",
-        "INSERT INTO temp.expiring SELECT id FROM runs WHERE ended_ms < ?1"
-        " AND state IN " ST_TERMINAL_STATES " ORDER BY ended_ms LIMIT ?2",
-        "INSERT OR IGNORE INTO log_purge(run_id) SELECT id FROM temp.expiring",
-        "DELETE FROM messages WHERE run_id IN temp.expiring",
-        "DELETE FROM runs WHERE id IN temp.expiring RETURNING id",
-    };
     /* The last step's count is the number of runs deleted. */
-    for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]) && rc == STORE_OK; i++)
-        rc = step_count(s, st_prep(s, sqls[i]), cutoff_ms, max, deleted);
+    for (size_t i = 0; i < sizeof(expire_sql) / sizeof(expire_sql[0]) && rc == STORE_OK; i++)
+        rc = step_count(s, st_prep(s, expire_sql[i]), cutoff_ms, max, deleted);
     if (rc < 0)
         *deleted = 0;
     return st_end(s, rc);
 }
+
+/* Oldest ended runs first, just enough of them to come under the cap. */
+static const char trim_candidates_sql[] =
+    "SELECT id, log_bytes"
+    "  FROM runs"
+    " WHERE ended_ms IS NOT NULL AND log_bytes > 0 AND state IN " ST_TERMINAL_STATES
+    " ORDER BY ended_ms, id"
+    " LIMIT ?";
+
+/* One run's log: ?1 the run, ?2 now. */
+static const char *const trim_sql[] = {
+    "INSERT OR IGNORE INTO log_purge(run_id) VALUES(?1)",
+    "UPDATE runs SET log_bytes = 0, log_deleted_ms = ?2 WHERE id = ?1",
+};
 
 int store_trim_logs(struct store *s, int64_t max_total, int max, int *trimmed)
 {
@@ -67,9 +88,7 @@ int store_trim_logs(struct store *s, int64_t max_total, int max, int *trimmed)
     }
     int64_t excess = sqlite3_column_int64(st, 0) - max_total;
     sqlite3_finalize(st);
-    /* Oldest ended runs first, just enough of them to come under the cap. */
-    st = st_prep(s, "SELECT id, log_bytes FROM runs WHERE ended_ms IS NOT NULL AND log_bytes > 0"
-                    " AND state IN " ST_TERMINAL_STATES " ORDER BY ended_ms, id LIMIT ?");
+    st = st_prep(s, trim_candidates_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -84,18 +103,26 @@ int store_trim_logs(struct store *s, int64_t max_total, int max, int *trimmed)
     rc = step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : st_fail(s, "log trim");
     sqlite3_finalize(st);
     for (int i = 0; i < n && rc == STORE_OK; i++) {
-        static const char *sqls[] = {
-            "INSERT OR IGNORE INTO log_purge(run_id) VALUES(?1)",
-            "UPDATE runs SET log_bytes = 0, log_deleted_ms = ?2 WHERE id = ?1",
-        };
-        for (size_t j = 0; j < 2 && rc == STORE_OK; j++)
-            rc = step_count(s, st_prep(s, sqls[j]), ids[i], store_now_ms(), NULL);
+        for (size_t j = 0; j < sizeof(trim_sql) / sizeof(trim_sql[0]) && rc == STORE_OK; j++)
+            rc = step_count(s, st_prep(s, trim_sql[j]), ids[i], store_now_ms(), NULL);
     }
     if (rc == STORE_OK)
         *trimmed = n;
 done:
     return st_end(s, rc);
 }
+
+/* At most ?2 chunks of the queued runs. */
+static const char purge_chunks_sql[] = "DELETE FROM log_chunks"
+                                       " WHERE rowid IN (SELECT c.rowid"
+                                       "                   FROM log_purge q"
+                                       "                   JOIN log_chunks c ON c.run_id = q.run_id"
+                                       "                  LIMIT ?2)"
+                                       " RETURNING 1";
+/* Runs whose chunks are all gone leave the queue. */
+static const char purge_done_sql[] =
+    "DELETE FROM log_purge"
+    " WHERE NOT EXISTS (SELECT 1 FROM log_chunks c WHERE c.run_id = log_purge.run_id)";
 
 int store_purge_logs(struct store *s, int max, int *freed)
 {
@@ -105,16 +132,9 @@ int store_purge_logs(struct store *s, int max, int *freed)
         return rc;
     /* Chunks of queued runs, a few at a time; a run leaves the queue once
      * it has none left. */
-    rc = step_count(s,
-                    st_prep(s, "DELETE FROM log_chunks WHERE rowid IN (SELECT c.rowid FROM"
-                               " log_purge q JOIN log_chunks c ON c.run_id = q.run_id"
-                               " LIMIT ?2) RETURNING 1"),
-                    0, max, &n);
+    rc = step_count(s, st_prep(s, purge_chunks_sql), 0, max, &n);
     if (rc == STORE_OK)
-        rc = step_count(s,
-                        st_prep(s, "DELETE FROM log_purge WHERE NOT EXISTS (SELECT 1 FROM"
-                                   " log_chunks c WHERE c.run_id = log_purge.run_id)"),
-                        0, 0, NULL);
+        rc = step_count(s, st_prep(s, purge_done_sql), 0, 0, NULL);
     if (rc == STORE_OK)
         *freed = n;
     return st_end(s, rc);
@@ -154,13 +174,15 @@ int store_vacuum(struct store *s, int max_pages, int checkpoint, int *more)
     return rc;
 }
 
+static const char used_bytes_sql[] =
+    "SELECT (page_count - freelist_count) * page_size"
+    "  FROM pragma_page_count, pragma_freelist_count, pragma_page_size";
+
 int64_t store_used_bytes(struct store *s)
 {
     st_lock(s);
     int64_t v = -1;
-    sqlite3_stmt *st = st_prep(s, "SELECT (page_count - freelist_count) * page_size"
-                                  " FROM pragma_page_count, pragma_freelist_count,"
-                                  " pragma_page_size");
+    sqlite3_stmt *st = st_prep(s, used_bytes_sql);
     if (st && st_step_one(s, st, "database size") == STORE_OK)
         v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);

@@ -14,36 +14,55 @@ static int is_terminal(const char *state)
            strcmp(state, "lost") == 0;
 }
 
+static const char run_insert_sql[] =
+    "INSERT INTO runs(pool_id, state, spec_json, secrets_json, created_ms, queued_ms)"
+    " VALUES(?1, 'queued', ?2, ?3, ?4, ?4)";
+
 int store_run_create(struct store *s, const char *pool_id, const char *spec_json,
                      const char *secrets_json, int64_t *id)
 {
-    st_lock(s);
-    int rc = STORE_ERR;
-    int64_t now = store_now_ms();
-    sqlite3_stmt *st = st_prep(s, "INSERT INTO runs(pool_id, state, spec_json, secrets_json,"
-                                  " created_ms, queued_ms) VALUES(?, 'queued', ?, ?, ?, ?)");
-    if (st) {
-        st_bind_text(st, 1, pool_id);
-        st_bind_text(st, 2, spec_json);
-        st_bind_text(st, 3, secrets_json);
-        sqlite3_bind_int64(st, 4, now);
-        sqlite3_bind_int64(st, 5, now);
-        rc = st_done(s, st);
-        if (rc == STORE_OK)
-            *id = sqlite3_last_insert_rowid(s->db);
+    int rc = st_begin_locked(s);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = st_prep(s, run_insert_sql);
+    if (!st) {
+        rc = STORE_ERR;
+        goto done;
     }
-    st_unlock(s);
-    return rc;
+    st_bind_text(st, 1, pool_id);
+    st_bind_text(st, 2, spec_json);
+    st_bind_text(st, 3, secrets_json);
+    sqlite3_bind_int64(st, 4, store_now_ms());
+    rc = st_done(s, st);
+    if (rc == STORE_OK)
+        *id = sqlite3_last_insert_rowid(s->db);
+done:
+    return st_end(s, rc);
 }
 
-/* clang-format off */
+/* A run as the API shows it; the statements add columns, FROM and WHERE. */
 #define RUN_COLUMNS                                                                                \
-    "SELECT r.id, p.name AS pool, r.state, r.phase, r.launcher_id AS worker, "                     \
-    ST_TIME("r.created_ms") " AS created_at, " ST_TIME("r.assigned_ms") " AS assigned_at, "        \
-    ST_TIME("r.started_ms") " AS started_at, " ST_TIME("r.ended_ms") " AS ended_at, "              \
-    "r.reason, r.exit_code, r.cancel_requested, r.log_bytes, r.attempts, "                         \
-    ST_TIME("r.log_deleted_ms") " AS log_deleted_at"
-/* clang-format on */
+    "SELECT r.id, p.name AS pool, r.state, r.phase, r.launcher_id AS worker,"                      \
+    "       strftime(" ST_ISO8601 ", r.created_ms / 1000.0, 'unixepoch') AS created_at,"           \
+    "       strftime(" ST_ISO8601 ", r.assigned_ms / 1000.0, 'unixepoch') AS assigned_at,"         \
+    "       strftime(" ST_ISO8601 ", r.started_ms / 1000.0, 'unixepoch') AS started_at,"           \
+    "       strftime(" ST_ISO8601 ", r.ended_ms / 1000.0, 'unixepoch') AS ended_at,"               \
+    "       r.reason, r.exit_code, r.cancel_requested, r.log_bytes, r.attempts,"                   \
+    "       strftime(" ST_ISO8601 ", r.log_deleted_ms / 1000.0, 'unixepoch') AS log_deleted_at"
+
+static const char run_show_sql[] = RUN_COLUMNS ", r.spec_json AS spec_json"
+                                               "  FROM runs r"
+                                               "  JOIN pools p ON p.id = r.pool_id"
+                                               " WHERE r.id = ?";
+
+/* ?3 is one more than the page: whether that row exists says if there is a next page. */
+static const char run_list_sql[] = RUN_COLUMNS "  FROM runs r"
+                                               "  JOIN pools p ON p.id = r.pool_id"
+                                               " WHERE (?1 IS NULL OR p.name = ?1)"
+                                               "   AND (?2 IS NULL OR r.state = ?2)"
+                                               "   AND (?4 = 0 OR r.id < ?4)"
+                                               " ORDER BY r.id DESC"
+                                               " LIMIT ?3";
 
 /* What a run's row needs on top of its columns (under the lock). */
 static int run_json_finish(struct store *s, json_t *run)
@@ -57,8 +76,7 @@ static int run_json_finish(struct store *s, json_t *run)
 int store_run_show_json(struct store *s, int64_t id, json_t **out)
 {
     st_lock(s);
-    sqlite3_stmt *st = st_prep(s, RUN_COLUMNS ", r.spec_json AS spec_json FROM runs r"
-                                              " JOIN pools p ON p.id = r.pool_id WHERE r.id = ?");
+    sqlite3_stmt *st = st_prep(s, run_show_sql);
     if (st)
         sqlite3_bind_int64(st, 1, id);
     int rc = st_row_one_json(s, st, out);
@@ -76,11 +94,7 @@ int store_run_list_json(struct store *s, const char *pool_name, const char *stat
     *next = 0;
     *out = NULL;
     st_lock(s);
-    sqlite3_stmt *st = st_prep(s, RUN_COLUMNS " FROM runs r JOIN pools p ON p.id = r.pool_id"
-                                              " WHERE (?1 IS NULL OR p.name = ?1)"
-                                              " AND (?2 IS NULL OR r.state = ?2)"
-                                              " AND (?4 = 0 OR r.id < ?4)"
-                                              " ORDER BY r.id DESC LIMIT ?3");
+    sqlite3_stmt *st = st_prep(s, run_list_sql);
     if (st) {
         st_bind_text(st, 1, pool_name);
         st_bind_text(st, 2, state);
@@ -110,8 +124,8 @@ int store_run_list_json(struct store *s, const char *pool_name, const char *stat
 }
 
 struct run_row {
-    char pool_id[40];
-    char state[32];
+    char pool_id[STORE_POOL_ID_SIZE];
+    char state[STORE_STATE_SIZE];
     int64_t launcher_id; /* 0 when none */
     int64_t event_seq;
     int64_t log_bytes;
@@ -119,11 +133,15 @@ struct run_row {
     int log_deleted; /* retention deleted the log of this ended run */
 };
 
+static const char run_row_sql[] =
+    "SELECT pool_id, state, launcher_id, event_seq, log_bytes, cancel_requested,"
+    "       log_deleted_ms IS NOT NULL"
+    "  FROM runs"
+    " WHERE id = ?";
+
 static int run_row_get(struct store *s, int64_t id, struct run_row *r)
 {
-    sqlite3_stmt *st = st_prep(s, "SELECT pool_id, state, launcher_id, event_seq, log_bytes,"
-                                  " cancel_requested, log_deleted_ms IS NOT NULL"
-                                  " FROM runs WHERE id = ?");
+    sqlite3_stmt *st = st_prep(s, run_row_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
@@ -141,12 +159,17 @@ static int run_row_get(struct store *s, int64_t id, struct run_row *r)
     return rc;
 }
 
+static const char run_end_sql[] =
+    "UPDATE runs"
+    "   SET state = ?, ended_ms = ?, reason = ?, exit_code = ?, secrets_json = NULL"
+    " WHERE id = ?";
+static const char run_end_messages_sql[] = "DELETE FROM messages WHERE run_id = ? AND type = 'run'";
+
 /* Ends a run: its secrets and undelivered messages go away with it. */
 static int run_end(struct store *s, int64_t id, const char *state, const char *reason,
                    int64_t exit_code)
 {
-    sqlite3_stmt *st = st_prep(s, "UPDATE runs SET state = ?, ended_ms = ?, reason = ?,"
-                                  " exit_code = ?, secrets_json = NULL WHERE id = ?");
+    sqlite3_stmt *st = st_prep(s, run_end_sql);
     if (!st)
         return STORE_ERR;
     st_bind_text(st, 1, state);
@@ -157,7 +180,7 @@ static int run_end(struct store *s, int64_t id, const char *state, const char *r
     sqlite3_bind_int64(st, 5, id);
     if (st_done(s, st) < 0)
         return STORE_ERR;
-    st = st_prep(s, "DELETE FROM messages WHERE run_id = ? AND type = 'run'");
+    st = st_prep(s, run_end_messages_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
@@ -200,6 +223,13 @@ done:
     return st_end(s, rc);
 }
 
+/* Each binds the run's id. The log chunks go later, in batches (log_purge). */
+static const char *const run_delete_sql[] = {
+    "INSERT OR IGNORE INTO log_purge(run_id) VALUES(?)",
+    "DELETE FROM messages WHERE run_id = ?",
+    "DELETE FROM runs WHERE id = ?",
+};
+
 int store_run_delete(struct store *s, int64_t id)
 {
     struct run_row r;
@@ -212,13 +242,9 @@ int store_run_delete(struct store *s, int64_t id)
         rc = STORE_CONFLICT;
         goto done;
     }
-    static const char *sqls[] = {
-        "INSERT OR IGNORE INTO log_purge(run_id) VALUES(?)",
-        "DELETE FROM messages WHERE run_id = ?",
-        "DELETE FROM runs WHERE id = ?",
-    };
-    for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]) && rc == STORE_OK; i++) {
-        sqlite3_stmt *st = st_prep(s, sqls[i]);
+    for (size_t i = 0; i < sizeof(run_delete_sql) / sizeof(run_delete_sql[0]) && rc == STORE_OK;
+         i++) {
+        sqlite3_stmt *st = st_prep(s, run_delete_sql[i]);
         if (!st) {
             rc = STORE_ERR;
             break;
@@ -232,6 +258,13 @@ done:
     return st_end(s, rc);
 }
 
+static const char event_preparing_sql[] =
+    "UPDATE runs SET state = 'preparing', started_ms = ?1 WHERE id = ?2";
+static const char event_running_sql[] =
+    "UPDATE runs"
+    "   SET state = 'running', phase = ?3, started_ms = coalesce(started_ms, ?1)"
+    " WHERE id = ?2";
+
 static int event_apply(struct store *s, int64_t run_id, const struct run_row *r,
                        const struct store_event *ev)
 {
@@ -241,10 +274,9 @@ static int event_apply(struct store *s, int64_t run_id, const struct run_row *r,
     if (strcmp(ev->type, "preparing") == 0) {
         if (strcmp(r->state, "assigned") != 0)
             return STORE_OK; /* already past it */
-        st = st_prep(s, "UPDATE runs SET state = 'preparing', started_ms = ? WHERE id = ?");
+        st = st_prep(s, event_preparing_sql);
     } else {
-        st = st_prep(s, "UPDATE runs SET state = 'running', phase = ?3,"
-                        " started_ms = coalesce(started_ms, ?1) WHERE id = ?2");
+        st = st_prep(s, event_running_sql);
         if (st)
             st_bind_text(st, 3, ev->phase);
     }
@@ -279,11 +311,11 @@ int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
         return rc;
     if (ev->seq <= r.event_seq) {
         /* A retry of an event already applied: acknowledge it again. */
-        snprintf(state_out, 32, "%s", r.state);
+        snprintf(state_out, STORE_STATE_SIZE, "%s", r.state);
         goto done;
     }
     if (is_terminal(r.state)) {
-        snprintf(state_out, 32, "%s", r.state);
+        snprintf(state_out, STORE_STATE_SIZE, "%s", r.state);
         rc = STORE_CONFLICT;
         goto done;
     }
@@ -302,7 +334,7 @@ int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
         rc = STORE_ERR;
         goto done;
     }
-    st_col_copy(st, 0, state_out, 32);
+    st_col_copy(st, 0, state_out, STORE_STATE_SIZE);
     sqlite3_finalize(st);
 done:
     return st_end(s, rc);
@@ -386,6 +418,12 @@ done:
     return rc;
 }
 
+/* The chunks that hold bytes from offset ?2 on. */
+static const char log_read_sql[] = "SELECT off, data"
+                                   "  FROM log_chunks"
+                                   " WHERE run_id = ? AND off + length(data) > ?"
+                                   " ORDER BY off";
+
 int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct dbuf *out,
                    int64_t *total, int *ended, char *state_out)
 {
@@ -397,11 +435,10 @@ int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, 
     *total = r.log_bytes;
     *ended = is_terminal(r.state);
     if (state_out)
-        snprintf(state_out, 32, "%s", r.state);
+        snprintf(state_out, STORE_STATE_SIZE, "%s", r.state);
     if (max == 0)
         goto out; /* only the run's state and size were asked for */
-    sqlite3_stmt *st = st_prep(s, "SELECT off, data FROM log_chunks WHERE run_id = ?"
-                                  " AND off + length(data) > ? ORDER BY off");
+    sqlite3_stmt *st = st_prep(s, log_read_sql);
     if (!st) {
         rc = STORE_ERR;
         goto out;

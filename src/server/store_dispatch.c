@@ -1,0 +1,373 @@
+/*
+ * Dispatch: the messages queued for launchers, the poll that delivers them
+ * and claims queued runs, and lease expiry (the reaper).
+ */
+#include "server/store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char message_insert_sql[] =
+    "INSERT INTO messages(launcher_id, type, run_id, deadline_ms, created_ms)"
+    " VALUES(?, ?, ?, ?, ?)";
+
+int st_message(struct store *s, int64_t launcher_id, const char *type, int64_t run_id,
+               int64_t deadline_ms)
+{
+    sqlite3_stmt *st = st_prep(s, message_insert_sql);
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, launcher_id);
+    st_bind_text(st, 2, type);
+    if (run_id > 0)
+        sqlite3_bind_int64(st, 3, run_id);
+    if (deadline_ms > 0)
+        sqlite3_bind_int64(st, 4, deadline_ms);
+    sqlite3_bind_int64(st, 5, store_now_ms());
+    return st_done(s, st);
+}
+
+/*
+ * The pending messages one poll returns at most: a launcher gets the rest
+ * at its next poll (it acks these first). Bounds the reply and the time the
+ * poll holds the store's lock; far above what a launcher's capacity
+ * (STORE_CLAIMS_MAX runs) and a few control messages make.
+ */
+#define MESSAGES_PER_POLL 100
+
+struct launcher_row {
+    char pool_id[STORE_POOL_ID_SIZE];
+    char arch[16];
+    int64_t capacity, active;
+    int draining, cycling, revoked;
+};
+
+static const char launcher_row_sql[] =
+    "SELECT pool_id, arch, capacity, draining, cycle_deadline_ms IS NOT NULL, revoked,"
+    "       (SELECT count(*)"
+    "          FROM runs r"
+    "         WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER ")"
+    "  FROM launchers l"
+    " WHERE id = ?";
+
+static int launcher_row_get(struct store *s, int64_t id, struct launcher_row *l)
+{
+    sqlite3_stmt *st = st_prep(s, launcher_row_sql);
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = st_step_one(s, st, "launcher get");
+    if (rc == STORE_OK) {
+        st_col_copy(st, 0, l->pool_id, sizeof(l->pool_id));
+        st_col_copy(st, 1, l->arch, sizeof(l->arch));
+        l->capacity = sqlite3_column_int64(st, 2);
+        l->draining = sqlite3_column_int(st, 3);
+        l->cycling = sqlite3_column_int(st, 4);
+        l->revoked = sqlite3_column_int(st, 5);
+        l->active = sqlite3_column_int64(st, 6);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static const char claim_sql[] = "UPDATE runs"
+                                "   SET state = 'assigned', launcher_id = ?1, assigned_ms = ?2,"
+                                "       attempts = attempts + 1"
+                                " WHERE id = (SELECT id"
+                                "               FROM runs"
+                                "              WHERE pool_id = ?3 AND state = 'queued'"
+                                "              ORDER BY id"
+                                "              LIMIT 1)"
+                                " RETURNING id, queued_ms";
+
+/* Claims the oldest queued run of the pool for the launcher: FIFO per pool. */
+static int claim_one(struct store *s, int64_t launcher_id, const char *pool_id, int64_t *run_id_out,
+                     int64_t *dispatch_ms)
+{
+    int64_t now = store_now_ms();
+    sqlite3_stmt *st = st_prep(s, claim_sql);
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, launcher_id);
+    sqlite3_bind_int64(st, 2, now);
+    st_bind_text(st, 3, pool_id);
+    int64_t run_id = 0;
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        run_id = sqlite3_column_int64(st, 0);
+        *dispatch_ms = now - sqlite3_column_int64(st, 1);
+        step = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE) {
+        st_fail(s, "claim run");
+        return STORE_ERR;
+    }
+    if (run_id == 0)
+        return STORE_NOTFOUND;
+    *run_id_out = run_id;
+    return st_message(s, launcher_id, "run", run_id, 0);
+}
+
+static const char run_message_sql[] =
+    "SELECT r.spec_json, r.secrets_json, r.attempts, p.name"
+    "  FROM runs r"
+    "  JOIN pools p ON p.id = r.pool_id"
+    " WHERE r.id = ? AND r.launcher_id = ? AND r.state IN " ST_ON_LAUNCHER;
+
+/* The "run" message's body: the spec with its secrets, and the worker to use. */
+static json_t *run_message(struct store *s, int64_t launcher_id, int64_t run_id, const char *arch)
+{
+    json_t *msg = NULL, *spec = NULL, *secrets = NULL, *worker = NULL;
+    sqlite3_stmt *st = st_prep(s, run_message_sql);
+    if (!st)
+        return NULL;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, launcher_id);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        goto out;
+    spec = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+    if (!spec)
+        goto out;
+    if (sqlite3_column_type(st, 1) == SQLITE_TEXT) {
+        secrets = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+        if (!secrets || json_object_set_new(spec, "secrets", secrets) < 0)
+            goto out;
+    }
+    char pool[sizeof(((struct store_pool *)0)->name)];
+    st_col_copy(st, 3, pool, sizeof(pool));
+    int64_t attempt = sqlite3_column_int64(st, 2);
+    sqlite3_finalize(st);
+    st = NULL;
+    struct store_release r;
+    if (st_release_latest(s, "worker", arch, &r) == STORE_OK)
+        worker = store_release_json(&r);
+    msg = json_pack("{s:s, s:{s:I, s:s, s:I, s:O}, s:O}", "type", "run", "run", "id",
+                    (json_int_t)run_id, "pool", pool, "attempt", (json_int_t)attempt, "spec", spec,
+                    "worker", worker ? worker : json_null());
+out:
+    sqlite3_finalize(st);
+    json_decref(spec);
+    json_decref(worker);
+    return msg;
+}
+
+static const char pending_sql[] =
+    "SELECT id, type, run_id, deadline_ms,"
+    "       strftime(" ST_ISO8601 ", deadline_ms / 1000.0, 'unixepoch')"
+    "  FROM messages"
+    " WHERE launcher_id = ?"
+    " ORDER BY id"
+    " LIMIT ?";
+
+/* Builds the pending messages; drops run messages whose run moved on. */
+static int pending_messages(struct store *s, int64_t launcher_id, const char *arch, json_t *arr)
+{
+    sqlite3_stmt *st = st_prep(s, pending_sql);
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, launcher_id);
+    sqlite3_bind_int(st, 2, MESSAGES_PER_POLL);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *type = (const char *)sqlite3_column_text(st, 1);
+        int64_t run_id = sqlite3_column_int64(st, 2);
+        json_t *m;
+        if (strcmp(type, "run") == 0) {
+            m = run_message(s, launcher_id, run_id, arch);
+            if (!m)
+                continue; /* requeued or ended meanwhile; acked with the next ones */
+        } else if (strcmp(type, "cancel") == 0) {
+            m = json_pack("{s:s, s:I}", "type", type, "run_id", (json_int_t)run_id);
+        } else if (strcmp(type, "cycle") == 0) {
+            m = json_pack("{s:s, s:s, s:I}", "type", type, "deadline",
+                          (const char *)sqlite3_column_text(st, 4), "deadline_ms",
+                          (json_int_t)sqlite3_column_int64(st, 3));
+        } else if (strcmp(type, "exit") == 0) {
+            m = json_pack("{s:s, s:s}", "type", type, "reason", "the pool's token was reset");
+        } else {
+            m = json_pack("{s:s}", "type", type);
+        }
+        if (!m || json_object_set_new(m, "id", json_integer(id)) < 0 ||
+            json_array_append_new(arr, m) < 0) {
+            sqlite3_finalize(st);
+            return STORE_ERR;
+        }
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? STORE_OK : STORE_ERR;
+}
+
+static const char give_back_sql[] =
+    "UPDATE runs"
+    "   SET state = 'queued', launcher_id = NULL, assigned_ms = NULL"
+    " WHERE launcher_id = ? AND state = 'assigned' AND NOT cancel_requested";
+
+static const char give_back_messages_sql[] =
+    "DELETE FROM messages"
+    " WHERE launcher_id = ?1 AND type = 'run'"
+    "   AND run_id NOT IN (SELECT id FROM runs WHERE launcher_id = ?1)";
+
+/* A stopping launcher's assigned, unstarted runs go back to the queue now
+ * rather than when its lease ends, which a draining launcher never lets
+ * happen since it keeps polling. */
+static int give_back(struct store *s, int64_t launcher_id, int *requeued)
+{
+    int rc;
+    sqlite3_stmt *st = st_prep(s, give_back_sql);
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, launcher_id);
+    if ((rc = st_done(s, st)) < 0)
+        return rc;
+    *requeued = sqlite3_changes(s->db);
+    st = st_prep(s, give_back_messages_sql);
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, launcher_id);
+    return st_done(s, st);
+}
+
+/* Claims queued runs of the launcher's pool up to its free capacity. */
+static int claim_runs(struct store *s, int64_t launcher_id, struct launcher_row *l,
+                      struct store_claims *claimed)
+{
+    while (l->active < l->capacity && claimed->n < STORE_CLAIMS_MAX) {
+        int rc = claim_one(s, launcher_id, l->pool_id, &claimed->run_id[claimed->n],
+                           &claimed->dispatch_ms[claimed->n]);
+        if (rc == STORE_NOTFOUND)
+            break;
+        if (rc < 0)
+            return rc;
+        claimed->n++;
+        l->active++;
+    }
+    return STORE_OK;
+}
+
+static const char ack_sql[] = "DELETE FROM messages WHERE launcher_id = ? AND id <= ?";
+
+int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, json_t **messages,
+               struct store_claims *claimed, int *requeued)
+{
+    struct launcher_row l;
+    json_t *arr = json_array();
+    claimed->n = 0;
+    *requeued = 0;
+    if (!arr)
+        return STORE_ERR;
+    int rc = st_begin_locked(s);
+    if (rc < 0)
+        goto out;
+    sqlite3_stmt *st = st_prep(s, ack_sql);
+    if (!st) {
+        rc = STORE_ERR;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, launcher_id);
+    sqlite3_bind_int64(st, 2, ack);
+    if ((rc = st_done(s, st)) < 0 || (draining && (rc = give_back(s, launcher_id, requeued)) < 0) ||
+        (rc = launcher_row_get(s, launcher_id, &l)) < 0)
+        goto done;
+    /* A launcher's own drain is not stored: it ends with the process, while
+     * an admin's drain (l.draining) outlives restarts. */
+    if (!draining && !l.draining && !l.cycling && !l.revoked &&
+        (rc = claim_runs(s, launcher_id, &l, claimed)) < 0)
+        goto done;
+    rc = pending_messages(s, launcher_id, l.arch, arr);
+done:
+    if ((rc = st_end(s, rc)) == STORE_OK) {
+        *messages = arr;
+        arr = NULL;
+    }
+out:
+    json_decref(arr);
+    return rc;
+}
+
+/*
+ * The reaper's steps, in order. Each binds ?1 to its cutoff (a launcher not
+ * seen since is gone) and ?2 to now; "?1 = ?1" keeps a step that needs no
+ * cutoff valid with both bound.
+ */
+/* A run canceled before its launcher started it needs no launcher to end. */
+static const char reap_cancel_sql[] =
+    "UPDATE runs"
+    "   SET state = 'canceled', ended_ms = ?2, secrets_json = NULL,"
+    "       reason = 'canceled before it started'"
+    " WHERE state = 'assigned' AND cancel_requested"
+    "   AND launcher_id IN (SELECT id FROM launchers WHERE last_seen_ms < ?1)";
+
+static const char reap_requeue_sql[] =
+    "UPDATE runs"
+    "   SET state = 'queued', launcher_id = NULL, assigned_ms = NULL, queued_ms = ?2"
+    " WHERE state = 'assigned'"
+    "   AND launcher_id IN (SELECT id FROM launchers WHERE last_seen_ms < ?1)"
+    " RETURNING id";
+
+static const char reap_lost_sql[] =
+    "UPDATE runs"
+    "   SET state = 'lost', ended_ms = ?2, secrets_json = NULL,"
+    "       reason = 'the launcher was not seen within the lease and grace period'"
+    " WHERE state IN ('preparing', 'running')"
+    "   AND launcher_id IN (SELECT id FROM launchers WHERE last_seen_ms < ?1)"
+    " RETURNING id";
+
+static const char reap_messages_sql[] =
+    "DELETE FROM messages"
+    " WHERE type = 'run'"
+    "   AND run_id NOT IN (SELECT id FROM runs WHERE state IN " ST_ON_LAUNCHER ")"
+    "   AND ?1 = ?1 AND ?2 = ?2";
+
+static const char reap_challenges_sql[] =
+    "DELETE FROM challenges WHERE expires_ms < ?2 AND ?1 = ?1";
+static const char reap_sessions_sql[] = "DELETE FROM sessions WHERE expires_ms < ?2 AND ?1 = ?1";
+
+int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r)
+{
+    int64_t now = store_now_ms();
+    memset(r, 0, sizeof(*r));
+    int rc = st_begin_locked(s);
+    if (rc < 0)
+        return rc;
+    struct {
+        const char *sql;
+        int64_t cutoff;
+        int *count;
+        int64_t *ids;
+    } steps[] = {
+        {reap_cancel_sql, now - lease_ms, NULL, NULL},
+        {reap_requeue_sql, now - lease_ms, &r->requeued, r->requeued_ids},
+        {reap_lost_sql, now - lease_ms - grace_ms, &r->lost, r->lost_ids},
+        {reap_messages_sql, 0, NULL, NULL},
+        {reap_challenges_sql, 0, NULL, NULL},
+        {reap_sessions_sql, 0, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        sqlite3_stmt *st = st_prep(s, steps[i].sql);
+        if (!st) {
+            rc = STORE_ERR;
+            goto done;
+        }
+        sqlite3_bind_int64(st, 1, steps[i].cutoff);
+        sqlite3_bind_int64(st, 2, now);
+        int step, n = 0;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (steps[i].ids && n < STORE_REAP_IDS)
+                steps[i].ids[n] = sqlite3_column_int64(st, 0);
+            n++;
+        }
+        if (step != SQLITE_DONE)
+            st_fail(s, "reap");
+        sqlite3_finalize(st);
+        if (step != SQLITE_DONE) {
+            rc = STORE_ERR;
+            goto done;
+        }
+        if (steps[i].count)
+            *steps[i].count = n;
+    }
+done:
+    return st_end(s, rc);
+}
