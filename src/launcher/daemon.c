@@ -523,7 +523,7 @@ int daemon_main(void)
     log_event(LOG_INFO, "registered", "endpoint", cred.endpoint, "pool", now.pool, "launcher", lid,
               "capacity", cap, "arch", d.sess.arch, (const char *)NULL);
 
-    struct supervisor sup = {.cfg = &cfg, .docker = docker, .state = &state, .sigfd = -1};
+    struct supervisor sup = {.cfg = &cfg, .docker = docker, .state = &state, .wake_fd = -1};
     if (adopt(&l, &sup, err, sizeof(err)) < 0) {
         code = log_fail(EXIT_USAGE, "%s", err);
         goto done;

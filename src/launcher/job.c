@@ -217,15 +217,27 @@ static int64_t on_tick(void *arg, struct run_state *rs, uint64_t spool_end)
     return due < 0 || due > IDLE_TICK_MS ? IDLE_TICK_MS : due;
 }
 
-static int on_cancel(void *arg, char *reason, size_t size)
+/* What job_cancel asked; the reason names the canceller for both the notes and the result. */
+static int cancel_asked(struct job *r, char *reason, size_t size)
 {
-    struct job *r = ((struct ctx *)arg)->r;
     pthread_mutex_lock(&r->mu);
     int how = r->cancel;
     if (how)
         snprintf(reason, size, "%s", r->cancel_reason);
     pthread_mutex_unlock(&r->mu);
     return how;
+}
+
+static int on_cancel(void *arg, char *who, char *by, size_t size)
+{
+    struct job *r = ((struct ctx *)arg)->r;
+    uint64_t v;
+    while (read(r->cancel_fd, &v, sizeof(v)) > 0) /* drained: the news is in r */
+        ;
+    int how = cancel_asked(r, who, size);
+    if (how)
+        snprintf(by, size, "%s", who);
+    return how == JOB_KILL ? SUP_KILL : how == JOB_CANCEL ? SUP_CANCEL : SUP_GO_ON;
 }
 
 /* Ships what is left of the spool after the container stopped. */
@@ -385,6 +397,93 @@ static int adopt_check(struct ctx *c, struct run_state *rs, struct run_result *r
     return 1;
 }
 
+/*
+ * The thread's own clients and the shipper. Returns 0, or -1 after logging
+ * why (the run is kept for the next start).
+ */
+static int open_ctx(struct ctx *c, const struct run_state *rs)
+{
+    struct job_env *env = c->env;
+    char dir[4200], spool[4300], err[2048];
+    state_run_dir(env->state, rs->run_id, dir, sizeof(dir));
+    snprintf(spool, sizeof(spool), "%s/%s", dir, SPOOL_FILE);
+    if (shipper_init(&c->sh, c->r->id, spool, rs->offset, backoff_seed()) < 0)
+        snprintf(err, sizeof(err), "out of memory"); /* shipper_init sets no err */
+    if (!c->sh.path ||
+        backend_open(&c->b, env->cred, env->cfg->ca_file, env->cfg->debug, err, sizeof(err)) < 0 ||
+        docker_open(&c->docker, env->cfg->docker_host, env->cfg->docker_timeout_ms, env->cfg->debug,
+                    err, sizeof(err)) < 0) {
+        log_event(LOG_ERROR, "cannot carry the run", "run", c->rid, "error", err,
+                  (const char *)NULL);
+        return -1;
+    }
+    /* The follow loop waits on these calls: keep them short (backend.h). */
+    backend_set_call_timeout(c->b, RUN_CALL_TIMEOUT_S);
+    session_use(env->session, c->b, &c->gen, c->pool_name, sizeof(c->pool_name));
+    c->print = env->cfg->run_logs_stdout;
+    printer_init(&c->printer, stdout, PRINTER_JSON, c->rid);
+    return 0;
+}
+
+/*
+ * A new run: prepared and carried, or ended before its start, with the
+ * reason as the run's log. ping is docker_ping's answer (its error in err).
+ */
+static void carry_new(struct ctx *c, struct supervisor *sup, struct run_state *rs,
+                      struct runspec **spec, int ping, struct run_result *res, char *err,
+                      size_t errsz)
+{
+    char worker[4200];
+    save(c, rs);
+    send_event(c, rs, json_pack("{s:s}", "type", "preparing"), 0);
+    int cancel = cancel_asked(c->r, err, errsz), started = 0;
+    res->outcome = OUTCOME_FAILED;
+    res->exit_status = -1;
+    if (cancel) {
+        res->outcome = OUTCOME_CANCELED;
+        snprintf(res->reason, sizeof(res->reason), "canceled by %s before the run started", err);
+    } else if (ping < 0) {
+        snprintf(res->reason, sizeof(res->reason), "%s", err);
+    } else if (prepare(c, spec, worker, sizeof(worker), res->reason, sizeof(res->reason)) == 0) {
+        /* The secrets are in spec now; the message is not needed any more. */
+        json_decref(c->r->msg);
+        c->r->msg = NULL;
+        int rc = sup_run(sup, *spec, rs, worker, res, err, errsz);
+        if (rc < 0) {
+            res->outcome = OUTCOME_FAILED;
+            res->exit_status = -1;
+            snprintf(res->reason, sizeof(res->reason), "davit-launcher: %s", err);
+        }
+        started = rc != 1;
+    }
+    /* The reason goes into the run's log too, as the launcher's section. */
+    if (!started)
+        sup_not_started(sup, rs, res);
+}
+
+/* An adopted run, followed to its end. Returns 0, or -1 when it cannot be (kept for the next
+ * start). */
+static int carry_adopted(struct ctx *c, struct supervisor *sup, struct run_state *rs, int ping,
+                         struct run_result *res, char *err, size_t errsz)
+{
+    if (rs->has_result) {
+        /* Shipped and cleaned up before a restart; only the report is left. */
+        result_from_state(rs, res);
+        return 0;
+    }
+    if (ping == 0 && adopt_check(c, rs, res) == 1)
+        return 0;
+    if (ping == 0) {
+        log_event(LOG_INFO, "adopted run", "run", rs->run_id, "container", rs->container,
+                  (const char *)NULL);
+        if (sup_adopt(sup, rs, 0, res, err, errsz) == 0)
+            return 0;
+    }
+    log_event(LOG_ERROR, "cannot follow the adopted run", "run", c->rid, "error", err,
+              (const char *)NULL);
+    return -1;
+}
+
 static void *run_thread(void *arg)
 {
     struct job *r = arg;
@@ -393,8 +492,8 @@ static void *run_thread(void *arg)
     struct run_state rs;
     struct run_result res;
     struct runspec *spec = NULL;
-    char err[2048], worker[4200];
-    const struct sup_hooks hooks = {&c, on_record, on_tick, on_cancel};
+    char err[2048];
+    const struct sup_hooks hooks = {&c, on_record, on_tick, on_cancel, NULL};
 
     snprintf(c.rid, sizeof(c.rid), "%" PRId64, r->id);
     memset(&res, 0, sizeof(res));
@@ -406,72 +505,20 @@ static void *run_thread(void *arg)
                  env->state->launcher_id);
         rs.server_id = r->id;
     }
-    char dir[4200], spool[4300];
-    state_run_dir(env->state, rs.run_id, dir, sizeof(dir));
-    snprintf(spool, sizeof(spool), "%s/%s", dir, SPOOL_FILE);
-    if (shipper_init(&c.sh, r->id, spool, rs.offset, backoff_seed()) < 0)
-        snprintf(err, sizeof(err), "out of memory"); /* shipper_init sets no err */
-    if (!c.sh.path ||
-        backend_open(&c.b, env->cred, env->cfg->ca_file, env->cfg->debug, err, sizeof(err)) < 0 ||
-        docker_open(&c.docker, env->cfg->docker_host, env->cfg->docker_timeout_ms, env->cfg->debug,
-                    err, sizeof(err)) < 0) {
-        log_event(LOG_ERROR, "cannot carry the run", "run", c.rid, "error", err,
-                  (const char *)NULL);
+    if (open_ctx(&c, &rs) < 0)
         goto out;
-    }
-    /* The follow loop waits on these calls: keep them short (backend.h). */
-    backend_set_call_timeout(c.b, RUN_CALL_TIMEOUT_S);
-    session_use(env->session, c.b, &c.gen, c.pool_name, sizeof(c.pool_name));
-    c.print = env->cfg->run_logs_stdout;
-    printer_init(&c.printer, stdout, PRINTER_JSON, c.rid);
-
     struct supervisor sup = {.cfg = env->cfg,
                              .docker = c.docker,
                              .state = env->state,
-                             .sigfd = r->cancel_fd,
+                             .wake_fd = r->cancel_fd,
                              .hooks = &hooks,
                              .pool_id = env->cred->pool_id,
                              .pool_name = c.pool_name};
     int ping = docker_ping(c.docker, err, sizeof(err));
-
-    if (r->adopted && rs.has_result) {
-        /* Shipped and cleaned up before a restart; only the report is left. */
-        result_from_state(&rs, &res);
-    } else if (r->adopted) {
-        if (ping < 0 || adopt_check(&c, &rs, &res) == 0) {
-            if (ping < 0 || sup_adopt(&sup, &rs, &res, err, sizeof(err)) < 0) {
-                log_event(LOG_ERROR, "cannot follow the adopted run", "run", c.rid, "error", err,
-                          (const char *)NULL);
-                goto out; /* kept for the next start */
-            }
-        }
-    } else {
-        save(&c, &rs);
-        send_event(&c, &rs, json_pack("{s:s}", "type", "preparing"), 0);
-        int cancel = on_cancel(&c, err, sizeof(err)), started = 0;
-        res.outcome = OUTCOME_FAILED;
-        res.exit_status = -1;
-        if (cancel) {
-            res.outcome = OUTCOME_CANCELED;
-            snprintf(res.reason, sizeof(res.reason), "canceled by %s before the run started", err);
-        } else if (ping < 0) {
-            snprintf(res.reason, sizeof(res.reason), "%s", err);
-        } else if (prepare(&c, &spec, worker, sizeof(worker), res.reason, sizeof(res.reason)) ==
-                   0) {
-            /* The secrets are in spec now; the message is not needed any more. */
-            json_decref(r->msg);
-            r->msg = NULL;
-            if (sup_run(&sup, spec, &rs, worker, &res, err, sizeof(err)) < 0) {
-                res.outcome = OUTCOME_FAILED;
-                res.exit_status = -1;
-                snprintf(res.reason, sizeof(res.reason), "davit-launcher: %s", err);
-            }
-            started = 1;
-        }
-        /* The reason goes into the run's log too, as the launcher's section. */
-        if (!started)
-            sup_not_started(&sup, &rs, &res);
-    }
+    if (!r->adopted)
+        carry_new(&c, &sup, &rs, &spec, ping, &res, err, sizeof(err));
+    else if (carry_adopted(&c, &sup, &rs, ping, &res, err, sizeof(err)) < 0)
+        goto out;
     if (!c.gone && !rs.has_result) {
         flush(&c, &rs, res.spool_end);
         if (atomic_load(&env->abandon))

@@ -10,6 +10,7 @@
 #include "launcher/config.h"
 #include "launcher/daemon.h"
 #include "launcher/docker.h"
+#include "launcher/exec.h"
 #include "launcher/printer.h"
 #include "launcher/state.h"
 #include "launcher/supervisor.h"
@@ -233,11 +234,10 @@ static int cmd_exec(int argc, char **argv)
 
     struct printer printer;
     printer_init(&printer, stdout, json ? PRINTER_JSON : PRINTER_TEXT, "-");
-    struct supervisor sup = {
-        .cfg = &cfg, .docker = docker, .state = &state, .printer = &printer, .sigfd = sigfd};
+    struct supervisor sup = {.cfg = &cfg, .docker = docker, .state = &state};
     struct run_result res;
     int xc = EXIT_INTERNAL;
-    if (sup_exec(&sup, spec, sha, worker, &res, &xc, err, sizeof(err)) < 0) {
+    if (exec_run(&sup, &printer, sigfd, spec, sha, worker, &res, &xc, err, sizeof(err)) < 0) {
         code = log_fail(xc, "%s", err);
         goto done;
     }
