@@ -1,3 +1,4 @@
+/* The daemon's main thread (daemon.h). */
 #include "launcher/daemon.h"
 
 #include "common/clock.h"
@@ -34,10 +35,15 @@
 
 /* What the main thread shares with the jobs. */
 struct daemon {
-    struct state *state;
+    struct launcher_config cfg;
+    struct credentials cred;
+    struct state *state; /* &state_ once open */
+    struct state state_;
+    struct docker *docker; /* the main thread's */
     struct session sess;
     struct job_env env;
     int wake_fd; /* eventfd: a job has news for the main thread */
+    int have_cfg, have_sess;
 };
 
 /* The main thread's view. */
@@ -285,6 +291,8 @@ static void final_poll(struct loop *l)
     json_decref(msgs);
 }
 
+static int wind_down(struct loop *l);
+
 /* Polls and dispatches until it is time to exit; returns the exit code. */
 static int run_loop(struct loop *l)
 {
@@ -356,6 +364,13 @@ static int run_loop(struct loop *l)
         unreachable = 1;
         nap(l, backoff_next(&bo));
     }
+    return wind_down(l);
+}
+
+/* The loop is over: says goodbye to the server when it may; returns the exit code. */
+static int wind_down(struct loop *l)
+{
+    struct daemon *d = l->d;
     int fatal = session_fatal(&d->sess, NULL, 0);
     if (!atomic_load(&d->env.abandon) && !fatal)
         final_poll(l);
@@ -445,23 +460,98 @@ static int adopt(struct loop *l, struct supervisor *sup, char *err, size_t errsz
     return 0;
 }
 
+/* What the jobs share: filled in once, before the first job starts. */
+static void jobs_env(struct daemon *d)
+{
+    d->env.cfg = &d->cfg;
+    d->env.cred = &d->cred;
+    d->env.state = d->state;
+    d->env.session = &d->sess;
+    d->env.ended = wake;
+    d->env.ended_arg = d;
+    snprintf(d->env.workers_dir, sizeof(d->env.workers_dir), "%s/workers", d->state->dir);
+}
+
+/* The first registration to go on. Returns 0, or -1 with err. */
+static int register_first(struct loop *l, char *err, size_t errsz)
+{
+    struct session *sess = &l->d->sess;
+    struct backend_session now;
+    char lid[24], cap[8];
+    if (session_renew(sess, l->b, &l->gen, err, errsz) != BACKEND_OK)
+        return -1;
+    session_get(sess, &now);
+    snprintf(lid, sizeof(lid), "%" PRId64, now.launcher_id);
+    snprintf(cap, sizeof(cap), "%d", sess->cfg->concurrency);
+    log_event(LOG_INFO, "registered", "endpoint", sess->cred->endpoint, "pool", now.pool,
+              "launcher", lid, "capacity", cap, "arch", sess->arch, (const char *)NULL);
+    return 0;
+}
+
+/*
+ * Everything up to the first registration: configuration, credentials,
+ * state directory, Docker Engine, session. Returns 0, or the exit code
+ * after logging why; daemon_close is due either way.
+ */
+static int daemon_open(struct daemon *d, struct loop *l)
+{
+    char err[2048];
+    if (config_load(&d->cfg, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "configuration: %s", err);
+    d->have_cfg = 1;
+    log_setup(d->cfg.log_format, d->cfg.debug, stderr);
+    if (credentials_load(&d->cred, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "%s", err);
+    if (state_open(&d->state_, d->cfg.state_dir, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "%s", err);
+    d->state = &d->state_;
+    if (docker_open(&d->docker, d->cfg.docker_host, d->cfg.docker_timeout_ms, d->cfg.debug, err,
+                    sizeof(err)) < 0 ||
+        docker_ping(d->docker, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "%s", err);
+    d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (d->wake_fd < 0)
+        return log_fail(EXIT_INTERNAL, "%s", strerror(errno));
+    d->have_sess = 1;
+    if (session_init(&d->sess, &d->cfg, &d->cred, d->state, err, sizeof(err)) < 0 ||
+        backend_open(&l->b, &d->cred, d->cfg.ca_file, d->cfg.debug, err, sizeof(err)) < 0)
+        return log_fail(EXIT_INTERNAL, "%s", err);
+    jobs_env(d);
+    if (register_first(l, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "%s", err);
+    return 0;
+}
+
+static void daemon_close(struct daemon *d, struct loop *l)
+{
+    for (size_t i = 0; i < l->n_runs; i++)
+        job_join(l->runs[i]);
+    backend_close(l->b);
+    docker_close(d->docker);
+    if (d->have_sess)
+        session_free(&d->sess);
+    if (d->state)
+        state_close(d->state);
+    credentials_free(&d->cred);
+    if (d->have_cfg)
+        config_free(&d->cfg);
+    if (d->wake_fd >= 0)
+        close(d->wake_fd);
+    close(l->sigfd);
+    pthread_mutex_destroy(&d->env.release_mu);
+}
+
 int daemon_main(void)
 {
-    struct launcher_config cfg;
-    struct credentials cred;
-    struct state state = {.lock_fd = -1};
-    struct docker *docker = NULL;
     struct daemon d;
     struct loop l;
     char err[2048];
-    int code = EXIT_INTERNAL, have_cfg = 0, have_state = 0, have_sess = 0;
 
-    memset(&cred, 0, sizeof(cred));
     memset(&d, 0, sizeof(d));
     memset(&l, 0, sizeof(l));
+    d.state_.lock_fd = -1;
     d.wake_fd = -1;
     l.d = &d;
-    pthread_mutex_init(&d.env.release_mu, NULL);
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -471,59 +561,12 @@ int daemon_main(void)
         (l.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
         return log_fail(EXIT_INTERNAL, "signalfd: %s", strerror(errno));
     signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&d.env.release_mu, NULL);
 
-    if (config_load(&cfg, err, sizeof(err)) < 0) {
-        code = log_fail(EXIT_USAGE, "configuration: %s", err);
+    int code = daemon_open(&d, &l);
+    if (code != 0)
         goto done;
-    }
-    have_cfg = 1;
-    log_setup(cfg.log_format, cfg.debug, stderr);
-    if (credentials_load(&cred, err, sizeof(err)) < 0) {
-        code = log_fail(EXIT_USAGE, "%s", err);
-        goto done;
-    }
-    if (state_open(&state, cfg.state_dir, err, sizeof(err)) < 0) {
-        code = log_fail(EXIT_USAGE, "%s", err);
-        goto done;
-    }
-    have_state = 1;
-    d.state = &state;
-    if (docker_open(&docker, cfg.docker_host, cfg.docker_timeout_ms, cfg.debug, err, sizeof(err)) <
-            0 ||
-        docker_ping(docker, err, sizeof(err)) < 0) {
-        code = log_fail(EXIT_USAGE, "%s", err);
-        goto done;
-    }
-    d.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (d.wake_fd < 0)
-        snprintf(err, sizeof(err), "%s", strerror(errno));
-    have_sess = d.wake_fd >= 0;
-    if (d.wake_fd < 0 || session_init(&d.sess, &cfg, &cred, &state, err, sizeof(err)) < 0 ||
-        backend_open(&l.b, &cred, cfg.ca_file, cfg.debug, err, sizeof(err)) < 0) {
-        code = log_fail(EXIT_INTERNAL, "%s", err);
-        goto done;
-    }
-    d.env.cfg = &cfg;
-    d.env.cred = &cred;
-    d.env.state = &state;
-    d.env.session = &d.sess;
-    d.env.ended = wake;
-    d.env.ended_arg = &d;
-    snprintf(d.env.workers_dir, sizeof(d.env.workers_dir), "%s/workers", state.dir);
-    int rc = session_renew(&d.sess, l.b, &l.gen, err, sizeof(err));
-    if (rc != BACKEND_OK) {
-        code = log_fail(EXIT_USAGE, "%s", err);
-        goto done;
-    }
-    struct backend_session now;
-    char lid[24], cap[8];
-    session_get(&d.sess, &now);
-    snprintf(lid, sizeof(lid), "%" PRId64, now.launcher_id);
-    snprintf(cap, sizeof(cap), "%d", cfg.concurrency);
-    log_event(LOG_INFO, "registered", "endpoint", cred.endpoint, "pool", now.pool, "launcher", lid,
-              "capacity", cap, "arch", d.sess.arch, (const char *)NULL);
-
-    struct supervisor sup = {.cfg = &cfg, .docker = docker, .state = &state, .wake_fd = -1};
+    struct supervisor sup = {.cfg = &d.cfg, .docker = d.docker, .state = d.state, .wake_fd = -1};
     if (adopt(&l, &sup, err, sizeof(err)) < 0) {
         code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
@@ -533,22 +576,7 @@ int daemon_main(void)
         fflush(stdout);
         _exit(code); /* the jobs' containers are left for the next start */
     }
-
 done:
-    for (size_t i = 0; i < l.n_runs; i++)
-        job_join(l.runs[i]);
-    backend_close(l.b);
-    docker_close(docker);
-    if (have_sess)
-        session_free(&d.sess);
-    if (have_state)
-        state_close(&state);
-    credentials_free(&cred);
-    if (have_cfg)
-        config_free(&cfg);
-    if (d.wake_fd >= 0)
-        close(d.wake_fd);
-    close(l.sigfd);
-    pthread_mutex_destroy(&d.env.release_mu);
+    daemon_close(&d, &l);
     return code;
 }

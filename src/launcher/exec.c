@@ -1,3 +1,4 @@
+/* davit-launcher exec's run, on the supervisor's one path (exec.h). */
 #include "launcher/exec.h"
 
 #include "common/log.h"

@@ -1,3 +1,4 @@
+/* The server session the daemon's threads share (session.h). */
 #include "launcher/session.h"
 
 #include "common/env.h"
