@@ -65,7 +65,7 @@ struct supervisor {
     const struct launcher_config *cfg;
     struct docker *docker;
     struct state *state;
-    const struct sup_hooks *hooks;
+    const struct sup_hooks *hooks; /* needed by sup_run and sup_adopt only */
     int wake_fd; /* readable when hooks->cancel may have news (the hooks read it), or -1 */
     /* The pool, for the io.davit.pool and io.davit.pool.name labels; the
      * daemon's; NULL for exec, which labels with DAVIT_POOL_ID. */
