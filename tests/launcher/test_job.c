@@ -1,5 +1,6 @@
 /*
- * Unit tests for job: what a run's thread says when it cannot start.
+ * Unit tests for job: what a run's thread says when it cannot start, and
+ * what it leaves alone.
  *
  * The faults are simulated: the test links with --wrap for pthread_create
  * and shipper_init (a real thread limit or a failed allocation cannot be
@@ -15,6 +16,7 @@
 #include "launcher/shipper.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,11 +104,40 @@ static void test_setup_error_named(void **state)
     free(logbuf);
 }
 
+/* A set-up that fails before the shipper was used frees it without closing fd 0 (stdin). */
+static void test_failed_setup_keeps_stdin(void **state)
+{
+    (void)state;
+    struct state st;
+    struct launcher_config cfg;
+    struct credentials cred;
+    struct job_env env;
+    struct job *j = NULL;
+    char err[512], host[] = "bogus://engine";
+    memset(&st, 0, sizeof(st));
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&cred, 0, sizeof(cred));
+    st.dir = "/nonexistent-test-job";
+    snprintf(st.launcher_id, sizeof(st.launcher_id), "0123456789abcdef");
+    cfg.docker_host = host; /* docker_open refuses it */
+    snprintf(cred.endpoint, sizeof(cred.endpoint), "http://127.0.0.1:1");
+    memset(&env, 0, sizeof(env));
+    env.state = &st;
+    env.cfg = &cfg;
+    env.cred = &cred;
+    if (fcntl(0, F_GETFD) < 0)
+        assert_int_equal(open("/dev/null", O_RDONLY), 0);
+    assert_int_equal(job_start(&env, 9, json_object(), NULL, &j, err, sizeof(err)), 0);
+    job_join(j);
+    assert_true(fcntl(0, F_GETFD) >= 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thread_create_error_named),
         cmocka_unit_test(test_setup_error_named),
+        cmocka_unit_test(test_failed_setup_keeps_stdin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
