@@ -1,14 +1,19 @@
+/* The daemon's main thread (daemon.h). */
 #include "launcher/daemon.h"
 
 #include "common/clock.h"
 #include "common/diskspace.h"
-
-#include "common/env.h"
 #include "common/log.h"
 #include "common/outcome.h"
+#include "launcher/backend.h"
 #include "launcher/backoff.h"
+#include "launcher/config.h"
 #include "launcher/container.h"
+#include "launcher/credentials.h"
 #include "launcher/docker.h"
+#include "launcher/job.h"
+#include "launcher/session.h"
+#include "launcher/state.h"
 #include "launcher/supervisor.h"
 
 #include <errno.h>
@@ -20,15 +25,26 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 /* Twice the most runs at once: room for runs that ended but are not reaped yet. */
 #define MAX_RUNS      (2 * CONFIG_MAX_CONCURRENCY)
 #define MAX_DECLINED  64
-#define ID_FILE       "server-id"
 #define MAX_LEFTOVERS 256
+
+/* What the main thread shares with the jobs. */
+struct daemon {
+    struct launcher_config cfg;
+    struct credentials cred;
+    struct state *state; /* &state_ once open */
+    struct state state_;
+    struct docker *docker; /* the main thread's */
+    struct session sess;
+    struct job_env env;
+    int wake_fd; /* eventfd: a job has news for the main thread */
+    int have_cfg, have_sess;
+};
 
 /* The main thread's view. */
 struct loop {
@@ -38,7 +54,7 @@ struct loop {
     int sigfd;
     int n_signals;
     int aborted;
-    struct daemon_run *runs[MAX_RUNS];
+    struct job *runs[MAX_RUNS];
     size_t n_runs;
     int64_t declined[MAX_DECLINED]; /* runs offered while stopping: left to requeue */
     size_t n_declined;
@@ -53,96 +69,13 @@ struct loop {
 /* How often the state directory's free space is looked at. */
 #define DISK_CHECK_MS 5000
 
-void daemon_wake(struct daemon *d)
+/* The job's end hook: wakes the main thread. Never fails. */
+static void wake(void *arg)
 {
+    struct daemon *d = arg;
     uint64_t one = 1;
     if (write(d->wake_fd, &one, sizeof(one)) < 0)
         log_event(LOG_WARN, "cannot wake the main thread", (const char *)NULL);
-}
-
-/* The server's launcher id from an earlier registration with this pool, or 0. */
-static int64_t stored_id(struct daemon *d)
-{
-    char *text = NULL, err[1024];
-    int64_t id = 0;
-    if (state_file_read(d->state, ID_FILE, &text, err, sizeof(err)) < 0)
-        log_event(LOG_WARN, "cannot read the stored launcher id", "error", err, (const char *)NULL);
-    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
-    const char *pool = json_string_value(json_object_get(o, "pool_id"));
-    json_t *lid = json_object_get(o, "launcher_id");
-    if (pool && strcmp(pool, d->cred->pool_id) == 0 && json_is_integer(lid))
-        id = json_integer_value(lid);
-    json_decref(o);
-    free(text);
-    return id;
-}
-
-static void store_id(struct daemon *d, int64_t id)
-{
-    char text[256], err[1024];
-    snprintf(text, sizeof(text), "{\"pool_id\":\"%s\",\"launcher_id\":%" PRId64 "}\n",
-             d->cred->pool_id, id);
-    if (state_file_write(d->state, ID_FILE, text, err, sizeof(err)) < 0)
-        log_event(LOG_WARN, "cannot store the launcher id", "error", err, (const char *)NULL);
-}
-
-/* One line for a refused registration, naming what to fix. */
-static void refusal(struct daemon *d, const char *err, char *out, size_t size)
-{
-    char tname[ENV_NAME_MAX], kname[ENV_NAME_MAX];
-    env_get("TOKEN", tname, sizeof(tname));
-    env_get("POOL_PRIVATE_KEY", kname, sizeof(kname));
-    if (strstr(err, "pool secret does not match"))
-        snprintf(out, size,
-                 "the pool's token was reset: %s no longer registers with %s (use the token "
-                 "that `davit pool reset` printed)",
-                 tname, d->cred->endpoint);
-    else if (strstr(err, "signature does not verify"))
-        snprintf(out, size,
-                 "%s: the key does not match pool %s at %s (the server checked the signature "
-                 "with the pool's public key)",
-                 kname, d->cred->pool_id, d->cred->endpoint);
-    else if (strstr(err, "unknown pool"))
-        snprintf(out, size, "%s: the server at %s has no pool %s (deleted?)", tname,
-                 d->cred->endpoint, d->cred->pool_id);
-    else
-        snprintf(out, size, "%s", err);
-}
-
-int daemon_session(struct daemon *d, struct backend *b, uint64_t *gen, char *err, size_t errsz)
-{
-    int rc = BACKEND_OK;
-    pthread_mutex_lock(&d->mu);
-    if (d->fatal) {
-        snprintf(err, errsz, "%s", d->fatal_msg);
-        rc = BACKEND_UNAUTHORIZED;
-    } else if (d->sess_gen != *gen) {
-        backend_set_session(b, d->sess.token);
-    } else {
-        struct backend_identity id = {d->hostname,         DAVIT_VERSION, d->arch,
-                                      d->cfg->concurrency, d->metadata,   d->sess.launcher_id};
-        struct backend_session s;
-        rc = backend_register(b, d->cred, &id, &s, err, errsz);
-        if (rc == BACKEND_OK) {
-            if (d->sess.launcher_id && s.launcher_id != d->sess.launcher_id)
-                log_event(LOG_WARN,
-                          "the server gave this launcher a new id: its earlier runs are not "
-                          "its own any more",
-                          (const char *)NULL);
-            if (s.launcher_id != d->sess.launcher_id)
-                store_id(d, s.launcher_id);
-            d->sess = s;
-            d->sess_gen++;
-        } else if (rc != BACKEND_UNREACHABLE) {
-            d->fatal = 1;
-            refusal(d, err, d->fatal_msg, sizeof(d->fatal_msg));
-            snprintf(err, errsz, "%s", d->fatal_msg);
-            rc = BACKEND_UNAUTHORIZED;
-        }
-    }
-    *gen = d->sess_gen;
-    pthread_mutex_unlock(&d->mu);
-    return rc;
 }
 
 /* Gives up a call when a signal or a run thread needs the main thread. */
@@ -157,10 +90,10 @@ static int main_abort(void *arg)
     return 0;
 }
 
-static void cancel_all(struct loop *l, int how, const char *reason)
+static void cancel_all(struct loop *l, enum job_stop how, const char *reason)
 {
     for (size_t i = 0; i < l->n_runs; i++)
-        runner_cancel(l->runs[i], how, reason);
+        job_cancel(l->runs[i], how, reason);
 }
 
 static void on_signals(struct loop *l)
@@ -177,11 +110,11 @@ static void on_signals(struct loop *l)
         } else if (l->n_signals == 2) {
             log_event(LOG_INFO, "canceling the runs in hand, then exiting", "signal", name,
                       (const char *)NULL);
-            cancel_all(l, 1, "davit-launcher's shutdown (a second signal)");
+            cancel_all(l, JOB_CANCEL, "davit-launcher's shutdown (a second signal)");
         } else {
             log_event(LOG_WARN, "leaving at once; the next start adopts the runs", "signal", name,
                       (const char *)NULL);
-            atomic_store(&l->d->abandon, 1);
+            atomic_store(&l->d->env.abandon, 1);
         }
     }
 }
@@ -192,8 +125,8 @@ static void reap(struct loop *l)
     while (read(l->d->wake_fd, &v, sizeof(v)) > 0)
         ;
     for (size_t i = 0; i < l->n_runs;) {
-        if (atomic_load(&l->runs[i]->done)) {
-            runner_join(l->runs[i]);
+        if (job_ended(l->runs[i])) {
+            job_join(l->runs[i]);
             l->runs[i] = l->runs[--l->n_runs];
         } else {
             i++;
@@ -201,10 +134,10 @@ static void reap(struct loop *l)
     }
 }
 
-static struct daemon_run *find_run(struct loop *l, int64_t id)
+static struct job *find_run(struct loop *l, int64_t id)
 {
     for (size_t i = 0; i < l->n_runs; i++)
-        if (l->runs[i]->id == id)
+        if (job_run_id(l->runs[i]) == id)
             return l->runs[i];
     return NULL;
 }
@@ -239,9 +172,9 @@ static void check_disk(struct loop *l, int now_please)
     l->disk_low = low;
 }
 
-static int stopping(const struct loop *l)
+static int stopping(struct loop *l)
 {
-    return l->n_signals > 0 || l->cycling || l->token_reset || l->d->fatal;
+    return l->n_signals > 0 || l->cycling || l->token_reset || session_fatal(&l->d->sess, NULL, 0);
 }
 
 /* A run offered while stopping is left alone: the next poll says that this
@@ -290,8 +223,8 @@ static void on_message(struct loop *l, json_t *m)
             return;
         }
         check_disk(l, 1);
-        struct daemon_run *r;
-        if (runner_start(l->d, id, json_incref(m), NULL, &r, err, sizeof(err)) < 0) {
+        struct job *r;
+        if (job_start(&l->d->env, id, json_incref(m), NULL, &r, err, sizeof(err)) < 0) {
             log_event(LOG_ERROR, "cannot start the run", "run", rid, "error", err,
                       (const char *)NULL);
             return;
@@ -300,11 +233,11 @@ static void on_message(struct loop *l, json_t *m)
         log_event(LOG_INFO, "run received", "run", rid, (const char *)NULL);
     } else if (strcmp(type, "cancel") == 0) {
         int64_t id = json_integer_value(json_object_get(m, "run_id"));
-        struct daemon_run *r = find_run(l, id);
+        struct job *r = find_run(l, id);
         snprintf(rid, sizeof(rid), "%" PRId64, id);
         log_event(LOG_INFO, "cancel asked", "run", rid, (const char *)NULL);
         if (r) {
-            runner_cancel(r, 1, "the user");
+            job_cancel(r, JOB_CANCEL, "the user");
         } else {
             for (size_t i = 0; i < l->n_declined; i++)
                 if (l->declined[i] == id)
@@ -331,7 +264,7 @@ static void on_message(struct loop *l, json_t *m)
                  why ? why : "the pool's token was reset");
         log_event(LOG_WARN, "told to exit: canceling the runs in hand", "reason", l->exit_reason,
                   (const char *)NULL);
-        cancel_all(l, 1, "davit-launcher's exit (the pool's token was reset)");
+        cancel_all(l, JOB_CANCEL, "davit-launcher's exit (the pool's token was reset)");
     }
 }
 
@@ -358,6 +291,8 @@ static void final_poll(struct loop *l)
     json_decref(msgs);
 }
 
+static int wind_down(struct loop *l);
+
 /* Polls and dispatches until it is time to exit; returns the exit code. */
 static int run_loop(struct loop *l)
 {
@@ -371,23 +306,24 @@ static int run_loop(struct loop *l)
         on_signals(l);
         reap(l);
         check_disk(l, 0);
-        if (atomic_load(&d->abandon))
+        if (atomic_load(&d->env.abandon))
             break;
         if (l->cycling && !l->cycle_canceled && clock_mono_ms() >= l->cycle_at && l->n_runs) {
             l->cycle_canceled = 1;
             log_event(LOG_INFO, "the cycle deadline passed: canceling the runs in hand",
                       (const char *)NULL);
-            cancel_all(l, 1, "the pool's cycle (its deadline passed)");
+            cancel_all(l, JOB_CANCEL, "the pool's cycle (its deadline passed)");
         }
-        if (d->fatal && !l->token_reset) {
+        if (!l->token_reset && session_fatal(&d->sess, l->exit_reason, sizeof(l->exit_reason))) {
             l->token_reset = 1;
-            snprintf(l->exit_reason, sizeof(l->exit_reason), "%s", d->fatal_msg);
-            cancel_all(l, 1, "davit-launcher's exit (it cannot register any more)");
+            cancel_all(l, JOB_CANCEL, "davit-launcher's exit (it cannot register any more)");
         }
         if (stopping(l) && l->n_runs == 0)
             break;
 
-        int64_t wait_s = d->sess.poll_timeout_s > 0 ? d->sess.poll_timeout_s : 20;
+        struct backend_session now;
+        session_get(&d->sess, &now);
+        int64_t wait_s = now.poll_timeout_s > 0 ? now.poll_timeout_s : 20;
         if (l->cycling && !l->cycle_canceled) {
             int64_t left = (l->cycle_at - clock_mono_ms() + 999) / 1000;
             wait_s = left < 1 ? 1 : left < wait_s ? left : wait_s;
@@ -416,7 +352,7 @@ static int run_loop(struct loop *l)
             continue;
         }
         if (rc == BACKEND_UNAUTHORIZED) {
-            rc = daemon_session(d, l->b, &l->gen, err, sizeof(err));
+            rc = session_renew(&d->sess, l->b, &l->gen, err, sizeof(err));
             if (rc == BACKEND_OK)
                 continue;
             if (rc == BACKEND_UNAUTHORIZED)
@@ -428,12 +364,20 @@ static int run_loop(struct loop *l)
         unreachable = 1;
         nap(l, backoff_next(&bo));
     }
-    if (!atomic_load(&d->abandon) && !d->fatal)
+    return wind_down(l);
+}
+
+/* The loop is over: says goodbye to the server when it may; returns the exit code. */
+static int wind_down(struct loop *l)
+{
+    struct daemon *d = l->d;
+    int fatal = session_fatal(&d->sess, NULL, 0);
+    if (!atomic_load(&d->env.abandon) && !fatal)
         final_poll(l);
-    if (atomic_load(&d->abandon))
+    if (atomic_load(&d->env.abandon))
         return DAEMON_EXIT_LEFT;
     if (l->token_reset) {
-        if (d->fatal)
+        if (fatal)
             return log_fail(EXIT_USAGE, "%s", l->exit_reason);
         return log_fail(EXIT_USAGE,
                         "the pool's token was reset: %s; start davit-launcher with the new "
@@ -502,9 +446,9 @@ static int adopt(struct loop *l, struct supervisor *sup, char *err, size_t errsz
             continue;
         }
         snprintf(rid, sizeof(rid), "%" PRId64, rs.server_id);
-        struct daemon_run *r;
+        struct job *r;
         if (l->n_runs == MAX_RUNS ||
-            runner_start(l->d, rs.server_id, NULL, &rs, &r, lerr, sizeof(lerr)) < 0) {
+            job_start(&l->d->env, rs.server_id, NULL, &rs, &r, lerr, sizeof(lerr)) < 0) {
             log_event(LOG_ERROR, "cannot adopt a run", "run", rid, "error", lerr,
                       (const char *)NULL);
             continue;
@@ -516,49 +460,98 @@ static int adopt(struct loop *l, struct supervisor *sup, char *err, size_t errsz
     return 0;
 }
 
-static int identity(struct daemon *d, char *err, size_t errsz)
+/* What the jobs share: filled in once, before the first job starts. */
+static void jobs_env(struct daemon *d)
 {
-    struct utsname u;
-    if (gethostname(d->hostname, sizeof(d->hostname) - 1) < 0 || !d->hostname[0])
-        snprintf(d->hostname, sizeof(d->hostname), "unknown");
-    if (uname(&u) < 0) {
-        snprintf(err, errsz, "uname: %s", strerror(errno));
+    d->env.cfg = &d->cfg;
+    d->env.cred = &d->cred;
+    d->env.state = d->state;
+    d->env.session = &d->sess;
+    d->env.ended = wake;
+    d->env.ended_arg = d;
+    snprintf(d->env.workers_dir, sizeof(d->env.workers_dir), "%s/workers", d->state->dir);
+}
+
+/* The first registration to go on. Returns 0, or -1 with err. */
+static int register_first(struct loop *l, char *err, size_t errsz)
+{
+    struct session *sess = &l->d->sess;
+    struct backend_session now;
+    char lid[24], cap[8];
+    if (session_renew(sess, l->b, &l->gen, err, errsz) != BACKEND_OK)
         return -1;
-    }
-    const char *arch = strcmp(u.machine, "x86_64") == 0 ? "amd64"
-                       : strcmp(u.machine, "aarch64") == 0 || strcmp(u.machine, "arm64") == 0
-                           ? "arm64"
-                           : u.machine;
-    snprintf(d->arch, sizeof(d->arch), "%s", arch);
-    d->metadata = json_object();
-    for (size_t i = 0; d->metadata && i < d->cfg->n_meta; i++)
-        json_object_set_new(d->metadata, d->cfg->meta_keys[i], json_string(d->cfg->meta_values[i]));
-    snprintf(d->workers_dir, sizeof(d->workers_dir), "%s/workers", d->state->dir);
-    if (!d->metadata) {
-        snprintf(err, errsz, "out of memory");
-        return -1;
-    }
+    session_get(sess, &now);
+    snprintf(lid, sizeof(lid), "%" PRId64, now.launcher_id);
+    snprintf(cap, sizeof(cap), "%d", sess->cfg->concurrency);
+    log_event(LOG_INFO, "registered", "endpoint", sess->cred->endpoint, "pool", now.pool,
+              "launcher", lid, "capacity", cap, "arch", sess->arch, (const char *)NULL);
     return 0;
+}
+
+/*
+ * Everything up to the first registration: configuration, credentials,
+ * state directory, Docker Engine, session. Returns 0, or the exit code
+ * after logging why; daemon_close is due either way.
+ */
+static int daemon_open(struct daemon *d, struct loop *l)
+{
+    char err[2048];
+    if (config_load(&d->cfg, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "configuration: %s", err);
+    d->have_cfg = 1;
+    log_setup(d->cfg.log_format, d->cfg.debug, stderr);
+    if (credentials_load(&d->cred, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "%s", err);
+    if (state_open(&d->state_, d->cfg.state_dir, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "%s", err);
+    d->state = &d->state_;
+    if (docker_open(&d->docker, d->cfg.docker_host, d->cfg.docker_timeout_ms, d->cfg.debug, err,
+                    sizeof(err)) < 0 ||
+        docker_ping(d->docker, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "%s", err);
+    d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (d->wake_fd < 0)
+        return log_fail(EXIT_INTERNAL, "%s", strerror(errno));
+    d->have_sess = 1;
+    if (session_init(&d->sess, &d->cfg, &d->cred, d->state, err, sizeof(err)) < 0 ||
+        backend_open(&l->b, &d->cred, d->cfg.ca_file, d->cfg.debug, err, sizeof(err)) < 0)
+        return log_fail(EXIT_INTERNAL, "%s", err);
+    jobs_env(d);
+    if (register_first(l, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "%s", err);
+    return 0;
+}
+
+static void daemon_close(struct daemon *d, struct loop *l)
+{
+    for (size_t i = 0; i < l->n_runs; i++)
+        job_join(l->runs[i]);
+    backend_close(l->b);
+    docker_close(d->docker);
+    if (d->have_sess)
+        session_free(&d->sess);
+    if (d->state)
+        state_close(d->state);
+    credentials_free(&d->cred);
+    if (d->have_cfg)
+        config_free(&d->cfg);
+    if (d->wake_fd >= 0)
+        close(d->wake_fd);
+    close(l->sigfd);
+    pthread_mutex_destroy(&d->env.release_mu);
 }
 
 int daemon_main(void)
 {
-    struct launcher_config cfg;
-    struct credentials cred;
-    struct state state = {.lock_fd = -1};
-    struct docker *docker = NULL;
     struct daemon d;
     struct loop l;
     char err[2048];
-    int code = EXIT_INTERNAL, have_cfg = 0, have_state = 0;
 
-    memset(&cred, 0, sizeof(cred));
     memset(&d, 0, sizeof(d));
     memset(&l, 0, sizeof(l));
+    d.state_.lock_fd = -1;
     d.wake_fd = -1;
     l.d = &d;
-    pthread_mutex_init(&d.mu, NULL);
-    pthread_mutex_init(&d.release_mu, NULL);
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -568,75 +561,22 @@ int daemon_main(void)
         (l.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
         return log_fail(EXIT_INTERNAL, "signalfd: %s", strerror(errno));
     signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&d.env.release_mu, NULL);
 
-    if (config_load(&cfg, err, sizeof(err)) < 0) {
-        code = log_fail(EXIT_USAGE, "configuration: %s", err);
+    int code = daemon_open(&d, &l);
+    if (code != 0)
         goto done;
-    }
-    have_cfg = 1;
-    d.cfg = &cfg;
-    log_setup(cfg.log_format, cfg.debug, stderr);
-    if (credentials_load(&cred, err, sizeof(err)) < 0) {
-        code = log_fail(EXIT_USAGE, "%s", err);
-        goto done;
-    }
-    d.cred = &cred;
-    if (state_open(&state, cfg.state_dir, err, sizeof(err)) < 0) {
-        code = log_fail(EXIT_USAGE, "%s", err);
-        goto done;
-    }
-    have_state = 1;
-    d.state = &state;
-    if (docker_open(&docker, cfg.docker_host, cfg.docker_timeout_ms, cfg.debug, err, sizeof(err)) <
-            0 ||
-        docker_ping(docker, err, sizeof(err)) < 0) {
-        code = log_fail(EXIT_USAGE, "%s", err);
-        goto done;
-    }
-    d.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (d.wake_fd < 0 || identity(&d, err, sizeof(err)) < 0 ||
-        backend_open(&l.b, &cred, cfg.ca_file, cfg.debug, err, sizeof(err)) < 0) {
-        code = log_fail(EXIT_INTERNAL, "%s", d.wake_fd < 0 ? strerror(errno) : err);
-        goto done;
-    }
-    d.sess.launcher_id = stored_id(&d);
-    int rc = daemon_session(&d, l.b, &l.gen, err, sizeof(err));
-    if (rc != BACKEND_OK) {
-        code = log_fail(EXIT_USAGE, "%s", err);
-        goto done;
-    }
-    char lid[24], cap[8];
-    snprintf(lid, sizeof(lid), "%" PRId64, d.sess.launcher_id);
-    snprintf(cap, sizeof(cap), "%d", cfg.concurrency);
-    log_event(LOG_INFO, "registered", "endpoint", cred.endpoint, "pool", d.sess.pool, "launcher",
-              lid, "capacity", cap, "arch", d.arch, (const char *)NULL);
-
-    struct supervisor sup = {.cfg = &cfg, .docker = docker, .state = &state, .sigfd = -1};
+    struct supervisor sup = {.cfg = &d.cfg, .docker = d.docker, .state = d.state, .wake_fd = -1};
     if (adopt(&l, &sup, err, sizeof(err)) < 0) {
         code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
     }
     code = run_loop(&l);
-    if (atomic_load(&d.abandon)) {
+    if (atomic_load(&d.env.abandon)) {
         fflush(stdout);
-        _exit(code); /* the run threads' containers are left for the next start */
+        _exit(code); /* the jobs' containers are left for the next start */
     }
-
 done:
-    for (size_t i = 0; i < l.n_runs; i++)
-        runner_join(l.runs[i]);
-    backend_close(l.b);
-    docker_close(docker);
-    if (have_state)
-        state_close(&state);
-    credentials_free(&cred);
-    json_decref(d.metadata);
-    if (have_cfg)
-        config_free(&cfg);
-    if (d.wake_fd >= 0)
-        close(d.wake_fd);
-    close(l.sigfd);
-    pthread_mutex_destroy(&d.mu);
-    pthread_mutex_destroy(&d.release_mu);
+    daemon_close(&d, &l);
     return code;
 }

@@ -10,6 +10,7 @@
 #include "launcher/config.h"
 #include "launcher/daemon.h"
 #include "launcher/docker.h"
+#include "launcher/exec.h"
 #include "launcher/printer.h"
 #include "launcher/state.h"
 #include "launcher/supervisor.h"
@@ -153,6 +154,37 @@ done:
     return rc;
 }
 
+/* exec's arguments. Returns -1 to go on, else the exit code (after --help or a usage error). */
+static int parse_exec_args(int argc, char **argv, int *json, const char **worker_arg,
+                           const char **spec_path)
+{
+    /* --help anywhere wins over any mistake around it. */
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return help();
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            *json = 1;
+        else if (strcmp(argv[i], "--worker") == 0 && i + 1 < argc)
+            *worker_arg = argv[++i];
+        else if (strcmp(argv[i], "--worker") == 0)
+            return exec_usage_error("--worker needs a PATH");
+        else if (strncmp(argv[i], "--worker=", 9) == 0)
+            *worker_arg = argv[i] + 9;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            /* named up to any '=', as the davit CLI does */
+            size_t n = strcspn(argv[i], "=");
+            return exec_usage_error("%.*s: unknown option", (int)(n > 64 ? 64 : n), argv[i]);
+        } else if (*spec_path)
+            return exec_usage_error("one SPEC.json only");
+        else
+            *spec_path = argv[i];
+    }
+    if (!*spec_path)
+        return exec_usage_error("SPEC.json is missing");
+    return -1;
+}
+
 static int cmd_exec(int argc, char **argv)
 {
     const char *worker_arg = NULL, *spec_path = NULL;
@@ -164,30 +196,9 @@ static int cmd_exec(int argc, char **argv)
     char err[2048], worker[PATH_MAX], sha[65];
     int sigfd = -1, have_state = 0, have_cfg = 0;
 
-    /* --help anywhere wins over any mistake around it. */
-    for (int i = 2; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return help();
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (strcmp(argv[i], "--worker") == 0 && i + 1 < argc)
-            worker_arg = argv[++i];
-        else if (strcmp(argv[i], "--worker") == 0)
-            return exec_usage_error("--worker needs a PATH");
-        else if (strncmp(argv[i], "--worker=", 9) == 0)
-            worker_arg = argv[i] + 9;
-        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            /* named up to any '=', as the davit CLI does */
-            size_t n = strcspn(argv[i], "=");
-            return exec_usage_error("%.*s: unknown option", (int)(n > 64 ? 64 : n), argv[i]);
-        } else if (spec_path)
-            return exec_usage_error("one SPEC.json only");
-        else
-            spec_path = argv[i];
-    }
-    if (!spec_path)
-        return exec_usage_error("SPEC.json is missing");
+    int parsed = parse_exec_args(argc, argv, &json, &worker_arg, &spec_path);
+    if (parsed >= 0)
+        return parsed;
 
     /* Cancel arrives through a signalfd, read where the supervisor waits;
      * blocked first, so that a signal during set-up is a cancel too. */
@@ -233,11 +244,10 @@ static int cmd_exec(int argc, char **argv)
 
     struct printer printer;
     printer_init(&printer, stdout, json ? PRINTER_JSON : PRINTER_TEXT, "-");
-    struct supervisor sup = {
-        .cfg = &cfg, .docker = docker, .state = &state, .printer = &printer, .sigfd = sigfd};
+    struct supervisor sup = {.cfg = &cfg, .docker = docker, .state = &state};
     struct run_result res;
     int xc = EXIT_INTERNAL;
-    if (sup_exec(&sup, spec, sha, worker, &res, &xc, err, sizeof(err)) < 0) {
+    if (exec_run(&sup, &printer, sigfd, spec, sha, worker, &res, &xc, err, sizeof(err)) < 0) {
         code = log_fail(xc, "%s", err);
         goto done;
     }

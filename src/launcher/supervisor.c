@@ -10,16 +10,12 @@
 #include "launcher/rundir_write.h"
 #include "launcher/spool_tail.h"
 
-#include <errno.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/signalfd.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,7 +26,6 @@
 #define POLL_FALLBACK_MS 100
 #define WAIT_RETRY_MS    1000
 #define ORPHAN_GRACE_MS  (10LL * 1000)
-#define MAX_LEFTOVERS    256
 
 /* davit-worker's exit code when it cannot write the spool (docs/worker.md). */
 #define WORKER_EXIT_SPOOL 70
@@ -40,8 +35,7 @@ struct run {
     char dir[4200];
     char spool[4300];
     int64_t kill_grace_ms;
-    int print;   /* show its records: the run exec was asked for */
-    int abandon; /* a leftover of another spec: stop it at once */
+    int abandon; /* nobody waits for it: stop it at once (sup_adopt's stop) */
     /* what following it found */
     int have_result;
     struct run_result r;             /* from the R record */
@@ -55,57 +49,28 @@ struct run {
     uint64_t spool_end; /* after the last complete record read */
 };
 
-int sup_poll_signals(struct supervisor *s)
+int sup_poll_cancel(struct supervisor *s)
 {
-    struct signalfd_siginfo si;
-    if (s->hooks) {
-        /* An eventfd: drained, then the hooks say what was asked. */
-        while (s->sigfd >= 0 && read(s->sigfd, &si, sizeof(si)) > 0)
-            ;
-        int c = s->hooks->cancel(s->hooks->arg, s->cancel_reason, sizeof(s->cancel_reason));
-        if (c && !s->cancel_signal)
-            s->cancel_signal = SIGTERM;
-        if (c > 1)
-            s->n_signals = 2;
-        return s->cancel_signal != 0;
+    char who[sizeof(s->cancel_who)], by[sizeof(s->cancel_by)];
+    int c = s->hooks->cancel(s->hooks->arg, who, by, sizeof(who));
+    if (c != SUP_GO_ON && s->cancel == SUP_GO_ON) {
+        snprintf(s->cancel_who, sizeof(s->cancel_who), "%s", who);
+        snprintf(s->cancel_by, sizeof(s->cancel_by), "%s", by);
     }
-    while (s->sigfd >= 0 && read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        if (!s->cancel_signal)
-            s->cancel_signal = (int)si.ssi_signo;
-        s->n_signals++;
-    }
-    return s->cancel_signal != 0;
-}
-
-static const char *sig_name(int sig)
-{
-    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
-}
-
-/* Who canceled: "SIGTERM", or the daemon's reason ("the user"). */
-static const char *cancel_who(const struct supervisor *s)
-{
-    return s->cancel_reason[0] ? s->cancel_reason : sig_name(s->cancel_signal);
-}
-
-/* The same for a result's reason: "SIGTERM to davit-launcher", or the daemon's reason. */
-static const char *cancel_by(const struct supervisor *s, char *buf, size_t size)
-{
-    if (s->cancel_reason[0])
-        return s->cancel_reason;
-    snprintf(buf, size, "%s to davit-launcher", sig_name(s->cancel_signal));
-    return buf;
+    if (c > s->cancel)
+        s->cancel = c;
+    return s->cancel != SUP_GO_ON;
 }
 
 static int abort_cb(void *arg)
 {
-    return sup_poll_signals(arg);
+    return sup_poll_cancel(arg);
 }
 
 static void note(struct supervisor *s, struct run *run, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* A message for the user, on stdout with the run's records; also logged. */
+/* A message for the user: logged, and handed to the hooks (exec prints it). */
 static void note(struct supervisor *s, struct run *run, const char *fmt, ...)
 {
     char msg[1024];
@@ -114,10 +79,8 @@ static void note(struct supervisor *s, struct run *run, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     log_event(LOG_INFO, msg, "run", run->rs.run_id, (const char *)NULL);
-    if (run->print) {
-        printer_note(s->printer, msg);
-        printer_flush(s->printer);
-    }
+    if (s->hooks->note)
+        s->hooks->note(s->hooks->arg, msg);
 }
 
 static void set_result(struct run_result *res, enum outcome o, const char *phase, int exit_status,
@@ -162,11 +125,7 @@ static int on_record(const struct spool_record *r, void *arg)
     } else if (r->type == SPOOL_PHASE_START) {
         snprintf(run->phase, sizeof(run->phase), "%s", r->phase);
     }
-    /* A closed stdout does not stop the run; the result still decides the exit code. */
-    if (run->print)
-        printer_record(ctx->s->printer, r);
-    if (ctx->s->hooks)
-        ctx->s->hooks->record(ctx->s->hooks->arg, &run->rs, r);
+    ctx->s->hooks->record(ctx->s->hooks->arg, &run->rs, r);
     return 0;
 }
 
@@ -188,187 +147,219 @@ static int64_t clamp_wait(int64_t timeout, int64_t at, int64_t now)
     return left < timeout ? left : timeout;
 }
 
-/* Stops the container gracefully: SIGTERM now, SIGKILL at *kill_at. */
-static void begin_stop(struct supervisor *s, struct run *run, int64_t now, int64_t *kill_at)
+/* What the follow loop keeps from one turn to the next. */
+struct follow {
+    struct follow_ctx ctx;
+    struct spool_tail t;
+    struct docker_wait *w; /* NULL while the wait is to be begun again */
+    int ino;               /* inotify on the run directory, or -1 */
+    int stopping, killed, spool_ok;
+    int64_t run_deadline, logs_deadline, kill_at; /* monotonic; 0 none */
+    int64_t wait_retry_at, result_at;
+    int64_t hook_wait; /* the longest wait the tick hook allows */
+};
+
+/* SIGKILL now: nothing more is waited for. */
+static void kill_now(struct supervisor *s, struct run *run, struct follow *f)
 {
-    signal_container(s, run, "SIGTERM");
-    *kill_at = now + run->kill_grace_ms + KILL_SLACK_MS;
+    signal_container(s, run, "SIGKILL");
+    f->killed = 1;
 }
 
-/*
- * Follows the spool until the container has stopped, printing and saving
- * the offset as records arrive; enforces the launcher's deadlines and
- * cancellation. Returns 0, or -1 with err when following is impossible.
- */
-static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz)
+/* Reads from the spool's start, so that an adopted run still sees its R
+ * record; the hooks skip what they handled before (by seq). */
+static int follow_open(struct supervisor *s, struct run *run, struct follow *f, char *err,
+                       size_t errsz)
 {
     const struct launcher_config *cfg = s->cfg;
-    struct follow_ctx ctx = {s, run};
-    struct spool_tail t;
-    struct docker_wait *w = NULL;
-    char werr[1024], buf[4096];
-    int ino = -1, stopping = 0, killed = 0, spool_ok = 1;
-    int64_t now = clock_mono_ms(), run_deadline = 0, logs_deadline = 0, kill_at = 0;
-    int64_t wait_retry_at = 0, result_at = 0, hook_wait = POLL_INOTIFY_MS;
+    char werr[1024];
+    int64_t now = clock_mono_ms();
 
-    /* The daemon reads from the start, so that an adopted run still sees its
-     * R record; its hooks skip what they handled before (by seq). */
-    if (spool_tail_init(&t, run->spool, s->hooks ? 0 : run->rs.offset, err, errsz) < 0)
+    memset(f, 0, sizeof(*f));
+    f->ctx = (struct follow_ctx){s, run};
+    f->ino = -1;
+    f->spool_ok = 1;
+    f->hook_wait = POLL_INOTIFY_MS;
+    if (spool_tail_init(&f->t, run->spool, 0, err, errsz) < 0)
         return -1;
-    t.seq = s->hooks ? 0 : run->rs.seq;
     if (run->rs.has_key) {
-        spool_tail_set_key(&t, run->rs.key);
+        spool_tail_set_key(&f->t, run->rs.key);
     } else {
         /* A spool that cannot be verified is not believed at all. */
         snprintf(run->spool_error, sizeof(run->spool_error),
                  "the run's state has no spool key, so its spool cannot be verified");
-        spool_ok = 0;
-        signal_container(s, run, "SIGKILL");
-        killed = 1;
+        f->spool_ok = 0;
+        kill_now(s, run, f);
     }
-    ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (ino >= 0 && inotify_add_watch(ino, run->dir, IN_MODIFY | IN_CREATE) < 0) {
-        close(ino);
-        ino = -1;
+    f->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (f->ino >= 0 && inotify_add_watch(f->ino, run->dir, IN_MODIFY | IN_CREATE) < 0) {
+        close(f->ino);
+        f->ino = -1;
     }
     if (cfg->run_timeout_ms) {
         /* An adopted run keeps the deadline it started with. */
         int64_t elapsed = run->rs.started_ms ? clock_wall_ms() - run->rs.started_ms : 0;
-        run_deadline = now + cfg->run_timeout_ms - (elapsed > 0 ? elapsed : 0);
+        f->run_deadline = now + cfg->run_timeout_ms - (elapsed > 0 ? elapsed : 0);
     }
     if (cfg->logs_timeout_ms)
-        logs_deadline = now + cfg->logs_timeout_ms;
-    if (docker_wait_begin(s->docker, run->rs.container, &w, werr, sizeof(werr)) < 0) {
+        f->logs_deadline = now + cfg->logs_timeout_ms;
+    if (docker_wait_begin(s->docker, run->rs.container, &f->w, werr, sizeof(werr)) < 0) {
         log_event(LOG_WARN, "cannot wait for the container; retrying", "run", run->rs.run_id,
                   "error", werr, (const char *)NULL);
-        wait_retry_at = now + WAIT_RETRY_MS;
+        f->wait_retry_at = now + WAIT_RETRY_MS;
     }
+    return 0;
+}
 
+static void follow_close(struct follow *f)
+{
+    docker_wait_end(f->w);
+    if (f->ino >= 0)
+        close(f->ino);
+    spool_tail_free(&f->t);
+}
+
+/* Until the next deadline: the spool grows, a hook has news, or the container stops. */
+static void follow_wait(struct supervisor *s, struct run *run, struct follow *f)
+{
+    char werr[1024], buf[4096];
+    int64_t now = clock_mono_ms();
+    int64_t timeout = f->ino >= 0 ? POLL_INOTIFY_MS : POLL_FALLBACK_MS;
+    if (f->hook_wait < timeout)
+        timeout = f->hook_wait < 0 ? 0 : f->hook_wait;
+    if (!f->stopping && !run->have_result) {
+        timeout = clamp_wait(timeout, f->run_deadline, now);
+        timeout = clamp_wait(timeout, f->logs_deadline, now);
+    }
+    timeout = clamp_wait(timeout, f->killed ? 0 : f->kill_at, now);
+    timeout = clamp_wait(timeout, f->w ? 0 : f->wait_retry_at, now);
+
+    struct curl_waitfd fds[2];
+    unsigned nfds = 0;
+    if (f->ino >= 0)
+        fds[nfds++] = (struct curl_waitfd){f->ino, CURL_WAIT_POLLIN, 0};
+    if (s->wake_fd >= 0)
+        fds[nfds++] = (struct curl_waitfd){s->wake_fd, CURL_WAIT_POLLIN, 0};
+    if (f->w) {
+        int wr = docker_wait_step(f->w, fds, nfds, (int)timeout, &run->status, werr, sizeof(werr));
+        if (wr < 0) {
+            log_event(LOG_WARN, "lost the wait for the container; retrying", "run", run->rs.run_id,
+                      "error", werr, (const char *)NULL);
+            docker_wait_end(f->w);
+            f->w = NULL;
+            f->wait_retry_at = clock_mono_ms() + WAIT_RETRY_MS;
+        } else if (wr == 1) {
+            run->exited = 1;
+        }
+    } else {
+        struct pollfd pfd[2];
+        for (unsigned i = 0; i < nfds; i++)
+            pfd[i] = (struct pollfd){fds[i].fd, POLLIN, 0};
+        poll(pfd, nfds, (int)timeout);
+        if (clock_mono_ms() >= f->wait_retry_at &&
+            docker_wait_begin(s->docker, run->rs.container, &f->w, werr, sizeof(werr)) < 0)
+            f->wait_retry_at = clock_mono_ms() + WAIT_RETRY_MS;
+    }
+    if (f->ino >= 0)
+        while (read(f->ino, buf, sizeof(buf)) > 0)
+            ;
+}
+
+/* Reads the new records; a spool that cannot be followed stops the run. */
+static void follow_read(struct supervisor *s, struct run *run, struct follow *f)
+{
+    if (!f->spool_ok)
+        return;
+    int n = spool_tail_read(&f->t, on_record, &f->ctx, run->spool_error, sizeof(run->spool_error));
+    if (n < 0) {
+        log_event(LOG_ERROR, "cannot follow the spool; stopping the run", "run", run->rs.run_id,
+                  "error", run->spool_error, (const char *)NULL);
+        run->tampered = f->t.tampered;
+        f->spool_ok = 0;
+        kill_now(s, run, f);
+    }
+    if (n > 0)
+        f->logs_deadline = s->cfg->logs_timeout_ms ? clock_mono_ms() + s->cfg->logs_timeout_ms : 0;
+}
+
+/* Whether a cancel or a launcher deadline stops the run now; says why. */
+static int stop_due(struct supervisor *s, struct run *run, struct follow *f, int64_t now)
+{
+    const struct launcher_config *cfg = s->cfg;
+    char d[32];
+    if (run->abandon)
+        return 1;
+    if (s->cancel) {
+        run->canceled = 1;
+        note(s, run, "canceled by %s: stopping the container (SIGTERM, SIGKILL after %s)",
+             s->cancel_who, duration_format(run->kill_grace_ms + KILL_SLACK_MS, d, sizeof(d)));
+        return 1;
+    }
+    if (f->run_deadline && now >= f->run_deadline) {
+        run->deadline = "run timeout";
+        note(s, run, "run timeout (%s, DAVIT_LAUNCHER_RUN_TIMEOUT) expired: stopping the container",
+             duration_format(cfg->run_timeout_ms, d, sizeof(d)));
+        return 1;
+    }
+    if (f->logs_deadline && now >= f->logs_deadline) {
+        run->deadline = "no output";
+        note(s, run, "no output for %s (DAVIT_LAUNCHER_LOGS_TIMEOUT): stopping the container",
+             duration_format(cfg->logs_timeout_ms, d, sizeof(d)));
+        return 1;
+    }
+    return 0;
+}
+
+/* Enforces the deadlines and cancel: SIGTERM, then SIGKILL when the grace is over. */
+static void follow_enforce(struct supervisor *s, struct run *run, struct follow *f)
+{
+    int64_t now = clock_mono_ms();
+    sup_poll_cancel(s);
+    if (run->have_result) {
+        /* The worker is done; it only has to exit. */
+        if (!f->result_at)
+            f->result_at = now;
+        if (!f->killed && now - f->result_at > run->kill_grace_ms + KILL_SLACK_MS)
+            kill_now(s, run, f);
+        return;
+    }
+    if (!f->stopping) {
+        f->stopping = stop_due(s, run, f, now);
+        if (f->stopping) {
+            /* Gracefully: SIGTERM now, SIGKILL after the grace. */
+            signal_container(s, run, "SIGTERM");
+            f->kill_at = now + run->kill_grace_ms + KILL_SLACK_MS;
+        }
+    } else if (!f->killed && (now >= f->kill_at || s->cancel == SUP_KILL)) {
+        note(s, run, "the container is still running: sending SIGKILL");
+        kill_now(s, run, f);
+    }
+}
+
+/*
+ * Follows the spool until the container has stopped, handing the records to
+ * the hooks as they arrive; enforces the launcher's deadlines and
+ * cancellation. Returns 0, or -1 with err when following is impossible.
+ */
+static int follow(struct supervisor *s, struct run *run, char *err, size_t errsz)
+{
+    struct follow f;
+    if (follow_open(s, run, &f, err, errsz) < 0)
+        return -1;
     for (;;) {
-        now = clock_mono_ms();
-        int64_t timeout = ino >= 0 ? POLL_INOTIFY_MS : POLL_FALLBACK_MS;
-        if (hook_wait < timeout)
-            timeout = hook_wait < 0 ? 0 : hook_wait;
-        if (!stopping && !run->have_result) {
-            timeout = clamp_wait(timeout, run_deadline, now);
-            timeout = clamp_wait(timeout, logs_deadline, now);
-        }
-        timeout = clamp_wait(timeout, killed ? 0 : kill_at, now);
-        timeout = clamp_wait(timeout, w ? 0 : wait_retry_at, now);
-
-        struct curl_waitfd fds[2];
-        unsigned nfds = 0;
-        if (ino >= 0)
-            fds[nfds++] = (struct curl_waitfd){ino, CURL_WAIT_POLLIN, 0};
-        if (s->sigfd >= 0)
-            fds[nfds++] = (struct curl_waitfd){s->sigfd, CURL_WAIT_POLLIN, 0};
-        if (w) {
-            int wr = docker_wait_step(w, fds, nfds, (int)timeout, &run->status, werr, sizeof(werr));
-            if (wr < 0) {
-                log_event(LOG_WARN, "lost the wait for the container; retrying", "run",
-                          run->rs.run_id, "error", werr, (const char *)NULL);
-                docker_wait_end(w);
-                w = NULL;
-                wait_retry_at = clock_mono_ms() + WAIT_RETRY_MS;
-            } else if (wr == 1) {
-                run->exited = 1;
-            }
-        } else {
-            struct pollfd pfd[2];
-            for (unsigned i = 0; i < nfds; i++)
-                pfd[i] = (struct pollfd){fds[i].fd, POLLIN, 0};
-            poll(pfd, nfds, (int)timeout);
-            if (clock_mono_ms() >= wait_retry_at &&
-                docker_wait_begin(s->docker, run->rs.container, &w, werr, sizeof(werr)) < 0)
-                wait_retry_at = clock_mono_ms() + WAIT_RETRY_MS;
-        }
-        if (ino >= 0)
-            while (read(ino, buf, sizeof(buf)) > 0)
-                ;
-
+        follow_wait(s, run, &f);
         /* After the wait said "stopped", this read sees everything the worker wrote. */
-        if (spool_ok) {
-            int n =
-                spool_tail_read(&t, on_record, &ctx, run->spool_error, sizeof(run->spool_error));
-            if (n < 0) {
-                log_event(LOG_ERROR, "cannot follow the spool; stopping the run", "run",
-                          run->rs.run_id, "error", run->spool_error, (const char *)NULL);
-                run->tampered = t.tampered;
-                spool_ok = 0;
-                signal_container(s, run, "SIGKILL");
-                killed = 1;
-            }
-            if (n > 0 && !s->hooks) {
-                char serr[1024];
-                if (run->print)
-                    printer_flush(s->printer);
-                run->rs.offset = t.offset;
-                run->rs.seq = t.seq;
-                if (state_run_save(s->state, &run->rs, serr, sizeof(serr)) < 0)
-                    log_event(LOG_WARN, "cannot save the spool offset", "run", run->rs.run_id,
-                              "error", serr, (const char *)NULL);
-            }
-            if (n > 0)
-                logs_deadline = cfg->logs_timeout_ms ? clock_mono_ms() + cfg->logs_timeout_ms : 0;
-        }
-        run->spool_end = t.offset;
-        if (s->hooks)
-            hook_wait = s->hooks->tick(s->hooks->arg, &run->rs, t.offset);
+        follow_read(s, run, &f);
+        run->spool_end = f.t.offset;
+        f.hook_wait = s->hooks->tick(s->hooks->arg, &run->rs, f.t.offset);
         if (run->exited)
             break;
-
-        now = clock_mono_ms();
-        sup_poll_signals(s);
-        if (run->have_result) {
-            /* The worker is done; it only has to exit. */
-            if (!result_at)
-                result_at = now;
-            if (!killed && now - result_at > run->kill_grace_ms + KILL_SLACK_MS) {
-                signal_container(s, run, "SIGKILL");
-                killed = 1;
-            }
-            continue;
-        }
-        if (!stopping) {
-            char d[32];
-            if (run->abandon) {
-                stopping = 1;
-            } else if (s->cancel_signal) {
-                run->canceled = 1;
-                stopping = 1;
-                note(s, run, "canceled by %s: stopping the container (SIGTERM, SIGKILL after %s)",
-                     cancel_who(s),
-                     duration_format(run->kill_grace_ms + KILL_SLACK_MS, d, sizeof(d)));
-            } else if (run_deadline && now >= run_deadline) {
-                run->deadline = "run timeout";
-                stopping = 1;
-                note(s, run,
-                     "run timeout (%s, DAVIT_LAUNCHER_RUN_TIMEOUT) expired: stopping the "
-                     "container",
-                     duration_format(cfg->run_timeout_ms, d, sizeof(d)));
-            } else if (logs_deadline && now >= logs_deadline) {
-                run->deadline = "no output";
-                stopping = 1;
-                note(s, run,
-                     "no output for %s (DAVIT_LAUNCHER_LOGS_TIMEOUT): stopping the "
-                     "container",
-                     duration_format(cfg->logs_timeout_ms, d, sizeof(d)));
-            }
-            if (stopping)
-                begin_stop(s, run, now, &kill_at);
-        } else if (!killed && (now >= kill_at || s->n_signals > 1)) {
-            note(s, run, "the container is still running: sending SIGKILL");
-            signal_container(s, run, "SIGKILL");
-            killed = 1;
-        }
+        follow_enforce(s, run, &f);
     }
-    if (spool_tail_pending(&t))
+    if (spool_tail_pending(&f.t))
         log_event(LOG_WARN, "the spool ends in a partial record", "run", run->rs.run_id,
                   (const char *)NULL);
-    docker_wait_end(w);
-    if (ino >= 0)
-        close(ino);
-    spool_tail_free(&t);
+    follow_close(&f);
     return 0;
 }
 
@@ -399,6 +390,30 @@ static int worker_recorded(long status)
         if (status == outcome_exit_code(recorded[i]))
             return 1;
     return 0;
+}
+
+/* The worker's R record, corrected by what the launcher knows the worker does not. */
+static void from_worker(struct supervisor *s, struct run *run, int oom, struct run_result *res)
+{
+    char reason[1024];
+    *res = run->r;
+    /* The worker saw the Engine's SIGTERM; the user sent something else. */
+    if (run->canceled && res->outcome == OUTCOME_CANCELED)
+        snprintf(res->reason, sizeof(res->reason), "canceled by %s", s->cancel_by);
+    /* Only a cancel this launcher carried out is "canceled": a SIGTERM it
+     * did not send came from the Engine stopping the container. */
+    if (!run->canceled && res->outcome == OUTCOME_CANCELED) {
+        res->outcome = OUTCOME_FAILED;
+        snprintf(reason, sizeof(reason),
+                 "the Docker Engine stopped the run's container (the Engine restarted or shut "
+                 "down, or someone ran docker stop); the worker said: %s",
+                 run->r.reason);
+        snprintf(res->reason, sizeof(res->reason), "%s", reason);
+    }
+    if (oom && res->outcome == OUTCOME_FAILED) {
+        snprintf(reason, sizeof(reason), "out of memory (OOMKilled): %s", run->r.reason);
+        snprintf(res->reason, sizeof(res->reason), "%s", reason);
+    }
 }
 
 /* The outcome, from the R record, the launcher's own actions, and the Engine's view. */
@@ -434,28 +449,9 @@ static void decide(struct supervisor *s, struct run *run, struct run_result *res
                  duration_format(ms, d, sizeof(d)));
         set_result(res, OUTCOME_TIMED_OUT, run->phase, -1, reason);
     } else if (run->have_result) {
-        *res = run->r;
-        /* The worker saw the Engine's SIGTERM; the user sent something else. */
-        if (run->canceled && res->outcome == OUTCOME_CANCELED)
-            snprintf(res->reason, sizeof(res->reason), "canceled by %s",
-                     cancel_by(s, reason, sizeof(reason)));
-        /* Only a cancel this launcher carried out is "canceled": a SIGTERM it
-         * did not send came from the Engine stopping the container. */
-        if (!run->canceled && res->outcome == OUTCOME_CANCELED) {
-            res->outcome = OUTCOME_FAILED;
-            snprintf(reason, sizeof(reason),
-                     "the Docker Engine stopped the run's container (the Engine restarted or shut "
-                     "down, or someone ran docker stop); the worker said: %s",
-                     run->r.reason);
-            snprintf(res->reason, sizeof(res->reason), "%s", reason);
-        }
-        if (oom && res->outcome == OUTCOME_FAILED) {
-            snprintf(reason, sizeof(reason), "out of memory (OOMKilled): %s", run->r.reason);
-            snprintf(res->reason, sizeof(res->reason), "%s", reason);
-        }
+        from_worker(s, run, oom, res);
     } else if (run->canceled) {
-        char by[128];
-        snprintf(reason, sizeof(reason), "canceled by %s", cancel_by(s, by, sizeof(by)));
+        snprintf(reason, sizeof(reason), "canceled by %s", s->cancel_by);
         set_result(res, OUTCOME_CANCELED, run->phase, -1, reason);
     } else if (oom) {
         set_result(res, OUTCOME_FAILED, run->phase, -1, "out of memory (OOMKilled)");
@@ -496,137 +492,19 @@ static void run_paths(struct supervisor *s, struct run *run)
     snprintf(run->spool, sizeof(run->spool), "%s/%s", run->dir, SPOOL_FILE);
 }
 
-/* Follows a run to its end and cleans it up; the result goes to res. */
+/* Follows a run to its end; the result goes to res. */
 static int carry(struct supervisor *s, struct run *run, struct run_result *res, char *err,
                  size_t errsz)
 {
     if (follow(s, run, err, errsz) < 0) {
         signal_container(s, run, "SIGKILL");
-        if (!s->hooks)
-            cleanup(s, run);
         return -1;
     }
     decide(s, run, res);
     res->spool_end = run->spool_end;
     log_event(LOG_INFO, "run ended", "run", run->rs.run_id, "outcome", outcome_name(res->outcome),
               "reason", res->reason, (const char *)NULL);
-    /* The daemon ships the rest of the spool and reports before it cleans up. */
-    if (!s->hooks)
-        cleanup(s, run);
     return 0;
-}
-
-static int valid_run_id(const char *id)
-{
-    size_t n = id ? strlen(id) : 0;
-    return n > 0 && n < STATE_ID_MAX && id[0] != '.' &&
-           strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
-}
-
-/*
- * Deals with what a previous launcher using this state directory left:
- * adopts the run of this spec, stops and removes the others, and deletes
- * state with no container. Sets *adopted when res holds the adopted run's
- * result.
- */
-static int recover(struct supervisor *s, const struct runspec *spec, const char *sha,
-                   struct run_result *res, int *adopted, char *err, size_t errsz)
-{
-    char label[128], ids[MAX_LEFTOVERS][STATE_ID_MAX], lerr[1024];
-    char seen[MAX_LEFTOVERS][STATE_ID_MAX];
-    size_t n_seen = 0;
-    json_t *list = NULL, *c;
-    size_t i;
-
-    snprintf(label, sizeof(label), "%s=%s", LABEL_LAUNCHER, s->state->launcher_id);
-    if (docker_container_list(s->docker, label, &list, err, errsz) < 0)
-        return -1;
-    json_array_foreach(list, i, c)
-    {
-        const char *id = json_string_value(json_object_get(c, "Id"));
-        const char *run_id =
-            json_string_value(json_object_get(json_object_get(c, "Labels"), LABEL_RUN));
-        const char *cstate = json_string_value(json_object_get(c, "State"));
-        struct run run;
-        struct run_result r;
-
-        if (!id)
-            continue;
-        memset(&run, 0, sizeof(run));
-        if (!valid_run_id(run_id)) {
-            docker_container_remove(s->docker, id, lerr, sizeof(lerr));
-            continue;
-        }
-        if (n_seen < MAX_LEFTOVERS)
-            snprintf(seen[n_seen++], STATE_ID_MAX, "%s", run_id);
-        int loaded = state_run_load(s->state, run_id, &run.rs, lerr, sizeof(lerr));
-        if (loaded < 0)
-            log_event(LOG_WARN, "unreadable run state", "run", run_id, "error", lerr,
-                      (const char *)NULL);
-        if (loaded != 1) {
-            memset(&run.rs, 0, sizeof(run.rs));
-            snprintf(run.rs.run_id, sizeof(run.rs.run_id), "%s", run_id);
-        }
-        int same = loaded == 1 && strcmp(run.rs.container, id) == 0;
-        snprintf(run.rs.container, sizeof(run.rs.container), "%s", id);
-        run_paths(s, &run);
-        run.kill_grace_ms = ORPHAN_GRACE_MS;
-        int created = cstate && strcmp(cstate, "created") == 0;
-
-        if (same && !*adopted && !created && strcmp(run.rs.spec_sha256, sha) == 0) {
-            run.print = 1;
-            run.kill_grace_ms = spec->kill_grace_ms;
-            printer_set_run(s->printer, run.rs.run_id);
-            note(s, &run, "adopted run %s (container %.12s, %s), continuing from spool offset %llu",
-                 run.rs.run_id, id, cstate ? cstate : "?", (unsigned long long)run.rs.offset);
-            if (carry(s, &run, res, err, errsz) < 0)
-                goto fail;
-            *adopted = 1;
-            continue;
-        }
-        if (created) {
-            cleanup(s, &run);
-            log_event(LOG_INFO, "removed a container that never started", "run", run_id,
-                      (const char *)NULL);
-            continue;
-        }
-        /* Another spec's run: the user of exec can no longer see it, so stop it. */
-        run.abandon = cstate && strcmp(cstate, "exited") != 0 && strcmp(cstate, "dead") != 0;
-        if (carry(s, &run, &r, lerr, sizeof(lerr)) < 0) {
-            log_event(LOG_WARN, "cannot collect a run left behind", "run", run_id, "error", lerr,
-                      (const char *)NULL);
-            continue;
-        }
-        log_event(LOG_WARN,
-                  run.abandon ? "stopped and removed a run left behind"
-                              : "collected and removed a run left behind",
-                  "run", run_id, "outcome", outcome_name(r.outcome), "reason", r.reason,
-                  (const char *)NULL);
-    }
-
-    /* State and run directories whose container is gone. */
-    int n = state_run_list(s->state, ids, MAX_LEFTOVERS, err, errsz);
-    if (n < 0)
-        goto fail;
-    for (int k = 0; k < n; k++) {
-        int handled = 0;
-        for (size_t j = 0; j < n_seen; j++)
-            handled |= strcmp(seen[j], ids[k]) == 0;
-        if (handled)
-            continue;
-        struct run run;
-        memset(&run, 0, sizeof(run));
-        snprintf(run.rs.run_id, sizeof(run.rs.run_id), "%s", ids[k]);
-        run_paths(s, &run);
-        cleanup(s, &run);
-        log_event(LOG_INFO, "removed the state of a run without a container", "run", ids[k],
-                  (const char *)NULL);
-    }
-    json_decref(list);
-    return 0;
-fail:
-    json_decref(list);
-    return -1;
 }
 
 /* Makes sure the image is there, pulling it if needed. Returns 0, or -1 with reason. */
@@ -674,33 +552,55 @@ static int new_key(struct run_state *rs, char *err, size_t errsz)
     return 0;
 }
 
-/* Carries a new run whose state rs the caller made; rs gets its final state. */
-static int start_new(struct supervisor *s, const struct runspec *spec, struct run_state *rs,
-                     const char *worker_path, struct run_result *res, int *exit_code, char *err,
-                     size_t errsz)
+/* Ends a run that did not start, with reason: a cancel says who asked. Returns 1 (sup_run's). */
+static int not_started(struct supervisor *s, struct run *run, struct run_state *rs,
+                       const char *reason, struct run_result *res)
+{
+    char why[1024];
+    if (s->cancel) {
+        snprintf(why, sizeof(why), "canceled by %s before the run started", s->cancel_who);
+        set_result(res, OUTCOME_CANCELED, "", -1, why);
+    } else {
+        set_result(res, OUTCOME_FAILED, "", -1, reason);
+    }
+    log_event(LOG_INFO, "run ended", "run", run->rs.run_id, "outcome", outcome_name(res->outcome),
+              "reason", res->reason, (const char *)NULL);
+    res->spool_end = 0;
+    hand_back(run, rs);
+    return 1;
+}
+
+/* Creates the run's container from body and starts it. Returns 0, or -1 with reason. */
+static int create_start(struct supervisor *s, struct run *run, json_t *body, char *reason,
+                        size_t size)
+{
+    char name[128];
+    container_name(run->rs.run_id, name, sizeof(name));
+    if (rundir_write_key(run->dir, run->rs.key, reason, size) < 0 ||
+        docker_container_create(s->docker, name, body, run->rs.container, reason, size) < 0 ||
+        state_run_save(s->state, &run->rs, reason, size) < 0 ||
+        docker_container_start(s->docker, run->rs.container, reason, size) < 0)
+        return -1;
+    return 0;
+}
+
+int sup_run(struct supervisor *s, const struct runspec *spec, struct run_state *rs,
+            const char *worker_path, struct run_result *res, char *err, size_t errsz)
 {
     struct run run;
     struct runspec_var masked[CONFIG_MAX_ENVS];
-    char name[128], reason[1024];
-    json_t *body = NULL;
+    char reason[1024] = "";
 
     memset(&run, 0, sizeof(run));
     run.rs = *rs;
     run_paths(s, &run);
     run.kill_grace_ms = spec->kill_grace_ms;
     run.rs.kill_grace_ms = spec->kill_grace_ms;
-    run.print = !s->hooks;
-    if (run.print)
-        printer_set_run(s->printer, run.rs.run_id);
-    container_name(run.rs.run_id, name, sizeof(name));
 
     /* State first, so that a crash from here on leaves something to clean up. */
     size_t n_masked = container_masked_envs(s->cfg, masked, CONFIG_MAX_ENVS);
     if (new_key(&run.rs, err, errsz) < 0 || state_run_save(s->state, &run.rs, err, errsz) < 0 ||
         rundir_write(run.dir, spec, run.rs.run_id, masked, n_masked, err, errsz) < 0) {
-        *exit_code = EXIT_INTERNAL;
-        if (!s->hooks)
-            cleanup(s, &run);
         hand_back(&run, rs);
         return -1;
     }
@@ -710,31 +610,20 @@ static int start_new(struct supervisor *s, const struct runspec *spec, struct ru
     docker_set_abort(s->docker, abort_cb, s);
     int ok = ensure_image(s, &run, spec->image, reason, sizeof(reason)) == 0;
     docker_set_abort(s->docker, NULL, NULL);
-    if (!ok)
-        goto not_started;
-    if (sup_poll_signals(s))
-        goto not_started;
-
+    if (!ok || sup_poll_cancel(s))
+        return not_started(s, &run, rs, reason, res);
     struct container_params cp = {spec,        s->cfg,  run.rs.run_id, s->state->launcher_id,
                                   worker_path, run.dir, s->pool_id,    s->pool_name};
-    body = container_body(&cp);
+    json_t *body = container_body(&cp);
     if (!body) {
         snprintf(err, errsz, "out of memory");
-        *exit_code = EXIT_INTERNAL;
-        if (!s->hooks)
-            cleanup(s, &run);
         hand_back(&run, rs);
         return -1;
     }
-    if (rundir_write_key(run.dir, run.rs.key, reason, sizeof(reason)) < 0 ||
-        docker_container_create(s->docker, name, body, run.rs.container, reason, sizeof(reason)) <
-            0)
-        goto not_started;
+    ok = create_start(s, &run, body, reason, sizeof(reason)) == 0;
     json_decref(body);
-    body = NULL;
-    if (state_run_save(s->state, &run.rs, reason, sizeof(reason)) < 0 ||
-        docker_container_start(s->docker, run.rs.container, reason, sizeof(reason)) < 0)
-        goto not_started;
+    if (!ok)
+        return not_started(s, &run, rs, reason, res);
     run.rs.started_ms = clock_wall_ms();
     if (state_run_save(s->state, &run.rs, reason, sizeof(reason)) < 0)
         log_event(LOG_WARN, "cannot save the run's state", "run", run.rs.run_id, "error", reason,
@@ -743,29 +632,7 @@ static int start_new(struct supervisor *s, const struct runspec *spec, struct ru
               (const char *)NULL);
     int rc = carry(s, &run, res, err, errsz);
     hand_back(&run, rs);
-    if (rc < 0) {
-        *exit_code = EXIT_INTERNAL;
-        return -1;
-    }
-    return 0;
-
-not_started:
-    json_decref(body);
-    if (s->cancel_signal) {
-        snprintf(reason, sizeof(reason), "canceled by %s before the run started", cancel_who(s));
-        set_result(res, OUTCOME_CANCELED, "", -1, reason);
-    } else {
-        set_result(res, OUTCOME_FAILED, "", -1, reason);
-    }
-    log_event(LOG_INFO, "run ended", "run", run.rs.run_id, "outcome", outcome_name(res->outcome),
-              "reason", res->reason, (const char *)NULL);
-    res->spool_end = 0;
-    hand_back(&run, rs);
-    if (s->hooks) /* the daemon ships it; exec has printed it already */
-        sup_not_started(s, rs, res);
-    if (!s->hooks)
-        cleanup(s, &run);
-    return 0;
+    return rc;
 }
 
 void sup_not_started(struct supervisor *s, struct run_state *rs, struct run_result *res)
@@ -780,51 +647,15 @@ void sup_not_started(struct supervisor *s, struct run_state *rs, struct run_resu
                   "error", err, (const char *)NULL);
 }
 
-int sup_exec(struct supervisor *s, const struct runspec *spec, const char *spec_sha256,
-             const char *worker_path, struct run_result *res, int *exit_code, char *err,
-             size_t errsz)
-{
-    int adopted = 0;
-    if (recover(s, spec, spec_sha256, res, &adopted, err, errsz) < 0) {
-        *exit_code = EXIT_INTERNAL;
-        return -1;
-    }
-    if (adopted)
-        return 0;
-    if (sup_poll_signals(s)) {
-        char reason[128];
-        snprintf(reason, sizeof(reason), "canceled by %s before the run started", cancel_who(s));
-        set_result(res, OUTCOME_CANCELED, "", -1, reason);
-        return 0;
-    }
-    struct run_state rs;
-    memset(&rs, 0, sizeof(rs));
-    if (state_new_run_id(rs.run_id, sizeof(rs.run_id), "exec") < 0) {
-        snprintf(err, errsz, "cannot make a run id: %s", strerror(errno));
-        *exit_code = EXIT_INTERNAL;
-        return -1;
-    }
-    snprintf(rs.spec_sha256, sizeof(rs.spec_sha256), "%s", spec_sha256);
-    return start_new(s, spec, &rs, worker_path, res, exit_code, err, errsz);
-}
-
-int sup_run(struct supervisor *s, const struct runspec *spec, struct run_state *rs,
-            const char *worker_path, struct run_result *res, char *err, size_t errsz)
-{
-    int xc;
-    return start_new(s, spec, rs, worker_path, res, &xc, err, errsz);
-}
-
-int sup_adopt(struct supervisor *s, struct run_state *rs, struct run_result *res, char *err,
-              size_t errsz)
+int sup_adopt(struct supervisor *s, struct run_state *rs, int stop, struct run_result *res,
+              char *err, size_t errsz)
 {
     struct run run;
     memset(&run, 0, sizeof(run));
     run.rs = *rs;
     run_paths(s, &run);
     run.kill_grace_ms = rs->kill_grace_ms > 0 ? rs->kill_grace_ms : ORPHAN_GRACE_MS;
-    log_event(LOG_INFO, "adopted run", "run", rs->run_id, "container", rs->container,
-              (const char *)NULL);
+    run.abandon = stop;
     int rc = carry(s, &run, res, err, errsz);
     hand_back(&run, rs);
     return rc;

@@ -1,9 +1,12 @@
-/* One run of the daemon, in a thread of its own (daemon.h). */
-#include "common/log.h"
+/* One run of the daemon, in a thread of its own (job.h). */
+#include "launcher/job.h"
 
 #include "common/clock.h"
+#include "common/log.h"
+#include "common/outcome.h"
 #include "common/runspec.h"
-#include "launcher/daemon.h"
+#include "launcher/backend.h"
+#include "launcher/backoff.h"
 #include "launcher/docker.h"
 #include "launcher/printer.h"
 #include "launcher/release.h"
@@ -25,9 +28,24 @@
 
 #define IDLE_TICK_MS 1000
 
+struct job {
+    struct job_env *env;
+    int64_t id;
+    json_t *msg;         /* the run message (owned; it holds secrets); NULL when adopted */
+    struct run_state rs; /* an adopted run's state */
+    int adopted;
+    pthread_t thread;
+    int cancel_fd;      /* eventfd that wakes the run's supervisor */
+    pthread_mutex_t mu; /* guards cancel and cancel_reason */
+    int cancel;         /* 0, or an enum job_stop */
+    char cancel_reason[256];
+    atomic_int done;
+};
+
+/* What the job's thread carries. */
 struct ctx {
-    struct daemon_run *r;
-    struct daemon *d;
+    struct job *r;
+    struct job_env *env;
     struct backend *b;
     uint64_t gen;
     struct docker *docker;
@@ -46,7 +64,7 @@ struct ctx {
 static void save(struct ctx *c, const struct run_state *rs)
 {
     char err[1024];
-    if (state_run_save(c->d->state, rs, err, sizeof(err)) < 0)
+    if (state_run_save(c->env->state, rs, err, sizeof(err)) < 0)
         log_event(LOG_WARN, "cannot save the run's state", "run", c->rid, "error", err,
                   (const char *)NULL);
 }
@@ -55,7 +73,7 @@ static void save(struct ctx *c, const struct run_state *rs)
 static int refresh(struct ctx *c)
 {
     char err[1024];
-    int rc = daemon_session(c->d, c->b, &c->gen, err, sizeof(err));
+    int rc = session_renew(c->env->session, c->b, &c->gen, err, sizeof(err));
     if (rc == BACKEND_UNAUTHORIZED) {
         c->stuck = 1;
         return -1;
@@ -69,12 +87,12 @@ static int refresh(struct ctx *c)
 /* Sleeps ms, waking early when the daemon is leaving. Returns -1 then. */
 static int nap(struct ctx *c, int64_t ms)
 {
-    while (ms > 0 && !atomic_load(&c->d->abandon)) {
+    while (ms > 0 && !atomic_load(&c->env->abandon)) {
         int step = ms > 200 ? 200 : (int)ms;
         poll(NULL, 0, step);
         ms -= step;
     }
-    return atomic_load(&c->d->abandon) ? -1 : 0;
+    return atomic_load(&c->env->abandon) ? -1 : 0;
 }
 
 /*
@@ -101,7 +119,7 @@ static int send_event(struct ctx *c, struct run_state *rs, json_t *ev, int final
             log_event(LOG_WARN, "the server no longer gives this run to this launcher: stopping it",
                       "run", c->rid, "error", err, (const char *)NULL);
             c->gone = 1;
-            runner_cancel(c->r, 2, "the server (the run is no longer this launcher's)");
+            job_cancel(c->r, JOB_KILL, "the server (the run is no longer this launcher's)");
             break;
         }
         if (s == BACKEND_UNAUTHORIZED) {
@@ -172,7 +190,7 @@ static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
         log_event(LOG_WARN, "the server no longer gives this run to this launcher: stopping it",
                   "run", c->rid, "error", err, (const char *)NULL);
         c->gone = 1;
-        runner_cancel(c->r, 2, "the server (the run is no longer this launcher's)");
+        job_cancel(c->r, JOB_KILL, "the server (the run is no longer this launcher's)");
         break;
     case SHIP_FULL:
         log_event(LOG_WARN, "the server's log cap is reached; the rest is not shipped", "run",
@@ -187,7 +205,7 @@ static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
         log_event(LOG_ERROR, "the run's code rewrote its spool: stopping it", "run", c->rid,
                   "error", err, (const char *)NULL);
         snprintf(c->tampered, sizeof(c->tampered), "%s", err);
-        runner_cancel(c->r, 2, "the launcher (spool tampered)");
+        job_cancel(c->r, JOB_KILL, "the launcher (spool tampered)");
         break;
     }
     return shipper_due(&c->sh, avail, clock_mono_ms());
@@ -199,9 +217,9 @@ static int64_t on_tick(void *arg, struct run_state *rs, uint64_t spool_end)
     return due < 0 || due > IDLE_TICK_MS ? IDLE_TICK_MS : due;
 }
 
-static int on_cancel(void *arg, char *reason, size_t size)
+/* What job_cancel asked; the reason names the canceller for both the notes and the result. */
+static int cancel_asked(struct job *r, char *reason, size_t size)
 {
-    struct daemon_run *r = ((struct ctx *)arg)->r;
     pthread_mutex_lock(&r->mu);
     int how = r->cancel;
     if (how)
@@ -210,10 +228,22 @@ static int on_cancel(void *arg, char *reason, size_t size)
     return how;
 }
 
+static int on_cancel(void *arg, char *who, char *by, size_t size)
+{
+    struct job *r = ((struct ctx *)arg)->r;
+    uint64_t v;
+    while (read(r->cancel_fd, &v, sizeof(v)) > 0) /* drained: the news is in r */
+        ;
+    int how = cancel_asked(r, who, size);
+    if (how)
+        snprintf(by, size, "%s", who);
+    return how == JOB_KILL ? SUP_KILL : how == JOB_CANCEL ? SUP_CANCEL : SUP_GO_ON;
+}
+
 /* Ships what is left of the spool after the container stopped. */
 static void flush(struct ctx *c, struct run_state *rs, uint64_t spool_end)
 {
-    while (!c->gone && !c->stuck && !atomic_load(&c->d->abandon)) {
+    while (!c->gone && !c->stuck && !atomic_load(&c->env->abandon)) {
         int64_t due = ship(c, rs, spool_end);
         if (due < 0)
             return;
@@ -266,17 +296,17 @@ static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t si
     if (!w || json_is_null(w)) {
         snprintf(reason, rsz,
                  "no worker release is published for %s (davit release publish FILE --arch %s)",
-                 c->d->arch, c->d->arch);
+                 c->env->session->arch, c->env->session->arch);
         return -1;
     }
     if (release_from_json(w, &rel) < 0) {
         snprintf(reason, rsz, "the run message's worker release is malformed");
         return -1;
     }
-    pthread_mutex_lock(&c->d->release_mu);
-    int rc = release_fetch(c->d->workers_dir, &rel, c->d->cred->release_key, release_download, c,
-                           worker, size, reason, rsz);
-    pthread_mutex_unlock(&c->d->release_mu);
+    pthread_mutex_lock(&c->env->release_mu);
+    int rc = release_fetch(c->env->workers_dir, &rel, c->env->cred->release_key, release_download,
+                           c, worker, size, reason, rsz);
+    pthread_mutex_unlock(&c->env->release_mu);
     if (rc < 0) {
         log_event(LOG_ERROR, "worker release refused", "run", c->rid, "error", reason,
                   (const char *)NULL);
@@ -367,16 +397,103 @@ static int adopt_check(struct ctx *c, struct run_state *rs, struct run_result *r
     return 1;
 }
 
+/*
+ * The thread's own clients and the shipper. Returns 0, or -1 after logging
+ * why (the run is kept for the next start).
+ */
+static int open_ctx(struct ctx *c, const struct run_state *rs)
+{
+    struct job_env *env = c->env;
+    char dir[4200], spool[4300], err[2048];
+    state_run_dir(env->state, rs->run_id, dir, sizeof(dir));
+    snprintf(spool, sizeof(spool), "%s/%s", dir, SPOOL_FILE);
+    if (shipper_init(&c->sh, c->r->id, spool, rs->offset, backoff_seed()) < 0)
+        snprintf(err, sizeof(err), "out of memory"); /* shipper_init sets no err */
+    if (!c->sh.path ||
+        backend_open(&c->b, env->cred, env->cfg->ca_file, env->cfg->debug, err, sizeof(err)) < 0 ||
+        docker_open(&c->docker, env->cfg->docker_host, env->cfg->docker_timeout_ms, env->cfg->debug,
+                    err, sizeof(err)) < 0) {
+        log_event(LOG_ERROR, "cannot carry the run", "run", c->rid, "error", err,
+                  (const char *)NULL);
+        return -1;
+    }
+    /* The follow loop waits on these calls: keep them short (backend.h). */
+    backend_set_call_timeout(c->b, RUN_CALL_TIMEOUT_S);
+    session_use(env->session, c->b, &c->gen, c->pool_name, sizeof(c->pool_name));
+    c->print = env->cfg->run_logs_stdout;
+    printer_init(&c->printer, stdout, PRINTER_JSON, c->rid);
+    return 0;
+}
+
+/*
+ * A new run: prepared and carried, or ended before its start, with the
+ * reason as the run's log. ping is docker_ping's answer (its error in err).
+ */
+static void carry_new(struct ctx *c, struct supervisor *sup, struct run_state *rs,
+                      struct runspec **spec, int ping, struct run_result *res, char *err,
+                      size_t errsz)
+{
+    char worker[4200];
+    save(c, rs);
+    send_event(c, rs, json_pack("{s:s}", "type", "preparing"), 0);
+    int cancel = cancel_asked(c->r, err, errsz), started = 0;
+    res->outcome = OUTCOME_FAILED;
+    res->exit_status = -1;
+    if (cancel) {
+        res->outcome = OUTCOME_CANCELED;
+        snprintf(res->reason, sizeof(res->reason), "canceled by %s before the run started", err);
+    } else if (ping < 0) {
+        snprintf(res->reason, sizeof(res->reason), "%s", err);
+    } else if (prepare(c, spec, worker, sizeof(worker), res->reason, sizeof(res->reason)) == 0) {
+        /* The secrets are in spec now; the message is not needed any more. */
+        json_decref(c->r->msg);
+        c->r->msg = NULL;
+        int rc = sup_run(sup, *spec, rs, worker, res, err, errsz);
+        if (rc < 0) {
+            res->outcome = OUTCOME_FAILED;
+            res->exit_status = -1;
+            snprintf(res->reason, sizeof(res->reason), "davit-launcher: %s", err);
+        }
+        started = rc != 1;
+    }
+    /* The reason goes into the run's log too, as the launcher's section. */
+    if (!started)
+        sup_not_started(sup, rs, res);
+}
+
+/* An adopted run, followed to its end. Returns 0, or -1 when it cannot be (kept for the next
+ * start). */
+static int carry_adopted(struct ctx *c, struct supervisor *sup, struct run_state *rs, int ping,
+                         struct run_result *res, char *err, size_t errsz)
+{
+    if (rs->has_result) {
+        /* Shipped and cleaned up before a restart; only the report is left. */
+        result_from_state(rs, res);
+        return 0;
+    }
+    if (ping == 0 && adopt_check(c, rs, res) == 1)
+        return 0;
+    if (ping == 0) {
+        log_event(LOG_INFO, "adopted run", "run", rs->run_id, "container", rs->container,
+                  (const char *)NULL);
+        if (sup_adopt(sup, rs, 0, res, err, errsz) == 0)
+            return 0;
+    }
+    log_event(LOG_ERROR, "cannot follow the adopted run", "run", c->rid, "error", err,
+              (const char *)NULL);
+    return -1;
+}
+
 static void *run_thread(void *arg)
 {
-    struct daemon_run *r = arg;
-    struct daemon *d = r->d;
-    struct ctx c = {.r = r, .d = d};
+    struct job *r = arg;
+    struct job_env *env = r->env;
+    struct ctx c = {.r = r, .env = env};
     struct run_state rs;
     struct run_result res;
     struct runspec *spec = NULL;
-    char err[2048], worker[4200];
-    const struct sup_hooks hooks = {&c, on_record, on_tick, on_cancel};
+    char err[2048];
+    const struct sup_hooks hooks = {&c, on_record, on_tick, on_cancel, NULL};
 
     snprintf(c.rid, sizeof(c.rid), "%" PRId64, r->id);
     memset(&res, 0, sizeof(res));
@@ -384,90 +501,34 @@ static void *run_thread(void *arg)
         rs = r->rs;
     } else {
         memset(&rs, 0, sizeof(rs));
-        snprintf(rs.run_id, sizeof(rs.run_id), "r%" PRId64 "-%.12s", r->id, d->state->launcher_id);
+        snprintf(rs.run_id, sizeof(rs.run_id), "r%" PRId64 "-%.12s", r->id,
+                 env->state->launcher_id);
         rs.server_id = r->id;
     }
-    if (backend_open(&c.b, d->cred, d->cfg->ca_file, d->cfg->debug, err, sizeof(err)) < 0 ||
-        docker_open(&c.docker, d->cfg->docker_host, d->cfg->docker_timeout_ms, d->cfg->debug, err,
-                    sizeof(err)) < 0 ||
-        shipper_init(&c.sh, r->id, "", rs.offset, backoff_seed()) < 0) {
-        log_event(LOG_ERROR, "cannot carry the run", "run", c.rid, "error", err,
-                  (const char *)NULL);
+    if (open_ctx(&c, &rs) < 0)
         goto out;
-    }
-    /* The follow loop waits on these calls: keep them short (backend.h). */
-    backend_set_call_timeout(c.b, RUN_CALL_TIMEOUT_S);
-    pthread_mutex_lock(&d->mu);
-    backend_set_session(c.b, d->sess.token);
-    snprintf(c.pool_name, sizeof(c.pool_name), "%s", d->sess.pool);
-    c.gen = d->sess_gen;
-    pthread_mutex_unlock(&d->mu);
-    c.print = d->cfg->run_logs_stdout;
-    printer_init(&c.printer, stdout, PRINTER_JSON, c.rid);
-
-    char dir[4200];
-    state_run_dir(d->state, rs.run_id, dir, sizeof(dir));
-    free(c.sh.path);
-    c.sh.path = malloc(strlen(dir) + 8);
-    if (c.sh.path)
-        sprintf(c.sh.path, "%s/spool", dir);
-    struct supervisor sup = {.cfg = d->cfg,
+    struct supervisor sup = {.cfg = env->cfg,
                              .docker = c.docker,
-                             .state = d->state,
-                             .sigfd = r->cancel_fd,
+                             .state = env->state,
+                             .wake_fd = r->cancel_fd,
                              .hooks = &hooks,
-                             .pool_id = d->cred->pool_id,
+                             .pool_id = env->cred->pool_id,
                              .pool_name = c.pool_name};
     int ping = docker_ping(c.docker, err, sizeof(err));
-
-    if (r->adopted && rs.has_result) {
-        /* Shipped and cleaned up before a restart; only the report is left. */
-        result_from_state(&rs, &res);
-    } else if (r->adopted) {
-        if (ping < 0 || adopt_check(&c, &rs, &res) == 0) {
-            if (ping < 0 || sup_adopt(&sup, &rs, &res, err, sizeof(err)) < 0) {
-                log_event(LOG_ERROR, "cannot follow the adopted run", "run", c.rid, "error", err,
-                          (const char *)NULL);
-                goto out; /* kept for the next start */
-            }
-        }
-    } else {
-        save(&c, &rs);
-        send_event(&c, &rs, json_pack("{s:s}", "type", "preparing"), 0);
-        int cancel = on_cancel(&c, err, sizeof(err)), started = 0;
-        res.outcome = OUTCOME_FAILED;
-        res.exit_status = -1;
-        if (cancel) {
-            res.outcome = OUTCOME_CANCELED;
-            snprintf(res.reason, sizeof(res.reason), "canceled by %s before the run started", err);
-        } else if (ping < 0) {
-            snprintf(res.reason, sizeof(res.reason), "%s", err);
-        } else if (prepare(&c, &spec, worker, sizeof(worker), res.reason, sizeof(res.reason)) ==
-                   0) {
-            /* The secrets are in spec now; the message is not needed any more. */
-            json_decref(r->msg);
-            r->msg = NULL;
-            if (sup_run(&sup, spec, &rs, worker, &res, err, sizeof(err)) < 0) {
-                res.outcome = OUTCOME_FAILED;
-                res.exit_status = -1;
-                snprintf(res.reason, sizeof(res.reason), "davit-launcher: %s", err);
-            }
-            started = 1;
-        }
-        /* The reason goes into the run's log too, as the launcher's section. */
-        if (!started)
-            sup_not_started(&sup, &rs, &res);
-    }
+    if (!r->adopted)
+        carry_new(&c, &sup, &rs, &spec, ping, &res, err, sizeof(err));
+    else if (carry_adopted(&c, &sup, &rs, ping, &res, err, sizeof(err)) < 0)
+        goto out;
     if (!c.gone && !rs.has_result) {
         flush(&c, &rs, res.spool_end);
-        if (atomic_load(&d->abandon))
+        if (atomic_load(&env->abandon))
             goto out;
         if (!c.gone && !c.stuck)
             finish(&c, &sup, &rs, &res);
     }
     if (!c.gone && !c.stuck && rs.has_result)
         report(&c, &rs);
-    if (c.stuck || atomic_load(&d->abandon))
+    if (c.stuck || atomic_load(&env->abandon))
         goto out; /* the next start with a valid token reports it */
     log_event(LOG_INFO, c.gone ? "run dropped" : "run reported", "run", c.rid, "outcome",
               outcome_name(res.outcome), (const char *)NULL);
@@ -479,20 +540,21 @@ out:
     docker_close(c.docker);
     backend_close(c.b);
     atomic_store(&r->done, 1);
-    daemon_wake(d);
+    if (env->ended)
+        env->ended(env->ended_arg);
     return NULL;
 }
 
-int runner_start(struct daemon *d, int64_t id, json_t *msg, const struct run_state *adopted,
-                 struct daemon_run **out, char *err, size_t errsz)
+int job_start(struct job_env *env, int64_t id, json_t *msg, const struct run_state *adopted,
+              struct job **out, char *err, size_t errsz)
 {
-    struct daemon_run *r = calloc(1, sizeof(*r));
+    struct job *r = calloc(1, sizeof(*r));
     if (!r) {
         json_decref(msg);
         snprintf(err, errsz, "run %" PRId64 ": out of memory", id);
         return -1;
     }
-    r->d = d;
+    r->env = env;
     r->id = id;
     r->msg = msg;
     if (adopted) {
@@ -501,8 +563,10 @@ int runner_start(struct daemon *d, int64_t id, json_t *msg, const struct run_sta
     }
     pthread_mutex_init(&r->mu, NULL);
     r->cancel_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (r->cancel_fd < 0 || pthread_create(&r->thread, NULL, run_thread, r) != 0) {
-        snprintf(err, errsz, "run %" PRId64 ": cannot start its thread: %s", id, strerror(errno));
+    /* pthread_create returns its error; it does not set errno. */
+    int e = r->cancel_fd < 0 ? errno : pthread_create(&r->thread, NULL, run_thread, r);
+    if (e != 0) {
+        snprintf(err, errsz, "run %" PRId64 ": cannot start its thread: %s", id, strerror(e));
         if (r->cancel_fd >= 0)
             close(r->cancel_fd);
         pthread_mutex_destroy(&r->mu);
@@ -514,20 +578,30 @@ int runner_start(struct daemon *d, int64_t id, json_t *msg, const struct run_sta
     return 0;
 }
 
-void runner_cancel(struct daemon_run *r, int how, const char *reason)
+void job_cancel(struct job *r, enum job_stop how, const char *reason)
 {
     pthread_mutex_lock(&r->mu);
     if (!r->cancel_reason[0])
         snprintf(r->cancel_reason, sizeof(r->cancel_reason), "%s", reason);
-    if (how > r->cancel)
-        r->cancel = how;
+    if ((int)how > r->cancel)
+        r->cancel = (int)how;
     pthread_mutex_unlock(&r->mu);
     uint64_t one = 1;
     if (write(r->cancel_fd, &one, sizeof(one)) < 0)
         log_event(LOG_WARN, "cannot wake a run", (const char *)NULL);
 }
 
-void runner_join(struct daemon_run *r)
+int64_t job_run_id(const struct job *j)
+{
+    return j->id;
+}
+
+int job_ended(struct job *j)
+{
+    return atomic_load(&j->done);
+}
+
+void job_join(struct job *r)
 {
     pthread_join(r->thread, NULL);
     close(r->cancel_fd);
