@@ -42,7 +42,7 @@ runner-image: docker
 	scripts/build-runner-image
 
 # The one test command (README, .ci/run). It sets up what it needs first.
-test: deps docker runner-image format-check build asan clang
+test: deps docker runner-image build asan clang lint
 	cd build-asan && ctest --output-on-failure -j 1
 
 unit-test: asan

@@ -132,7 +132,7 @@ int session_renew(struct session *s, struct backend *b, uint64_t *gen, char *err
     } else {
         struct backend_identity id = {s->hostname,         DAVIT_VERSION, s->arch,
                                       s->cfg->concurrency, s->metadata,   s->cur.launcher_id};
-        struct backend_session got;
+        struct backend_session got = {0};
         rc = backend_register(b, s->cred, &id, &got, err, errsz);
         if (rc == BACKEND_OK) {
             if (s->cur.launcher_id && got.launcher_id != s->cur.launcher_id)

@@ -250,6 +250,11 @@ int st_schema_migrate(sqlite3 *db, const char *path, int *from, char *err, size_
                  sqlite3_errmsg(db));
         return -1;
     }
+    if (version < 0) {
+        snprintf(err, errsz, "store: %s: the database's schema version %d is not valid", path,
+                 version);
+        return -1;
+    }
     if (version > STORE_SCHEMA_VERSION) {
         snprintf(err, errsz,
                  "store: %s: the database has schema version %d, newer than this davit's %d: "
@@ -260,8 +265,9 @@ int st_schema_migrate(sqlite3 *db, const char *path, int *from, char *err, size_
     /* A database from before the version table: record what it has first. */
     if (!recorded && version > 0 && migrate_step(db, path, NULL, 1, version, err, errsz) < 0)
         return -1;
-    for (int v = version + 1; v <= STORE_SCHEMA_VERSION; v++)
-        if (migrate_step(db, path, &migrations[v - 1], v, v, err, errsz) < 0)
+    /* migrations[i] takes the schema to version i + 1. */
+    for (size_t i = (size_t)version; i < sizeof(migrations) / sizeof(migrations[0]); i++)
+        if (migrate_step(db, path, &migrations[i], (int)i + 1, (int)i + 1, err, errsz) < 0)
             return -1;
     return 0;
 }
