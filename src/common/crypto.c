@@ -1,5 +1,6 @@
 #include "common/crypto.h"
 
+#include "common/hex.h"
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -42,8 +43,7 @@ void crypto_sha256_hex(const void *data, size_t len, char out[CRYPTO_SHA256_HEX]
     unsigned int mdlen = 0;
     if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1)
         memset(md, 0, sizeof(md)); /* cannot happen with the default provider */
-    for (size_t i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    hex_encode(md, sizeof(md), out);
 }
 
 int crypto_str_equal(const char *a, const char *b)

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,28 +45,52 @@ int fsutil_sync_dir_of(const char *path)
     return rc;
 }
 
+int fsutil_install(int fd, const char *tmp, const char *path, mode_t mode)
+{
+    if (fchmod(fd, mode) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0)
+        return -1;
+    return fsutil_sync_dir_of(path);
+}
+
+int fsutil_write_file(const char *path, const void *data, size_t len, mode_t mode, char *err,
+                      size_t errsz)
+{
+    char tmp[PATH_MAX + 16];
+    const char *p = data;
+    /* A name of its own: two writers of one path never share a temporary file. */
+    snprintf(tmp, sizeof(tmp), "%s" FSUTIL_TMP_MARK "XXXXXX", path);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errsz, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        return -1;
+    }
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        p += n;
+        len -= (size_t)n;
+    }
+    if (fsutil_install(fd, tmp, path, mode) < 0)
+        goto fail;
+    if (close(fd) < 0) {
+        fd = -1;
+        goto fail;
+    }
+    return 0;
+fail:;
+    int saved = errno; /* callers tell ENOSPC from other failures */
+    snprintf(err, errsz, "%s: %s", path, strerror(saved));
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    errno = saved;
+    return -1;
+}
+
 int fsutil_write_private(const char *path, const char *text, char *err, size_t errsz)
 {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = NULL;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || !(f = fdopen(fd, "w"))) {
-        if (fd >= 0)
-            close(fd);
-        goto fail;
-    }
-    if (fputs(text, f) == EOF || fflush(f) != 0 || fsync(fileno(f)) < 0) {
-        fclose(f);
-        goto fail;
-    }
-    /* What callers keep here must survive a power loss (the release key:
-     * every pool token carries its public half). */
-    if (fclose(f) != 0 || rename(tmp, path) < 0 || fsutil_sync_dir_of(path) < 0)
-        goto fail;
-    return 0;
-fail:
-    snprintf(err, errsz, "%s: %s", path, strerror(errno));
-    unlink(tmp);
-    return -1;
+    return fsutil_write_file(path, text, strlen(text), 0600, err, errsz);
 }

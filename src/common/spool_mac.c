@@ -1,5 +1,6 @@
 #include "common/spool_mac.h"
 
+#include "common/hex.h"
 #include <string.h>
 
 void spool_mac_init(struct spool_mac *m, const unsigned char key[SPOOL_KEY_LEN])
@@ -30,7 +31,6 @@ void spool_mac_wipe(struct spool_mac *m)
  */
 static void mac_hex(const struct spool_mac *m, const struct spool_record *r, char *out)
 {
-    static const char digits[] = "0123456789abcdef";
     char base[SPOOL_HEADER_MAX];
     unsigned char mac[SPOOL_MAC_HEX / 2], nonce[12] = {0};
 
@@ -39,11 +39,7 @@ static void mac_hex(const struct spool_mac *m, const struct spool_record *r, cha
     for (int i = 0; i < 8; i++)
         nonce[i] = (unsigned char)(r->seq >> (8 * i));
     m->poly(m->key, nonce, base, n, r->data, r->len, mac, m->chacha, 1);
-    for (size_t i = 0; i < sizeof(mac); i++) {
-        out[2 * i] = digits[mac[i] >> 4];
-        out[2 * i + 1] = digits[mac[i] & 15];
-    }
-    out[SPOOL_MAC_HEX] = '\0';
+    hex_encode(mac, sizeof(mac), out);
 }
 
 void spool_mac_sign(const struct spool_mac *m, struct spool_record *r)

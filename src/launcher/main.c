@@ -4,6 +4,7 @@
  * (docs/launcher.md).
  */
 #include "common/dbuf.h"
+#include "common/hex.h"
 #include "common/log.h"
 #include "common/outcome.h"
 #include "common/runspec.h"
@@ -121,8 +122,7 @@ static int spec_digest(const struct runspec *spec, char *hex)
     unsigned int len = 0;
     int rc = -1;
     if (text && EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL) == 1) {
-        for (unsigned i = 0; i < len; i++)
-            sprintf(hex + 2 * i, "%02x", md[i]);
+        hex_encode(md, len, hex);
         rc = 0;
     }
     if (text)

@@ -1,6 +1,8 @@
 #include "launcher/release.h"
 
 #include "common/crypto.h"
+#include "common/fsutil.h"
+#include "common/hex.h"
 #include "common/sigmsg.h"
 
 #include <dirent.h>
@@ -38,8 +40,7 @@ int release_file_sha256(int fd, char out[65])
     }
     if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
         goto done;
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    hex_encode(md, 32, out);
     rc = 0;
 done:
     EVP_MD_CTX_free(ctx);
@@ -147,16 +148,11 @@ int release_fetch(const char *cache_dir, const struct release *r, EVP_PKEY *rele
         goto fail;
     }
     /* Durable before it is visible: a crash never leaves a torn binary in place. */
-    if (fchmod(fd, 0755) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+    if (fsutil_install(fd, tmp, path, 0755) < 0) {
         snprintf(err, errsz, "release cache: cannot install %s: %s", path, strerror(errno));
         goto fail;
     }
     close(fd);
-    int dfd = open(cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
     return 0;
 
 fail:

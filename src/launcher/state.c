@@ -1,5 +1,7 @@
 #include "launcher/state.h"
 
+#include "common/fsutil.h"
+#include "common/hex.h"
 #include "common/dbuf.h"
 
 #include <dirent.h>
@@ -48,8 +50,7 @@ static int random_hex(char *out, size_t nbytes)
             return -1;
         got += (size_t)n;
     }
-    for (size_t i = 0; i < nbytes; i++)
-        sprintf(out + 2 * i, "%02x", raw[i]);
+    hex_encode(raw, nbytes, out);
     return 0;
 }
 
@@ -61,37 +62,15 @@ static void wipe_json(json_t *o)
         explicit_bzero((char *)key, strlen(key));
 }
 
-/* Writes data to path through a temporary file and rename(2). */
+/* Replaces a file of the state directory, durably (fsutil.h). */
 static int write_atomic(const char *path, const char *data, size_t len, char *err, size_t errsz)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        goto fail;
-    while (len) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto fail;
-        data += n;
-        len -= (size_t)n;
+    char why[4400];
+    if (fsutil_write_file(path, data, len, 0600, why, sizeof(why)) < 0) {
+        snprintf(err, errsz, "state: write %s", why);
+        return -1;
     }
-    if (close(fd) < 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0)
-        goto fail;
     return 0;
-fail:
-    snprintf(err, errsz, "state: write %s: %s", path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    return -1;
 }
 
 int state_open(struct state *st, const char *dir, char *err, size_t errsz)
@@ -131,7 +110,7 @@ int state_open(struct state *st, const char *dir, char *err, size_t errsz)
     if (dbuf_read_file(&id, path) == 0) {
         while (id.len && id.data[id.len - 1] == '\n')
             id.data[--id.len] = '\0';
-        if (id.len != 32 || strspn(dbuf_str(&id), "0123456789abcdef") != 32) {
+        if (!hex_is(dbuf_str(&id), 32)) {
             snprintf(err, errsz, "state: %s: not a launcher id (32 hex digits)", path);
             goto fail;
         }
@@ -209,8 +188,7 @@ int state_run_save(const struct state *st, const struct run_state *rs, char *err
     }
     char hex[2 * STATE_KEY_LEN + 1];
     if (rs->has_key) {
-        for (size_t i = 0; i < STATE_KEY_LEN; i++)
-            sprintf(hex + 2 * i, "%02x", rs->key[i]);
+        hex_encode(rs->key, STATE_KEY_LEN, hex);
         if (o && json_object_set_new(o, "key", json_string(hex)) < 0) {
             json_decref(o);
             o = NULL;
@@ -228,20 +206,6 @@ int state_run_save(const struct state *st, const struct run_state *rs, char *err
     explicit_bzero(text, strlen(text));
     free(text);
     return rc;
-}
-
-/* Decodes 2 * n hex digits. Returns 0, or -1 when hex is not that. */
-static int unhex(const char *hex, unsigned char *out, size_t n)
-{
-    if (strlen(hex) != 2 * n || strspn(hex, "0123456789abcdef") != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (unsigned char)v;
-    }
-    return 0;
 }
 
 int state_run_load(const struct state *st, const char *run_id, struct run_state *rs, char *err,
@@ -294,7 +258,7 @@ int state_run_load(const struct state *st, const char *run_id, struct run_state 
         rs->result_exit = r_exit;
     }
     if (key) {
-        if (unhex(key, rs->key, STATE_KEY_LEN) < 0) {
+        if (hex_decode(key, rs->key, STATE_KEY_LEN) < 0) {
             snprintf(err, errsz, "state: %s: not a run state: key: not %d hex digits", path,
                      2 * STATE_KEY_LEN);
             memset(rs, 0, sizeof(*rs));
@@ -372,8 +336,8 @@ int state_run_list(const struct state *st, char (*ids)[STATE_ID_MAX], size_t max
         size_t len = strlen(e->d_name);
         if (len > 5 && strcmp(e->d_name + len - 5, ".json") == 0)
             len -= 5;
-        else if (len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0)
-            continue;
+        else if (strstr(e->d_name, FSUTIL_TMP_MARK))
+            continue; /* a replacement a crash left half-made (fsutil.h) */
         if (len >= STATE_ID_MAX)
             continue;
         snprintf(id, sizeof(id), "%.*s", (int)len, e->d_name);

@@ -38,9 +38,9 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
                     const void *data, size_t len, struct store_release *out, char *err,
                     size_t errsz)
 {
-    char path[PATH_MAX + 96], tmp[PATH_MAX + 128];
+    char path[PATH_MAX + 96];
     char *text = NULL, *sig = NULL;
-    int fd = -1, nospace = 0;
+    int nospace = 0;
     if ((strcmp(kind, "worker") != 0 && strcmp(kind, "launcher") != 0) ||
         (strcmp(arch, "amd64") != 0 && strcmp(arch, "arm64") != 0) || !version_ok(version) ||
         len == 0) {
@@ -52,24 +52,9 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
     memset(out, 0, sizeof(*out));
     crypto_sha256_hex(data, len, out->sha256);
     snprintf(path, sizeof(path), "%s/%s", srv->releases_dir, out->sha256);
-    snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)gettid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        goto fail_io;
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, (const char *)data + off, len - off);
-        if (n < 0)
-            goto fail_io;
-        off += (size_t)n;
-    }
-    if (fsync(fd) < 0 || close(fd) < 0) {
-        fd = -1;
-        goto fail_io;
-    }
-    fd = -1;
     /* Durable before the database row that points at it is committed. */
-    if (rename(tmp, path) < 0 || fsutil_sync_dir_of(path) < 0)
-        goto fail_io;
+    if (fsutil_write_file(path, data, len, 0644, err, errsz) < 0)
+        return errno == ENOSPC ? -2 : -1;
     text = release_signed_text(kind, arch, version, out->sha256);
     if (!text || crypto_ed25519_sign(srv->release_key_pem, text, strlen(text), &sig) < 0) {
         snprintf(err, errsz, "release: cannot sign");
@@ -92,13 +77,7 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
     free(text);
     free(sig);
     return 0;
-fail_io:
-    nospace = errno == ENOSPC;
-    snprintf(err, errsz, "release: %s: %s", tmp, strerror(errno));
 fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
     free(text);
     free(sig);
     return nospace ? -2 : -1;

@@ -1,6 +1,7 @@
 /* Pools: their keys, listing, deletion, token reset and cycle. */
 #include "server/store_int.h"
 
+#include "common/hex.h"
 #include "common/crypto.h"
 
 #include <stdio.h>
@@ -28,9 +29,8 @@ int store_pool_create(struct store *s, struct store_pool *p)
         return STORE_ERR;
     _Static_assert(sizeof("pool-") + 2 * POOL_ID_RANDOM_BYTES <= STORE_POOL_ID_SIZE,
                    "a pool id fits STORE_POOL_ID_SIZE");
-    size_t n = (size_t)snprintf(p->id, sizeof(p->id), "pool-");
-    for (size_t i = 0; i < sizeof(raw); i++, n += 2)
-        snprintf(p->id + n, sizeof(p->id) - n, "%02x", raw[i]);
+    memcpy(p->id, "pool-", 5);
+    hex_encode(raw, sizeof(raw), p->id + 5);
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
