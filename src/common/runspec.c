@@ -110,7 +110,7 @@ static int parse_duration_field(const json_t *v, int64_t *ms, const char *field,
     return 0;
 }
 
-static int parse_list(const json_t *v, struct runspec_list *list, const char *field, char *err,
+static int parse_list(const json_t *v, struct run_list *list, const char *field, char *err,
                       size_t errsz)
 {
     if (want_type(v, JSON_ARRAY, "an array of strings", field, err, errsz) < 0)
@@ -137,8 +137,7 @@ static int parse_list(const json_t *v, struct runspec_list *list, const char *fi
     return 0;
 }
 
-static int parse_phase(const json_t *v, struct runspec_phase *ph, size_t idx, char *err,
-                       size_t errsz)
+static int parse_phase(const json_t *v, struct run_phase *ph, size_t idx, char *err, size_t errsz)
 {
     static const char *const keys[] = {"name", "commands", "before", "after", "timeout", NULL};
     char field[32], f[FIELD_MAX];
@@ -160,7 +159,7 @@ static int parse_phase(const json_t *v, struct runspec_phase *ph, size_t idx, ch
     snprintf(ph->name, sizeof(ph->name), "%s", json_string_value(name));
 
     static const char *const lists[] = {"before", "commands", "after"};
-    struct runspec_list *dst[] = {&ph->before, &ph->commands, &ph->after};
+    struct run_list *dst[] = {&ph->before, &ph->commands, &ph->after};
     for (size_t i = 0; i < 3; i++) {
         const json_t *l = json_object_get(v, lists[i]);
         snprintf(f, sizeof(f), "%s.%s", field, lists[i]);
@@ -399,7 +398,7 @@ int runspec_parse(const char *text, size_t len, struct runspec **out, char *err,
     return rc;
 }
 
-static json_t *list_to_json(const struct runspec_list *l)
+static json_t *list_to_json(const struct run_list *l)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < l->n; i++) {
@@ -444,7 +443,7 @@ json_t *runspec_to_json(const struct runspec *spec, int with_secrets)
     set(o, "image", json_string(spec->image), &ok);
     set(o, "phases", phases, &ok);
     for (size_t i = 0; i < spec->n_phases; i++) {
-        const struct runspec_phase *ph = &spec->phases[i];
+        const struct run_phase *ph = &spec->phases[i];
         json_t *p = json_object();
         if (!p || json_array_append_new(phases, p) < 0) {
             ok = 0;
@@ -492,7 +491,7 @@ json_t *runspec_to_json(const struct runspec *spec, int with_secrets)
     return o;
 }
 
-static void list_free(struct runspec_list *l)
+static void list_free(struct run_list *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->items[i]);

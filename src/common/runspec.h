@@ -27,17 +27,6 @@
 #define RUNSPEC_DEFAULT_OUTPUT_TIMEOUT_MS (7LL * 60 * 1000)
 #define RUNSPEC_DEFAULT_KILL_GRACE_MS     (10LL * 1000)
 
-struct runspec_list {
-    char **items;
-    size_t n;
-};
-
-struct runspec_phase {
-    char name[65];
-    struct runspec_list before, commands, after;
-    int64_t timeout_ms; /* 0: none */
-};
-
 struct runspec_var {
     char *name;
     char *value;
@@ -45,7 +34,7 @@ struct runspec_var {
 
 struct runspec {
     char *image;
-    struct runspec_phase *phases;
+    struct run_phase *phases;
     size_t n_phases;
     struct runspec_var *env;
     size_t n_env;

@@ -79,7 +79,7 @@ static int make_dir(const char *parent, const char *name, char *path, size_t siz
 }
 
 /* A command list: each command followed by one NUL byte. */
-static int write_list(const char *dir, const char *name, const struct runspec_list *l, char *err,
+static int write_list(const char *dir, const char *name, const struct run_list *l, char *err,
                       size_t errsz)
 {
     struct dbuf b = DBUF_INIT(RUNSPEC_MAX_COMMANDS * (RUNSPEC_MAX_COMMAND + 1));
@@ -141,7 +141,7 @@ static int write_all(const char *dir, const struct runspec *spec, const char *ru
     if (make_dir(dir, "phases", sub, sizeof(sub), err, errsz) < 0)
         return -1;
     for (size_t i = 0; i < spec->n_phases; i++) {
-        const struct runspec_phase *p = &spec->phases[i];
+        const struct run_phase *p = &spec->phases[i];
         snprintf(name, sizeof(name), "%zu", i);
         if (make_dir(sub, name, ph, sizeof(ph), err, errsz) < 0 ||
             write_line(ph, "name", p->name, err, errsz) < 0 ||

@@ -292,7 +292,7 @@ fail:
 }
 
 /* Splits a NUL-terminated command list into l. */
-static int split_commands(const struct dbuf *b, struct rundir_list *l, const char *path, char *err,
+static int split_commands(const struct dbuf *b, struct run_list *l, const char *path, char *err,
                           size_t errsz)
 {
     if (b->len == 0)
@@ -331,7 +331,7 @@ static int split_commands(const struct dbuf *b, struct rundir_list *l, const cha
     return 0;
 }
 
-static int load_phase(int pfd, const char *dir, struct rundir_phase *ph, char *err, size_t errsz)
+static int load_phase(int pfd, const char *dir, struct run_phase *ph, char *err, size_t errsz)
 {
     static const char *known[] = {"name", "commands", "before", "after", "timeout"};
     struct dbuf b = DBUF_INIT(RUNDIR_MAX_COMMANDS * (RUNDIR_MAX_COMMAND + 1));
@@ -367,7 +367,7 @@ static int load_phase(int pfd, const char *dir, struct rundir_phase *ph, char *e
         goto fail;
     }
     static const char *lists[] = {"before", "commands", "after"};
-    struct rundir_list *dst[] = {&ph->before, &ph->commands, &ph->after};
+    struct run_list *dst[] = {&ph->before, &ph->commands, &ph->after};
     for (int i = 0; i < 3; i++) {
         if (read_file_at(fd, lists[i], &b, 1, err, errsz) < 0)
             goto fail_prefixed;
@@ -514,7 +514,7 @@ fail:
     return -1;
 }
 
-static void free_list(struct rundir_list *l)
+static void free_list(struct run_list *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->items[i]);

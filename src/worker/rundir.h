@@ -28,17 +28,6 @@
 #define RUNDIR_MAX_NAME     RUN_MAX_NAME
 #define RUNDIR_MAX_VALUE    RUN_MAX_VALUE
 
-struct rundir_list {
-    char **items;
-    size_t n;
-};
-
-struct rundir_phase {
-    char name[65];
-    struct rundir_list before, commands, after;
-    int64_t timeout_ms; /* 0: none */
-};
-
 struct rundir_var {
     char *name;
     char *value;
@@ -55,7 +44,7 @@ struct rundir {
     gid_t gid;
     char workspace[4096];
     int echo;
-    struct rundir_phase *phases;
+    struct run_phase *phases;
     size_t n_phases;
     struct rundir_var *vars; /* env first, then secrets */
     size_t n_vars;

@@ -166,7 +166,7 @@ static void check_deadlines(struct runner *r, int64_t now)
                  duration_format(r->rd->run_timeout_ms, buf, sizeof(buf)));
         begin_stop(r, OUTCOME_TIMED_OUT, reason);
     } else if (r->phase_deadline && now >= r->phase_deadline) {
-        const struct rundir_phase *ph = NULL;
+        const struct run_phase *ph = NULL;
         for (size_t i = 0; i < r->rd->n_phases; i++)
             if (strcmp(r->rd->phases[i].name, r->phase) == 0)
                 ph = &r->rd->phases[i];
@@ -376,8 +376,8 @@ struct phase_result {
 };
 
 /* Runs a list; stops at the first failure. Returns 0 if all succeeded. */
-static int run_list(struct runner *r, const struct rundir_list *l, const char *stage,
-                    const char *what, const char *phase_outcome, struct phase_result *res)
+static int run_list(struct runner *r, const struct run_list *l, const char *stage, const char *what,
+                    const char *phase_outcome, struct phase_result *res)
 {
     for (size_t i = 0; i < l->n; i++) {
         poll_signals(r);
@@ -403,7 +403,7 @@ static int run_list(struct runner *r, const struct rundir_list *l, const char *s
     return 0;
 }
 
-static void run_phase(struct runner *r, const struct rundir_phase *ph, struct phase_result *res)
+static void run_phase(struct runner *r, const struct run_phase *ph, struct phase_result *res)
 {
     int64_t start = clock_mono_ms();
 
