@@ -1,10 +1,10 @@
 #include "launcher/docker_auth.h"
 
+#include "common/crypto.h"
 #include "common/dbuf.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +40,8 @@ static int is_hub(const char *host)
 /* Base64url with padding, as the Engine decodes X-Registry-Auth. Caller frees. */
 static char *base64url(const char *s)
 {
-    size_t n = strlen(s);
-    char *out = malloc(4 * ((n + 2) / 3) + 1);
-    if (!out)
-        return NULL;
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)n);
-    for (char *p = out; *p; p++) {
+    char *out = crypto_b64_encode(s, strlen(s));
+    for (char *p = out; p && *p; p++) {
         if (*p == '+')
             *p = '-';
         else if (*p == '/')
@@ -57,33 +53,19 @@ static char *base64url(const char *s)
 /* Decodes the "auth" field (base64 of "user:password") into user and password. */
 static int decode_auth(const char *b64, char **user, char **pass)
 {
-    size_t n = strlen(b64);
-    unsigned char *buf = malloc(n / 4 * 3 + 4);
-    if (!buf || n % 4) {
-        free(buf);
+    unsigned char *buf;
+    size_t len;
+    if (crypto_b64_decode(b64, &buf, &len) < 0)
         return -1;
-    }
-    int len = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)n);
-    if (len < 0) {
-        free(buf);
-        return -1;
-    }
-    /* EVP_DecodeBlock counts the padding as zero bytes. */
-    for (size_t i = n; i > 0 && b64[i - 1] == '='; i--)
-        len--;
-    buf[len] = '\0';
     char *colon = strchr((char *)buf, ':');
-    if (!colon) {
-        explicit_bzero(buf, (size_t)len);
-        free(buf);
-        return -1;
+    if (colon) {
+        *colon = '\0';
+        *user = strdup((char *)buf);
+        *pass = strdup(colon + 1);
     }
-    *colon = '\0';
-    *user = strdup((char *)buf);
-    *pass = strdup(colon + 1);
-    explicit_bzero(buf, (size_t)len);
+    explicit_bzero(buf, len);
     free(buf);
-    return *user && *pass ? 0 : -1;
+    return colon && *user && *pass ? 0 : -1;
 }
 
 int docker_auth_header(const char *config_dir, const char *image, char **header, char *err,
