@@ -336,8 +336,12 @@ int state_run_list(const struct state *st, char (*ids)[STATE_ID_MAX], size_t max
         size_t len = strlen(e->d_name);
         if (len > 5 && strcmp(e->d_name + len - 5, ".json") == 0)
             len -= 5;
-        else if (strstr(e->d_name, FSUTIL_TMP_MARK))
-            continue; /* a replacement a crash left half-made (fsutil.h) */
+        else if (strstr(e->d_name, FSUTIL_TMP_MARK)) {
+            /* A replacement a killed launcher left half-made (fsutil.h): the
+             * lock says no other launcher is writing it. */
+            unlinkat(dirfd(d), e->d_name, 0);
+            continue;
+        }
         if (len >= STATE_ID_MAX)
             continue;
         snprintf(id, sizeof(id), "%.*s", (int)len, e->d_name);

@@ -84,7 +84,8 @@ int state_file_read(const struct state *st, const char *name, char **text, char 
 
 /*
  * Lists the ids of runs that have a state file or a run directory, at most
- * max. Returns the count, or -1 with err.
+ * max, and removes the temporary files a killed launcher left half-written.
+ * Returns the count, or -1 with err.
  */
 int state_run_list(const struct state *st, char (*ids)[STATE_ID_MAX], size_t max, char *err,
                    size_t errsz);

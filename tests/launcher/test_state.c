@@ -83,9 +83,16 @@ static void test_runs(void **state)
     char path[256];
     state_run_dir(&st, "other-run", path, sizeof(path));
     assert_int_equal(mkdir(path, 0700), 0);
+    /* A replacement that a killed launcher left half-written is no run, and goes. */
+    char half[300];
+    snprintf(half, sizeof(half), "%s/runs/%s.json.tmp-AbC123", dir, rs.run_id);
+    FILE *hf = fopen(half, "w");
+    assert_non_null(hf);
+    fclose(hf);
     char ids[8][STATE_ID_MAX];
     int n = state_run_list(&st, ids, 8, err, sizeof(err));
     assert_int_equal(n, 2);
+    assert_int_equal(access(half, F_OK), -1);
     assert_true((strcmp(ids[0], rs.run_id) == 0 && strcmp(ids[1], "other-run") == 0) ||
                 (strcmp(ids[1], rs.run_id) == 0 && strcmp(ids[0], "other-run") == 0));
 
