@@ -71,6 +71,8 @@ def run(server, h, n):
             except (OSError, http.client.HTTPException):
                 return  # the server is stopping at the end of the benchmark
             now = time.perf_counter()
+            if "messages" not in resp:
+                return  # 503: the server is stopping at the end of the benchmark
             for m in resp["messages"]:
                 ack = max(ack, m["id"])
                 if m["type"] == "run":
