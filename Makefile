@@ -10,11 +10,12 @@
 #   make format-check  fail if a C file is not as clang-format writes it (make test runs it)
 #   make lint       format check, module cycles, cppcheck and shellcheck (make test runs it)
 #   make mutate     mutation testing: does a test fail when a critical line breaks?
+#   make fuzz       every libFuzzer target of fuzz/ for 60 s (make test runs fuzz-ci: 10 s each)
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan clang format-check lint deps docker runner-image test unit-test mutate demo \
+.PHONY: all build asan clang format-check lint deps docker runner-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
 	demo-stop format clean
 
 all: build
@@ -50,6 +51,18 @@ unit-test: asan
 
 # Not part of `make test` (it rebuilds and reruns tests once per mutation):
 # applies each mutation of tests/mutations.txt to a scratch copy of the tree.
+# libFuzzer targets (fuzz/), clang with ASan and UBSan, in build-fuzz/.
+fuzz-build:
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DDAVIT_SANITIZE=ON -DDAVIT_FUZZ=ON \
+	    $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_targets
+
+fuzz: fuzz-build
+	scripts/fuzz 60
+
+fuzz-ci: fuzz-build
+	scripts/fuzz 10
+
 mutate: deps docker runner-image
 	scripts/mutate
 

@@ -31,10 +31,13 @@ char *pooltoken_encode(const struct pool_token *t)
 static int take_endpoint(struct pool_token *t, const char *endpoint)
 {
     size_t n = strlen(endpoint);
-    while (n && endpoint[n - 1] == '/')
+    size_t scheme = strncmp(endpoint, "https://", 8) == 0  ? 8
+                    : strncmp(endpoint, "http://", 7) == 0 ? 7
+                                                           : 0;
+    while (n > scheme && endpoint[n - 1] == '/')
         n--;
-    if ((strncmp(endpoint, "https://", 8) != 0 && strncmp(endpoint, "http://", 7) != 0) ||
-        n >= sizeof(t->endpoint))
+    /* A scheme, then a host: "https://" alone is no endpoint. */
+    if (!scheme || n == scheme || n >= sizeof(t->endpoint))
         return -1;
     memcpy(t->endpoint, endpoint, n);
     t->endpoint[n] = '\0';

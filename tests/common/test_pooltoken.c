@@ -78,6 +78,10 @@ static void test_refused(void **state)
         {"{\"v\":1,\"endpoint\":\"ftp://x\",\"pool_id\":\"p\",\"pool_secret\":\"S3CR3T\","
          "\"release_key\":\"k\"}",
          NULL, "not an http(s) URL"},
+        /* Found by fuzz/fuzz_pooltoken: a scheme with no host was taken. */
+        {"{\"v\":1,\"endpoint\":\"https://\",\"pool_id\":\"p\",\"pool_secret\":\"S3CR3T\","
+         "\"release_key\":\"k\"}",
+         NULL, "not an http(s) URL"},
         {"{\"v\":1,\"endpoint\":\"https://x\",\"pool_id\":\"\",\"pool_secret\":\"S3CR3T\","
          "\"release_key\":\"k\"}",
          NULL, "empty or overlong"},
