@@ -1,5 +1,7 @@
 #include "cli/client.h"
 
+#include "cli/escape.h"
+
 #include "common/dbuf.h"
 #include "common/env.h"
 #include "common/outcome.h"
@@ -86,15 +88,24 @@ static int configure(struct cli *c)
     return 0;
 }
 
-/* Prints the server's {"error": …} or the raw body. */
+/* The bytes of a body that is not {"error": …} shown in the error line. */
+#define ERROR_BODY_SHOWN 200
+
+/* Prints the server's {"error": …} or the start of the body, escaped: both
+ * come from the server. */
 static void print_error(long status, const char *body, size_t len)
 {
     json_t *o = json_loadb(body, len, 0, NULL);
     const char *msg = json_string_value(json_object_get(o, "error"));
-    if (msg)
-        fprintf(stderr, "davit: %s (HTTP %ld)\n", msg, status);
-    else
-        fprintf(stderr, "davit: the server answered HTTP %ld: %.200s\n", status, body);
+    if (msg) {
+        fputs("davit: ", stderr);
+        escape_puts(stderr, msg);
+        fprintf(stderr, " (HTTP %ld)\n", status);
+    } else {
+        fprintf(stderr, "davit: the server answered HTTP %ld: ", status);
+        escape_write(stderr, body, strnlen(body, ERROR_BODY_SHOWN));
+        fputc('\n', stderr);
+    }
     json_decref(o);
 }
 

@@ -3,6 +3,7 @@
 #include "cli/args.h"
 #include "cli/output.h"
 #include "cli/client.h"
+#include "cli/escape.h"
 
 #include "common/dbuf.h"
 #include "common/outcome.h"
@@ -111,13 +112,18 @@ int cli_release_publish(struct cli *c, int argc, char **argv)
     dbuf_free(&b);
     if (rc)
         return rc;
-    char f[5][64];
-    if (c->json)
+    static const char *const shown[] = {"id", "kind", "arch", "version", "sha256"};
+    static const char *const before[] = {"release ", ": ", " ", " ", " sha256 "};
+    char f[64];
+    if (c->json) {
         cli_print_json(r);
-    else
-        printf("release %s: %s %s %s sha256 %s\n", cli_field(r, "id", f[0]),
-               cli_field(r, "kind", f[1]), cli_field(r, "arch", f[2]),
-               cli_field(r, "version", f[3]), cli_field(r, "sha256", f[4]));
+    } else {
+        for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
+            fputs(before[i], stdout);
+            escape_puts(stdout, cli_field(r, shown[i], f));
+        }
+        putchar('\n');
+    }
     json_decref(r);
     return 0;
 }

@@ -3,6 +3,7 @@
 #include "cli/args.h"
 #include "cli/output.h"
 #include "cli/client.h"
+#include "cli/escape.h"
 
 #include "common/dbuf.h"
 #include "common/outcome.h"
@@ -60,11 +61,9 @@ static int print_pool(struct cli *c, json_t *p)
         cli_print_json(p);
         return 0;
     }
-    static const char *keys[] = {"name",   "id",      "keytype",   "pending",
-                                 "active", "workers", "created_at"};
-    char buf[64];
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        printf("%-11s %s\n", keys[i], cli_field(p, keys[i], buf));
+    static const char *const keys[] = {"name",   "id",      "keytype",   "pending",
+                                       "active", "workers", "created_at"};
+    cli_print_fields(p, keys, sizeof(keys) / sizeof(keys[0]), 11);
     return 0;
 }
 
@@ -88,9 +87,10 @@ static int pool_token(struct cli *c, int argc, char **argv, int reset)
         goto out;
     if (c->json)
         cli_print_json(resp);
-    else if (json_is_string(json_object_get(resp, "token")))
-        printf("%s\n", json_string_value(json_object_get(resp, "token")));
-    else {
+    else if (json_is_string(json_object_get(resp, "token"))) {
+        escape_puts(stdout, json_string_value(json_object_get(resp, "token")));
+        putchar('\n');
+    } else {
         fprintf(stderr, "davit: the server's answer has no token\n");
         rc = EXIT_API;
     }
@@ -151,8 +151,11 @@ static int pool_simple(struct cli *c, int argc, char **argv, const char *method,
         print_pool(c, resp);
     else if (strcmp(argv[0], "delete") == 0)
         printf("pool %s deleted\n", name);
-    else
-        printf("pool %s: %s worker(s) told to cycle\n", name, cli_field(resp, "workers", buf));
+    else {
+        printf("pool %s: ", name);
+        escape_puts(stdout, cli_field(resp, "workers", buf));
+        puts(" worker(s) told to cycle");
+    }
     json_decref(resp);
     return 0;
 }

@@ -380,15 +380,13 @@ int cli_run_show(struct cli *c, int argc, char **argv)
     if (c->json) {
         cli_print_json(r);
     } else {
-        static const char *keys[] = {
+        static const char *const keys[] = {
             "id",       "pool",       "state",       "phase",           "worker",
             "attempts", "created_at", "assigned_at", "started_at",      "ended_at",
             "reason",   "exit_code",  "log_bytes",   "cancel_requested"};
-        char buf[64];
-        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-            printf("%-17s %s\n", keys[i], cli_field(r, keys[i], buf));
+        cli_print_fields(r, keys, sizeof(keys) / sizeof(keys[0]), 17);
         printf("spec:\n");
-        cli_print_json(json_object_get(r, "spec"));
+        cli_print_json_text(json_object_get(r, "spec"));
     }
     json_decref(r);
     return 0;

@@ -1,6 +1,7 @@
 /* What the CLI prints on stdout: JSON, fields and tables (output.h). */
 #include "cli/output.h"
 
+#include "cli/escape.h"
 #include "cli/table.h"
 
 #include <stdio.h>
@@ -12,6 +13,26 @@ void cli_print_json(const json_t *obj)
     if (text)
         puts(text);
     free(text);
+}
+
+void cli_print_json_text(const json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (text) {
+        escape_puts(stdout, text);
+        putchar('\n');
+    }
+    free(text);
+}
+
+void cli_print_fields(const json_t *obj, const char *const *keys, size_t nkeys, int width)
+{
+    char buf[64];
+    for (size_t i = 0; i < nkeys; i++) {
+        printf("%-*s ", (int)width, keys[i]);
+        escape_puts(stdout, cli_field(obj, keys[i], buf));
+        putchar('\n');
+    }
 }
 
 const char *cli_field(const json_t *obj, const char *key, char *buf)

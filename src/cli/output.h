@@ -2,6 +2,7 @@
  * output: what the CLI prints on stdout for a command's answer: the API's
  * JSON unchanged (--json), single fields, and aligned tables. Owns nothing
  * beyond one call; never fails (an allocation failure prints less).
+ * Everything but --json's JSON is escaped for the terminal (escape.h).
  */
 #ifndef DAVIT_CLI_OUTPUT_H
 #define DAVIT_CLI_OUTPUT_H
@@ -20,6 +21,14 @@ void cli_print_table(const json_t *rows, const struct cli_column *cols, size_t n
 
 /* Prints obj as indented JSON on stdout. */
 void cli_print_json(const json_t *obj);
+
+/* Prints obj as indented JSON on stdout, escaped for the terminal: for text
+ * output (the spec in `run show`), where jansson leaves DEL and C1 raw. */
+void cli_print_json_text(const json_t *obj);
+
+/* Prints "KEY VALUE" lines on stdout, one for each of keys, the keys padded
+ * to width, the values as cli_field shows them, escaped. */
+void cli_print_fields(const json_t *obj, const char *const *keys, size_t nkeys, int width);
 
 /* The string value of key in obj, "-" when absent or null; integers are
  * formatted into buf (64 bytes), so the result may point into buf: give

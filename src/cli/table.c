@@ -1,5 +1,7 @@
 #include "cli/table.h"
 
+#include "cli/escape.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,15 +13,18 @@ int table_add(struct table *t, const char *const *cells)
     t->cells = all;
     char **row = all + t->nrows * t->ncols;
     for (size_t i = 0; i < t->ncols; i++) {
-        row[i] = strndup(cells[i] ? cells[i] : "-", 200);
+        char *raw = strndup(cells[i] ? cells[i] : "-", TABLE_CELL_MAX);
+        if (raw)
+            for (char *p = raw; *p; p++)
+                if (*p == '\n' || *p == '\t')
+                    *p = ' ';
+        row[i] = raw ? escape_dup(raw, strlen(raw)) : NULL;
+        free(raw);
         if (!row[i]) {
             for (size_t j = 0; j < i; j++)
                 free(row[j]);
             return -1;
         }
-        for (char *p = row[i]; *p; p++)
-            if (*p == '\n' || *p == '\t')
-                *p = ' ';
         size_t w = strlen(row[i]);
         if (w > t->width[i])
             t->width[i] = w;

@@ -1,8 +1,9 @@
 /*
  * table: prints rows of text as aligned columns, for the CLI's lists.
  *
- * Owns copies of every cell until table_free. Cells are capped at 200 bytes
- * each, and newlines in them are shown as spaces.
+ * Owns copies of every cell until table_free. Cells are capped at
+ * TABLE_CELL_MAX bytes each, newlines and tabs in them are shown as spaces,
+ * and other control characters escaped (escape.h).
  */
 #ifndef DAVIT_CLI_TABLE_H
 #define DAVIT_CLI_TABLE_H
@@ -11,6 +12,9 @@
 #include <stdio.h>
 
 #define TABLE_MAX_COLS 12
+/* A cell's bytes shown: a long reason or metadata must not push the other
+ * columns off the screen. */
+#define TABLE_CELL_MAX 200
 
 struct table {
     size_t ncols, nrows;

@@ -68,7 +68,9 @@ ssize_t spool_parse(const char *buf, size_t len, struct spool_record *r)
         return -1;
     r->type = p[1];
     p += 3;
-    if (parse_u64(&p, end, ' ', &seq) < 0 || parse_u64(&p, end, ' ', &ms) < 0)
+    /* time_ms is an int64_t: a larger number would wrap to a date before 1970 */
+    if (parse_u64(&p, end, ' ', &seq) < 0 || parse_u64(&p, end, ' ', &ms) < 0 ||
+        ms > (uint64_t)INT64_MAX)
         return -1;
     const char *sp = memchr(p, ' ', (size_t)(end - p));
     if (!sp || sp == p || (size_t)(sp - p) > SPOOL_PHASE_MAX)

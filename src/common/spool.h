@@ -72,8 +72,8 @@ size_t spool_header_base(char *buf, const struct spool_record *r);
  * Parses the record at the start of buf[0, len).
  * Returns the bytes it takes (header, payload and newline) when complete,
  * 0 when buf holds only part of a record, and -1 when buf does not start
- * with a well-formed record (corrupt spool). On success r->data points into
- * buf.
+ * with a well-formed record (corrupt spool; a timestamp above INT64_MAX is
+ * one). On success r->data points into buf.
  */
 ssize_t spool_parse(const char *buf, size_t len, struct spool_record *r);
 

@@ -384,6 +384,7 @@ int docker_image_present(struct docker *d, const char *image, char *err, size_t 
 struct pull_stream {
     struct dbuf line;
     char error[512];
+    int too_long; /* a line passed PULL_LINE_CAP: the pull's outcome is unknown */
 };
 
 /* Keeps the last error reported in the pull's stream of JSON progress lines. */
@@ -393,8 +394,10 @@ static size_t pull_write(char *p, size_t size, size_t n, void *arg)
     size_t total = size * n;
     for (size_t i = 0; i < total; i++) {
         if (p[i] != '\n') {
-            if (dbuf_addch(&ps->line, p[i]) < 0)
-                return 0;
+            if (dbuf_addch(&ps->line, p[i]) < 0) {
+                ps->too_long = 1;
+                return 0; /* ends the transfer */
+            }
             continue;
         }
         json_t *j = json_loadb(dbuf_str(&ps->line), ps->line.len, 0, NULL);
@@ -430,7 +433,7 @@ static void split_ref(const char *image, char *name, size_t nsize, char *tag, si
 int docker_image_pull(struct docker *d, const char *image, const char *auth, int64_t timeout_ms,
                       char *err, size_t errsz)
 {
-    struct pull_stream ps = {DBUF_INIT(PULL_LINE_CAP), ""};
+    struct pull_stream ps = {DBUF_INIT(PULL_LINE_CAP), "", 0};
     char name[512], tag[256], path[1200], what[600];
     long status;
     int rc = -1;
@@ -461,6 +464,13 @@ int docker_image_pull(struct docker *d, const char *image, const char *auth, int
             r += strlen(what) + 2;
             memmove(err, r, strlen(r) + 1);
         }
+        goto done;
+    }
+    if (ps.too_long) {
+        /* The transfer stopped there: whatever follows, an error included,
+         * was never read, so the pull did not succeed as far as we know. */
+        snprintf(err, errsz, "the Engine's progress stream has a line longer than %u bytes",
+                 PULL_LINE_CAP);
         goto done;
     }
     if (status < 200 || status >= 300) {

@@ -52,6 +52,9 @@ int reply_store_error(struct req *r, int rc, const char *what)
         return reply_error(r, 409, "%s: conflicts with its current state", what);
     case STORE_FORBIDDEN:
         return reply_error(r, 403, "%s belongs to another pool or launcher", what);
+    case STORE_ENDED:
+        /* no next_offset: a launcher stops shipping this run's log */
+        return reply_error(r, 409, "%s has ended: its log is final and takes no new bytes", what);
     default:
         return reply_error(r, 500, "%s: internal error (see the server's log)", what);
     }

@@ -32,6 +32,7 @@ enum {
     STORE_GAP = -5,       /* a log chunk starts after the end of the stored log */
     STORE_FULL = -6,      /* the run's log reached its cap */
     STORE_NOSPACE = -7,   /* the database failed: its filesystem is full (logged) */
+    STORE_ENDED = -8,     /* the run has ended: its log takes no new bytes */
 };
 
 struct store;
@@ -181,7 +182,10 @@ int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
 /*
  * Appends spool bytes at offset. Bytes the store already holds are
  * acknowledged and not stored again. STORE_GAP when offset is past the end.
- * *next_offset always gets the stored length.
+ * STORE_ENDED when the run's result is stored and the chunk holds bytes the
+ * store does not: a log is final once its run has ended (a launcher ships
+ * its spool before it reports the result). *next_offset always gets the
+ * stored length.
  */
 int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64_t offset,
                      const void *data, size_t len, int64_t max_bytes, int64_t *next_offset);

@@ -376,6 +376,13 @@ int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64
     }
     if (end <= r.log_bytes)
         goto done; /* all of it is stored already */
+    if (is_terminal(r.state)) {
+        /* The result is stored: what the log says is final. A launcher
+         * ships its spool before it reports the result, so only a broken or
+         * hostile one gets here. */
+        rc = STORE_ENDED;
+        goto done;
+    }
     const char *fresh = (const char *)data + (r.log_bytes - offset);
     size_t fresh_len = (size_t)(end - r.log_bytes);
     if (!spool_whole(fresh, fresh_len)) {

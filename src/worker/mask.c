@@ -81,6 +81,7 @@ void mask_stream_init(struct mask_stream *s)
 {
     /* Held output never exceeds one chunk plus the longest value. */
     dbuf_init(&s->held, 2 * MASK_MAX_VALUE + 128 * 1024);
+    s->covered = 0;
 }
 
 void mask_stream_free(struct mask_stream *s)
@@ -89,49 +90,66 @@ void mask_stream_free(struct mask_stream *s)
 }
 
 /*
- * Scans buf[0, len). Masks whole values; stops at a tail that could still
- * become a value when more arrives (unless final). Returns how many bytes of
- * buf were consumed; the rest is to be held.
+ * The length of the longest value that starts at buf[0] and ends within len
+ * bytes (0: none). Sets *partial when a longer value matches all len bytes
+ * and could still complete once more output arrives (never when final).
+ */
+static size_t longest_at(const struct mask_set *m, const char *buf, size_t len, int final,
+                         int *partial)
+{
+    size_t match = 0;
+    *partial = 0;
+    if (!m->first[(unsigned char)buf[0]])
+        return 0;
+    for (size_t k = 0; k < m->n; k++) {
+        size_t vl = m->lens[k];
+        if (vl <= len) {
+            if (vl > match && memcmp(buf, m->values[k], vl) == 0)
+                match = vl;
+        } else if (!final && memcmp(buf, m->values[k], len) == 0) {
+            *partial = 1;
+        }
+    }
+    return match;
+}
+
+/*
+ * Scans buf[0, len). The longest value at a position opens a mask, and a
+ * value that starts inside the mask and ends after it extends it, so that
+ * values that overlap (or a value that overlaps itself) leave no byte of
+ * either visible; each mask is written once, as MASK_TEXT. Stops where a
+ * value could still complete when more arrives (unless final), and returns
+ * in *consumed how many bytes of buf were dealt with; the rest is to be held.
+ * *covered is, on entry and on return, how many bytes at the start of what
+ * is held belong to a mask already written.
  */
 static int scan(const struct mask_set *m, const char *buf, size_t len, int final, struct dbuf *out,
-                size_t *consumed)
+                size_t *consumed, size_t *covered)
 {
-    size_t i = 0, plain = 0;
+    size_t j = 0, end = *covered; /* buf[.., end) is inside a mask */
+    size_t plain = end;           /* buf[plain, ..) is not masked yet */
 
     if (m->n == 0) {
         *consumed = len;
         return dbuf_add(out, buf, len);
     }
-    while (i < len) {
-        if (!m->first[(unsigned char)buf[i]]) {
-            i++;
-            continue;
-        }
-        size_t match = 0;
-        int partial = 0;
-        for (size_t k = 0; k < m->n; k++) {
-            size_t vl = m->lens[k];
-            if (vl <= len - i) {
-                if (vl > match && memcmp(buf + i, m->values[k], vl) == 0)
-                    match = vl;
-            } else if (!final && memcmp(buf + i, m->values[k], len - i) == 0) {
-                partial = 1;
-            }
-        }
+    while (j < len) {
+        int partial;
+        size_t r = longest_at(m, buf + j, len - j, final, &partial);
         if (partial)
             break; /* a longer value may still complete here: wait for more */
-        if (!match) {
-            i++;
-            continue;
+        if (r && end <= j) {
+            if (dbuf_add(out, buf + plain, j - plain) < 0 || dbuf_addstr(out, MASK_TEXT) < 0)
+                return -1;
         }
-        if (dbuf_add(out, buf + plain, i - plain) < 0 || dbuf_addstr(out, MASK_TEXT) < 0)
-            return -1;
-        i += match;
-        plain = i;
+        if (r && j + r > end)
+            end = plain = j + r;
+        j++;
     }
-    if (dbuf_add(out, buf + plain, i - plain) < 0)
+    if (plain < j && dbuf_add(out, buf + plain, j - plain) < 0)
         return -1;
-    *consumed = i;
+    *consumed = j;
+    *covered = end > j ? end - j : 0;
     return 0;
 }
 
@@ -141,13 +159,13 @@ int mask_feed(const struct mask_set *m, struct mask_stream *s, const char *data,
     size_t used;
 
     if (s->held.len == 0) {
-        if (scan(m, data, len, 0, out, &used) < 0)
+        if (scan(m, data, len, 0, out, &used, &s->covered) < 0)
             return -1;
         return dbuf_add(&s->held, data + used, len - used);
     }
     if (dbuf_add(&s->held, data, len) < 0)
         return -1;
-    if (scan(m, s->held.data, s->held.len, 0, out, &used) < 0)
+    if (scan(m, s->held.data, s->held.len, 0, out, &used, &s->covered) < 0)
         return -1;
     dbuf_consume(&s->held, used);
     return 0;
@@ -158,8 +176,9 @@ int mask_flush(const struct mask_set *m, struct mask_stream *s, struct dbuf *out
     size_t used;
     if (s->held.len == 0)
         return 0;
-    if (scan(m, s->held.data, s->held.len, 1, out, &used) < 0)
+    if (scan(m, s->held.data, s->held.len, 1, out, &used, &s->covered) < 0)
         return -1;
     dbuf_reset(&s->held);
+    s->covered = 0;
     return 0;
 }

@@ -5,7 +5,14 @@
  * of one output stream (a phase's stdout or stderr): the tail of output that
  * might be the start of a secret is held back until the next chunk shows
  * whether it is one, so that a secret split across two writes is still
- * masked. Where two values overlap at one position, the longest is masked.
+ * masked.
+ *
+ * The rule: at every position the longest value that starts there is found.
+ * A value opens a mask; a value that starts inside a mask and ends after it
+ * extends that mask (values that overlap, or a value that overlaps itself,
+ * as "aba" in "ababa"), so that no byte of any value shows; each mask is
+ * written as one MASK_TEXT. Values that only touch are two masks. The output
+ * does not depend on how the stream is cut into chunks.
  */
 #ifndef DAVIT_WORKER_MASK_H
 #define DAVIT_WORKER_MASK_H
@@ -28,6 +35,7 @@ struct mask_set {
 
 struct mask_stream {
     struct dbuf held; /* output not yet written: may be the start of a secret */
+    size_t covered;   /* bytes at the start of held inside a mask already written */
 };
 
 /* Never fails. */

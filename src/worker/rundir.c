@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Text settings are one short line. */
@@ -27,6 +28,72 @@ static void set_err(char *err, size_t errsz, const char *fmt, ...)
     va_end(ap);
 }
 
+/* What a file that is not the expected kind is, for messages. */
+static const char *kind_of(mode_t mode)
+{
+    if (S_ISLNK(mode))
+        return "a symbolic link";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        return "a device";
+    if (S_ISDIR(mode))
+        return "a directory";
+    return "a special file";
+}
+
+/*
+ * Opens dirfd/name for reading, as a directory when dir is set and as a
+ * regular file otherwise. Whoever can write the run directory could plant a
+ * symlink (the worker would read, and run with, another file) or a FIFO (an
+ * open with no writer blocks for ever), so: the kind is checked before the
+ * open without following a link, the open neither follows a link nor blocks,
+ * and the open file is checked again (it may have been swapped in between).
+ * Returns the descriptor (blocking), or -1 with err set ("name: reason") and
+ * errno (ENOENT when it does not exist, for optional files).
+ */
+static int open_checked(int dirfd, const char *name, int dir, char *err, size_t errsz)
+{
+    const char *want = dir ? "a directory" : "a regular file";
+    struct stat before, st;
+    int fd = -1;
+    if (fstatat(dirfd, name, &before, AT_SYMLINK_NOFOLLOW) < 0)
+        goto fail_errno;
+    if (dir ? !S_ISDIR(before.st_mode) : !S_ISREG(before.st_mode)) {
+        set_err(err, errsz, "%s: %s, not %s", name, kind_of(before.st_mode), want);
+        errno = EINVAL;
+        return -1;
+    }
+    fd = openat(dirfd, name,
+                O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
+    if (fd < 0 || fstat(fd, &st) < 0)
+        goto fail_errno;
+    if (st.st_dev != before.st_dev || st.st_ino != before.st_ino) {
+        set_err(err, errsz, "%s: replaced while it was being opened", name);
+        goto fail_einval;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        goto fail_errno;
+    return fd;
+
+fail_errno:
+    set_err(err, errsz, "%s: %s", name,
+            errno == ELOOP ? "a symbolic link, not allowed here" : strerror(errno));
+    if (fd >= 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return -1;
+fail_einval:
+    close(fd);
+    errno = EINVAL;
+    return -1;
+}
+
 /*
  * Reads dirfd/path into b (emptied first). Returns 1 when read, 0 when the
  * file does not exist and optional is set, -1 on error (err set).
@@ -35,13 +102,9 @@ static int read_file_at(int dirfd, const char *path, struct dbuf *b, int optiona
                         size_t errsz)
 {
     dbuf_reset(b);
-    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno == ENOENT && optional)
-            return 0;
-        set_err(err, errsz, "%s: %s", path, strerror(errno));
-        return -1;
-    }
+    int fd = open_checked(dirfd, path, 0, err, errsz);
+    if (fd < 0)
+        return errno == ENOENT && optional ? 0 : -1;
     char chunk[8192];
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
@@ -73,12 +136,10 @@ int rundir_take_key(int dirfd, unsigned char *key, char *err, size_t errsz)
 {
     unsigned char buf[SPOOL_KEY_LEN + 1];
     size_t got = 0;
-    int fd = openat(dirfd, SPOOL_KEY_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open_checked(dirfd, SPOOL_KEY_FILE, 0, err, errsz);
     if (fd < 0) {
         if (errno == ENOENT)
             set_err(err, errsz, "%s: missing: the launcher gave this run no key", SPOOL_KEY_FILE);
-        else
-            set_err(err, errsz, "%s: %s", SPOOL_KEY_FILE, strerror(errno));
         goto fail;
     }
     /* One byte more than a key, to tell a longer file. */
@@ -160,13 +221,9 @@ static int load_settings(int dirfd, struct rundir *rd, char *err, size_t errsz)
     char text[64];
     int rc;
 
-    int sfd = openat(dirfd, "settings", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (sfd < 0 && errno == ENOENT)
-        return 0;
-    if (sfd < 0) {
-        set_err(err, errsz, "settings: %s", strerror(errno));
-        return -1;
-    }
+    int sfd = open_checked(dirfd, "settings", 1, err, errsz);
+    if (sfd < 0)
+        return errno == ENOENT ? 0 : -1;
     DIR *d = fdopendir(sfd);
     if (!d) {
         set_err(err, errsz, "settings: %s", strerror(errno));
@@ -237,13 +294,12 @@ static int load_vars(int dirfd, const char *sub, int secret, struct rundir *rd, 
     char path[RUNDIR_MAX_NAME + 16];
     DIR *d = NULL;
 
-    int vfd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (vfd < 0 && errno == ENOENT)
-        return 0;
-    if (vfd < 0 || !(d = fdopendir(vfd))) {
+    int vfd = open_checked(dirfd, sub, 1, err, errsz);
+    if (vfd < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!(d = fdopendir(vfd))) {
         set_err(err, errsz, "%s: %s", sub, strerror(errno));
-        if (vfd >= 0)
-            close(vfd);
+        close(vfd);
         return -1;
     }
     struct dirent *de;
@@ -338,11 +394,16 @@ static int load_phase(int pfd, const char *dir, struct run_phase *ph, char *err,
     char path[64];
     DIR *d = NULL;
 
-    int fd = openat(pfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || !(d = fdopendir(fd))) {
-        set_err(err, errsz, "phases/%s: %s", dir, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    int fd = open_checked(pfd, dir, 1, err, errsz);
+    if (fd >= 0 && !(d = fdopendir(fd))) {
+        set_err(err, errsz, "%s: %s", dir, strerror(errno));
+        close(fd);
+    }
+    if (!d) {
+        /* err names the phase's directory relative to phases/ */
+        char tmp[512];
+        snprintf(tmp, sizeof(tmp), "phases/%s", err);
+        snprintf(err, errsz, "%s", tmp);
         return -1;
     }
     struct dirent *de;
@@ -395,11 +456,12 @@ static int load_phases(int dirfd, struct rundir *rd, char *err, size_t errsz)
     size_t n = 0;
     DIR *d = NULL;
 
-    int pfd = openat(dirfd, "phases", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (pfd < 0 || !(d = fdopendir(pfd))) {
+    int pfd = open_checked(dirfd, "phases", 1, err, errsz);
+    if (pfd < 0)
+        return -1;
+    if (!(d = fdopendir(pfd))) {
         set_err(err, errsz, "phases: %s", strerror(errno));
-        if (pfd >= 0)
-            close(pfd);
+        close(pfd);
         return -1;
     }
     /* Every entry must be one of 0..N-1; count them, then check the sequence. */

@@ -130,6 +130,39 @@ def test_workers_and_releases(server, tmp_path):
     assert server.cli("release", "publish", str(f), "--arch", "mips", "--version", "1", check=False).returncode == 6
 
 
+
+# Terminal control: ESC [ 2 J clears the screen, ESC ] 0 ; … BEL sets the title, U+009B is the
+# one-character CSI (C1), DEL and a lone 0x9b byte are not text either.
+HOSTILE = "h\x1b[2Jost\x1b]0;pwned\x07\u009b31m\x7f"
+
+
+def test_server_strings_are_escaped_in_text_output(server):
+    """A launcher's hostname, metadata and reasons cannot drive the operator's terminal."""
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key, hostname=HOSTILE)
+    la.register(metadata={"zone": HOSTILE, "caf\u00e9": "b\u00e9b\u00e9"})
+    rid = int(server.cli("run", "submit", "--pool", "p", "--image", "x", "--phase", "a=true").stdout)
+    msg = la.poll_until(lambda m: m["type"] == "run")
+    assert msg["run"]["id"] == rid
+    la.event(rid, "result", outcome="failed", reason=HOSTILE)
+    for args in [("worker", "list"), ("run", "show", str(rid)), ("run", "list")]:
+        out = server.cli(*args).stdout
+        for raw in (b"\x1b", b"\x07", b"\x7f", b"\xc2\x9b"):
+            assert raw not in out, (args, raw, out)
+    table = server.cli("worker", "list").stdout.decode()
+    # escaped, still readable, and valid UTF-8 text kept as it is
+    assert "h\\x1b[2Jost\\x1b]0;pwned\\x07\\u009b31m\\x7f" in table
+    assert "caf\u00e9" in table and "b\u00e9b\u00e9" in table
+    show = server.cli("run", "show", str(rid)).stdout.decode()
+    assert "reason            h\\x1b[2J" in show
+    # --json is the API's answer, for programs: the string is there, JSON-escaped
+    workers = json.loads(server.cli("worker", "list", "--json").stdout)["workers"]
+    assert workers[0]["hostname"] == HOSTILE
+    # an error message from the server goes through the same escaping
+    p = server.cli("pool", "show", "no\x1bpe", check=False)
+    assert b"\x1b" not in p.stderr
+
+
 # --- help and usage errors, with no configuration ---------------------------
 
 

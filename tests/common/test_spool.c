@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -112,6 +113,25 @@ static void test_corrupt(void **state)
     assert_int_equal(spool_parse(junk, sizeof(junk), &r), -1);
 }
 
+/* A timestamp is an int64_t: one above 2^63 - 1 is corrupt, not a date
+ * before 1970. */
+static void test_time_above_int64_is_corrupt(void **state)
+{
+    static const char mac[] = " 0123456789abcdef0123456789abcdef\n";
+    static const char *const times[] = {"9223372036854775808", "18446744073709551615",
+                                        "9999999999999999999"};
+    char buf[256];
+    struct spool_record r;
+    (void)state;
+    snprintf(buf, sizeof(buf), "@o 1 9223372036854775807 plan 2%shi\n", mac);
+    assert_int_equal(spool_parse(buf, strlen(buf), &r), (ssize_t)strlen(buf));
+    assert_true(r.time_ms == INT64_MAX);
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        snprintf(buf, sizeof(buf), "@o 1 %s plan 2%shi\n", times[i], mac);
+        assert_int_equal(spool_parse(buf, strlen(buf), &r), -1);
+    }
+}
+
 static void test_kv(void **state)
 {
     const char *p = "outcome=failed phase=plan exit=3 reason=command 1 of phase plan exited";
@@ -151,6 +171,7 @@ int main(void)
         cmocka_unit_test(test_partial_is_not_an_error),
         cmocka_unit_test(test_two_records),
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_time_above_int64_is_corrupt),
         cmocka_unit_test(test_kv),
         cmocka_unit_test(test_phase_names),
     };

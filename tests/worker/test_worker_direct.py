@@ -188,6 +188,63 @@ def test_bad_run_directory(rundir, workspace, breakage, message):
     assert not os.path.exists(workspace)  # nothing ran
 
 
+def _fifo(d, rel):
+    path = os.path.join(d, rel)
+    if os.path.lexists(path):
+        os.unlink(path)
+    os.mkfifo(path, 0o600)
+
+
+def _link(d, rel, target):
+    path = os.path.join(d, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.isdir(path) and not os.path.islink(path):
+        import shutil
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+    os.symlink(target, path)
+
+
+# Planted by someone who can write the run directory: a FIFO would block the worker in open()
+# for ever (no writer), a symlink would make it read (and run with, or print) another file.
+PLANTED = [
+    (lambda d: _fifo(d, "phases/0/commands"), "phases/0/commands: a FIFO, not a regular file"),
+    (lambda d: _fifo(d, "version"), "version: a FIFO, not a regular file"),
+    (lambda d: _fifo(d, "settings/run_id"), "settings/run_id: a FIFO, not a regular file"),
+    (lambda d: _link(d, "env/LEAK", "/etc/passwd"),
+     "env/LEAK: a symbolic link, not a regular file"),
+    (lambda d: _link(d, "secrets", "/etc"), "secrets: a symbolic link, not a directory"),
+    (lambda d: _link(d, "phases/0", "/etc"), "phases/0: a symbolic link, not a directory"),
+    (lambda d: _link(d, "phases/0/name", "/etc/hostname"),
+     "phases/0/name: a symbolic link, not a regular file"),
+]
+
+
+@pytest.mark.parametrize("plant,message", PLANTED, ids=[m.split(":")[0] for _, m in PLANTED])
+def test_fifo_or_symlink_in_the_run_directory(rundir, workspace, plant, message):
+    write_rundir(rundir, phases_ok(), env={"A": "1"}, settings={"workspace": workspace})
+    plant(rundir)
+    # the timeout is only a guard against a hang: the worker answers at once
+    code, out, err = run_worker(rundir, timeout=20)
+    assert code == 2, err
+    assert err == f"davit-worker: run directory {rundir}: {message}\n"
+    assert "root:" not in out + err
+    assert not os.path.exists(workspace)  # nothing ran
+
+
+@pytest.mark.parametrize("plant,message", [
+    (lambda d: _link(d, "key", "/etc/passwd"), "key: a symbolic link, not a regular file"),
+    (lambda d: _fifo(d, "key"), "key: a FIFO, not a regular file"),
+], ids=["symlink", "fifo"])
+def test_key_that_is_not_a_file(rundir, workspace, plant, message):
+    write_rundir(rundir, phases_ok(), settings={"workspace": workspace})
+    plant(rundir)
+    code, _, err = run_worker(rundir, timeout=20)
+    assert code == 2 and err == f"davit-worker: run directory {rundir}: {message}\n", err
+    assert os.path.exists("/etc/passwd") and not os.path.exists(os.path.join(rundir, "spool"))
+
+
 def test_run_directory_that_is_a_file(tmpdir_clean):
     path = os.path.join(tmpdir_clean, "notadir")
     open(path, "w").close()
