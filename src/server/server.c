@@ -229,6 +229,8 @@ int server_main(int argc, char **argv, const char *self_path)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* The database, its WAL and the release key hold secrets: nobody else reads what we create. */
+    umask(077);
     if (server_start(&srv, self_path) < 0)
         goto out;
     char port[16];
