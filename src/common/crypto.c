@@ -2,6 +2,7 @@
 
 #include "common/hex.h"
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -150,6 +151,95 @@ static EVP_PKEY *privkey_from_pem(const char *pem)
     return pkey;
 }
 
+/* Smallest RSA public exponent accepted: 65537 (F4), what every key generator uses. A small
+ * exponent (3) weakens PKCS#1 v1.5 signatures, and e = 1 makes the "signature" the padded message
+ * itself, so anyone could forge the registration's proof of possession. */
+#define CRYPTO_RSA_MIN_E    65537UL
+#define CRYPTO_RSA_MIN_BITS 2048
+
+static int rsa_check(EVP_PKEY *pkey, char *err, size_t errsz)
+{
+    BIGNUM *e = NULL;
+    int rc = -1;
+    if (EVP_PKEY_get_bits(pkey) < CRYPTO_RSA_MIN_BITS) {
+        snprintf(err, errsz,
+                 "csr: the RSA key has %d bits: davit needs at least %d (make the key with "
+                 "openssl req -newkey rsa:4096)",
+                 EVP_PKEY_get_bits(pkey), CRYPTO_RSA_MIN_BITS);
+        goto out;
+    }
+    if (EVP_PKEY_get_bn_param(pkey, "e", &e) != 1) {
+        snprintf(err, errsz, "csr: the RSA key has no readable public exponent");
+        goto out;
+    }
+    /* BN_get_word gives all ones for an exponent wider than a word: large, so checked as such. */
+    BN_ULONG w = BN_get_word(e);
+    if (!BN_is_odd(e) || w < CRYPTO_RSA_MIN_E) {
+        char shown[32] = "over 64 bits";
+        if (w != (BN_ULONG)-1)
+            snprintf(shown, sizeof(shown), "%llu", (unsigned long long)w);
+        snprintf(err, errsz,
+                 "csr: the RSA key has public exponent %s: davit needs 65537 (make the key "
+                 "with openssl req -newkey rsa:4096)",
+                 shown);
+        goto out;
+    }
+    rc = 0;
+out:
+    BN_free(e);
+    return rc;
+}
+
+static int ec_check(EVP_PKEY *pkey, char *err, size_t errsz)
+{
+    char enc[32] = "", group[64] = "";
+    size_t n = 0;
+    /* Explicit parameters let the key choose its own curve (a weak one, or P-256 with a
+     * different base point); only the named curve is trusted. */
+    if (EVP_PKEY_get_utf8_string_param(pkey, "encoding", enc, sizeof(enc), &n) != 1 ||
+        strcmp(enc, "named_curve") != 0) {
+        snprintf(err, errsz,
+                 "csr: the EC key carries explicit curve parameters: davit needs the named "
+                 "curve P-256 (make the key with openssl req -newkey ec -pkeyopt "
+                 "ec_paramgen_curve:P-256)");
+        return -1;
+    }
+    if (EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof(group), &n) != 1 ||
+        strcmp(group, "prime256v1") != 0) {
+        snprintf(err, errsz, "csr: the EC key is on curve \"%s\": davit accepts only P-256", group);
+        return -1;
+    }
+    return 0;
+}
+
+/* The key's type, size, exponent or curve, then OpenSSL's own public-key check. */
+static int key_check(EVP_PKEY *pkey, char *keytype, char *err, size_t errsz)
+{
+    if (EVP_PKEY_is_a(pkey, "RSA")) {
+        if (rsa_check(pkey, err, errsz) < 0)
+            return -1;
+        snprintf(keytype, 16, "rsa");
+    } else if (EVP_PKEY_is_a(pkey, "EC")) {
+        if (ec_check(pkey, err, errsz) < 0)
+            return -1;
+        snprintf(keytype, 16, "ec");
+    } else if (EVP_PKEY_is_a(pkey, "ED25519")) {
+        snprintf(keytype, 16, "ed25519");
+    } else {
+        snprintf(err, errsz, "csr: key type %s not accepted (use RSA, EC P-256 or Ed25519)",
+                 EVP_PKEY_get0_type_name(pkey));
+        return -1;
+    }
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    int ok = ctx && EVP_PKEY_public_check(ctx) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok) {
+        snprintf(err, errsz, "csr: the %s public key fails OpenSSL's validity check", keytype);
+        return -1;
+    }
+    return 0;
+}
+
 int crypto_csr_pubkey(const char *pem, size_t len, char **pubkey_pem, char *keytype, char *err,
                       size_t errsz)
 {
@@ -169,31 +259,11 @@ int crypto_csr_pubkey(const char *pem, size_t len, char **pubkey_pem, char *keyt
         snprintf(err, errsz, "csr: no usable public key");
         goto fail;
     }
+    /* The key first: a verification with a key chosen to be weak proves nothing. */
+    if (key_check(pkey, keytype, err, errsz) < 0)
+        goto fail;
     if (X509_REQ_verify(req, pkey) != 1) {
         snprintf(err, errsz, "csr: the self-signature does not verify");
-        goto fail;
-    }
-    if (EVP_PKEY_is_a(pkey, "RSA")) {
-        if (EVP_PKEY_get_bits(pkey) < 2048) {
-            snprintf(err, errsz, "csr: RSA key of %d bits; at least 2048 are needed",
-                     EVP_PKEY_get_bits(pkey));
-            goto fail;
-        }
-        snprintf(keytype, 16, "rsa");
-    } else if (EVP_PKEY_is_a(pkey, "EC")) {
-        char group[64] = "";
-        size_t glen = 0;
-        if (EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof(group), &glen) != 1 ||
-            strcmp(group, "prime256v1") != 0) {
-            snprintf(err, errsz, "csr: EC key on curve \"%s\"; only P-256 is accepted", group);
-            goto fail;
-        }
-        snprintf(keytype, 16, "ec");
-    } else if (EVP_PKEY_is_a(pkey, "ED25519")) {
-        snprintf(keytype, 16, "ed25519");
-    } else {
-        snprintf(err, errsz, "csr: key type %s not accepted (use RSA, EC P-256 or Ed25519)",
-                 EVP_PKEY_get0_type_name(pkey));
         goto fail;
     }
     *pubkey_pem = pubkey_to_pem(pkey);

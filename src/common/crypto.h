@@ -51,8 +51,10 @@ int crypto_b64_decode(const char *s, unsigned char **out, size_t *outlen);
 int crypto_b64_decode_pasted(const char *s, unsigned char **out, size_t *outlen);
 
 /*
- * Parses a PEM certificate signing request, verifies its self-signature and
- * checks the key: RSA of at least 2048 bits, EC on P-256, or Ed25519.
+ * Parses a PEM certificate signing request, checks the key, then verifies the self-signature.
+ * Accepted: RSA of at least 2048 bits with an odd public exponent of at least 65537, EC on the
+ * named curve P-256 (explicit curve parameters are refused), or Ed25519; each must also pass
+ * EVP_PKEY_public_check. A refusal's err is one line that names the problem and the fix.
  * Sets *pubkey_pem (caller frees) and writes "rsa", "ec" or "ed25519" into
  * keytype (16 bytes).
  */

@@ -4,6 +4,7 @@
 
 #include "common/dbuf.h"
 #include "common/log.h"
+#include "common/secure.h"
 #include "common/sigmsg.h"
 
 #include <curl/curl.h>
@@ -99,7 +100,7 @@ void backend_close(struct backend *b)
         return;
     curl_easy_cleanup(b->curl);
     dbuf_free(&b->answer);
-    memset(b->session, 0, sizeof(b->session));
+    secure_wipe(b->session, sizeof(b->session));
     free(b);
 }
 
@@ -246,8 +247,7 @@ static int call_json(struct backend *b, const char *what, const char *path, json
     int s = call(b, what, "POST", path, "application/json", text, strlen(text), timeout_s, NULL,
                  out, err, errsz);
     /* The register body holds the pool secret. */
-    memset(text, 0, strlen(text));
-    free(text);
+    secure_free_str(text);
     return s;
 }
 

@@ -1,5 +1,7 @@
 #include "launcher/container.h"
 
+#include "launcher/credentials.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,7 @@ size_t container_masked_envs(const struct launcher_config *cfg, struct runspec_v
     size_t n = 0;
     for (size_t i = 0; i < cfg->n_mask && n < max; i++) {
         char *v = getenv(cfg->mask[i]);
-        if (!v)
+        if (!v || credentials_is_secret_var(cfg->mask[i])) /* as secrets neither */
             continue;
         out[n].name = cfg->mask[i];
         out[n].value = v;
@@ -67,10 +69,13 @@ json_t *container_body(const struct container_params *p)
                                             json_string(p->pool_name)) < 0)
         goto fail;
 
-    /* Whitelisted variables of the launcher's own; masked ones travel as secrets instead. */
+    /* Whitelisted variables of the launcher's own; masked ones travel as secrets instead; the
+     * launcher's credentials never, whatever the whitelist says (`davit-launcher exec` does not
+     * remove them from its environment). */
     for (size_t i = 0; i < cfg->n_whitelist; i++) {
         const char *v = getenv(cfg->whitelist[i]);
-        if (v && !is_masked(cfg, cfg->whitelist[i]))
+        if (v && !is_masked(cfg, cfg->whitelist[i]) &&
+            !credentials_is_secret_var(cfg->whitelist[i]))
             append_fmt(env, &ok, "%s=%s", cfg->whitelist[i], v);
     }
 

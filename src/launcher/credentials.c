@@ -3,6 +3,7 @@
 #include "common/crypto.h"
 #include "common/env.h"
 #include "common/pooltoken.h"
+#include "common/secure.h"
 
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -129,21 +130,46 @@ int credentials_load(struct credentials *c, char *err, size_t errsz)
     char tvar[ENV_NAME_MAX], kvar[ENV_NAME_MAX];
     const char *token = env_get("TOKEN", tvar, sizeof(tvar));
 
+    const char *key = env_get("POOL_PRIVATE_KEY", kvar, sizeof(kvar));
+    int rc = -1;
+
     memset(c, 0, sizeof(*c));
-    if (!token) {
+    if (!token)
         snprintf(err, errsz,
                  "DAVIT_TOKEN is not set: give the token printed by `davit pool create` "
                  "(SPACELIFT_TOKEN works too)");
-        return -1;
-    }
-    const char *key = env_get("POOL_PRIVATE_KEY", kvar, sizeof(kvar));
-    if (!key) {
+    else if (!key)
         snprintf(err, errsz,
                  "DAVIT_POOL_PRIVATE_KEY is not set: give the pool's private key, "
                  "base64-encoded (base64 -w 0 davit.key)");
-        return -1;
+    else
+        rc = credentials_parse(c, token, tvar, key, kvar, err, errsz);
+    credentials_scrub_env();
+    return rc;
+}
+
+/* The variables that carry the launcher's two secrets, under both prefixes (common/env.h). */
+static const char *const secret_vars[] = {"DAVIT_TOKEN", "SPACELIFT_TOKEN",
+                                          "DAVIT_POOL_PRIVATE_KEY", "SPACELIFT_POOL_PRIVATE_KEY"};
+
+int credentials_is_secret_var(const char *name)
+{
+    for (size_t i = 0; i < sizeof(secret_vars) / sizeof(secret_vars[0]); i++)
+        if (strcmp(name, secret_vars[i]) == 0)
+            return 1;
+    return 0;
+}
+
+void credentials_scrub_env(void)
+{
+    for (size_t i = 0; i < sizeof(secret_vars) / sizeof(secret_vars[0]); i++) {
+        char *v = getenv(secret_vars[i]);
+        /* Wiped in place first: unsetenv only drops the pointer, and the bytes of the initial
+         * environment stay where /proc/<pid>/environ (and a core dump) shows them. */
+        if (v)
+            secure_wipe(v, strlen(v));
+        unsetenv(secret_vars[i]);
     }
-    return credentials_parse(c, token, tvar, key, kvar, err, errsz);
 }
 
 int credentials_sign(const struct credentials *c, const void *msg, size_t len, char **sig_b64,

@@ -36,6 +36,20 @@ struct credentials {
  */
 int credentials_load(struct credentials *c, char *err, size_t errsz);
 
+/*
+ * Whatever credentials_load found, it then calls credentials_scrub_env(): the four variables are
+ * gone from the launcher's environment (so from /proc/<pid>/environ, from children, and from
+ * what DAVIT_WHITELIST_ENVS could pass to a run).
+ */
+
+/* 1 when name is one of DAVIT_TOKEN, DAVIT_POOL_PRIVATE_KEY or their SPACELIFT_ aliases: a
+ * variable that no run may get, whatever the whitelist says. */
+int credentials_is_secret_var(const char *name);
+
+/* Overwrites the values of those four variables in place and removes them from the
+ * environment. Call it before any other thread starts (it changes environ). Never fails. */
+void credentials_scrub_env(void);
+
 /* The same, from explicit values (token and base64 key), for tests. */
 int credentials_parse(struct credentials *c, const char *token, const char *token_var,
                       const char *key_b64, const char *key_var, char *err, size_t errsz);

@@ -5,6 +5,7 @@
 #include "common/diskspace.h"
 #include "common/duration.h"
 #include "common/log.h"
+#include "common/secure.h"
 #include "launcher/container.h"
 #include "launcher/docker_auth.h"
 #include "launcher/rundir_write.h"
@@ -525,10 +526,10 @@ static int ensure_image(struct supervisor *s, struct run *run, const char *image
         docker_image_pull(s->docker, image, auth, s->cfg->pull_timeout_ms, err, sizeof(err)) < 0) {
         snprintf(reason, size, "image \"%s\" is not present locally and could not be pulled: %s",
                  image, err);
-        free(auth);
+        secure_free_str(auth);
         return -1;
     }
-    free(auth);
+    secure_free_str(auth); /* the registry's credentials, base64 */
     return 0;
 }
 

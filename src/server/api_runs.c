@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/runspec.h"
+#include "common/secure.h"
 
 /*
  * runspec's messages quote the offending value (useful in the CLI, which
@@ -107,10 +108,7 @@ int h_run_submit(struct req *r)
         r, 201,
         json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "pool", pool.name, "state", "queued"));
 out:
-    if (secrets_text) {
-        memset(secrets_text, 0, strlen(secrets_text));
-        free(secrets_text);
-    }
+    secure_free_str(secrets_text);
     free(spec_text);
     json_decref(spec);
     json_decref(obj);
@@ -201,6 +199,7 @@ int h_run_cancel(struct req *r)
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     if (ended) {
         dispatch_notify_run(r->srv->disp, id);
+        sweep_kick(r->srv); /* its secrets leave the WAL file now */
         log_event(LOG_INFO, "run state", "run", ids, "state", "canceled", NULL);
     } else {
         dispatch_notify_launcher(r->srv->disp, launcher);

@@ -116,6 +116,8 @@ static void sweep_once(struct bgthread *sw, int first)
     /* A full disk is reported until a write succeeds; on a quiet server
      * nothing else may write. */
     store_space_probe(st, SWEEP_PROBE_FREE);
+    /* Ended runs' secrets leave the WAL file within one sweep (docs/security.md). */
+    store_secrets_checkpoint(st);
     if (c->retention_max_age_ms > 0)
         do {
             rc = store_expire_runs(st, store_now_ms() - c->retention_max_age_ms, SWEEP_RUNS, &n);

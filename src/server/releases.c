@@ -52,8 +52,9 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
     memset(out, 0, sizeof(*out));
     crypto_sha256_hex(data, len, out->sha256);
     snprintf(path, sizeof(path), "%s/%s", srv->releases_dir, out->sha256);
-    /* Durable before the database row that points at it is committed. */
-    if (fsutil_write_file(path, data, len, 0644, err, errsz) < 0)
+    /* Durable before the database row that points at it is committed. 0600: only this server
+     * reads it (it serves it over HTTP); nothing in the data directory is for others. */
+    if (fsutil_write_file(path, data, len, 0600, err, errsz) < 0)
         return errno == ENOSPC ? -2 : -1;
     text = release_signed_text(kind, arch, version, out->sha256);
     if (!text || crypto_ed25519_sign(srv->release_key_pem, text, strlen(text), &sig) < 0) {

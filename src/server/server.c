@@ -13,6 +13,7 @@
 #include "common/dbuf.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/secure.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -204,10 +205,10 @@ static void server_stop(struct server *srv)
     store_close(srv->store);
     dispatch_free(srv->disp);
     metrics_free(srv->metrics);
-    free(srv->release_key_pem);
+    secure_free_str(srv->release_key_pem); /* after http_stop: nothing signs any more */
     free(srv->release_pub_pem);
     free(srv->cfg.tls_cert);
-    free(srv->cfg.tls_key);
+    secure_free_str(srv->cfg.tls_key); /* libmicrohttpd used it until http_stop */
 }
 
 int server_main(int argc, char **argv, const char *self_path)
@@ -229,6 +230,8 @@ int server_main(int argc, char **argv, const char *self_path)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* The database, its WAL and the release key hold secrets: nobody else reads what we create. */
+    umask(077);
     if (server_start(&srv, self_path) < 0)
         goto out;
     char port[16];

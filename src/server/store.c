@@ -6,9 +6,14 @@
 
 #include "common/clock.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /*
  * How long a statement waits for a lock held by another connection before
@@ -30,6 +35,44 @@ int64_t store_now_ms(void)
     return clock_wall_ms();
 }
 
+/*
+ * The database and its WAL hold secrets (a run's secrets until it ends, and in old pages until a
+ * checkpoint): a file of them that group or others may use is refused, with the command that
+ * fixes it. A new database is created 0600.
+ */
+static int private_files(const char *path, char *err, size_t errsz)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    char name[PATH_MAX + 8];
+    struct stat sb;
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        snprintf(name, sizeof(name), "%s%s", path, suffixes[i]);
+        if (stat(name, &sb) < 0) {
+            /* A new database is made 0600 whatever the umask; SQLite gives its WAL and SHM
+             * the database's mode. */
+            int fd = i == 0 && errno == ENOENT
+                         ? open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                         : -1;
+            if (fd >= 0) {
+                close(fd);
+                continue;
+            }
+            if (errno == ENOENT)
+                continue;
+            snprintf(err, errsz, "store: %s: %s", name, strerror(errno));
+            return -1;
+        }
+        if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+            snprintf(err, errsz,
+                     "store: %s is open to group or others (mode %04o) and holds secrets: "
+                     "run chmod 600 %s*",
+                     name, (unsigned)(sb.st_mode & 07777), path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Opens the database, applies its settings and migrations. *from gets the
  * schema version found. */
 static int open_at(struct store **out, const char *path, int *from, char *err, size_t errsz)
@@ -40,6 +83,8 @@ static int open_at(struct store **out, const char *path, int *from, char *err, s
         return STORE_ERR;
     }
     pthread_mutex_init(&s->mu, NULL);
+    if (private_files(path, err, errsz) < 0)
+        goto fail;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         snprintf(err, errsz, "store: open %s: %s", path,

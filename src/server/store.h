@@ -165,6 +165,13 @@ int store_run_delete(struct store *s, int64_t id);
  * a launcher gets a "cancel" message (*launcher set). STORE_CONFLICT once ended.
  */
 int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher);
+/*
+ * When a run's secrets were deleted (its end) since the last call, checkpoints the WAL with
+ * TRUNCATE: secure_delete clears them from the database's pages, but the WAL file still holds
+ * the pages written before, secrets included, until it is cut. STORE_OK when there was nothing
+ * to do; on failure the next call tries again. The retention sweep calls it.
+ */
+int store_secrets_checkpoint(struct store *s);
 
 /* What a launcher reports about a run (docs/protocol.md, "Run events"). */
 struct store_event {

@@ -327,6 +327,7 @@ static const char reap_sessions_sql[] = "DELETE FROM sessions WHERE expires_ms <
 int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r)
 {
     int64_t now = store_now_ms();
+    int canceled = 0;
     memset(r, 0, sizeof(*r));
     int rc = st_begin_locked(s);
     if (rc < 0)
@@ -337,7 +338,7 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
         int *count;
         int64_t *ids;
     } steps[] = {
-        {reap_cancel_sql, now - lease_ms, NULL, NULL},
+        {reap_cancel_sql, now - lease_ms, &canceled, NULL},
         {reap_requeue_sql, now - lease_ms, &r->requeued, r->requeued_ids},
         {reap_lost_sql, now - lease_ms - grace_ms, &r->lost, r->lost_ids},
         {reap_messages_sql, 0, NULL, NULL},
@@ -368,6 +369,8 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
         if (steps[i].count)
             *steps[i].count = n;
     }
+    if (canceled || r->lost)
+        s->secrets_purged = 1; /* both set secrets_json = NULL */
 done:
     return st_end(s, rc);
 }

@@ -29,6 +29,9 @@ struct store {
     int64_t changes_at_begin; /* sqlite3_total_changes64() when the transaction began */
     int64_t waiting[ST_WAITING_MAX];
     int nwaiting;
+    /* A run's secrets were deleted since the last TRUNCATE checkpoint: their old pages may
+     * still be in the WAL file (store_secrets_checkpoint). */
+    int secrets_purged;
 };
 
 /* Terminal run states: the run holds nothing and may be deleted. */

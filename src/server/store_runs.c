@@ -180,11 +180,30 @@ static int run_end(struct store *s, int64_t id, const char *state, const char *r
     sqlite3_bind_int64(st, 5, id);
     if (st_done(s, st) < 0)
         return STORE_ERR;
+    s->secrets_purged = 1;
     st = st_prep(s, run_end_messages_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
     return st_done(s, st);
+}
+
+int store_secrets_checkpoint(struct store *s)
+{
+    int rc = STORE_OK;
+    st_lock(s);
+    if (!s->secrets_purged)
+        goto out;
+    /* Outside a transaction: a checkpoint cannot run inside one. Its first column is 1 when
+     * a reader (another process) kept it from finishing: the WAL was not cut, so try again. */
+    sqlite3_stmt *st = st_prep(s, "PRAGMA wal_checkpoint(TRUNCATE)");
+    rc = st ? st_step_one(s, st, "checkpoint after purging secrets") : STORE_ERR;
+    if (rc == STORE_OK && sqlite3_column_int(st, 0) == 0)
+        s->secrets_purged = 0;
+    sqlite3_finalize(st);
+out:
+    st_unlock(s);
+    return rc;
 }
 
 int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher)

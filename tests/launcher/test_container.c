@@ -115,6 +115,50 @@ static void test_body(void **state)
     config_free(&cfg);
 }
 
+/* The launcher's credentials reach no run, whatever DAVIT_WHITELIST_ENVS or DAVIT_MASK_ENVS say
+ * (`davit-launcher exec` keeps them in its environment: only the daemon removes them). */
+static void test_credentials_never_passed(void **state)
+{
+    (void)state;
+    static const char *const creds[] = {"DAVIT_TOKEN", "SPACELIFT_TOKEN", "DAVIT_POOL_PRIVATE_KEY",
+                                        "SPACELIFT_POOL_PRIVATE_KEY"};
+    setenv("DAVIT_WHITELIST_ENVS",
+           "SPACELIFT_TOKEN,DAVIT_TOKEN,SPACELIFT_POOL_PRIVATE_KEY,DAVIT_POOL_PRIVATE_KEY,OTHER",
+           1);
+    setenv("DAVIT_MASK_ENVS", "SPACELIFT_TOKEN,DAVIT_POOL_PRIVATE_KEY", 1);
+    for (size_t i = 0; i < sizeof(creds) / sizeof(creds[0]); i++)
+        setenv(creds[i], "credential-value", 1);
+    setenv("OTHER", "other-value", 1);
+    struct launcher_config cfg;
+    char err[256];
+    assert_int_equal(config_load(&cfg, err, sizeof(err)), 0);
+    struct runspec *spec = spec_of("{\"image\":\"img:1\",\"phases\":[{\"name\":\"a\"}]}");
+    struct container_params p = {.spec = spec,
+                                 .cfg = &cfg,
+                                 .run_id = "exec-2",
+                                 .launcher_id = "launcher-x",
+                                 .worker_path = "/usr/bin/davit-worker",
+                                 .run_dir = "/var/lib/davit/runs/exec-2"};
+    json_t *body = container_body(&p);
+    assert_non_null(body);
+    char *text = json_dumps(body, JSON_COMPACT);
+    assert_null(strstr(text, "credential-value"));
+    json_t *env = json_object_get(body, "Env");
+    assert_int_equal(json_array_size(env), 1);
+    assert_string_equal(json_string_value(json_array_get(env, 0)), "OTHER=other-value");
+    struct runspec_var masked[4];
+    assert_int_equal(container_masked_envs(&cfg, masked, 4), 0);
+    free(text);
+    json_decref(body);
+    runspec_free(spec);
+    config_free(&cfg);
+    for (size_t i = 0; i < sizeof(creds) / sizeof(creds[0]); i++)
+        unsetenv(creds[i]);
+    unsetenv("OTHER");
+    unsetenv("DAVIT_WHITELIST_ENVS");
+    unsetenv("DAVIT_MASK_ENVS");
+}
+
 static void test_registry(void **state)
 {
     char r[256];
@@ -204,6 +248,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_body),
+        cmocka_unit_test(test_credentials_never_passed),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_auth_header),
     };

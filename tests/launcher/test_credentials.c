@@ -219,13 +219,26 @@ static void test_environment(void **state)
     setenv("SPACELIFT_TOKEN", token, 1);
     assert_int_equal(credentials_load(&c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "DAVIT_POOL_PRIVATE_KEY is not set"));
+    assert_null(getenv("SPACELIFT_TOKEN")); /* removed on failure too */
+    setenv("SPACELIFT_TOKEN", token, 1);
     /* Spacelift's names work, and a pasted newline is forgiven. */
     char with_nl[8192];
     snprintf(with_nl, sizeof(with_nl), "%s\n", key);
     setenv("SPACELIFT_POOL_PRIVATE_KEY", with_nl, 1);
+    setenv("DAVIT_TOKEN", "", 1); /* empty: not used, but removed all the same */
     assert_int_equal(credentials_load(&c, err, sizeof(err)), 0);
     assert_string_equal(c.key_type, "ec");
     credentials_free(&c);
+    /* Read once, then gone from the environment (test_daemon.py checks /proc/<pid>/environ). */
+    static const char *const gone[] = {"DAVIT_TOKEN", "SPACELIFT_TOKEN", "DAVIT_POOL_PRIVATE_KEY",
+                                       "SPACELIFT_POOL_PRIVATE_KEY"};
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+        assert_null(getenv(gone[i]));
+        assert_true(credentials_is_secret_var(gone[i]));
+    }
+    assert_false(credentials_is_secret_var("DAVIT_TOKENS"));
+    assert_false(credentials_is_secret_var("HTTP_PROXY"));
+
     unsetenv("SPACELIFT_TOKEN");
     unsetenv("SPACELIFT_POOL_PRIVATE_KEY");
     free(token);

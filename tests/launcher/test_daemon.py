@@ -496,3 +496,27 @@ def test_server_kill9_mid_run_loses_and_repeats_nothing():
             box["server"].stop()
         shutil.rmtree(tmp, ignore_errors=True)
     assert not left, f"containers left behind: {left}"
+
+
+def test_credentials_never_reach_a_run_nor_stay_in_the_environment(env):
+    """DAVIT_WHITELIST_ENVS naming the launcher's own credentials passes neither to a run, and
+    once read they are gone from the launcher's environment: /proc/<pid>/environ shows the
+    initial environment's bytes, so the values must be overwritten, not only unset."""
+    server = env["server"]
+    token, key_b64, _ = make_pool(env)
+    names = "SPACELIFT_TOKEN,SPACELIFT_POOL_PRIVATE_KEY,DAVIT_TOKEN,DAVIT_POOL_PRIVATE_KEY,PASSED_ON"
+    d = daemon(env, token, key_b64, alias="SPACELIFT",
+               env={"DAVIT_WHITELIST_ENVS": names, "PASSED_ON": "visible-value"}).start()
+    with open("/proc/%d/environ" % d.proc.pid, "rb") as f:
+        environ = f.read()
+    assert b"PASSED_ON=visible-value" in environ  # the file is read right
+    assert token.encode() not in environ and key_b64.encode() not in environ
+    assert token[:24].encode() not in environ and key_b64[:24].encode() not in environ
+    rid = submit(server, "plan=env; echo env-done")
+    assert server.wait_state(rid, ("finished", "failed", "canceled", "timed_out", "lost"))["state"] == "finished"
+    out = logs(server, rid)
+    assert "env-done" in out and "PASSED_ON=visible-value" in out, out
+    assert "_TOKEN" not in out and "_POOL_PRIVATE_KEY" not in out, out
+    assert token[:24] not in out and key_b64[:24] not in out
+    d.signal(signal.SIGTERM)
+    assert d.wait() == 0

@@ -57,6 +57,15 @@ def openssl_sign(keyfile, message, dirpath):
 SPOOL_KEY = bytes(range(32))  # any key: the server does not check MACs
 
 
+def wait_for(what, pred, limit=60):
+    """Waits for a condition the server promises; limit only stops a hung test."""
+    end = time.time() + limit
+    while not pred():
+        if time.time() > end:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.1)
+
+
 def spool_record(t, seq, payload, phase="-"):
     """One spool record (docs/run-directory.md), signed with SPOOL_KEY."""
     if isinstance(payload, str):

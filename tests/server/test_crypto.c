@@ -10,8 +10,13 @@
 #include "server/state.h"
 #include "common/crypto.h"
 #include "common/pooltoken.h"
+#include "test_crypto_csrs.h"
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/x509.h>
 #include <openssl/pem.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +96,93 @@ static void test_csr(void **state)
     assert_int_equal(crypto_csr_pubkey(bad, strlen(bad), &pub, type, err, sizeof(err)), -1);
 }
 
+/*
+ * A CSR whose RSA key has public exponent 1. No key generator makes one (openssl genpkey refuses
+ * rsa_keygen_pubexp:1), so it is built here through OpenSSL's API: a random odd 2048-bit modulus
+ * with e = d = 1 (no primes needed: with d = 1 the private operation is the identity, which is
+ * the point: the "signature" is the padded digest, computable by anyone). The CSR is then signed
+ * the ordinary way, with X509_REQ_sign, so its self-signature verifies. Caller frees.
+ */
+static char *rsa_e1_csr(void)
+{
+    BIGNUM *n = BN_new(), *one = BN_new();
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *pkey = NULL;
+    X509_REQ *req = X509_REQ_new();
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *pem = NULL, *data;
+    assert_non_null(n);
+    assert_non_null(one);
+    assert_non_null(bld);
+    assert_non_null(ctx);
+    assert_non_null(req);
+    assert_non_null(bio);
+    assert_int_equal(BN_rand(n, 2048, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD), 1);
+    assert_int_equal(BN_set_word(one, 1), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, one), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, one), 1);
+    params = OSSL_PARAM_BLD_to_param(bld);
+    assert_non_null(params);
+    assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params), 1);
+    X509_NAME *name = X509_REQ_get_subject_name(req);
+    assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                                (const unsigned char *)"unit", -1, -1, 0),
+                     1);
+    assert_int_equal(X509_REQ_set_pubkey(req, pkey), 1);
+    assert_true(X509_REQ_sign(req, pkey, EVP_sha256()) > 0);
+    /* The forgery works: today's verification accepts it. */
+    assert_int_equal(X509_REQ_verify(req, pkey), 1);
+    assert_int_equal(PEM_write_bio_X509_REQ(bio, req), 1);
+    long len = BIO_get_mem_data(bio, &data);
+    pem = strndup(data, (size_t)len);
+    assert_non_null(pem);
+    BIO_free(bio);
+    X509_REQ_free(req);
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(one);
+    BN_free(n);
+    return pem;
+}
+
+/* Expects csr to be refused with an error containing want. */
+static void csr_refused(const char *csr, const char *want)
+{
+    char *pub = NULL, type[16], err[256] = "";
+    assert_int_equal(crypto_csr_pubkey(csr, strlen(csr), &pub, type, err, sizeof(err)), -1);
+    assert_null(pub);
+    if (!strstr(err, want))
+        fail_msg("error \"%s\" does not say \"%s\"", err, want);
+    assert_null(strchr(err, '\n'));
+}
+
+static void test_csr_weak_keys(void **state)
+{
+    (void)state;
+    char *pub = NULL, type[16], err[256];
+    assert_int_equal(
+        crypto_csr_pubkey(rsa2048_csr, strlen(rsa2048_csr), &pub, type, err, sizeof(err)), 0);
+    assert_string_equal(type, "rsa");
+    free(pub);
+    assert_int_equal(
+        crypto_csr_pubkey(ec_p256_csr, strlen(ec_p256_csr), &pub, type, err, sizeof(err)), 0);
+    assert_string_equal(type, "ec");
+    free(pub);
+
+    csr_refused(rsa_e3_csr, "the RSA key has public exponent 3: davit needs 65537");
+    csr_refused(rsa1024_csr, "the RSA key has 1024 bits: davit needs at least 2048");
+    csr_refused(ec_explicit_csr, "the EC key carries explicit curve parameters");
+    char *e1 = rsa_e1_csr();
+    csr_refused(e1, "the RSA key has public exponent 1: davit needs 65537");
+    free(e1);
+}
+
 static void test_verify(void **state)
 {
     (void)state;
@@ -157,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_sha256_and_tokens),
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_csr),
+        cmocka_unit_test(test_csr_weak_keys),
         cmocka_unit_test(test_verify),
         cmocka_unit_test(test_release_key),
         cmocka_unit_test(test_pool_token),

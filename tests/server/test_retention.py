@@ -4,9 +4,8 @@ total log size, the space given back to the filesystem, and run list pages."""
 import os
 import sqlite3
 import subprocess
-import time
 
-from davit_harness import DAVIT, Launcher, spool_record
+from davit_harness import DAVIT, Launcher, spool_record, wait_for
 
 
 def db_bytes(server):
@@ -18,15 +17,6 @@ def db_bytes(server):
         except FileNotFoundError:
             pass
     return total
-
-
-def wait_for(what, pred, limit=60):
-    """Waits for a condition the server promises; limit only stops a hung test."""
-    end = time.time() + limit
-    while not pred():
-        if time.time() > end:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.1)
 
 
 def finished_run(server, la, nbytes, outcome="finished"):

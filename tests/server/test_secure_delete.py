@@ -18,9 +18,11 @@ import glob
 import os
 import secrets
 import sqlite3
+import stat
+import subprocess
 
 from davit_fixtures import check_stopped
-from davit_harness import Launcher
+from davit_harness import DAVIT, Launcher, wait_for
 
 SIZES = (40, 1500, 9000)  # bytes of hex: in the row, most of a page, overflow pages
 WINDOW = 24
@@ -30,26 +32,27 @@ def make_secrets(tag):
     return {"S%d" % n: tag + secrets.token_hex(n // 2)[:n - len(tag)] for n in SIZES}
 
 
-def leftovers(data_dir, values):
-    """(file, secret name) for every secret of which some WINDOW bytes remain."""
+def leftovers(data_dir, values, paths=None):
+    """(file, secret name) for every secret of which some WINDOW bytes remain, in the database's
+    files or in the paths given."""
     found = []
-    for path in sorted(glob.glob(os.path.join(data_dir, "davit.db*"))):
+    for path in sorted(paths if paths is not None else glob.glob(os.path.join(data_dir, "davit.db*"))):
         with open(path, "rb") as f:
             data = f.read()
         for name, value in values.items():
             v = value.encode()
             if any(v[i:i + WINDOW] in data for i in range(0, len(v) - WINDOW + 1, 8)):
-                found.append((os.path.basename(path), name))
+                found.append((os.path.relpath(path, data_dir), name))
     return found
 
 
-def test_ended_runs_leave_no_secret_bytes_in_the_database(server):
+def end_two_runs(server):
+    """Ends two runs with secrets: one canceled while queued, one finished by a launcher.
+    Returns (canceled id, finished id, all their secrets by "<how> <name>")."""
     token, key = server.create_pool("p")
     canceled, finished = make_secrets("canceled-"), make_secrets("finished-")
-
     rid = server.submit("p", secrets=canceled)
     assert server.ok("POST", "/api/v1/runs/%d/cancel" % rid, {})["state"] == "canceled"
-
     la = Launcher(server, token, key)
     la.register()
     rid2 = server.submit("p", secrets=finished)
@@ -58,9 +61,16 @@ def test_ended_runs_leave_no_secret_bytes_in_the_database(server):
     assert la.event(rid2, "running", phase="plan")[0] == 200
     st, data, _ = la.event(rid2, "result", outcome="finished", exit_code=0, reason="ok")
     assert st == 200 and data["state"] == "finished"
+    values = dict([("canceled " + k, v) for k, v in canceled.items()] +
+                  [("finished " + k, v) for k, v in finished.items()])
+    return rid, rid2, values
 
-    # While the server runs, the values are in the write-ahead log: SQLite's
-    # own history, which the checkpoint at a clean stop folds in and removes.
+
+def test_ended_runs_leave_no_secret_bytes_in_the_database(server):
+    rid, rid2, values = end_two_runs(server)
+
+    # The database itself, after a clean stop and a final checkpoint; the next
+    # test searches every file while the server runs.
     check_stopped(server)
     db_path = os.path.join(server.data_dir, "davit.db")
     db = sqlite3.connect(db_path)
@@ -70,6 +80,60 @@ def test_ended_runs_leave_no_secret_bytes_in_the_database(server):
     finally:
         db.close()
     assert rows == [(rid, None), (rid2, None)]
-    assert leftovers(server.data_dir, dict(
-        [("canceled " + k, v) for k, v in canceled.items()] +
-        [("finished " + k, v) for k, v in finished.items()])) == []
+    assert leftovers(server.data_dir, values) == []
+
+
+def files_of(data_dir):
+    """Every file under the data directory: the database, its WAL and SHM, keys, releases."""
+    for root, _, names in os.walk(data_dir):
+        for name in names:
+            yield os.path.join(root, name)
+
+
+def test_ended_runs_secrets_leave_the_wal_while_the_server_runs(server):
+    """No clean stop here: the server promises that an ended run's secrets leave every file of
+    the data directory, the WAL included, within one retention sweep (5 s) of the run's end.
+    Before, they stayed in the WAL until SQLite happened to checkpoint and the WAL was reused."""
+    _, _, values = end_two_runs(server)
+    last = []
+
+    def clean():
+        last[:] = leftovers(server.data_dir, values, list(files_of(server.data_dir)))
+        return not last
+
+    try:
+        wait_for("the secrets to leave the data directory", clean, limit=30)
+    finally:
+        print("left over:", last)
+    check_stopped(server)
+
+
+def test_server_files_are_private(server):
+    """Everything the server writes in its data directory is 0600 (or 0700): the database, its
+    WAL and SHM, the release key, the published releases."""
+    token, key = server.create_pool("p")
+    rid = server.submit("p", secrets={"S": "x" * 40})
+    server.ok("POST", "/api/v1/runs/%d/cancel" % rid, {})
+    modes = {os.path.relpath(p, server.data_dir): stat.S_IMODE(os.stat(p).st_mode)
+             for p in files_of(server.data_dir)}
+    assert "davit.db-wal" in modes and "release-key.pem" in modes, modes
+    assert {p: oct(m) for p, m in modes.items() if m & 0o077} == {}
+
+
+def test_readable_database_is_refused(server):
+    """A database that group or others may read is refused at start, in one line that names the
+    file and the chmod that fixes it; the server does not change it itself."""
+    check_stopped(server)
+    db = os.path.join(server.data_dir, "davit.db")
+    for mode in (0o644, 0o640):
+        os.chmod(db, mode)
+        p = subprocess.run([DAVIT, "server", "--data-dir", server.data_dir, "--listen", "127.0.0.1:0"],
+                           capture_output=True, timeout=30)
+        assert p.returncode == 1, (p.returncode, p.stderr)
+        err = p.stderr.decode()
+        assert len(err.strip().splitlines()) == 1, err
+        assert db in err and "chmod 600 " + db in err and "%04o" % mode in err, err
+        assert stat.S_IMODE(os.stat(db).st_mode) == mode
+    os.chmod(db, 0o600)
+    server.start()
+    assert server.ok("GET", "/api/v1/pools")["pools"] == []

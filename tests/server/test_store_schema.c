@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The schema of davit up to commit bd39bd4 (before retention). */
@@ -307,6 +308,7 @@ static void test_failed_migration_is_rolled_back(void **state)
 
 int main(void)
 {
+    umask(077); /* as the server runs: the store refuses a database others may read */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_of_bd39bd4, setup, teardown),
