@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * So overlapping occurrences are one "***", touching ones two, and no byte
  * of any secret comes out.
  */
-static void reference(char secrets[][17], const size_t *lens, size_t n, const char *in,
-                      size_t len, struct dbuf *out)
+static void reference(char secrets[][17], const size_t *lens, size_t n, const char *in, size_t len,
+                      struct dbuf *out)
 {
     size_t end = 0; /* the current mask covers [.., end) */
     for (size_t i = 0; i < len; i++) {
