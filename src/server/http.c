@@ -29,9 +29,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-/* Idle launchers each hold a long-poll open: thousands of them are normal. */
-#define HTTP_MAX_CONNECTIONS 16384
-
 /* How much of an oversized chunked body is read and dropped before closing. */
 #define DROP_LIMIT (64 * 1024 * 1024)
 
@@ -271,10 +268,15 @@ int http_start(struct server *srv, char *err, size_t errsz)
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)c->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(256 * 1024), MHD_OPTION_ARRAY, c->tls_cert ? tls_opts : &tls_opts[2],
-        MHD_OPTION_END);
+        /* An idle timeout: a client stalled mid-header (or mid-body, or not
+         * reading its answer) is closed. A waiting long-poll or log follow
+         * is a suspended connection, which libmicrohttpd takes off the
+         * clock and puts back with a fresh one when it resumes. */
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)((c->header_timeout_ms + 999) / 1000),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)c->max_connections_per_address,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_ARRAY,
+        c->tls_cert ? tls_opts : &tls_opts[2], MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errsz, "--listen %s: cannot start the HTTP server (address in use?)",
                  c->listen);

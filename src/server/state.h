@@ -15,6 +15,7 @@
 #include "server/store.h"
 
 struct bgthread;
+struct challenges;
 struct metrics;
 
 struct server {
@@ -22,8 +23,9 @@ struct server {
     struct store *store;
     struct dispatch *disp;
     struct MHD_Daemon *mhd;
-    struct metrics *metrics; /* metrics.c */
-    char *release_key_pem;   /* Ed25519 private key */
+    struct metrics *metrics;       /* metrics.c */
+    struct challenges *challenges; /* registration challenges (challenges.c) */
+    char *release_key_pem;         /* Ed25519 private key */
     char *release_pub_pem;
     char admin_hash[72];
     char releases_dir[PATH_MAX + 16];
