@@ -16,6 +16,7 @@
 
 struct bgthread;
 struct challenges;
+struct http_log_gate;
 struct metrics;
 
 struct server {
@@ -23,6 +24,7 @@ struct server {
     struct store *store;
     struct dispatch *disp;
     struct MHD_Daemon *mhd;
+    struct http_log_gate *mhd_log; /* http.c: libmicrohttpd's messages, rate-limited */
     struct metrics *metrics;       /* metrics.c */
     struct challenges *challenges; /* registration challenges (challenges.c) */
     char *release_key_pem;         /* Ed25519 private key */

@@ -110,6 +110,10 @@ def test_slow_clients_do_not_stop_a_launcher_on_a_low_fd_limit(make_server):
     log = server.log()
     assert "--max-connections lowered" in log, log
     assert "--max-connections-per-address lowered" in log, log
+    # Over a thousand connections were refused, within a second or two; the
+    # log says so at most 10 times a second (HTTP_MHD_LOG_PER_S), not once each.
+    refused = log.count("Server reached connection limit")
+    assert 1 <= refused <= 50, refused
 
 
 def wait_closed(sock, limit):
