@@ -251,9 +251,10 @@ static int call_json(struct backend *b, const char *what, const char *path, json
     return s;
 }
 
-int backend_register(struct backend *b, const struct credentials *cred,
-                     const struct backend_identity *id, struct backend_session *s, char *err,
-                     size_t errsz)
+/* One challenge and one registration (backend_register). */
+static int register_once(struct backend *b, const struct credentials *cred,
+                         const struct backend_identity *id, struct backend_session *s, char *err,
+                         size_t errsz)
 {
     json_t *ans = NULL, *req = NULL;
     const char *cid, *nonce, *token, *pool;
@@ -320,6 +321,26 @@ done:
     free(sig);
     json_decref(req);
     json_decref(ans);
+    return rc;
+}
+
+/*
+ * A challenge lives in the server's memory only: one issued just before the
+ * server restarted is unknown to the register call after it. That refusal
+ * is about the challenge, not the credentials: take a new one, a few times.
+ */
+#define REGISTER_CHALLENGE_TRIES 3
+
+int backend_register(struct backend *b, const struct credentials *cred,
+                     const struct backend_identity *id, struct backend_session *s, char *err,
+                     size_t errsz)
+{
+    int rc = BACKEND_UNAUTHORIZED;
+    for (int i = 0; i < REGISTER_CHALLENGE_TRIES; i++) {
+        rc = register_once(b, cred, id, s, err, errsz);
+        if (rc != BACKEND_UNAUTHORIZED || !strstr(err, "challenge unknown"))
+            break;
+    }
     return rc;
 }
 

@@ -2,6 +2,7 @@
 #include "server/api_launcher.h"
 
 #include "server/api_pools.h"
+#include "server/challenges.h"
 #include "server/metrics.h"
 #include "server/request.h"
 #include "server/state.h"
@@ -28,10 +29,20 @@ int h_launcher_challenge(struct req *r)
         reply_error(r, 401, "unknown pool");
         goto out;
     }
-    if (rc < 0 || crypto_random_token("dvc_", id) < 0 || crypto_random_token("", nonce) < 0 ||
-        store_challenge_create(r->srv->store, pool.id, id, nonce,
-                               store_now_ms() + r->srv->cfg.challenge_ttl_ms) < 0) {
-        reply_store_error(r, STORE_ERR, "challenge");
+    if (rc < 0) {
+        reply_store_error(r, rc, "pool");
+        goto out;
+    }
+    /* In memory only: an unauthenticated request writes nothing to disk. */
+    rc = challenges_issue(r->srv->challenges, pool.id, store_now_ms(), r->srv->cfg.challenge_ttl_ms,
+                          id, nonce);
+    if (rc == CHALLENGES_FULL) {
+        /* Refused rather than an open challenge voided: a launcher retries a 429. */
+        reply_error(r, 429, "too many registration challenges open: retry later");
+        goto out;
+    }
+    if (rc < 0) {
+        reply_error(r, 500, "challenge: no randomness");
         goto out;
     }
     reply_json(r, 200,
@@ -77,13 +88,9 @@ static int check_proof(struct req *r, const char *pool_id, const char *secret, c
         return -1;
     }
     /* The challenge is used up whatever happens next: a replay always fails. */
-    rc = store_challenge_take(r->srv->store, cid, pool->id, nonce, sizeof(nonce));
-    if (rc == STORE_NOTFOUND) {
+    if (challenges_take(r->srv->challenges, cid, pool->id, store_now_ms(), nonce, sizeof(nonce)) <
+        0) {
         reply_error(r, 401, "challenge unknown, expired or already used");
-        return -1;
-    }
-    if (rc < 0) {
-        reply_store_error(r, rc, "challenge");
         return -1;
     }
     char hash[CRYPTO_SHA256_HEX];

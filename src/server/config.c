@@ -24,6 +24,15 @@ static const char usage[] =
     "  --lost-grace DUR       then started runs become lost after this (default 5m)\n"
     "  --session-ttl DUR      launcher session lifetime (default 1h)\n"
     "  --poll-timeout DUR     longest long-poll (default 25s, at most 2/3 of the lease)\n"
+    "  --challenge-ttl DUR    how long a registration challenge is good (default 60s)\n"
+    "  --header-timeout DUR   close a connection on which nothing moves for this long,\n"
+    "                         like a client stalled mid-header (default 30s; waiting\n"
+    "                         long-polls and log follows are not affected)\n"
+    "  --max-connections N    connections at once, long-polls included (default 16384,\n"
+    "                         lowered to fit the file descriptor limit)\n"
+    "  --max-connections-per-address N\n"
+    "                         connections at once from one client address (default 1024;\n"
+    "                         0: no limit, for a server behind a reverse proxy)\n"
     "  --max-log-bytes N      cap of one run's log (default 1073741824)\n"
     "  --retention-max-age DUR\n"
     "                         delete runs that ended longer ago than this (default 30d,\n"
@@ -45,6 +54,10 @@ static const struct option opts[] = {
     {"lost-grace", required_argument, 0, 'G'},
     {"session-ttl", required_argument, 0, 'S'},
     {"poll-timeout", required_argument, 0, 'P'},
+    {"challenge-ttl", required_argument, 0, 'C'},
+    {"header-timeout", required_argument, 0, 'H'},
+    {"max-connections", required_argument, 0, 'M'},
+    {"max-connections-per-address", required_argument, 0, 'N'},
     {"threads", required_argument, 0, 't'},
     {"max-log-bytes", required_argument, 0, 'm'},
     {"retention-max-age", required_argument, 0, 'A'},
@@ -71,6 +84,18 @@ void config_defaults(struct server_config *c)
     c->session_ttl_ms = 3600 * 1000;
     c->challenge_ttl_ms = 60 * 1000;
     c->poll_max_ms = 25 * 1000;
+    /* A client that sends part of a request and stalls holds a descriptor
+     * and up to the connection's memory: let it go well within a minute,
+     * yet leave a slow but live link (a launcher on a congested uplink) a
+     * generous margin, as web servers do (20 to 60 s). */
+    c->header_timeout_ms = 30 * 1000;
+    /* Idle launchers each hold a long-poll open: thousands of them are
+     * normal. server.c lowers it to what the descriptor limit holds. */
+    c->max_connections = 16384;
+    /* One address cannot take more than 1/16 of the default cap, yet a few
+     * hundred launchers behind one NAT address (each holds a long-poll and
+     * one connection per run it carries) still fit. */
+    c->max_connections_per_address = 1024;
     c->max_log_bytes = 1LL << 30;
     /* A month of history is what people look back on; without a default
      * the database grows until the disk is full (docs/server.md). */
@@ -154,6 +179,37 @@ static int retention_from_env(struct server_config *c, char *err, size_t errsz)
     return 0;
 }
 
+/* The connection settings from the environment; the command line overrides them. */
+static int limits_from_env(struct server_config *c, char *err, size_t errsz)
+{
+    if (env_duration("CHALLENGE_TTL", c->challenge_ttl_ms, &c->challenge_ttl_ms, err, errsz) < 0 ||
+        env_duration("HEADER_TIMEOUT", c->header_timeout_ms, &c->header_timeout_ms, err, errsz) <
+            0 ||
+        env_int("MAX_CONNECTIONS", c->max_connections, CONFIG_MAX_CONNECTIONS_MAX,
+                &c->max_connections, err, errsz) < 0 ||
+        env_int("MAX_CONNECTIONS_PER_ADDRESS", c->max_connections_per_address,
+                CONFIG_MAX_CONNECTIONS_MAX, &c->max_connections_per_address, err, errsz) < 0)
+        return -1;
+    return 0;
+}
+
+/* --max-connections (or its variable, named by what): 1 and up; with
+ * per_address, 0 too. 0, or -1 with err. */
+static int parse_count(const char *what, const char *arg, int per_address, long long *out,
+                       char *err, size_t errsz)
+{
+    char *end;
+    long long n = strtoll(arg, &end, 10);
+    if (*arg < '0' || *arg > '9' || *end || n > CONFIG_MAX_CONNECTIONS_MAX ||
+        (n == 0 && !per_address)) {
+        snprintf(err, errsz, "%s \"%s\": expected a whole number from %d to %d", what, arg,
+                 per_address ? 0 : 1, CONFIG_MAX_CONNECTIONS_MAX);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 /* Applies option o (getopt_long's value) with its argument arg; name is the
  * option's long name, for messages. 0, or -1 with err. */
 static int apply_option(int o, const char *name, const char *arg, struct server_config *c,
@@ -192,6 +248,17 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     case 'P':
         dur = &c->poll_max_ms;
         break;
+    case 'C':
+        dur = &c->challenge_ttl_ms;
+        break;
+    case 'H':
+        dur = &c->header_timeout_ms;
+        break;
+    case 'M':
+        return parse_count("--max-connections", arg, 0, &c->max_connections, err, errsz);
+    case 'N':
+        return parse_count("--max-connections-per-address", arg, 1, &c->max_connections_per_address,
+                           err, errsz);
     case 't':
         c->threads = (int)strtol(arg, &end, 10);
         if (*end || c->threads < 1 || c->threads > 64) {
@@ -273,7 +340,7 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
 {
     struct cmdline cl = {.fmt = LOG_TEXT};
     int o;
-    if (retention_from_env(c, err, errsz) < 0)
+    if (retention_from_env(c, err, errsz) < 0 || limits_from_env(c, err, errsz) < 0)
         return -1;
     optind = 1;
     int longindex = 0;
@@ -291,6 +358,14 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
     }
     if (load_tls(c, cl.cert, cl.key, err, errsz) < 0)
         return -1;
+    if (c->max_connections < 1) {
+        snprintf(err, errsz, "DAVIT_MAX_CONNECTIONS: expected at least 1");
+        return -1;
+    }
+    if (c->header_timeout_ms < 1000 || c->header_timeout_ms > CONFIG_HEADER_TIMEOUT_MAX_MS) {
+        snprintf(err, errsz, "--header-timeout: expected 1s to 1h");
+        return -1;
+    }
     if (c->poll_max_ms > c->lease_ms * 2 / 3)
         c->poll_max_ms = c->lease_ms * 2 / 3;
     return parse_listen(c, err, errsz);

@@ -20,15 +20,24 @@ struct server_config {
     char *tls_cert, *tls_key; /* PEM contents, or NULL for plain HTTP */
     int insecure_http;
     int threads;
-    int64_t lease_ms;       /* a launcher is gone after this long without a request */
-    int64_t grace_ms;       /* then its started runs are lost after this much more */
-    int64_t session_ttl_ms; /* a launcher session lives this long */
-    int64_t challenge_ttl_ms;
-    int64_t poll_max_ms; /* the longest a poll waits */
+    int64_t lease_ms;          /* a launcher is gone after this long without a request */
+    int64_t grace_ms;          /* then its started runs are lost after this much more */
+    int64_t session_ttl_ms;    /* a launcher session lives this long */
+    int64_t challenge_ttl_ms;  /* a registration challenge is good this long */
+    int64_t header_timeout_ms; /* a connection with nothing moving is closed after this */
+    long long max_connections; /* all connections at once, long-polls included */
+    long long max_connections_per_address; /* from one client address; 0: no limit */
+    int64_t poll_max_ms;                   /* the longest a poll waits */
     int64_t max_log_bytes;
     int64_t retention_max_age_ms;    /* ended runs older than this are deleted; 0: never */
     int64_t retention_max_log_bytes; /* logs of all runs above this: oldest go; 0: no cap */
 };
+
+/* The longest --header-timeout: libmicrohttpd counts it in whole seconds. */
+#define CONFIG_HEADER_TIMEOUT_MAX_MS (3600 * 1000)
+/* The most connections --max-connections allows: the kernel's default
+ * ceiling of file descriptors a process may have (fs.nr_open). */
+#define CONFIG_MAX_CONNECTIONS_MAX 1048576
 
 /* Fills c with the defaults (docs/server.md). Never fails. */
 void config_defaults(struct server_config *c);

@@ -14,11 +14,13 @@
 #include "server/routes.h"
 #include "server/state.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/crypto.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +31,18 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-/* Idle launchers each hold a long-poll open: thousands of them are normal. */
-#define HTTP_MAX_CONNECTIONS 16384
+/* libmicrohttpd's messages logged per second at most. It writes one for
+ * every connection refused over a limit, so a flood of connections would
+ * otherwise become a flood of log lines, and fill the disk in turn. */
+#define HTTP_MHD_LOG_PER_S 10
+
+/* The rate limit of libmicrohttpd's messages: one window of a second. */
+struct http_log_gate {
+    pthread_mutex_t mu;
+    int64_t window; /* the second (monotonic) being counted */
+    unsigned shown;
+    unsigned long long dropped;
+};
 
 /* How much of an oversized chunked body is read and dropped before closing. */
 #define DROP_LIMIT (64 * 1024 * 1024)
@@ -208,9 +220,34 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* libmicrohttpd's own messages: fmt is its printf format. */
+/* libmicrohttpd's own messages: fmt is its printf format. At most
+ * HTTP_MHD_LOG_PER_S a second; the number left out is told with the first
+ * message of a later second. */
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    struct http_log_gate *g = cls;
+    int64_t now = clock_mono_ms() / 1000;
+    unsigned long long dropped = 0;
+    pthread_mutex_lock(&g->mu);
+    if (now != g->window) {
+        dropped = g->dropped;
+        g->window = now;
+        g->shown = 0;
+        g->dropped = 0;
+    }
+    int show = g->shown < HTTP_MHD_LOG_PER_S;
+    if (show)
+        g->shown++;
+    else
+        g->dropped++;
+    pthread_mutex_unlock(&g->mu);
+    if (dropped) {
+        char n[24];
+        snprintf(n, sizeof(n), "%llu", dropped);
+        log_event(LOG_WARN, "http: libmicrohttpd messages left out", "count", n, NULL);
+    }
+    if (!show)
+        return;
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
@@ -267,14 +304,25 @@ int http_start(struct server *srv, char *err, size_t errsz)
         {MHD_OPTION_HTTPS_MEM_KEY, 0, c->tls_key},
         {MHD_OPTION_END, 0, NULL},
     };
+    srv->mhd_log = calloc(1, sizeof(*srv->mhd_log));
+    if (!srv->mhd_log) {
+        snprintf(err, errsz, "--listen %s: out of memory", c->listen);
+        return -1;
+    }
+    pthread_mutex_init(&srv->mhd_log->mu, NULL);
     srv->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv->mhd_log,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)c->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(256 * 1024), MHD_OPTION_ARRAY, c->tls_cert ? tls_opts : &tls_opts[2],
-        MHD_OPTION_END);
+        /* An idle timeout: a client stalled mid-header (or mid-body, or not
+         * reading its answer) is closed. A waiting long-poll or log follow
+         * is a suspended connection, which libmicrohttpd takes off the
+         * clock and puts back with a fresh one when it resumes. */
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)((c->header_timeout_ms + 999) / 1000),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)c->max_connections_per_address,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_ARRAY,
+        c->tls_cert ? tls_opts : &tls_opts[2], MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errsz, "--listen %s: cannot start the HTTP server (address in use?)",
                  c->listen);
@@ -286,10 +334,22 @@ int http_start(struct server *srv, char *err, size_t errsz)
     return 0;
 }
 
+/* After the daemon: its threads log through the gate until they stop. */
+static void free_log_gate(struct server *srv)
+{
+    if (!srv->mhd_log)
+        return;
+    pthread_mutex_destroy(&srv->mhd_log->mu);
+    free(srv->mhd_log);
+    srv->mhd_log = NULL;
+}
+
 void http_stop(struct server *srv)
 {
-    if (!srv->mhd)
+    if (!srv->mhd) {
+        free_log_gate(srv);
         return;
+    }
     /* Requests that dispatch_shutdown() resumed still have to write their
      * answer (503 to a waiting poll); give them a moment before the stop
      * closes every connection. No new connection is accepted meanwhile. */
@@ -301,4 +361,5 @@ void http_stop(struct server *srv)
     if (listener != MHD_INVALID_SOCKET)
         close(listener);
     srv->mhd = NULL;
+    free_log_gate(srv);
 }

@@ -2,6 +2,7 @@
 #include "server/server.h"
 
 #include "server/background.h"
+#include "server/challenges.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/metrics.h"
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -148,6 +150,72 @@ static int init_data_dir(struct server *srv, char *err, size_t errsz)
     return load_admin_token(srv, err, errsz);
 }
 
+/* Descriptors kept for what is not a connection: the database, its WAL and
+ * shared memory, release files being read or written, the epoll and
+ * listening sockets, the log. Generous: running out of them fails requests
+ * in ways harder to read than a refused connection. */
+#define SERVER_FD_RESERVE 128
+/* The soft limit set when the hard one is unlimited: the kernel's default
+ * fs.nr_open, the most setrlimit accepts without a sysctl. */
+#define SERVER_FD_UNLIMITED_TARGET 1048576
+
+/*
+ * Raises the soft limit of open files to the hard one: every connection is a
+ * descriptor, and the usual soft default (1024) would let a thousand idle
+ * launchers or stalled clients stop the server. Then lowers
+ * --max-connections to what the limit holds, so that a full server refuses
+ * connections instead of failing to open its own files, and
+ * --max-connections-per-address to half of that. Logs what it changed.
+ */
+static void raise_fd_limit(struct server_config *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        log_event(LOG_WARN, "cannot read the open files limit", "reason", strerror(errno), NULL);
+        return;
+    }
+    char before[24], soft[24], hard[24];
+    snprintf(before, sizeof(before), "%llu", (unsigned long long)rl.rlim_cur);
+    rlim_t target = rl.rlim_max == RLIM_INFINITY ? SERVER_FD_UNLIMITED_TARGET : rl.rlim_max;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= target) {
+        target = rl.rlim_cur;
+    } else {
+        struct rlimit want = {.rlim_cur = target, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) < 0) {
+            log_event(LOG_WARN, "cannot raise the open files limit", "reason", strerror(errno),
+                      NULL);
+            target = rl.rlim_cur;
+        }
+    }
+    snprintf(soft, sizeof(soft), "%llu", (unsigned long long)target);
+    if (rl.rlim_max == RLIM_INFINITY)
+        snprintf(hard, sizeof(hard), "unlimited");
+    else
+        snprintf(hard, sizeof(hard), "%llu", (unsigned long long)rl.rlim_max);
+    log_event(LOG_INFO, "open files limit", "soft_at_start", before, "soft", soft, "hard", hard,
+              NULL);
+    if (target != RLIM_INFINITY && (rlim_t)c->max_connections + SERVER_FD_RESERVE > target) {
+        long long fit = target > SERVER_FD_RESERVE ? (long long)(target - SERVER_FD_RESERVE) : 1;
+        char want[24], got[24];
+        snprintf(want, sizeof(want), "%lld", c->max_connections);
+        snprintf(got, sizeof(got), "%lld", fit);
+        log_event(LOG_WARN, "--max-connections lowered to fit the open files limit", "asked", want,
+                  "max_connections", got, "open_files_limit", soft, NULL);
+        c->max_connections = fit;
+    }
+    /* One address must never fill the server alone, or a single client
+     * could lock out every launcher; 0 (no limit) is an explicit choice. */
+    long long half = c->max_connections / 2 > 0 ? c->max_connections / 2 : 1;
+    if (c->max_connections_per_address > half) {
+        char want[24], got[24];
+        snprintf(want, sizeof(want), "%lld", c->max_connections_per_address);
+        snprintf(got, sizeof(got), "%lld", half);
+        log_event(LOG_WARN, "--max-connections-per-address lowered to half of --max-connections",
+                  "asked", want, "max_connections_per_address", got, NULL);
+        c->max_connections_per_address = half;
+    }
+}
+
 /* The URL put in pool tokens when --public-url is not given: --listen's. */
 static void default_public_url(struct server_config *c)
 {
@@ -166,10 +234,17 @@ static int server_start(struct server *srv, const char *self_path)
     char err[1024];
     srv->disp = dispatch_new();
     srv->metrics = metrics_new();
-    if (!srv->disp || !srv->metrics)
+    srv->challenges = challenges_new();
+    int oom = !srv->disp || !srv->metrics || !srv->challenges;
+    if (oom)
         snprintf(err, sizeof(err), "out of memory");
-    if (!srv->disp || !srv->metrics || init_data_dir(srv, err, sizeof(err)) < 0 ||
-        http_start(srv, err, sizeof(err)) < 0) {
+    if (oom || init_data_dir(srv, err, sizeof(err)) < 0) {
+        log_event(LOG_ERROR, "cannot start", "reason", err, NULL);
+        return -1;
+    }
+    /* After the data directory, so that a refused start says one line. */
+    raise_fd_limit(c);
+    if (http_start(srv, err, sizeof(err)) < 0) {
         log_event(LOG_ERROR, "cannot start", "reason", err, NULL);
         return -1;
     }
@@ -205,6 +280,7 @@ static void server_stop(struct server *srv)
     store_close(srv->store);
     dispatch_free(srv->disp);
     metrics_free(srv->metrics);
+    challenges_free(srv->challenges);
     secure_free_str(srv->release_key_pem); /* after http_stop: nothing signs any more */
     free(srv->release_pub_pem);
     free(srv->cfg.tls_cert);

@@ -15,6 +15,8 @@
 #include "server/store.h"
 
 struct bgthread;
+struct challenges;
+struct http_log_gate;
 struct metrics;
 
 struct server {
@@ -22,8 +24,10 @@ struct server {
     struct store *store;
     struct dispatch *disp;
     struct MHD_Daemon *mhd;
-    struct metrics *metrics; /* metrics.c */
-    char *release_key_pem;   /* Ed25519 private key */
+    struct http_log_gate *mhd_log; /* http.c: libmicrohttpd's messages, rate-limited */
+    struct metrics *metrics;       /* metrics.c */
+    struct challenges *challenges; /* registration challenges (challenges.c) */
+    char *release_key_pem;         /* Ed25519 private key */
     char *release_pub_pem;
     char admin_hash[72];
     char releases_dir[PATH_MAX + 16];

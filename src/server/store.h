@@ -235,12 +235,6 @@ int64_t store_used_bytes(struct store *s);
 
 /* ---- launchers and sessions (store_launch.c) ---- */
 
-int store_challenge_create(struct store *s, const char *pool_id, const char *id, const char *nonce,
-                           int64_t expires_ms);
-/* Takes (deletes) the challenge; STORE_NOTFOUND when unknown, used, expired or another pool's. */
-int store_challenge_take(struct store *s, const char *id, const char *pool_id, char *nonce,
-                         size_t noncesz);
-
 struct store_launcher_info {
     const char *hostname, *version, *arch, *metadata_json;
     int64_t capacity;

@@ -1,68 +1,9 @@
-/* Launchers: their challenges, registration, sessions, listing, drain and exit. */
+/* Launchers: their registration, sessions, listing, drain and exit. */
 #include "server/store_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char challenge_insert_sql[] = "INSERT INTO challenges(id, pool_id, nonce, expires_ms)"
-                                           " VALUES(?, ?, ?, ?)";
-
-int store_challenge_create(struct store *s, const char *pool_id, const char *id, const char *nonce,
-                           int64_t expires_ms)
-{
-    int rc = st_begin_locked(s);
-    if (rc < 0)
-        return rc;
-    sqlite3_stmt *st = st_prep(s, challenge_insert_sql);
-    if (!st) {
-        rc = STORE_ERR;
-        goto done;
-    }
-    st_bind_text(st, 1, id);
-    st_bind_text(st, 2, pool_id);
-    st_bind_text(st, 3, nonce);
-    sqlite3_bind_int64(st, 4, expires_ms);
-    rc = st_done(s, st);
-done:
-    return st_end(s, rc);
-}
-
-/* Deleting it whatever the outcome makes every challenge single-use. */
-static const char challenge_take_sql[] = "DELETE FROM challenges"
-                                         " WHERE id = ?"
-                                         " RETURNING pool_id, nonce, expires_ms";
-
-int store_challenge_take(struct store *s, const char *id, const char *pool_id, char *nonce,
-                         size_t noncesz)
-{
-    int found = STORE_NOTFOUND;
-    int rc = st_begin_locked(s);
-    if (rc < 0)
-        return rc;
-    sqlite3_stmt *st = st_prep(s, challenge_take_sql);
-    if (!st) {
-        rc = STORE_ERR;
-        goto done;
-    }
-    st_bind_text(st, 1, id);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        char pid[STORE_POOL_ID_SIZE];
-        st_col_copy(st, 0, pid, sizeof(pid));
-        st_col_copy(st, 1, nonce, noncesz);
-        int64_t exp = sqlite3_column_int64(st, 2);
-        found = strcmp(pid, pool_id) == 0 && exp >= store_now_ms() ? STORE_OK : STORE_NOTFOUND;
-        step = sqlite3_step(st);
-    }
-    if (step != SQLITE_DONE)
-        rc = st_fail(s, "challenge take");
-    sqlite3_finalize(st);
-done:
-    /* Committed also when the challenge does not match: it is used up. */
-    rc = st_end_small(s, rc);
-    return rc < 0 ? rc : found;
-}
 
 /* A restarted launcher keeps its identity, and with it its runs. */
 static const char launcher_reuse_sql[] =

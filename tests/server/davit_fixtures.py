@@ -40,10 +40,10 @@ def make_server(tmp_path):
     """Starts servers with extra options; all are stopped at the end."""
     started = []
 
-    def make(*extra, sub="srv"):
+    def make(*extra, sub="srv", **kw):
         d = tmp_path / ("%s%d" % (sub, len(started)))
         d.mkdir()
-        s = Server(d, *extra)
+        s = Server(d, *extra, **kw)
         started.append(s)
         return s
 

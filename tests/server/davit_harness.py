@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import os
+import resource
 import select
 import signal
 import subprocess
@@ -77,8 +78,9 @@ def spool_record(t, seq, payload, phase="-"):
 
 
 class Server:
-    def __init__(self, tmp, *extra, data_dir=None, binary=None):
+    def __init__(self, tmp, *extra, data_dir=None, binary=None, nofile=None):
         self.binary = binary or DAVIT
+        self.nofile = nofile  # (soft, hard) open files limit the server starts with
         self.tmp = str(tmp)
         self.data_dir = data_dir or os.path.join(self.tmp, "var")
         self.extra = list(extra)
@@ -90,7 +92,7 @@ class Server:
         self.stderr = open(os.path.join(self.tmp, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [self.binary, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"] + self.extra,
-            stdout=subprocess.PIPE, stderr=self.stderr)
+            stdout=subprocess.PIPE, stderr=self.stderr, preexec_fn=self._limits)
         deadline = time.time() + 30
         buf = b""
         while time.time() < deadline:
@@ -111,6 +113,10 @@ class Server:
                 break
         self.stop()
         raise RuntimeError("server did not start: " + buf.decode() + self.log())
+
+    def _limits(self):
+        if self.nofile:
+            resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
 
     def log(self):
         with open(os.path.join(self.tmp, "server.log"), "rb") as f:

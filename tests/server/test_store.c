@@ -220,29 +220,6 @@ static void test_reap_and_cancel(void **state)
     assert_int_equal(store_pool_delete(f->s, "p"), STORE_OK);
 }
 
-static void test_challenges_single_use(void **state)
-{
-    struct fx *f = *state;
-    char nonce[64];
-    assert_int_equal(store_challenge_create(f->s, f->pool.id, "c1", "n1", store_now_ms() + 60000),
-                     STORE_OK);
-    assert_int_equal(store_challenge_take(f->s, "c1", "other", nonce, sizeof(nonce)),
-                     STORE_NOTFOUND);
-    /* taken by the wrong pool, it is gone for the right one too */
-    assert_int_equal(store_challenge_take(f->s, "c1", f->pool.id, nonce, sizeof(nonce)),
-                     STORE_NOTFOUND);
-    assert_int_equal(store_challenge_create(f->s, f->pool.id, "c2", "n2", store_now_ms() + 60000),
-                     STORE_OK);
-    assert_int_equal(store_challenge_take(f->s, "c2", f->pool.id, nonce, sizeof(nonce)), STORE_OK);
-    assert_string_equal(nonce, "n2");
-    assert_int_equal(store_challenge_take(f->s, "c2", f->pool.id, nonce, sizeof(nonce)),
-                     STORE_NOTFOUND);
-    assert_int_equal(store_challenge_create(f->s, f->pool.id, "c3", "n3", store_now_ms() - 1),
-                     STORE_OK);
-    assert_int_equal(store_challenge_take(f->s, "c3", f->pool.id, nonce, sizeof(nonce)),
-                     STORE_NOTFOUND);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,7 +228,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap_and_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_challenges_single_use, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
