@@ -185,7 +185,10 @@ int config_load(struct launcher_config *c, char *err, size_t errsz)
     }
     if (get_mounts(c, err, errsz) < 0 ||
         get_names("WHITELIST_ENVS", c->whitelist, &c->n_whitelist, err, errsz) < 0 ||
-        get_names("MASK_ENVS", c->mask, &c->n_mask, err, errsz) < 0)
+        get_names("MASK_ENVS", c->mask, &c->n_mask, err, errsz) < 0 ||
+        get_names("WORKER_CAP_DROP", c->cap_drop, &c->n_cap_drop, err, errsz) < 0 ||
+        env_bool("WORKER_NO_NEW_PRIVILEGES", 1, &c->no_new_privileges, err, errsz) < 0 ||
+        env_bool("WORKER_READ_ONLY_ROOTFS", 0, &c->read_only_rootfs, err, errsz) < 0)
         goto fail;
     if (env_duration("LAUNCHER_RUN_TIMEOUT", CONFIG_DEFAULT_RUN_TIMEOUT, &c->run_timeout_ms, err,
                      errsz) < 0 ||
@@ -244,6 +247,8 @@ void config_free(struct launcher_config *c)
     }
     for (size_t i = 0; i < c->n_whitelist; i++)
         free(c->whitelist[i]);
+    for (size_t i = 0; i < c->n_cap_drop; i++)
+        free(c->cap_drop[i]);
     for (size_t i = 0; i < c->n_mask; i++)
         free(c->mask[i]);
     free(c->ca_file);

@@ -48,6 +48,10 @@ struct launcher_config {
     size_t n_whitelist;
     char *mask[CONFIG_MAX_ENVS]; /* DAVIT_MASK_ENVS */
     size_t n_mask;
+    int no_new_privileges;           /* DAVIT_WORKER_NO_NEW_PRIVILEGES, default on */
+    int read_only_rootfs;            /* DAVIT_WORKER_READ_ONLY_ROOTFS, default off */
+    char *cap_drop[CONFIG_MAX_ENVS]; /* DAVIT_WORKER_CAP_DROP: capabilities, or ALL */
+    size_t n_cap_drop;
     int64_t run_timeout_ms;     /* DAVIT_LAUNCHER_RUN_TIMEOUT; 0 disables */
     int64_t logs_timeout_ms;    /* DAVIT_LAUNCHER_LOGS_TIMEOUT; 0 disables */
     int64_t docker_timeout_ms;  /* DAVIT_DOCKER_TIMEOUT: one Engine API call */

@@ -89,6 +89,18 @@ json_t *container_body(const struct container_params *p)
     ok &= json_object_set_new(host, "NetworkMode", json_string(cfg->network)) == 0;
     if (cfg->runtime)
         ok &= json_object_set_new(host, "Runtime", json_string(cfg->runtime)) == 0;
+    /* Nothing in a run gains privileges through setuid binaries or file
+     * capabilities: the worker only ever drops them (docs/security.md). */
+    if (cfg->no_new_privileges)
+        ok &= json_object_set_new(host, "SecurityOpt", json_pack("[s]", "no-new-privileges")) == 0;
+    if (cfg->n_cap_drop) {
+        json_t *caps = json_array();
+        for (size_t i = 0; caps && i < cfg->n_cap_drop; i++)
+            ok &= json_array_append_new(caps, json_string(cfg->cap_drop[i])) == 0;
+        ok &= caps && json_object_set_new(host, "CapDrop", caps) == 0;
+    }
+    if (cfg->read_only_rootfs)
+        ok &= json_object_set_new(host, "ReadonlyRootfs", json_true()) == 0;
     if (spec->memory_mb) {
         /* Swap as large as the memory means no swap: the limit really limits. */
         json_int_t bytes = (json_int_t)spec->memory_mb * 1024 * 1024;

@@ -117,6 +117,53 @@ static void test_body(void **state)
 
 /* The launcher's credentials reach no run, whatever DAVIT_WHITELIST_ENVS or DAVIT_MASK_ENVS say
  * (`davit-launcher exec` keeps them in its environment: only the daemon removes them). */
+/* Issue 12: no-new-privileges by default; dropped capabilities and a
+ * read-only root filesystem when asked; each can be turned off. */
+static void test_hardening(void **state)
+{
+    struct launcher_config cfg;
+    char err[256];
+    struct runspec *spec = spec_of("{\"image\":\"img:1\",\"phases\":[{\"name\":\"a\"}]}");
+    struct container_params p = {.spec = spec,
+                                 .cfg = &cfg,
+                                 .run_id = "exec-1",
+                                 .launcher_id = "launcher-x",
+                                 .worker_path = "/usr/bin/davit-worker",
+                                 .run_dir = "/var/lib/davit/runs/exec-1"};
+    unsetenv("DAVIT_WORKER_NO_NEW_PRIVILEGES");
+    unsetenv("DAVIT_WORKER_CAP_DROP");
+    unsetenv("DAVIT_WORKER_READ_ONLY_ROOTFS");
+    assert_int_equal(config_load(&cfg, err, sizeof(err)), 0);
+    json_t *body = container_body(&p);
+    json_t *host = json_object_get(body, "HostConfig");
+    json_t *opts = json_object_get(host, "SecurityOpt");
+    assert_int_equal(json_array_size(opts), 1);
+    assert_string_equal(json_string_value(json_array_get(opts, 0)), "no-new-privileges");
+    assert_null(json_object_get(host, "CapDrop"));
+    assert_null(json_object_get(host, "ReadonlyRootfs"));
+    json_decref(body);
+    config_free(&cfg);
+
+    setenv("DAVIT_WORKER_NO_NEW_PRIVILEGES", "0", 1);
+    setenv("SPACELIFT_WORKER_CAP_DROP", "NET_RAW, MKNOD", 1);
+    setenv("DAVIT_WORKER_READ_ONLY_ROOTFS", "1", 1);
+    assert_int_equal(config_load(&cfg, err, sizeof(err)), 0);
+    body = container_body(&p);
+    host = json_object_get(body, "HostConfig");
+    assert_null(json_object_get(host, "SecurityOpt"));
+    json_t *caps = json_object_get(host, "CapDrop");
+    assert_int_equal(json_array_size(caps), 2);
+    assert_string_equal(json_string_value(json_array_get(caps, 0)), "NET_RAW");
+    assert_string_equal(json_string_value(json_array_get(caps, 1)), "MKNOD");
+    assert_true(json_is_true(json_object_get(host, "ReadonlyRootfs")));
+    json_decref(body);
+    config_free(&cfg);
+    unsetenv("DAVIT_WORKER_NO_NEW_PRIVILEGES");
+    unsetenv("SPACELIFT_WORKER_CAP_DROP");
+    unsetenv("DAVIT_WORKER_READ_ONLY_ROOTFS");
+    runspec_free(spec);
+}
+
 static void test_credentials_never_passed(void **state)
 {
     (void)state;
@@ -248,6 +295,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_body),
+        cmocka_unit_test(test_hardening),
         cmocka_unit_test(test_credentials_never_passed),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_auth_header),

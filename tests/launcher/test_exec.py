@@ -552,3 +552,18 @@ def test_truncated_spool_fails_the_run(L):
     r = L.run(spec)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "spool tampered: " in result_line(r.stdout), r.stdout
+
+
+def test_runs_gain_no_privileges_by_default(L):
+    """Issue 12: no-new-privileges unless turned off; capabilities dropped and a read-only root
+    filesystem when asked. Read from the kernel's view of a phase, as the run's user."""
+    spec = L.spec([{"name": "p", "commands": [
+        "grep NoNewPrivs /proc/self/status", "touch /made-here 2>/dev/null && echo rootfs-rw"
+        " || echo rootfs-ro"]}])
+    r = L.run(spec)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"NoNewPrivs:\s+1", r.stdout) and "rootfs-rw" in r.stdout, r.stdout
+    r = L.run(spec, env={"DAVIT_WORKER_NO_NEW_PRIVILEGES": "0",
+                         "DAVIT_WORKER_READ_ONLY_ROOTFS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"NoNewPrivs:\s+0", r.stdout) and "rootfs-ro" in r.stdout, r.stdout
