@@ -40,6 +40,9 @@ static const char usage[] =
     "  --retention-max-log-bytes SIZE\n"
     "                         cap of all logs together, like 10GiB; the logs of the runs\n"
     "                         that ended first go (default 0: no cap)\n"
+    "  --metrics-token-file FILE\n"
+    "                         /metrics answers only a bearer of the token in FILE (or\n"
+    "                         the admin token); also DAVIT_METRICS_TOKEN (default: open)\n"
     "  --threads N            HTTP threads (default 2)\n"
     "  --log-format text|json, --debug\n";
 
@@ -58,6 +61,7 @@ static const struct option opts[] = {
     {"header-timeout", required_argument, 0, 'H'},
     {"max-connections", required_argument, 0, 'M'},
     {"max-connections-per-address", required_argument, 0, 'N'},
+    {"metrics-token-file", required_argument, 0, 'T'},
     {"threads", required_argument, 0, 't'},
     {"max-log-bytes", required_argument, 0, 'm'},
     {"retention-max-age", required_argument, 0, 'A'},
@@ -179,9 +183,25 @@ static int retention_from_env(struct server_config *c, char *err, size_t errsz)
     return 0;
 }
 
+/* Keeps only the token's sha256, as for the admin token. 0, or -1 with err. */
+static int set_metrics_token(struct server_config *c, const char *tok, const char *what, char *err,
+                             size_t errsz)
+{
+    if (strlen(tok) < 16) {
+        snprintf(err, errsz, "%s: the metrics token must be at least 16 characters", what);
+        return -1;
+    }
+    crypto_sha256_hex(tok, strlen(tok), c->metrics_hash);
+    return 0;
+}
+
 /* The connection settings from the environment; the command line overrides them. */
 static int limits_from_env(struct server_config *c, char *err, size_t errsz)
 {
+    char var[ENV_NAME_MAX];
+    const char *tok = env_get("METRICS_TOKEN", var, sizeof(var));
+    if (tok && *tok && set_metrics_token(c, tok, var, err, errsz) < 0)
+        return -1;
     if (env_duration("CHALLENGE_TTL", c->challenge_ttl_ms, &c->challenge_ttl_ms, err, errsz) < 0 ||
         env_duration("HEADER_TIMEOUT", c->header_timeout_ms, &c->header_timeout_ms, err, errsz) <
             0 ||
@@ -259,6 +279,16 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     case 'N':
         return parse_count("--max-connections-per-address", arg, 1, &c->max_connections_per_address,
                            err, errsz);
+    case 'T': {
+        char *tok = NULL;
+        if (fsutil_read_text(arg, 4096, &tok, err, errsz) < 0)
+            return -1;
+        tok[strcspn(tok, "\r\n")] = '\0';
+        int rc = set_metrics_token(c, tok, "--metrics-token-file", err, errsz);
+        explicit_bzero(tok, strlen(tok));
+        free(tok);
+        return rc;
+    }
     case 't':
         c->threads = (int)strtol(arg, &end, 10);
         if (*end || c->threads < 1 || c->threads > 64) {

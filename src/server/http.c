@@ -65,7 +65,8 @@ static const char *bearer(struct req *r)
 /* Checks the credentials the route needs; replies 401 when they are wrong. */
 static int authenticate(struct req *r)
 {
-    if (r->route->auth == AUTH_NONE)
+    if (r->route->auth == AUTH_NONE ||
+        (r->route->auth == AUTH_METRICS && !r->srv->cfg.metrics_hash[0]))
         return 0;
     const char *tok = bearer(r);
     if (!tok) {
@@ -74,6 +75,14 @@ static int authenticate(struct req *r)
     }
     char hash[CRYPTO_SHA256_HEX];
     crypto_sha256_hex(tok, strlen(tok), hash);
+    if (r->route->auth == AUTH_METRICS) {
+        if (!crypto_str_equal(hash, r->srv->cfg.metrics_hash) &&
+            !crypto_str_equal(hash, r->srv->admin_hash)) {
+            reply_error(r, 401, "invalid metrics token");
+            return -1;
+        }
+        return 0;
+    }
     if (r->route->auth == AUTH_ADMIN) {
         if (!crypto_str_equal(hash, r->srv->admin_hash)) {
             reply_error(r, 401, "invalid API token");

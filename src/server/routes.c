@@ -16,7 +16,7 @@
 
 static const struct route routes[] = {
     {"GET", "/healthz", AUTH_NONE, 0, h_healthz},
-    {"GET", "/metrics", AUTH_NONE, 0, h_metrics},
+    {"GET", "/metrics", AUTH_METRICS, 0, h_metrics},
     {"POST", "/api/v1/pools", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_create},
     {"GET", "/api/v1/pools", AUTH_ADMIN, 0, h_pool_list},
     {"GET", "/api/v1/pools/*", AUTH_ADMIN, 0, h_pool_show},

@@ -17,7 +17,8 @@
 /* Returns HANDLER_DONE or HANDLER_SUSPENDED (request.h). */
 typedef int (*handler_fn)(struct req *r);
 
-enum auth_kind { AUTH_NONE, AUTH_ADMIN, AUTH_SESSION };
+/* AUTH_METRICS: open, unless a metrics token is set (then it or the admin token). */
+enum auth_kind { AUTH_NONE, AUTH_ADMIN, AUTH_SESSION, AUTH_METRICS };
 
 /* body_cap: one of request.h's BODY_CAP_*. */
 struct route {

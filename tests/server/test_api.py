@@ -452,3 +452,26 @@ def test_text_log_of_many_small_records_is_complete(server):
     lines = [l for l in text.splitlines() if l.startswith("=== phase %s ended" % name)]
     assert len(lines) == n
     assert lines[-1].endswith("duration_ms=%d" % (n - 1))
+
+
+def test_metrics_token(make_server, tmp_path):
+    """Issue 12: /metrics is open by default, and answers only the metrics or the admin token
+    once one is set (a file, so that the token is not in `ps`)."""
+    path = tmp_path / "metrics.token"
+    path.write_text("scrape-token-0123456789\n")
+    server = make_server("--metrics-token-file", str(path))
+    st, body, _ = server.request("GET", "/metrics", token=None)
+    assert st == 401 and is_json_error(body)
+    assert server.request("GET", "/metrics", token="wrong-token-0123456789")[0] == 401
+    st, body, _ = server.request("GET", "/metrics", token="scrape-token-0123456789")
+    assert st == 200 and b"davit_runs_pending" in body
+    assert server.request("GET", "/metrics")[0] == 200  # the admin token
+    assert server.request("GET", "/healthz", token=None)[0] == 200
+    short = tmp_path / "short.token"
+    short.write_text("short")
+    import subprocess
+    p = subprocess.run([server.binary, "server", "--data-dir", str(tmp_path / "s2"),
+                        "--metrics-token-file", str(short)], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode != 0 and "at least 16 characters" in p.stderr, p.stderr
+    assert "short" not in p.stderr
