@@ -45,6 +45,21 @@ int fsutil_sync_dir_of(const char *path)
     return rc;
 }
 
+int fsutil_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 int fsutil_install(int fd, const char *tmp, const char *path, mode_t mode)
 {
     if (fchmod(fd, mode) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0)
@@ -56,7 +71,6 @@ int fsutil_write_file(const char *path, const void *data, size_t len, mode_t mod
                       size_t errsz)
 {
     char tmp[PATH_MAX + 16];
-    const char *p = data;
     /* A name of its own: two writers of one path never share a temporary file. */
     snprintf(tmp, sizeof(tmp), "%s" FSUTIL_TMP_MARK "XXXXXX", path);
     int fd = mkostemp(tmp, O_CLOEXEC);
@@ -64,16 +78,7 @@ int fsutil_write_file(const char *path, const void *data, size_t len, mode_t mod
         snprintf(err, errsz, "%s: cannot create a temporary file: %s", path, strerror(errno));
         return -1;
     }
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto fail;
-        p += n;
-        len -= (size_t)n;
-    }
-    if (fsutil_install(fd, tmp, path, mode) < 0)
+    if (fsutil_write_all(fd, data, len) < 0 || fsutil_install(fd, tmp, path, mode) < 0)
         goto fail;
     if (close(fd) < 0) {
         fd = -1;

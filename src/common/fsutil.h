@@ -48,6 +48,10 @@ int fsutil_write_file(const char *path, const void *data, size_t len, mode_t mod
 /* fsutil_write_file() of text with mode 0600: readable by the owner only. */
 int fsutil_write_private(const char *path, const char *text, char *err, size_t errsz);
 
+/* Writes all len bytes to fd, resuming after short writes and EINTR.
+ * Returns 0, or -1 with errno. */
+int fsutil_write_all(int fd, const void *data, size_t len);
+
 /*
  * Puts the temporary file tmp, open as fd and fully written, in place at
  * path: sets mode, fsyncs it, renames it and fsyncs the directory. Returns

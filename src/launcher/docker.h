@@ -58,7 +58,9 @@ int docker_image_present(struct docker *d, const char *image, char *err, size_t 
  * Pulls image (name[:tag][@digest]; tag defaults to latest). auth is the
  * X-Registry-Auth value (docker_auth.h) or NULL. Errors reported inside the
  * pull's progress stream count as failures; err then holds the Engine's reason
- * alone, without the "docker: pull" prefix, so that callers can quote it.
+ * alone, without the "docker: pull" prefix, so that callers can quote it. A
+ * progress line longer than 1 MiB fails the pull too (what follows it, an
+ * error included, could not be read).
  */
 int docker_image_pull(struct docker *d, const char *image, const char *auth, int64_t timeout_ms,
                       char *err, size_t errsz);

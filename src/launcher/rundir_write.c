@@ -3,6 +3,7 @@
 #include "common/clock.h"
 #include "common/dbuf.h"
 #include "common/duration.h"
+#include "common/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,16 +24,8 @@ static int write_file_mode(const char *dir, const char *name, const void *data, 
     /* The umask must not widen or narrow what the worker expects. */
     if (fchmod(fd, mode) < 0)
         goto fail;
-    const char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto fail;
-        p += n;
-        len -= (size_t)n;
-    }
+    if (fsutil_write_all(fd, data, len) < 0)
+        goto fail;
     if (close(fd) < 0) {
         fd = -1;
         goto fail;

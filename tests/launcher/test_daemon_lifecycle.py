@@ -12,7 +12,9 @@ started.
 import base64
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -67,10 +69,9 @@ def test_a_result_kept_before_a_restart_is_still_reported(env):
     st["result"] = {"outcome": "failed", "exit_code": 7, "reason": "kept across a restart"}
     with open(os.path.join(runs, name), "w") as f:
         json.dump(st, f)
-    docker_dir = os.path.join(runs, name[:-5])
-    if os.path.isdir(docker_dir):
-        import shutil
-        shutil.rmtree(docker_dir)
+    run_dir = os.path.join(runs, name[:-5])
+    if os.path.isdir(run_dir):
+        shutil.rmtree(run_dir)
     d.start()
     r = server.wait_state(rid, ENDED)
     assert (r["state"], r["reason"], r.get("exit_code")) == ("failed", "kept across a restart", 7), r
@@ -172,7 +173,6 @@ def test_a_full_state_directory_is_named_and_warned_of(env):
     """Issue 9, defect 8: a run failed with "the worker exited with code 70
     without recording a result" when the launcher's state directory filled
     up. The launcher warns when space runs low, and names the cause."""
-    import subprocess
     server = env["server"]
     token, key_b64, _ = make_pool(env)
     state = os.path.join(env["tmp"], "small-state")
