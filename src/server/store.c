@@ -83,6 +83,7 @@ static int open_at(struct store **out, const char *path, int *from, char *err, s
         return STORE_ERR;
     }
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->committed_cond, NULL);
     if (private_files(path, err, errsz) < 0)
         goto fail;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
@@ -109,6 +110,10 @@ static int open_at(struct store **out, const char *path, int *from, char *err, s
             goto fail;
     if (st_schema_migrate(s->db, path, from, err, errsz) < 0)
         goto fail;
+    if (st_seen_init(s, store_now_ms()) < 0) {
+        snprintf(err, errsz, "store: %s: launchers' liveness: out of memory", path);
+        goto fail;
+    }
     *out = s;
     return STORE_OK;
 fail:
@@ -134,7 +139,15 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
+    if (s->db) {
+        st_lock_dirty(s);
+        st_flush(s); /* nothing waits any more; what was done is kept */
+        st_unlock(s);
+    }
+    st_stmts_free(s);
     sqlite3_close(s->db);
+    st_seen_free(s);
+    pthread_cond_destroy(&s->committed_cond);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -143,7 +156,7 @@ int store_meta_get(struct store *s, const char *key, char **val)
 {
     int rc = STORE_ERR;
     st_lock(s);
-    sqlite3_stmt *st = st_prep(s, "SELECT value FROM meta WHERE key = ?");
+    sqlite3_stmt *st = st_stmt(s, "SELECT value FROM meta WHERE key = ?");
     if (!st)
         goto out;
     st_bind_text(st, 1, key);
@@ -152,7 +165,7 @@ int store_meta_get(struct store *s, const char *key, char **val)
         *val = strdup((const char *)sqlite3_column_text(st, 0));
         rc = *val ? STORE_OK : STORE_ERR;
     }
-    sqlite3_finalize(st);
+    st_finish(s, st);
 out:
     st_unlock(s);
     return rc;
@@ -163,7 +176,7 @@ int store_meta_set(struct store *s, const char *key, const char *val)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_prep(s, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+    sqlite3_stmt *st = st_stmt(s, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
     if (!st) {
         rc = STORE_ERR;
         goto done;

@@ -1,11 +1,13 @@
 /*
  * store: the control plane's state on SQLite, as a set of operations.
  *
- * Every operation is one transaction (BEGIN IMMEDIATE for writes) on a
+ * Every write operation returns only after the commit that holds it, on a
  * database in WAL mode with synchronous=FULL, so that anything the server
- * acknowledged survives a crash of the process or the machine. The store
- * owns one connection guarded by a mutex: operations are short, and one
- * connection keeps the SQLite version free of SQLITE_BUSY handling. The
+ * acknowledged survives a crash of the process or the machine; concurrent
+ * writes share one commit (group commit, docs/hacking.md "The store"). The
+ * store owns one connection guarded by a mutex: operations are short, and one
+ * connection keeps the SQLite version free of SQLITE_BUSY handling. A
+ * launcher's liveness (lease renewal) is kept in memory, not written. The
  * operations are what a PostgreSQL store would implement with FOR UPDATE
  * SKIP LOCKED and LISTEN/NOTIFY (docs/server.md).
  *
@@ -249,11 +251,11 @@ struct store_session {
     char pool_id[STORE_POOL_ID_SIZE];
     int revoked; /* the pool was reset: the launcher must exit */
 };
-/* STORE_NOTFOUND for an unknown or expired session. Renews the launcher's lease. */
+/* STORE_NOTFOUND for an unknown or expired session. Renews the launcher's lease, in memory
+ * (nothing is written; a restart counts every launcher as seen at the start). */
 int store_session_auth(struct store *s, const char *session_hash, struct store_session *out);
 /*
- * Read-only check of a launcher session, for when store_session_auth()
- * cannot write the lease renewal because the disk is full. Same results.
+ * Check of a launcher session without renewing its lease. Same results.
  */
 int store_session_check(struct store *s, const char *session_hash, struct store_session *out);
 

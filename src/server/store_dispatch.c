@@ -14,7 +14,7 @@ static const char message_insert_sql[] =
 int st_message(struct store *s, int64_t launcher_id, const char *type, int64_t run_id,
                int64_t deadline_ms)
 {
-    sqlite3_stmt *st = st_prep(s, message_insert_sql);
+    sqlite3_stmt *st = st_stmt(s, message_insert_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, launcher_id);
@@ -52,7 +52,7 @@ static const char launcher_row_sql[] =
 
 static int launcher_row_get(struct store *s, int64_t id, struct launcher_row *l)
 {
-    sqlite3_stmt *st = st_prep(s, launcher_row_sql);
+    sqlite3_stmt *st = st_stmt(s, launcher_row_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
@@ -66,7 +66,7 @@ static int launcher_row_get(struct store *s, int64_t id, struct launcher_row *l)
         l->revoked = sqlite3_column_int(st, 5);
         l->active = sqlite3_column_int64(st, 6);
     }
-    sqlite3_finalize(st);
+    st_finish(s, st);
     return rc;
 }
 
@@ -85,7 +85,7 @@ static int claim_one(struct store *s, int64_t launcher_id, const char *pool_id, 
                      int64_t *dispatch_ms)
 {
     int64_t now = store_now_ms();
-    sqlite3_stmt *st = st_prep(s, claim_sql);
+    sqlite3_stmt *st = st_stmt(s, claim_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, launcher_id);
@@ -98,7 +98,7 @@ static int claim_one(struct store *s, int64_t launcher_id, const char *pool_id, 
         *dispatch_ms = now - sqlite3_column_int64(st, 1);
         step = sqlite3_step(st);
     }
-    sqlite3_finalize(st);
+    st_finish(s, st);
     if (step != SQLITE_DONE) {
         st_fail(s, "claim run");
         return STORE_ERR;
@@ -119,7 +119,7 @@ static const char run_message_sql[] =
 static json_t *run_message(struct store *s, int64_t launcher_id, int64_t run_id, const char *arch)
 {
     json_t *msg = NULL, *spec = NULL, *secrets = NULL, *worker = NULL;
-    sqlite3_stmt *st = st_prep(s, run_message_sql);
+    sqlite3_stmt *st = st_stmt(s, run_message_sql);
     if (!st)
         return NULL;
     sqlite3_bind_int64(st, 1, run_id);
@@ -137,7 +137,7 @@ static json_t *run_message(struct store *s, int64_t launcher_id, int64_t run_id,
     char pool[sizeof(((struct store_pool *)0)->name)];
     st_col_copy(st, 3, pool, sizeof(pool));
     int64_t attempt = sqlite3_column_int64(st, 2);
-    sqlite3_finalize(st);
+    st_finish(s, st);
     st = NULL;
     struct store_release r;
     if (st_release_latest(s, "worker", arch, &r) == STORE_OK)
@@ -146,7 +146,7 @@ static json_t *run_message(struct store *s, int64_t launcher_id, int64_t run_id,
                     (json_int_t)run_id, "pool", pool, "attempt", (json_int_t)attempt, "spec", spec,
                     "worker", worker ? worker : json_null());
 out:
-    sqlite3_finalize(st);
+    st_finish(s, st);
     json_decref(spec);
     json_decref(worker);
     return msg;
@@ -163,7 +163,7 @@ static const char pending_sql[] =
 /* Builds the pending messages; drops run messages whose run moved on. */
 static int pending_messages(struct store *s, int64_t launcher_id, const char *arch, json_t *arr)
 {
-    sqlite3_stmt *st = st_prep(s, pending_sql);
+    sqlite3_stmt *st = st_stmt(s, pending_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, launcher_id);
@@ -191,11 +191,11 @@ static int pending_messages(struct store *s, int64_t launcher_id, const char *ar
         }
         if (!m || json_object_set_new(m, "id", json_integer(id)) < 0 ||
             json_array_append_new(arr, m) < 0) {
-            sqlite3_finalize(st);
+            st_finish(s, st);
             return STORE_ERR;
         }
     }
-    sqlite3_finalize(st);
+    st_finish(s, st);
     return step == SQLITE_DONE ? STORE_OK : STORE_ERR;
 }
 
@@ -215,14 +215,14 @@ static const char give_back_messages_sql[] =
 static int give_back(struct store *s, int64_t launcher_id, int *requeued)
 {
     int rc;
-    sqlite3_stmt *st = st_prep(s, give_back_sql);
+    sqlite3_stmt *st = st_stmt(s, give_back_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, launcher_id);
     if ((rc = st_done(s, st)) < 0)
         return rc;
     *requeued = sqlite3_changes(s->db);
-    st = st_prep(s, give_back_messages_sql);
+    st = st_stmt(s, give_back_messages_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, launcher_id);
@@ -260,7 +260,7 @@ int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, 
     int rc = st_begin_locked(s);
     if (rc < 0)
         goto out;
-    sqlite3_stmt *st = st_prep(s, ack_sql);
+    sqlite3_stmt *st = st_stmt(s, ack_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -297,13 +297,13 @@ static const char reap_cancel_sql[] =
     "   SET state = 'canceled', ended_ms = ?2, secrets_json = NULL,"
     "       reason = 'canceled before it started'"
     " WHERE state = 'assigned' AND cancel_requested"
-    "   AND launcher_id IN (SELECT id FROM launchers WHERE last_seen_ms < ?1)";
+    "   AND launcher_id IN (SELECT id FROM launchers WHERE davit_seen(id) < ?1)";
 
 static const char reap_requeue_sql[] =
     "UPDATE runs"
     "   SET state = 'queued', launcher_id = NULL, assigned_ms = NULL, queued_ms = ?2"
     " WHERE state = 'assigned'"
-    "   AND launcher_id IN (SELECT id FROM launchers WHERE last_seen_ms < ?1)"
+    "   AND launcher_id IN (SELECT id FROM launchers WHERE davit_seen(id) < ?1)"
     " RETURNING id";
 
 static const char reap_lost_sql[] =
@@ -311,7 +311,7 @@ static const char reap_lost_sql[] =
     "   SET state = 'lost', ended_ms = ?2, secrets_json = NULL,"
     "       reason = 'the launcher was not seen within the lease and grace period'"
     " WHERE state IN ('preparing', 'running')"
-    "   AND launcher_id IN (SELECT id FROM launchers WHERE last_seen_ms < ?1)"
+    "   AND launcher_id IN (SELECT id FROM launchers WHERE davit_seen(id) < ?1)"
     " RETURNING id";
 
 static const char reap_messages_sql[] =
@@ -346,7 +346,7 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
         {reap_sessions_sql, 0, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-        sqlite3_stmt *st = st_prep(s, steps[i].sql);
+        sqlite3_stmt *st = st_stmt(s, steps[i].sql);
         if (!st) {
             rc = STORE_ERR;
             goto done;
@@ -361,7 +361,7 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
         }
         if (step != SQLITE_DONE)
             st_fail(s, "reap");
-        sqlite3_finalize(st);
+        st_finish(s, st);
         if (step != SQLITE_DONE) {
             rc = STORE_ERR;
             goto done;

@@ -38,7 +38,7 @@ static int launcher_upsert(struct store *s, const char *pool_id,
                            const struct store_launcher_info *info, int64_t *id)
 {
     *id = 0;
-    sqlite3_stmt *st = st_prep(s, info->reuse_id > 0 ? launcher_reuse_sql : launcher_insert_sql);
+    sqlite3_stmt *st = st_stmt(s, info->reuse_id > 0 ? launcher_reuse_sql : launcher_insert_sql);
     if (!st)
         return STORE_ERR;
     if (info->reuse_id > 0) {
@@ -59,7 +59,7 @@ static int launcher_upsert(struct store *s, const char *pool_id,
         step = sqlite3_step(st);
     }
     int rc = step == SQLITE_DONE ? STORE_OK : st_fail(s, "launcher register");
-    sqlite3_finalize(st);
+    st_finish(s, st);
     return rc;
 }
 
@@ -80,7 +80,7 @@ int store_launcher_register(struct store *s, const char *pool_id,
     for (size_t i = 0;
          info->reuse_id > 0 && i < sizeof(launcher_uncycle_sql) / sizeof(launcher_uncycle_sql[0]);
          i++) {
-        sqlite3_stmt *st = st_prep(s, launcher_uncycle_sql[i]);
+        sqlite3_stmt *st = st_stmt(s, launcher_uncycle_sql[i]);
         if (!st) {
             rc = STORE_ERR;
             goto done;
@@ -89,7 +89,7 @@ int store_launcher_register(struct store *s, const char *pool_id,
         if ((rc = st_done(s, st)) < 0)
             goto done;
     }
-    sqlite3_stmt *st = st_prep(s, session_insert_sql);
+    sqlite3_stmt *st = st_stmt(s, session_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -98,49 +98,11 @@ int store_launcher_register(struct store *s, const char *pool_id,
     sqlite3_bind_int64(st, 2, *launcher_id);
     st_bind_text(st, 3, pool_id);
     sqlite3_bind_int64(st, 4, session_expires_ms);
-    rc = st_done(s, st);
+    /* Seen now, under the lock: the reaper never sees it registered but not seen. */
+    if ((rc = st_done(s, st)) == STORE_OK)
+        st_seen_touch(s, *launcher_id, store_now_ms());
 done:
     return st_end(s, rc);
-}
-
-/* Renews the lease of the session's launcher. */
-static const char session_auth_sql[] = "UPDATE launchers"
-                                       "   SET last_seen_ms = ?1"
-                                       " WHERE id = (SELECT launcher_id"
-                                       "               FROM sessions"
-                                       "              WHERE token_hash = ?2 AND expires_ms > ?1)"
-                                       " RETURNING id, pool_id, revoked";
-
-int store_session_auth(struct store *s, const char *session_hash, struct store_session *out)
-{
-    int found = STORE_NOTFOUND;
-    int rc = st_begin_locked(s);
-    if (rc < 0)
-        goto out;
-    sqlite3_stmt *st = st_prep(s, session_auth_sql);
-    if (!st) {
-        rc = STORE_ERR;
-        goto done;
-    }
-    sqlite3_bind_int64(st, 1, store_now_ms());
-    st_bind_text(st, 2, session_hash);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        out->launcher_id = sqlite3_column_int64(st, 0);
-        st_col_copy(st, 1, out->pool_id, sizeof(out->pool_id));
-        out->revoked = sqlite3_column_int(st, 2);
-        found = STORE_OK;
-        step = sqlite3_step(st);
-    }
-    if (step != SQLITE_DONE)
-        rc = st_fail(s, "session auth");
-    sqlite3_finalize(st);
-done:
-    rc = st_end_small(s, rc);
-out:
-    /* STORE_ERR also on a full disk (store.h): the caller then checks the
-     * session read-only, with store_failed_for_space() telling why. */
-    return rc == STORE_NOSPACE ? STORE_ERR : rc < 0 ? rc : found;
 }
 
 static const char session_check_sql[] = "SELECT l.id, l.pool_id, l.revoked"
@@ -148,10 +110,14 @@ static const char session_check_sql[] = "SELECT l.id, l.pool_id, l.revoked"
                                         "  JOIN launchers l ON l.id = x.launcher_id"
                                         " WHERE x.token_hash = ? AND x.expires_ms > ?";
 
-int store_session_check(struct store *s, const char *session_hash, struct store_session *out)
+/* Looks the session up; touch: renew its launcher's lease (in memory, under the lock, so that
+ * a reap runs wholly before or after it). */
+static int session_find(struct store *s, const char *session_hash, int touch,
+                        struct store_session *out)
 {
-    st_lock(s);
-    sqlite3_stmt *st = st_prep(s, session_check_sql);
+    /* Dirty: a session only an uncommitted registration holds is one nobody knows yet. */
+    st_lock_dirty(s);
+    sqlite3_stmt *st = st_stmt(s, session_check_sql);
     int rc = STORE_ERR;
     if (st) {
         st_bind_text(st, 1, session_hash);
@@ -161,11 +127,24 @@ int store_session_check(struct store *s, const char *session_hash, struct store_
             out->launcher_id = sqlite3_column_int64(st, 0);
             st_col_copy(st, 1, out->pool_id, sizeof(out->pool_id));
             out->revoked = sqlite3_column_int(st, 2);
+            if (touch)
+                st_seen_touch(s, out->launcher_id, store_now_ms());
         }
-        sqlite3_finalize(st);
+        st_finish(s, st);
     }
     st_unlock(s);
     return rc;
+}
+
+int store_session_check(struct store *s, const char *session_hash, struct store_session *out)
+{
+    return session_find(s, session_hash, 0, out);
+}
+
+int store_session_auth(struct store *s, const char *session_hash, struct store_session *out)
+{
+    /* The lease renewal is in memory: a read, no transaction, nothing written. */
+    return session_find(s, session_hash, 1, out);
 }
 
 /*
@@ -175,7 +154,7 @@ int store_session_check(struct store *s, const char *session_hash, struct store_
 static const char launcher_list_sql[] =
     "SELECT l.id, p.name AS pool,"
     "       CASE WHEN l.revoked OR l.cycle_deadline_ms IS NOT NULL THEN 'exiting'"
-    "            WHEN l.last_seen_ms < ?2 THEN 'offline'"
+    "            WHEN davit_seen(l.id) < ?2 THEN 'offline'"
     "            WHEN l.draining THEN 'draining'"
     "            WHEN EXISTS (SELECT 1"
     "                           FROM runs r"
@@ -183,7 +162,7 @@ static const char launcher_list_sql[] =
     "            THEN 'busy'"
     "            ELSE 'idle' END AS state,"
     "       l.hostname, l.version, l.arch, l.capacity, l.metadata_json,"
-    "       strftime(" ST_ISO8601 ", l.last_seen_ms / 1000.0, 'unixepoch') AS last_seen_at,"
+    "       strftime(" ST_ISO8601 ", davit_seen(l.id) / 1000.0, 'unixepoch') AS last_seen_at,"
     "       strftime(" ST_ISO8601 ", l.registered_ms / 1000.0, 'unixepoch') AS registered_at,"
     "       (SELECT json_group_array(r.id)"
     "          FROM runs r"
@@ -191,7 +170,7 @@ static const char launcher_list_sql[] =
     "  FROM launchers l"
     "  JOIN pools p ON p.id = l.pool_id"
     " WHERE (?1 IS NULL OR p.name = ?1)"
-    "   AND (l.last_seen_ms >= ?2"
+    "   AND (davit_seen(l.id) >= ?2"
     "        OR EXISTS (SELECT 1"
     "                     FROM runs r"
     "                    WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER "))"
@@ -200,7 +179,7 @@ static const char launcher_list_sql[] =
 int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lease_ms, json_t **out)
 {
     st_lock(s);
-    sqlite3_stmt *st = st_prep(s, launcher_list_sql);
+    sqlite3_stmt *st = st_stmt(s, launcher_list_sql);
     if (st) {
         st_bind_text(st, 1, pool_name);
         sqlite3_bind_int64(st, 2, store_now_ms() - lease_ms);
@@ -232,7 +211,7 @@ int store_launcher_exit(struct store *s, int64_t id, int *gone)
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n && rc == STORE_OK; i++) {
-        sqlite3_stmt *st = st_prep(s, launcher_exit_sql[i]);
+        sqlite3_stmt *st = st_stmt(s, launcher_exit_sql[i]);
         if (!st) {
             rc = STORE_ERR;
             break;
@@ -242,7 +221,10 @@ int store_launcher_exit(struct store *s, int64_t id, int *gone)
         if (rc == STORE_OK && i == n - 1)
             *gone = sqlite3_changes(s->db) > 0;
     }
-    return st_end(s, rc);
+    rc = st_end(s, rc);
+    if (rc == STORE_OK && *gone)
+        st_seen_forget(s, id);
+    return rc;
 }
 
 static const char launcher_drain_sql[] = "UPDATE launchers"
@@ -255,7 +237,7 @@ int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_prep(s, launcher_drain_sql);
+    sqlite3_stmt *st = st_stmt(s, launcher_drain_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -270,7 +252,7 @@ int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out)
     } else {
         rc = STORE_NOTFOUND;
     }
-    sqlite3_finalize(st);
+    st_finish(s, st);
     if (step != SQLITE_DONE) {
         rc = STORE_ERR;
         goto done;

@@ -34,7 +34,7 @@ int store_pool_create(struct store *s, struct store_pool *p)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_prep(s, pool_insert_sql);
+    sqlite3_stmt *st = st_stmt(s, pool_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -51,7 +51,7 @@ int store_pool_create(struct store *s, struct store_pool *p)
         rc = STORE_CONFLICT; /* the name is taken: not a database failure */
     else
         rc = st_fail(s, "pool create");
-    sqlite3_finalize(st);
+    st_finish(s, st);
 done:
     return st_end_small(s, rc);
 }
@@ -67,8 +67,10 @@ int store_pool_get(struct store *s, const char *key, int by_id, struct store_poo
 {
     int rc = STORE_ERR;
     memset(out, 0, sizeof(*out));
-    st_lock(s);
-    sqlite3_stmt *st = st_prep(s, by_id ? pool_by_id_sql : pool_by_name_sql);
+    /* Dirty (no commit first; the submit path): an uncommitted create or reset is seen only
+     * by a request that knows its name or secret, which its creator learns after the commit. */
+    st_lock_dirty(s);
+    sqlite3_stmt *st = st_stmt(s, by_id ? pool_by_id_sql : pool_by_name_sql);
     if (!st)
         goto out;
     st_bind_text(st, 1, key);
@@ -81,7 +83,7 @@ int store_pool_get(struct store *s, const char *key, int by_id, struct store_poo
         out->pubkey_pem = strdup((const char *)sqlite3_column_text(st, 4));
         rc = out->pubkey_pem ? STORE_OK : STORE_ERR;
     }
-    sqlite3_finalize(st);
+    st_finish(s, st);
 out:
     st_unlock(s);
     return rc;
@@ -108,7 +110,7 @@ static const char pool_show_sql[] = POOL_COLUMNS " WHERE p.name = ?";
 int store_pool_list_json(struct store *s, json_t **out)
 {
     st_lock(s);
-    int rc = st_rows_json(s, st_prep(s, pool_list_sql), out);
+    int rc = st_rows_json(s, st_stmt(s, pool_list_sql), out);
     st_unlock(s);
     return rc;
 }
@@ -116,7 +118,7 @@ int store_pool_list_json(struct store *s, json_t **out)
 int store_pool_show_json(struct store *s, const char *name, json_t **out)
 {
     st_lock(s);
-    sqlite3_stmt *st = st_prep(s, pool_show_sql);
+    sqlite3_stmt *st = st_stmt(s, pool_show_sql);
     if (st)
         st_bind_text(st, 1, name);
     int rc = st_row_one_json(s, st, out);
@@ -127,14 +129,14 @@ int store_pool_show_json(struct store *s, const char *name, json_t **out)
 /* Looks the pool id up by name inside a transaction. */
 static int pool_id_by_name(struct store *s, const char *name, char *id, size_t idsz)
 {
-    sqlite3_stmt *st = st_prep(s, "SELECT id FROM pools WHERE name = ?");
+    sqlite3_stmt *st = st_stmt(s, "SELECT id FROM pools WHERE name = ?");
     if (!st)
         return STORE_ERR;
     st_bind_text(st, 1, name);
     int rc = st_step_one(s, st, "pool id");
     if (rc == STORE_OK)
         st_col_copy(st, 0, id, idsz);
-    sqlite3_finalize(st);
+    st_finish(s, st);
     return rc;
 }
 
@@ -154,7 +156,7 @@ static int begin_on_pool(struct store *s, const char *name, char *id)
 
 static int exec_bound(struct store *s, const char *sql, const char *arg)
 {
-    sqlite3_stmt *st = st_prep(s, sql);
+    sqlite3_stmt *st = st_stmt(s, sql);
     if (!st)
         return STORE_ERR;
     st_bind_text(st, 1, arg);
@@ -183,14 +185,14 @@ int store_pool_delete(struct store *s, const char *name)
     int rc = begin_on_pool(s, name, id);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_prep(s, pool_active_runs_sql);
+    sqlite3_stmt *st = st_stmt(s, pool_active_runs_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
     st_bind_text(st, 1, id);
     int64_t active = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
+    st_finish(s, st);
     if (active != 0) {
         rc = active < 0 ? STORE_ERR : STORE_CONFLICT;
         goto done;
@@ -212,13 +214,13 @@ static const char message_pool_sql[] =
     "INSERT INTO messages(launcher_id, type, deadline_ms, created_ms)"
     " SELECT id, ?, ?, ?3"
     "  FROM launchers"
-    " WHERE pool_id = ? AND revoked = 0 AND last_seen_ms >= ?3 - ?5";
+    " WHERE pool_id = ? AND revoked = 0 AND davit_seen(id) >= ?3 - ?5";
 
 /* Queues a message of type for every unrevoked, recently seen launcher of pool id. */
 static int message_pool(struct store *s, const char *pool_id, const char *type, int64_t deadline_ms,
                         int *count)
 {
-    sqlite3_stmt *st = st_prep(s, message_pool_sql);
+    sqlite3_stmt *st = st_stmt(s, message_pool_sql);
     if (!st)
         return STORE_ERR;
     st_bind_text(st, 1, type);
@@ -249,7 +251,7 @@ int store_pool_reset(struct store *s, const char *name, const char *pubkey_pem, 
     int rc = begin_on_pool(s, name, pool_id_out);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_prep(s, pool_reset_sql);
+    sqlite3_stmt *st = st_stmt(s, pool_reset_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -281,7 +283,7 @@ int store_pool_cycle(struct store *s, const char *name, int64_t deadline_ms, cha
         return rc;
     if ((rc = message_pool(s, pool_id_out, "cycle", deadline_ms, count)) < 0)
         goto done;
-    sqlite3_stmt *st = st_prep(s, pool_cycle_sql);
+    sqlite3_stmt *st = st_stmt(s, pool_cycle_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;

@@ -13,7 +13,7 @@ int store_release_add(struct store *s, struct store_release *r)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_prep(s, release_insert_sql);
+    sqlite3_stmt *st = st_stmt(s, release_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -32,7 +32,7 @@ done:
     return st_end(s, rc);
 }
 
-/* One release from st (finalized here); STORE_NOTFOUND when there is none. */
+/* One release from st (ended here); STORE_NOTFOUND when there is none. */
 static int release_query(struct store *s, sqlite3_stmt *st, struct store_release *out)
 {
     if (!st)
@@ -47,7 +47,7 @@ static int release_query(struct store *s, sqlite3_stmt *st, struct store_release
         st_col_copy(st, 5, out->signature, sizeof(out->signature));
         out->size = sqlite3_column_int64(st, 6);
     }
-    sqlite3_finalize(st);
+    st_finish(s, st);
     return rc;
 }
 
@@ -64,7 +64,7 @@ static const char release_by_id_sql[] = "SELECT id, kind, arch, version, sha256,
 int st_release_latest(struct store *s, const char *kind, const char *arch,
                       struct store_release *out)
 {
-    sqlite3_stmt *st = st_prep(s, release_latest_sql);
+    sqlite3_stmt *st = st_stmt(s, release_latest_sql);
     if (st) {
         st_bind_text(st, 1, kind);
         st_bind_text(st, 2, arch);
@@ -84,7 +84,7 @@ int store_release_latest(struct store *s, const char *kind, const char *arch,
 int store_release_get(struct store *s, int64_t id, struct store_release *out)
 {
     st_lock(s);
-    sqlite3_stmt *st = st_prep(s, release_by_id_sql);
+    sqlite3_stmt *st = st_stmt(s, release_by_id_sql);
     if (st)
         sqlite3_bind_int64(st, 1, id);
     int rc = release_query(s, st, out);
@@ -105,7 +105,7 @@ static const char release_list_sql[] =
 int store_release_list_json(struct store *s, json_t **out)
 {
     st_lock(s);
-    int rc = st_rows_json(s, st_prep(s, release_list_sql), out);
+    int rc = st_rows_json(s, st_stmt(s, release_list_sql), out);
     st_unlock(s);
     if (rc == STORE_OK) {
         size_t i;

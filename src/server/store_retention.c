@@ -22,7 +22,7 @@ static int step_count(struct store *s, sqlite3_stmt *st, int64_t a, int64_t b, i
     while ((step = sqlite3_step(st)) == SQLITE_ROW)
         n++;
     int rc = step == SQLITE_DONE ? STORE_OK : st_fail(s, sqlite3_sql(st));
-    sqlite3_finalize(st);
+    st_finish(s, st);
     if (count)
         *count = n;
     return rc;
@@ -54,7 +54,7 @@ int store_expire_runs(struct store *s, int64_t cutoff_ms, int max, int *deleted)
         return rc;
     /* The last step's count is the number of runs deleted. */
     for (size_t i = 0; i < sizeof(expire_sql) / sizeof(expire_sql[0]) && rc == STORE_OK; i++)
-        rc = step_count(s, st_prep(s, expire_sql[i]), cutoff_ms, max, deleted);
+        rc = step_count(s, st_stmt(s, expire_sql[i]), cutoff_ms, max, deleted);
     if (rc < 0)
         *deleted = 0;
     return st_end(s, rc);
@@ -80,15 +80,15 @@ int store_trim_logs(struct store *s, int64_t max_total, int max, int *trimmed)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_prep(s, "SELECT coalesce(sum(log_bytes), 0) FROM runs");
+    sqlite3_stmt *st = st_stmt(s, "SELECT coalesce(sum(log_bytes), 0) FROM runs");
     if (!st || (rc = st_step_one(s, st, "log total")) < 0) {
-        sqlite3_finalize(st);
+        st_finish(s, st);
         rc = rc < 0 ? rc : STORE_ERR;
         goto done;
     }
     int64_t excess = sqlite3_column_int64(st, 0) - max_total;
-    sqlite3_finalize(st);
-    st = st_prep(s, trim_candidates_sql);
+    st_finish(s, st);
+    st = st_stmt(s, trim_candidates_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -101,10 +101,10 @@ int store_trim_logs(struct store *s, int64_t max_total, int max, int *trimmed)
         excess -= sqlite3_column_int64(st, 1);
     }
     rc = step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : st_fail(s, "log trim");
-    sqlite3_finalize(st);
+    st_finish(s, st);
     for (int i = 0; i < n && rc == STORE_OK; i++) {
         for (size_t j = 0; j < sizeof(trim_sql) / sizeof(trim_sql[0]) && rc == STORE_OK; j++)
-            rc = step_count(s, st_prep(s, trim_sql[j]), ids[i], store_now_ms(), NULL);
+            rc = step_count(s, st_stmt(s, trim_sql[j]), ids[i], store_now_ms(), NULL);
     }
     if (rc == STORE_OK)
         *trimmed = n;
@@ -132,9 +132,9 @@ int store_purge_logs(struct store *s, int max, int *freed)
         return rc;
     /* Chunks of queued runs, a few at a time; a run leaves the queue once
      * it has none left. */
-    rc = step_count(s, st_prep(s, purge_chunks_sql), 0, max, &n);
+    rc = step_count(s, st_stmt(s, purge_chunks_sql), 0, max, &n);
     if (rc == STORE_OK)
-        rc = step_count(s, st_prep(s, purge_done_sql), 0, 0, NULL);
+        rc = step_count(s, st_stmt(s, purge_done_sql), 0, 0, NULL);
     if (rc == STORE_OK)
         *freed = n;
     return st_end(s, rc);
@@ -144,10 +144,10 @@ int store_purge_logs(struct store *s, int max, int *freed)
 static int64_t freelist_count(struct store *s)
 {
     int64_t n = -1;
-    sqlite3_stmt *st = st_prep(s, "PRAGMA freelist_count");
+    sqlite3_stmt *st = st_stmt(s, "PRAGMA freelist_count");
     if (st && st_step_one(s, st, "freelist count") == STORE_OK)
         n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    st_finish(s, st);
     return n;
 }
 
@@ -182,10 +182,10 @@ int64_t store_used_bytes(struct store *s)
 {
     st_lock(s);
     int64_t v = -1;
-    sqlite3_stmt *st = st_prep(s, used_bytes_sql);
+    sqlite3_stmt *st = st_stmt(s, used_bytes_sql);
     if (st && st_step_one(s, st, "database size") == STORE_OK)
         v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    st_finish(s, st);
     st_unlock(s);
     return v;
 }

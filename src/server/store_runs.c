@@ -24,7 +24,7 @@ int store_run_create(struct store *s, const char *pool_id, const char *spec_json
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_prep(s, run_insert_sql);
+    sqlite3_stmt *st = st_stmt(s, run_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -76,7 +76,7 @@ static int run_json_finish(struct store *s, json_t *run)
 int store_run_show_json(struct store *s, int64_t id, json_t **out)
 {
     st_lock(s);
-    sqlite3_stmt *st = st_prep(s, run_show_sql);
+    sqlite3_stmt *st = st_stmt(s, run_show_sql);
     if (st)
         sqlite3_bind_int64(st, 1, id);
     int rc = st_row_one_json(s, st, out);
@@ -94,7 +94,7 @@ int store_run_list_json(struct store *s, const char *pool_name, const char *stat
     *next = 0;
     *out = NULL;
     st_lock(s);
-    sqlite3_stmt *st = st_prep(s, run_list_sql);
+    sqlite3_stmt *st = st_stmt(s, run_list_sql);
     if (st) {
         st_bind_text(st, 1, pool_name);
         st_bind_text(st, 2, state);
@@ -141,7 +141,7 @@ static const char run_row_sql[] =
 
 static int run_row_get(struct store *s, int64_t id, struct run_row *r)
 {
-    sqlite3_stmt *st = st_prep(s, run_row_sql);
+    sqlite3_stmt *st = st_stmt(s, run_row_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
@@ -155,7 +155,7 @@ static int run_row_get(struct store *s, int64_t id, struct run_row *r)
         r->cancel_requested = sqlite3_column_int(st, 5);
         r->log_deleted = sqlite3_column_int(st, 6);
     }
-    sqlite3_finalize(st);
+    st_finish(s, st);
     return rc;
 }
 
@@ -169,7 +169,7 @@ static const char run_end_messages_sql[] = "DELETE FROM messages WHERE run_id = 
 static int run_end(struct store *s, int64_t id, const char *state, const char *reason,
                    int64_t exit_code)
 {
-    sqlite3_stmt *st = st_prep(s, run_end_sql);
+    sqlite3_stmt *st = st_stmt(s, run_end_sql);
     if (!st)
         return STORE_ERR;
     st_bind_text(st, 1, state);
@@ -181,7 +181,7 @@ static int run_end(struct store *s, int64_t id, const char *state, const char *r
     if (st_done(s, st) < 0)
         return STORE_ERR;
     s->secrets_purged = 1;
-    st = st_prep(s, run_end_messages_sql);
+    st = st_stmt(s, run_end_messages_sql);
     if (!st)
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
@@ -196,11 +196,11 @@ int store_secrets_checkpoint(struct store *s)
         goto out;
     /* Outside a transaction: a checkpoint cannot run inside one. Its first column is 1 when
      * a reader (another process) kept it from finishing: the WAL was not cut, so try again. */
-    sqlite3_stmt *st = st_prep(s, "PRAGMA wal_checkpoint(TRUNCATE)");
+    sqlite3_stmt *st = st_stmt(s, "PRAGMA wal_checkpoint(TRUNCATE)");
     rc = st ? st_step_one(s, st, "checkpoint after purging secrets") : STORE_ERR;
     if (rc == STORE_OK && sqlite3_column_int(st, 0) == 0)
         s->secrets_purged = 0;
-    sqlite3_finalize(st);
+    st_finish(s, st);
 out:
     st_unlock(s);
     return rc;
@@ -227,7 +227,7 @@ int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher)
     } else {
         *launcher = r.launcher_id;
         if (!r.cancel_requested) {
-            sqlite3_stmt *st = st_prep(s, "UPDATE runs SET cancel_requested = 1 WHERE id = ?");
+            sqlite3_stmt *st = st_stmt(s, "UPDATE runs SET cancel_requested = 1 WHERE id = ?");
             if (!st) {
                 rc = STORE_ERR;
                 goto done;
@@ -263,7 +263,7 @@ int store_run_delete(struct store *s, int64_t id)
     }
     for (size_t i = 0; i < sizeof(run_delete_sql) / sizeof(run_delete_sql[0]) && rc == STORE_OK;
          i++) {
-        sqlite3_stmt *st = st_prep(s, run_delete_sql[i]);
+        sqlite3_stmt *st = st_stmt(s, run_delete_sql[i]);
         if (!st) {
             rc = STORE_ERR;
             break;
@@ -293,9 +293,9 @@ static int event_apply(struct store *s, int64_t run_id, const struct run_row *r,
     if (strcmp(ev->type, "preparing") == 0) {
         if (strcmp(r->state, "assigned") != 0)
             return STORE_OK; /* already past it */
-        st = st_prep(s, event_preparing_sql);
+        st = st_stmt(s, event_preparing_sql);
     } else {
-        st = st_prep(s, event_running_sql);
+        st = st_stmt(s, event_running_sql);
         if (st)
             st_bind_text(st, 3, ev->phase);
     }
@@ -340,7 +340,7 @@ int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
     }
     if ((rc = event_apply(s, run_id, &r, ev)) < 0)
         goto done;
-    sqlite3_stmt *st = st_prep(s, "UPDATE runs SET event_seq = ? WHERE id = ? RETURNING state");
+    sqlite3_stmt *st = st_stmt(s, "UPDATE runs SET event_seq = ? WHERE id = ? RETURNING state");
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -349,12 +349,12 @@ int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
     sqlite3_bind_int64(st, 2, run_id);
     if (sqlite3_step(st) != SQLITE_ROW) {
         st_fail(s, "run event");
-        sqlite3_finalize(st);
+        st_finish(s, st);
         rc = STORE_ERR;
         goto done;
     }
     st_col_copy(st, 0, state_out, STORE_STATE_SIZE);
-    sqlite3_finalize(st);
+    st_finish(s, st);
 done:
     return st_end(s, rc);
 }
@@ -437,7 +437,7 @@ done:
     *next_offset = rc == STORE_OK ? stored : r.log_bytes;
     if (rc == STORE_OK || rc == STORE_NOSPACE) {
         /* What the run's JSON shows (log_waiting): the last upload's fate. */
-        st_lock(s);
+        st_lock_dirty(s);
         st_waiting_set(s, run_id, rc == STORE_NOSPACE);
         st_unlock(s);
     }

@@ -10,7 +10,7 @@
 
 int store_degraded(struct store *s, const char **reason)
 {
-    st_lock(s);
+    st_lock_dirty(s); /* in-memory state only */
     int full = s->full;
     st_unlock(s);
     *reason = full ? STORE_NOSPACE_TEXT : NULL;

@@ -1,6 +1,6 @@
 /*
- * The store's statement and transaction helpers (store_int.h), and the
- * accounting of database failures that every operation goes through.
+ * The store's statement and transaction helpers (store_int.h): the kept prepared statements,
+ * group commit, and the accounting of database failures that every operation goes through.
  */
 #include "server/store_int.h"
 
@@ -18,10 +18,16 @@ int store_failed_for_space(void)
     return last_nospace;
 }
 
-void st_lock(struct store *s)
+void st_lock_dirty(struct store *s)
 {
     pthread_mutex_lock(&s->mu);
     last_nospace = 0;
+}
+
+void st_lock(struct store *s)
+{
+    st_lock_dirty(s);
+    st_flush(s);
 }
 
 void st_unlock(struct store *s)
@@ -87,6 +93,46 @@ sqlite3_stmt *st_prep(struct store *s, const char *sql)
     return st;
 }
 
+sqlite3_stmt *st_stmt(struct store *s, const char *sql)
+{
+    for (int i = 0; i < s->nstmts; i++)
+        if (s->stmts[i].sql == sql)
+            return s->stmts[i].st;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        st_fail(s, sql);
+        return NULL;
+    }
+    if (s->nstmts < ST_STMT_CACHE) {
+        s->stmts[s->nstmts].sql = sql;
+        s->stmts[s->nstmts].st = st;
+        s->nstmts++;
+    }
+    return st;
+}
+
+void st_finish(struct store *s, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < s->nstmts; i++) {
+        if (s->stmts[i].st == st) {
+            /* Reset at once: a statement left stepped would keep its read open. */
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+void st_stmts_free(struct store *s)
+{
+    for (int i = 0; i < s->nstmts; i++)
+        sqlite3_finalize(s->stmts[i].st);
+    s->nstmts = 0;
+}
+
 int st_exec(struct store *s, const char *sql)
 {
     char *msg = NULL;
@@ -100,34 +146,6 @@ int st_exec(struct store *s, const char *sql)
     return STORE_OK;
 }
 
-static int st_begin(struct store *s)
-{
-    int rc = st_exec(s, "BEGIN IMMEDIATE");
-    if (rc == STORE_OK)
-        s->changes_at_begin = sqlite3_total_changes64(s->db);
-    return rc;
-}
-
-static void st_rollback(struct store *s)
-{
-    if (!sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-/* proves_space: a change committed ends the degraded state (st_end_small). */
-static int st_commit(struct store *s, int proves_space)
-{
-    int rc = st_exec(s, "COMMIT");
-    if (rc < 0) {
-        st_rollback(s);
-        return rc;
-    }
-    /* A transaction that wrote nothing commits even on a full disk. */
-    if (proves_space && sqlite3_total_changes64(s->db) > s->changes_at_begin)
-        write_succeeded(s);
-    return STORE_OK;
-}
-
 int st_step_one(struct store *s, sqlite3_stmt *st, const char *what)
 {
     int step = sqlite3_step(st);
@@ -138,12 +156,112 @@ int st_step_one(struct store *s, sqlite3_stmt *st, const char *what)
     return st_fail(s, what);
 }
 
+/* ---- group commit (docs/hacking.md, "The store") ---- */
+
+/* The open batch has ended with rc (committed, or rolled back whole): answers its waiters. */
+static void batch_resolve(struct store *s, int rc)
+{
+    struct st_waiter **pp = &s->waiters;
+    while (*pp) {
+        struct st_waiter *w = *pp;
+        if (w->batch == s->batch) {
+            w->rc = rc;
+            w->done = 1;
+            *pp = w->next;
+        } else {
+            pp = &w->next;
+        }
+    }
+    s->txn_open = 0;
+    s->batch_ops = 0;
+    s->batch_proves_space = 0;
+    pthread_cond_broadcast(&s->committed_cond);
+}
+
+/* The leader's part: commits the open batch, one fsync for all its operations. */
+static void batch_commit(struct store *s)
+{
+    int wrote = sqlite3_total_changes64(s->db) > s->batch_changes_at_begin;
+    int rc = st_exec(s, "COMMIT");
+    if (rc < 0) {
+        /* Not durable: every operation of the batch gets the error. */
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    } else if (wrote && s->batch_proves_space) {
+        write_succeeded(s);
+    }
+    batch_resolve(s, rc);
+}
+
+void st_flush(struct store *s)
+{
+    if (s->txn_open)
+        batch_commit(s);
+}
+
+/* Savepoint statements: one operation's changes within the shared transaction. */
+static const char savepoint_sql[] = "SAVEPOINT op";
+static const char release_sql[] = "RELEASE op";
+static const char rollback_to_sql[] = "ROLLBACK TO op";
+
+/* Steps a kept statement without results (savepoints). STORE_OK, or the failure counted. */
+static int st_run(struct store *s, const char *sql)
+{
+    sqlite3_stmt *st = st_stmt(s, sql);
+    if (!st)
+        return STORE_ERR;
+    int rc = sqlite3_step(st) == SQLITE_DONE ? STORE_OK : st_fail(s, sql);
+    st_finish(s, st);
+    return rc;
+}
+
 int st_begin_locked(struct store *s)
 {
-    st_lock(s);
-    int rc = st_begin(s);
-    if (rc < 0)
-        st_unlock(s);
+    __atomic_add_fetch(&s->entering, 1, __ATOMIC_SEQ_CST);
+    st_lock_dirty(s);
+    __atomic_sub_fetch(&s->entering, 1, __ATOMIC_SEQ_CST);
+    int rc = STORE_OK;
+    if (!s->txn_open) {
+        if ((rc = st_exec(s, "BEGIN IMMEDIATE")) < 0)
+            goto fail;
+        s->txn_open = 1;
+        s->batch++;
+        s->batch_changes_at_begin = sqlite3_total_changes64(s->db);
+    }
+    if ((rc = st_run(s, savepoint_sql)) < 0) {
+        /* The shared transaction is unusable: end it, so that its operations learn it. */
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        batch_resolve(s, rc);
+        goto fail;
+    }
+    s->batch_ops++;
+    s->changes_at_begin = sqlite3_total_changes64(s->db);
+    return STORE_OK;
+fail:
+    st_unlock(s);
+    return rc;
+}
+
+/* Ends this operation's savepoint: kept on success, undone on failure. The operation's
+ * result (rc, or the failure to keep it); the batch may have been lost meanwhile. */
+static int op_close(struct store *s, int rc)
+{
+    if (sqlite3_get_autocommit(s->db)) {
+        /* SQLite rolled the whole transaction back on its own (a full disk, an I/O error:
+         * https://sqlite.org/lang_transaction.html): every change of the batch is gone. */
+        if (s->txn_open)
+            batch_resolve(s, rc < 0 ? rc : STORE_ERR);
+        return rc < 0 ? rc : STORE_ERR;
+    }
+    if (rc >= 0 && (rc = st_run(s, release_sql)) >= 0)
+        return rc;
+    if (st_run(s, rollback_to_sql) < 0 || st_run(s, release_sql) < 0) {
+        /* The savepoint cannot be undone: the batch cannot be kept either. */
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        batch_resolve(s, rc);
+    }
     return rc;
 }
 
@@ -152,10 +270,35 @@ static int end(struct store *s, int rc, int proves_space)
     /* Some paths only keep STORE_ERR: the cause is not lost. */
     if (rc == STORE_ERR && last_nospace)
         rc = STORE_NOSPACE;
-    if (rc >= 0)
-        rc = st_commit(s, proves_space);
-    else
-        st_rollback(s);
+    int changed = rc >= 0 && sqlite3_total_changes64(s->db) > s->changes_at_begin;
+    rc = op_close(s, rc);
+    if (!s->txn_open)
+        goto out; /* the batch ended already (its waiters have been told) */
+    if (changed && proves_space)
+        s->batch_proves_space = 1;
+    int batch_wrote = sqlite3_total_changes64(s->db) > s->batch_changes_at_begin;
+    /* Leader: no other writer is about to join, so nothing is gained by waiting. */
+    int lead = __atomic_load_n(&s->entering, __ATOMIC_SEQ_CST) == 0 || s->batch_ops >= ST_BATCH_MAX;
+    if (!batch_wrote) {
+        /* The operation saw committed state only: it needs no commit of its own. */
+        if (lead)
+            batch_commit(s);
+        goto out;
+    }
+    struct st_waiter w = {s->batch, STORE_OK, 0, s->waiters};
+    /* On this stack until done: batch_resolve unlinks it before it sets done. */
+    // cppcheck-suppress autoVariables
+    s->waiters = &w;
+    if (lead)
+        batch_commit(s);
+    while (!w.done)
+        pthread_cond_wait(&s->committed_cond, &s->mu);
+    if (w.rc < 0) {
+        rc = w.rc;
+        if (rc == STORE_NOSPACE)
+            last_nospace = 1; /* for store_failed_for_space() on this thread */
+    }
+out:
     st_unlock(s);
     return rc;
 }
@@ -174,10 +317,10 @@ int st_done(struct store *s, sqlite3_stmt *st)
 {
     if (!st)
         return STORE_ERR;
-    /* Every write runs inside st_begin_locked/st_end: st_commit() tells
+    /* Every write runs inside st_begin_locked/st_end: the commit tells
      * whether it changed something (write_succeeded). */
     int rc = sqlite3_step(st) == SQLITE_DONE ? STORE_OK : st_fail(s, sqlite3_sql(st));
-    sqlite3_finalize(st);
+    st_finish(s, st);
     return rc;
 }
 
@@ -250,11 +393,11 @@ int st_rows_json(struct store *s, sqlite3_stmt *st, json_t **out)
         st_fail(s, sqlite3_sql(st));
         goto fail;
     }
-    sqlite3_finalize(st);
+    st_finish(s, st);
     *out = arr;
     return STORE_OK;
 fail:
-    sqlite3_finalize(st);
+    st_finish(s, st);
     json_decref(arr);
     return STORE_ERR;
 }

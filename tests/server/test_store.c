@@ -8,6 +8,7 @@
 
 #include "server/store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,58 @@ static void test_reap_and_cancel(void **state)
     assert_int_equal(store_pool_delete(f->s, "p"), STORE_OK);
 }
 
+/* Group commit: writers on several threads share commits (docs/hacking.md, "The store"). */
+#define GC_THREADS 8
+#define GC_RUNS    40
+
+struct gc_arg {
+    struct fx *f;
+    int64_t ids[GC_RUNS];
+    int failed;
+};
+
+/* Submits runs, each followed by an operation that fails (a log chunk past the end): a
+ * failure rolls back its own savepoint only, never a submission that shares its commit. */
+static void *gc_writer(void *p)
+{
+    struct gc_arg *a = p;
+    for (int i = 0; i < GC_RUNS; i++) {
+        int64_t next;
+        if (store_run_create(a->f->s, a->f->pool.id, "{\"image\":\"x\",\"phases\":[]}", NULL,
+                             &a->ids[i]) != STORE_OK ||
+            store_log_append(a->f->s, -1, a->ids[i], 0, "x", 1, 100, &next) != STORE_FORBIDDEN)
+            a->failed++;
+    }
+    return NULL;
+}
+
+static void test_group_commit_concurrent_writers(void **state)
+{
+    struct fx *f = *state;
+    struct gc_arg args[GC_THREADS];
+    pthread_t th[GC_THREADS];
+    for (int i = 0; i < GC_THREADS; i++) {
+        args[i] = (struct gc_arg){.f = f};
+        assert_int_equal(pthread_create(&th[i], NULL, gc_writer, &args[i]), 0);
+    }
+    for (int i = 0; i < GC_THREADS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    /* Every acknowledged submission is there, once, in the committed state a read sees. */
+    json_t *runs;
+    int64_t next;
+    assert_int_equal(store_run_list_json(f->s, "p", "queued", 1000, 0, &runs, &next), STORE_OK);
+    assert_int_equal(json_array_size(runs), GC_THREADS * GC_RUNS);
+    json_decref(runs);
+    for (int i = 0; i < GC_THREADS; i++) {
+        assert_int_equal(args[i].failed, 0);
+        for (int j = 0; j < GC_RUNS; j++) {
+            json_t *o;
+            assert_int_equal(store_run_show_json(f->s, args[i].ids[j], &o), STORE_OK);
+            json_decref(o);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +281,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_concurrent_writers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
