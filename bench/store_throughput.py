@@ -195,18 +195,33 @@ def phase_runs(server, args, sessions, pool):
     return dt
 
 
+def cpu_s(pid):
+    """The process's user + system CPU seconds so far (all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one(binary, args, tmp):
     server = Server(tmp, "--threads", str(args.server_threads), "--lease", "60s",
                     "--poll-timeout", "5s", binary=binary)
     try:
         key, pool_id, secret = make_pool(server, "bench")
-        with Strace(server.proc.pid, args.strace) as sr:
+        pid = server.proc.pid
+        with Strace(pid, args.strace) as sr:
+            c0 = cpu_s(pid)
             reg_s = phase_register(server, args, key, pool_id, secret)
+            c1 = cpu_s(pid)
         c = Conn(server.port)
         sessions = [register(c, key, pool_id, secret) for _ in range(args.launchers)]
-        with Strace(server.proc.pid, args.strace) as sx:
+        with Strace(pid, args.strace) as sx:
+            c2 = cpu_s(pid)
             run_s = phase_runs(server, args, sessions, "bench")
-        out = {"registrations_per_s": args.registrations / reg_s, "runs_per_s": args.runs / run_s}
+            c3 = cpu_s(pid)
+        # Server CPU per operation: what bounds its rate once the client is not the limit.
+        out = {"registrations_per_s": args.registrations / reg_s, "runs_per_s": args.runs / run_s,
+               "server_cpu_ms_per_registration": (c1 - c0) * 1000 / args.registrations,
+               "server_cpu_ms_per_run": (c3 - c2) * 1000 / args.runs}
         if args.strace:
             out["fsyncs_per_registration"] = sr.count / args.registrations
             out["fsyncs_per_run"] = sx.count / args.runs
