@@ -140,6 +140,8 @@ void store_close(struct store *s)
     if (!s)
         return;
     if (s->db) {
+        /* What the workers list shows survives a clean restart (leases do not need it). */
+        st_seen_save(s);
         st_lock_dirty(s);
         st_flush(s); /* nothing waits any more; what was done is kept */
         st_unlock(s);

@@ -309,8 +309,10 @@ struct store_reap {
 /*
  * Lease expiry: runs assigned to launchers silent for lease_ms go back to
  * the queue (or end as canceled if a cancel was asked); started runs of
- * launchers silent for lease_ms + grace_ms become lost. Also forgets expired
- * challenges and sessions.
+ * launchers silent for lease_ms + grace_ms become lost. Silent: by the
+ * last-seen times kept in memory, a launcher not seen since the store
+ * opened counting as seen at the open. Also forgets expired challenges and
+ * sessions, and copies last-seen times an hour stale to the database.
  */
 int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r);
 

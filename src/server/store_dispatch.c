@@ -324,6 +324,13 @@ static const char reap_challenges_sql[] =
     "DELETE FROM challenges WHERE expires_ms < ?2 AND ?1 = ?1";
 static const char reap_sessions_sql[] = "DELETE FROM sessions WHERE expires_ms < ?2 AND ?1 = ?1";
 
+/*
+ * How stale a launcher's persisted last-seen time may grow before the reaper copies the one kept
+ * in memory (st_seen_persist): far below the day after which a launcher is gone, and rare
+ * enough that each launcher's row is written at most once an hour.
+ */
+#define SEEN_PERSIST_MS (3600LL * 1000)
+
 int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r)
 {
     int64_t now = store_now_ms();
@@ -371,6 +378,7 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
     }
     if (canceled || r->lost)
         s->secrets_purged = 1; /* both set secrets_json = NULL */
+    rc = st_seen_persist(s, SEEN_PERSIST_MS);
 done:
     return st_end(s, rc);
 }

@@ -205,7 +205,10 @@ int st_release_latest(struct store *s, const char *kind, const char *arch,
 /*
  * A launcher's last-seen time lives in memory only: a lease renewal writes nothing to disk. A
  * launcher not seen since the store opened counts as seen at the open, so that a restart never
- * expires the lease of a launcher that is fine. SQL reads it as davit_seen(launcher_id).
+ * expires the lease of a launcher that is fine. SQL reads it as davit_seen(launcher_id), or
+ * davit_seen(launcher_id, fallback) for the persisted time instead of the open's (lists, gauges).
+ * The times are copied to launchers.last_seen_ms coarsely (st_seen_persist): by the reaper when
+ * an hour old, and all of them at a clean close.
  */
 /* Sets up the table and the SQL function davit_seen on s->db; now_ms: the open. -1 on failure
  * (out of memory). */
@@ -218,6 +221,14 @@ void st_seen_touch(struct store *s, int64_t launcher_id, int64_t now_ms);
 int64_t st_seen_ms(struct store *s, int64_t launcher_id);
 /* The launcher is gone (its row deleted). */
 void st_seen_forget(struct store *s, int64_t launcher_id);
+/*
+ * Writes to launchers.last_seen_ms the times kept in memory that are newer by more than
+ * older_ms (inside a write operation): a coarse copy, for what must survive a restart (the day
+ * after which a launcher is gone, what the workers list shows), never for leases.
+ */
+int st_seen_persist(struct store *s, int64_t older_ms);
+/* Copies every time kept in memory (a clean close), in one write operation. */
+int st_seen_save(struct store *s);
 
 /* Queues a message for a launcher (inside a transaction; store_dispatch.c). */
 int st_message(struct store *s, int64_t launcher_id, const char *type, int64_t run_id,

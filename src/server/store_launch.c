@@ -154,7 +154,7 @@ int store_session_auth(struct store *s, const char *session_hash, struct store_s
 static const char launcher_list_sql[] =
     "SELECT l.id, p.name AS pool,"
     "       CASE WHEN l.revoked OR l.cycle_deadline_ms IS NOT NULL THEN 'exiting'"
-    "            WHEN davit_seen(l.id) < ?2 THEN 'offline'"
+    "            WHEN davit_seen(l.id, l.last_seen_ms) < ?2 THEN 'offline'"
     "            WHEN l.draining THEN 'draining'"
     "            WHEN EXISTS (SELECT 1"
     "                           FROM runs r"
@@ -162,7 +162,8 @@ static const char launcher_list_sql[] =
     "            THEN 'busy'"
     "            ELSE 'idle' END AS state,"
     "       l.hostname, l.version, l.arch, l.capacity, l.metadata_json,"
-    "       strftime(" ST_ISO8601 ", davit_seen(l.id) / 1000.0, 'unixepoch') AS last_seen_at,"
+    "       strftime(" ST_ISO8601
+    ", davit_seen(l.id, l.last_seen_ms) / 1000.0, 'unixepoch') AS last_seen_at,"
     "       strftime(" ST_ISO8601 ", l.registered_ms / 1000.0, 'unixepoch') AS registered_at,"
     "       (SELECT json_group_array(r.id)"
     "          FROM runs r"
@@ -170,7 +171,7 @@ static const char launcher_list_sql[] =
     "  FROM launchers l"
     "  JOIN pools p ON p.id = l.pool_id"
     " WHERE (?1 IS NULL OR p.name = ?1)"
-    "   AND (davit_seen(l.id) >= ?2"
+    "   AND (davit_seen(l.id, l.last_seen_ms) >= ?2"
     "        OR EXISTS (SELECT 1"
     "                     FROM runs r"
     "                    WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER "))"

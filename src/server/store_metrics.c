@@ -71,7 +71,7 @@ static const char workers_gauge_sql[] =
     "       count(*)"
     "  FROM launchers l"
     "  JOIN pools p ON p.id = l.pool_id"
-    " WHERE davit_seen(l.id) >= ?1"
+    " WHERE davit_seen(l.id, l.last_seen_ms) >= ?1"
     " GROUP BY 1, 2"
     " ORDER BY 1, 2";
 

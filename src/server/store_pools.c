@@ -214,7 +214,7 @@ static const char message_pool_sql[] =
     "INSERT INTO messages(launcher_id, type, deadline_ms, created_ms)"
     " SELECT id, ?, ?, ?3"
     "  FROM launchers"
-    " WHERE pool_id = ? AND revoked = 0 AND davit_seen(id) >= ?3 - ?5";
+    " WHERE pool_id = ? AND revoked = 0 AND davit_seen(id, last_seen_ms) >= ?3 - ?5";
 
 /* Queues a message of type for every unrevoked, recently seen launcher of pool id. */
 static int message_pool(struct store *s, const char *pool_id, const char *type, int64_t deadline_ms,

@@ -81,14 +81,20 @@ void st_seen_touch(struct store *s, int64_t id, int64_t now_ms)
     pthread_mutex_unlock(&t->mu);
 }
 
-int64_t st_seen_ms(struct store *s, int64_t id)
+/* The launcher's time, or fallback when it was not seen since the open. */
+static int64_t seen_or(struct store *s, int64_t id, int64_t fallback)
 {
     struct st_seen *t = &s->seen;
     pthread_mutex_lock(&t->mu);
     size_t i = seen_find(t, id);
-    int64_t ms = t->ids[i] ? t->ms[i] : t->start_ms;
+    int64_t ms = t->ids[i] ? t->ms[i] : fallback;
     pthread_mutex_unlock(&t->mu);
     return ms;
+}
+
+int64_t st_seen_ms(struct store *s, int64_t id)
+{
+    return seen_or(s, id, s->seen.start_ms);
 }
 
 void st_seen_forget(struct store *s, int64_t id)
@@ -120,12 +126,42 @@ void st_seen_forget(struct store *s, int64_t id)
     pthread_mutex_unlock(&t->mu);
 }
 
-/* davit_seen(launcher_id): the launcher's last-seen time, for the store's SQL. */
+/*
+ * davit_seen(launcher_id): the launcher's last-seen time, or the open's when it was not seen
+ * since (lease expiry: a restart expires no lease). davit_seen(launcher_id, fallback): or
+ * fallback (the persisted launchers.last_seen_ms: lists, gauges, the day after which a launcher
+ * is gone, where a launcher long dead must not look alive after a restart).
+ */
 static void sql_seen(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-    (void)argc;
     struct store *s = sqlite3_user_data(ctx);
-    sqlite3_result_int64(ctx, st_seen_ms(s, sqlite3_value_int64(argv[0])));
+    int64_t id = sqlite3_value_int64(argv[0]);
+    sqlite3_result_int64(ctx, argc == 2 ? seen_or(s, id, sqlite3_value_int64(argv[1]))
+                                        : st_seen_ms(s, id));
+}
+
+/* Persists the times kept in memory that are newer than the row's by more than ?1 ms. */
+static const char seen_persist_sql[] = "UPDATE launchers"
+                                       "   SET last_seen_ms = davit_seen(id, last_seen_ms)"
+                                       " WHERE davit_seen(id, last_seen_ms) > last_seen_ms + ?1";
+
+int st_seen_persist(struct store *s, int64_t older_ms)
+{
+    sqlite3_stmt *st = st_stmt(s, seen_persist_sql);
+    if (!st)
+        return STORE_ERR;
+    sqlite3_bind_int64(st, 1, older_ms);
+    return st_done(s, st);
+}
+
+int st_seen_save(struct store *s)
+{
+    if (!s->seen.start_ms)
+        return STORE_OK; /* never set up: nothing was seen */
+    int rc = st_begin_locked(s);
+    if (rc < 0)
+        return rc;
+    return st_end_small(s, st_seen_persist(s, 0));
 }
 
 int st_seen_init(struct store *s, int64_t now_ms)
@@ -137,9 +173,10 @@ int st_seen_init(struct store *s, int64_t now_ms)
         return -1;
     /* Not deterministic: the answer changes as launchers are seen. Direct only: no schema
      * object may call it. */
-    if (sqlite3_create_function_v2(s->db, "davit_seen", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, s,
-                                   sql_seen, NULL, NULL, NULL) != SQLITE_OK)
-        return -1;
+    for (int nargs = 1; nargs <= 2; nargs++)
+        if (sqlite3_create_function_v2(s->db, "davit_seen", nargs, SQLITE_UTF8 | SQLITE_DIRECTONLY,
+                                       s, sql_seen, NULL, NULL, NULL) != SQLITE_OK)
+            return -1;
     return 0;
 }
 

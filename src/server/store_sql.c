@@ -158,6 +158,24 @@ int st_step_one(struct store *s, sqlite3_stmt *st, const char *what)
 
 /* ---- group commit (docs/hacking.md, "The store") ---- */
 
+/* The shared transaction's statements (kept prepared), and one operation's savepoint. */
+static const char begin_sql[] = "BEGIN IMMEDIATE";
+static const char commit_sql[] = "COMMIT";
+static const char savepoint_sql[] = "SAVEPOINT op";
+static const char release_sql[] = "RELEASE op";
+static const char rollback_to_sql[] = "ROLLBACK TO op";
+
+/* Steps a kept statement without results. STORE_OK, or the failure counted and logged. */
+static int st_run(struct store *s, const char *sql)
+{
+    sqlite3_stmt *st = st_stmt(s, sql);
+    if (!st)
+        return STORE_ERR;
+    int rc = sqlite3_step(st) == SQLITE_DONE ? STORE_OK : st_fail(s, sql);
+    st_finish(s, st);
+    return rc;
+}
+
 /* The open batch has ended with rc (committed, or rolled back whole): answers its waiters. */
 static void batch_resolve(struct store *s, int rc)
 {
@@ -182,7 +200,7 @@ static void batch_resolve(struct store *s, int rc)
 static void batch_commit(struct store *s)
 {
     int wrote = sqlite3_total_changes64(s->db) > s->batch_changes_at_begin;
-    int rc = st_exec(s, "COMMIT");
+    int rc = st_run(s, commit_sql);
     if (rc < 0) {
         /* Not durable: every operation of the batch gets the error. */
         if (!sqlite3_get_autocommit(s->db))
@@ -199,22 +217,6 @@ void st_flush(struct store *s)
         batch_commit(s);
 }
 
-/* Savepoint statements: one operation's changes within the shared transaction. */
-static const char savepoint_sql[] = "SAVEPOINT op";
-static const char release_sql[] = "RELEASE op";
-static const char rollback_to_sql[] = "ROLLBACK TO op";
-
-/* Steps a kept statement without results (savepoints). STORE_OK, or the failure counted. */
-static int st_run(struct store *s, const char *sql)
-{
-    sqlite3_stmt *st = st_stmt(s, sql);
-    if (!st)
-        return STORE_ERR;
-    int rc = sqlite3_step(st) == SQLITE_DONE ? STORE_OK : st_fail(s, sql);
-    st_finish(s, st);
-    return rc;
-}
-
 int st_begin_locked(struct store *s)
 {
     __atomic_add_fetch(&s->entering, 1, __ATOMIC_SEQ_CST);
@@ -222,7 +224,7 @@ int st_begin_locked(struct store *s)
     __atomic_sub_fetch(&s->entering, 1, __ATOMIC_SEQ_CST);
     int rc = STORE_OK;
     if (!s->txn_open) {
-        if ((rc = st_exec(s, "BEGIN IMMEDIATE")) < 0)
+        if ((rc = st_run(s, begin_sql)) < 0)
             goto fail;
         s->txn_open = 1;
         s->batch++;

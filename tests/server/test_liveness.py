@@ -6,7 +6,7 @@ import hashlib
 import os
 import time
 
-from davit_harness import Launcher
+from davit_harness import Launcher, wait_for
 
 HEARTBEATS = 30
 
@@ -54,3 +54,22 @@ def test_a_restart_does_not_expire_the_lease_of_a_live_launcher(make_server):
     r = server.run(rid)
     assert time.monotonic() - started < lease_s, "the machine stalled: the check is void"
     assert r["state"] == "assigned" and r["worker"] == la.id, r
+
+
+def test_a_restart_does_not_revive_a_silent_launcher(make_server):
+    server = make_server("--lease", "2s", "--lost-grace", "600s")
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+
+    def listed():
+        return [w["id"] for w in server.ok("GET", "/api/v1/workers")["workers"]]
+
+    assert listed() == [la.id]
+    wait_for("the silent launcher to leave the list", lambda: listed() == [])
+    server.kill9()
+    server.start()
+    # Leases count from the start, but the list and the gauges go by the time last known.
+    assert listed() == []
+    la.poll(wait_s=0)
+    assert listed() == [la.id]
