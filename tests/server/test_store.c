@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "server/store.h"
+#include "server/store_int.h" /* the liveness table (st_seen_*) */
 
 #include <pthread.h>
 #include <stdio.h>
@@ -273,6 +274,33 @@ static void test_group_commit_concurrent_writers(void **state)
     }
 }
 
+/* The launchers' last-seen table: growth, and deletions that must not hide other entries
+ * (ids that probe past a deleted slot). Ids k << 47 all hash to one slot (the hash keeps the
+ * product's bits 17 and up): every lookup probes past the others. */
+#define SEEN_N 2000
+static int64_t seen_id(int64_t k)
+{
+    return k % 2 ? k : k << 47;
+}
+
+static void test_seen_table(void **state)
+{
+    struct fx *f = *state;
+    const int64_t start = st_seen_ms(f->s, 999999);
+    for (int64_t k = 1; k <= SEEN_N; k++)
+        st_seen_touch(f->s, seen_id(k), start + k);
+    for (int64_t k = 1; k <= SEEN_N; k += 3)
+        st_seen_forget(f->s, seen_id(k));
+    for (int64_t k = 1; k <= SEEN_N; k++)
+        assert_int_equal(st_seen_ms(f->s, seen_id(k)), (k - 1) % 3 == 0 ? start : start + k);
+    st_seen_touch(f->s, seen_id(2), start - 1); /* never goes back in time */
+    assert_int_equal(st_seen_ms(f->s, seen_id(2)), start + 2);
+    for (int64_t k = 1; k <= SEEN_N; k++)
+        st_seen_forget(f->s, seen_id(k));
+    for (int64_t k = 1; k <= SEEN_N; k++)
+        assert_int_equal(st_seen_ms(f->s, seen_id(k)), start);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +310,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_concurrent_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seen_table, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
