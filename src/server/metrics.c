@@ -88,7 +88,17 @@ int h_metrics(struct req *r)
 {
     struct dbuf b = DBUF_INIT(4 * 1024 * 1024);
     if (store_metrics(r->srv->store, r->srv->cfg.lease_ms, &b) < 0 ||
-        store_errors_render(r->srv->store, &b) < 0 || metrics_render(r->srv->metrics, &b) < 0) {
+        store_errors_render(r->srv->store, &b) < 0 || metrics_render(r->srv->metrics, &b) < 0 ||
+        dbuf_printf(&b,
+                    "# HELP davit_dispatch_wakeups_total Poll waiters resumed by a notify"
+                    " (not by their deadline).\n"
+                    "# TYPE davit_dispatch_wakeups_total counter\n"
+                    "davit_dispatch_wakeups_total %llu\n"
+                    "# HELP davit_dispatch_waiters Launcher polls waiting now.\n"
+                    "# TYPE davit_dispatch_waiters gauge\n"
+                    "davit_dispatch_waiters %llu\n",
+                    (unsigned long long)dispatch_wakeups(r->srv->disp),
+                    (unsigned long long)dispatch_waiting(r->srv->disp)) < 0) {
         dbuf_free(&b);
         return reply_error(r, 500, "metrics: the database failed");
     }

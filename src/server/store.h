@@ -280,6 +280,7 @@ struct store_claims {
     int n;
     int64_t run_id[STORE_CLAIMS_MAX];
     int64_t dispatch_ms[STORE_CLAIMS_MAX];
+    int room; /* after the claims, the launcher may take another run (dispatch hands it runs) */
 };
 
 /*
