@@ -61,7 +61,16 @@ void metrics_count_request(struct metrics *m)
 
 int metrics_render(struct metrics *m, struct dbuf *out)
 {
+    /* A copy under the lock, formatted after: a scrape never holds up a
+     * poll recording its latency. */
+    struct metrics snap;
     pthread_mutex_lock(&m->mu);
+    memcpy(snap.buckets, m->buckets, sizeof(snap.buckets));
+    snap.count = m->count;
+    snap.sum_s = m->sum_s;
+    snap.requests = m->requests;
+    pthread_mutex_unlock(&m->mu);
+    m = &snap;
     dbuf_printf(out, "# HELP davit_dispatch_latency_seconds Time from a run being queued until"
                      " a launcher's poll claims it.\n"
                      "# TYPE davit_dispatch_latency_seconds histogram\n");
@@ -80,7 +89,6 @@ int metrics_render(struct metrics *m, struct dbuf *out)
                 "davit_http_requests_total %llu\n",
                 (unsigned long long)m->count, m->sum_s, (unsigned long long)m->count,
                 (unsigned long long)m->requests);
-    pthread_mutex_unlock(&m->mu);
     return 0;
 }
 
