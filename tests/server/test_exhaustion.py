@@ -292,3 +292,36 @@ def test_a_large_request_header_still_fits(server):
     (12 KiB): a header of 8 KiB, four times what a browser sends, fits."""
     st, data, _ = server.request("GET", "/healthz", token=None, headers={"X-Pad": "a" * 8000})
     assert st == 200, st
+
+
+HELD = 1500  # over the 1,013 a soft limit of 1024 open files would hold
+
+
+def test_over_a_thousand_long_polls_are_held_on_a_1024_soft_limit(make_server):
+    """Started as `prlimit --nofile=1024:4096` would: the server raises its
+    soft limit, logs both, and holds 1,500 waiting polls at once."""
+    raise_own_fd_limit(HELD + 512)
+    server = make_server("--max-connections-per-address", "0", "--poll-timeout", "20s",
+                         nofile=(1024, 4096))
+    assert "open files limit soft_at_start=1024 soft=4096 hard=4096" in server.log()
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+    body = b'{"wait_s": 20}'
+    req = (b"POST /api/v1/launcher/poll HTTP/1.1\r\nHost: davit\r\nAuthorization: Bearer %s\r\n"
+           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+           % (la.session.encode(), len(body), body))
+    socks = []
+    try:
+        for _ in range(HELD):
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.sendall(req)
+            socks.append(s)
+
+        def waiting():
+            text = server.request("GET", "/metrics", token=None)[1].decode()
+            return int(text.split("\ndavit_dispatch_waiters ")[1].split()[0])
+        wait_for("%d polls waiting" % HELD, lambda: waiting() == HELD)
+    finally:
+        for s in socks:
+            s.close()
