@@ -96,3 +96,25 @@ def test_a_busy_poll_does_not_hold_back_an_idle_one(make_server):
     server.stop()
     t_busy.join(30)
     t_idle.join(30)
+
+
+def test_a_drained_poll_is_not_handed_runs_and_undrain_wakes_it(make_server):
+    """A drained launcher's poll waits without room: a queued run does not
+    wake it (nor is lost on it), and undraining wakes it to take the run."""
+    server = make_server("--poll-timeout", "60s")
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+    server.ok("POST", "/api/v1/workers/%d/drain" % la.id)
+    la.poll(wait_s=0)  # acknowledges whatever the drain sent
+    got = {}
+    [t] = sleep_in_order(server, [la], got)
+    before = metric(server, "davit_dispatch_wakeups_total")
+    run_id = server.submit("p")
+    assert metric(server, "davit_dispatch_wakeups_total") == before  # nobody with room to hand it to
+    assert metric(server, "davit_dispatch_waiters") == 1
+    server.ok("POST", "/api/v1/workers/%d/undrain" % la.id)
+    wait_for("the undrained poll answered", lambda: la.id in got)
+    assert [m["run"]["id"] for m in got[la.id] if m["type"] == "run"] == [run_id]
+    server.stop()
+    t.join(30)
