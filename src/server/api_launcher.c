@@ -214,7 +214,7 @@ static int launcher_exit(struct req *r, int64_t ack)
     if (rc < 0)
         return reply_store_error(r, rc, "poll");
     if (requeued > 0)
-        dispatch_notify_pool(r->srv->disp, r->sess.pool_id);
+        dispatch_notify_runs(r->srv->disp, r->sess.pool_id, requeued);
     snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
     log_event(LOG_INFO, gone ? "launcher exited" : "launcher exiting with runs in hand", "worker",
               lid, NULL);
@@ -254,15 +254,20 @@ int h_launcher_poll(struct req *r)
         int requeued;
         int rc = store_poll(srv->store, r->sess.launcher_id, r->ack, r->draining, &msgs, &claimed,
                             &requeued);
+        /* A store failure keeps the hand-off: the request's end passes it on. */
         if (rc < 0)
             return reply_store_error(r, rc, "poll");
+        /* Woken for a queued run, claimed none for want of room: the run
+         * waits for another launcher, which is woken in this one's place. */
+        dispatch_handoff_done(srv->disp, &r->waiter, claimed.n == 0 && !claimed.room);
+        r->waiter.takes_runs = claimed.room;
         if (requeued > 0) {
             char n[16], lid[24];
             snprintf(n, sizeof(n), "%d", requeued);
             snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
             log_event(LOG_INFO, "runs given back by a stopping launcher", "worker", lid, "runs", n,
                       NULL);
-            dispatch_notify_pool(srv->disp, r->sess.pool_id);
+            dispatch_notify_runs(srv->disp, r->sess.pool_id, requeued);
         }
         /* Only the runs this poll claimed: others in msgs are being re-sent. */
         for (int i = 0; i < claimed.n; i++) {

@@ -27,9 +27,8 @@ static int drain(struct req *r, int on)
     int rc = store_launcher_drain(r->srv->store, id, on, pool_id);
     if (rc < 0)
         return reply_store_error(r, rc, "worker");
+    /* Undrained, it may take queued runs again: its own poll claims them. */
     dispatch_notify_launcher(r->srv->disp, id);
-    if (!on) /* it may take queued runs again */
-        dispatch_notify_pool(r->srv->disp, pool_id);
     log_event(LOG_INFO, on ? "worker draining" : "worker undrained", "worker", r->args[0], NULL);
     return reply_json(r, 200, json_pack("{s:I, s:b}", "id", (json_int_t)id, "draining", on));
 }

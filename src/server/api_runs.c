@@ -100,7 +100,7 @@ int h_run_submit(struct req *r)
         reply_store_error(r, STORE_ERR, "run");
         goto out;
     }
-    dispatch_notify_pool(r->srv->disp, pool.id);
+    dispatch_notify_runs(r->srv->disp, pool.id, 1);
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     log_event(LOG_INFO, "run queued", "run", ids, "pool", pool.name, NULL);

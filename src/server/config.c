@@ -28,6 +28,9 @@ static const char usage[] =
     "  --header-timeout DUR   close a connection on which nothing moves for this long,\n"
     "                         like a client stalled mid-header (default 30s; waiting\n"
     "                         long-polls and log follows are not affected)\n"
+    "  --header-deadline DUR  close a connection whose request header is not complete\n"
+    "                         this long after it began, however it trickles (default\n"
+    "                         30s; a long-poll's wait is not header time)\n"
     "  --max-connections N    connections at once, long-polls included (default 16384,\n"
     "                         lowered to fit the file descriptor limit)\n"
     "  --max-connections-per-address N\n"
@@ -59,6 +62,7 @@ static const struct option opts[] = {
     {"poll-timeout", required_argument, 0, 'P'},
     {"challenge-ttl", required_argument, 0, 'C'},
     {"header-timeout", required_argument, 0, 'H'},
+    {"header-deadline", required_argument, 0, 'E'},
     {"max-connections", required_argument, 0, 'M'},
     {"max-connections-per-address", required_argument, 0, 'N'},
     {"metrics-token-file", required_argument, 0, 'T'},
@@ -93,6 +97,11 @@ void config_defaults(struct server_config *c)
      * yet leave a slow but live link (a launcher on a congested uplink) a
      * generous margin, as web servers do (20 to 60 s). */
     c->header_timeout_ms = 30 * 1000;
+    /* The idle timeout restarts with every byte: a client that sends one
+     * header byte a second would hold its connection for ever. A request
+     * header is a few hundred bytes, sent at once by every real client; the
+     * same 30 s as the idle timeout lets a congested link finish one. */
+    c->header_deadline_ms = 30 * 1000;
     /* Idle launchers each hold a long-poll open: thousands of them are
      * normal. server.c lowers it to what the descriptor limit holds. */
     c->max_connections = 16384;
@@ -205,6 +214,8 @@ static int limits_from_env(struct server_config *c, char *err, size_t errsz)
     if (env_duration("CHALLENGE_TTL", c->challenge_ttl_ms, &c->challenge_ttl_ms, err, errsz) < 0 ||
         env_duration("HEADER_TIMEOUT", c->header_timeout_ms, &c->header_timeout_ms, err, errsz) <
             0 ||
+        env_duration("HEADER_DEADLINE", c->header_deadline_ms, &c->header_deadline_ms, err, errsz) <
+            0 ||
         env_int("MAX_CONNECTIONS", c->max_connections, CONFIG_MAX_CONNECTIONS_MAX,
                 &c->max_connections, err, errsz) < 0 ||
         env_int("MAX_CONNECTIONS_PER_ADDRESS", c->max_connections_per_address,
@@ -273,6 +284,9 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
         break;
     case 'H':
         dur = &c->header_timeout_ms;
+        break;
+    case 'E':
+        dur = &c->header_deadline_ms;
         break;
     case 'M':
         return parse_count("--max-connections", arg, 0, &c->max_connections, err, errsz);
@@ -394,6 +408,10 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
     }
     if (c->header_timeout_ms < 1000 || c->header_timeout_ms > CONFIG_HEADER_TIMEOUT_MAX_MS) {
         snprintf(err, errsz, "--header-timeout: expected 1s to 1h");
+        return -1;
+    }
+    if (c->header_deadline_ms < 1000 || c->header_deadline_ms > CONFIG_HEADER_TIMEOUT_MAX_MS) {
+        snprintf(err, errsz, "--header-deadline: expected 1s to 1h");
         return -1;
     }
     if (c->poll_max_ms > c->lease_ms * 2 / 3)

@@ -20,12 +20,13 @@ struct server_config {
     char *tls_cert, *tls_key; /* PEM contents, or NULL for plain HTTP */
     int insecure_http;
     int threads;
-    int64_t lease_ms;          /* a launcher is gone after this long without a request */
-    int64_t grace_ms;          /* then its started runs are lost after this much more */
-    int64_t session_ttl_ms;    /* a launcher session lives this long */
-    int64_t challenge_ttl_ms;  /* a registration challenge is good this long */
-    int64_t header_timeout_ms; /* a connection with nothing moving is closed after this */
-    long long max_connections; /* all connections at once, long-polls included */
+    int64_t lease_ms;           /* a launcher is gone after this long without a request */
+    int64_t grace_ms;           /* then its started runs are lost after this much more */
+    int64_t session_ttl_ms;     /* a launcher session lives this long */
+    int64_t challenge_ttl_ms;   /* a registration challenge is good this long */
+    int64_t header_timeout_ms;  /* a connection with nothing moving is closed after this */
+    int64_t header_deadline_ms; /* a request header not complete after this: closed */
+    long long max_connections;  /* all connections at once, long-polls included */
     long long max_connections_per_address; /* from one client address; 0: no limit */
     int64_t poll_max_ms;                   /* the longest a poll waits */
     int64_t max_log_bytes;

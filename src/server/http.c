@@ -44,14 +44,204 @@ struct http_log_gate {
     unsigned long long dropped;
 };
 
+/*
+ * libmicrohttpd's memory per connection: the request's headers, its read
+ * buffer and the answer's headers. Sized for a long-poll, since thousands of
+ * launchers each hold one: a poll's request and answer headers take under
+ * 1 KiB. libmicrohttpd zeroes what a request used when the next one starts
+ * on a kept-alive connection, so every byte of this becomes resident after
+ * the first answered poll (at 256 KiB, 269 KiB of RSS per idle launcher).
+ * Bodies do not live here: the handler copies each piece libmicrohttpd has
+ * read into the request's own heap buffer (r->body), so a log chunk of
+ * 8 MiB or a release of 64 MiB is read a few KiB at a time. Request headers
+ * must fit in about half of it (a bigger header is answered 431).
+ */
+#define HTTP_CONN_MEMORY (12 * 1024)
+
 /* How much of an oversized chunked body is read and dropped before closing. */
 #define DROP_LIMIT (64 * 1024 * 1024)
+
+/* How often the header deadline is checked: a connection is closed at most
+ * this long after its deadline. */
+#define HEADER_CHECK_MS 250
+
+/*
+ * One connection's header clock (its libmicrohttpd socket context). It runs
+ * from the connection's start, or from the end of the request before it on a
+ * kept-alive connection, until libmicrohttpd has the complete header (the
+ * first call of on_request); a TLS handshake is header time too. A waiting
+ * long-poll is past its header: it is not on the clock.
+ */
+struct conn_clock {
+    struct conn_clock *prev, *next; /* on the FIFO while the clock runs */
+    int on;
+    MHD_socket fd;
+    int64_t since_ms;
+};
+
+/*
+ * --header-deadline: libmicrohttpd's own timeout restarts with every byte,
+ * so a client trickling a header byte a second would hold its connection
+ * for ever. Running clocks are kept in start order: the deadline is the same
+ * for all, so the oldest is the first due and a check costs only what it
+ * closes. A thread closes what is due by shutting its socket down, which
+ * libmicrohttpd's own thread then sees as the client's end and cleans up:
+ * libmicrohttpd has no call to close a connection from another thread.
+ */
+struct http_deadlines {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct conn_clock *head, *tail;
+    int64_t limit_ms;
+    int stop;
+    pthread_t thread;
+};
 
 static int64_t now_us(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+/* Called with the lock held. */
+static void clock_stop(struct http_deadlines *hd, struct conn_clock *c)
+{
+    if (!c->on)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        hd->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        hd->tail = c->prev;
+    c->prev = c->next = NULL;
+    c->on = 0;
+}
+
+/* (Re)starts c's clock at now: it joins the end of the FIFO. */
+static void clock_start(struct http_deadlines *hd, struct conn_clock *c)
+{
+    pthread_mutex_lock(&hd->mu);
+    clock_stop(hd, c);
+    c->since_ms = clock_mono_ms();
+    c->prev = hd->tail;
+    if (hd->tail)
+        hd->tail->next = c;
+    else
+        hd->head = c;
+    hd->tail = c;
+    c->on = 1;
+    pthread_mutex_unlock(&hd->mu);
+}
+
+static struct conn_clock *conn_clock_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* libmicrohttpd's connection start and end: the header clock's life. It
+ * tells the end before it closes the socket, so a socket on the FIFO is
+ * always still this connection's. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_deadlines *hd = cls;
+    struct conn_clock *c = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c = calloc(1, sizeof(*c));
+        if (!c || !ci) {
+            free(c); /* unwatched: the idle timeout still applies */
+            return;
+        }
+        c->fd = ci->connect_fd;
+        *socket_context = c;
+        clock_start(hd, c);
+        return;
+    }
+    if (!c)
+        return;
+    pthread_mutex_lock(&hd->mu);
+    clock_stop(hd, c);
+    pthread_mutex_unlock(&hd->mu);
+    free(c);
+    *socket_context = NULL;
+}
+
+static void *deadline_main(void *arg)
+{
+    struct http_deadlines *hd = arg;
+    pthread_mutex_lock(&hd->mu);
+    while (!hd->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += HEADER_CHECK_MS * 1000L * 1000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&hd->cond, &hd->mu, &ts);
+        int64_t now = clock_mono_ms();
+        unsigned closed = 0;
+        while (hd->head && hd->head->since_ms + hd->limit_ms <= now) {
+            struct conn_clock *c = hd->head;
+            clock_stop(hd, c);
+            shutdown(c->fd, SHUT_RDWR);
+            closed++;
+        }
+        if (closed) {
+            char n[16];
+            snprintf(n, sizeof(n), "%u", closed);
+            log_event(LOG_WARN,
+                      "connections closed: no complete request header within --header-deadline",
+                      "count", n, NULL);
+        }
+    }
+    pthread_mutex_unlock(&hd->mu);
+    return NULL;
+}
+
+/* Starts the deadline's thread; NULL when out of memory or threads. */
+static struct http_deadlines *deadlines_new(int64_t limit_ms)
+{
+    struct http_deadlines *hd = calloc(1, sizeof(*hd));
+    if (!hd)
+        return NULL;
+    pthread_mutex_init(&hd->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&hd->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    hd->limit_ms = limit_ms;
+    if (pthread_create(&hd->thread, NULL, deadline_main, hd) != 0) {
+        pthread_cond_destroy(&hd->cond);
+        pthread_mutex_destroy(&hd->mu);
+        free(hd);
+        return NULL;
+    }
+    return hd;
+}
+
+/* After the daemon: it told every connection's end, so no clock is left. */
+static void deadlines_free(struct http_deadlines *hd)
+{
+    if (!hd)
+        return;
+    pthread_mutex_lock(&hd->mu);
+    hd->stop = 1;
+    pthread_cond_signal(&hd->cond);
+    pthread_mutex_unlock(&hd->mu);
+    pthread_join(hd->thread, NULL);
+    pthread_cond_destroy(&hd->cond);
+    pthread_mutex_destroy(&hd->mu);
+    free(hd);
 }
 
 static const char *bearer(struct req *r)
@@ -148,6 +338,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         r->srv = srv;
         r->conn = conn;
+        struct conn_clock *c = conn_clock_of(conn);
+        if (c) { /* the header is complete */
+            pthread_mutex_lock(&srv->mhd_deadlines->mu);
+            clock_stop(srv->mhd_deadlines, c);
+            pthread_mutex_unlock(&srv->mhd_deadlines->mu);
+        }
         r->start_us = now_us();
         r->waiter.conn = conn;
         snprintf(r->method, sizeof(r->method), "%s", method);
@@ -210,6 +406,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     dispatch_forget(srv->disp, &r->waiter);
+    /* The next request's header on a kept-alive connection: a new clock.
+     * A closing connection's is stopped again when libmicrohttpd tells its end. */
+    struct conn_clock *c = conn_clock_of(conn);
+    if (c)
+        clock_start(srv->mhd_deadlines, c);
     char status[8], ms[24];
     snprintf(status, sizeof(status), "%u", r->status);
     snprintf(ms, sizeof(ms), "%.1f", (double)(now_us() - r->start_us) / 1000.0);
@@ -319,10 +520,16 @@ int http_start(struct server *srv, char *err, size_t errsz)
         return -1;
     }
     pthread_mutex_init(&srv->mhd_log->mu, NULL);
+    srv->mhd_deadlines = deadlines_new(c->header_deadline_ms);
+    if (!srv->mhd_deadlines) {
+        snprintf(err, errsz, "--listen %s: out of memory or threads", c->listen);
+        return -1;
+    }
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv->mhd_log,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)c->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv->mhd_deadlines,
         /* An idle timeout: a client stalled mid-header (or mid-body, or not
          * reading its answer) is closed. A waiting long-poll or log follow
          * is a suspended connection, which libmicrohttpd takes off the
@@ -330,7 +537,7 @@ int http_start(struct server *srv, char *err, size_t errsz)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)((c->header_timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)c->max_connections_per_address,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_ARRAY,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, MHD_OPTION_ARRAY,
         c->tls_cert ? tls_opts : &tls_opts[2], MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(err, errsz, "--listen %s: cannot start the HTTP server (address in use?)",
@@ -346,6 +553,8 @@ int http_start(struct server *srv, char *err, size_t errsz)
 /* After the daemon: its threads log through the gate until they stop. */
 static void free_log_gate(struct server *srv)
 {
+    deadlines_free(srv->mhd_deadlines);
+    srv->mhd_deadlines = NULL;
     if (!srv->mhd_log)
         return;
     pthread_mutex_destroy(&srv->mhd_log->mu);

@@ -61,7 +61,16 @@ void metrics_count_request(struct metrics *m)
 
 int metrics_render(struct metrics *m, struct dbuf *out)
 {
+    /* A copy under the lock, formatted after: a scrape never holds up a
+     * poll recording its latency. */
+    struct metrics snap;
     pthread_mutex_lock(&m->mu);
+    memcpy(snap.buckets, m->buckets, sizeof(snap.buckets));
+    snap.count = m->count;
+    snap.sum_s = m->sum_s;
+    snap.requests = m->requests;
+    pthread_mutex_unlock(&m->mu);
+    m = &snap;
     dbuf_printf(out, "# HELP davit_dispatch_latency_seconds Time from a run being queued until"
                      " a launcher's poll claims it.\n"
                      "# TYPE davit_dispatch_latency_seconds histogram\n");
@@ -80,7 +89,6 @@ int metrics_render(struct metrics *m, struct dbuf *out)
                 "davit_http_requests_total %llu\n",
                 (unsigned long long)m->count, m->sum_s, (unsigned long long)m->count,
                 (unsigned long long)m->requests);
-    pthread_mutex_unlock(&m->mu);
     return 0;
 }
 
@@ -88,7 +96,17 @@ int h_metrics(struct req *r)
 {
     struct dbuf b = DBUF_INIT(4 * 1024 * 1024);
     if (store_metrics(r->srv->store, r->srv->cfg.lease_ms, &b) < 0 ||
-        store_errors_render(r->srv->store, &b) < 0 || metrics_render(r->srv->metrics, &b) < 0) {
+        store_errors_render(r->srv->store, &b) < 0 || metrics_render(r->srv->metrics, &b) < 0 ||
+        dbuf_printf(&b,
+                    "# HELP davit_dispatch_wakeups_total Poll waiters resumed by a notify"
+                    " (not by their deadline).\n"
+                    "# TYPE davit_dispatch_wakeups_total counter\n"
+                    "davit_dispatch_wakeups_total %llu\n"
+                    "# HELP davit_dispatch_waiters Launcher polls waiting now.\n"
+                    "# TYPE davit_dispatch_waiters gauge\n"
+                    "davit_dispatch_waiters %llu\n",
+                    (unsigned long long)dispatch_wakeups(r->srv->disp),
+                    (unsigned long long)dispatch_waiting(r->srv->disp)) < 0) {
         dbuf_free(&b);
         return reply_error(r, 500, "metrics: the database failed");
     }

@@ -145,6 +145,12 @@ static int init_data_dir(struct server *srv, char *err, size_t errsz)
     snprintf(path, sizeof(path), "%s/davit.db", dir);
     if (store_open(&srv->store, path, err, errsz) < 0)
         return -1;
+    /* Now rather than at the first scrape: /metrics then never scans runs.
+     * A failure (logged by the store) is no reason not to serve: the first
+     * scrape tries again. */
+    if (store_metrics_prepare(srv->store) < 0)
+        log_event(LOG_WARN, "cannot count the runs for /metrics yet: the first scrape will", "path",
+                  path, NULL);
     if (load_release_key(srv, err, errsz) < 0)
         return -1;
     return load_admin_token(srv, err, errsz);

@@ -17,6 +17,7 @@
 struct bgthread;
 struct challenges;
 struct http_log_gate;
+struct http_deadlines;
 struct metrics;
 
 struct server {
@@ -24,10 +25,11 @@ struct server {
     struct store *store;
     struct dispatch *disp;
     struct MHD_Daemon *mhd;
-    struct http_log_gate *mhd_log; /* http.c: libmicrohttpd's messages, rate-limited */
-    struct metrics *metrics;       /* metrics.c */
-    struct challenges *challenges; /* registration challenges (challenges.c) */
-    char *release_key_pem;         /* Ed25519 private key */
+    struct http_log_gate *mhd_log;        /* http.c: libmicrohttpd's messages, rate-limited */
+    struct http_deadlines *mhd_deadlines; /* http.c: request headers' absolute deadline */
+    struct metrics *metrics;              /* metrics.c */
+    struct challenges *challenges;        /* registration challenges (challenges.c) */
+    char *release_key_pem;                /* Ed25519 private key */
     char *release_pub_pem;
     char admin_hash[72];
     char releases_dir[PATH_MAX + 16];

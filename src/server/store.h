@@ -282,6 +282,7 @@ struct store_claims {
     int n;
     int64_t run_id[STORE_CLAIMS_MAX];
     int64_t dispatch_ms[STORE_CLAIMS_MAX];
+    int room; /* after the claims, the launcher may take another run (dispatch hands it runs) */
 };
 
 /*
@@ -316,7 +317,12 @@ struct store_reap {
  */
 int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r);
 
-/* Prometheus gauges from the database, appended to out (store_metrics.c). */
+/* Prometheus gauges from the database, appended to out (store_metrics.c).
+ * Holds the store's lock only to copy the rows out: O(pools x states) for
+ * the runs, O(launchers seen within the lease) for the workers. */
 int store_metrics(struct store *s, int64_t lease_ms, struct dbuf *out);
+/* Builds the runs' counts the gauges read (one scan of runs); store_metrics
+ * does it on its first call otherwise. Call once after store_open. */
+int store_metrics_prepare(struct store *s);
 
 #endif

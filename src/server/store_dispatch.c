@@ -254,6 +254,7 @@ int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, 
     struct launcher_row l;
     json_t *arr = json_array();
     claimed->n = 0;
+    claimed->room = 0;
     *requeued = 0;
     if (!arr)
         return STORE_ERR;
@@ -272,9 +273,10 @@ int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, 
         goto done;
     /* A launcher's own drain is not stored: it ends with the process, while
      * an admin's drain (l.draining) outlives restarts. */
-    if (!draining && !l.draining && !l.cycling && !l.revoked &&
-        (rc = claim_runs(s, launcher_id, &l, claimed)) < 0)
+    int may_claim = !draining && !l.draining && !l.cycling && !l.revoked;
+    if (may_claim && (rc = claim_runs(s, launcher_id, &l, claimed)) < 0)
         goto done;
+    claimed->room = may_claim && l.active < l.capacity;
     rc = pending_messages(s, launcher_id, l.arch, arr);
 done:
     if ((rc = st_end(s, rc)) == STORE_OK) {

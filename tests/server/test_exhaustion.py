@@ -11,13 +11,14 @@ launcher's 127.0.0.1: Linux routes all of 127.0.0.0/8 to the loopback.
 """
 
 import http.client
+import json
 import os
 import resource
 import select
 import socket
 import time
 
-from davit_harness import Launcher, spool_record
+from davit_harness import Launcher, spool_record, wait_for
 
 SLOW_CLIENTS = 2000
 ATTACKER = "127.0.0.2"
@@ -227,3 +228,100 @@ def test_challenges_expire(make_server):
     assert st == 401, (st, data)
     assert "expired" in data["error"]
     la.register()  # a fresh challenge, used at once, works
+
+
+TRICKLED_HEADER = b"GET /healthz HTTP/1.1\r\nHost: davit\r\nX-Pad: " + b"a" * 40 + b"\r\n\r\n"
+
+
+def test_a_trickled_header_is_cut_by_the_header_deadline(make_server):
+    """One header byte every half second keeps libmicrohttpd's idle timeout
+    from ever firing; the absolute --header-deadline closes the connection
+    anyway, long before the header (about 40 s of trickle) is complete."""
+    server = make_server("--header-timeout", "60s", "--header-deadline", "2s")
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.settimeout(0.5)
+    t0 = time.monotonic()
+    closed = False
+    try:
+        for byte in TRICKLED_HEADER:
+            try:
+                s.sendall(bytes([byte]))
+                data = s.recv(4096)  # waits the half second, or sees the close
+            except socket.timeout:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+            assert data == b"", data  # never an answer: the header never completes
+            closed = True
+            break
+    finally:
+        s.close()
+    took = time.monotonic() - t0
+    assert closed, "the whole header was trickled in %.1fs and the server still held it" % took
+    assert 1.5 <= took <= 6, took
+    # The warning follows the close: wait for it, do not race it.
+    wait_for("the deadline's warning", lambda: "within --header-deadline" in server.log(), limit=10)
+
+
+def test_the_header_deadline_does_not_cut_a_long_poll_or_keep_alive(make_server):
+    """A poll waits past the deadline (its wait is not header time), and the
+    same connection then carries the next request."""
+    server = make_server("--header-deadline", "1s", "--poll-timeout", "3s")
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        headers = {"Authorization": "Bearer " + la.session, "Content-Type": "application/json"}
+        t0 = time.monotonic()
+        conn.request("POST", "/api/v1/launcher/poll", body=b'{"wait_s": 3}', headers=headers)
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert json.loads(resp.read())["messages"] == []
+        assert time.monotonic() - t0 >= 2.5
+        conn.request("POST", "/api/v1/launcher/poll", body=b'{"wait_s": 0}', headers=headers)
+        resp = conn.getresponse()
+        assert resp.status == 200
+        resp.read()
+    finally:
+        conn.close()
+
+
+def test_a_large_request_header_still_fits(server):
+    """libmicrohttpd's memory per connection is sized for a long-poll
+    (12 KiB): a header of 8 KiB, four times what a browser sends, fits."""
+    st, data, _ = server.request("GET", "/healthz", token=None, headers={"X-Pad": "a" * 8000})
+    assert st == 200, st
+
+
+HELD = 1500  # over the 1,013 a soft limit of 1024 open files would hold
+
+
+def test_over_a_thousand_long_polls_are_held_on_a_1024_soft_limit(make_server):
+    """Started as `prlimit --nofile=1024:4096` would: the server raises its
+    soft limit, logs both, and holds 1,500 waiting polls at once."""
+    raise_own_fd_limit(HELD + 512)
+    server = make_server("--max-connections-per-address", "0", "--poll-timeout", "20s",
+                         nofile=(1024, 4096))
+    assert "open files limit soft_at_start=1024 soft=4096 hard=4096" in server.log()
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+    body = b'{"wait_s": 20}'
+    req = (b"POST /api/v1/launcher/poll HTTP/1.1\r\nHost: davit\r\nAuthorization: Bearer %s\r\n"
+           b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+           % (la.session.encode(), len(body), body))
+    socks = []
+    try:
+        for _ in range(HELD):
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.sendall(req)
+            socks.append(s)
+
+        def waiting():
+            text = server.request("GET", "/metrics", token=None)[1].decode()
+            return int(text.split("\ndavit_dispatch_waiters ")[1].split()[0])
+        wait_for("%d polls waiting" % HELD, lambda: waiting() == HELD)
+    finally:
+        for s in socks:
+            s.close()
