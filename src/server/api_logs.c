@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FOLLOW_READ  (256 * 1024)
+/* A finished log is served in pieces this large: each is one store call
+ * under the store's lock, and MHD sends it in blocks of FOLLOW_BLOCK. */
+#define FOLLOW_READ  (1024 * 1024)
+#define FOLLOW_BLOCK (256 * 1024)
 #define FOLLOW_IDLE  (15 * 1000) /* a parked follow wakes this often to look again */
 #define FOLLOW_SLACK (SPOOL_PAYLOAD_MAX + SPOOL_HEADER_MAX + 1)
 
@@ -137,9 +140,10 @@ static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
         size_t got = f->in.len - before;
         f->next += (int64_t)got;
         if (f->raw) {
-            if (dbuf_add(&f->out, f->in.data, f->in.len) < 0)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            dbuf_reset(&f->in);
+            /* f->out is empty here: the bytes read are sent as they are. */
+            struct dbuf t = f->out;
+            f->out = f->in;
+            f->in = t;
         } else if (decode(f) < 0) {
             dbuf_printf(&f->out, "\ndavit: the stored log is corrupt at this point\n");
             f->done = 1;
@@ -195,7 +199,7 @@ int h_run_logs(struct req *r)
     dbuf_init(&f->in, FOLLOW_READ + FOLLOW_SLACK);
     dbuf_init(&f->out, 2 * (FOLLOW_READ + FOLLOW_SLACK));
     req_on_end(r, follow_free, f);
-    r->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, read_log, f, NULL);
+    r->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, FOLLOW_BLOCK, read_log, f, NULL);
     if (!r->resp)
         return reply_error(r, 500, "out of memory");
     r->status = 200;

@@ -373,6 +373,33 @@ static int spool_whole(const char *data, size_t len)
     return 1;
 }
 
+/*
+ * A log is stored as rows of at most LOG_ROW_MAX bytes, whatever the size of
+ * the upload: a reader at any offset then reads at most one row's worth it
+ * does not need (an 8 MiB row was loaded whole for every piece served).
+ */
+#define LOG_ROW_MAX (256 * 1024)
+
+static int log_insert(struct store *s, int64_t run_id, int64_t off, const char *data, size_t len)
+{
+    while (len > 0) {
+        size_t n = len < LOG_ROW_MAX ? len : LOG_ROW_MAX;
+        sqlite3_stmt *st = st_prep(s, "INSERT INTO log_chunks(run_id, off, data) VALUES(?,?,?)");
+        if (!st)
+            return STORE_ERR;
+        sqlite3_bind_int64(st, 1, run_id);
+        sqlite3_bind_int64(st, 2, off);
+        sqlite3_bind_blob(st, 3, data, (int)n, SQLITE_STATIC);
+        int rc = st_done(s, st);
+        if (rc < 0)
+            return rc;
+        off += (int64_t)n;
+        data += n;
+        len -= n;
+    }
+    return STORE_OK;
+}
+
 int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64_t offset,
                      const void *data, size_t len, int64_t max_bytes, int64_t *next_offset)
 {
@@ -412,17 +439,9 @@ int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64
         rc = STORE_FULL;
         goto done;
     }
-    sqlite3_stmt *st = st_prep(s, "INSERT INTO log_chunks(run_id, off, data) VALUES(?,?,?)");
-    if (!st) {
-        rc = STORE_ERR;
+    if ((rc = log_insert(s, run_id, r.log_bytes, fresh, fresh_len)) < 0)
         goto done;
-    }
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, r.log_bytes);
-    sqlite3_bind_blob(st, 3, fresh, (int)fresh_len, SQLITE_STATIC);
-    if ((rc = st_done(s, st)) < 0)
-        goto done;
-    st = st_prep(s, "UPDATE runs SET log_bytes = ? WHERE id = ?");
+    sqlite3_stmt *st = st_prep(s, "UPDATE runs SET log_bytes = ? WHERE id = ?");
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -444,11 +463,36 @@ done:
     return rc;
 }
 
-/* The chunks that hold bytes from offset ?2 on. */
-static const char log_read_sql[] = "SELECT off, data"
-                                   "  FROM log_chunks"
-                                   " WHERE run_id = ? AND off + length(data) > ?"
-                                   " ORDER BY off";
+/* The rows that hold bytes from offset ?2 on: from the last one that starts
+ * at or before it (the primary key finds it), without loading their data. */
+static const char log_read_sql[] =
+    "SELECT rowid, off, length(data)"
+    "  FROM log_chunks"
+    " WHERE run_id = ?1"
+    "   AND off >= coalesce((SELECT max(off) FROM log_chunks WHERE run_id = ?1 AND off <= ?2), 0)"
+    " ORDER BY off";
+
+/* Copies want bytes from skip on of log row rowid to out, through buf:
+ * only the pages that hold them are read. */
+static int log_row_read(struct store *s, int64_t rowid, size_t skip, size_t want, struct dbuf *out)
+{
+    char buf[64 * 1024];
+    sqlite3_blob *b = NULL;
+    int rc = STORE_OK;
+    if (sqlite3_blob_open(s->db, "main", "log_chunks", "data", rowid, 0, &b) != SQLITE_OK)
+        return st_fail(s, "log read");
+    while (want > 0 && rc == STORE_OK) {
+        size_t n = want < sizeof(buf) ? want : sizeof(buf);
+        if (sqlite3_blob_read(b, buf, (int)n, (int)skip) != SQLITE_OK)
+            rc = st_fail(s, "log read");
+        else if (dbuf_add(out, buf, n) < 0)
+            rc = STORE_ERR;
+        skip += n;
+        want -= n;
+    }
+    sqlite3_blob_close(b);
+    return rc;
+}
 
 int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct dbuf *out,
                    int64_t *total, int *ended, char *state_out)
@@ -474,17 +518,16 @@ int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, 
     size_t taken = 0;
     int step = SQLITE_DONE;
     while (taken < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t off = sqlite3_column_int64(st, 0);
-        const char *data = sqlite3_column_blob(st, 1);
-        size_t n = (size_t)sqlite3_column_bytes(st, 1);
+        int64_t off = sqlite3_column_int64(st, 1);
+        size_t n = (size_t)sqlite3_column_int64(st, 2);
         size_t skip = offset > off ? (size_t)(offset - off) : 0;
+        if (skip >= n)
+            continue;
         size_t want = n - skip;
         if (want > max - taken)
             want = max - taken;
-        if (dbuf_add(out, data + skip, want) < 0) {
-            rc = STORE_ERR;
+        if ((rc = log_row_read(s, sqlite3_column_int64(st, 0), skip, want, out)) < 0)
             break;
-        }
         taken += want;
     }
     /* A failed step must not pass for the end of the log: a follow would
