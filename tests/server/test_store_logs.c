@@ -139,6 +139,25 @@ static void test_large_log_reads_back_from_any_offset(void **state)
             dbuf_free(&out);
         }
     }
+    /* Straight into a caller's buffer, as a raw download reads. */
+    for (size_t o = 0; o < sizeof(starts) / sizeof(starts[0]); o++) {
+        char *buf = malloc(log.len);
+        int64_t off = starts[o], total;
+        int ended;
+        size_t got;
+        while (off < (int64_t)log.len) {
+            assert_int_equal(
+                store_log_read_into(f->s, f->run, off, buf + off, 262145, &got, &total, &ended),
+                STORE_OK);
+            assert_true(got > 0 && got <= 262145);
+            off += (int64_t)got;
+        }
+        assert_int_equal(store_log_read_into(f->s, f->run, off, buf, 10, &got, &total, &ended),
+                         STORE_OK);
+        assert_int_equal(got, 0);
+        assert_memory_equal(buf + starts[o], log.data + starts[o], log.len - (size_t)starts[o]);
+        free(buf);
+    }
     /* Small reads on both sides of a row's end. */
     for (int64_t off = 262140; off < 262150; off++) {
         struct dbuf out = DBUF_INIT(16);
