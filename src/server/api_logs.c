@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A finished log is served in pieces this large: each is one store call
- * under the store's lock, and MHD sends it in blocks of FOLLOW_BLOCK. */
-#define FOLLOW_READ  (1024 * 1024)
+/* A log is read in pieces of FOLLOW_READ (text) or FOLLOW_BLOCK (raw, read
+ * straight into MHD's buffer of that size), each one store call under the
+ * store's lock. A log row is 256 KiB: a piece reads about one. A text
+ * download holds about 1 MiB of buffers, a raw one FOLLOW_BLOCK. */
+#define FOLLOW_READ  (256 * 1024)
 #define FOLLOW_BLOCK (256 * 1024)
 #define FOLLOW_IDLE  (15 * 1000) /* a parked follow wakes this often to look again */
 #define FOLLOW_SLACK (SPOOL_PAYLOAD_MAX + SPOOL_HEADER_MAX + 1)
