@@ -258,7 +258,7 @@ int exec_run(struct supervisor *s, struct printer *printer, int sigfd, const str
              int *exit_code, char *err, size_t errsz)
 {
     struct exec x = {.printer = printer, .state = s->state, .sigfd = sigfd};
-    const struct sup_hooks hooks = {&x, exec_record, exec_tick, exec_cancel, exec_note};
+    const struct sup_hooks hooks = {&x, exec_record, exec_tick, exec_cancel, exec_note, NULL};
     int adopted = 0, rc = -1;
 
     s->hooks = &hooks;

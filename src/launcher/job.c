@@ -58,8 +58,17 @@ struct ctx {
     char pool_name[128]; /* the session's, for the container's labels */
     int ship_failing;    /* the last shipment failed with ship_error */
     char ship_error[1024];
-    char tampered[256]; /* the shipper found the spool rewritten: the result's reason */
+    char tampered[256];      /* the shipper found the spool rewritten: the result's reason */
+    int64_t offset_saved_ms; /* when the acknowledged offset was last saved; 0 never */
 };
+
+/*
+ * The acknowledged offset is saved at most this often while a log ships: a
+ * save is an fsync (4 ms median, 14 ms p90 here), once per batch it cost more
+ * than the batch's own upload. An older offset is safe: after a restart the
+ * launcher sends those bytes again and the server acknowledges what it has.
+ */
+#define OFFSET_SAVE_MS 1000
 
 static void save(struct ctx *c, const struct run_state *rs)
 {
@@ -154,6 +163,12 @@ static void on_record(void *arg, struct run_state *rs, const struct spool_record
         send_event(c, rs, json_pack("{s:s, s:s}", "type", "running", "phase", r->phase), 0);
 }
 
+/* Bytes the spool's tail checked: the shipper sends them without reading them again. */
+static void on_checked(void *arg, uint64_t offset, const char *data, size_t len)
+{
+    shipper_verified(&((struct ctx *)arg)->sh, offset, data, len);
+}
+
 /* Ships one batch if one is due; returns how long until the next is. */
 static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
 {
@@ -168,7 +183,10 @@ static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
     switch (s) {
     case SHIP_SENT:
         rs->offset = c->sh.acked;
-        save(c, rs);
+        if (!c->offset_saved_ms || now - c->offset_saved_ms >= OFFSET_SAVE_MS) {
+            save(c, rs);
+            c->offset_saved_ms = now;
+        }
         if (c->ship_failing)
             log_event(LOG_INFO, "the server takes the log again", "run", c->rid,
                       (const char *)NULL);
@@ -493,7 +511,7 @@ static void *run_thread(void *arg)
     struct run_result res;
     struct runspec *spec = NULL;
     char err[2048];
-    const struct sup_hooks hooks = {&c, on_record, on_tick, on_cancel, NULL};
+    const struct sup_hooks hooks = {&c, on_record, on_tick, on_cancel, NULL, on_checked};
 
     snprintf(c.rid, sizeof(c.rid), "%" PRId64, r->id);
     memset(&res, 0, sizeof(res));

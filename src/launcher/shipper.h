@@ -10,14 +10,20 @@
  * buffer allocated for the call and freed after it, so an idle run holds no
  * buffer. Owns a file descriptor and its path.
  *
- * The bytes are read again after spool_tail checked them, and a phase can
- * write to the spool, so with the run's key set (shipper_set_key) every
- * record is checked again before it is sent: the first one that fails stops
- * shipping for good (SHIP_TAMPERED), and nothing from it on is sent.
+ * Each record's MAC is checked once. spool_tail checks the records as it
+ * reads them and hands their bytes over (shipper_verified): the shipper sends
+ * those very bytes, never reading the file again, so a phase that rewrites
+ * the spool after the check cannot change what is sent. It keeps at most
+ * SHIP_HELD_MAX such bytes; what it could not keep (the server was slow, or a
+ * restart) is read from the file again, and then, with the run's key set
+ * (shipper_set_key), every record of it is checked before it is sent: the
+ * first one that fails stops shipping for good (SHIP_TAMPERED), and nothing
+ * from it on is sent.
  */
 #ifndef DAVIT_LAUNCHER_SHIPPER_H
 #define DAVIT_LAUNCHER_SHIPPER_H
 
+#include "common/dbuf.h"
 #include "common/spool_mac.h"
 #include "launcher/backend.h"
 #include "launcher/backoff.h"
@@ -25,7 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHIP_BATCH_MAX   (1u << 20)
+/* The server takes up to 8 MiB a call (BODY_CAP_LOG); a batch is one commit there. */
+#define SHIP_BATCH_MAX   (4u << 20)
+#define SHIP_HELD_MAX    (2 * SHIP_BATCH_MAX)
 #define SHIP_INTERVAL_MS 200
 
 enum ship_status {
@@ -51,6 +59,10 @@ struct shipper {
     int has_key;
     struct spool_mac mac; /* wiped by shipper_free */
     struct backoff bo;
+    /* Checked bytes handed over by shipper_verified, from offset held_at on:
+     * whole records, not yet acknowledged. Freed once they are. */
+    struct dbuf held;
+    uint64_t held_at;
 };
 
 /* Prepares to ship path from acked. Returns 0, or -1 (out of memory). */
@@ -60,6 +72,14 @@ void shipper_free(struct shipper *sh);
 
 /* Checks every record against the run's key from now on (copied as MAC state). */
 void shipper_set_key(struct shipper *sh, const unsigned char key[SPOOL_KEY_LEN]);
+
+/*
+ * Hands over the bytes of whole records at offset that were checked (their
+ * MAC and sequence, spool_tail.h) and will not be read again: they are sent
+ * as they are. Bytes that do not follow the ones held, or do not fit, are
+ * not kept; they are read from the file when their turn comes. Never fails.
+ */
+void shipper_verified(struct shipper *sh, uint64_t offset, const char *data, size_t len);
 
 /*
  * How long until a batch is due, given that complete records end at avail:

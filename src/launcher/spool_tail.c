@@ -64,6 +64,22 @@ static int verify(struct spool_tail *t, const struct spool_record *r, char *err,
     return 0;
 }
 
+void spool_tail_on_checked(struct spool_tail *t, spool_tail_bytes_fn fn, void *arg)
+{
+    t->checked = fn;
+    t->checked_arg = arg;
+}
+
+/* The first used bytes of the buffer were handed over: they go, and the
+ * offset moves past them. */
+static void consume(struct spool_tail *t, size_t used)
+{
+    if (used && t->checked && t->has_key)
+        t->checked(t->checked_arg, t->offset, t->buf.data, used);
+    dbuf_consume(&t->buf, used);
+    t->offset += used;
+}
+
 int spool_tail_read(struct spool_tail *t, spool_tail_fn fn, void *arg, char *err, size_t errsz)
 {
     int count = 0;
@@ -135,8 +151,7 @@ int spool_tail_read(struct spool_tail *t, spool_tail_fn fn, void *arg, char *err
                 if (!t->tampered)
                     snprintf(err, errsz, "spool %s: corrupt record at offset %llu", t->path,
                              (unsigned long long)(t->offset + used));
-                dbuf_consume(&t->buf, used);
-                t->offset += used;
+                consume(t, used);
                 return -1;
             }
             used += (size_t)n;
@@ -146,8 +161,7 @@ int spool_tail_read(struct spool_tail *t, spool_tail_fn fn, void *arg, char *err
                 stop = 1;
         }
         /* Consumed once per read: records point into the buffer until here. */
-        dbuf_consume(&t->buf, used);
-        t->offset += used;
+        consume(t, used);
         if (stop || eof)
             break;
         if (used == 0 && t->buf.len == t->buf.cap) {

@@ -24,6 +24,9 @@
 
 #include <stdint.h>
 
+/* The bytes of records that passed their checks, at their offset in the file. */
+typedef void (*spool_tail_bytes_fn)(void *arg, uint64_t offset, const char *data, size_t len);
+
 struct spool_tail {
     char *path;
     int fd;          /* -1 until the file exists */
@@ -31,9 +34,11 @@ struct spool_tail {
     uint64_t seq;    /* seq of that record, 0 before any */
     struct dbuf buf; /* bytes read past offset: at most one partial record */
     int has_key;
-    struct spool_mac mac; /* wiped by spool_tail_free */
-    int tampered;         /* a verification failed; every later read fails */
-    char tamper[256];     /* its message */
+    struct spool_mac mac;        /* wiped by spool_tail_free */
+    int tampered;                /* a verification failed; every later read fails */
+    char tamper[256];            /* its message */
+    spool_tail_bytes_fn checked; /* may be NULL */
+    void *checked_arg;
 };
 
 /* Returns 0 from the callback to go on, -1 to stop reading (the record counts as handed over). */
@@ -45,6 +50,14 @@ int spool_tail_init(struct spool_tail *t, const char *path, uint64_t offset, cha
 
 /* Verifies every record from now on with the run's key (copied as MAC state). */
 void spool_tail_set_key(struct spool_tail *t, const unsigned char key[SPOOL_KEY_LEN]);
+
+/*
+ * With a key set, hands fn the bytes of the records that passed their checks,
+ * after they went to the record callback, so that a reader (the shipper) can
+ * pass them on without reading the file, and checking them, again. fn may be
+ * NULL.
+ */
+void spool_tail_on_checked(struct spool_tail *t, spool_tail_bytes_fn fn, void *arg);
 
 /*
  * Reads what has been appended and calls fn for each complete record, in

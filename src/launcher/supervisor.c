@@ -185,6 +185,7 @@ static int follow_open(struct supervisor *s, struct run *run, struct follow *f, 
         return -1;
     if (run->rs.has_key) {
         spool_tail_set_key(&f->t, run->rs.key);
+        spool_tail_on_checked(&f->t, s->hooks->checked, s->hooks->arg);
     } else {
         /* A spool that cannot be verified is not believed at all. */
         snprintf(run->spool_error, sizeof(run->spool_error),

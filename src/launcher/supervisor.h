@@ -59,6 +59,9 @@ struct sup_hooks {
     /* A message of the launcher's own about the run ("run timeout expired:
      * stopping the container"), already logged. May be NULL. */
     void (*note)(void *arg, const char *msg);
+    /* The bytes of records that passed their checks (spool_tail_on_checked),
+     * for a shipper to send without checking them again. May be NULL. */
+    void (*checked)(void *arg, uint64_t offset, const char *data, size_t len);
 };
 
 struct supervisor {

@@ -13,7 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A log is read in pieces of FOLLOW_READ (text) or FOLLOW_BLOCK (raw, read
+ * straight into MHD's buffer of that size), each one store call under the
+ * store's lock. A log row is 256 KiB: a piece reads about one. A text
+ * download holds about 1 MiB of buffers, a raw one FOLLOW_BLOCK. */
 #define FOLLOW_READ  (256 * 1024)
+#define FOLLOW_BLOCK (256 * 1024)
 #define FOLLOW_IDLE  (15 * 1000) /* a parked follow wakes this often to look again */
 #define FOLLOW_SLACK (SPOOL_PAYLOAD_MAX + SPOOL_HEADER_MAX + 1)
 
@@ -105,10 +110,59 @@ static int decode(struct follow *f)
     return rc;
 }
 
+/*
+ * Nothing new to send: ends the stream, or parks the request until the run's
+ * log grows or it ends. Returns what read_log returns then, or 1 to look
+ * again at once.
+ */
+static ssize_t nothing_new(struct follow *f, uint64_t gen, int64_t total, int ended)
+{
+    struct req *r = f->r;
+    if (!f->follow || (ended && f->next >= total)) {
+        f->done = 1;
+        return 1;
+    }
+    r->waiter.kind = WAIT_RUN;
+    r->waiter.run_id = f->run_id;
+    r->waiter.deadline_ms = store_now_ms() + FOLLOW_IDLE;
+    int w = dispatch_wait(r->srv->disp, &r->waiter, gen);
+    if (w > 0)
+        return 0; /* suspended: called again when resumed */
+    if (w < 0)
+        f->done = 1;
+    return 1;
+}
+
+/* Raw bytes go from the store straight into MHD's buffer. */
+static ssize_t read_raw(struct follow *f, char *buf, size_t max)
+{
+    struct req *r = f->r;
+    for (;;) {
+        if (f->done)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        uint64_t gen = dispatch_gen(r->srv->disp);
+        int64_t total;
+        int ended;
+        size_t got;
+        if (store_log_read_into(r->srv->store, f->run_id, f->next, buf, max, &got, &total, &ended) <
+            0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        f->next += (int64_t)got;
+        if (got > 0)
+            return (ssize_t)got;
+        ssize_t n = nothing_new(f, gen, total, ended);
+        if (n == 0)
+            return 0;
+    }
+}
+
 static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct follow *f = cls;
     struct req *r = f->r;
+    (void)pos;
+    if (f->raw)
+        return read_raw(f, buf, max);
     for (;;) {
         if (f->out_pos < f->out.len) {
             size_t n = f->out.len - f->out_pos;
@@ -136,29 +190,15 @@ static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         size_t got = f->in.len - before;
         f->next += (int64_t)got;
-        if (f->raw) {
-            if (dbuf_add(&f->out, f->in.data, f->in.len) < 0)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            dbuf_reset(&f->in);
-        } else if (decode(f) < 0) {
+        if (decode(f) < 0) {
             dbuf_printf(&f->out, "\ndavit: the stored log is corrupt at this point\n");
             f->done = 1;
             continue;
         }
         if (got > 0 || f->out.len > 0)
             continue;
-        if (!f->follow || (ended && f->next >= total)) {
-            f->done = 1;
-            continue;
-        }
-        r->waiter.kind = WAIT_RUN;
-        r->waiter.run_id = f->run_id;
-        r->waiter.deadline_ms = store_now_ms() + FOLLOW_IDLE;
-        int w = dispatch_wait(r->srv->disp, &r->waiter, gen);
-        if (w > 0)
-            return 0; /* suspended: called again when resumed */
-        if (w < 0)
-            f->done = 1;
+        if (nothing_new(f, gen, total, ended) == 0)
+            return 0;
     }
 }
 
@@ -195,7 +235,7 @@ int h_run_logs(struct req *r)
     dbuf_init(&f->in, FOLLOW_READ + FOLLOW_SLACK);
     dbuf_init(&f->out, 2 * (FOLLOW_READ + FOLLOW_SLACK));
     req_on_end(r, follow_free, f);
-    r->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, read_log, f, NULL);
+    r->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, FOLLOW_BLOCK, read_log, f, NULL);
     if (!r->resp)
         return reply_error(r, 500, "out of memory");
     r->status = 200;

@@ -204,6 +204,12 @@ int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64
  */
 int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct dbuf *out,
                    int64_t *total, int *ended, char *state_out);
+/*
+ * The same into the caller's buf (max bytes, no copy on the way): *got gets
+ * how many (0 on an error).
+ */
+int store_log_read_into(struct store *s, int64_t run_id, int64_t offset, char *buf, size_t max,
+                        size_t *got, int64_t *total, int *ended);
 
 /* ---- retention (store_retention.c) ---- */
 

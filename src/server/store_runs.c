@@ -373,6 +373,33 @@ static int spool_whole(const char *data, size_t len)
     return 1;
 }
 
+/*
+ * A log is stored as rows of at most LOG_ROW_MAX bytes, whatever the size of
+ * the upload: a reader at any offset then reads at most one row's worth it
+ * does not need (an 8 MiB row was loaded whole for every piece served).
+ */
+#define LOG_ROW_MAX (256 * 1024)
+
+static int log_insert(struct store *s, int64_t run_id, int64_t off, const char *data, size_t len)
+{
+    while (len > 0) {
+        size_t n = len < LOG_ROW_MAX ? len : LOG_ROW_MAX;
+        sqlite3_stmt *st = st_prep(s, "INSERT INTO log_chunks(run_id, off, data) VALUES(?,?,?)");
+        if (!st)
+            return STORE_ERR;
+        sqlite3_bind_int64(st, 1, run_id);
+        sqlite3_bind_int64(st, 2, off);
+        sqlite3_bind_blob(st, 3, data, (int)n, SQLITE_STATIC);
+        int rc = st_done(s, st);
+        if (rc < 0)
+            return rc;
+        off += (int64_t)n;
+        data += n;
+        len -= n;
+    }
+    return STORE_OK;
+}
+
 int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64_t offset,
                      const void *data, size_t len, int64_t max_bytes, int64_t *next_offset)
 {
@@ -412,17 +439,9 @@ int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64
         rc = STORE_FULL;
         goto done;
     }
-    sqlite3_stmt *st = st_prep(s, "INSERT INTO log_chunks(run_id, off, data) VALUES(?,?,?)");
-    if (!st) {
-        rc = STORE_ERR;
+    if ((rc = log_insert(s, run_id, r.log_bytes, fresh, fresh_len)) < 0)
         goto done;
-    }
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, r.log_bytes);
-    sqlite3_bind_blob(st, 3, fresh, (int)fresh_len, SQLITE_STATIC);
-    if ((rc = st_done(s, st)) < 0)
-        goto done;
-    st = st_prep(s, "UPDATE runs SET log_bytes = ? WHERE id = ?");
+    sqlite3_stmt *st = st_prep(s, "UPDATE runs SET log_bytes = ? WHERE id = ?");
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -444,14 +463,53 @@ done:
     return rc;
 }
 
-/* The chunks that hold bytes from offset ?2 on. */
-static const char log_read_sql[] = "SELECT off, data"
-                                   "  FROM log_chunks"
-                                   " WHERE run_id = ? AND off + length(data) > ?"
-                                   " ORDER BY off";
+/* The rows that hold bytes from offset ?2 on: from the last one that starts
+ * at or before it (the primary key finds it), without loading their data. */
+static const char log_read_sql[] =
+    "SELECT rowid, off, length(data)"
+    "  FROM log_chunks"
+    " WHERE run_id = ?1"
+    "   AND off >= coalesce((SELECT max(off) FROM log_chunks WHERE run_id = ?1 AND off <= ?2), 0)"
+    " ORDER BY off";
 
-int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct dbuf *out,
-                   int64_t *total, int *ended, char *state_out)
+/* Where a log read puts its bytes: into buf when it is set (it holds the
+ * read's max), else appended to out. */
+struct log_dest {
+    char *buf;
+    struct dbuf *out;
+    size_t taken;
+};
+
+/* Copies want bytes from skip on of log row rowid to d: only the pages that
+ * hold them are read, straight into d->buf when it has one. */
+static int log_row_read(struct store *s, int64_t rowid, size_t skip, size_t want,
+                        struct log_dest *d)
+{
+    char tmp[64 * 1024];
+    sqlite3_blob *b = NULL;
+    int rc = STORE_OK;
+    if (sqlite3_blob_open(s->db, "main", "log_chunks", "data", rowid, 0, &b) != SQLITE_OK)
+        return st_fail(s, "log read");
+    while (want > 0 && rc == STORE_OK) {
+        size_t n = want;
+        if (!d->buf && n > sizeof(tmp))
+            n = sizeof(tmp);
+        char *to = d->buf ? d->buf + d->taken : tmp;
+        if (sqlite3_blob_read(b, to, (int)n, (int)skip) != SQLITE_OK)
+            rc = st_fail(s, "log read");
+        else if (!d->buf && dbuf_add(d->out, tmp, n) < 0)
+            rc = STORE_ERR;
+        d->taken += n;
+        skip += n;
+        want -= n;
+    }
+    sqlite3_blob_close(b);
+    return rc;
+}
+
+/* Reads the run's row, then at most max bytes of its log from offset into d. */
+static int log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct log_dest *d,
+                    int64_t *total, int *ended, char *state_out)
 {
     struct run_row r;
     st_lock(s);
@@ -462,8 +520,8 @@ int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, 
     *ended = is_terminal(r.state);
     if (state_out)
         snprintf(state_out, STORE_STATE_SIZE, "%s", r.state);
-    if (max == 0)
-        goto out; /* only the run's state and size were asked for */
+    if (max == 0 || offset >= r.log_bytes)
+        goto out; /* only the run's state and size were asked for, or nothing is new */
     sqlite3_stmt *st = st_prep(s, log_read_sql);
     if (!st) {
         rc = STORE_ERR;
@@ -471,21 +529,18 @@ int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, 
     }
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_int64(st, 2, offset);
-    size_t taken = 0;
     int step = SQLITE_DONE;
-    while (taken < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t off = sqlite3_column_int64(st, 0);
-        const char *data = sqlite3_column_blob(st, 1);
-        size_t n = (size_t)sqlite3_column_bytes(st, 1);
+    while (d->taken < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t off = sqlite3_column_int64(st, 1);
+        size_t n = (size_t)sqlite3_column_int64(st, 2);
         size_t skip = offset > off ? (size_t)(offset - off) : 0;
+        if (skip >= n)
+            continue;
         size_t want = n - skip;
-        if (want > max - taken)
-            want = max - taken;
-        if (dbuf_add(out, data + skip, want) < 0) {
-            rc = STORE_ERR;
+        if (want > max - d->taken)
+            want = max - d->taken;
+        if ((rc = log_row_read(s, sqlite3_column_int64(st, 0), skip, want, d)) < 0)
             break;
-        }
-        taken += want;
     }
     /* A failed step must not pass for the end of the log: a follow would
      * silently skip bytes. */
@@ -496,5 +551,21 @@ int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, 
     sqlite3_finalize(st);
 out:
     st_unlock(s);
+    return rc;
+}
+
+int store_log_read(struct store *s, int64_t run_id, int64_t offset, size_t max, struct dbuf *out,
+                   int64_t *total, int *ended, char *state_out)
+{
+    struct log_dest d = {NULL, out, 0};
+    return log_read(s, run_id, offset, max, &d, total, ended, state_out);
+}
+
+int store_log_read_into(struct store *s, int64_t run_id, int64_t offset, char *buf, size_t max,
+                        size_t *got, int64_t *total, int *ended)
+{
+    struct log_dest d = {buf, NULL, 0};
+    int rc = log_read(s, run_id, offset, max, &d, total, ended, NULL);
+    *got = rc == STORE_OK ? d.taken : 0;
     return rc;
 }

@@ -119,6 +119,10 @@ int proc_spawn(const struct proc_spec *spec, struct proc *p, char *err, size_t e
     }
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     fcntl(errp[0], F_SETFL, O_NONBLOCK);
+    /* Best effort (the system's limit may be lower): a phase printing fast
+     * writes on while the worker records, instead of waiting on 64 KiB. */
+    fcntl(out[0], F_SETPIPE_SZ, PROC_PIPE_SIZE);
+    fcntl(errp[0], F_SETPIPE_SZ, PROC_PIPE_SIZE);
     p->pid = pid;
     p->out_fd = out[0];
     p->err_fd = errp[0];

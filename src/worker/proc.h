@@ -14,7 +14,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define PROC_SHELL "/bin/sh"
+#define PROC_SHELL     "/bin/sh"
+#define PROC_PIPE_SIZE (1024 * 1024) /* asked for each output pipe (F_SETPIPE_SZ) */
 
 struct proc_spec {
     const char *command;

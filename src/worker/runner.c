@@ -25,6 +25,14 @@
 /* After a command exits, read at most this much more of what it left in its
  * pipes: a background process that keeps writing must not stall the run. */
 #define DRAIN_MAX (4 * 1024 * 1024)
+/*
+ * Output that keeps arriving is gathered into records of up to
+ * OUTPUT_FEED_MAX bytes, held at most COALESCE_MS from its first byte. The
+ * first read after a pause is recorded at once, so a line a user waits for is
+ * never held: only output that follows other output within COALESCE_MS is.
+ * (One record per read made a 500 MB phase about 700,000 records.)
+ */
+#define COALESCE_MS 5
 
 /* The signals the worker takes from its signalfd. */
 static const int handled_signals[] = {SIGCHLD, SIGTERM, SIGINT,   SIGQUIT, SIGHUP,
@@ -205,28 +213,70 @@ static int next_timeout(const struct runner *r, int64_t now)
     return t > 60000 ? 60000 : (int)t;
 }
 
-/* Reads once from fd into the stream. Returns 1 while open, 0 at EOF, -1 on a spool error. */
-static int pump(struct runner *r, int fd, struct output_stream *s)
+/* A pipe's bytes read but not yet fed to its output stream. */
+struct pending {
+    size_t len;
+    int64_t first_ms; /* when its first byte was read */
+    int64_t last_ms;  /* when the last read returned bytes; 0 never */
+    char data[OUTPUT_FEED_MAX];
+};
+
+static int feed(struct runner *r, struct pending *in, struct output_stream *s)
 {
-    char buf[OUTPUT_FEED_MAX];
-    ssize_t n = read(fd, buf, sizeof(buf));
+    if (in->len == 0)
+        return 0;
+    size_t n = in->len;
+    in->len = 0;
+    return output_feed(s, &r->masks, r->rec, r->phase, in->data, n);
+}
+
+/* Milliseconds until in's bytes are due, for poll(); -1 when it holds none. */
+static int64_t pending_due(const struct pending *in, int64_t now)
+{
+    if (in->len == 0)
+        return -1;
+    int64_t d = in->first_ms + COALESCE_MS - now;
+    return d < 0 ? 0 : d;
+}
+
+/* Feeds in's bytes once they are due. Returns 0, or -1 on a spool error. */
+static int feed_due(struct runner *r, struct pending *in, struct output_stream *s, int64_t now)
+{
+    return pending_due(in, now) == 0 ? feed(r, in, s) : 0;
+}
+
+/* Reads once from fd into in, and feeds the stream when the bytes are due (see
+ * COALESCE_MS). Returns 1 while open, 0 at EOF, -1 on a spool error. */
+static int pump(struct runner *r, int fd, struct pending *in, struct output_stream *s)
+{
+    ssize_t n = read(fd, in->data + in->len, sizeof(in->data) - in->len);
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 1 : 0;
     if (n == 0)
         return 0;
-    r->last_output = clock_mono_ms();
-    return output_feed(s, &r->masks, r->rec, r->phase, buf, (size_t)n) < 0 ? -1 : 1;
+    int64_t now = clock_mono_ms();
+    int flowing = in->last_ms && now - in->last_ms <= COALESCE_MS;
+    r->last_output = in->last_ms = now;
+    if (in->len == 0)
+        in->first_ms = now;
+    in->len += (size_t)n;
+    if (!flowing || in->len == sizeof(in->data))
+        return feed(r, in, s) < 0 ? -1 : 1;
+    return 1;
 }
 
-/* The command exited: take what is left in its pipes, within DRAIN_MAX. */
-static int drain(struct runner *r, int fd, struct output_stream *s)
+/* The command exited: take what is left in its pipes, within DRAIN_MAX (counted
+ * as full reads, so that a trickle cannot keep it reading either). */
+static int drain(struct runner *r, int fd, struct pending *in, struct output_stream *s)
 {
+    if (feed(r, in, s) < 0)
+        return -1;
     for (size_t total = 0; total < DRAIN_MAX; total += OUTPUT_FEED_MAX) {
-        char buf[OUTPUT_FEED_MAX];
-        ssize_t n = read(fd, buf, sizeof(buf));
+        ssize_t n = read(fd, in->data, sizeof(in->data));
         if (n <= 0)
             break;
-        if (output_feed(s, &r->masks, r->rec, r->phase, buf, (size_t)n) < 0)
+        in->len = (size_t)n;
+        if (feed(r, in, s) < 0)
             return -1;
     }
     return output_flush(s, &r->masks, r->rec, r->phase);
@@ -319,6 +369,9 @@ static int run_command(struct runner *r, const char *stage, const char *cmd,
 
     output_stream_init(&out, SPOOL_STDOUT);
     output_stream_init(&err, SPOOL_STDERR);
+    struct pending in[2]; /* stdout's, stderr's */
+    in[0].len = in[1].len = 0;
+    in[0].last_ms = in[1].last_ms = 0;
     r->child = p.pid;
     r->last_output = clock_mono_ms();
     int out_open = 1, err_open = 1;
@@ -327,22 +380,32 @@ static int run_command(struct runner *r, const char *stage, const char *cmd,
         struct pollfd fds[3] = {{r->sigfd, POLLIN, 0},
                                 {out_open ? p.out_fd : -1, POLLIN, 0},
                                 {err_open ? p.err_fd : -1, POLLIN, 0}};
-        int n = poll(fds, 3, next_timeout(r, clock_mono_ms()));
+        int64_t now = clock_mono_ms();
+        int timeout = next_timeout(r, now);
+        for (int i = 0; i < 2; i++) {
+            int64_t due = pending_due(&in[i], now);
+            if (due >= 0 && (timeout < 0 || due < timeout))
+                timeout = (int)due;
+        }
+        int n = poll(fds, 3, timeout);
         if (n < 0 && errno != EINTR) {
             note(r, "cannot wait for the command: poll: %s; killing it", strerror(errno));
             break;
         }
         if (fds[1].revents)
-            out_open = pump(r, p.out_fd, &out);
+            out_open = pump(r, p.out_fd, &in[0], &out);
         if (fds[2].revents)
-            err_open = pump(r, p.err_fd, &err);
+            err_open = pump(r, p.err_fd, &in[1], &err);
+        now = clock_mono_ms();
+        if (feed_due(r, &in[0], &out, now) < 0 || feed_due(r, &in[1], &err, now) < 0)
+            break;
         if (fds[0].revents)
             handle_signals(r);
         check_deadlines(r, clock_mono_ms());
     }
     if (!r->child) {
-        drain(r, p.out_fd, &out);
-        drain(r, p.err_fd, &err);
+        drain(r, p.out_fd, &in[0], &out);
+        drain(r, p.err_fd, &in[1], &err);
         status = WIFEXITED(r->child_status) ? WEXITSTATUS(r->child_status)
                                             : 128 + WTERMSIG(r->child_status);
     } else {

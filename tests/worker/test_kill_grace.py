@@ -21,6 +21,7 @@ from davit_rundir import output, read_spool, result, wait_for_spool, write_rundi
 GRACE_MS = 2000
 SLACK_MS = 2000  # the worker's wake-up delay on a loaded machine; a tripled grace is 4 s over
 STUBBORN = ["trap 'echo got TERM' TERM; echo started; while :; do sleep 0.1; done"]
+# The output line, not the command record that also holds "started": the trap is set by then.
 TERM_NOTE = b"sending SIGTERM to the phase, SIGKILL in "
 KILL_NOTE = b"did not stop within the grace period: sending SIGKILL"
 
@@ -47,7 +48,7 @@ def test_direct_worker_kills_after_exactly_the_grace(tmpdir_clean, rundir):
     p = subprocess.Popen([os.path.join(BUILD, "davit-worker-glibc"), "--run-dir", rundir],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_spool(rundir, b"started", lambda: p.poll() is None)
+        wait_for_spool(rundir, b"started\n", lambda: p.poll() is None)
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
     finally:
@@ -69,7 +70,7 @@ def test_worker_as_pid1_kills_after_exactly_the_grace(containers, rundir):
                             capture_output=True, text=True)
         return st.stdout.strip() == "true"
 
-    wait_for_spool(rundir, b"started", running)
+    wait_for_spool(rundir, b"started\n", running)
     subprocess.run(["docker", "kill", "--signal", "TERM", name], check=True, capture_output=True)
     assert containers.wait(name) == 4  # canceled
     check_grace(rundir)

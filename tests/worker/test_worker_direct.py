@@ -262,3 +262,30 @@ def _put(d, rel, content):
 def _rm(d, rel):
     import shutil
     shutil.rmtree(os.path.join(d, rel))
+
+
+def test_output_that_keeps_coming_makes_few_records(rundir, workspace):
+    # 20,000 lines, one write(2) each: one record per read made about one
+    # record per line; output that keeps arriving is gathered into records.
+    write_rundir(rundir, [{"name": "p", "commands": [
+        'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done']}],
+        settings={"workspace": workspace})
+    code, _, err = run_worker(rundir)
+    assert code == 0, err
+    recs = read_spool(os.path.join(rundir, "spool"))
+    assert output(recs, "p") == b"".join(b"line %d\n" % i for i in range(20000))
+    stdout = [r for r in recs if r.type == "o"]
+    assert len(stdout) < 1000, len(stdout)
+
+
+def test_first_line_after_a_pause_is_not_held(rundir, workspace):
+    # A line a user waits for is recorded when it is read, not when more comes.
+    write_rundir(rundir, [{"name": "p", "commands": [
+        "echo first; echo first-b; sleep 2; echo second"]}], settings={"workspace": workspace})
+    code, _, err = run_worker(rundir)
+    assert code == 0, err
+    recs = [r for r in read_spool(os.path.join(rundir, "spool")) if r.type == "o"]
+    first = [r for r in recs if b"first-b" in r.data][0]
+    second = [r for r in recs if b"second" in r.data][0]
+    assert b"second" not in first.data
+    assert second.ms - first.ms >= 1500, (first, second)
