@@ -39,7 +39,7 @@ struct store;
 
 /* The schema version this build writes: the number of its last migration
  * (store_schema.c). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /*
  * Opens (creating if needed) the database at path and applies the schema's
@@ -308,7 +308,7 @@ struct store_reap {
  * Lease expiry: runs assigned to launchers silent for lease_ms go back to
  * the queue (or end as canceled if a cancel was asked); started runs of
  * launchers silent for lease_ms + grace_ms become lost. Also forgets expired
- * challenges and sessions.
+ * sessions.
  */
 int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r);
 
