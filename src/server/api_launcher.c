@@ -2,6 +2,7 @@
 #include "server/api_launcher.h"
 
 #include "server/api_pools.h"
+#include "server/background.h"
 #include "server/challenges.h"
 #include "server/metrics.h"
 #include "server/request.h"
@@ -347,8 +348,11 @@ int h_launcher_event(struct req *r)
     log_event(LOG_INFO, "run state", "run", ids, "state", state, "phase", phase, "reason", reason,
               NULL);
     dispatch_notify_run(r->srv->disp, id);
-    if (is_result) /* capacity freed: the launcher may take the next run */
+    if (is_result) {
+        /* capacity freed: the launcher may take the next run */
         dispatch_notify_launcher(r->srv->disp, r->sess.launcher_id);
+        sweep_kick(r->srv); /* the run's secrets leave the WAL file now */
+    }
     reply_json(r, 200, json_pack("{s:s}", "state", state));
 out:
     json_decref(obj);
