@@ -1,5 +1,7 @@
 #include "common/dbuf.h"
 
+#include "common/secure.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -14,19 +16,52 @@ void dbuf_init(struct dbuf *b, size_t cap)
     b->len = 0;
     b->alloc = 0;
     b->cap = cap;
+    b->wipe = 0;
+}
+
+void dbuf_init_secret(struct dbuf *b, size_t cap)
+{
+    dbuf_init(b, cap);
+    b->wipe = 1;
+}
+
+/* Empty, with the same cap and wipe flag; the contents are someone else's now. */
+static void dbuf_forget(struct dbuf *b)
+{
+    int wipe = b->wipe;
+    dbuf_init(b, b->cap);
+    b->wipe = wipe;
 }
 
 void dbuf_free(struct dbuf *b)
 {
-    free(b->data);
-    dbuf_init(b, b->cap);
+    if (b->wipe)
+        secure_free(b->data);
+    else
+        free(b->data);
+    dbuf_forget(b);
 }
 
 void dbuf_reset(struct dbuf *b)
 {
+    if (b->wipe)
+        secure_wipe(b->data, b->len);
     b->len = 0;
     if (b->data)
         b->data[0] = '\0';
+}
+
+/* realloc, which for a buffer of secrets must not leave the old block as it was. */
+static char *dbuf_realloc(struct dbuf *b, size_t alloc)
+{
+    if (!b->wipe)
+        return realloc(b->data, alloc);
+    char *p = malloc(alloc);
+    if (p && b->data) {
+        memcpy(p, b->data, b->len + 1);
+        secure_free(b->data);
+    }
+    return p;
 }
 
 /* Makes room for n more bytes plus the terminating NUL. */
@@ -44,7 +79,7 @@ static int dbuf_grow(struct dbuf *b, size_t n)
         alloc = alloc > ((size_t)-1) / 2 ? need : alloc * 2;
     if (alloc > b->cap + 1)
         alloc = b->cap + 1;
-    char *p = realloc(b->data, alloc);
+    char *p = dbuf_realloc(b, alloc);
     if (!p) {
         errno = ENOMEM;
         return -1;
@@ -85,8 +120,12 @@ int dbuf_printf(struct dbuf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return -1;
-    if ((size_t)n < sizeof(small))
-        return dbuf_add(b, small, (size_t)n);
+    if ((size_t)n < sizeof(small)) {
+        int rc = dbuf_add(b, small, (size_t)n);
+        if (b->wipe)
+            secure_wipe(small, (size_t)n);
+        return rc;
+    }
 
     if (dbuf_grow(b, (size_t)n) < 0)
         return -1;
@@ -105,6 +144,8 @@ void dbuf_consume(struct dbuf *b, size_t n)
     }
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
+    if (b->wipe)
+        secure_wipe(b->data + b->len, n); /* the tail the move left behind */
     b->data[b->len] = '\0';
 }
 
@@ -121,7 +162,7 @@ char *dbuf_take(struct dbuf *b)
         if (!p)
             errno = ENOMEM;
     }
-    dbuf_init(b, b->cap);
+    dbuf_forget(b);
     return p;
 }
 
@@ -144,11 +185,17 @@ int dbuf_read_file(struct dbuf *b, const char *path)
             goto fail;
     }
     close(fd);
+    if (b->wipe)
+        secure_wipe(chunk, sizeof(chunk));
     return 0;
 
 fail:;
     int saved = errno;
     close(fd);
+    if (b->wipe) {
+        secure_wipe(chunk, sizeof(chunk));
+        secure_wipe(b->data ? b->data + start : NULL, b->len - start);
+    }
     b->len = start;
     if (b->data)
         b->data[start] = '\0';

@@ -9,6 +9,13 @@
  * Errors: functions returning int return 0 on success and -1 on failure with
  * errno set: ENOSPC when the cap would be exceeded, ENOMEM when allocation
  * failed. A failed append leaves the buffer unchanged.
+ *
+ * A buffer for secrets (made by dbuf_init_secret or DBUF_INIT_SECRET) leaves
+ * no copy of its bytes behind: every block it gives up (when it grows, is
+ * freed, reset or consumed) is wiped first, and so are the stack buffers
+ * its printf and file reading go through. The flag stays through dbuf_free,
+ * dbuf_take and dbuf_reset. What dbuf_take hands over is the caller's to wipe
+ * (secure_free_str). common/secure.h says where davit uses it.
  */
 #ifndef DAVIT_COMMON_DBUF_H
 #define DAVIT_COMMON_DBUF_H
@@ -20,15 +27,22 @@ struct dbuf {
     size_t len;
     size_t alloc;
     size_t cap; /* the most bytes len may ever reach */
+    int wipe;   /* holds secrets: wipe every block given up */
 };
 
 #define DBUF_INIT(c)                                                                               \
     {                                                                                              \
-        NULL, 0, 0, (c)                                                                            \
+        NULL, 0, 0, (c), 0                                                                         \
+    }
+#define DBUF_INIT_SECRET(c)                                                                        \
+    {                                                                                              \
+        NULL, 0, 0, (c), 1                                                                         \
     }
 
 /* Never fails. */
 void dbuf_init(struct dbuf *b, size_t cap);
+/* The same, for a buffer that will hold secrets (above). Never fails. */
+void dbuf_init_secret(struct dbuf *b, size_t cap);
 /* Frees the contents and leaves an empty buffer with the same cap. */
 void dbuf_free(struct dbuf *b);
 /* Empties the buffer but keeps its allocation. Never fails. */

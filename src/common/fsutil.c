@@ -13,7 +13,9 @@
 
 int fsutil_read_text(const char *path, size_t cap, char **out, char *err, size_t errsz)
 {
-    struct dbuf b = DBUF_INIT(cap);
+    /* What davit reads whole is often a key or a token (TLS and release keys, the metrics
+     * token): its copies are wiped as the buffer grows. The caller wipes the result. */
+    struct dbuf b = DBUF_INIT_SECRET(cap);
     if (dbuf_read_file(&b, path) < 0)
         goto fail;
     *out = dbuf_take(&b);

@@ -20,14 +20,16 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/*
- * Reads the whole file at path, at most cap bytes, into *out as a
- * NUL-terminated string; the caller frees it. A larger file fails (ENOSPC).
- */
 /* Part of every temporary file's name ("PATH.tmp-XXXXXX"), for readers of a
  * directory to skip what a crash left half-made. */
 #define FSUTIL_TMP_MARK ".tmp-"
 
+/*
+ * Reads the whole file at path, at most cap bytes, into *out as a
+ * NUL-terminated string; the caller frees it (secure_free_str for a key or
+ * a token). A larger file fails (ENOSPC). The copies made on the way are
+ * wiped (a buffer for secrets, common/dbuf.h).
+ */
 int fsutil_read_text(const char *path, size_t cap, char **out, char *err, size_t errsz);
 
 /*

@@ -6,6 +6,7 @@
 #include "common/spool.h"
 
 #include <errno.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,24 @@ static const char *json_kind(const json_t *v)
     return "a value";
 }
 
+/*
+ * "field.key" into f, for an error about key; just "field" when the key is
+ * not plain (1 to 64 of [A-Za-z0-9_-]): a key may hold anything, a terminal
+ * escape included, and the server's errors never echo a request
+ * (docs/security.md; found by fuzz/fuzz_api_body.c).
+ */
+static void field_key(char *f, size_t size, const char *field, const char *key)
+{
+    size_t n = strlen(key);
+    int plain = n >= 1 && n <= 64;
+    for (size_t i = 0; plain && i < n; i++)
+        plain = isalnum((unsigned char)key[i]) || key[i] == '_' || key[i] == '-';
+    if (plain)
+        snprintf(f, size, "%s%s%s", field, *field ? "." : "", key);
+    else
+        snprintf(f, size, "%s", field);
+}
+
 /* Rejects every key of obj that is not in allowed (NULL-terminated). */
 static int check_keys(const json_t *obj, const char *const *allowed, const char *field, char *err,
                       size_t errsz)
@@ -72,7 +91,7 @@ static int check_keys(const json_t *obj, const char *const *allowed, const char 
                 ok = 1;
         if (!ok) {
             char f[FIELD_MAX];
-            snprintf(f, sizeof(f), "%s%s%s", field, *field ? "." : "", key);
+            field_key(f, sizeof(f), field, key);
             return fail_at(err, errsz, f, "unknown field");
         }
     }
@@ -196,7 +215,7 @@ static int parse_vars(const json_t *v, struct runspec_var **out, size_t *n_out, 
     json_object_foreach((json_t *)v, key, val)
     {
         char f[FIELD_MAX];
-        snprintf(f, sizeof(f), "%s.%.*s", field, RUNSPEC_MAX_NAME + 8, key);
+        field_key(f, sizeof(f), field, key);
         if (!runrules_var_name_ok(key))
             return fail_at(err, errsz, f, "not a variable name (1 to %d of [A-Za-z_][A-Za-z0-9_]*)",
                            RUNSPEC_MAX_NAME);

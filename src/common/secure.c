@@ -1,5 +1,6 @@
 #include "common/secure.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,4 +16,12 @@ void secure_free_str(char *s)
         return;
     secure_wipe(s, strlen(s));
     free(s);
+}
+
+void secure_free(void *p)
+{
+    if (!p)
+        return;
+    secure_wipe(p, malloc_usable_size(p));
+    free(p);
 }

@@ -89,7 +89,8 @@ int backend_open(struct backend **out, const struct credentials *cred, const cha
     snprintf(b->pin, sizeof(b->pin), "%s", cred->tls_pin);
     b->debug = debug;
     b->call_timeout_s = CALL_TIMEOUT_S;
-    dbuf_init(&b->answer, ANSWER_MAX);
+    /* Answers carry the session token and runs' secrets. */
+    dbuf_init_secret(&b->answer, ANSWER_MAX);
     *out = b;
     return 0;
 }

@@ -201,10 +201,7 @@ done:
 
 void credentials_free(struct credentials *c)
 {
-    if (c->pool_secret) {
-        OPENSSL_cleanse(c->pool_secret, strlen(c->pool_secret));
-        free(c->pool_secret);
-    }
+    secure_free_str(c->pool_secret);
     free(c->release_key_pem);
     EVP_PKEY_free(c->release_key);
     EVP_PKEY_free(c->key);

@@ -4,6 +4,7 @@
 
 #include "common/dbuf.h"
 #include "common/log.h"
+#include "common/secure.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -249,7 +250,7 @@ static int request(struct docker *d, const struct request *rq, struct dbuf *resp
         hdrs = tmp;
     }
     if (rq->auth) {
-        struct dbuf h = DBUF_INIT(64 * 1024);
+        struct dbuf h = DBUF_INIT_SECRET(64 * 1024); /* the registry's credentials */
         if (dbuf_printf(&h, "X-Registry-Auth: %s", rq->auth) < 0 ||
             !(tmp = curl_slist_append(hdrs, dbuf_str(&h)))) {
             dbuf_free(&h);
@@ -291,6 +292,9 @@ static int request(struct docker *d, const struct request *rq, struct dbuf *resp
 oom:
     snprintf(err, errsz, "docker: %s: out of memory", rq->what);
 done:
+    /* libcurl frees its copies of the headers without wiping: X-Registry-Auth is a secret. */
+    for (struct curl_slist *l = hdrs; l; l = l->next)
+        secure_wipe(l->data, strlen(l->data));
     curl_slist_free_all(hdrs);
     return rc;
 }

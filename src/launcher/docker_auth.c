@@ -2,6 +2,7 @@
 
 #include "common/crypto.h"
 #include "common/dbuf.h"
+#include "common/secure.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -63,7 +64,7 @@ static int decode_auth(const char *b64, char **user, char **pass)
         *user = strdup((char *)buf);
         *pass = strdup(colon + 1);
     }
-    explicit_bzero(buf, len);
+    secure_wipe(buf, len);
     free(buf);
     return colon && *user && *pass ? 0 : -1;
 }
@@ -71,7 +72,7 @@ static int decode_auth(const char *b64, char **user, char **pass)
 int docker_auth_header(const char *config_dir, const char *image, char **header, char *err,
                        size_t errsz)
 {
-    struct dbuf text = DBUF_INIT(CONFIG_CAP);
+    struct dbuf text = DBUF_INIT_SECRET(CONFIG_CAP); /* credentials: wiped as it grows */
     char path[4200], registry[256];
     json_t *cfg = NULL, *out = NULL;
     char *user = NULL, *pass = NULL, *outtext = NULL;
@@ -147,15 +148,9 @@ int docker_auth_header(const char *config_dir, const char *image, char **header,
     }
     rc = 0;
 done:
-    if (pass)
-        explicit_bzero(pass, strlen(pass));
-    if (outtext)
-        explicit_bzero(outtext, strlen(outtext));
-    if (text.data)
-        explicit_bzero(text.data, text.len);
     free(user);
-    free(pass);
-    free(outtext);
+    secure_free_str(pass);
+    secure_free_str(outtext);
     json_decref(out);
     json_decref(cfg);
     dbuf_free(&text);

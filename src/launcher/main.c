@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/outcome.h"
 #include "common/runspec.h"
+#include "common/secure.h"
 #include "launcher/config.h"
 #include "launcher/daemon.h"
 #include "launcher/docker.h"
@@ -269,6 +270,9 @@ done:
 
 int main(int argc, char **argv)
 {
+    /* Runs' secrets and the session token come in JSON: every block jansson frees is wiped
+     * (common/secure.h). */
+    json_set_alloc_funcs(malloc, secure_free);
     if (argc < 2) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
             fprintf(stderr, "davit-launcher: curl_global_init failed\n");

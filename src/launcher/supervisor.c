@@ -41,6 +41,7 @@ struct run {
     int have_result;
     struct run_result r;             /* from the R record */
     char phase[SPOOL_PHASE_MAX + 1]; /* the phase running last */
+    int phase_exit;                  /* its E record's exit status; -1 while it runs */
     const char *deadline;            /* set when a launcher deadline stopped it */
     int canceled;
     int exited;
@@ -125,6 +126,11 @@ static int on_record(const struct spool_record *r, void *arg)
         run->have_result = 1;
     } else if (r->type == SPOOL_PHASE_START) {
         snprintf(run->phase, sizeof(run->phase), "%s", r->phase);
+        run->phase_exit = -1;
+    } else if (r->type == SPOOL_PHASE_END) {
+        char v[32];
+        if (spool_kv(r->data, r->len, "exit", v, sizeof(v)) == 0)
+            run->phase_exit = atoi(v);
     }
     ctx->s->hooks->record(ctx->s->hooks->arg, &run->rs, r);
     return 0;
@@ -178,6 +184,7 @@ static int follow_open(struct supervisor *s, struct run *run, struct follow *f, 
 
     memset(f, 0, sizeof(*f));
     f->ctx = (struct follow_ctx){s, run};
+    run->phase_exit = -1; /* until an E record says otherwise */
     f->ino = -1;
     f->spool_ok = 1;
     f->hook_wait = POLL_INOTIFY_MS;
@@ -449,7 +456,10 @@ static void decide(struct supervisor *s, struct run *run, struct run_result *res
                                                                : s->cfg->logs_timeout_ms;
         snprintf(reason, sizeof(reason), "launcher: %s (%s) expired", run->deadline,
                  duration_format(ms, d, sizeof(d)));
-        set_result(res, OUTCOME_TIMED_OUT, run->phase, -1, reason);
+        /* The outcome is the launcher's, but the phase's exit status is what the
+         * worker saw when the launcher's stop killed it (137 after SIGKILL). */
+        set_result(res, OUTCOME_TIMED_OUT, run->phase,
+                   run->have_result ? run->r.exit_status : run->phase_exit, reason);
     } else if (run->have_result) {
         from_worker(s, run, oom, res);
     } else if (run->canceled) {

@@ -2,6 +2,7 @@
 #include "server/api_launcher.h"
 
 #include "server/api_pools.h"
+#include "server/background.h"
 #include "server/challenges.h"
 #include "server/metrics.h"
 #include "server/request.h"
@@ -20,10 +21,14 @@ int h_launcher_challenge(struct req *r)
 {
     const char *pool_id;
     struct store_pool pool = {0};
-    char id[CRYPTO_TOKEN_MAX], nonce[CRYPTO_TOKEN_MAX];
+    char id[CRYPTO_TOKEN_MAX], nonce[CRYPTO_TOKEN_MAX], err[256];
     json_t *obj = req_json(r);
-    if (!obj || req_unpack(r, obj, "{s:s}", "pool_id", &pool_id) < 0)
+    if (!obj)
         goto out;
+    if (api_launcher_parse_challenge(obj, &pool_id, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "%s", err);
+        goto out;
+    }
     int rc = store_pool_get(r->srv->store, pool_id, 1, &pool);
     if (rc == STORE_NOTFOUND) {
         reply_error(r, 401, "unknown pool");
@@ -52,6 +57,11 @@ out:
     json_decref(obj);
     store_pool_clear(&pool);
     return HANDLER_DONE;
+}
+
+int api_launcher_parse_challenge(json_t *obj, const char **pool_id, char *err, size_t errsz)
+{
+    return req_unpack_msg(obj, err, errsz, "{s:s}", "pool_id", pool_id);
 }
 
 static int metadata_ok(json_t *md)
@@ -117,47 +127,66 @@ static int check_proof(struct req *r, const char *pool_id, const char *secret, c
     return 0;
 }
 
+int api_launcher_parse_register(json_t *obj, struct api_register *reg, char *err, size_t errsz)
+{
+    const char *token = NULL;
+    char why[256];
+    memset(reg, 0, sizeof(*reg));
+    if (req_unpack_msg(
+            obj, err, errsz, "{s?:s, s?:s, s?:s, s:s, s:s, s:s, s:s, s:s, s:I, s?:o, s?:I}",
+            "pool_id", &reg->pool_id, "pool_secret", &reg->pool_secret, "token", &token,
+            "challenge_id", &reg->challenge_id, "signature", &reg->signature, "hostname",
+            &reg->hostname, "version", &reg->version, "arch", &reg->arch, "capacity",
+            &reg->capacity, "metadata", &reg->metadata, "launcher_id", &reg->reuse_id) < 0)
+        return -1;
+    if (token) {
+        if (reg->pool_id || reg->pool_secret) {
+            snprintf(err, errsz, "give either token, or pool_id and pool_secret");
+            return -1;
+        }
+        if (pooltoken_decode(token, &reg->tok, why, sizeof(why)) < 0) {
+            snprintf(err, errsz, "token: %s", why);
+            return -1;
+        }
+        reg->pool_id = reg->tok.pool_id;
+        reg->pool_secret = reg->tok.pool_secret;
+    } else if (!reg->pool_id || !reg->pool_secret) {
+        snprintf(err, errsz, "pool_id and pool_secret (or token) are required");
+        return -1;
+    }
+    if (strlen(reg->hostname) == 0 || strlen(reg->hostname) > 255 || strlen(reg->version) > 64 ||
+        (strcmp(reg->arch, "amd64") != 0 && strcmp(reg->arch, "arm64") != 0) || reg->capacity < 1 ||
+        reg->capacity > 64 || reg->reuse_id < 0 || (reg->metadata && !metadata_ok(reg->metadata))) {
+        snprintf(err, errsz,
+                 "hostname (1-255 bytes), version (<= 64), arch (amd64 or arm64),"
+                 " capacity (1-64) or metadata (<= 64 strings) out of range");
+        return -1;
+    }
+    return 0;
+}
+
+void api_register_clear(struct api_register *reg)
+{
+    pooltoken_clear(&reg->tok);
+    memset(reg, 0, sizeof(*reg));
+}
+
 int h_launcher_register(struct req *r)
 {
-    const char *pool_id = NULL, *secret = NULL, *token = NULL, *cid, *sig_b64, *hostname, *version,
-               *arch;
-    json_int_t capacity, reuse = 0;
-    json_t *metadata = NULL;
+    struct api_register reg = {0};
     char err[256];
     char *md_text = NULL;
     struct store_pool pool = {0};
-    struct pool_token tok = {0};
     json_t *obj = req_json(r);
-    if (!obj ||
-        req_unpack(r, obj, "{s?:s, s?:s, s?:s, s:s, s:s, s:s, s:s, s:s, s:I, s?:o, s?:I}",
-                   "pool_id", &pool_id, "pool_secret", &secret, "token", &token, "challenge_id",
-                   &cid, "signature", &sig_b64, "hostname", &hostname, "version", &version, "arch",
-                   &arch, "capacity", &capacity, "metadata", &metadata, "launcher_id", &reuse) < 0)
+    if (!obj)
         goto out;
-    if (token) {
-        if (pool_id || secret) {
-            reply_error(r, 400, "give either token, or pool_id and pool_secret");
-            goto out;
-        }
-        if (pooltoken_decode(token, &tok, err, sizeof(err)) < 0) {
-            reply_error(r, 400, "token: %s", err);
-            goto out;
-        }
-        pool_id = tok.pool_id;
-        secret = tok.pool_secret;
-    } else if (!pool_id || !secret) {
-        reply_error(r, 400, "pool_id and pool_secret (or token) are required");
+    if (api_launcher_parse_register(obj, &reg, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "%s", err);
         goto out;
     }
-    if (strlen(hostname) == 0 || strlen(hostname) > 255 || strlen(version) > 64 ||
-        (strcmp(arch, "amd64") != 0 && strcmp(arch, "arm64") != 0) || capacity < 1 ||
-        capacity > 64 || reuse < 0 || (metadata && !metadata_ok(metadata))) {
-        reply_error(r, 400,
-                    "hostname (1-255 bytes), version (<= 64), arch (amd64 or arm64),"
-                    " capacity (1-64) or metadata (<= 64 strings) out of range");
-        goto out;
-    }
-    if (check_proof(r, pool_id, secret, cid, sig_b64, &pool) < 0)
+    const char *hostname = reg.hostname, *version = reg.version, *arch = reg.arch;
+    json_t *metadata = reg.metadata;
+    if (check_proof(r, reg.pool_id, reg.pool_secret, reg.challenge_id, reg.signature, &pool) < 0)
         goto out;
     char session[CRYPTO_TOKEN_MAX], shash[CRYPTO_SHA256_HEX];
     json_t *md = metadata ? json_incref(metadata) : json_object();
@@ -168,7 +197,8 @@ int h_launcher_register(struct req *r)
         goto out;
     }
     crypto_sha256_hex(session, strlen(session), shash);
-    struct store_launcher_info info = {hostname, version, arch, md_text, capacity, reuse};
+    struct store_launcher_info info = {hostname, version,      arch,
+                                       md_text,  reg.capacity, reg.reuse_id};
     int64_t lid, expires = store_now_ms() + r->srv->cfg.session_ttl_ms;
     int rc = store_launcher_register(r->srv->store, pool.id, &info, shash, expires, &lid);
     if (rc == STORE_NOTFOUND) { /* not a live launcher any more: start afresh */
@@ -193,7 +223,7 @@ out:
     free(md_text);
     json_decref(obj);
     store_pool_clear(&pool);
-    pooltoken_clear(&tok);
+    api_register_clear(&reg);
     return HANDLER_DONE;
 }
 
@@ -221,21 +251,34 @@ static int launcher_exit(struct req *r, int64_t ack)
     return reply_json(r, 200, json_pack("{s:[]}", "messages"));
 }
 
+int api_launcher_parse_poll(json_t *obj, struct api_poll *p, char *err, size_t errsz)
+{
+    if (req_unpack_msg(obj, err, errsz, "{s?:I, s?:I, s?:b, s?:b}", "ack", &p->ack, "wait_s",
+                       &p->wait_s, "draining", &p->draining, "exiting", &p->exiting) < 0)
+        return -1;
+    if (p->ack < 0 || p->wait_s < 0) {
+        snprintf(err, errsz, "ack and wait_s must not be negative");
+        return -1;
+    }
+    return 0;
+}
+
 int h_launcher_poll(struct req *r)
 {
     struct server *srv = r->srv;
     if (r->calls == 1) {
-        json_int_t ack = 0, wait_s = srv->cfg.poll_max_ms / 1000;
-        int draining = 0, exiting = 0;
+        struct api_poll p = {0, srv->cfg.poll_max_ms / 1000, 0, 0};
+        char err[256];
         json_t *obj = r->body.len ? req_json(r) : json_object();
-        int bad = !obj || req_unpack(r, obj, "{s?:I, s?:I, s?:b, s?:b}", "ack", &ack, "wait_s",
-                                     &wait_s, "draining", &draining, "exiting", &exiting) < 0;
+        if (!obj)
+            return HANDLER_DONE;
+        int bad = api_launcher_parse_poll(obj, &p, err, sizeof(err)) < 0;
         json_decref(obj);
         if (bad)
-            return HANDLER_DONE;
-        if (ack < 0 || wait_s < 0)
-            return reply_error(r, 400, "ack and wait_s must not be negative");
-        if (exiting)
+            return reply_error(r, 400, "%s", err);
+        json_int_t ack = p.ack, wait_s = p.wait_s;
+        int draining = p.draining;
+        if (p.exiting)
             return launcher_exit(r, ack);
         /* Clamped before it is scaled: any wait_s the client sends is valid. */
         int64_t wait_ms =
@@ -308,31 +351,47 @@ static int outcome_ok(const char *o)
            strcmp(o, "timed_out") == 0;
 }
 
+int api_launcher_parse_event(json_t *obj, struct store_event *ev, int *is_result, char *err,
+                             size_t errsz)
+{
+    json_int_t seq, exit_code = -1;
+    const char *type, *phase = NULL, *outcome = NULL, *reason = NULL;
+    if (req_unpack_msg(obj, err, errsz, "{s:I, s:s, s?:s, s?:s, s?:s, s?:I}", "seq", &seq, "type",
+                       &type, "phase", &phase, "outcome", &outcome, "reason", &reason, "exit_code",
+                       &exit_code) < 0)
+        return -1;
+    *is_result = strcmp(type, "result") == 0;
+    if (!*is_result && strcmp(type, "preparing") != 0 && strcmp(type, "running") != 0) {
+        snprintf(err, errsz, "type: one of preparing, running, result");
+        return -1;
+    }
+    if (seq < 1 || (*is_result && (!outcome || !outcome_ok(outcome))) ||
+        (phase && strlen(phase) > 64) || (reason && strlen(reason) > 4096)) {
+        snprintf(err, errsz,
+                 "seq (>= 1), outcome (finished, failed, canceled, timed_out for a"
+                 " result), phase (<= 64) or reason (<= 4096) invalid");
+        return -1;
+    }
+    *ev = (struct store_event){seq, type, phase, outcome, reason, exit_code};
+    return 0;
+}
+
 int h_launcher_event(struct req *r)
 {
     int64_t id;
-    json_int_t seq, exit_code = -1;
-    const char *type, *phase = NULL, *outcome = NULL, *reason = NULL;
+    struct store_event ev;
+    int is_result;
+    char err[256];
     if (req_id(r, 0, &id) < 0)
         return HANDLER_DONE;
     json_t *obj = req_json(r);
-    if (!obj || req_unpack(r, obj, "{s:I, s:s, s?:s, s?:s, s?:s, s?:I}", "seq", &seq, "type", &type,
-                           "phase", &phase, "outcome", &outcome, "reason", &reason, "exit_code",
-                           &exit_code) < 0)
+    if (!obj)
         goto out;
-    int is_result = strcmp(type, "result") == 0;
-    if (!is_result && strcmp(type, "preparing") != 0 && strcmp(type, "running") != 0) {
-        reply_error(r, 400, "type: one of preparing, running, result");
+    if (api_launcher_parse_event(obj, &ev, &is_result, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "%s", err);
         goto out;
     }
-    if (seq < 1 || (is_result && (!outcome || !outcome_ok(outcome))) ||
-        (phase && strlen(phase) > 64) || (reason && strlen(reason) > 4096)) {
-        reply_error(r, 400,
-                    "seq (>= 1), outcome (finished, failed, canceled, timed_out for a"
-                    " result), phase (<= 64) or reason (<= 4096) invalid");
-        goto out;
-    }
-    struct store_event ev = {seq, type, phase, outcome, reason, exit_code};
+    const char *phase = ev.phase, *reason = ev.reason;
     char state[32] = "";
     int rc = store_run_event(r->srv->store, r->sess.launcher_id, id, &ev, state);
     if (rc == STORE_CONFLICT) {
@@ -352,8 +411,11 @@ int h_launcher_event(struct req *r)
     log_event(LOG_INFO, "run state", "run", ids, "state", state, "phase", phase, "reason", reason,
               NULL);
     dispatch_notify_run(r->srv->disp, id);
-    if (is_result) /* capacity freed: the launcher may take the next run */
+    if (is_result) {
+        /* capacity freed: the launcher may take the next run */
         dispatch_notify_launcher(r->srv->disp, r->sess.launcher_id);
+        sweep_kick(r->srv); /* the run's secrets leave the WAL file now */
+    }
     reply_json(r, 200, json_pack("{s:s}", "state", state));
 out:
     json_decref(obj);

@@ -52,29 +52,45 @@ static int spec_check(const json_t *spec, char *err, size_t errsz)
     return 0;
 }
 
+int api_runs_parse_submit(json_t *obj, const char **pool, json_t **spec, char *err, size_t errsz)
+{
+    char why[512];
+    *spec = NULL;
+    json_t *pj = json_object_get(obj, "pool");
+    if (!json_is_string(pj)) {
+        snprintf(err, errsz, "pool: a string naming the pool is required");
+        return -1;
+    }
+    *pool = json_string_value(pj);
+    *spec = json_deep_copy(obj);
+    if (!*spec) {
+        snprintf(err, errsz, "out of memory");
+        return -2;
+    }
+    json_object_del(*spec, "pool");
+    if (spec_check(*spec, why, sizeof(why)) < 0) {
+        snprintf(err, errsz, "spec: %s", why);
+        json_decref(*spec);
+        *spec = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int h_run_submit(struct req *r)
 {
     json_t *obj = req_json(r), *spec = NULL, *secrets;
-    char *spec_text = NULL, *secrets_text = NULL, err[512];
+    char *spec_text = NULL, *secrets_text = NULL, err[600];
+    const char *pool_name;
     struct store_pool pool = {0};
     if (!obj)
         goto out;
-    json_t *pj = json_object_get(obj, "pool");
-    if (!json_is_string(pj)) {
-        reply_error(r, 400, "pool: a string naming the pool is required");
+    int rc = api_runs_parse_submit(obj, &pool_name, &spec, err, sizeof(err));
+    if (rc < 0) {
+        reply_error(r, rc == -2 ? 500 : 400, "%s", err);
         goto out;
     }
-    spec = json_deep_copy(obj);
-    if (!spec) {
-        reply_error(r, 500, "out of memory");
-        goto out;
-    }
-    json_object_del(spec, "pool");
-    if (spec_check(spec, err, sizeof(err)) < 0) {
-        reply_error(r, 400, "spec: %s", err);
-        goto out;
-    }
-    int rc = store_pool_get(r->srv->store, json_string_value(pj), 0, &pool);
+    rc = store_pool_get(r->srv->store, pool_name, 0, &pool);
     if (rc < 0) {
         reply_store_error(r, rc, "pool");
         goto out;

@@ -6,7 +6,19 @@
 #ifndef DAVIT_SERVER_API_RUNS_H
 #define DAVIT_SERVER_API_RUNS_H
 
+#include <jansson.h>
+#include <stddef.h>
+
 struct req;
+
+/*
+ * POST /runs: {"pool", ...the run spec}. The body's parser, pure (no request,
+ * no store), which the handler and fuzz/fuzz_api_body.c share. 0 with *pool
+ * pointing into obj and *spec a checked copy of the spec without "pool"
+ * (caller decrefs); -1 with err (one line for a 400 that quotes nothing of
+ * the body); -2 when memory runs out.
+ */
+int api_runs_parse_submit(json_t *obj, const char **pool, json_t **spec, char *err, size_t errsz);
 
 int h_run_submit(struct req *r);
 int h_run_list(struct req *r);

@@ -78,11 +78,10 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-#define SWEEP_INTERVAL_MS 5000
-#define SWEEP_RUNS        100  /* runs deleted per transaction */
-#define SWEEP_TRIMS       16   /* logs deleted per transaction */
-#define SWEEP_CHUNKS      32   /* log chunks freed per transaction (each <= 8 MiB) */
-#define SWEEP_PAGES       2048 /* pages given back per incremental vacuum (8 MiB) */
+#define SWEEP_RUNS   100  /* runs deleted per transaction */
+#define SWEEP_TRIMS  16   /* logs deleted per transaction */
+#define SWEEP_CHUNKS 32   /* log chunks freed per transaction (each <= 8 MiB) */
+#define SWEEP_PAGES  2048 /* pages given back per incremental vacuum (8 MiB) */
 /* Free space that ends a full disk's report: room for the largest log chunk. */
 #define SWEEP_PROBE_FREE (BODY_CAP_LOG + (1 << 20))
 
@@ -157,8 +156,14 @@ static void *sweeper_main(void *arg)
     while (!sw->stop) {
         if (!sw->kicked && !first) {
             struct timespec ts;
+            int64_t ms = sw->srv->cfg.sweep_interval_ms;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += SWEEP_INTERVAL_MS / 1000;
+            ts.tv_sec += ms / 1000;
+            ts.tv_nsec += (ms % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
             pthread_cond_timedwait(&sw->cond, &sw->mu, &ts);
             if (sw->stop)
                 break;

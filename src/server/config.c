@@ -43,6 +43,8 @@ static const char usage[] =
     "  --retention-max-log-bytes SIZE\n"
     "                         cap of all logs together, like 10GiB; the logs of the runs\n"
     "                         that ended first go (default 0: no cap)\n"
+    "  --sweep-interval DUR   how often the retention sweep runs (default 5s; it also runs\n"
+    "                         at once when a run ends or is deleted)\n"
     "  --metrics-token-file FILE\n"
     "                         /metrics answers only a bearer of the token in FILE (or\n"
     "                         the admin token); also DAVIT_METRICS_TOKEN (default: open)\n"
@@ -70,6 +72,7 @@ static const struct option opts[] = {
     {"max-log-bytes", required_argument, 0, 'm'},
     {"retention-max-age", required_argument, 0, 'A'},
     {"retention-max-log-bytes", required_argument, 0, 'B'},
+    {"sweep-interval", required_argument, 0, 'w'},
     {"log-format", required_argument, 0, 'f'},
     {"debug", no_argument, 0, 'D'},
     {"help", no_argument, 0, 'h'},
@@ -114,6 +117,9 @@ void config_defaults(struct server_config *c)
      * the database grows until the disk is full (docs/server.md). */
     c->retention_max_age_ms = 30LL * 24 * 3600 * 1000;
     c->retention_max_log_bytes = 0;
+    /* Expiry, log caps and a full disk's probe need no more often; what must
+     * be at once (a run's end, a deletion) kicks the sweep. */
+    c->sweep_interval_ms = 5 * 1000;
 }
 
 static int parse_listen(struct server_config *c, char *err, size_t errsz)
@@ -182,8 +188,13 @@ static int retention_from_env(struct server_config *c, char *err, size_t errsz)
 {
     char var[ENV_NAME_MAX];
     if (env_duration("RETENTION_MAX_AGE", c->retention_max_age_ms, &c->retention_max_age_ms, err,
-                     errsz) < 0)
+                     errsz) < 0 ||
+        env_duration("SWEEP_INTERVAL", c->sweep_interval_ms, &c->sweep_interval_ms, err, errsz) < 0)
         return -1;
+    if (c->sweep_interval_ms <= 0) {
+        snprintf(err, errsz, "DAVIT_SWEEP_INTERVAL: not a positive duration");
+        return -1;
+    }
     const char *v = env_get("RETENTION_MAX_LOG_BYTES", var, sizeof(var));
     if (v && parse_bytes(v, &c->retention_max_log_bytes) < 0) {
         snprintf(err, errsz, "%s: not a size (like 10GiB, 500MB, 0): \"%s\"", var, v);
@@ -287,6 +298,9 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
         break;
     case 'E':
         dur = &c->header_deadline_ms;
+        break;
+    case 'w':
+        dur = &c->sweep_interval_ms;
         break;
     case 'M':
         return parse_count("--max-connections", arg, 0, &c->max_connections, err, errsz);

@@ -359,7 +359,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 reply_error(r, 404, "no such endpoint");
             return queue_reply(r);
         }
-        dbuf_init(&r->body, r->route->body_cap);
+        dbuf_init_secret(&r->body, r->route->body_cap); /* a run's body holds its secrets */
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > r->route->body_cap) {
@@ -422,10 +422,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->resp)
         MHD_destroy_response(r->resp);
     json_decref(r->json);
-    /* A run's body holds its secrets: leave nothing of them in freed memory. */
-    if (r->body.data)
-        explicit_bzero(r->body.data, r->body.alloc);
-    dbuf_free(&r->body);
+    dbuf_free(&r->body); /* wiped: a buffer for secrets */
     free(r);
     *con_cls = NULL;
 }

@@ -60,27 +60,35 @@ int reply_store_error(struct req *r, int rc, const char *what)
     }
 }
 
-json_t *req_json(struct req *r)
+json_t *req_parse_json(const char *data, size_t len, char *err, size_t errsz)
 {
     json_error_t jerr;
     /* Duplicate keys are refused, as runspec_parse() does: two "secrets"
      * must not silently become the last one. */
-    json_t *obj =
-        json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *obj = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);
     if (!obj) {
         /* jansson's text may quote the body ("near 'x'"): cut that off. */
         char *near = strstr(jerr.text, " near ");
         if (near)
             *near = '\0';
-        reply_error(r, 400, "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                    jerr.column);
+        snprintf(err, errsz, "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                 jerr.column);
         return NULL;
     }
     if (!json_is_object(obj)) {
         json_decref(obj);
-        reply_error(r, 400, "the body must be a JSON object");
+        snprintf(err, errsz, "the body must be a JSON object");
         return NULL;
     }
+    return obj;
+}
+
+json_t *req_json(struct req *r)
+{
+    char err[256];
+    json_t *obj = req_parse_json(r->body.data, r->body.len, err, sizeof(err));
+    if (!obj)
+        reply_error(r, 400, "%s", err);
     return obj;
 }
 
@@ -94,24 +102,40 @@ int req_no_fields(struct req *r)
     return bad ? -1 : 0;
 }
 
-int req_unpack(struct req *r, json_t *obj, const char *fmt, ...)
+static int unpack_msg(json_t *obj, char *err, size_t errsz, const char *fmt, va_list ap)
 {
     json_error_t jerr;
+    if (json_vunpack_ex(obj, &jerr, JSON_STRICT, fmt, ap) == 0)
+        return 0;
+    /* "N object item(s) left unpacked: KEY" names a key the client made
+     * up: keep the sentence, not the key. */
+    char *left = strstr(jerr.text, " left unpacked");
+    if (left)
+        left[sizeof(" left unpacked") - 1] = '\0';
+    snprintf(err, errsz, "invalid request: %s%s%s", jerr.text, *jerr.source ? " at " : "",
+             jerr.source);
+    return -1;
+}
+
+int req_unpack_msg(json_t *obj, char *err, size_t errsz, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    int rc = json_vunpack_ex(obj, &jerr, JSON_STRICT, fmt, ap);
+    int rc = unpack_msg(obj, err, errsz, fmt, ap);
     va_end(ap);
-    if (rc < 0) {
-        /* "N object item(s) left unpacked: KEY" names a key the client made
-         * up: keep the sentence, not the key. */
-        char *left = strstr(jerr.text, " left unpacked");
-        if (left)
-            left[sizeof(" left unpacked") - 1] = '\0';
-        reply_error(r, 400, "invalid request: %s%s%s", jerr.text, *jerr.source ? " at " : "",
-                    jerr.source);
-        return -1;
-    }
-    return 0;
+    return rc;
+}
+
+int req_unpack(struct req *r, json_t *obj, const char *fmt, ...)
+{
+    char err[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = unpack_msg(obj, err, sizeof(err), fmt, ap);
+    va_end(ap);
+    if (rc < 0)
+        reply_error(r, 400, "%s", err);
+    return rc;
 }
 
 const char *req_query(struct req *r, const char *key)

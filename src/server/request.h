@@ -78,6 +78,15 @@ int reply_store_error(struct req *r, int rc, const char *what);
 json_t *req_json(struct req *r);
 /* json_unpack_ex in strict mode; replies 400 naming the problem and returns -1. */
 int req_unpack(struct req *r, json_t *obj, const char *fmt, ...);
+
+/*
+ * The same two without a request, for the endpoints' pure body parsers
+ * (api_*_parse_*, which the fuzz targets call too): req_parse_json returns
+ * the object (caller owns it) or NULL; req_unpack_msg returns 0 or -1. On
+ * failure err holds one line that quotes nothing of the body.
+ */
+json_t *req_parse_json(const char *data, size_t len, char *err, size_t errsz);
+int req_unpack_msg(json_t *obj, char *err, size_t errsz, const char *fmt, ...);
 /* For endpoints that take no fields: an empty body or {} is 0; anything
  * else is answered 400 and gives -1. */
 int req_no_fields(struct req *r);

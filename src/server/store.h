@@ -41,7 +41,7 @@ struct store;
 
 /* The schema version this build writes: the number of its last migration
  * (store_schema.c). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /*
  * Opens (creating if needed) the database at path and applies the schema's
@@ -318,8 +318,8 @@ struct store_reap {
  * the queue (or end as canceled if a cancel was asked); started runs of
  * launchers silent for lease_ms + grace_ms become lost. Silent: by the
  * last-seen times kept in memory, a launcher not seen since the store
- * opened counting as seen at the open. Also forgets expired challenges and
- * sessions, and copies last-seen times an hour stale to the database.
+ * opened counting as seen at the open. Also forgets expired sessions, and
+ * copies last-seen times an hour stale to the database.
  */
 int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r);
 

@@ -322,8 +322,6 @@ static const char reap_messages_sql[] =
     "   AND run_id NOT IN (SELECT id FROM runs WHERE state IN " ST_ON_LAUNCHER ")"
     "   AND ?1 = ?1 AND ?2 = ?2";
 
-static const char reap_challenges_sql[] =
-    "DELETE FROM challenges WHERE expires_ms < ?2 AND ?1 = ?1";
 static const char reap_sessions_sql[] = "DELETE FROM sessions WHERE expires_ms < ?2 AND ?1 = ?1";
 
 /*
@@ -351,7 +349,6 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
         {reap_requeue_sql, now - lease_ms, &r->requeued, r->requeued_ids},
         {reap_lost_sql, now - lease_ms - grace_ms, &r->lost, r->lost_ids},
         {reap_messages_sql, 0, NULL, NULL},
-        {reap_challenges_sql, 0, NULL, NULL},
         {reap_sessions_sql, 0, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {

@@ -174,7 +174,6 @@ static const char *const pool_delete_sql[] = {
     "DELETE FROM runs WHERE pool_id = ?",
     "DELETE FROM messages WHERE launcher_id IN (SELECT id FROM launchers WHERE pool_id = ?)",
     "DELETE FROM sessions WHERE pool_id = ?",
-    "DELETE FROM challenges WHERE pool_id = ?",
     "DELETE FROM launchers WHERE pool_id = ?",
     "DELETE FROM pools WHERE id = ?",
 };
@@ -239,10 +238,10 @@ static const char pool_reset_sql[] =
     "UPDATE pools SET pubkey_pem = ?, keytype = ?, secret_hash = ?, reset_ms = ?"
     " WHERE id = ?";
 
-/* After a reset: the pool's launchers and open challenges are void. */
+/* After a reset: the pool's launchers are void (an open challenge, in memory, fails against
+ * the new key). */
 static const char *const pool_revoke_sql[] = {
     "UPDATE launchers SET revoked = 1 WHERE pool_id = ?",
-    "DELETE FROM challenges WHERE pool_id = ?",
 };
 
 int store_pool_reset(struct store *s, const char *name, const char *pubkey_pem, const char *keytype,

@@ -122,10 +122,20 @@ static const char migration_2[] = "ALTER TABLE runs ADD COLUMN log_deleted_ms IN
                                   "    run_id INTEGER PRIMARY KEY);\n"
                                   "CREATE INDEX runs_ended ON runs(ended_ms, log_bytes);\n";
 
+/*
+ * Migration 3: registration challenges moved to memory (challenges.c, issue
+ * 12), so that an unauthenticated client cannot make the server write a row
+ * per request; the table migration 1 made for them has been unused since.
+ * Its rows were short-lived (a minute) and are void: a launcher that held one
+ * takes a new challenge when the server does not know its one.
+ */
+static const char migration_3[] = "DROP TABLE IF EXISTS challenges;\n";
+
 /* Migration N is migrations[N - 1]. Append only. */
 static const struct migration migrations[] = {
     {"the first schema", migration_1},
     {"retention: runs.log_deleted_ms, log_purge, runs_ended", migration_2},
+    {"challenges in memory: the challenges table dropped", migration_3},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -111,6 +111,20 @@ static void test_errors_name_the_field(void **state)
               "not valid JSON");
     parse_err("{\"image\":\"x\",\"phases\":[{\"name\":\"a\"}],\"env\":{\"1X\":\"v\"}}",
               "env.1X: not a variable name");
+    /* Found by fuzz_api_body: a bad name is not echoed (it could be a terminal escape). */
+    struct runspec *bad = NULL;
+    char err[512];
+    static const char named[] =
+        "{\"image\":\"x\",\"phases\":[{\"name\":\"a\"}],\"secrets\":{\"\\u001b]0;pwn~\":\"v\"}}";
+    assert_int_equal(runspec_parse(named, strlen(named), &bad, err, sizeof(err)), -1);
+    assert_null(strstr(err, "pwn"));
+    assert_null(strchr(err, 0x1b));
+    assert_non_null(strstr(err, "secrets: not a variable name"));
+    static const char unknown[] =
+        "{\"image\":\"x\",\"phases\":[{\"name\":\"a\"}],\"\\u001b[2Jpwn~\":1}";
+    assert_int_equal(runspec_parse(unknown, strlen(unknown), &bad, err, sizeof(err)), -1);
+    assert_null(strstr(err, "pwn"));
+    assert_string_equal(err, "unknown field");
     parse_err("{\"image\":\"x\",\"phases\":[{\"name\":\"a\"}],\"env\":{\"DAVIT_X\":\"v\"}}",
               "env.DAVIT_X: names beginning with DAVIT_ are reserved");
     parse_err("{\"image\":\"x\",\"phases\":[{\"name\":\"a\"}],\"secrets\":{\"K\":1}}",

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "common/secure.h"
 #include "launcher/container.h"
 #include "launcher/docker_auth.h"
 #include "launcher/rundir_write.h"
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../common/freed.h"
 
 static struct runspec *spec_of(const char *text)
 {
@@ -291,6 +294,38 @@ static void test_auth_header(void **state)
     rundir_remove(dir, err, sizeof(err));
 }
 
+/* The Docker config holds registry passwords: reading it (in 8 KiB pieces, so the buffer grows
+ * past the password), parsing it and building the header leave no copy in freed memory. */
+static void test_auth_header_leaves_no_password(void **state)
+{
+    (void)state;
+    static const char pass[] = "registry-pass-4f1c2a9e7b3d5f60-do-not-leak";
+    char dir[64], path[128], err[256], *h = NULL;
+    snprintf(dir, sizeof(dir), "/tmp/test_container.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"auths\":{\"localhost:5000\":{\"username\":\"bob\",\"password\":\"%s\"}", pass);
+    for (int i = 0; i < 500; i++)
+        fprintf(f, ",\"r%d.example\":{\"auth\":\"YWxpY2U6cGE6c3M=\"}", i);
+    fputs("}}", f);
+    fclose(f);
+
+    json_set_alloc_funcs(malloc, secure_free); /* as davit-launcher's main does */
+    if (freed_watch(pass, sizeof(pass) - 1) < 0) {
+        rundir_remove(dir, err, sizeof(err));
+        skip();
+    }
+    assert_int_equal(docker_auth_header(dir, "localhost:5000/i:t", &h, err, sizeof(err)), 0);
+    assert_non_null(h);
+    secure_free_str(h);
+    int found = freed_stop();
+    json_set_alloc_funcs(malloc, free);
+    rundir_remove(dir, err, sizeof(err));
+    assert_int_equal(found, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_credentials_never_passed),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_auth_header),
+        cmocka_unit_test(test_auth_header_leaves_no_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

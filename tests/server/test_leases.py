@@ -162,6 +162,15 @@ def test_a_poll_held_by_the_server_does_not_extend_the_lease(make_server):
     assert lost <= lease + grace + 1.5, lost
 
 
+def test_a_bad_cycle_deadline_is_not_echoed(server):
+    """An error never quotes the request (docs/security.md): the deadline could hold a terminal
+    escape for whoever reads the error."""
+    server.create_pool("p")
+    st, data, _ = server.request("POST", "/api/v1/pools/p/cycle", {"deadline": "\x1b[2Jsoon"})
+    assert st == 400, data
+    assert data["error"] == "deadline: not a duration (like 20s, 5m)", data
+
+
 def test_a_cycled_launcher_that_registers_again_takes_runs(server):
     """Issue 9, defect 1: a cycle ends the old session only. A launcher
     restarted with its state directory (same launcher_id) is a new, healthy

@@ -3,6 +3,7 @@ version table is upgraded at start with its rows intact, and a database
 newer than the binary is refused (docs/server.md, "Schema versions")."""
 
 import os
+import re
 import sqlite3
 import subprocess
 
@@ -17,12 +18,24 @@ def versions(server):
         db.close()
 
 
+def tables(server):
+    db = sqlite3.connect(os.path.join(server.data_dir, "davit.db"))
+    try:
+        return {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        db.close()
+
+
 def make_unversioned(server, before_retention):
     """Turns the stopped server's database into what a davit before the
-    version table left: 9fc3353's schema, or bd39bd4's (before retention)."""
+    version table left: 9fc3353's schema, or bd39bd4's (before retention),
+    with an open registration challenge in the table they kept them in."""
     db = sqlite3.connect(os.path.join(server.data_dir, "davit.db"))
     try:
         db.execute("DROP TABLE schema_version")
+        db.execute("CREATE TABLE IF NOT EXISTS challenges(id TEXT PRIMARY KEY, pool_id TEXT NOT NULL,"
+                   " nonce TEXT NOT NULL, expires_ms INTEGER NOT NULL)")
+        db.execute("INSERT INTO challenges VALUES('c', 'pool-0011223344556677', 'n', 1)")
         if before_retention:
             db.execute("DROP INDEX runs_ended")
             db.execute("DROP TABLE log_purge")
@@ -45,11 +58,14 @@ def upgrade(make_server, before_retention):
     assert la.event(done, "result", outcome="finished", exit_code=0)[0] == 200
     queued = server.submit("p", commands=["echo later"])
     runs_before = server.ok("GET", "/api/v1/runs")["runs"]
+    every_version = versions(server)  # what a new database gets
     server.stop()
     make_unversioned(server, before_retention)
 
     server.start()
-    assert versions(server) == [1, 2]
+    assert versions(server) == every_version
+    # migration 3: challenges are kept in memory, their old table is gone
+    assert "challenges" not in tables(server)
     assert server.ok("GET", "/api/v1/runs")["runs"] == runs_before
     assert server.request("GET", "/api/v1/runs/%d/logs?format=raw" % done)[1] == spool
     assert [p["name"] for p in server.ok("GET", "/api/v1/pools")["pools"]] == ["p"]
@@ -84,6 +100,6 @@ def test_newer_database_is_refused(make_server):
     assert p.returncode == 1, (p.returncode, p.stderr)
     err = p.stderr.decode()
     assert len(err.strip().splitlines()) == 1, err
-    assert "schema version 99, newer than this davit's 2" in err, err
+    assert re.search(r"schema version 99, newer than this davit's \d+:", err), err
     # refused, not changed
     assert versions(server)[-1] == 99

@@ -46,6 +46,20 @@ def leftovers(data_dir, values, paths=None):
     return found
 
 
+def start_run(server, la, values):
+    """Submits a run with secrets values, which la takes and starts. Returns its id."""
+    rid = server.submit("p", secrets=values)
+    m = la.poll_until(lambda m: m["type"] == "run")
+    assert m["run"]["spec"]["secrets"] == values
+    assert la.event(rid, "running", phase="plan")[0] == 200
+    return rid
+
+
+def finish_run(la, rid):
+    st, data, _ = la.event(rid, "result", outcome="finished", exit_code=0, reason="ok")
+    assert st == 200 and data["state"] == "finished"
+
+
 def end_two_runs(server):
     """Ends two runs with secrets: one canceled while queued, one finished by a launcher.
     Returns (canceled id, finished id, all their secrets by "<how> <name>")."""
@@ -55,12 +69,8 @@ def end_two_runs(server):
     assert server.ok("POST", "/api/v1/runs/%d/cancel" % rid, {})["state"] == "canceled"
     la = Launcher(server, token, key)
     la.register()
-    rid2 = server.submit("p", secrets=finished)
-    m = la.poll_until(lambda m: m["type"] == "run")
-    assert m["run"]["spec"]["secrets"] == finished
-    assert la.event(rid2, "running", phase="plan")[0] == 200
-    st, data, _ = la.event(rid2, "result", outcome="finished", exit_code=0, reason="ok")
-    assert st == 200 and data["state"] == "finished"
+    rid2 = start_run(server, la, finished)
+    finish_run(la, rid2)
     values = dict([("canceled " + k, v) for k, v in canceled.items()] +
                   [("finished " + k, v) for k, v in finished.items()])
     return rid, rid2, values
@@ -90,11 +100,8 @@ def files_of(data_dir):
             yield os.path.join(root, name)
 
 
-def test_ended_runs_secrets_leave_the_wal_while_the_server_runs(server):
-    """No clean stop here: the server promises that an ended run's secrets leave every file of
-    the data directory, the WAL included, within one retention sweep (5 s) of the run's end.
-    Before, they stayed in the WAL until SQLite happened to checkpoint and the WAL was reused."""
-    _, _, values = end_two_runs(server)
+def wait_secrets_gone(server, values):
+    """Waits until no file of the data directory holds any piece of the secrets."""
     last = []
 
     def clean():
@@ -105,7 +112,31 @@ def test_ended_runs_secrets_leave_the_wal_while_the_server_runs(server):
         wait_for("the secrets to leave the data directory", clean, limit=30)
     finally:
         print("left over:", last)
+
+
+def test_ended_runs_secrets_leave_the_wal_while_the_server_runs(server):
+    """No clean stop here: the server promises that an ended run's secrets leave every file of
+    the data directory, the WAL included, within one retention sweep (5 s) of the run's end.
+    Before, they stayed in the WAL until SQLite happened to checkpoint and the WAL was reused."""
+    _, _, values = end_two_runs(server)
+    wait_secrets_gone(server, values)
     check_stopped(server)
+
+
+def test_a_result_takes_the_secrets_out_of_the_wal_at_once(make_server):
+    """A launcher's result ends the run: its secrets leave every file of the data directory at
+    once, not at the next retention sweep. The sweep interval is made far longer than the test's
+    deadline, so only the kick that the result gives the sweep can pass it."""
+    server = make_server("--sweep-interval", "10m")
+    token, key = server.create_pool("p")
+    values = make_secrets("result-")
+    la = Launcher(server, token, key)
+    la.register()
+    rid = start_run(server, la, values)
+    # Written to the WAL with the run: what the result must take out again.
+    assert leftovers(server.data_dir, values, list(files_of(server.data_dir))) != []
+    finish_run(la, rid)
+    wait_secrets_gone(server, values)
 
 
 def test_server_files_are_private(server):

@@ -150,6 +150,27 @@ static void versions(const char *path, char *out, size_t size)
     sqlite3_close(db);
 }
 
+/* "1,2,...,STORE_SCHEMA_VERSION": every migration this build has. */
+static const char *all_versions(void)
+{
+    static char all[64];
+    all[0] = 0;
+    for (int i = 1; i <= STORE_SCHEMA_VERSION; i++) {
+        size_t n = strlen(all);
+        snprintf(all + n, sizeof(all) - n, "%s%d", i > 1 ? "," : "", i);
+    }
+    return all;
+}
+
+/* 1 when the database at path has a table called name. */
+static int64_t has_table(const char *path, const char *name)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '%s'", name);
+    return sql_int(path, sql);
+}
+
 static void test_new_database(void **state)
 {
     struct fx *f = *state;
@@ -158,13 +179,15 @@ static void test_new_database(void **state)
     assert_int_equal(store_migrate(f->path, &from, err, sizeof(err)), STORE_OK);
     assert_int_equal(from, 0);
     versions(f->path, v, sizeof(v));
-    assert_string_equal(v, "1,2");
+    assert_string_equal(v, all_versions());
+    /* Migration 3: registration challenges live in memory (challenges.c). */
+    assert_int_equal(has_table(f->path, "challenges"), 0);
     assert_int_equal(sql_int(f->path, "PRAGMA auto_vacuum"), 2); /* incremental */
     /* Opening again applies nothing. */
     assert_int_equal(store_migrate(f->path, &from, err, sizeof(err)), STORE_OK);
     assert_int_equal(from, STORE_SCHEMA_VERSION);
     versions(f->path, v, sizeof(v));
-    assert_string_equal(v, "1,2");
+    assert_string_equal(v, all_versions());
 }
 
 /* What an old database's rows must still read as, through the store. */
@@ -231,7 +254,8 @@ static void open_old(struct fx *f, int want_from)
     assert_int_equal(store_migrate(f->path, &from, err, sizeof(err)), STORE_OK);
     assert_int_equal(from, want_from);
     versions(f->path, v, sizeof(v));
-    assert_string_equal(v, "1,2");
+    assert_string_equal(v, all_versions());
+    assert_int_equal(has_table(f->path, "challenges"), 0);
     struct store *s = NULL;
     assert_int_equal(store_open(&s, f->path, err, sizeof(err)), STORE_OK);
     check_old_rows(s);
@@ -260,25 +284,45 @@ static void test_database_of_9fc3353(void **state)
     open_old(f, 2);
 }
 
+/* A database at version 2 with an open challenge in its (unused) table: migration 3 drops it,
+ * and every pool operation that used to touch the table still works. */
+static void test_version_2_loses_its_challenges_table(void **state)
+{
+    struct fx *f = *state;
+    sql_exec(f->path, schema_bd39bd4);
+    sql_exec(f->path, schema_9fc3353_extra);
+    sql_exec(f->path, old_rows);
+    sql_exec(f->path, "INSERT INTO challenges VALUES('c1', 'pool-0011223344556677', 'n', 1)");
+    open_old(f, 2);
+    char err[256] = "", id[STORE_POOL_ID_SIZE];
+    struct store *s = NULL;
+    assert_int_equal(store_open(&s, f->path, err, sizeof(err)), STORE_OK);
+    struct store_reap reap;
+    assert_int_equal(store_reap(s, 1000, 1000, &reap), STORE_OK);
+    assert_int_equal(store_pool_reset(s, "old", "PEM2", "ed25519", "h2", id), STORE_OK);
+    assert_string_equal(id, "pool-0011223344556677");
+    store_close(s);
+}
+
 static void test_newer_database_refused(void **state)
 {
     struct fx *f = *state;
     char err[256] = "", want[160];
     int from = -1;
     assert_int_equal(store_migrate(f->path, &from, err, sizeof(err)), STORE_OK);
-    sql_exec(f->path, "INSERT INTO schema_version VALUES(3, 0)");
+    sql_exec(f->path, "INSERT INTO schema_version VALUES(99, 0)");
     struct store *s = NULL;
     assert_int_equal(store_open(&s, f->path, err, sizeof(err)), STORE_ERR);
     assert_null(s);
-    snprintf(want, sizeof(want), "has schema version 3, newer than this davit's %d",
+    snprintf(want, sizeof(want), "has schema version 99, newer than this davit's %d",
              STORE_SCHEMA_VERSION);
     assert_non_null(strstr(err, want));
     assert_non_null(strstr(err, f->path));
     assert_null(strchr(err, '\n'));
     assert_int_equal(store_migrate(f->path, &from, err, sizeof(err)), STORE_ERR);
-    assert_int_equal(from, 3);
+    assert_int_equal(from, 99);
     /* Refused, not changed. */
-    assert_int_equal(sql_int(f->path, "SELECT max(version) FROM schema_version"), 3);
+    assert_int_equal(sql_int(f->path, "SELECT max(version) FROM schema_version"), 99);
 }
 
 /* A migration that fails leaves nothing of itself, and the next start retries it. */
@@ -303,7 +347,7 @@ static void test_failed_migration_is_rolled_back(void **state)
     assert_int_equal(store_migrate(f->path, &from, err, sizeof(err)), STORE_OK);
     assert_int_equal(from, 1);
     versions(f->path, v, sizeof(v));
-    assert_string_equal(v, "1,2");
+    assert_string_equal(v, all_versions());
 }
 
 int main(void)
@@ -313,6 +357,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_of_bd39bd4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_of_9fc3353, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_2_loses_its_challenges_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_database_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_migration_is_rolled_back, setup, teardown),
     };
