@@ -34,7 +34,7 @@ static void usage(void)
             "         --pool NAME,COUNT,TOKEN_FILE,KEY_PEM_FILE [--pool ...]\n"
             "         [--server-pid PID] [--runs K --submit-pool NAME [--inflight C]\n"
             "          [--submitters S] [--gap-ms MS] [--log-chunk]]\n"
-            "         [--threads T] [--source-per-address M] [--wait-s S]\n"
+            "         [--threads T] [--source-per-address M] [--wait-s S] [--ramp R]\n"
             "         [--register-timeout S] [--run-timeout S] [--metrics-counter NAME]\n");
 }
 
@@ -109,6 +109,7 @@ static int parse_opts(int argc, char **argv, struct load *ld)
                                              {"register-timeout", 1, 0, 'R'},
                                              {"run-timeout", 1, 0, 'T'},
                                              {"source-per-address", 1, 0, 'A'},
+                                             {"ramp", 1, 0, 'G'},
                                              {"metrics-counter", 1, 0, 'm'},
                                              {0, 0, 0, 0}};
     struct load_opts *o = &ld->o;
@@ -180,6 +181,9 @@ static int parse_opts(int argc, char **argv, struct load *ld)
             break;
         case 'm':
             o->metrics_counter = optarg;
+            break;
+        case 'G':
+            o->ramp = atoi(optarg);
             break;
         default:
             usage();
@@ -308,14 +312,26 @@ static void wake_all(struct load *ld)
         loop_wake(&ld->loops[i]);
 }
 
-/* Waits until *v reaches target, at most limit_s; 0 or -1. */
-static int wait_count(atomic_int *v, int target, int limit_s)
+/* Waits until *v reaches target, at most limit_s, saying how far it got every 10 s; 0 or -1. */
+static int wait_count(struct load *ld, atomic_int *v, int target, int limit_s)
 {
-    int64_t end = load_now_ns() + (int64_t)limit_s * 1000000000;
+    int64_t start = load_now_ns(), end = start + (int64_t)limit_s * 1000000000;
+    int64_t next_note = start + 10000000000LL;
 
     while (atomic_load(v) < target) {
-        if (load_now_ns() > end)
+        int64_t now = load_now_ns();
+        if (now > end)
             return -1;
+        if (now > next_note) {
+            next_note = now + 10000000000LL;
+            fprintf(stderr,
+                    "davit-load: registered %d of %d, polling %d, runs finished %d of %d, "
+                    "errors %d, 429 retries %d\n",
+                    atomic_load(&ld->registered), ld->nlaunchers, atomic_load(&ld->polling),
+                    atomic_load(&ld->finished), ld->o.runs,
+                    atomic_load(&ld->errors) + atomic_load(&ld->transport_errors),
+                    atomic_load(&ld->retries_429));
+        }
         sleep_ms(5);
     }
     return 0;
@@ -371,6 +387,7 @@ static double secs(int64_t from, int64_t to)
 
 struct results {
     long rss_start, rss_idle, rss_end;
+    int conns; /* the polls parked when rss_idle was read */
     int64_t t0, t_polling;
     double counter_before, counter_after;
     const char *failed; /* the phase that did not complete, or NULL */
@@ -394,13 +411,17 @@ static int report(struct load *ld, struct results *r)
     double run_s = secs(atomic_load(&ld->first_submit_ns), atomic_load(&ld->last_finish_ns));
     int n = ld->nlaunchers;
     json_t *o = json_pack(
-        "{s:i, s:i, s:i, s:f, s:f, s:I, s:I, s:I, s:f, s:i, s:i, s:i, s:i, s:o, s:f, s:i, s:i, "
+        "{s:i, s:i, s:i, s:i, s:f, s:f, s:I, s:I, s:I, s:f, s:i, s:i, s:i, s:i, s:o, s:f, s:i, "
+        "s:i, "
         "s:i, s:i, s:i, s:o, s:f, s:s?}",
         "launchers", n, "threads", ld->o.threads, "registered", atomic_load(&ld->registered),
-        "register_s", secs(r->t0, atomic_load(&ld->all_registered_ns)), "all_polling_s",
+        "polling", atomic_load(&ld->polling), "register_s",
+        secs(r->t0, atomic_load(&ld->all_registered_ns)), "all_polling_s",
         secs(r->t0, r->t_polling), "rss_kb_start", (json_int_t)r->rss_start, "rss_kb_idle",
         (json_int_t)r->rss_idle, "rss_kb_end", (json_int_t)r->rss_end, "rss_kb_per_launcher",
-        n && r->rss_start > 0 && r->rss_idle > 0 ? (double)(r->rss_idle - r->rss_start) / n : -1.0,
+        r->conns && r->rss_start > 0 && r->rss_idle > 0
+            ? (double)(r->rss_idle - r->rss_start) / r->conns
+            : -1.0,
         "runs", atomic_load(&ld->submitted), "runs_finished", atomic_load(&ld->finished), "lost",
         lost, "duplicated", atomic_load(&ld->duplicated), "latency_ms", lat, "runs_per_s",
         run_s > 0 ? (double)atomic_load(&ld->finished) / run_s : -1.0, "errors", errors,
@@ -439,32 +460,39 @@ static void run_phases(struct load *ld, struct results *r)
     r->t0 = load_now_ns();
     atomic_store(&ld->phase, 1);
     wake_all(ld);
-    if (wait_count(&ld->registered, n, ld->o.register_timeout_s) < 0) {
-        r->failed = "register";
-        return;
-    }
-    if (wait_count(&ld->polling, n, ld->o.register_timeout_s) < 0) {
-        r->failed = "poll";
+    if (wait_count(ld, &ld->registered, n, ld->o.register_timeout_s) < 0 ||
+        wait_count(ld, &ld->polling, n, ld->o.register_timeout_s) < 0) {
+        /* what the connections that did get to poll cost, for the record */
+        r->failed = atomic_load(&ld->registered) < n ? "register" : "poll";
+        r->conns = atomic_load(&ld->polling);
+        r->rss_idle = r->rss_end = proc_rss_kb(pid);
         return;
     }
     r->t_polling = load_now_ns();
     fprintf(stderr, "davit-load: %d launchers registered in %.2f s, all polling after %.2f s\n", n,
             secs(r->t0, atomic_load(&ld->all_registered_ns)), secs(r->t0, r->t_polling));
     wait_server_quiet(pid, 60);
+    r->conns = n;
     r->rss_idle = proc_rss_kb(pid);
     r->rss_end = r->rss_idle;
-    if (ld->o.metrics_counter)
+    if (ld->o.metrics_counter) {
         r->counter_before = read_counter(ld, ld->o.metrics_counter);
+        if (r->counter_before == -1) { /* nothing to count with: do not spend the runs */
+            fprintf(stderr, "davit-load: metric %s missing from /metrics: runs skipped\n",
+                    ld->o.metrics_counter);
+            return;
+        }
+    }
     if (ld->o.runs == 0)
         return;
     atomic_store(&ld->phase, 2);
     loop_wake(&ld->loops[0]);
-    if (wait_count(&ld->finished, ld->o.runs, ld->o.run_timeout_s) < 0) {
+    if (wait_count(ld, &ld->finished, ld->o.runs, ld->o.run_timeout_s) < 0) {
         r->failed = "runs";
         return;
     }
     /* every stand-in back in its poll and the server quiet: the wake-ups are all counted */
-    wait_count(&ld->polling, n, 60);
+    wait_count(ld, &ld->polling, n, 60);
     wait_server_quiet(pid, 60);
     r->rss_end = proc_rss_kb(pid);
     if (ld->o.metrics_counter)

@@ -100,6 +100,8 @@ struct loop {
     struct submitter *subs; /* loop 0 only */
     int nsubs;
     int64_t next_submit_ms;
+    int next_start;        /* launchers[] not yet started from here on (--ramp) */
+    int registering;       /* started and not yet registered */
     int nbackoff;          /* launchers in ST_BACKOFF */
     int64_t next_retry_ms; /* the earliest of their retries, -1 when none is known */
 };
@@ -117,6 +119,7 @@ struct load_opts {
     int gap_ms;              /* inflight 1: pause between a result and the next submit */
     int submitters;          /* parallel submit connections */
     int log_chunk;           /* ship one small log record per run */
+    int ramp;                /* registrations under way at once; 0: every launcher at once */
     int register_timeout_s;
     int run_timeout_s;
     int server_pid;

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -199,9 +200,9 @@ static void launcher_poll(struct launcher *l);
 
 static void launcher_fail(struct launcher *l, enum launcher_step retry)
 {
-    /* 1 s doubling to 8 s, with jitter, as docs/protocol.md asks of a launcher */
+    /* 1 s doubling to 30 s, with jitter, as docs/protocol.md asks of a launcher */
     int s = l->backoff_s ? l->backoff_s : 1;
-    l->backoff_s = s < 8 ? s * 2 : 8;
+    l->backoff_s = s < 15 ? s * 2 : 30;
     struct loop *lp = l->c.loop;
     int64_t at = now_ms() + s * 1000 / 2 + rand() % (s * 1000 / 2 + 1);
 
@@ -394,6 +395,7 @@ static void launcher_registered(struct launcher *l)
     set_headers(&l->c, l->session, "application/json");
     if (!l->registered) {
         l->registered = 1;
+        l->c.loop->registering--;
         if (atomic_fetch_add(&ld->registered, 1) + 1 == ld->nlaunchers)
             atomic_store(&ld->all_registered_ns, load_now_ns());
     }
@@ -659,17 +661,20 @@ void *loop_main(void *arg)
     struct loop *lp = arg;
     struct load *ld = lp->load;
     struct epoll_event evs[256];
-    int started = 0, running, seen_finished = 0;
+    int running, seen_finished = 0;
 
     for (;;) {
         int phase = atomic_load(&ld->phase);
         int64_t now = now_ms();
         if (phase >= 3)
             break;
-        if (phase >= 1 && !started) {
-            started = 1;
-            for (int i = 0; i < lp->nlaunchers; i++)
-                launcher_challenge(lp->launchers[i]);
+        if (phase >= 1) {
+            /* --ramp: this loop's share of the registrations under way at once */
+            int cap = ld->o.ramp ? (ld->o.ramp + ld->o.threads - 1) / ld->o.threads : INT_MAX;
+            while (lp->next_start < lp->nlaunchers && lp->registering < cap) {
+                lp->registering++;
+                launcher_challenge(lp->launchers[lp->next_start++]);
+            }
         }
         if (lp->index == 0) {
             int f = atomic_load(&ld->finished);

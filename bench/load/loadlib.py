@@ -12,6 +12,7 @@ import os
 import ssl
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "server"))
 import davit_harness  # noqa: E402  (the one way tests start a server)
@@ -33,14 +34,14 @@ def make_cert(tmp):
 class Server(davit_harness.Server):
     """davit_harness's server with --tls-cert, and nofile=(soft, hard) if given."""
 
-    def __init__(self, build, tmp, nofile=None, extra=()):
+    def __init__(self, build, tmp, nofile=None, extra=(), data_dir=None):
         self.cert, self.key = make_cert(tmp)
         # ASan's quarantine keeps freed memory resident for a while: it would count as memory
         # per connection in a sanitizer build. It changes nothing in a release build.
         if "quarantine_size_mb" not in os.environ.get("ASAN_OPTIONS", ""):
             os.environ["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0"
         super().__init__(tmp, "--tls-cert", self.cert, "--tls-key", self.key, *extra,
-                         binary=os.path.join(build, "davit"), nofile=nofile)
+                         binary=os.path.join(build, "davit"), nofile=nofile, data_dir=data_dir)
         self.url = "https://127.0.0.1:%d" % self.port
         with open(os.path.join(self.tmp, "admin.token"), "w") as f:
             f.write(self.token + "\n")
@@ -92,13 +93,35 @@ def run_load(build, server, pools, runs=0, submit_pool=None, extra=(), timeout=1
         args += ["--runs", str(runs), "--submit-pool", submit_pool]
     args += list(extra)
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines, out = [], []
+
+    def echo():  # its progress lines, shown as they come and kept for the caller
+        for line in p.stderr:
+            text = line.decode(errors="replace")
+            lines.append(text)
+            sys.stderr.write("   " + text)
+            sys.stderr.flush()
+
+    readers = [threading.Thread(target=echo, daemon=True),
+               threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True)]
+    for t in readers:
+        t.start()
     try:
-        out, err = p.communicate(timeout=timeout)
+        p.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
+        lines.append("davit-load: killed after %d s\n" % timeout)
+    finally:
+        if p.poll() is None:  # timed out or interrupted: never leave it behind
+            p.kill()
+            p.wait()
+    for t in readers:
+        t.join(10)
+    p.stdout.close()
+    p.stderr.close()
+    err = "".join(lines)
+    out = out[0] if out else b""
     try:
         report = json.loads(out)
     except ValueError:
         report = None
-    return p.returncode, report, err.decode(errors="replace")
+    return p.returncode, report, err
