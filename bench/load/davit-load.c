@@ -489,6 +489,8 @@ static void run_phases(struct load *ld, struct results *r)
     loop_wake(&ld->loops[0]);
     if (wait_count(ld, &ld->finished, ld->o.runs, ld->o.run_timeout_s) < 0) {
         r->failed = "runs";
+        if (ld->o.metrics_counter) /* the wake-ups so far still tell a herd from a stall */
+            r->counter_after = read_counter(ld, ld->o.metrics_counter);
         return;
     }
     /* every stand-in back in its poll and the server quiet: the wake-ups are all counted */

@@ -51,15 +51,12 @@ def test_memory_per_connection_and_wakeups_per_run(tmp_path, data_dir):
         rc, rep, err = loadlib.run_load(
             BUILD, server, [("a", LAUNCHERS)], runs=RUNS, submit_pool="a",
             extra=["--metrics-counter", COUNTER, "--ramp", "200", "--register-timeout", "40",
-                   "--run-timeout", "40"],
+                   "--run-timeout", "15"],
             timeout=55)
     assert rep is not None, "davit-load gave no report (exit %d): %s" % (rc, err[-2000:])
-    assert not rep["failed"], "the %s phase did not complete: %s" % (rep["failed"], err[-2000:])
-    assert rep["registered"] == LAUNCHERS
-    assert rep["errors"] == 0, rep["error_status"]
-    assert rep["lost"] == 0 and rep["duplicated"] == 0, rep
-    # davit-load skips the runs when the counter is missing: nothing to count them with
-    assert rep["counter_missing"] or rep["runs_finished"] == RUNS
+    assert rep["failed"] not in ("register", "poll"), \
+        "only %d of %d launchers got to poll: nothing to measure: %s" % (
+            rep["polling"], LAUNCHERS, err[-2000:])
 
     failures = []
     per = rep["rss_kb_per_launcher"]
@@ -72,7 +69,11 @@ def test_memory_per_connection_and_wakeups_per_run(tmp_path, data_dir):
         failures.append("wake-ups: metric %s missing from /metrics" % COUNTER)
     elif rep["counter_delta"] is None:
         failures.append("wake-ups: could not read /metrics")
-    elif rep["counter_delta"] > RUNS:
-        failures.append("wake-ups: %d runs resumed %d poll waiters of %d idle launchers; at most %d "
-                        "allowed (one per run)" % (RUNS, rep["counter_delta"], LAUNCHERS, RUNS))
+    elif rep["counter_delta"] > RUNS or rep["failed"] == "runs":
+        failures.append("wake-ups: %d runs resumed %d poll waiters of %d idle launchers "
+                        "(%d of the runs finished); at most one per run allowed"
+                        % (rep["runs"], rep["counter_delta"], LAUNCHERS, rep["runs_finished"]))
+    if rep["errors"] or rep["lost"] or rep["duplicated"]:
+        failures.append("%d errors %s, %d runs lost, %d duplicated" % (
+            rep["errors"], rep["error_status"], rep["lost"], rep["duplicated"]))
     assert not failures, "; ".join(failures)
