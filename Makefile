@@ -37,9 +37,11 @@ clang:
 	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-clang -j $(JOBS)
 
-# The load harness is built in every tree (DAVIT_BENCH); measure with the release build.
-bench: build
-	cmake --build build -j $(JOBS) --target davit-load
+# The load harness is built in every tree (DAVIT_BENCH, on unless turned off); measure with the
+# release build.
+bench:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDAVIT_BENCH=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j $(JOBS)
 
 N ?= 10000
 bench-load: bench
