@@ -103,6 +103,7 @@ struct loop {
     int next_start;        /* launchers[] not yet started from here on (--ramp) */
     int registering;       /* started and not yet registered */
     int nbackoff;          /* launchers in ST_BACKOFF */
+    unsigned seed;         /* rand_r's state for the backoff jitter: rand() is shared */
     int64_t next_retry_ms; /* the earliest of their retries, -1 when none is known */
 };
 

@@ -204,7 +204,7 @@ static void launcher_fail(struct launcher *l, enum launcher_step retry)
     int s = l->backoff_s ? l->backoff_s : 1;
     l->backoff_s = s < 15 ? s * 2 : 30;
     struct loop *lp = l->c.loop;
-    int64_t at = now_ms() + s * 1000 / 2 + rand() % (s * 1000 / 2 + 1);
+    int64_t at = now_ms() + s * 1000 / 2 + rand_r(&lp->seed) % (s * 1000 / 2 + 1);
 
     l->c.retry_at_ms = at;
     l->step = ST_BACKOFF;
@@ -570,6 +570,7 @@ int loop_init(struct load *ld, struct loop *lp, int index)
     lp->index = index;
     lp->curl_deadline_ms = -1;
     lp->next_retry_ms = -1;
+    lp->seed = (unsigned)getpid() ^ (unsigned)index;
     lp->epfd = epoll_create1(EPOLL_CLOEXEC);
     lp->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     ev.data.fd = lp->wakefd;

@@ -2,7 +2,8 @@
 davit server with TLS, about 10 s. It counts, it never times:
 
 - memory: the server's RSS growth per idle TLS long-poll connection must be
-  at most 40 KB;
+  at most 40 KB (60 KB for a server built with AddressSanitizer, see
+  ASAN_FACTOR);
 - wake-ups: with the 1,000 launchers polling in one pool, submitting K runs
   must resume at most K poll waiters (`davit_dispatch_wakeups_total` on
   /metrics, read with the admin token).
@@ -25,8 +26,18 @@ import loadlib  # noqa: E402
 BUILD = os.environ.get("DAVIT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 LAUNCHERS = 1000
 RUNS = 20
-MAX_KB_PER_CONNECTION = 40
 COUNTER = "davit_dispatch_wakeups_total"
+# 40 KB for a release build. Under AddressSanitizer every allocation carries redzones and
+# metadata: the same server measures about 1.5 times as much (a server with a 16 KiB connection
+# pool: 29 KB per connection in a release build, 44-45 KB under ASan with the options below;
+# today's server: 270 and 296 KB).
+ASAN_FACTOR = 1.5
+MAX_KB_PER_CONNECTION = 40
+
+
+def sanitized(binary):
+    with open(binary, "rb") as f:
+        return b"libasan.so" in f.read()
 
 
 @pytest.fixture
@@ -44,7 +55,14 @@ def data_dir(tmp_path):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def test_memory_per_connection_and_wakeups_per_run(tmp_path, data_dir):
+def test_memory_per_connection_and_wakeups_per_run(tmp_path, data_dir, monkeypatch):
+    limit = MAX_KB_PER_CONNECTION
+    if sanitized(os.path.join(BUILD, "davit")):
+        limit = MAX_KB_PER_CONNECTION * ASAN_FACTOR
+        # no quarantine (freed memory would stay resident) and no allocation stacks: the least
+        # memory ASan adds per allocation
+        monkeypatch.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "")
+                           + ":quarantine_size_mb=0:malloc_context_size=0")
     with loadlib.Server(BUILD, str(tmp_path), data_dir=data_dir) as server:
         server.create_pool("a")
         # The limits only stop a hung run (the test fails then); nothing is timed.
@@ -60,11 +78,15 @@ def test_memory_per_connection_and_wakeups_per_run(tmp_path, data_dir):
 
     failures = []
     per = rep["rss_kb_per_launcher"]
-    if per > MAX_KB_PER_CONNECTION:
+    print("server RSS %d -> %d KB with %d idle TLS long-polls: %.1f KB each; %s %s" % (
+        rep["rss_kb_start"], rep["rss_kb_idle"], LAUNCHERS, per, COUNTER,
+        "missing" if rep["counter_missing"] else "grew %s over %d runs" % (rep["counter_delta"], RUNS)))
+    if per > limit:
         failures.append("memory: the server's RSS grew %.1f KB per idle TLS long-poll connection "
-                        "(%d connections, %d -> %d KB); at most %d KB allowed"
-                        % (per, LAUNCHERS, rep["rss_kb_start"], rep["rss_kb_idle"],
-                           MAX_KB_PER_CONNECTION))
+                        "(%d connections, %d -> %d KB); at most %d KB allowed%s"
+                        % (per, LAUNCHERS, rep["rss_kb_start"], rep["rss_kb_idle"], limit,
+                           " (40 KB, times %.1f for ASan)" % ASAN_FACTOR
+                           if limit != MAX_KB_PER_CONNECTION else ""))
     if rep["counter_missing"]:
         failures.append("wake-ups: metric %s missing from /metrics" % COUNTER)
     elif rep["counter_delta"] is None:
