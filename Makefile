@@ -10,13 +10,16 @@
 #   make format-check  fail if a C file is not as clang-format writes it (make test runs it)
 #   make lint       format check, module cycles, cppcheck and shellcheck (make test runs it)
 #   make mutate     mutation testing: does a test fail when a critical line breaks?
+#   make bench      the release build with the load harness bench/load (davit-load)
+#   make bench-load N=10000  issue 11's server-scale table with N stand-in launchers, written
+#                   into docs/benchmarks.md (bench/load/README.md; takes minutes)
 #   make fuzz       every libFuzzer target of fuzz/ for 60 s (make test runs fuzz-ci: 10 s each,
 #                   with a fixed seed)
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan clang format-check lint deps docker runner-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
+.PHONY: all build asan clang bench bench-load format-check lint deps docker runner-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
 	demo-stop format clean
 
 all: build
@@ -33,6 +36,16 @@ asan:
 clang:
 	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-clang -j $(JOBS)
+
+# The load harness is built in every tree (DAVIT_BENCH, on unless turned off); measure with the
+# release build.
+bench:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDAVIT_BENCH=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j $(JOBS)
+
+N ?= 10000
+bench-load: bench
+	bench/load/run --build-dir build -n $(N) --write-docs
 
 deps:
 	scripts/install-deps
