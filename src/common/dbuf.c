@@ -64,6 +64,20 @@ static char *dbuf_realloc(struct dbuf *b, size_t alloc)
     return p;
 }
 
+/* Sets the allocation to alloc bytes (> len); the contents stay, terminated. */
+static int dbuf_resize(struct dbuf *b, size_t alloc)
+{
+    char *p = dbuf_realloc(b, alloc);
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    p[b->len] = '\0';
+    b->data = p;
+    b->alloc = alloc;
+    return 0;
+}
+
 /* Makes room for n more bytes plus the terminating NUL. */
 static int dbuf_grow(struct dbuf *b, size_t n)
 {
@@ -79,14 +93,17 @@ static int dbuf_grow(struct dbuf *b, size_t n)
         alloc = alloc > ((size_t)-1) / 2 ? need : alloc * 2;
     if (alloc > b->cap + 1)
         alloc = b->cap + 1;
-    char *p = dbuf_realloc(b, alloc);
-    if (!p) {
-        errno = ENOMEM;
+    return dbuf_resize(b, alloc);
+}
+
+int dbuf_reserve(struct dbuf *b, size_t n)
+{
+    if (n > b->cap || b->len > b->cap - n) {
+        errno = ENOSPC;
         return -1;
     }
-    b->data = p;
-    b->alloc = alloc;
-    return 0;
+    size_t need = b->len + n + 1;
+    return need <= b->alloc ? 0 : dbuf_resize(b, need);
 }
 
 int dbuf_add(struct dbuf *b, const void *p, size_t n)

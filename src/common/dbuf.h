@@ -48,6 +48,12 @@ void dbuf_free(struct dbuf *b);
 /* Empties the buffer but keeps its allocation. Never fails. */
 void dbuf_reset(struct dbuf *b);
 
+/*
+ * Allocates room for n more bytes at once (a body whose length is known), so
+ * that adding them copies nothing again. -1 with errno ENOSPC past the cap,
+ * ENOMEM when out of memory; the contents are unchanged either way.
+ */
+int dbuf_reserve(struct dbuf *b, size_t n);
 int dbuf_add(struct dbuf *b, const void *p, size_t n);
 int dbuf_addstr(struct dbuf *b, const char *s);
 int dbuf_addch(struct dbuf *b, char c);

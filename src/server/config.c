@@ -48,7 +48,7 @@ static const char usage[] =
     "  --metrics-token-file FILE\n"
     "                         /metrics answers only a bearer of the token in FILE (or\n"
     "                         the admin token); also DAVIT_METRICS_TOKEN (default: open)\n"
-    "  --threads N            HTTP threads (default 2)\n"
+    "  --threads N            HTTP threads (default 8)\n"
     "  --log-format text|json, --debug\n";
 
 static const struct option opts[] = {
@@ -89,7 +89,7 @@ struct cmdline {
 void config_defaults(struct server_config *c)
 {
     snprintf(c->listen, sizeof(c->listen), "127.0.0.1:8400");
-    c->threads = 2;
+    c->threads = 8; /* a thread waiting for its group commit holds its connections */
     c->lease_ms = 30 * 1000;
     c->grace_ms = 5 * 60 * 1000;
     c->session_ttl_ms = 3600 * 1000;

@@ -370,6 +370,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (authenticate(r) < 0)
             return queue_reply(r);
+        /* One allocation for a body of known length (an 8 MiB log chunk):
+         * growing a buffer for secrets copies and wipes at every step. Only
+         * for an authenticated route, so a stranger cannot make it allocate
+         * what it does not send. A failure here is not one: the body then
+         * grows as it comes. */
+        if (cl && r->route->auth != AUTH_NONE)
+            (void)dbuf_reserve(&r->body, (size_t)strtoull(cl, NULL, 10));
         return MHD_YES;
     }
     if (r->queued) {

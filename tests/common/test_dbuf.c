@@ -87,6 +87,30 @@ static void test_read_file(void **state)
     unlink(path);
 }
 
+/* A reserved body is added without another allocation; past the cap, nothing changes. */
+static void test_reserve(void **state)
+{
+    (void)state;
+    struct dbuf b;
+    dbuf_init_secret(&b, 1000);
+    assert_int_equal(dbuf_add(&b, "ab", 2), 0);
+    assert_int_equal(dbuf_reserve(&b, 900), 0);
+    assert_string_equal(dbuf_str(&b), "ab");
+    const char *before = b.data;
+    char chunk[300];
+    memset(chunk, 'x', sizeof(chunk));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(dbuf_add(&b, chunk, sizeof(chunk)), 0);
+    assert_ptr_equal(b.data, before);
+    assert_int_equal(b.len, 902);
+    errno = 0;
+    assert_int_equal(dbuf_reserve(&b, 99), -1);
+    assert_int_equal(errno, ENOSPC);
+    assert_int_equal(b.len, 902);
+    assert_int_equal(dbuf_reserve(&b, 98), 0);
+    dbuf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -94,6 +118,7 @@ int main(void)
         cmocka_unit_test(test_printf_long),
         cmocka_unit_test(test_consume_take_reset),
         cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_reserve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
