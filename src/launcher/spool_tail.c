@@ -49,18 +49,21 @@ static int tampered(struct spool_tail *t, char *err, size_t errsz, const char *f
     return -1;
 }
 
-/* Checks r against the key and the sequence. Returns 0, or -1 (tampered). */
+/* Checks r against the key, then the sequence. Returns 0, or -1 (tampered).
+ * The MAC comes first because until it holds, r's seq is whatever a phase
+ * wrote: a forged record that reuses or skips a number is a bad MAC, and
+ * only a genuine record out of place is a repeat or a gap. */
 static int verify(struct spool_tail *t, const struct spool_record *r, char *err, size_t errsz)
 {
     unsigned long long want = (unsigned long long)t->seq + 1;
+    if (!spool_mac_verify(&t->mac, r))
+        return tampered(t, err, errsz, "record %llu has a bad MAC", want);
     if (r->seq < want)
         return tampered(t, err, errsz, "record %llu is followed by a repeated record %llu",
                         (unsigned long long)t->seq, (unsigned long long)r->seq);
     if (r->seq > want)
         return tampered(t, err, errsz, "record %llu is missing (the next one is %llu)", want,
                         (unsigned long long)r->seq);
-    if (!spool_mac_verify(&t->mac, r))
-        return tampered(t, err, errsz, "record %llu has a bad MAC", want);
     return 0;
 }
 

@@ -364,19 +364,27 @@ def test_failure_before_the_container_is_in_the_log(env):
     assert d.wait() == 0
 
 
-def test_forged_record_is_neither_believed_nor_shipped(env):
+# A root phase forges a passing result and appends it to the spool, then hangs. It first waits
+# until the worker has recorded its genuine output: the worker records output as it arrives
+# (docs/run-directory.md), so the spool then holds exactly S 1, c 2, o 3, and nothing more until
+# the command ends. Counting before that raced the worker: the genuine o 3 could land between the
+# count and the append, so the forged record reused seq 3 ("next" below became "repeat").
+# "repeat" forces that interleaving on purpose: a forged record is a bad MAC whatever its seq.
+@pytest.mark.parametrize("seq", ["next", "repeat"])
+def test_forged_record_is_neither_believed_nor_shipped(env, seq):
     server = env["server"]
     token, key_b64, _ = make_pool(env)
     d = daemon(env, token, key_b64).start()
-    # A root phase appends a passing result with the next seq and a made-up MAC, then hangs.
-    forge = ('S=/opt/davit/run/spool; n=$(($(grep -ac "^@[oecSEWR] [0-9]" $S) + 1)); '
+    forge = ('S=/opt/davit/run/spool; until grep -aqx genuine $S; do sleep 0.05; done; '
+             'n=$(($(grep -ac "^@[oecSEWR] [0-9]" $S)' + (' + 1' if seq == "next" else '') + ')); '
              'P="outcome=finished phase=- exit=0 duration_ms=1 reason=FOR""GED"; '
              'printf "@R %d 1 - %d 0123456789abcdef0123456789abcdef\\n%s\\n" $n ${#P} "$P" '
              '>> $S; sleep 60')
     rid = submit(server, "plan=echo genuine; " + forge)
     r = server.wait_state(rid, ("finished", "failed", "canceled", "timed_out", "lost"))
     assert r["state"] == "failed", r
-    assert r["reason"].startswith("spool tampered: record ") and "bad MAC" in r["reason"], r
+    # The forged record is the 4th, after S 1, c 2, o 3, whichever seq it claims.
+    assert r["reason"] == "spool tampered: record 4 has a bad MAC", r
     out = logs(server, rid)
     assert "genuine" in out and "FORGED" not in out, out
     assert "=== run:" not in out  # the forged R, and nothing after it, was not shipped

@@ -281,6 +281,30 @@ static void test_forged_records(void **state)
     expect_tampered(f, 2, "spool tampered: record 3 has a bad MAC");
 }
 
+/* A forged record's seq is not believed either: the MAC is checked first, so
+ * a forgery that repeats or skips a number is a bad MAC, never a replayed or
+ * missing record of the worker's. */
+static void test_forged_record_with_any_seq(void **state)
+{
+    struct fixture *f = *state;
+    static const unsigned char wrong[SPOOL_KEY_LEN] = "a key a phase could make up....";
+    static const uint64_t claimed[] = {3, 1, 9};
+    char buf[256];
+
+    for (size_t i = 0; i < sizeof(claimed) / sizeof(claimed[0]); i++) {
+        unlink(f->path);
+        if (f->fd >= 0)
+            close(f->fd);
+        f->fd = -1;
+        append(f, 'S', 1, "plan", "");
+        append(f, 'c', 2, "plan", "run echo genuine");
+        append(f, 'o', 3, "plan", "genuine\n");
+        append_raw(f, buf,
+                   make_record_key(buf, wrong, 'R', claimed[i], "-", "outcome=finished", 16));
+        expect_tampered(f, 3, "spool tampered: record 4 has a bad MAC");
+    }
+}
+
 static void test_altered_result(void **state)
 {
     struct fixture *f = *state;
@@ -331,6 +355,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_record_is_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_record_with_any_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_altered_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
     };
