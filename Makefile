@@ -3,7 +3,10 @@
 #   make asan       AddressSanitizer + UBSan build in build-asan/
 #   make clang      the same sources built by clang in build-clang/ (warnings are errors)
 #   make test       everything the tests need, the release and clang builds (warnings are
-#                   errors), then every test under the sanitizers
+#                   errors), the release binaries, then every test under the sanitizers
+#   make release    dist/: static (musl) davit, davit-launcher and davit-worker for amd64
+#                   and arm64, SHA256SUMS and its signature (scripts/release; libraries built
+#                   once from Debian sources into ~/.cache/davit-release)
 #   make demo       server, pool, launcher and a sample run, end to end
 #   make demo-stop  stop the demo's server and launcher
 #   make format     clang-format the C sources
@@ -19,7 +22,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan clang bench bench-load format-check lint deps docker runner-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
+.PHONY: all build asan clang bench bench-load release release-qemu format-check lint deps docker runner-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
 	demo-stop format clean
 
 all: build
@@ -56,8 +59,15 @@ docker: deps
 runner-image: docker
 	scripts/build-runner-image
 
+release: deps
+	scripts/release
+
+# qemu-user-static and its binfmt_misc entry: the arm64 release binaries run here (tests/release).
+release-qemu: deps
+	scripts/release-qemu
+
 # The one test command (README, .ci/run). It sets up what it needs first.
-test: deps docker runner-image build asan clang lint fuzz-ci
+test: deps docker runner-image build asan clang lint fuzz-ci release release-qemu
 	cd build-asan && ctest --output-on-failure -j 1
 
 unit-test: asan
@@ -114,4 +124,4 @@ lint: format-check asan
 	shellcheck -S warning $(SHELL_SCRIPTS)
 
 clean:
-	rm -rf build build-asan build-clang
+	rm -rf build build-asan build-clang build-release-amd64 build-release-arm64 dist

@@ -311,6 +311,18 @@ static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t si
         snprintf(reason, rsz, "the run spec is not valid: %s", err);
         return -1;
     }
+    if (c->env->cfg->worker_binary) {
+        /* A local worker instead of the release: for development, and for a launcher under
+         * emulation whose containers are of another architecture (tests/release). */
+        if (c->env->cfg->worker_binary[0] != '/') {
+            snprintf(reason, rsz, "DAVIT_WORKER_BINARY must be an absolute path");
+            return -1;
+        }
+        snprintf(worker, size, "%s", c->env->cfg->worker_binary);
+        log_event(LOG_INFO, "worker from DAVIT_WORKER_BINARY, not from a release", "run", c->rid,
+                  "path", worker, (const char *)NULL);
+        return 0;
+    }
     if (!w || json_is_null(w)) {
         snprintf(reason, rsz,
                  "no worker release is published for %s (davit release publish FILE --arch %s)",

@@ -5,16 +5,20 @@
 #include "server/state.h"
 
 #include "common/crypto.h"
+#include "common/dbuf.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/sigmsg.h"
 
 #include <errno.h>
+#include <elf.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 char *release_signed_text(const char *kind, const char *arch, const char *version,
@@ -82,6 +86,80 @@ fail:
     free(text);
     free(sig);
     return nospace ? -2 : -1;
+}
+
+static const char *host_arch(void)
+{
+    struct utsname u;
+    if (uname(&u) == 0 && (strcmp(u.machine, "aarch64") == 0 || strcmp(u.machine, "arm64") == 0))
+        return "arm64";
+    return "amd64";
+}
+
+/* 1 when data is a 64-bit little-endian ELF file for arch. A release's arch is
+ * signed, so a file published under the wrong one would be trusted by every
+ * launcher of the other architecture and fail only when it runs. */
+static int elf_for_arch(const unsigned char *data, size_t len, const char *arch)
+{
+    Elf64_Ehdr eh;
+    if (len < sizeof(eh))
+        return 0;
+    memcpy(&eh, data, sizeof(eh));
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_ident[EI_DATA] != ELFDATA2LSB)
+        return 0;
+    return eh.e_machine == (strcmp(arch, "arm64") == 0 ? EM_AARCH64 : EM_X86_64);
+}
+
+/* Publishes dir/file as kind for arch. Every failure is logged. */
+static void publish_file(struct server *srv, const char *dir, const char *file, const char *kind,
+                         const char *arch)
+{
+    char path[PATH_MAX + 64], err[256];
+    struct store_release rel;
+    struct dbuf b = DBUF_INIT(BODY_CAP_RELEASE);
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    if (dbuf_read_file(&b, path) < 0) {
+        log_event(LOG_INFO, "no built-in release to publish", "kind", kind, "arch", arch, "path",
+                  path, "reason", strerror(errno), NULL);
+    } else if (!elf_for_arch((const unsigned char *)b.data, b.len, arch)) {
+        log_event(LOG_ERROR, "built-in release not published", "kind", kind, "arch", arch, "path",
+                  path, "reason", "not an ELF executable for this architecture", NULL);
+    } else if (release_publish(srv, kind, arch, DAVIT_VERSION, b.data, b.len, &rel, err,
+                               sizeof(err)) < 0) {
+        log_event(LOG_ERROR, "publishing the built-in release failed", "kind", kind, "arch", arch,
+                  "reason", err, NULL);
+    }
+    dbuf_free(&b);
+}
+
+void release_publish_builtin(struct server *srv, const char *self_path)
+{
+    static const char *const kinds[] = {"worker", "launcher"};
+    static const char *const arches[] = {"amd64", "arm64"};
+    char *copy = strdup(self_path);
+    if (!copy)
+        return;
+    const char *dir = dirname(copy);
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        for (size_t a = 0; a < sizeof(arches) / sizeof(arches[0]); a++) {
+            struct store_release rel;
+            char file[64];
+            if (store_release_latest(srv->store, kinds[k], arches[a], &rel) != STORE_NOTFOUND)
+                continue; /* only on a fresh setup: never replace what an admin published */
+            char path[PATH_MAX + 64];
+            snprintf(file, sizeof(file), "davit-%s-linux-%s", kinds[k], arches[a]);
+            snprintf(path, sizeof(path), "%s/%s", dir, file);
+            if (access(path, F_OK) == 0) {
+                publish_file(srv, dir, file, kinds[k], arches[a]);
+            } else if (strcmp(arches[a], host_arch()) == 0) {
+                /* A build directory holds this machine's programs under their plain names. */
+                snprintf(file, sizeof(file), "davit-%s", kinds[k]);
+                publish_file(srv, dir, file, kinds[k], arches[a]);
+            }
+        }
+    }
+    free(copy);
 }
 
 int h_release_publish(struct req *r)

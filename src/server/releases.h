@@ -24,6 +24,16 @@ struct req;
 int release_publish(struct server *srv, const char *kind, const char *arch, const char *version,
                     const void *data, size_t len, struct store_release *out, char *err,
                     size_t errsz);
+/*
+ * On a fresh setup, publishes the workers and launchers found next to the
+ * executable at self_path, for each architecture that has none yet:
+ * davit-<kind>-linux-<arch> (the file names of `make release`'s dist/), and
+ * for this machine's architecture also davit-<kind> (a build directory). A
+ * file whose ELF machine is not its architecture's is skipped with an error
+ * in the log. Never replaces what an admin published; failures are logged,
+ * never fatal.
+ */
+void release_publish_builtin(struct server *srv, const char *self_path);
 /* The text a release signature covers (docs/protocol.md). Caller frees; NULL
  * when a field is too long or memory runs out. */
 char *release_signed_text(const char *kind, const char *arch, const char *version,

@@ -11,13 +11,11 @@
 #include "server/state.h"
 
 #include "common/crypto.h"
-#include "common/dbuf.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/secure.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,42 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
-
-static const char *host_arch(void)
-{
-    struct utsname u;
-    if (uname(&u) == 0 && (strcmp(u.machine, "aarch64") == 0 || strcmp(u.machine, "arm64") == 0))
-        return "arm64";
-    return "amd64";
-}
-
-/* Publishes a davit-worker or davit-launcher found next to this executable. */
-static void publish_builtin(struct server *srv, const char *self_path, const char *kind,
-                            const char *file)
-{
-    struct store_release rel;
-    const char *arch = host_arch();
-    if (store_release_latest(srv->store, kind, arch, &rel) != STORE_NOTFOUND)
-        return; /* only on a fresh setup: never replace what an admin published */
-    char *copy = strdup(self_path), path[PATH_MAX + 64];
-    if (!copy)
-        return;
-    snprintf(path, sizeof(path), "%s/%s", dirname(copy), file);
-    free(copy);
-    struct dbuf b = DBUF_INIT(BODY_CAP_RELEASE);
-    char err[256];
-    if (dbuf_read_file(&b, path) < 0) {
-        log_event(LOG_INFO, "no built-in release to publish", "kind", kind, "path", path, "reason",
-                  strerror(errno), NULL);
-    } else if (release_publish(srv, kind, arch, DAVIT_VERSION, b.data, b.len, &rel, err,
-                               sizeof(err)) < 0) {
-        log_event(LOG_ERROR, "publishing the built-in release failed", "kind", kind, "reason", err,
-                  NULL);
-    }
-    dbuf_free(&b);
-}
 
 /* Loads the release-signing key, or creates it on first start; derives the
  * public key that pool tokens carry. */
@@ -256,8 +219,7 @@ static int server_start(struct server *srv, const char *self_path)
     }
     if (!c->public_url[0])
         default_public_url(c);
-    publish_builtin(srv, self_path, "worker", "davit-worker");
-    publish_builtin(srv, self_path, "launcher", "davit-launcher");
+    release_publish_builtin(srv, self_path);
     srv->reaper = reaper_start(srv);
     if (!srv->reaper) {
         log_event(LOG_ERROR, "cannot start", "reason", "no thread for lease expiry", NULL);

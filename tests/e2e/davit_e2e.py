@@ -15,8 +15,12 @@ import time
 
 BUILD = os.environ.get("DAVIT_BUILD_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build-asan")
-DAVIT = os.path.join(BUILD, "davit")
-LAUNCHER = os.path.join(BUILD, "davit-launcher")
+# DAVIT_RELEASE_DIR: the suite runs `make release`'s amd64 binaries (dist/)
+# instead of the build's; tests/release registers that run (release_e2e).
+RELEASE = os.environ.get("DAVIT_RELEASE_DIR")
+DAVIT = os.path.join(RELEASE, "davit-linux-amd64") if RELEASE else os.path.join(BUILD, "davit")
+LAUNCHER = (os.path.join(RELEASE, "davit-launcher-linux-amd64") if RELEASE
+            else os.path.join(BUILD, "davit-launcher"))
 IMAGE = "davit/runner-busybox"
 ENDED = ("finished", "failed", "canceled", "timed_out", "lost")
 

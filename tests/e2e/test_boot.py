@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 
+import davit_e2e
 from davit_e2e import make_pool, wait_for
 
 BOOT = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "boot", "davit-launcher-boot")
@@ -30,8 +31,7 @@ def test_boot_downloads_verifies_and_runs_the_launcher(stack):
         workers = wait_for(lambda: srv.workers("web"), what="the booted launcher to register")
         assert workers[0]["state"] == "idle"
         bin_ = os.path.join(stack.tmp, "bin", "davit-launcher")
-        with open(bin_, "rb") as a, open(os.path.join(os.environ["DAVIT_BUILD_DIR"],
-                                                      "davit-launcher"), "rb") as b:
+        with open(bin_, "rb") as a, open(davit_e2e.LAUNCHER, "rb") as b:
             assert a.read() == b.read()
         p.send_signal(signal.SIGTERM)  # exec'd: the launcher itself gets it, and drains
         assert p.wait(timeout=60) == 0
