@@ -35,7 +35,8 @@ static void usage(void)
             "         [--server-pid PID] [--runs K --submit-pool NAME [--inflight C]\n"
             "          [--submitters S] [--gap-ms MS] [--log-chunk]]\n"
             "         [--threads T] [--source-per-address M] [--wait-s S] [--ramp R]\n"
-            "         [--register-timeout S] [--run-timeout S] [--metrics-counter NAME]\n");
+            "         [--register-timeout S] [--run-timeout S] [--metrics-counter NAME]\n"
+            "         [--idle-cpu-s S]\n");
 }
 
 static void sleep_ms(int ms)
@@ -111,6 +112,7 @@ static int parse_opts(int argc, char **argv, struct load *ld)
                                              {"source-per-address", 1, 0, 'A'},
                                              {"ramp", 1, 0, 'G'},
                                              {"metrics-counter", 1, 0, 'm'},
+                                             {"idle-cpu-s", 1, 0, 'I'},
                                              {0, 0, 0, 0}};
     struct load_opts *o = &ld->o;
     int c;
@@ -184,6 +186,9 @@ static int parse_opts(int argc, char **argv, struct load *ld)
             break;
         case 'G':
             o->ramp = atoi(optarg);
+            break;
+        case 'I':
+            o->idle_cpu_s = atoi(optarg);
             break;
         default:
             usage();
@@ -389,6 +394,8 @@ struct results {
     long rss_start, rss_idle, rss_end;
     int conns; /* the polls parked when rss_idle was read */
     int64_t t0, t_polling;
+    double quiet_s;      /* from all polling until the server went quiet; -1: it did not */
+    double idle_cpu_pct; /* the server's CPU (% of one core) with every stand-in parked; -1 */
     double counter_before, counter_after;
     const char *failed; /* the phase that did not complete, or NULL */
 };
@@ -433,6 +440,8 @@ static int report(struct load *ld, struct results *r)
         "failed", r->failed);
     if (!o)
         return 2;
+    json_object_set_new(o, "quiet_s", json_real(r->quiet_s));
+    json_object_set_new(o, "idle_cpu_pct", json_real(r->idle_cpu_pct));
     if (ld->o.metrics_counter) {
         json_object_set_new(o, "counter", json_string(ld->o.metrics_counter));
         json_object_set_new(o, "counter_missing",
@@ -471,7 +480,16 @@ static void run_phases(struct load *ld, struct results *r)
     r->t_polling = load_now_ns();
     fprintf(stderr, "davit-load: %d launchers registered in %.2f s, all polling after %.2f s\n", n,
             secs(r->t0, atomic_load(&ld->all_registered_ns)), secs(r->t0, r->t_polling));
-    wait_server_quiet(pid, 60);
+    r->quiet_s = wait_server_quiet(pid, 60) == 0 ? secs(r->t_polling, load_now_ns()) : -1.0;
+    if (ld->o.idle_cpu_s > 0 && pid > 0) {
+        /* what N parked long-polls cost the server: their re-polls every wait_s included */
+        long long c0 = proc_cpu_ticks(pid);
+        sleep_ms(ld->o.idle_cpu_s * 1000);
+        long long c1 = proc_cpu_ticks(pid);
+        if (c0 >= 0 && c1 >= 0)
+            r->idle_cpu_pct =
+                100.0 * (double)(c1 - c0) / (double)sysconf(_SC_CLK_TCK) / ld->o.idle_cpu_s;
+    }
     r->conns = n;
     r->rss_idle = proc_rss_kb(pid);
     r->rss_end = r->rss_idle;
@@ -570,7 +588,8 @@ static void teardown(struct load *ld)
 int main(int argc, char **argv)
 {
     static struct load ld; /* large (status counters): not on the stack */
-    struct results r = {.counter_before = -1, .counter_after = -1};
+    struct results r = {
+        .counter_before = -1, .counter_after = -1, .quiet_s = -1, .idle_cpu_pct = -1};
     int started = 0, rc = 2;
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)

@@ -123,6 +123,7 @@ struct load_opts {
     int ramp;                /* registrations under way at once; 0: every launcher at once */
     int register_timeout_s;
     int run_timeout_s;
+    int idle_cpu_s; /* seconds over which the server's CPU is read with every stand-in parked */
     int server_pid;
     const char *metrics_counter; /* read before and after the runs, or NULL */
 };
