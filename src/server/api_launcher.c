@@ -414,7 +414,7 @@ int h_launcher_event(struct req *r)
     if (is_result) {
         /* capacity freed: the launcher may take the next run */
         dispatch_notify_launcher(r->srv->disp, r->sess.launcher_id);
-        sweep_kick(r->srv); /* the run's secrets leave the WAL file now */
+        sweep_kick_secrets(r->srv); /* the run's secrets leave the WAL file within 1 s */
     }
     reply_json(r, 200, json_pack("{s:s}", "state", state));
 out:

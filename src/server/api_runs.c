@@ -215,7 +215,7 @@ int h_run_cancel(struct req *r)
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     if (ended) {
         dispatch_notify_run(r->srv->disp, id);
-        sweep_kick(r->srv); /* its secrets leave the WAL file now */
+        sweep_kick_secrets(r->srv); /* its secrets leave the WAL file within 1 s */
         log_event(LOG_INFO, "run state", "run", ids, "state", "canceled", NULL);
     } else {
         dispatch_notify_launcher(r->srv->disp, launcher);

@@ -6,6 +6,8 @@
  */
 #include "server/background.h"
 
+#include "common/clock.h"
+
 #include "server/request.h"
 #include "server/state.h"
 
@@ -22,7 +24,15 @@ struct bgthread {
     pthread_mutex_t mu;
     pthread_cond_t cond; /* on CLOCK_MONOTONIC */
     int stop, kicked;
+    int secrets_kicked; /* sweeper: a checkpoint alone is asked for */
 };
+
+/* Sleeps on t->cond (t->mu held) until the CLOCK_MONOTONIC time at_ms. */
+static void bg_wait_until(struct bgthread *t, int64_t at_ms)
+{
+    struct timespec ts = {.tv_sec = at_ms / 1000, .tv_nsec = (at_ms % 1000) * 1000000};
+    pthread_cond_timedwait(&t->cond, &t->mu, &ts);
+}
 
 static void log_run_state(int64_t id, const char *state, const char *reason)
 {
@@ -85,15 +95,33 @@ static void *reaper_main(void *arg)
 /* Free space that ends a full disk's report: room for the largest log chunk. */
 #define SWEEP_PROBE_FREE (BODY_CAP_LOG + (1 << 20))
 
-void sweep_kick(struct server *srv)
+/* How often, at most, a result's kick cuts the WAL: each cut copies the WAL
+ * into the database and fsyncs it under the store's lock, which at hundreds of
+ * results a second cost more than half the server's time (docs/benchmarks.md). */
+#define SECRETS_CHECKPOINT_EVERY_MS 1000
+
+static void kick(struct server *srv, int full)
 {
     struct bgthread *sw = srv->sweeper;
     if (!sw)
         return;
     pthread_mutex_lock(&sw->mu);
-    sw->kicked = 1;
+    if (full)
+        sw->kicked = 1;
+    else
+        sw->secrets_kicked = 1;
     pthread_cond_signal(&sw->cond);
     pthread_mutex_unlock(&sw->mu);
+}
+
+void sweep_kick(struct server *srv)
+{
+    kick(srv, 1);
+}
+
+void sweep_kick_secrets(struct server *srv)
+{
+    kick(srv, 0);
 }
 
 static int sweep_stopping(struct bgthread *sw)
@@ -152,25 +180,28 @@ static void *sweeper_main(void *arg)
 {
     struct bgthread *sw = arg;
     int first = 1;
+    int64_t next_full = 0, next_cut = 0; /* CLOCK_MONOTONIC ms */
     pthread_mutex_lock(&sw->mu);
     while (!sw->stop) {
-        if (!sw->kicked && !first) {
-            struct timespec ts;
-            int64_t ms = sw->srv->cfg.sweep_interval_ms;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += ms / 1000;
-            ts.tv_nsec += (ms % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&sw->cond, &sw->mu, &ts);
-            if (sw->stop)
-                break;
+        int64_t now = clock_mono_ms();
+        int full = first || sw->kicked || now >= next_full;
+        int cut = sw->secrets_kicked && now >= next_cut;
+        if (!full && !cut) {
+            bg_wait_until(sw, sw->secrets_kicked && next_cut < next_full ? next_cut : next_full);
+            continue;
         }
-        sw->kicked = 0; /* before the sweep: a kick during it is not lost */
+        /* Cleared before the work: a kick during it is not lost. */
+        sw->kicked = 0;
+        sw->secrets_kicked = 0;
         pthread_mutex_unlock(&sw->mu);
-        sweep_once(sw, first);
+        if (full)
+            sweep_once(sw, first); /* checkpoints too */
+        else
+            store_secrets_checkpoint(sw->srv->store);
+        now = clock_mono_ms();
+        next_cut = now + SECRETS_CHECKPOINT_EVERY_MS;
+        if (full)
+            next_full = now + sw->srv->cfg.sweep_interval_ms;
         first = 0;
         pthread_mutex_lock(&sw->mu);
     }

@@ -30,4 +30,9 @@ void bg_stop(struct bgthread *t);
  * log. Never blocks on the sweep; a NULL srv->sweeper is fine. */
 void sweep_kick(struct server *srv);
 
+/* Asks for the WAL to be cut (a run's secrets were deleted): within
+ * SECRETS_CHECKPOINT_EVERY_MS (1 s), many kicks making one checkpoint. Never
+ * blocks; a NULL srv->sweeper is fine. */
+void sweep_kick_secrets(struct server *srv);
+
 #endif
