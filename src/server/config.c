@@ -44,7 +44,7 @@ static const char usage[] =
     "                         cap of all logs together, like 10GiB; the logs of the runs\n"
     "                         that ended first go (default 0: no cap)\n"
     "  --sweep-interval DUR   how often the retention sweep runs (default 5s; it also runs\n"
-    "                         at once when a run ends or is deleted)\n"
+    "                         at once when a run is deleted)\n"
     "  --metrics-token-file FILE\n"
     "                         /metrics answers only a bearer of the token in FILE (or\n"
     "                         the admin token); also DAVIT_METRICS_TOKEN (default: open)\n"
