@@ -18,3 +18,9 @@ int64_t clock_wall_ms(void)
 {
     return read_ms(CLOCK_REALTIME);
 }
+
+struct timespec clock_mono_timespec(int64_t at_ms)
+{
+    struct timespec ts = {.tv_sec = at_ms / 1000, .tv_nsec = (long)(at_ms % 1000) * 1000000};
+    return ts;
+}

@@ -101,3 +101,21 @@ int fsutil_write_private(const char *path, const char *text, char *err, size_t e
 {
     return fsutil_write_file(path, text, strlen(text), 0600, err, errsz);
 }
+
+int fsutil_executable(const char *path, char *out, char *err, size_t errsz)
+{
+    struct stat st;
+    if (!realpath(path, out) || stat(out, &st) < 0) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errsz, "%s: not a regular file", out);
+        return -1;
+    }
+    if (!(st.st_mode & 0111) || access(out, X_OK) < 0) {
+        snprintf(err, errsz, "%s: not executable (mode %04o)", out, (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}

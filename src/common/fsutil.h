@@ -33,6 +33,13 @@
 int fsutil_read_text(const char *path, size_t cap, char **out, char *err, size_t errsz);
 
 /*
+ * A program to run: path resolved by realpath(3) into out (PATH_MAX bytes),
+ * which must name a regular, executable file. 0, or -1 with err saying
+ * "PATH: reason" (the path as given, or as resolved once it is).
+ */
+int fsutil_executable(const char *path, char *out, char *err, size_t errsz);
+
+/*
  * fsyncs the directory that holds path ("." for a bare name), so that a
  * rename or creation in it is durable. Returns 0, or -1 with errno.
  */

@@ -3,6 +3,7 @@
 
 #include "common/clock.h"
 #include "common/diskspace.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/outcome.h"
 #include "launcher/backend.h"
@@ -21,6 +22,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -500,6 +502,20 @@ static int daemon_open(struct daemon *d, struct loop *l)
         return log_fail(EXIT_USAGE, "configuration: %s", err);
     d->have_cfg = 1;
     log_setup(d->cfg.log_format, d->cfg.debug, stderr);
+    if (d->cfg.worker_binary) {
+        /* Checked once, here: runs then use it without the release's signature check. */
+        char path[PATH_MAX], why[PATH_MAX + 64];
+        if (fsutil_executable(d->cfg.worker_binary, path, why, sizeof(why)) < 0)
+            return log_fail(EXIT_USAGE, "DAVIT_WORKER_BINARY %s", why);
+        char *resolved = strdup(path);
+        if (!resolved)
+            return log_fail(EXIT_INTERNAL, "out of memory");
+        free(d->cfg.worker_binary);
+        d->cfg.worker_binary = resolved;
+        log_event(LOG_WARN,
+                  "DAVIT_WORKER_BINARY is set: every run uses this worker, not the signed release",
+                  "path", resolved, (const char *)NULL);
+    }
     if (credentials_load(&d->cred, err, sizeof(err)) < 0)
         return log_fail(EXIT_USAGE, "%s", err);
     if (state_open(&d->state_, d->cfg.state_dir, err, sizeof(err)) < 0)

@@ -314,13 +314,7 @@ static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t si
     if (c->env->cfg->worker_binary) {
         /* A local worker instead of the release: for development, and for a launcher under
          * emulation whose containers are of another architecture (tests/release). */
-        if (c->env->cfg->worker_binary[0] != '/') {
-            snprintf(reason, rsz, "DAVIT_WORKER_BINARY must be an absolute path");
-            return -1;
-        }
-        snprintf(worker, size, "%s", c->env->cfg->worker_binary);
-        log_event(LOG_INFO, "worker from DAVIT_WORKER_BINARY, not from a release", "run", c->rid,
-                  "path", worker, (const char *)NULL);
+        snprintf(worker, size, "%s", c->env->cfg->worker_binary); /* resolved at start */
         return 0;
     }
     if (!w || json_is_null(w)) {

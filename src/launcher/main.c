@@ -4,6 +4,7 @@
  * (docs/launcher.md).
  */
 #include "common/dbuf.h"
+#include "common/fsutil.h"
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/outcome.h"
@@ -96,19 +97,10 @@ static int find_worker(const char *given, const char *configured, char *out, siz
         self[n] = '\0';
         snprintf(path, sizeof(path), "%s/davit-worker", dirname(self));
     }
-    struct stat st;
-    if (!realpath(path, out) || stat(out, &st) < 0) {
-        snprintf(err, errsz, "worker binary %s: %s", path, strerror(errno));
-        return -1;
-    }
-    (void)size;
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errsz, "worker binary %s: not a regular file", out);
-        return -1;
-    }
-    if (!(st.st_mode & 0111) || access(out, X_OK) < 0) {
-        snprintf(err, errsz, "worker binary %s: not executable (mode %04o)", out,
-                 (unsigned)(st.st_mode & 07777));
+    (void)size; /* out is PATH_MAX bytes (fsutil_executable) */
+    char why[PATH_MAX + 64];
+    if (fsutil_executable(path, out, why, sizeof(why)) < 0) {
+        snprintf(err, errsz, "worker binary %s", why);
         return -1;
     }
     return 0;

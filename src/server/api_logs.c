@@ -15,10 +15,10 @@
 
 /* A log is read in pieces of FOLLOW_READ (text) or FOLLOW_BLOCK (raw, read
  * straight into MHD's buffer of that size), each one store call under the
- * store's lock. A log row is 256 KiB: a piece reads about one. A text
- * download holds about 1 MiB of buffers, a raw one FOLLOW_BLOCK. */
-#define FOLLOW_READ  (256 * 1024)
-#define FOLLOW_BLOCK (256 * 1024)
+ * store's lock: a piece reads about one stored row. A text download holds
+ * about 1 MiB of buffers, a raw one FOLLOW_BLOCK. */
+#define FOLLOW_READ  STORE_LOG_ROW_MAX
+#define FOLLOW_BLOCK STORE_LOG_ROW_MAX
 #define FOLLOW_IDLE  (15 * 1000) /* a parked follow wakes this often to look again */
 #define FOLLOW_SLACK (SPOOL_PAYLOAD_MAX + SPOOL_HEADER_MAX + 1)
 

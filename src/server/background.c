@@ -30,7 +30,7 @@ struct bgthread {
 /* Sleeps on t->cond (t->mu held) until the CLOCK_MONOTONIC time at_ms. */
 static void bg_wait_until(struct bgthread *t, int64_t at_ms)
 {
-    struct timespec ts = {.tv_sec = at_ms / 1000, .tv_nsec = (at_ms % 1000) * 1000000};
+    struct timespec ts = clock_mono_timespec(at_ms);
     pthread_cond_timedwait(&t->cond, &t->mu, &ts);
 }
 
@@ -48,14 +48,7 @@ static void *reaper_main(void *arg)
     int tick = 0;
     pthread_mutex_lock(&rp->mu);
     while (!rp->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 100 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&rp->cond, &rp->mu, &ts);
+        bg_wait_until(rp, clock_mono_ms() + 100);
         if (rp->stop)
             break;
         pthread_mutex_unlock(&rp->mu);
@@ -90,7 +83,7 @@ static void *reaper_main(void *arg)
 
 #define SWEEP_RUNS   100  /* runs deleted per transaction */
 #define SWEEP_TRIMS  16   /* logs deleted per transaction */
-#define SWEEP_CHUNKS 32   /* log chunks freed per transaction (each <= 8 MiB) */
+#define SWEEP_CHUNKS 32   /* log rows freed per transaction (each <= 256 KiB) */
 #define SWEEP_PAGES  2048 /* pages given back per incremental vacuum (8 MiB) */
 /* Free space that ends a full disk's report: room for the largest log chunk. */
 #define SWEEP_PROBE_FREE (BODY_CAP_LOG + (1 << 20))

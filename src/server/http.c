@@ -179,13 +179,7 @@ static void *deadline_main(void *arg)
     struct http_deadlines *hd = arg;
     pthread_mutex_lock(&hd->mu);
     while (!hd->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += HEADER_CHECK_MS * 1000L * 1000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = clock_mono_timespec(clock_mono_ms() + HEADER_CHECK_MS);
         pthread_cond_timedwait(&hd->cond, &hd->mu, &ts);
         int64_t now = clock_mono_ms();
         unsigned closed = 0;
@@ -195,12 +189,14 @@ static void *deadline_main(void *arg)
             shutdown(c->fd, SHUT_RDWR);
             closed++;
         }
-        if (closed) {
+        if (closed) { /* logged without the lock every connection's start takes */
+            pthread_mutex_unlock(&hd->mu);
             char n[16];
             snprintf(n, sizeof(n), "%u", closed);
             log_event(LOG_WARN,
                       "connections closed: no complete request header within --header-deadline",
                       "count", n, NULL);
+            pthread_mutex_lock(&hd->mu);
         }
     }
     pthread_mutex_unlock(&hd->mu);
@@ -280,12 +276,9 @@ static int authenticate(struct req *r)
         }
         return 0;
     }
+    /* A read (the lease renewal is in memory): it works on a full disk too, so
+     * the request reaches its handler and fails (507) for the run it is about. */
     int rc = store_session_auth(r->srv->store, hash, &r->sess);
-    /* The lease renewal is a write: on a full disk the session is still
-     * checked, so that the request reaches its handler and fails (507) for
-     * the run it is about, which then shows it is waiting. */
-    if (rc == STORE_ERR && store_failed_for_space())
-        rc = store_session_check(r->srv->store, hash, &r->sess);
     if (rc == STORE_NOTFOUND) {
         reply_error(r, 401, "session unknown or expired: register again");
         return -1;

@@ -220,6 +220,13 @@ int store_log_read_into(struct store *s, int64_t run_id, int64_t offset, char *b
 int store_expire_runs(struct store *s, int64_t cutoff_ms, int max, int *deleted);
 /* The most logs one store_trim_logs() deletes: their ids are held on the
  * stack for one transaction; the sweep's batches are smaller. */
+/*
+ * A log is stored as rows of at most STORE_LOG_ROW_MAX bytes, whatever the size
+ * of the upload: a reader at any offset then reads at most one row's worth it
+ * does not need (an 8 MiB row was loaded whole for every piece served).
+ */
+#define STORE_LOG_ROW_MAX (256 * 1024)
+
 #define STORE_TRIM_MAX 64
 /*
  * While the logs of all runs hold more than max_total bytes, deletes the
@@ -260,10 +267,6 @@ struct store_session {
 /* STORE_NOTFOUND for an unknown or expired session. Renews the launcher's lease, in memory
  * (nothing is written; a restart counts every launcher as seen at the start). */
 int store_session_auth(struct store *s, const char *session_hash, struct store_session *out);
-/*
- * Check of a launcher session without renewing its lease. Same results.
- */
-int store_session_check(struct store *s, const char *session_hash, struct store_session *out);
 
 int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lease_ms,
                              json_t **out);

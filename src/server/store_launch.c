@@ -110,10 +110,9 @@ static const char session_check_sql[] = "SELECT l.id, l.pool_id, l.revoked"
                                         "  JOIN launchers l ON l.id = x.launcher_id"
                                         " WHERE x.token_hash = ? AND x.expires_ms > ?";
 
-/* Looks the session up; touch: renew its launcher's lease (in memory, under the lock, so that
- * a reap runs wholly before or after it). */
-static int session_find(struct store *s, const char *session_hash, int touch,
-                        struct store_session *out)
+/* The lease renewal is in memory (under the lock, so that a reap runs wholly before or after
+ * it): a read, no transaction, nothing written. */
+int store_session_auth(struct store *s, const char *session_hash, struct store_session *out)
 {
     /* Dirty: a session only an uncommitted registration holds is one nobody knows yet. */
     st_lock_dirty(s);
@@ -127,24 +126,12 @@ static int session_find(struct store *s, const char *session_hash, int touch,
             out->launcher_id = sqlite3_column_int64(st, 0);
             st_col_copy(st, 1, out->pool_id, sizeof(out->pool_id));
             out->revoked = sqlite3_column_int(st, 2);
-            if (touch)
-                st_seen_touch(s, out->launcher_id, store_now_ms());
+            st_seen_touch(s, out->launcher_id, store_now_ms());
         }
         st_finish(s, st);
     }
     st_unlock(s);
     return rc;
-}
-
-int store_session_check(struct store *s, const char *session_hash, struct store_session *out)
-{
-    return session_find(s, session_hash, 0, out);
-}
-
-int store_session_auth(struct store *s, const char *session_hash, struct store_session *out)
-{
-    /* The lease renewal is in memory: a read, no transaction, nothing written. */
-    return session_find(s, session_hash, 1, out);
 }
 
 /*

@@ -373,18 +373,13 @@ static int spool_whole(const char *data, size_t len)
     return 1;
 }
 
-/*
- * A log is stored as rows of at most LOG_ROW_MAX bytes, whatever the size of
- * the upload: a reader at any offset then reads at most one row's worth it
- * does not need (an 8 MiB row was loaded whole for every piece served).
- */
-#define LOG_ROW_MAX (256 * 1024)
+static const char log_insert_sql[] = "INSERT INTO log_chunks(run_id, off, data) VALUES(?,?,?)";
 
 static int log_insert(struct store *s, int64_t run_id, int64_t off, const char *data, size_t len)
 {
     while (len > 0) {
-        size_t n = len < LOG_ROW_MAX ? len : LOG_ROW_MAX;
-        sqlite3_stmt *st = st_prep(s, "INSERT INTO log_chunks(run_id, off, data) VALUES(?,?,?)");
+        size_t n = len < STORE_LOG_ROW_MAX ? len : STORE_LOG_ROW_MAX;
+        sqlite3_stmt *st = st_stmt(s, log_insert_sql);
         if (!st)
             return STORE_ERR;
         sqlite3_bind_int64(st, 1, run_id);

@@ -247,6 +247,13 @@ def test_credential_errors(env):
         ("dead docker socket", {"DAVIT_TOKEN": token, "DAVIT_POOL_PRIVATE_KEY": key_b64,
                                 "DOCKER_HOST": "unix://" + tmp + "/no-engine.sock"},
          tmp + "/no-engine.sock"),
+        # checked at start, since runs would use it without the release's signature check
+        ("worker binary missing", {"DAVIT_TOKEN": token, "DAVIT_POOL_PRIVATE_KEY": key_b64,
+                                   "DAVIT_WORKER_BINARY": tmp + "/no-worker"},
+         "DAVIT_WORKER_BINARY " + tmp + "/no-worker: No such file or directory"),
+        ("worker binary a directory", {"DAVIT_TOKEN": token, "DAVIT_POOL_PRIVATE_KEY": key_b64,
+                                       "DAVIT_WORKER_BINARY": tmp},
+         "not a regular file"),
     ]
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("DAVIT_", "SPACELIFT_")) and k != "DOCKER_HOST"}

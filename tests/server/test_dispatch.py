@@ -116,5 +116,7 @@ def test_a_drained_poll_is_not_handed_runs_and_undrain_wakes_it(make_server):
     server.ok("POST", "/api/v1/workers/%d/undrain" % la.id)
     wait_for("the undrained poll answered", lambda: la.id in got)
     assert [m["run"]["id"] for m in got[la.id] if m["type"] == "run"] == [run_id]
+    # one wake-up in all, the undrain's: none came late for the run while it was drained
+    assert metric(server, "davit_dispatch_wakeups_total") - before == 1
     server.stop()
     t.join(30)

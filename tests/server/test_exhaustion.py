@@ -258,7 +258,8 @@ def test_a_trickled_header_is_cut_by_the_header_deadline(make_server):
         s.close()
     took = time.monotonic() - t0
     assert closed, "the whole header was trickled in %.1fs and the server still held it" % took
-    assert 1.5 <= took <= 6, took
+    # cut by the deadline (2 s), long before the trickle would end (about 35 s)
+    assert 1.5 <= took <= 20, took
     # The warning follows the close: wait for it, do not race it.
     wait_for("the deadline's warning", lambda: "within --header-deadline" in server.log(), limit=10)
 

@@ -46,8 +46,8 @@ def test_a_restart_does_not_expire_the_lease_of_a_live_launcher(make_server):
     rid = server.submit("p")
     assert [m["run"]["id"] for m in la.poll(wait_s=0) if m["type"] == "run"] == [rid]
     server.kill9()
+    started = time.monotonic()  # the lease counts from the store's opening, inside start()
     server.start()
-    started = time.monotonic()
     # Well within the lease counted from the restart, and several reaper passes (500 ms) later:
     # the launcher counts as seen at the start, so its run is still its own.
     time.sleep(lease_s / 3)

@@ -74,9 +74,9 @@ def test_memory_per_connection_and_wakeups_per_run(tmp_path, data_dir, monkeypat
         # The limits only stop a hung run (the test fails then); nothing is timed.
         rc, rep, err = loadlib.run_load(
             BUILD, server, [("a", LAUNCHERS)], runs=RUNS, submit_pool="a",
-            extra=["--metrics-counter", COUNTER, "--ramp", "200", "--register-timeout", "40",
+            extra=["--metrics-counter", COUNTER, "--ramp", "200", "--register-timeout", "150",
                    "--run-timeout", "15"],
-            timeout=55)
+            timeout=200)
     assert rep is not None, "davit-load gave no report (exit %d): %s" % (rc, err[-2000:])
     assert rep["failed"] not in ("register", "poll"), \
         "only %d of %d launchers got to poll: nothing to measure: %s" % (
