@@ -66,8 +66,11 @@ release-qemu: deps
 	scripts/release-qemu
 
 # The one test command (README, .ci/run). It sets up what it needs first.
+# Three tests at a time: most integration tests wait on Docker or on timeouts,
+# not on the CPU; each picks its own ports, directories and container names.
+TEST_JOBS ?= 3
 test: deps docker runner-image build asan clang lint fuzz-ci release release-qemu
-	cd build-asan && ctest --output-on-failure -j 1
+	cd build-asan && ctest --output-on-failure -j $(TEST_JOBS)
 
 unit-test: asan
 	cd build-asan && ctest --output-on-failure -L unit

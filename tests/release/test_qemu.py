@@ -128,7 +128,10 @@ def test_arm64_launcher_registers_takes_a_run_and_finishes_it(tmp_path):
         la = qemu_launcher(stack, "arm", token, key,
                            DAVIT_WORKER_BINARY=dist("davit-worker-linux-amd64"))
         wait_for(lambda: srv.workers("arm"), limit=120, what="the arm64 launcher")
-        assert re.search(r"launcher registered .*arch=arm64", srv.log()), srv.log()
+        # The worker row is committed before the registering thread logs it,
+        # so another request can see the worker a moment before the line.
+        wait_for(lambda: re.search(r"launcher registered .*arch=arm64", srv.log()),
+                 limit=30, what="the server's log of the arm64 registration")
         rid = srv.submit("arm", "main=echo hello from an arm64 launcher")
         run = srv.wait_ended(rid, limit=300)
         assert run["state"] == "finished", la.log()
