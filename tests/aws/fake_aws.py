@@ -623,10 +623,10 @@ def main():
     ap.add_argument("--secret", action="append", default=[], metavar="NAME=VALUE",
                     help="a Secrets Manager secret string")
     args = ap.parse_args()
-
-    def stop(*_):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, stop)  # before the URLs are printed: a test may stop it then
+    # Blocked before the servers' threads start (they inherit it), and waited for below: a stop
+    # at any point, even while the URLs are printed, ends the program cleanly.
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     aws = FakeAWS(args.port, args.imds_port)
     for spec in args.group:
         parts = spec.split(":")
@@ -640,12 +640,8 @@ def main():
     print("url %s\nimds %s\nca %s\nregion %s\naccess_key %s\nsecret_key %s\nsession_token %s"
           % (aws.url, aws.imds_url, aws.ca_file, TEST_REGION, TEST_ACCESS_KEY, TEST_SECRET_KEY,
              TEST_SESSION_TOKEN), flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        aws.close()
+    signal.sigwait(stop)
+    aws.close()
 
 
 if __name__ == "__main__":
