@@ -11,7 +11,8 @@ that speaks:
 - SSM GetParameter (JSON protocol, WithDecryption) and Secrets Manager GetSecretValue (the AWS
   boot script, deploy/boot);
 - IMDSv2 on a second, plain HTTP port, as 169.254.169.254 is: PUT /latest/api/token, then
-  /latest/meta-data/instance-id, placement/region and iam/security-credentials/ROLE.
+  /latest/meta-data/instance-id, placement/region, placement/availability-zone,
+  iam/security-credentials/ROLE and /latest/dynamic/instance-identity/document.
 
 Every AWS request must carry a valid Signature Version 4 (verified here from the spec, with hashlib
 and hmac) made with credentials the fake knows (TEST_* below, or add_credentials); a bad signature,
@@ -383,6 +384,13 @@ class FakeAWS:
             return 200, "text/plain", self.imds_instance_id.encode()
         if path == "/latest/meta-data/placement/region":
             return 200, "text/plain", TEST_REGION.encode()
+        if path == "/latest/meta-data/placement/availability-zone":
+            return 200, "text/plain", (TEST_REGION + "a").encode()
+        if path == "/latest/dynamic/instance-identity/document":
+            doc = {"accountId": "123456789012", "architecture": "x86_64", "availabilityZone": TEST_REGION + "a",
+                   "imageId": "ami-0fake", "instanceId": self.imds_instance_id, "instanceType": "t3.medium",
+                   "pendingTime": iso(self.now()), "region": TEST_REGION, "version": "2017-09-30"}
+            return 200, "application/json", json.dumps(doc).encode()
         if path == creds_path:
             return 200, "text/plain", self.imds_role.encode()
         if path == creds_path + self.imds_role:
@@ -472,8 +480,8 @@ def describe_groups(aws, params):
 
 def describe_instances_asg(aws, params):
     ids = _members(params, "InstanceIds.member")
-    xml = "".join(_instance_xml(g, i).replace("<member>", "<member>", 1)
-                  for g in aws.groups.values() for i in g.instances.values() if not ids or i.id in ids)
+    xml = "".join(_instance_xml(g, i) for g in aws.groups.values() for i in g.instances.values()
+                  if not ids or i.id in ids)
     return _response("DescribeAutoScalingInstances", ASG_NS,
                      "<AutoScalingInstances>%s</AutoScalingInstances>" % xml)
 

@@ -4,6 +4,7 @@ whose instance_id metadata names the fake's instances, as the AWS boot script's 
 
 One server and one fake for the module; each test has its own pool and group."""
 
+import datetime
 import os
 import re
 import shutil
@@ -213,8 +214,8 @@ def test_lifecycle_hook_completes_only_after_the_run_ends(env):
         wait_for("the worker drained", lambda: c.worker(iid)["state"] == "draining")
         assert c.group.instances[iid].state == "Terminating:Wait"
         assert "CompleteLifecycleAction" not in c.mutations()
+        before_end = time.time()
         a.event(rid, "result", outcome="finished", exit_code=0)
-        ended = time.time()
         _, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
@@ -224,7 +225,9 @@ def test_lifecycle_hook_completes_only_after_the_run_ends(env):
     assert p.returncode == 0, err
     assert iid in c.group.ended and c.group.ended[iid].how_ended == "completed"
     done = [call[3] for call in c.aws.actions("CompleteLifecycleAction")]
-    assert len(done) == 1 and done[0] >= ended
+    ended = datetime.datetime.strptime(c.server.run(rid)["ended_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    ended = ended.replace(tzinfo=datetime.timezone.utc).timestamp()
+    assert len(done) == 1 and done[0] >= before_end and done[0] >= ended
     assert "lifecycle_completed" in kinds(decisions(err))
 
 

@@ -121,6 +121,7 @@ def test_ssm_secrets_and_imds(aws):
     st, tok = imds("/latest/api/token", method="PUT", ttl=60)
     assert st == 200
     assert imds("/latest/meta-data/instance-id", tok) == (200, aws.imds_instance_id)
+    assert json.loads(imds("/latest/dynamic/instance-identity/document", tok)[1])["region"] == F.TEST_REGION
     role = imds("/latest/meta-data/iam/security-credentials/", tok)[1]
     doc = json.loads(imds("/latest/meta-data/iam/security-credentials/" + role, tok)[1])
     assert (doc["AccessKeyId"], doc["Token"]) == (F.TEST_ACCESS_KEY, F.TEST_SESSION_TOKEN)
