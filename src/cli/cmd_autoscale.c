@@ -378,7 +378,7 @@ static int lifecycle(struct ctx *x, struct aws_group *g, int *acted)
         fprintf(stderr, "davit autoscale: out of memory\n");
         return EXIT_INTERNAL;
     }
-    int64_t now = clock_mono_ms(), start = now, first_deadline = INT64_MAX;
+    int64_t now = clock_mono_ms(), start = now;
     size_t k = 0;
     for (size_t i = 0; i < g->n_instances; i++) {
         if (strcmp(g->instances[i].lifecycle, "Terminating:Wait") != 0)
@@ -387,8 +387,6 @@ static int lifecycle(struct ctx *x, struct aws_group *g, int *acted)
         /* On the monotonic clock, from when this process first saw it waiting. */
         int64_t seen = seen_since(x, wt[k].id, now);
         wt[k].deadline_ms = autoscale_hook_deadline(seen, hook.heartbeat_timeout_ms);
-        if (wt[k].deadline_ms < first_deadline)
-            first_deadline = wt[k].deadline_ms;
         k++;
     }
     int64_t pause = 0;
@@ -437,21 +435,23 @@ static int lifecycle(struct ctx *x, struct aws_group *g, int *acted)
                    NULL);
             break;
         }
-        int64_t until = first_deadline;
+        /* Until the nearest deadline of those still waiting; with --every, at most one
+         * interval: the next tick takes over. */
+        int64_t until = INT64_MAX;
         for (size_t i = 0; i < n; i++)
             if (!wt[i].done && wt[i].deadline_ms < until)
                 until = wt[i].deadline_ms;
-        /* With --every, the next tick takes over after one interval. */
-        if (x->every_ms > 0 && start + x->every_ms < until)
+        int budget = x->every_ms > 0 && start + x->every_ms < until;
+        if (budget)
             until = start + x->every_ms;
         pause = autoscale_backoff(pause, HOOK_PAUSE_FIRST_MS, HOOK_PAUSE_CAP_MS, now, until);
-        if (pause == 0 && until < first_deadline) {
+        if (pause == 0 && budget) {
             decide(x, M_HOOK_WAITING,
-                   "workers of terminating instances still hold runs: the next"
-                   " tick waits on",
-                   NULL, 0, NULL);
+                   "workers of terminating instances still hold runs: the next tick waits on", NULL,
+                   0, NULL);
             break;
         }
+        /* pause 0 otherwise: a deadline is reached, and the next pass completes its action. */
         if (pause > 0 && pause_ms(x, pause))
             break;
     }

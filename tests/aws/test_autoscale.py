@@ -231,6 +231,27 @@ def test_lifecycle_hook_completes_only_after_the_run_ends(env):
     assert "lifecycle_completed" in kinds(decisions(err))
 
 
+def test_lifecycle_hook_completes_as_its_timeout_nears(env):
+    """A run that outlasts the hook: the action is completed before the group's own timeout, after
+    pauses that grow (a handful of reads, not a busy loop); an idle worker's at once."""
+    c = Cell(env, "hooktimeout", 0, 3, 2, hook_timeout=6)  # completed 3 s after it is first seen
+    a, b = c.boot()
+    (rid,) = c.submit(1)
+    assert [m["type"] for m in a.poll(wait_s=0)] == ["run"]
+    with c.aws.lock:
+        for iid in (a.hostname, b.hostname):
+            c.aws._terminate(c.group, c.group.instances[iid], "terminated")
+        c.group.desired = 0
+    reads = c.server.log().count("path=/api/v1/pools/hooktimeout/scaling")
+    ds = c.tick()
+    assert sorted(kinds(ds)) == ["lifecycle_completed", "lifecycle_timeout", "steady"]
+    assert dict(ds)["lifecycle_timeout"]["instance"] == a.hostname
+    assert dict(ds)["lifecycle_completed"]["instance"] == b.hostname
+    assert c.group.ended[a.hostname].how_ended == "completed"  # by davit autoscale, not the timeout
+    assert c.server.log().count("path=/api/v1/pools/hooktimeout/scaling") - reads <= 8
+    assert c.server.run(rid)["state"] == "assigned"
+
+
 def test_expired_credentials_change_nothing(env):
     c = Cell(env, "expired", 0, 3, 1)
     c.boot()
