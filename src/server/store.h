@@ -41,7 +41,7 @@ struct store;
 
 /* The schema version this build writes: the number of its last migration
  * (store_schema.c). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 7
 
 /*
  * Opens (creating if needed) the database at path and applies the schema's
