@@ -270,6 +270,16 @@ def test_dry_run_and_metrics(env):
     c.submit(2)
     ds = c.tick("--dry-run")
     assert kinds(ds) == ["scale_out"] and ds[0][1]["dry_run"] == "true" and c.group.desired == 0
+    # every option from its variable instead
+    e = c.environ()
+    e.update({"DAVIT_AUTOSCALE_POOL": c.name, "DAVIT_AUTOSCALE_GROUP": c.name, "DAVIT_AUTOSCALE_REGION": F.TEST_REGION,
+              "DAVIT_AUTOSCALE_AWS_ENDPOINT": c.aws.url, "DAVIT_AUTOSCALE_DRY_RUN": "true",
+              "DAVIT_AUTOSCALE_MAX_CREATE": "1"})
+    p = subprocess.run([DAVIT, "autoscale"], env=e, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    ds = decisions(p.stderr)
+    assert kinds(ds) == ["scale_out"] and ds[0][1]["desired"] == "0->1" and ds[0][1]["dry_run"] == "true"
+    assert c.group.desired == 0
     p = subprocess.Popen([DAVIT] + c.args("--every", "1s", "--metrics-listen", "127.0.0.1:0"),
                          env=c.environ(), stderr=subprocess.PIPE, text=True)
     try:
