@@ -24,13 +24,20 @@ static int drain(struct req *r, int on)
     char pool_id[40];
     if (req_id(r, 0, &id) < 0)
         return HANDLER_DONE;
-    int rc = store_launcher_drain(r->srv->store, id, on, pool_id);
+    json_t *state = NULL;
+    int rc = store_launcher_drain(r->srv->store, id, on, pool_id, &state);
     if (rc < 0)
         return reply_store_error(r, rc, "worker");
     /* Undrained, it may take queued runs again: its own poll claims them. */
     dispatch_notify_launcher(r->srv->disp, id);
     log_event(LOG_INFO, on ? "worker draining" : "worker undrained", "worker", r->args[0], NULL);
-    return reply_json(r, 200, json_pack("{s:I, s:b}", "id", (json_int_t)id, "draining", on));
+    /* The state after the change (an autoscaler undrains a worker it shows busy), and
+     * "draining" as before for older clients. */
+    if (json_object_set_new(state, "draining", json_boolean(on)) < 0) {
+        json_decref(state);
+        return reply_error(r, 500, "out of memory");
+    }
+    return reply_json(r, 200, state);
 }
 
 int h_worker_drain(struct req *r)

@@ -9,6 +9,7 @@
 #include "server/api_misc.h"
 #include "server/api_pools.h"
 #include "server/api_runs.h"
+#include "server/api_scaling.h"
 #include "server/metrics.h"
 #include "server/releases.h"
 
@@ -23,6 +24,8 @@ static const struct route routes[] = {
     {"DELETE", "/api/v1/pools/*", AUTH_ADMIN, 0, h_pool_delete},
     {"POST", "/api/v1/pools/*/reset", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_reset},
     {"POST", "/api/v1/pools/*/cycle", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_cycle},
+    /* Issue 14 makes it a viewer's: autoscalers only read it. */
+    {"GET", "/api/v1/pools/*/scaling", AUTH_ADMIN, 0, h_pool_scaling},
     {"POST", "/api/v1/runs", AUTH_ADMIN, BODY_CAP_DEFAULT, h_run_submit},
     {"GET", "/api/v1/runs", AUTH_ADMIN, 0, h_run_list},
     {"GET", "/api/v1/runs/*", AUTH_ADMIN, 0, h_run_show},

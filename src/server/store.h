@@ -270,9 +270,22 @@ int store_session_auth(struct store *s, const char *session_hash, struct store_s
 
 int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lease_ms,
                              json_t **out);
-/* Drain (on 1) or undrain (on 0), queueing the message. *pool_id_out (STORE_POOL_ID_SIZE bytes) for
- * notify. */
-int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out);
+/*
+ * Drain (on 1) or undrain (on 0), queueing the message. *pool_id_out (STORE_POOL_ID_SIZE bytes) for
+ * notify. *state gets the worker's state after the change, as one worker of
+ * store_pool_scaling_json ({id, state, idle_since, runs, metadata}; caller owns), NULL on error.
+ */
+int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out, json_t **state);
+
+/* ---- scaling (store_scaling.c) ---- */
+
+/*
+ * A pool's scaling state: {pending, busy, idle, draining, drained, workers: [{id, state
+ * (idle|busy|draining|drained), idle_since, runs, metadata}]} (docs/server.md, "Scaling").
+ * Workers silent for lease_ms that hold no runs are gone. *out is the caller's.
+ * STORE_NOTFOUND for an unknown pool.
+ */
+int store_pool_scaling_json(struct store *s, const char *name, int64_t lease_ms, json_t **out);
 
 /*
  * A launcher that exits gracefully (its last poll says "exiting"): its

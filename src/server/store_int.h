@@ -187,6 +187,12 @@ int st_row_one_json(struct store *s, sqlite3_stmt *st, json_t **out);
 int st_fail(struct store *s, const char *what);
 /* Copies a text column (or "" for NULL), truncated to size. */
 void st_col_copy(sqlite3_stmt *st, int col, char *out, size_t size);
+/* ---- scaling (store_scaling.c) ---- */
+
+/* One launcher as store_pool_scaling_json shows its workers, alive or not, under the lock.
+ * STORE_NOTFOUND when there is no such launcher. */
+int st_worker_state_json(struct store *s, int64_t id, json_t **out);
+
 /* ---- a full disk (store_space.c) ---- */
 
 /*

@@ -220,8 +220,9 @@ static const char launcher_drain_sql[] = "UPDATE launchers"
                                          " WHERE id = ?"
                                          " RETURNING pool_id";
 
-int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out)
+int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out, json_t **state)
 {
+    *state = NULL;
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
@@ -247,6 +248,14 @@ int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out)
     }
     if (rc < 0 || (rc = st_message(s, id, on ? "drain" : "undrain", 0, 0)) < 0)
         goto done;
+    /* In the same transaction: no poll claims a run between the drain and this answer, so
+     * "drained" means no run will start there (docs/server.md, "Scaling"). */
+    rc = st_worker_state_json(s, id, state);
 done:
-    return st_end(s, rc);
+    rc = st_end(s, rc);
+    if (rc < 0) {
+        json_decref(*state);
+        *state = NULL;
+    }
+    return rc;
 }

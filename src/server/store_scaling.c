@@ -1,0 +1,130 @@
+/*
+ * A pool's scaling state (GET /api/v1/pools/NAME/scaling): its queue and its
+ * workers as an autoscaler counts them, and one worker's state for the drain
+ * answer.
+ */
+#include "server/store_int.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/*
+ * A worker as an autoscaler sees it. Drained workers are never capacity:
+ * an admin's drain, a cycle or a revoked key all stop it taking runs, so
+ * each shows as draining (runs left) or drained (none). A worker past its
+ * lease that still holds runs shows as busy: its machine must not go while
+ * its runs may still report. idle_since is when its last run ended, or when
+ * it registered; null while it is busy.
+ *
+ * ?1 the pool's id or NULL, ?2 the oldest last-seen time still alive,
+ * ?3 one launcher's id or NULL.
+ */
+#define SCALING_WORKERS_SQL                                                                        \
+    "WITH w AS ("                                                                                  \
+    "  SELECT l.id,"                                                                               \
+    "         l.draining OR l.revoked OR l.cycle_deadline_ms IS NOT NULL AS off,"                      \
+    "         (SELECT count(*)"                                                                    \
+    "            FROM runs r"                                                                      \
+    "           WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER ") AS runs,"            \
+    "         max(l.registered_ms,"                                                                \
+    "             coalesce((SELECT max(r.ended_ms) FROM runs r WHERE r.launcher_id = l.id), 0))"   \
+    "           AS idle_ms,"                                                                       \
+    "         l.metadata_json, l.last_seen_ms"                                                     \
+    "    FROM launchers l"                                                                         \
+    "   WHERE (?1 IS NULL OR l.pool_id = ?1) AND (?3 IS NULL OR l.id = ?3))"                       \
+    "SELECT id,"                                                                                   \
+    "       CASE WHEN off THEN CASE WHEN runs > 0 THEN 'draining' ELSE 'drained' END"              \
+    "            WHEN runs > 0 THEN 'busy'"                                                        \
+    "            ELSE 'idle' END AS state,"                                                        \
+    "       CASE WHEN runs > 0 THEN NULL"                                                          \
+    "            ELSE strftime(" ST_ISO8601 ", idle_ms / 1000.0, 'unixepoch') END AS idle_since,"  \
+    "       runs, metadata_json"                                                                   \
+    "  FROM w"                                                                                     \
+    " WHERE runs > 0 OR davit_seen(id, last_seen_ms) >= ?2"                                        \
+    " ORDER BY id"
+
+static const char scaling_workers_sql[] = SCALING_WORKERS_SQL;
+
+static const char scaling_pool_sql[] = "SELECT p.id,"
+                                       "       (SELECT count(*)"
+                                       "          FROM runs r"
+                                       "         WHERE r.pool_id = p.id AND r.state = 'queued')"
+                                       "  FROM pools p"
+                                       " WHERE p.name = ?";
+
+/* Adds up the workers' states into out's counters. */
+static int count_states(json_t *out, json_t *workers)
+{
+    static const char *const keys[] = {"busy", "idle", "draining", "drained"};
+    enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
+    json_int_t n[NKEYS] = {0};
+    size_t i;
+    json_t *w;
+    json_array_foreach(workers, i, w)
+    {
+        const char *state = json_string_value(json_object_get(w, "state"));
+        for (size_t k = 0; state && k < NKEYS; k++)
+            if (strcmp(state, keys[k]) == 0)
+                n[k]++;
+    }
+    for (size_t k = 0; k < NKEYS; k++)
+        if (json_object_set_new(out, keys[k], json_integer(n[k])) < 0)
+            return -1;
+    return 0;
+}
+
+int store_pool_scaling_json(struct store *s, const char *name, int64_t lease_ms, json_t **out)
+{
+    *out = NULL;
+    char pool_id[STORE_POOL_ID_SIZE];
+    json_int_t pending = 0;
+    json_t *workers = NULL, *o = NULL;
+    st_lock(s);
+    sqlite3_stmt *st = st_stmt(s, scaling_pool_sql);
+    int rc = STORE_ERR;
+    if (st) {
+        st_bind_text(st, 1, name);
+        rc = st_step_one(s, st, "pool scaling");
+        if (rc == STORE_OK) {
+            st_col_copy(st, 0, pool_id, sizeof(pool_id));
+            pending = sqlite3_column_int64(st, 1);
+        }
+        st_finish(s, st);
+    }
+    if (rc == STORE_OK) {
+        st = st_stmt(s, scaling_workers_sql);
+        if (st) {
+            st_bind_text(st, 1, pool_id);
+            sqlite3_bind_int64(st, 2, store_now_ms() - lease_ms);
+            sqlite3_bind_null(st, 3);
+        }
+        rc = st_rows_json(s, st, &workers);
+    }
+    st_unlock(s);
+    if (rc < 0)
+        return rc;
+    o = json_pack("{s:I}", "pending", pending);
+    if (!o || count_states(o, workers) < 0)
+        goto fail;
+    if (json_object_set_new(o, "workers", workers) < 0) {
+        workers = NULL;
+        goto fail;
+    }
+    *out = o;
+    return STORE_OK;
+fail:
+    json_decref(workers);
+    json_decref(o);
+    return STORE_ERR;
+}
+
+int st_worker_state_json(struct store *s, int64_t id, json_t **out)
+{
+    sqlite3_stmt *st = st_stmt(s, scaling_workers_sql);
+    if (st) {
+        sqlite3_bind_null(st, 1);
+        sqlite3_bind_int64(st, 2, INT64_MIN); /* one asked for by id: alive or not */
+        sqlite3_bind_int64(st, 3, id);
+    }
+    return st_row_one_json(s, st, out);
+}
