@@ -261,7 +261,7 @@ def test_first_boot_in_a_container(stack, pool, aws, image):
         def logs():
             p = docker("logs", name, check=False)
             return p.stdout + p.stderr
-        workers = wait_for(registered, limit=60,
+        workers = wait_for(registered, limit=60, step=0.3,
                            what="the launcher booted in the container to register")
         assert len(workers) == 1
         assert workers[0]["metadata"]["instance_id"] == aws.imds_instance_id

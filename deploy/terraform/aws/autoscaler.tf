@@ -21,12 +21,14 @@ resource "aws_iam_policy" "autoscaler" {
     Statement = [
       {
         # The Describe actions take no resource-level permissions.
+        # ec2:DescribeInstances: launch times, for stray instances.
         Sid    = "ReadGroups"
         Effect = "Allow"
         Action = [
           "autoscaling:DescribeAutoScalingGroups",
           "autoscaling:DescribeAutoScalingInstances",
           "autoscaling:DescribeLifecycleHooks",
+          "ec2:DescribeInstances",
         ]
         Resource = "*"
       },
