@@ -123,6 +123,39 @@ def test_instance_role_reads_only_the_named_secrets():
     assert "autoscaling:ResourceTag/davit:pool" in scale
 
 
+@pytest.mark.parametrize("instance_type,arch", [
+    ("t4g.small", "arm64"), ("m7g.large", "arm64"), ("c7gn.xlarge", "arm64"), ("m7gd.large", "arm64"),
+    ("g5g.xlarge", "arm64"), ("x2gd.large", "arm64"), ("im4gn.large", "arm64"),
+    ("is4gen.large", "arm64"), ("a1.medium", "arm64"), ("r8g.large", "arm64"),
+    ("t3.large", "amd64"), ("m5.large", "amd64"), ("c7i.large", "amd64"), ("g4dn.xlarge", "amd64"),
+    ("p4d.24xlarge", "amd64"), ("inf2.xlarge", "amd64"), ("m7i-flex.large", "amd64"),
+    ("t3a.nano", "amd64"), ("m6a.large", "amd64"),
+])
+def test_architecture_from_the_instance_type(instance_type, arch):
+    """The module's rule (RE2; this pattern means the same in Python)."""
+    with open(os.path.join(MODULE, "main.tf")) as f:
+        m = re.search(r'derived_arch = can\(regex\("([^"]+)", local\.family\)\) \? "arm64" : "amd64"',
+                      f.read())
+    assert m, "main.tf: derived_arch not found"
+    family = instance_type.split(".")[0]
+    got = "arm64" if re.search(m.group(1).replace("\\\\", "\\"), family) else "amd64"
+    assert got == arch
+
+
+def test_autoscaler_policy_allows_exactly_what_the_autoscaler_calls():
+    with open(os.path.join(MODULE, "autoscaler.tf")) as f:
+        allowed = set(re.findall(r'"((?:autoscaling|ec2):[A-Za-z]+)"', f.read()))
+    allowed -= {"autoscaling:ResourceTag"}
+    aws_c = os.path.join(SOURCE, "src", "cli", "aws.c")
+    if not os.path.exists(aws_c):
+        pytest.skip("no src/cli/aws.c (davit autoscale) in this tree")
+    with open(aws_c) as f:
+        called = {f"{svc}:{action}" for svc, action in
+                  re.findall(r'\bcall\(\s*a,\s*"(autoscaling|ec2)",\s*"([A-Za-z]+)"', f.read())}
+    assert called, "found no AWS call in src/cli/aws.c: update this test's pattern"
+    assert allowed == called
+
+
 SAMPLE = {
     "token_from": "ssm:/davit/web/token",
     "private_key_from": "secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:davit-key-AbCdEf",

@@ -1,6 +1,7 @@
 # The autoscaler runs as `davit autoscale --every 60s`, a systemd service on
 # the davit server's host (deploy/systemd/davit-autoscale.service); this file
-# gives it the least IAM it needs. Why there and not an ECS or EC2 task:
+# gives it the least IAM it needs: exactly the actions src/cli/aws.c calls
+# (tests/deploy/test_terraform.py checks both ways). Why there and not an ECS or EC2 task:
 # docs/deploy-aws.md, "Where the autoscaler runs".
 
 locals {
@@ -26,7 +27,6 @@ resource "aws_iam_policy" "autoscaler" {
         Effect = "Allow"
         Action = [
           "autoscaling:DescribeAutoScalingGroups",
-          "autoscaling:DescribeAutoScalingInstances",
           "autoscaling:DescribeLifecycleHooks",
           "ec2:DescribeInstances",
         ]
@@ -39,7 +39,6 @@ resource "aws_iam_policy" "autoscaler" {
           "autoscaling:SetDesiredCapacity",
           "autoscaling:TerminateInstanceInAutoScalingGroup",
           "autoscaling:CompleteLifecycleAction",
-          "autoscaling:RecordLifecycleActionHeartbeat",
         ]
         Resource = aws_autoscaling_group.workers.arn
         Condition = {
