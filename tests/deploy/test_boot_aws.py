@@ -22,19 +22,18 @@ poweroff.
 The other tests run the boot script on the host: no secret on any
 command line, and each failure is one line, exit 2, nothing echoed."""
 import base64
-import json
+import hashlib
+import io
 import os
 import re
-import shutil
-import stat
 import subprocess
 import tarfile
-import io
 import uuid
 
 import pytest
 
-from conftest import MODULE, SOURCE, TEMPLATE, parse_hcl, render_template
+import davit_e2e
+from conftest import SOURCE, TEMPLATE, parse_hcl, render_template
 from davit_e2e import Stack, make_pool, wait_for
 import fake_aws
 from fake_aws import FakeAWS
@@ -277,9 +276,9 @@ def test_first_boot_in_a_container(stack, pool, aws, image):
         assert sh("stat -c %a /usr/local/lib/davit/davit-launcher-boot") == "755\n"
         assert sh("ls /etc/systemd/system/davit-launcher.service.d") == "poweroff-on-cycle.conf\n"
         # The launcher it runs is the one the server published, verified.
-        with open(os.path.join(os.path.dirname(stack.server.proc.args[0]), "davit-launcher"), "rb") as f:
+        with open(davit_e2e.LAUNCHER, "rb") as f:
             assert sh("sha256sum </var/lib/davit-launcher/bin/davit-launcher | cut -c1-64") == \
-                __import__("hashlib").sha256(f.read()).hexdigest() + "\n"
+                hashlib.sha256(f.read()).hexdigest() + "\n"
         # No process shows a secret on its command line.
         cmdlines = sh("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
         assert "davit-launcher" in cmdlines
