@@ -8,7 +8,8 @@ container cannot run systemd here. A stand-in, named as one.
    /etc/systemd/system/davit-launcher.service and its drop-ins
    (davit-launcher.service.d/*.conf, in name order; ExecStopPost= adds, the
    other keys replace) and starts it as systemd would: its StateDirectory,
-   the default PATH, EnvironmentFile= then Environment=, ExecStart= as a
+   the default PATH, Environment= then EnvironmentFile= (whose settings
+   win, as systemd.exec says), ExecStart= as a
    child; SIGTERM to this process is sent on to it (`docker stop` is
    `systemctl stop`).
 3. When the service exits, runs each ExecStopPost= with EXIT_STATUS set, and
@@ -87,11 +88,11 @@ def main():
         os.makedirs(f"/var/lib/{state}", exist_ok=True)
         os.chmod(f"/var/lib/{state}", int(svc.get("StateDirectoryMode", "0755"), 8))
     env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8"}
-    env.update(read_env_file(svc["EnvironmentFile"]))
     for assignments in svc.get("Environment", []):
         for a in shlex.split(assignments):
             k, _, v = a.partition("=")
             env[k] = v
+    env.update(read_env_file(svc["EnvironmentFile"]))
     say(f"starts {svc['ExecStart']}")
     child = subprocess.Popen(shlex.split(svc["ExecStart"]), env=env)
 
