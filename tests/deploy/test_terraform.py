@@ -182,6 +182,7 @@ def test_user_data_template_renders_the_first_boot_script(tmp_path):
     assert "DAVIT_TOKEN=" not in out and "DAVIT_POOL_PRIVATE_KEY=" not in out
     assert "ca='-----BEGIN CERTIFICATE-----\nMIIB\n" in out
     assert "poweroff_on_cycle='true'" in out
+    assert len(out.encode()) < 16384 - 1024, "user data near EC2's 16 KB limit"
     script = tmp_path / "user-data.sh"
     script.write_text(out)
     subprocess.run(["sh", "-n", str(script)], check=True)

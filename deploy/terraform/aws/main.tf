@@ -188,11 +188,13 @@ resource "aws_autoscaling_group" "workers" {
     default_result       = "CONTINUE"
   }
 
-  # A new image or launch template replaces instances through the same hook.
+  # A new image or launch template replaces instances through the same hook:
+  # half of them at a time, each drained before it goes, so that the pool
+  # keeps taking runs while the other half boots the new launcher.
   instance_refresh {
     strategy = "Rolling"
     preferences {
-      min_healthy_percentage = 0
+      min_healthy_percentage = 50
     }
   }
 
