@@ -128,6 +128,38 @@ const struct cli_cmd cli_commands[] = {
      CMD_JSON, cli_release_publish},
     {"release", "list", "", "list the published releases", NULL, NULL, CMD_JSON, cli_release_list},
 
+    {"autoscale", NULL, "--pool NAME --group ASG [OPTION…]",
+     "scale an AWS Auto Scaling group to a pool's demand, one tick or --every DUR",
+     "  --pool NAME               the pool (DAVIT_AUTOSCALE_POOL)\n"
+     "  --group ASG               the Auto Scaling group (DAVIT_AUTOSCALE_GROUP)\n"
+     "  --region R                its region (DAVIT_AUTOSCALE_REGION; default AWS_REGION,\n"
+     "                            AWS_DEFAULT_REGION or the instance's)\n"
+     "  --max-create N            instances added a tick at most (DAVIT_AUTOSCALE_MAX_CREATE; 5)\n"
+     "  --scale-down-delay DUR    idle this long before a worker may go\n"
+     "                            (DAVIT_AUTOSCALE_SCALE_DOWN_DELAY; 5m)\n"
+     "  --stray-after DUR         an instance with no worker this long is terminated\n"
+     "                            (DAVIT_AUTOSCALE_STRAY_AFTER; 10m)\n"
+     "  --every DUR               tick every DUR until SIGTERM (DAVIT_AUTOSCALE_EVERY; one tick)\n"
+     "  --metrics-listen ADDR     serve /metrics on HOST:PORT (DAVIT_AUTOSCALE_METRICS_LISTEN)\n"
+     "  --aws-endpoint URL        one endpoint for Auto Scaling and EC2\n"
+     "                            (DAVIT_AUTOSCALE_AWS_ENDPOINT; default AWS's for the region)\n"
+     "  --dry-run                 log the decisions, change nothing (DAVIT_AUTOSCALE_DRY_RUN)\n"
+     "  AWS credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or the\n"
+     "  instance's role (IMDSv2). Exit 8 when AWS refuses a call or the credentials.\n"
+     "  See docs/autoscale.md.\n",
+     (const struct option[]){{"pool", required_argument, 0, 'p'},
+                             {"group", required_argument, 0, 'g'},
+                             {"region", required_argument, 0, 'r'},
+                             {"max-create", required_argument, 0, 'm'},
+                             {"scale-down-delay", required_argument, 0, 'd'},
+                             {"stray-after", required_argument, 0, 's'},
+                             {"every", required_argument, 0, 'e'},
+                             {"metrics-listen", required_argument, 0, 'l'},
+                             {"aws-endpoint", required_argument, 0, 'a'},
+                             {"dry-run", no_argument, 0, 'n'},
+                             {0, 0, 0, 0}},
+     0, cli_autoscale},
+
     {"help", NULL, "[COMMAND [SUBCOMMAND]]", "print this list, or the usage of a command", NULL,
      NULL, 0, cmd_help},
     {"version", NULL, "", "print the version", NULL, NULL, 0, cmd_version},

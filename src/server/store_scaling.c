@@ -22,7 +22,7 @@
 #define SCALING_WORKERS_SQL                                                                        \
     "WITH w AS ("                                                                                  \
     "  SELECT l.id,"                                                                               \
-    "         l.draining OR l.revoked OR l.cycle_deadline_ms IS NOT NULL AS off,"                      \
+    "         l.draining OR l.revoked OR l.cycle_deadline_ms IS NOT NULL AS off,"                  \
     "         (SELECT count(*)"                                                                    \
     "            FROM runs r"                                                                      \
     "           WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER ") AS runs,"            \

@@ -175,7 +175,10 @@ class FakeAWS:
         self.groups = {}
         self.parameters = {}  # SSM name -> (type, value)
         self.secrets = {}  # Secrets Manager name -> string
-        self.calls = []  # (service, action, params) of every accepted request
+        self.calls = []  # (service, action or target, params, time) of every accepted request
+        # Test hooks: action name -> fn(params), called (under the lock) before it is answered,
+        # so that a test can change the world between two of a client's calls.
+        self.on_action = {}
         self.refused = []  # (service or "?", error code) of every refused one
         self.imds_tokens = {}  # token -> expiry (monotonic)
         self.imds_instance_id = "i-0fake000000000000"
@@ -320,7 +323,9 @@ class FakeAWS:
                 if fn is None:
                     raise AWSError(400, "InvalidAction", "The action %s is not valid for this web service."
                                    % escape(action)[:64])
-                self.calls.append((service, action, params))
+                self.calls.append((service, action, params, self.now()))
+                if action in self.on_action:
+                    self.on_action[action](params)
                 return 200, "text/xml", fn(self, params).encode()
         except AWSError as e:
             with self.lock:
@@ -332,7 +337,7 @@ class FakeAWS:
             req = json.loads(body or b"{}")
         except ValueError:
             raise AWSError(400, "SerializationException", "Start of structure or map found where not expected.")
-        self.calls.append((service, target, req))
+        self.calls.append((service, target, req, self.now()))
         if service == "ssm" and target == "AmazonSSM.GetParameter":
             name = req.get("Name", "")
             if name not in self.parameters:

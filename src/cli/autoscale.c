@@ -1,0 +1,223 @@
+/* The autoscaler's decisions, pure (autoscale.h; docs/autoscale.md, "The algorithm"). */
+#include "cli/autoscale.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *autoscale_kind_name(enum as_kind kind)
+{
+    switch (kind) {
+    case AS_STEADY:
+        return "steady";
+    case AS_HOLD:
+        return "hold";
+    case AS_SCALE_OUT:
+        return "scale_out";
+    case AS_SCALE_IN:
+        return "scale_in";
+    case AS_STRAY:
+        return "stray";
+    }
+    return "?";
+}
+
+int autoscale_worker_state(const char *s, enum as_worker_state *out)
+{
+    static const char *const names[] = {"idle", "busy", "draining", "drained"};
+    for (int i = 0; s && i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum as_worker_state)i;
+            return 0;
+        }
+    return -1;
+}
+
+int autoscale_instance_live(const char *lifecycle)
+{
+    return strncmp(lifecycle, "Pending", 7) == 0 || strcmp(lifecycle, "InService") == 0;
+}
+
+/* The worker registered on instance id, or NULL. */
+static const struct as_worker *worker_of(const struct as_pool *p, const char *id)
+{
+    for (size_t i = 0; i < p->n_workers; i++)
+        if (p->workers[i].instance_id[0] && strcmp(p->workers[i].instance_id, id) == 0)
+            return &p->workers[i];
+    return NULL;
+}
+
+static struct as_decision *add(struct as_plan *out, enum as_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static struct as_decision *add(struct as_plan *out, enum as_kind kind, const char *fmt, ...)
+{
+    if (out->n >= AS_PLAN_MAX)
+        return NULL;
+    struct as_decision *d = &out->d[out->n++];
+    memset(d, 0, sizeof(*d));
+    d->kind = kind;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+    va_end(ap);
+    return d;
+}
+
+/* Strays: live instances with no worker, launched longer than stray_after ago. Each is
+ * terminated, decrementing desired capacity only while that stays at or above min (a group at
+ * its min refuses the decrement, Spacelift's module #85): otherwise Auto Scaling replaces it. */
+static int plan_strays(const struct as_group *g, const struct as_pool *p,
+                       const struct as_options *o, int64_t now_ms, struct as_plan *out)
+{
+    int strays = 0, desired = g->desired;
+    for (size_t i = 0; i < g->n_instances; i++) {
+        const struct as_instance *in = &g->instances[i];
+        if (!autoscale_instance_live(in->lifecycle) || worker_of(p, in->id) || in->launch_ms < 0 ||
+            now_ms - in->launch_ms <= o->stray_after_ms)
+            continue;
+        int decrement = desired > g->min;
+        struct as_decision *d =
+            add(out, AS_STRAY, "instance launched %llds ago has no worker (stray after %llds)%s",
+                (long long)((now_ms - in->launch_ms) / 1000), (long long)(o->stray_after_ms / 1000),
+                decrement ? "" : "; at min size, so it is replaced");
+        if (!d)
+            break;
+        snprintf(d->instance_id, sizeof(d->instance_id), "%s", in->id);
+        d->decrement = decrement;
+        desired -= decrement;
+        strays++;
+    }
+    return strays;
+}
+
+/* Idle workers on live instances, idle since before the delay: the oldest first. */
+static size_t scale_in_candidates(const struct as_group *g, const struct as_pool *p,
+                                  const struct as_options *o, int64_t now_ms,
+                                  const struct as_worker **c, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_instances && n < max; i++) {
+        const struct as_worker *w = worker_of(p, g->instances[i].id);
+        if (!w || !autoscale_instance_live(g->instances[i].lifecycle) || w->state != AS_IDLE ||
+            w->idle_since_ms < 0 || now_ms - w->idle_since_ms < o->scale_down_delay_ms)
+            continue;
+        size_t k = n++;
+        while (k > 0 && c[k - 1]->idle_since_ms > w->idle_since_ms) { /* insertion: few workers */
+            c[k] = c[k - 1];
+            k--;
+        }
+        c[k] = w;
+    }
+    return n;
+}
+
+void autoscale_plan(const struct as_group *g, const struct as_pool *p, const struct as_options *o,
+                    int64_t now_ms, struct as_plan *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* Count only workers on this group's live instances: the pool may have others. */
+    for (size_t i = 0; i < g->n_instances; i++) {
+        const struct as_worker *w = worker_of(p, g->instances[i].id);
+        if (!w || !autoscale_instance_live(g->instances[i].lifecycle))
+            continue;
+        out->registered++;
+        out->busy += w->state == AS_BUSY;
+        out->idle += w->state == AS_IDLE;
+        out->drained += w->state == AS_DRAINED || w->state == AS_DRAINING;
+    }
+    /* Drained and draining workers take no runs: never capacity (Spacelift's module #84). */
+    out->capacity = out->busy + out->idle;
+    out->demand = out->busy + p->pending;
+    int64_t t = out->demand < g->min ? g->min : out->demand > g->max ? g->max : out->demand;
+    out->target = (int)t;
+
+    if (plan_strays(g, p, o, now_ms, out) > 0)
+        return; /* the group changes: the next tick sees it settled */
+    if (out->registered != g->desired) {
+        add(out, AS_HOLD,
+            "desired capacity %d but %lld registered workers: instances are starting or leaving",
+            g->desired, (long long)out->registered);
+        return;
+    }
+    if (out->target > out->capacity) {
+        int64_t add_n = out->target - out->capacity;
+        if (add_n > o->max_create)
+            add_n = o->max_create;
+        int64_t nd = g->desired + add_n;
+        if (nd > g->max)
+            nd = g->max;
+        if (nd <= g->desired) {
+            add(out, AS_STEADY, "demand %lld exceeds capacity %lld but the group is at max size %d",
+                (long long)out->demand, (long long)out->capacity, g->max);
+            return;
+        }
+        struct as_decision *d =
+            add(out, AS_SCALE_OUT,
+                "demand %lld (busy %lld + pending %lld) over capacity %lld: desired %d -> %lld"
+                " (at most %d a tick, max %d)",
+                (long long)out->demand, (long long)out->busy, (long long)p->pending,
+                (long long)out->capacity, g->desired, (long long)nd, o->max_create, g->max);
+        d->new_desired = (int)nd;
+        return;
+    }
+    if (out->target < out->capacity) {
+        int64_t excess = out->capacity - out->target;
+        if (excess > g->desired - g->min)
+            excess = g->desired - g->min;
+        const struct as_worker *c[AS_PLAN_MAX];
+        size_t n = scale_in_candidates(g, p, o, now_ms, c, AS_PLAN_MAX);
+        if (n == 0 || excess <= 0) {
+            add(out, AS_STEADY,
+                "capacity %lld over target %d, but no idle worker past the scale-down delay of "
+                "%llds",
+                (long long)out->capacity, out->target, (long long)(o->scale_down_delay_ms / 1000));
+            return;
+        }
+        for (size_t i = 0; i < n && (int64_t)i < excess; i++) {
+            struct as_decision *d =
+                add(out, AS_SCALE_IN, "capacity %lld over target %d: worker idle for %llds",
+                    (long long)out->capacity, out->target,
+                    (long long)((now_ms - c[i]->idle_since_ms) / 1000));
+            if (!d)
+                break;
+            d->worker_id = c[i]->id;
+            snprintf(d->instance_id, sizeof(d->instance_id), "%s", c[i]->instance_id);
+        }
+        return;
+    }
+    if (out->demand > g->max)
+        add(out, AS_STEADY, "capacity %lld meets target %d: demand %lld capped at max size %d",
+            (long long)out->capacity, out->target, (long long)out->demand, g->max);
+    else
+        add(out, AS_STEADY, "capacity %lld meets target %d (demand %lld, min size %d)",
+            (long long)out->capacity, out->target, (long long)out->demand, g->min);
+}
+
+int autoscale_after_drain(enum as_worker_state after)
+{
+    return after == AS_DRAINED;
+}
+
+int64_t autoscale_backoff(int64_t prev_ms, int64_t first_ms, int64_t cap_ms, int64_t now_ms,
+                          int64_t deadline_ms)
+{
+    if (now_ms >= deadline_ms)
+        return 0;
+    int64_t next = prev_ms <= 0 ? first_ms : prev_ms * 2;
+    if (next > cap_ms)
+        next = cap_ms;
+    if (next > deadline_ms - now_ms)
+        next = deadline_ms - now_ms;
+    return next;
+}
+
+int64_t autoscale_hook_deadline(int64_t seen_ms, int64_t heartbeat_timeout_ms)
+{
+    int64_t margin = heartbeat_timeout_ms / 10;
+    if (margin < 5000)
+        margin = 5000;
+    if (margin > heartbeat_timeout_ms / 2)
+        margin = heartbeat_timeout_ms / 2;
+    return seen_ms + heartbeat_timeout_ms - margin;
+}

@@ -1,0 +1,125 @@
+/*
+ * autoscale: the decisions of `davit autoscale` (docs/autoscale.md), as pure
+ * functions: a snapshot of the Auto Scaling group and of the pool in, a plan
+ * out. No I/O, no clock, no state: cmd_autoscale.c gathers the snapshot,
+ * carries the plan out and logs it.
+ *
+ * The algorithm (issue 16): demand = busy + pending workers, clamped to the
+ * group's min and max; scale out by at most max_create instances a tick;
+ * scale in only idle workers idle for longer than the scale-down delay, by
+ * draining then terminating them (the drain's answer decides:
+ * autoscale_after_drain); an instance with no worker after stray_after is
+ * terminated; and no scaling change in a tick where the group's desired
+ * capacity and the workers registered on its instances disagree.
+ */
+#ifndef DAVIT_CLI_AUTOSCALE_H
+#define DAVIT_CLI_AUTOSCALE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* An instance id ("i-" and 17 hex digits today) with room to spare, and its NUL. */
+#define AS_ID_SIZE 32
+/* A lifecycle state ("Terminating:Wait", the longest is "Warmed:Terminating:Proceed"). */
+#define AS_STATE_SIZE 40
+/* The longest reason a decision gives, with its NUL. */
+#define AS_REASON_SIZE 200
+/* The most decisions one plan holds: one per instance at most, and a group holds fewer. */
+#define AS_PLAN_MAX 256
+
+struct as_instance {
+    char id[AS_ID_SIZE];
+    char lifecycle[AS_STATE_SIZE]; /* as Auto Scaling names it: InService, Terminating:Wait… */
+    int64_t launch_ms;             /* its launch time (EC2), or -1 when not known */
+};
+
+struct as_group {
+    int min, max, desired;
+    const struct as_instance *instances;
+    size_t n_instances;
+};
+
+enum as_worker_state { AS_IDLE, AS_BUSY, AS_DRAINING, AS_DRAINED };
+
+struct as_worker {
+    int64_t id;
+    enum as_worker_state state;
+    int64_t idle_since_ms;        /* -1 while busy */
+    char instance_id[AS_ID_SIZE]; /* its instance_id metadata, or "" */
+};
+
+struct as_pool {
+    int64_t pending;
+    const struct as_worker *workers;
+    size_t n_workers;
+};
+
+struct as_options {
+    int max_create;              /* instances added a tick, at most (>= 1) */
+    int64_t scale_down_delay_ms; /* idle for longer than this before a worker may go */
+    int64_t stray_after_ms;      /* an instance with no worker for longer is a stray */
+};
+
+enum as_kind {
+    AS_STEADY,    /* nothing to do */
+    AS_HOLD,      /* desired capacity and registered workers disagree: no change this tick */
+    AS_SCALE_OUT, /* set desired capacity to new_desired */
+    AS_SCALE_IN,  /* drain worker_id, then (autoscale_after_drain) terminate instance_id */
+    AS_STRAY,     /* terminate instance_id, decrementing desired capacity when decrement */
+};
+
+struct as_decision {
+    enum as_kind kind;
+    int64_t worker_id;            /* AS_SCALE_IN */
+    char instance_id[AS_ID_SIZE]; /* AS_SCALE_IN, AS_STRAY */
+    int new_desired;              /* AS_SCALE_OUT */
+    int decrement;                /* AS_STRAY */
+    char reason[AS_REASON_SIZE];
+};
+
+struct as_plan {
+    /* The numbers the decisions come from, for the log and /metrics. */
+    int64_t demand, capacity, busy, idle, drained, registered;
+    int target;
+    size_t n;
+    struct as_decision d[AS_PLAN_MAX];
+};
+
+/* The decision's name in the log and in /metrics ("scale_out", …). */
+const char *autoscale_kind_name(enum as_kind kind);
+
+/* Reads a worker state as the scaling endpoint names it; -1 for another word. */
+int autoscale_worker_state(const char *s, enum as_worker_state *out);
+
+/*
+ * An instance that counts toward desired capacity: launching or in service
+ * (Pending*, InService), not terminating, detaching or on standby.
+ */
+int autoscale_instance_live(const char *lifecycle);
+
+/*
+ * The plan for one tick at now_ms. Never fails: a plan holds at least one
+ * decision (AS_STEADY or AS_HOLD when nothing else), each with its reason.
+ * Instances in a Terminating state are the lifecycle hook's (not planned
+ * here) and not capacity; so are drained and draining workers.
+ */
+void autoscale_plan(const struct as_group *g, const struct as_pool *p, const struct as_options *o,
+                    int64_t now_ms, struct as_plan *out);
+
+/* What to do after draining a scale-in candidate: terminate it (1) when the drain's answer shows
+ * it drained (no runs), else (0) undrain it and leave its instance alone. */
+int autoscale_after_drain(enum as_worker_state after);
+
+/*
+ * The lifecycle hook's wait: the pause in ms after a pause of prev_ms (0 for the first),
+ * doubling from first_ms up to cap_ms, and never past deadline_ms - now_ms. 0 when the deadline
+ * is reached: complete the action now.
+ */
+int64_t autoscale_backoff(int64_t prev_ms, int64_t first_ms, int64_t cap_ms, int64_t now_ms,
+                          int64_t deadline_ms);
+
+/* When a lifecycle action must be completed at the latest: the hook's heartbeat timeout after
+ * seen_ms, less a margin (a tenth of it, between 5 s and half of it) for the calls. */
+int64_t autoscale_hook_deadline(int64_t seen_ms, int64_t heartbeat_timeout_ms);
+
+#endif

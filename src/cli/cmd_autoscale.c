@@ -1,0 +1,723 @@
+/*
+ * davit autoscale: one pool against one AWS Auto Scaling group
+ * (docs/autoscale.md). A tick reads the group (AWS) and the pool (the davit
+ * API), answers the termination lifecycle hook, plans (autoscale.c) and
+ * carries the plan out; with --every it ticks until SIGTERM or SIGINT.
+ * Every decision is one log line with its reason, counted in /metrics
+ * (--metrics-listen).
+ */
+#include "cli/args.h"
+#include "cli/autoscale.h"
+#include "cli/aws.h"
+#include "cli/cli.h"
+#include "cli/client.h"
+
+#include "common/clock.h"
+#include "common/duration.h"
+#include "common/env.h"
+#include "common/log.h"
+#include "common/outcome.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* AWS refused a call or the credentials (docs/autoscale.md, "Exit codes"). */
+#define EXIT_AWS 8
+
+/* The lifecycle hook's wait: from half a second, doubling up to 15 s. */
+#define HOOK_PAUSE_FIRST_MS 500
+#define HOOK_PAUSE_CAP_MS   15000
+/* Instances in Terminating:Wait remembered across ticks (when each was first seen). */
+#define SEEN_MAX 256
+/* Workers read from the scaling endpoint, at most. */
+#define WORKERS_MAX 4096
+
+/* What /metrics counts, beyond the plan's kinds (enum as_kind comes first). */
+enum {
+    M_UNDRAINED_BUSY = AS_STRAY + 1, /* a scale-in candidate was busy after all */
+    M_HOOK_COMPLETED,                /* a lifecycle action completed: its worker drained */
+    M_HOOK_TIMEOUT,                  /* completed as the hook's timeout neared */
+    M_HOOK_WAITING,                  /* a tick left a lifecycle action waiting */
+    M_COUNT
+};
+static const char *const metric_names[M_COUNT] = {"steady",
+                                                  "hold",
+                                                  "scale_out",
+                                                  "scale_in",
+                                                  "stray",
+                                                  "undrained_busy",
+                                                  "lifecycle_completed",
+                                                  "lifecycle_timeout",
+                                                  "lifecycle_waiting"};
+
+struct metrics {
+    pthread_mutex_t mu;
+    uint64_t decisions[M_COUNT];
+    uint64_t errors, ticks;
+    int64_t desired, pending, busy, idle, drained, last_tick_ms;
+};
+
+struct seen {
+    char id[AS_ID_SIZE];
+    int64_t ms;
+};
+
+struct ctx {
+    struct cli *c;
+    const char *pool, *group;
+    struct as_options opt;
+    int64_t every_ms;
+    int dry_run;
+    struct aws aws;
+    struct metrics m;
+    sigset_t stop_set;
+    int stop;
+    int auth_failed; /* the last AWS error was AWS refusing the credentials */
+    struct seen seen[SEEN_MAX];
+    size_t n_seen;
+};
+
+/* ---- /metrics ---- */
+
+static char *metrics_text(struct metrics *m)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        return NULL;
+    pthread_mutex_lock(&m->mu);
+    fputs("# HELP davit_autoscale_decisions_total Decisions taken, by kind (docs/autoscale.md).\n"
+          "# TYPE davit_autoscale_decisions_total counter\n",
+          f);
+    for (int i = 0; i < M_COUNT; i++)
+        fprintf(f, "davit_autoscale_decisions_total{decision=\"%s\"} %llu\n", metric_names[i],
+                (unsigned long long)m->decisions[i]);
+    fprintf(f,
+            "# HELP davit_autoscale_errors_total Ticks that failed (AWS or the davit API).\n"
+            "# TYPE davit_autoscale_errors_total counter\n"
+            "davit_autoscale_errors_total %llu\n"
+            "# HELP davit_autoscale_ticks_total Ticks run.\n"
+            "# TYPE davit_autoscale_ticks_total counter\n"
+            "davit_autoscale_ticks_total %llu\n"
+            "# HELP davit_autoscale_group_desired The group's desired capacity at the last tick.\n"
+            "# TYPE davit_autoscale_group_desired gauge\n"
+            "davit_autoscale_group_desired %lld\n"
+            "# HELP davit_autoscale_workers The group's workers at the last tick, by state.\n"
+            "# TYPE davit_autoscale_workers gauge\n"
+            "davit_autoscale_workers{state=\"busy\"} %lld\n"
+            "davit_autoscale_workers{state=\"idle\"} %lld\n"
+            "davit_autoscale_workers{state=\"drained\"} %lld\n"
+            "# HELP davit_autoscale_pending_runs The pool's queued runs at the last tick.\n"
+            "# TYPE davit_autoscale_pending_runs gauge\n"
+            "davit_autoscale_pending_runs %lld\n"
+            "# HELP davit_autoscale_last_tick_seconds When the last tick ended (Unix time).\n"
+            "# TYPE davit_autoscale_last_tick_seconds gauge\n"
+            "davit_autoscale_last_tick_seconds %.3f\n",
+            (unsigned long long)m->errors, (unsigned long long)m->ticks, (long long)m->desired,
+            (long long)m->busy, (long long)m->idle, (long long)m->drained, (long long)m->pending,
+            (double)m->last_tick_ms / 1000.0);
+    pthread_mutex_unlock(&m->mu);
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **state)
+{
+    (void)version;
+    (void)upload;
+    (void)upload_size;
+    (void)state;
+    struct metrics *m = cls;
+    unsigned status = MHD_HTTP_OK;
+    char *text = NULL;
+    if (strcmp(method, "GET") != 0)
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+    else if (strcmp(url, "/metrics") != 0)
+        status = MHD_HTTP_NOT_FOUND;
+    else if (!(text = metrics_text(m)))
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    if (text)
+        MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+    enum MHD_Result r = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* Serves /metrics on addr ("HOST:PORT"; port 0 picks one, logged). NULL with err on failure. */
+static struct MHD_Daemon *metrics_start(struct metrics *m, const char *addr, char *err,
+                                        size_t errsz)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host) || !colon[1]) {
+        snprintf(err, errsz, "--metrics-listen: expected HOST:PORT");
+        return NULL;
+    }
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) {
+        snprintf(err, errsz, "--metrics-listen %s: cannot resolve the address", addr);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+                     (res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    struct MHD_Daemon *d =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_metrics, m, MHD_OPTION_SOCK_ADDR, res->ai_addr,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+    freeaddrinfo(res);
+    if (!d) {
+        snprintf(err, errsz, "--metrics-listen %s: cannot listen (%s)", addr, strerror(errno));
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    char port[16];
+    snprintf(port, sizeof(port), "%u", info ? (unsigned)info->port : 0U);
+    log_event(LOG_INFO, "metrics listening", "host", host, "port", port, NULL);
+    return d;
+}
+
+static void count(struct ctx *x, int metric)
+{
+    pthread_mutex_lock(&x->m.mu);
+    x->m.decisions[metric]++;
+    pthread_mutex_unlock(&x->m.mu);
+}
+
+/* One decision: one log line with its reason, and its counter. */
+static void decide(struct ctx *x, int metric, const char *reason, const char *instance,
+                   int64_t worker, const char *desired)
+{
+    char w[24];
+    snprintf(w, sizeof(w), "%lld", (long long)worker);
+    log_event(LOG_INFO, "autoscale decision", "decision", metric_names[metric], "pool", x->pool,
+              "group", x->group, "instance", instance && *instance ? instance : NULL, "worker",
+              worker > 0 ? w : NULL, "desired", desired, "reason", reason, "dry_run",
+              x->dry_run ? "true" : NULL, NULL);
+    count(x, metric);
+}
+
+/* Waits ms, or less when asked to stop (SIGTERM, SIGINT): 1 then. */
+static int pause_ms(struct ctx *x, int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    if (sigtimedwait(&x->stop_set, NULL, &ts) > 0)
+        x->stop = 1;
+    return x->stop;
+}
+
+/* ---- the pool, from the davit API ---- */
+
+struct pool_state {
+    struct as_pool p;
+    struct as_worker *w;
+};
+
+static int pool_read(struct ctx *x, struct pool_state *out)
+{
+    memset(out, 0, sizeof(*out));
+    char path[256];
+    char *name = client_escape(x->pool);
+    json_t *body = NULL;
+    if (!name) {
+        fprintf(stderr, "davit autoscale: out of memory\n");
+        return EXIT_INTERNAL;
+    }
+    snprintf(path, sizeof(path), "/api/v1/pools/%s/scaling", name);
+    free(name);
+    int rc = client_call(x->c, "GET", path, NULL, NULL, 0, &body, NULL);
+    if (rc)
+        return rc;
+    json_t *ws = json_object_get(body, "workers");
+    json_t *pending = json_object_get(body, "pending");
+    size_t n = json_array_size(ws);
+    if (!json_is_integer(pending) || !json_is_array(ws) || n > WORKERS_MAX ||
+        !(out->w = calloc(n ? n : 1, sizeof(*out->w)))) {
+        fprintf(stderr, "davit autoscale: the server's scaling answer for pool %s is not one\n",
+                x->pool);
+        json_decref(body);
+        return EXIT_API;
+    }
+    out->p.pending = json_integer_value(pending);
+    out->p.workers = out->w;
+    size_t i;
+    json_t *o;
+    json_array_foreach(ws, i, o)
+    {
+        struct as_worker *w = &out->w[out->p.n_workers];
+        const char *iid =
+            json_string_value(json_object_get(json_object_get(o, "metadata"), "instance_id"));
+        const char *idle = json_string_value(json_object_get(o, "idle_since"));
+        if (autoscale_worker_state(json_string_value(json_object_get(o, "state")), &w->state) < 0)
+            continue; /* a state this version does not know: not counted */
+        w->id = json_integer_value(json_object_get(o, "id"));
+        w->idle_since_ms = idle ? aws_parse_time(idle) : -1;
+        snprintf(w->instance_id, sizeof(w->instance_id), "%s", iid ? iid : "");
+        out->p.n_workers++;
+    }
+    json_decref(body);
+    return 0;
+}
+
+static const struct as_worker *pool_worker(const struct pool_state *s, const char *instance)
+{
+    for (size_t i = 0; i < s->p.n_workers; i++)
+        if (strcmp(s->w[i].instance_id, instance) == 0)
+            return &s->w[i];
+    return NULL;
+}
+
+/* Drains (on 1) or undrains worker id; *after gets its state from the server's answer. */
+static int drain(struct ctx *x, int64_t id, int on, enum as_worker_state *after)
+{
+    char path[96];
+    json_t *req = json_object(), *resp = NULL;
+    snprintf(path, sizeof(path), "/api/v1/workers/%lld/%s", (long long)id,
+             on ? "drain" : "undrain");
+    int rc = req ? client_call_json(x->c, "POST", path, req, &resp) : EXIT_INTERNAL;
+    json_decref(req);
+    if (rc == 0 &&
+        autoscale_worker_state(json_string_value(json_object_get(resp, "state")), after) < 0) {
+        fprintf(stderr, "davit autoscale: the server's drain answer for worker %lld has no state\n",
+                (long long)id);
+        rc = EXIT_API;
+    }
+    json_decref(resp);
+    return rc;
+}
+
+/* ---- a tick ---- */
+
+static int aws_failed(struct ctx *x, int rc, const char *err)
+{
+    x->auth_failed = rc == AWS_EAUTH;
+    fprintf(stderr, "davit autoscale: %s%s\n",
+            rc == AWS_EAUTH ? "AWS refused the credentials: " : "", err);
+    return EXIT_AWS;
+}
+
+static int64_t seen_since(struct ctx *x, const char *id, int64_t now)
+{
+    for (size_t i = 0; i < x->n_seen; i++)
+        if (strcmp(x->seen[i].id, id) == 0)
+            return x->seen[i].ms;
+    if (x->n_seen < SEEN_MAX) {
+        snprintf(x->seen[x->n_seen].id, AS_ID_SIZE, "%s", id);
+        x->seen[x->n_seen++].ms = now;
+    }
+    return now;
+}
+
+/* Forgets the instances no longer waiting. */
+static void seen_prune(struct ctx *x, const struct aws_group *g)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < x->n_seen; i++) {
+        int still = 0;
+        for (size_t j = 0; j < g->n_instances && !still; j++)
+            still = strcmp(g->instances[j].id, x->seen[i].id) == 0 &&
+                    strcmp(g->instances[j].lifecycle, "Terminating:Wait") == 0;
+        if (still)
+            x->seen[k++] = x->seen[i];
+    }
+    x->n_seen = k;
+}
+
+struct waiting {
+    char id[AS_ID_SIZE];
+    int64_t deadline_ms;
+    int drained, done;
+};
+
+/*
+ * The termination lifecycle hook: every instance in Terminating:Wait gets its worker drained,
+ * and its action completed (CONTINUE) once the worker holds no runs, has gone, or the hook's
+ * timeout nears; between checks a pause that doubles. With --every, a tick waits at most
+ * the interval and leaves the rest to the next. *acted is set when an action was completed.
+ */
+static int lifecycle(struct ctx *x, struct aws_group *g, int *acted)
+{
+    char err[512];
+    struct waiting *wt = NULL;
+    size_t n = 0;
+    int rc = 0;
+    *acted = 0;
+    seen_prune(x, g);
+    for (size_t i = 0; i < g->n_instances; i++)
+        n += strcmp(g->instances[i].lifecycle, "Terminating:Wait") == 0;
+    if (n == 0)
+        return 0;
+    struct aws_hook hook;
+    if ((rc = aws_termination_hook(&x->aws, x->group, &hook, err, sizeof(err))) < 0)
+        return aws_failed(x, rc, err);
+    if (!hook.name[0]) {
+        log_event(LOG_WARN, "instances in Terminating:Wait but the group has no termination hook",
+                  "group", x->group, NULL);
+        return 0;
+    }
+    if (!(wt = calloc(n, sizeof(*wt)))) {
+        fprintf(stderr, "davit autoscale: out of memory\n");
+        return EXIT_INTERNAL;
+    }
+    int64_t now = clock_mono_ms(), start = now, first_deadline = INT64_MAX;
+    size_t k = 0;
+    for (size_t i = 0; i < g->n_instances; i++) {
+        if (strcmp(g->instances[i].lifecycle, "Terminating:Wait") != 0)
+            continue;
+        snprintf(wt[k].id, sizeof(wt[k].id), "%s", g->instances[i].id);
+        /* On the monotonic clock, from when this process first saw it waiting. */
+        int64_t seen = seen_since(x, wt[k].id, now);
+        wt[k].deadline_ms = autoscale_hook_deadline(seen, hook.heartbeat_timeout_ms);
+        if (wt[k].deadline_ms < first_deadline)
+            first_deadline = wt[k].deadline_ms;
+        k++;
+    }
+    int64_t pause = 0;
+    for (size_t left = n; left > 0 && !x->stop;) {
+        struct pool_state ps;
+        if ((rc = pool_read(x, &ps)) != 0)
+            break;
+        now = clock_mono_ms();
+        for (size_t i = 0; i < n; i++) {
+            if (wt[i].done)
+                continue;
+            const struct as_worker *w = pool_worker(&ps, wt[i].id);
+            enum as_worker_state st = w ? w->state : AS_DRAINED;
+            if (w && !wt[i].drained && (st == AS_IDLE || st == AS_BUSY)) {
+                if (!x->dry_run && (rc = drain(x, w->id, 1, &st)) != 0)
+                    break;
+                wt[i].drained = 1;
+            }
+            const char *why = NULL;
+            int metric = M_HOOK_COMPLETED;
+            if (!w)
+                why = "terminating instance has no worker";
+            else if (st == AS_DRAINED)
+                why = "terminating instance's worker is drained: no run is left on it";
+            else if (now >= wt[i].deadline_ms) {
+                why = "the lifecycle hook's timeout nears and the worker still holds runs";
+                metric = M_HOOK_TIMEOUT;
+            }
+            if (!why)
+                continue;
+            if (!x->dry_run && (rc = aws_complete_lifecycle(&x->aws, x->group, hook.name, wt[i].id,
+                                                            err, sizeof(err))) < 0) {
+                rc = aws_failed(x, rc, err);
+                break;
+            }
+            decide(x, metric, why, wt[i].id, w ? w->id : 0, NULL);
+            wt[i].done = 1;
+            *acted = 1;
+            left--;
+        }
+        free(ps.w);
+        if (rc != 0 || left == 0)
+            break;
+        if (x->dry_run) {
+            decide(x, M_HOOK_WAITING, "dry run: the lifecycle actions are left waiting", NULL, 0,
+                   NULL);
+            break;
+        }
+        int64_t until = first_deadline;
+        for (size_t i = 0; i < n; i++)
+            if (!wt[i].done && wt[i].deadline_ms < until)
+                until = wt[i].deadline_ms;
+        /* With --every, the next tick takes over after one interval. */
+        if (x->every_ms > 0 && start + x->every_ms < until)
+            until = start + x->every_ms;
+        pause = autoscale_backoff(pause, HOOK_PAUSE_FIRST_MS, HOOK_PAUSE_CAP_MS, now, until);
+        if (pause == 0 && until < first_deadline) {
+            decide(x, M_HOOK_WAITING,
+                   "workers of terminating instances still hold runs: the next"
+                   " tick waits on",
+                   NULL, 0, NULL);
+            break;
+        }
+        if (pause > 0 && pause_ms(x, pause))
+            break;
+    }
+    free(wt);
+    return rc;
+}
+
+/* Scale-in of one idle worker: drain, then terminate only if the answer shows it drained. */
+static int scale_in(struct ctx *x, const struct as_decision *d)
+{
+    char err[512];
+    enum as_worker_state after;
+    if (x->dry_run) {
+        decide(x, AS_SCALE_IN, d->reason, d->instance_id, d->worker_id, NULL);
+        return 0;
+    }
+    int rc = drain(x, d->worker_id, 1, &after);
+    if (rc)
+        return rc;
+    if (!autoscale_after_drain(after)) {
+        /* It took a run between the read and the drain: it stays, and takes runs again. */
+        if ((rc = drain(x, d->worker_id, 0, &after)) != 0)
+            return rc;
+        decide(x, M_UNDRAINED_BUSY, "the drain's answer shows the worker busy: undrained and kept",
+               d->instance_id, d->worker_id, NULL);
+        return 0;
+    }
+    rc = aws_terminate(&x->aws, d->instance_id, 1, err, sizeof(err));
+    if (rc < 0) {
+        /* Not terminated: it must not stay drained for nothing. */
+        drain(x, d->worker_id, 0, &after);
+        return aws_failed(x, rc, err);
+    }
+    decide(x, AS_SCALE_IN, d->reason, d->instance_id, d->worker_id, NULL);
+    return 0;
+}
+
+static int carry_out(struct ctx *x, const struct aws_group *g, const struct as_plan *plan)
+{
+    char err[512], desired[48];
+    int rc = 0;
+    for (size_t i = 0; i < plan->n && rc == 0; i++) {
+        const struct as_decision *d = &plan->d[i];
+        switch (d->kind) {
+        case AS_STEADY:
+        case AS_HOLD:
+            decide(x, d->kind, d->reason, NULL, 0, NULL);
+            break;
+        case AS_SCALE_OUT:
+            snprintf(desired, sizeof(desired), "%d->%d", g->desired, d->new_desired);
+            if (!x->dry_run &&
+                (rc = aws_set_desired(&x->aws, x->group, d->new_desired, err, sizeof(err))) < 0)
+                return aws_failed(x, rc, err);
+            decide(x, d->kind, d->reason, NULL, 0, desired);
+            break;
+        case AS_STRAY:
+            if (!x->dry_run &&
+                (rc = aws_terminate(&x->aws, d->instance_id, d->decrement, err, sizeof(err))) < 0)
+                return aws_failed(x, rc, err);
+            decide(x, d->kind, d->reason, d->instance_id, 0, NULL);
+            break;
+        case AS_SCALE_IN:
+            rc = scale_in(x, d);
+            break;
+        }
+    }
+    return rc;
+}
+
+static int tick(struct ctx *x)
+{
+    char err[512];
+    struct aws_group g;
+    struct pool_state ps = {0};
+    int acted = 0, *want = NULL;
+    int rc = aws_describe_group(&x->aws, x->group, &g, err, sizeof(err));
+    if (rc < 0)
+        return aws_failed(x, rc, err);
+    if ((rc = lifecycle(x, &g, &acted)) != 0 || x->stop)
+        goto out;
+    if (acted) { /* the group changed while the hook waited: read it again */
+        aws_group_free(&g);
+        if ((rc = aws_describe_group(&x->aws, x->group, &g, err, sizeof(err))) < 0) {
+            rc = aws_failed(x, rc, err);
+            goto out;
+        }
+    }
+    if ((rc = pool_read(x, &ps)) != 0)
+        goto out;
+    /* The live instances' launch times (one call): a stray is one with no worker, launched
+     * long enough ago. */
+    want = calloc(g.n_instances ? g.n_instances : 1, sizeof(*want));
+    if (!want) {
+        rc = EXIT_INTERNAL;
+        goto out;
+    }
+    for (size_t i = 0; i < g.n_instances; i++)
+        want[i] = autoscale_instance_live(g.instances[i].lifecycle);
+    if ((rc = aws_launch_times(&x->aws, &g, want, err, sizeof(err))) < 0) {
+        rc = aws_failed(x, rc, err);
+        goto out;
+    }
+    struct as_group ag = {g.min, g.max, g.desired, g.instances, g.n_instances};
+    struct as_plan *plan = malloc(sizeof(*plan));
+    if (!plan) {
+        rc = EXIT_INTERNAL;
+        goto out;
+    }
+    autoscale_plan(&ag, &ps.p, &x->opt, clock_wall_ms(), plan);
+    pthread_mutex_lock(&x->m.mu);
+    x->m.desired = g.desired;
+    x->m.pending = ps.p.pending;
+    x->m.busy = plan->busy;
+    x->m.idle = plan->idle;
+    x->m.drained = plan->drained;
+    pthread_mutex_unlock(&x->m.mu);
+    rc = carry_out(x, &g, plan);
+    free(plan);
+out:
+    free(want);
+    free(ps.w);
+    aws_group_free(&g);
+    pthread_mutex_lock(&x->m.mu);
+    x->m.ticks++;
+    x->m.errors += rc != 0;
+    x->m.last_tick_ms = clock_wall_ms();
+    pthread_mutex_unlock(&x->m.mu);
+    return rc;
+}
+
+/* ---- options ---- */
+
+static int read_duration(struct cli *c, const char *opt, const char *v, int64_t *ms)
+{
+    if (duration_parse(v, ms) < 0)
+        return cli_usage(c, "--%s: not a duration (like 90s, 5m)", opt);
+    return 0;
+}
+
+static int read_options(struct ctx *x, int argc, char **argv, const char **listen,
+                        const char **region, const char **endpoint)
+{
+    char err[256];
+    long long n;
+    x->pool = env_get("AUTOSCALE_POOL", NULL, 0);
+    x->group = env_get("AUTOSCALE_GROUP", NULL, 0);
+    *region = env_get("AUTOSCALE_REGION", NULL, 0);
+    *listen = env_get("AUTOSCALE_METRICS_LISTEN", NULL, 0);
+    *endpoint = env_get("AUTOSCALE_AWS_ENDPOINT", NULL, 0);
+    if (env_int("AUTOSCALE_MAX_CREATE", 5, 1000, &n, err, sizeof(err)) < 0 ||
+        env_duration("AUTOSCALE_SCALE_DOWN_DELAY", 5 * 60 * 1000, &x->opt.scale_down_delay_ms, err,
+                     sizeof(err)) < 0 ||
+        env_duration("AUTOSCALE_STRAY_AFTER", 10 * 60 * 1000, &x->opt.stray_after_ms, err,
+                     sizeof(err)) < 0 ||
+        env_duration("AUTOSCALE_EVERY", 0, &x->every_ms, err, sizeof(err)) < 0 ||
+        env_bool("AUTOSCALE_DRY_RUN", 0, &x->dry_run, err, sizeof(err)) < 0)
+        return cli_usage(x->c, "%s", err);
+    x->opt.max_create = (int)n;
+    int o, rc;
+    optind = 0;
+    while ((o = cli_getopt(x->c, argc, argv)) != -1) {
+        char *end;
+        switch (o) {
+        case 'p':
+            x->pool = optarg;
+            break;
+        case 'g':
+            x->group = optarg;
+            break;
+        case 'r':
+            *region = optarg;
+            break;
+        case 'm':
+            errno = 0;
+            n = strtoll(optarg, &end, 10);
+            if (*end || errno || n < 1 || n > 1000)
+                return cli_usage(x->c, "--max-create: a number from 1 to 1000");
+            x->opt.max_create = (int)n;
+            break;
+        case 'd':
+            if ((rc = read_duration(x->c, "scale-down-delay", optarg, &x->opt.scale_down_delay_ms)))
+                return rc;
+            break;
+        case 's':
+            if ((rc = read_duration(x->c, "stray-after", optarg, &x->opt.stray_after_ms)))
+                return rc;
+            break;
+        case 'e':
+            if ((rc = read_duration(x->c, "every", optarg, &x->every_ms)))
+                return rc;
+            break;
+        case 'l':
+            *listen = optarg;
+            break;
+        case 'a':
+            *endpoint = optarg;
+            break;
+        case 'n':
+            x->dry_run = 1;
+            break;
+        }
+    }
+    if (optind != argc)
+        return cli_usage(x->c, "takes no arguments besides its options");
+    if (!x->pool || !x->group)
+        return cli_usage(x->c, "%s is required (or DAVIT_AUTOSCALE_%s)",
+                         !x->pool ? "--pool NAME" : "--group ASG", !x->pool ? "POOL" : "GROUP");
+    if (x->every_ms > 0 && x->every_ms < 1000)
+        return cli_usage(x->c, "--every: at least 1s");
+    return 0;
+}
+
+int cli_autoscale(struct cli *c, int argc, char **argv)
+{
+    char err[512];
+    const char *listen = NULL, *region = NULL, *endpoint = NULL;
+    struct MHD_Daemon *mhd = NULL;
+    struct ctx *x = calloc(1, sizeof(*x));
+    if (!x) {
+        fprintf(stderr, "davit autoscale: out of memory\n");
+        return EXIT_INTERNAL;
+    }
+    x->c = c;
+    pthread_mutex_init(&x->m.mu, NULL);
+    int rc = read_options(x, argc, argv, &listen, &region, &endpoint);
+    if (rc)
+        goto out;
+    log_setup(LOG_TEXT, 0, NULL);
+    /* Blocked before any thread starts (they inherit it): only pause_ms takes them. */
+    sigemptyset(&x->stop_set);
+    sigaddset(&x->stop_set, SIGTERM);
+    sigaddset(&x->stop_set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &x->stop_set, NULL);
+    if (aws_open(&x->aws, region, endpoint, err, sizeof(err)) < 0) {
+        fprintf(stderr, "davit autoscale: %s\n", err);
+        rc = EXIT_AWS;
+        goto out;
+    }
+    if (listen && !(mhd = metrics_start(&x->m, listen, err, sizeof(err)))) {
+        fprintf(stderr, "davit autoscale: %s\n", err);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    for (;;) {
+        int64_t start = clock_mono_ms();
+        x->auth_failed = 0;
+        rc = tick(x);
+        if (x->every_ms == 0 || x->stop)
+            break;
+        /* Credentials from the environment do not renew: stop, loudly. Any other failure is
+         * logged and the next tick tries again. */
+        if (x->auth_failed && !x->aws.from_imds)
+            break;
+        if (x->aws.from_imds && aws_refresh(&x->aws, err, sizeof(err)) < 0)
+            log_event(LOG_WARN, "instance role credentials not renewed", "reason", err, NULL);
+        int64_t left = start + x->every_ms - clock_mono_ms();
+        if (left > 0 && pause_ms(x, left))
+            break;
+    }
+    if (x->stop)
+        rc = 0;
+out:
+    if (mhd)
+        MHD_stop_daemon(mhd);
+    aws_close(&x->aws);
+    pthread_mutex_destroy(&x->m.mu);
+    free(x);
+    return rc;
+}

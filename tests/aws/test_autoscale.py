@@ -1,0 +1,273 @@
+"""davit autoscale (issue 16) against a fake AWS (fake_aws.py, a MOCK: AWS cannot be reached from
+the tests), a real davit server and stand-ins for davit-launcher (tests/server/davit_harness.py)
+whose instance_id metadata names the fake's instances, as the AWS boot script's launchers do.
+
+One server and one fake for the module; each test has its own pool and group."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+import fake_aws as F
+from davit_fixtures import check_stopped
+from davit_harness import DAVIT, Launcher, Server, wait_for
+
+
+@pytest.fixture(scope="module")
+def env():
+    tmp = tempfile.mkdtemp(prefix="davit-aws-")
+    server = Server(tmp)
+    aws = F.FakeAWS()
+    try:
+        yield server, aws
+    finally:
+        aws.close()
+        check_stopped(server)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Cell:
+    """One pool and one Auto Scaling group, with the launchers on its instances."""
+
+    def __init__(self, env, name, min_size, max_size, desired, hook_timeout=None):
+        self.server, self.aws = env
+        self.name = name
+        self.token, self.key = self.server.create_pool(name)
+        self.group = self.aws.add_group(name, min_size, max_size, desired, hook_timeout)
+        self.launchers = {}  # instance id -> Launcher
+
+    def boot(self, *ids):
+        """Starts a launcher on each instance (all live ones without one when none are named)."""
+        ids = ids or [i.id for i in self.group.live() if i.id not in self.launchers]
+        for iid in ids:
+            la = Launcher(self.server, self.token, self.key, hostname=iid)
+            la.register(metadata={"instance_id": iid})
+            self.launchers[iid] = la
+        return [self.launchers[i] for i in ids]
+
+    def submit(self, n=1):
+        return [self.server.submit(self.name) for _ in range(n)]
+
+    def scaling(self):
+        return self.server.ok("GET", "/api/v1/pools/%s/scaling" % self.name)
+
+    def worker(self, iid):
+        return next(w for w in self.scaling()["workers"] if w["metadata"].get("instance_id") == iid)
+
+    def args(self, *extra):
+        return ["autoscale", "--pool", self.name, "--group", self.name, "--region", F.TEST_REGION,
+                "--aws-endpoint", self.aws.url + "/"] + list(extra)
+
+    def environ(self, creds=(F.TEST_ACCESS_KEY, F.TEST_SECRET_KEY, F.TEST_SESSION_TOKEN)):
+        e = dict(os.environ)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+                  "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+            e.pop(k, None)
+        e.update({"DAVIT_SERVER": "http://127.0.0.1:%d" % self.server.port, "DAVIT_API_TOKEN": self.server.token,
+                  "AWS_CA_BUNDLE": self.aws.ca_file, "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.aws.imds_url})
+        if creds:
+            e.update({"AWS_ACCESS_KEY_ID": creds[0], "AWS_SECRET_ACCESS_KEY": creds[1],
+                      "AWS_SESSION_TOKEN": creds[2]})
+        return e
+
+    def tick(self, *extra, creds=(F.TEST_ACCESS_KEY, F.TEST_SECRET_KEY, F.TEST_SESSION_TOKEN), rc=0):
+        """One tick; returns its decisions as (decision, fields) from its log lines."""
+        p = subprocess.run([DAVIT] + self.args(*extra), env=self.environ(creds), capture_output=True,
+                           text=True, timeout=120)
+        print(p.stderr)
+        assert p.returncode == rc, (p.returncode, p.stderr)
+        assert "AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
+        self.last = p
+        return decisions(p.stderr)
+
+    def mutations(self):
+        return [c[1] for c in self.aws.actions() if c[1] in MUTATIONS and self._mine(c[2])]
+
+    def _mine(self, params):
+        return params.get("AutoScalingGroupName") == self.name or \
+            params.get("InstanceId", "") in set(self.group.instances) | set(self.group.ended)
+
+
+MUTATIONS = ("SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup", "CompleteLifecycleAction")
+
+
+def decisions(log):
+    out = []
+    for line in log.splitlines():
+        if " autoscale decision " in line:
+            fields = dict(re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line))
+            out.append((fields["decision"], {k: v.strip('"') for k, v in fields.items()}))
+    return out
+
+
+def kinds(ds):
+    return [d for d, _ in ds]
+
+
+def test_scale_out_on_pending_up_to_max_and_max_create(env):
+    c = Cell(env, "out", 0, 4, 0)
+    c.submit(6)
+    ds = c.tick("--max-create", "3")
+    assert kinds(ds) == ["scale_out"] and ds[0][1]["desired"] == "0->3"
+    assert c.group.desired == 3 and len(c.group.live()) == 3
+    # Instances starting, no worker yet: desired and registered workers disagree, no change.
+    assert kinds(c.tick("--max-create", "3")) == ["hold"]
+    assert c.group.desired == 3
+    for la in c.boot():
+        assert [m["type"] for m in la.poll(wait_s=0)] == ["run"]  # each takes a run
+    # busy 3 + pending 3 = 6 > max 4: one more (the max), not three
+    ds = c.tick("--max-create", "3")
+    assert kinds(ds) == ["scale_out"] and ds[0][1]["desired"] == "3->4" and c.group.desired == 4
+    c.boot()
+    # At max: credentials from the instance's role this time (IMDSv2), and nothing to do.
+    ds = c.tick("--max-create", "3", creds=None)
+    assert kinds(ds) == ["steady"] and "max size 4" in ds[0][1]["reason"]
+    assert c.mutations() == ["SetDesiredCapacity", "SetDesiredCapacity"]
+
+
+def test_scale_in_only_idle_workers_past_the_delay(env):
+    c = Cell(env, "in", 0, 3, 2)
+    a, b = c.boot()
+    c.submit(1)
+    assert [m["type"] for m in a.poll(wait_s=0)] == ["run"]  # a busy, b idle
+    ds = c.tick("--scale-down-delay", "1h")
+    assert kinds(ds) == ["steady"] and "scale-down delay" in ds[0][1]["reason"]
+    assert c.mutations() == []
+    ds = c.tick("--scale-down-delay", "0s")
+    assert kinds(ds) == ["scale_in"] and ds[0][1]["instance"] == b.hostname
+    assert c.group.desired == 1 and list(c.group.instances) == [a.hostname]
+    assert c.group.ended[b.hostname].how_ended == "terminated"
+    assert c.worker(a.hostname)["state"] == "busy"
+    assert c.mutations() == ["TerminateInstanceInAutoScalingGroup"]
+
+
+def test_a_busy_worker_that_was_drained_is_undrained_and_kept(env):
+    c = Cell(env, "race", 0, 3, 2)
+    a, b = c.boot()
+    c.submit(1)  # pending 1: target 1, capacity 2: the oldest idle worker (a) is the candidate
+    # Between the autoscaler's read of the pool and its drain, a takes the run.
+    c.aws.on_action["DescribeInstances"] = lambda params: a.poll(wait_s=0)
+    try:
+        ds = c.tick("--scale-down-delay", "0s")
+    finally:
+        del c.aws.on_action["DescribeInstances"]
+    assert kinds(ds) == ["undrained_busy"] and ds[0][1]["instance"] == a.hostname
+    assert c.worker(a.hostname)["state"] == "busy"  # undrained: it takes runs again
+    assert a.hostname in c.group.instances and c.group.desired == 2
+    assert c.mutations() == []
+
+
+def test_drained_workers_are_not_capacity(env):
+    c = Cell(env, "drained", 0, 3, 2)
+    a, b = c.boot()
+    c.server.ok("POST", "/api/v1/workers/%d/drain" % b.id, {})
+    c.submit(2)
+    # demand 2 (pending); capacity 1 (a): b, drained, would make it 2 and nothing would happen
+    ds = c.tick()
+    assert kinds(ds) == ["scale_out"] and ds[0][1]["desired"] == "2->3"
+
+
+def test_min_size_one(env):
+    c = Cell(env, "min1", 1, 3, 2)
+    a, b = c.boot()
+    ds = c.tick("--scale-down-delay", "0s")
+    assert kinds(ds) == ["scale_in"] and c.group.desired == 1
+    # At min size: the last idle worker stays, and no call is made that the group would refuse.
+    ds = c.tick("--scale-down-delay", "0s")
+    assert kinds(ds) == ["steady"] and c.group.desired == 1 and len(c.group.live()) == 1
+    assert c.mutations() == ["TerminateInstanceInAutoScalingGroup"]
+    assert ("autoscaling", "ValidationError") not in c.aws.refused
+
+
+def test_a_stray_instance_is_terminated(env):
+    c = Cell(env, "stray", 0, 4, 3)
+    ids = list(c.group.instances)
+    c.boot(ids[0])
+    c.group.instances[ids[1]].launch_time -= 11 * 60  # no worker for 11 minutes
+    ds = c.tick()
+    assert kinds(ds) == ["stray"] and ds[0][1]["instance"] == ids[1]
+    assert ids[1] in c.group.ended and c.group.desired == 2
+    assert ids[2] in c.group.instances  # young, no worker yet: left to boot
+    assert kinds(c.tick()) == ["hold"]
+
+
+def test_lifecycle_hook_completes_only_after_the_run_ends(env):
+    c = Cell(env, "hook", 0, 3, 1, hook_timeout=300)
+    (a,) = c.boot()
+    (rid,) = c.submit(1)
+    assert [m["type"] for m in a.poll(wait_s=0)] == ["run"]
+    a.event(rid, "running", phase="plan")
+    iid = a.hostname
+    with c.aws.lock:  # an instance refresh or a manual scale-in: the hook holds it
+        c.aws._terminate(c.group, c.group.instances[iid], "terminated")
+        c.group.desired = 0
+    p = subprocess.Popen([DAVIT] + c.args(), env=c.environ(), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for("the worker drained", lambda: c.worker(iid)["state"] == "draining")
+        assert c.group.instances[iid].state == "Terminating:Wait"
+        assert "CompleteLifecycleAction" not in c.mutations()
+        a.event(rid, "result", outcome="finished", exit_code=0)
+        ended = time.time()
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    print(err)
+    assert p.returncode == 0, err
+    assert iid in c.group.ended and c.group.ended[iid].how_ended == "completed"
+    done = [call[3] for call in c.aws.actions("CompleteLifecycleAction")]
+    assert len(done) == 1 and done[0] >= ended
+    assert "lifecycle_completed" in kinds(decisions(err))
+
+
+def test_expired_credentials_change_nothing(env):
+    c = Cell(env, "expired", 0, 3, 1)
+    c.boot()
+    c.submit(3)
+    before = len(c.aws.calls)
+    ds = c.tick(creds=(F.EXPIRED_ACCESS_KEY, F.EXPIRED_SECRET_KEY, F.EXPIRED_SESSION_TOKEN), rc=8)
+    assert ds == []
+    lines = c.last.stderr.strip().splitlines()
+    assert len(lines) == 1 and "AWS refused the credentials" in lines[0] and "ExpiredToken" in lines[0]
+    assert len(c.aws.calls) == before and ("autoscaling", "ExpiredToken") in c.aws.refused
+    assert c.group.desired == 1 and all(w["state"] == "idle" for w in c.scaling()["workers"])
+
+
+def test_dry_run_and_metrics(env):
+    c = Cell(env, "metrics", 0, 3, 0)
+    c.submit(2)
+    ds = c.tick("--dry-run")
+    assert kinds(ds) == ["scale_out"] and ds[0][1]["dry_run"] == "true" and c.group.desired == 0
+    p = subprocess.Popen([DAVIT] + c.args("--every", "1s", "--metrics-listen", "127.0.0.1:0"),
+                         env=c.environ(), stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        while port is None:
+            line = p.stderr.readline()
+            assert line, "autoscale ended early"
+            m = re.search(r"metrics listening host=127.0.0.1 port=(\d+)", line)
+            port = m and int(m.group(1))
+
+        def metrics():
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+                return r.read().decode()
+        wait_for("two ticks", lambda: re.search(r"^davit_autoscale_ticks_total [2-9]", metrics(), re.M))
+        text = metrics()
+        assert 'davit_autoscale_decisions_total{decision="scale_out"} 1' in text
+        assert re.search(r'^davit_autoscale_decisions_total\{decision="hold"\} [1-9]', text, re.M)
+        assert "davit_autoscale_errors_total 0" in text and "davit_autoscale_group_desired 2" in text
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stderr.close()
