@@ -1,0 +1,11 @@
+terraform {
+  # startswith() and strcontains() in validations: Terraform 1.5.
+  required_version = ">= 1.5"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.0"
+    }
+  }
+}

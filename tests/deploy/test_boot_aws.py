@@ -1,0 +1,301 @@
+"""The boot script's AWS side (deploy/boot/davit-boot-aws) against
+tests/aws/fake_aws.py, a MOCK of IMDSv2, SSM and Secrets Manager that checks
+every request's SigV4 signature (AWS cannot be reached here).
+
+test_first_boot_in_a_container is a worker's first boot, as near as a
+container gets: a Debian 12 userland (the host's /usr, read-only: the image
+is Debian 12 too), the image step (deploy/packer/scripts/install-davit-boot
+with the files the Packer template uploads), then the Terraform module's user
+data rendered from its template, run as cloud-init would. systemd cannot run
+in a container here, so tests/deploy/fake-systemd plays PID 1 and systemctl:
+it starts davit-launcher.service from the installed unit and its drop-in
+exactly as written (EnvironmentFile, Environment, ExecStart,
+ExecStopPost). What it proves: the user data writes the environment file
+without a secret and asks for the unit; the unit's boot script reads the
+token (SSM) and the key (Secrets Manager) with the instance role's
+credentials from IMDSv2, downloads and verifies the launcher from a real
+davit server, and the launcher registers with instance_id metadata; on a
+pool cycle the launcher exits 75 and the drop-in powers the machine off.
+What it does not: systemd's own ordering (After=docker.service) and a real
+poweroff.
+
+The other tests run the boot script on the host: no secret on any
+command line, and each failure is one line, exit 2, nothing echoed."""
+import base64
+import hashlib
+import io
+import os
+import re
+import subprocess
+import tarfile
+import uuid
+
+import pytest
+
+import davit_e2e
+from conftest import SOURCE, TEMPLATE, parse_hcl, render_template
+from davit_e2e import Stack, make_pool, wait_for
+import fake_aws
+from fake_aws import FakeAWS
+
+BOOT_DIR = os.path.join(SOURCE, "deploy", "boot")
+BOOT = os.path.join(BOOT_DIR, "davit-launcher-boot")
+PACKER = os.path.join(SOURCE, "deploy", "packer")
+FAKE_SYSTEMD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake-systemd")
+TOKEN_PARAM = "/davit/web/token"
+KEY_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:davit-web-key-AbCdEf"
+
+
+def docker(*args, check=True, timeout=120):
+    p = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"docker {args[0]}: {p.stderr.strip()}")
+    return p
+
+
+@pytest.fixture(scope="module")
+def stack():
+    s = Stack()
+    yield s
+    assert s.close() == []
+
+
+@pytest.fixture(scope="module")
+def pool(stack):
+    token, keyfile = make_pool(stack.server, stack.tmp, "web")
+    with open(keyfile, "rb") as f:
+        return token, base64.b64encode(f.read()).decode()
+
+
+@pytest.fixture
+def aws(pool):
+    token, key = pool
+    with FakeAWS() as a:
+        a.parameters[TOKEN_PARAM] = ("SecureString", token)
+        a.secrets[KEY_SECRET] = key
+        yield a
+
+
+def aws_env(aws, **extra):
+    return {"DAVIT_TOKEN_FROM": "ssm:" + TOKEN_PARAM,
+            "DAVIT_POOL_PRIVATE_KEY_FROM": "secretsmanager:" + KEY_SECRET,
+            "DAVIT_AWS_IMDS_ENDPOINT": aws.imds_url, "DAVIT_AWS_ENDPOINT": aws.url,
+            "DAVIT_AWS_CA_FILE": aws.ca_file, **extra}
+
+
+# ---- on the host ----
+
+def source_boot_aws(env, path=None):
+    """Sources davit-boot-aws as davit-launcher-boot does and prints the
+    environment it hands the launcher."""
+    script = ('set -eu\ndie() { echo "davit-launcher-boot: $*" >&2; exit 2; }\n'
+              f'. {BOOT_DIR}/davit-boot-aws\naws_boot_env\nenv\n')
+    e = {"PATH": path or os.environ["PATH"], **env}
+    return subprocess.run(["sh", "-c", script], env=e, capture_output=True, text=True, timeout=60)
+
+
+def test_secrets_read_with_the_role_and_never_on_a_command_line(aws, pool, tmp_path):
+    token, key = pool
+    # A curl that writes down its arguments, then runs the real one.
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    argv_log = tmp_path / "argv"
+    (shim / "curl").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >>{argv_log}\nexec /usr/bin/curl "$@"\n')
+    (shim / "curl").chmod(0o755)
+    p = source_boot_aws(aws_env(aws), path=f"{shim}:{os.environ['PATH']}")
+    assert p.returncode == 0, p.stderr
+    env = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    assert env["DAVIT_TOKEN"] == token
+    assert env["DAVIT_POOL_PRIVATE_KEY"] == key
+    assert env["DAVIT_METADATA_instance_id"] == aws.imds_instance_id
+    # The role's keys are not left for the launcher.
+    assert fake_aws.TEST_SECRET_KEY not in p.stdout
+    argv = argv_log.read_text()
+    assert len(argv.splitlines()) == 7  # IMDS: token, id, region, role, creds; SSM; Secrets Manager
+    for secret in (token, key, fake_aws.TEST_SECRET_KEY, fake_aws.TEST_SESSION_TOKEN,
+                   fake_aws.TEST_ACCESS_KEY):
+        assert secret not in argv and secret not in p.stderr
+    assert [c[:2] for c in aws.calls] == [("ssm", "AmazonSSM.GetParameter"),
+                                         ("secretsmanager", "secretsmanager.GetSecretValue")]
+    assert aws.calls[0][2] == {"Name": TOKEN_PARAM, "WithDecryption": True}
+    assert re.fullmatch(r"davit-launcher-boot: instance i-\w+ \(eu-west-1\): read the pool's "
+                        r"secrets with role davit-worker\n", p.stderr)
+
+
+def boot_fails(env):
+    """davit-launcher-boot with only the AWS variables: it must stop before
+    anything is downloaded. Returns its one line of error."""
+    p = subprocess.run([BOOT], env={"PATH": os.environ["PATH"], **env}, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+def test_a_missing_parameter_is_named_with_aws_error(aws):
+    err = boot_fails(aws_env(aws, DAVIT_TOKEN_FROM="ssm:/davit/web/nope"))
+    assert err == ("davit-launcher-boot: DAVIT_TOKEN_FROM: ssm:/davit/web/nope: "
+                   "AmazonSSM.GetParameter: HTTP 400 ParameterNotFound")
+
+
+def test_expired_credentials_are_refused(aws):
+    aws.credentials[fake_aws.TEST_ACCESS_KEY]["expired"] = True
+    err = boot_fails(aws_env(aws))
+    assert re.fullmatch(r"davit-launcher-boot: DAVIT_TOKEN_FROM: ssm:/davit/web/token: "
+                        r"AmazonSSM.GetParameter: HTTP 4\d\d ExpiredToken\w*", err), err
+    assert len(aws.refused) == 1 and aws.refused[0][1].startswith("ExpiredToken")
+    assert aws.calls == []
+
+
+def test_a_value_that_is_not_base64_is_refused_without_echoing_it(aws):
+    aws.secrets[KEY_SECRET] = "-----BEGIN PRIVATE KEY----- s3cr3t"
+    err = boot_fails(aws_env(aws))
+    assert "s3cr3t" not in err
+    assert err.startswith("davit-launcher-boot: DAVIT_POOL_PRIVATE_KEY_FROM: the value of "
+                          "secretsmanager:arn:aws:secretsmanager:")
+    assert "not one line of base64" in err
+
+
+def test_no_metadata_service_no_boot(aws):
+    err = boot_fails(aws_env(aws, DAVIT_AWS_IMDS_ENDPOINT="http://127.0.0.1:9"))
+    assert err == ("davit-launcher-boot: the instance metadata service at http://127.0.0.1:9 "
+                   "gave no session token (IMDSv2)")
+
+
+def test_a_malformed_source_is_refused(aws):
+    err = boot_fails(aws_env(aws, DAVIT_TOKEN_FROM="s3://bucket/token"))
+    assert err == ('davit-launcher-boot: DAVIT_TOKEN_FROM: "s3://bucket/token" is neither '
+                   'ssm:NAME nor secretsmanager:ID')
+    err = boot_fails(aws_env(aws, DAVIT_TOKEN_FROM='ssm:/a","WithDecryption":false,"x":"'))
+    assert "is not a valid name" in err
+
+
+# ---- a first boot in a container ----
+
+SKELETON_DIRS = ("etc", "tmp", "var/tmp", "var/lib", "run", "root", "opt", "src", "proc", "sys",
+                 "dev", "usr")
+
+
+@pytest.fixture(scope="module")
+def image():
+    """An image of nothing but Debian's merged-/usr skeleton: /usr and the
+    host's /etc/ssl, alternatives and loader cache are mounted read-only
+    into each container (no registry is reachable here)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in SKELETON_DIRS:
+            ti = tarfile.TarInfo(d)
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o1777 if "tmp" in d else 0o755
+            tar.addfile(ti)
+        for link in ("bin", "sbin", "lib", "lib64"):
+            ti = tarfile.TarInfo(link)
+            ti.type, ti.linkname = tarfile.SYMTYPE, f"usr/{link}"
+            tar.addfile(ti)
+        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+                           ("etc/group", "root:x:0:\n")):
+            data = text.encode()
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    name = "davit-test/deploy-boot:" + uuid.uuid4().hex[:12]
+    p = subprocess.run(["docker", "import", "-", name], input=buf.getvalue(), capture_output=True)
+    assert p.returncode == 0, p.stderr
+    yield name
+    docker("rmi", "-f", name, check=False)
+
+
+def packer_uploads():
+    """What the Packer template's file provisioner uploads to /tmp/davit, as
+    paths inside the container (/src is the source tree)."""
+    tpl = os.path.join(PACKER, "davit-launcher.pkr.hcl")
+    build = parse_hcl([tpl])[tpl]["build"][0]
+    (files,) = build["provisioner"]["file"]
+    assert files["destination"] == "/tmp/davit/"
+    return [s.replace("${path.root}", "/src/deploy/packer") for s in files["sources"]]
+
+
+def render_user_data(aws, tmp):
+    with open(TEMPLATE) as f:
+        text = f.read()
+    extra = [f"DAVIT_AWS_IMDS_ENDPOINT={aws.imds_url}", f"DAVIT_AWS_ENDPOINT={aws.url}",
+             f"DAVIT_AWS_CA_FILE={aws.ca_file}", "DAVIT_WORKER_NETWORK=none",
+             "DAVIT_METADATA_team=web"]
+    out = render_template(text, {
+        "token_from": "ssm:" + TOKEN_PARAM, "private_key_from": "secretsmanager:" + KEY_SECRET,
+        "region": fake_aws.TEST_REGION, "server_ca_pem": "", "extra_env": "\n".join(extra),
+        "poweroff_on_cycle": True})
+    path = os.path.join(tmp, "user-data.txt")
+    with open(path, "w") as f:
+        f.write(out)
+    return path
+
+
+def test_first_boot_in_a_container(stack, pool, aws, image):
+    token, key = pool
+    srv = stack.server
+    user_data = render_user_data(aws, stack.tmp)
+    uploads = " ".join(packer_uploads())
+    image_step = (f"mkdir -p /tmp/davit && cp {uploads} /tmp/davit/ && "
+                  "sh /tmp/davit/install-davit-boot /tmp/davit && rm -rf /tmp/davit && "
+                  "exec python3 /opt/fake-systemd/fake_systemd.py /var/lib/cloud/user-data.txt")
+    name = "davit-test-deploy-boot-" + uuid.uuid4().hex[:8]
+    ro = ["/usr", "/etc/ssl", "/etc/alternatives", "/etc/ld.so.cache"]
+    args = ["run", "-d", "--name", name, "--network", "host",
+            "--tmpfs", "/usr/local:exec,mode=755",
+            "-v", "/var/run/docker.sock:/var/run/docker.sock",
+            "-v", f"{os.path.join(SOURCE, 'deploy')}:/src/deploy:ro",
+            "-v", f"{FAKE_SYSTEMD}:/opt/fake-systemd:ro",
+            "-v", f"{os.path.dirname(aws.ca_file)}:{os.path.dirname(aws.ca_file)}:ro",
+            "-v", f"{user_data}:/var/lib/cloud/user-data.txt:ro"]
+    for d in ro:
+        args += ["-v", f"{d}:{d}:ro"]
+    docker(*args, image, "sh", "-c", image_step)
+    try:
+        def registered():
+            running = docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip()
+            assert running == "true", "the container stopped:\n" + logs()
+            return srv.workers("web")
+
+        def logs():
+            p = docker("logs", name, check=False)
+            return p.stdout + p.stderr
+        workers = wait_for(registered, limit=60, step=0.3,
+                           what="the launcher booted in the container to register")
+        assert len(workers) == 1
+        assert workers[0]["metadata"]["instance_id"] == aws.imds_instance_id
+        assert workers[0]["metadata"]["team"] == "web"
+
+        # The image step and the user data left what the unit needs, and no secret on disk.
+        def sh(cmd):
+            return docker("exec", name, "sh", "-c", cmd).stdout
+        assert sh("stat -c %a /etc/davit/launcher.env") == "600\n"
+        env_file = sh("cat /etc/davit/launcher.env")
+        assert f"DAVIT_TOKEN_FROM=ssm:{TOKEN_PARAM}\n" in env_file
+        assert token not in env_file and key not in env_file
+        assert sh("stat -c %a /usr/local/lib/davit/davit-launcher-boot") == "755\n"
+        assert sh("ls /etc/systemd/system/davit-launcher.service.d") == "poweroff-on-cycle.conf\n"
+        # The launcher it runs is the one the server published, verified.
+        with open(davit_e2e.LAUNCHER, "rb") as f:
+            assert sh("sha256sum </var/lib/davit-launcher/bin/davit-launcher | cut -c1-64") == \
+                hashlib.sha256(f.read()).hexdigest() + "\n"
+        # No process shows a secret on its command line.
+        cmdlines = sh("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+        assert "davit-launcher" in cmdlines
+        assert token not in cmdlines and key not in cmdlines
+
+        # A pool cycle: the launcher exits 75 and the drop-in powers the machine off.
+        srv.cli("pool", "cycle", "web")
+        code = int(docker("wait", name, timeout=90).stdout.strip())
+        out = logs()
+        assert code == 75, out
+        assert "fake-systemd: davit-launcher.service exited 75" in out
+        assert "systemd would leave it stopped" in out
+        assert "fake-systemd: systemctl poweroff" in out
+        assert "davit-launcher-boot: running launcher" in out
+        for secret in (token, key, fake_aws.TEST_SECRET_KEY, fake_aws.TEST_SESSION_TOKEN):
+            assert secret not in out
+        assert [c[1] for c in aws.calls] == ["AmazonSSM.GetParameter",
+                                            "secretsmanager.GetSecretValue"]
+    finally:
+        docker("rm", "-f", name, check=False)
