@@ -41,7 +41,7 @@ struct store;
 
 /* The schema version this build writes: the number of its last migration
  * (store_schema.c). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 6
 
 /*
  * Opens (creating if needed) the database at path and applies the schema's
@@ -254,6 +254,7 @@ struct store_launcher_info {
     const char *hostname, *version, *arch, *metadata_json;
     int64_t capacity;
     int64_t reuse_id; /* 0, or the id of this launcher before a restart */
+    int ephemeral;    /* one run only: store_poll claims no second (a restart keeps that) */
 };
 int store_launcher_register(struct store *s, const char *pool_id,
                             const struct store_launcher_info *info, const char *session_hash,
