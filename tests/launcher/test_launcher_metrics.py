@@ -148,9 +148,11 @@ def test_metrics_parse_and_move_with_runs_and_healthz_follows_the_server(box):
     bad = submit(server, "plan=echo failing; exit 3", pool="met")
     assert server.wait_state(ok, ENDED)["state"] == "finished"
     assert server.wait_state(bad, ENDED)["state"] == "failed"
-    # Counted when reported, which the server's state shows first: wait for the counters.
-    wait_for(lambda: value(metrics(port), "davit_launcher_runs_total", outcome="failed") == 1,
-             "the failed run counted")
+    # Counted when reported, which the server's state shows first, and a run is no longer
+    # active once its thread has ended, just after: wait for both.
+    wait_for(lambda: (lambda m: value(m, "davit_launcher_runs_total", outcome="failed") == 1
+                      and value(m, "davit_launcher_runs_active") == 0)(metrics(port)),
+             "the failed run counted and no run active")
     m = metrics(port)
     assert value(m, "davit_launcher_runs_total", outcome="finished") == 1
     assert value(m, "davit_launcher_runs_total", outcome="canceled") == 1
