@@ -210,11 +210,11 @@ static int run_hook(const struct launcher_config *c, const struct runspec *spec,
     char *input = hook_input(spec, run_id, pool);
     if (!input) {
         snprintf(reason, rsz, "the run initialization hook: cannot write the spec: out of memory");
-        goto fail;
+        goto done;
     }
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0) {
         snprintf(reason, rsz, "the run initialization hook: pipe: %s", strerror(errno));
-        goto fail;
+        goto done;
     }
     int e = hook_spawn(c, run_id, pool, in[0], er[1], &pid);
     close(in[0]);
@@ -224,7 +224,7 @@ static int run_hook(const struct launcher_config *c, const struct runspec *spec,
         pid = -1;
         snprintf(reason, rsz, "the run initialization hook %s: cannot start it: %s", c->init_hook,
                  strerror(e));
-        goto fail;
+        goto done;
     }
     io.in_fd = in[1];
     io.err_fd = er[0];
@@ -243,12 +243,12 @@ static int run_hook(const struct launcher_config *c, const struct runspec *spec,
                  "refused: the run initialization hook did not finish within %s "
                  "(DAVIT_LAUNCHER_RUN_INITIALIZATION_HOOK_TIMEOUT)",
                  duration_format(c->init_hook_timeout_ms, d, sizeof(d)));
-        goto fail;
+        goto done;
     }
     pid = -1;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         rc = 0;
-        goto fail;
+        goto done;
     }
     char line[HOOK_REASON_MAX + 1];
     first_line(io.err, io.err_len, line, sizeof(line));
@@ -260,7 +260,7 @@ static int run_hook(const struct launcher_config *c, const struct runspec *spec,
     else
         snprintf(reason, rsz, "refused by the run initialization hook (killed by signal %d)",
                  WTERMSIG(status));
-fail:
+done:
     if (pid > 0) {
         kill(-pid, SIGKILL);
         waitpid(pid, &status, 0);
