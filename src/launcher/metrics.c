@@ -79,6 +79,13 @@ static void head(struct out *o, const char *name, const char *type, const char *
     put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One family with one unlabelled sample. */
+static void scalar(struct out *o, const char *name, const char *type, const char *help, long long v)
+{
+    head(o, name, type, help);
+    put(o, "%s %lld\n", name, v);
+}
+
 int metrics_render(char *buf, size_t size)
 {
     struct out o = {buf, size, 0, size == 0};
@@ -86,25 +93,20 @@ int metrics_render(char *buf, size_t size)
     for (int i = 0; i < N_OUTCOMES; i++)
         put(&o, "davit_launcher_runs_total{outcome=\"%s\"} %llu\n", outcome_name((enum outcome)i),
             (unsigned long long)atomic_load(&runs_ended[i]));
-    head(&o, "davit_launcher_runs_active", "gauge", "Runs in hand now.");
-    put(&o, "davit_launcher_runs_active %lld\n", (long long)atomic_load(&runs_active));
-    head(&o, "davit_launcher_spool_shipped_bytes_total", "counter",
-         "Log bytes the server acknowledged.");
-    put(&o, "davit_launcher_spool_shipped_bytes_total %llu\n",
-        (unsigned long long)atomic_load(&shipped_bytes));
-    head(&o, "davit_launcher_ship_lag_bytes", "gauge",
-         "Spool bytes written but not yet acknowledged, over the runs in hand.");
     long long lag = atomic_load(&lag_bytes);
-    put(&o, "davit_launcher_ship_lag_bytes %lld\n", lag > 0 ? lag : 0);
-    head(&o, "davit_launcher_docker_errors_total", "counter",
-         "Docker Engine API calls that failed or answered 5xx.");
-    put(&o, "davit_launcher_docker_errors_total %llu\n",
-        (unsigned long long)atomic_load(&docker_errors));
-    head(&o, "davit_launcher_session_renewals_total", "counter",
-         "Registrations after the first one.");
-    put(&o, "davit_launcher_session_renewals_total %llu\n",
-        (unsigned long long)atomic_load(&renewals));
-    head(&o, "davit_launcher_up", "gauge", "1 while registered and polling the server.");
-    put(&o, "davit_launcher_up %d\n", atomic_load(&healthy));
+    scalar(&o, "davit_launcher_runs_active", "gauge", "Runs in hand now.",
+           atomic_load(&runs_active));
+    scalar(&o, "davit_launcher_spool_shipped_bytes_total", "counter",
+           "Log bytes the server acknowledged.", (long long)atomic_load(&shipped_bytes));
+    scalar(&o, "davit_launcher_ship_lag_bytes", "gauge",
+           "Spool bytes written but not yet acknowledged, over the runs in hand.",
+           lag > 0 ? lag : 0);
+    scalar(&o, "davit_launcher_docker_errors_total", "counter",
+           "Docker Engine API calls that failed or answered 5xx.",
+           (long long)atomic_load(&docker_errors));
+    scalar(&o, "davit_launcher_session_renewals_total", "counter",
+           "Registrations after the first one.", (long long)atomic_load(&renewals));
+    scalar(&o, "davit_launcher_up", "gauge", "1 while registered and polling the server.",
+           atomic_load(&healthy));
     return o.full ? -1 : (int)o.len;
 }
