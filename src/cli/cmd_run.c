@@ -160,8 +160,8 @@ int cli_run_submit(struct cli *c, int argc, char **argv)
         rc = cli_usage(c, "unexpected argument");
         goto out;
     }
-    if (!pool || !image || json_array_size(phases) == 0) {
-        rc = cli_usage(c, "--pool, --image and at least one --phase are required");
+    if (!pool || json_array_size(phases) == 0) {
+        rc = cli_usage(c, "--pool and at least one --phase are required");
         goto out;
     }
     if (do_follow && c->json) {
@@ -173,7 +173,8 @@ int cli_run_submit(struct cli *c, int argc, char **argv)
         if ((rc = add_hook(c, phases, hooks[i], hook_after[i] ? "after" : "before")))
             goto out;
     json_object_set_new(spec, "pool", json_string(pool));
-    json_object_set_new(spec, "image", json_string(image));
+    if (image) /* none: the launcher's DAVIT_DEFAULT_RUNNER_IMAGE */
+        json_object_set_new(spec, "image", json_string(image));
     if (json_object_size(json_object_get(spec, "env")) == 0)
         json_object_del(spec, "env");
     if (json_object_size(json_object_get(spec, "secrets")) == 0)

@@ -49,10 +49,11 @@ const struct cli_cmd cli_commands[] = {
      "delete a pool with its runs, logs and launchers; refused while it has queued or active runs",
      NULL, NULL, CMD_JSON, cli_pool_delete},
 
-    {"run", "submit", "--pool NAME --image IMG --phase NAME=CMD … [OPTION…]",
+    {"run", "submit", "--pool NAME [--image IMG] --phase NAME=CMD … [OPTION…]",
      "submit a run; prints its id, or with --follow its log",
      "  --pool NAME            the pool that runs it\n"
-     "  --image IMG            the container image\n"
+     "  --image IMG            the container image (default: the launcher's\n"
+     "                         DAVIT_DEFAULT_RUNNER_IMAGE)\n"
      "  --phase NAME=CMD       add a command to phase NAME; phases run in the order they first\n"
      "                         appear, and repeating a name adds commands to it\n"
      "  --before NAME=CMD      a hook that runs before phase NAME\n"

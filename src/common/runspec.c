@@ -341,12 +341,9 @@ int runspec_from_json(const json_t *obj, struct runspec **out, char *err, size_t
     spec->output_timeout_ms = RUNSPEC_DEFAULT_OUTPUT_TIMEOUT_MS;
     spec->kill_grace_ms = RUNSPEC_DEFAULT_KILL_GRACE_MS;
 
+    /* No image: the launcher's DAVIT_DEFAULT_RUNNER_IMAGE, or a refusal (admission.h). */
     const json_t *v = json_object_get(obj, "image");
-    if (!v) {
-        fail_at(err, errsz, "image", "required");
-        goto fail;
-    }
-    if (parse_image(v, spec, err, errsz) < 0)
+    if (v && parse_image(v, spec, err, errsz) < 0)
         goto fail;
 
     v = json_object_get(obj, "phases");
@@ -459,7 +456,8 @@ json_t *runspec_to_json(const struct runspec *spec, int with_secrets)
         json_decref(phases);
         return NULL;
     }
-    set(o, "image", json_string(spec->image), &ok);
+    if (spec->image)
+        set(o, "image", json_string(spec->image), &ok);
     set(o, "phases", phases, &ok);
     for (size_t i = 0; i < spec->n_phases; i++) {
         const struct run_phase *ph = &spec->phases[i];

@@ -33,7 +33,7 @@ struct runspec_var {
 };
 
 struct runspec {
-    char *image;
+    char *image; /* NULL when the spec names none: the launcher's DAVIT_DEFAULT_RUNNER_IMAGE */
     struct run_phase *phases;
     size_t n_phases;
     struct runspec_var *env;

@@ -293,6 +293,8 @@ static int register_once(struct backend *b, const struct credentials *cred,
                     id->capacity, "metadata", id->metadata ? id->metadata : json_object());
     if (req && id->launcher_id > 0)
         json_object_set_new(req, "launcher_id", json_integer(id->launcher_id));
+    if (req && id->ephemeral)
+        json_object_set_new(req, "ephemeral", json_true());
     json_decref(ans);
     ans = NULL;
     if (!req) {

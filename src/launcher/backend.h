@@ -42,6 +42,7 @@ struct backend_identity {
     int capacity;
     json_t *metadata;    /* object of strings; borrowed */
     int64_t launcher_id; /* from an earlier registration, or 0 */
+    int ephemeral;       /* one run, then exit: the server sends no second one */
 };
 
 struct backend_session {

@@ -152,6 +152,76 @@ static int get_metadata(struct launcher_config *c, char *err, size_t errsz)
     return 0;
 }
 
+/* DAVIT_ALLOWED_IMAGES: comma-separated globs (admission.h); spaces around them are dropped. */
+static int get_patterns(struct launcher_config *c, char *err, size_t errsz)
+{
+    char varname[ENV_NAME_MAX];
+    const char *v = env_get("ALLOWED_IMAGES", varname, sizeof(varname));
+    if (!v)
+        return 0;
+    for (const char *p = v; *p;) {
+        p += strspn(p, " ,");
+        size_t len = strcspn(p, ",");
+        if (!len)
+            break;
+        size_t n = len;
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (c->n_allowed_images == CONFIG_MAX_IMAGE_PATTERNS) {
+            snprintf(err, errsz, "%s: more than %d patterns", varname, CONFIG_MAX_IMAGE_PATTERNS);
+            return -1;
+        }
+        if (n > 512 || memchr(p, ' ', n)) {
+            snprintf(err, errsz, "%s: not an image pattern: \"%.*s\"", varname,
+                     (int)(n > 64 ? 64 : n), p);
+            return -1;
+        }
+        if (!(c->allowed_images[c->n_allowed_images++] = strndup(p, n)))
+            return fail_oom(err, errsz);
+        p += len;
+    }
+    if (c->n_allowed_images == 0) {
+        snprintf(err, errsz, "%s: no pattern given (unset it to allow any image)", varname);
+        return -1;
+    }
+    return 0;
+}
+
+/* Admission, ephemeral mode and the metrics listener (docs/launcher.md). */
+static int get_admission(struct launcher_config *c, char *err, size_t errsz)
+{
+    /* Spacelift's worker-side policy is Rego, which davit does not run: ignoring it silently
+     * would admit runs its owner meant to refuse. */
+    if (getenv("SPACELIFT_LAUNCHER_RUN_INITIALIZATION_POLICY") &&
+        *getenv("SPACELIFT_LAUNCHER_RUN_INITIALIZATION_POLICY")) {
+        snprintf(err, errsz,
+                 "SPACELIFT_LAUNCHER_RUN_INITIALIZATION_POLICY: Rego policies are not supported; "
+                 "use DAVIT_LAUNCHER_RUN_INITIALIZATION_HOOK (docs/launcher.md)");
+        return -1;
+    }
+    if (get_patterns(c, err, errsz) < 0 ||
+        get_str("LAUNCHER_RUN_INITIALIZATION_HOOK", NULL, &c->init_hook, err, errsz) < 0 ||
+        env_duration("LAUNCHER_RUN_INITIALIZATION_HOOK_TIMEOUT", CONFIG_DEFAULT_HOOK_TIMEOUT,
+                     &c->init_hook_timeout_ms, err, errsz) < 0 ||
+        get_str("DEFAULT_RUNNER_IMAGE", NULL, &c->default_image, err, errsz) < 0 ||
+        env_bool("EPHEMERAL", 0, &c->ephemeral, err, errsz) < 0 ||
+        get_str("METRICS_LISTEN", NULL, &c->metrics_listen, err, errsz) < 0 ||
+        env_bool("METRICS_LISTEN_ANY", 0, &c->metrics_listen_any, err, errsz) < 0)
+        return -1;
+    if (c->init_hook_timeout_ms == 0) {
+        snprintf(err, errsz, "DAVIT_LAUNCHER_RUN_INITIALIZATION_HOOK_TIMEOUT: must not be 0");
+        return -1;
+    }
+    if (c->ephemeral && c->concurrency != 1) {
+        snprintf(err, errsz,
+                 "DAVIT_LAUNCHER_CONCURRENCY: an ephemeral launcher takes one run: must be 1, "
+                 "not %d",
+                 c->concurrency);
+        return -1;
+    }
+    return 0;
+}
+
 static const char *default_state_dir(char *buf, size_t size)
 {
     const char *home = getenv("HOME");
@@ -213,7 +283,8 @@ int config_load(struct launcher_config *c, char *err, size_t errsz)
     const char *logs_var = env_get("RUN_LOGS_ON_STANDARD_OUTPUT", NULL, 0)
                                ? "RUN_LOGS_ON_STANDARD_OUTPUT"
                                : "RUN_LOGS_ON_STANDARD_OUTPUT_ENABLED";
-    if (env_bool(logs_var, 0, &c->run_logs_stdout, err, errsz) < 0)
+    if (env_bool(logs_var, 0, &c->run_logs_stdout, err, errsz) < 0 ||
+        get_admission(c, err, errsz) < 0)
         goto fail;
     if (c->docker_timeout_ms == 0 || c->pull_timeout_ms == 0) {
         snprintf(err, errsz, "DAVIT_DOCKER_TIMEOUT and DAVIT_DOCKER_PULL_TIMEOUT: must not be 0");
@@ -256,5 +327,10 @@ void config_free(struct launcher_config *c)
         free(c->meta_keys[i]);
         free(c->meta_values[i]);
     }
+    for (size_t i = 0; i < c->n_allowed_images; i++)
+        free(c->allowed_images[i]);
+    free(c->init_hook);
+    free(c->default_image);
+    free(c->metrics_listen);
     memset(c, 0, sizeof(*c));
 }

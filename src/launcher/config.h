@@ -27,6 +27,8 @@
 #define CONFIG_DEFAULT_LOGS_TIMEOUT   (7LL * 60 * 1000)
 #define CONFIG_DEFAULT_DOCKER_TIMEOUT (60LL * 1000)
 #define CONFIG_DEFAULT_PULL_TIMEOUT   (15LL * 60 * 1000)
+#define CONFIG_DEFAULT_HOOK_TIMEOUT   (30LL * 1000)
+#define CONFIG_MAX_IMAGE_PATTERNS     64
 
 struct config_mount {
     char *host;      /* absolute path on the Docker host */
@@ -65,6 +67,15 @@ struct launcher_config {
     char *meta_keys[CONFIG_MAX_META]; /* DAVIT_METADATA_<key>=<value> */
     char *meta_values[CONFIG_MAX_META];
     size_t n_meta;
+    /* admission (admission.h) */
+    char *allowed_images[CONFIG_MAX_IMAGE_PATTERNS]; /* DAVIT_ALLOWED_IMAGES: globs; none: any */
+    size_t n_allowed_images;
+    char *init_hook;              /* DAVIT_LAUNCHER_RUN_INITIALIZATION_HOOK; NULL: none */
+    int64_t init_hook_timeout_ms; /* DAVIT_LAUNCHER_RUN_INITIALIZATION_HOOK_TIMEOUT */
+    char *default_image;          /* DAVIT_DEFAULT_RUNNER_IMAGE; NULL: a spec must name one */
+    int ephemeral;                /* DAVIT_EPHEMERAL: one run, then exit */
+    char *metrics_listen;         /* DAVIT_METRICS_LISTEN: host:port; NULL: off */
+    int metrics_listen_any;       /* DAVIT_METRICS_LISTEN_ANY: a non-loopback address allowed */
 };
 
 /*

@@ -6,6 +6,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/outcome.h"
+#include "launcher/admission.h"
 #include "launcher/backend.h"
 #include "launcher/backoff.h"
 #include "launcher/config.h"
@@ -13,6 +14,8 @@
 #include "launcher/credentials.h"
 #include "launcher/docker.h"
 #include "launcher/job.h"
+#include "launcher/metrics.h"
+#include "launcher/metrics_http.h"
 #include "launcher/session.h"
 #include "launcher/state.h"
 #include "launcher/supervisor.h"
@@ -44,7 +47,8 @@ struct daemon {
     struct docker *docker; /* the main thread's */
     struct session sess;
     struct job_env env;
-    int wake_fd; /* eventfd: a job has news for the main thread */
+    int wake_fd;                  /* eventfd: a job has news for the main thread */
+    struct metrics_http *metrics; /* DAVIT_METRICS_LISTEN; NULL: off */
     int have_cfg, have_sess;
 };
 
@@ -66,6 +70,7 @@ struct loop {
     char exit_reason[512];
     int64_t disk_checked_at; /* monotonic; the state directory's free space */
     int disk_low;
+    int taken; /* runs taken (or adopted): an ephemeral launcher takes one */
 };
 
 /* How often the state directory's free space is looked at. */
@@ -179,6 +184,13 @@ static int stopping(struct loop *l)
     return l->n_signals > 0 || l->cycling || l->token_reset || session_fatal(&l->d->sess, NULL, 0);
 }
 
+/* An ephemeral launcher that has its run: it takes no other, and exits once it is reported.
+ * Not stopping(): its polls do not say "draining", which would give its run back. */
+static int ephemeral_done(struct loop *l)
+{
+    return l->d->cfg.ephemeral && l->taken > 0;
+}
+
 /* A run offered while stopping is left alone: the next poll says that this
  * launcher is draining, and the server puts the run back in the queue. */
 static void decline(struct loop *l, int64_t id)
@@ -220,7 +232,7 @@ static void on_message(struct loop *l, json_t *m)
         /* The server counts capacity: a run it sends may come just before
          * this loop has reaped the thread of one that already reported its
          * result, so only a stopping launcher (or a full table) declines. */
-        if (stopping(l) || l->n_runs == MAX_RUNS) {
+        if (stopping(l) || ephemeral_done(l) || l->n_runs == MAX_RUNS) {
             decline(l, id);
             return;
         }
@@ -232,6 +244,7 @@ static void on_message(struct loop *l, json_t *m)
             return;
         }
         l->runs[l->n_runs++] = r;
+        l->taken++;
         log_event(LOG_INFO, "run received", "run", rid, (const char *)NULL);
     } else if (strcmp(type, "cancel") == 0) {
         int64_t id = json_integer_value(json_object_get(m, "run_id"));
@@ -320,7 +333,7 @@ static int run_loop(struct loop *l)
             l->token_reset = 1;
             cancel_all(l, JOB_CANCEL, "davit-launcher's exit (it cannot register any more)");
         }
-        if (stopping(l) && l->n_runs == 0)
+        if ((stopping(l) || ephemeral_done(l)) && l->n_runs == 0)
             break;
 
         struct backend_session now;
@@ -336,6 +349,7 @@ static int run_loop(struct loop *l)
                               &msgs, err, sizeof(err));
         if (l->aborted)
             continue;
+        metrics_set_healthy(rc == BACKEND_OK);
         if (rc == BACKEND_OK) {
             if (unreachable)
                 log_event(LOG_INFO, "the server answers again", (const char *)NULL);
@@ -374,6 +388,7 @@ static int wind_down(struct loop *l)
 {
     struct daemon *d = l->d;
     int fatal = session_fatal(&d->sess, NULL, 0);
+    metrics_set_healthy(0);
     if (!atomic_load(&d->env.abandon) && !fatal)
         final_poll(l);
     if (atomic_load(&d->env.abandon))
@@ -390,6 +405,10 @@ static int wind_down(struct loop *l)
         log_event(LOG_INFO, "cycled: exiting so that a fresh launcher replaces this one",
                   (const char *)NULL);
         return DAEMON_EXIT_CYCLED;
+    }
+    if (ephemeral_done(l) && !l->n_signals) {
+        log_event(LOG_INFO, "ephemeral: the run is reported, exiting", (const char *)NULL);
+        return DAEMON_EXIT_STOPPED;
     }
     log_event(LOG_INFO, "drained: exiting", (const char *)NULL);
     return DAEMON_EXIT_STOPPED;
@@ -456,6 +475,7 @@ static int adopt(struct loop *l, struct supervisor *sup, char *err, size_t errsz
             continue;
         }
         l->runs[l->n_runs++] = r;
+        l->taken++;
         log_event(LOG_INFO, "adopting a run left by the previous start", "run", rid, "container",
                   rs.container[0] ? rs.container : "-", (const char *)NULL);
     }
@@ -486,7 +506,9 @@ static int register_first(struct loop *l, char *err, size_t errsz)
     snprintf(lid, sizeof(lid), "%" PRId64, now.launcher_id);
     snprintf(cap, sizeof(cap), "%d", sess->cfg->concurrency);
     log_event(LOG_INFO, "registered", "endpoint", sess->cred->endpoint, "pool", now.pool,
-              "launcher", lid, "capacity", cap, "arch", sess->arch, (const char *)NULL);
+              "launcher", lid, "capacity", cap, "arch", sess->arch, "ephemeral",
+              sess->cfg->ephemeral ? "yes" : "no", (const char *)NULL);
+    metrics_set_healthy(1);
     return 0;
 }
 
@@ -516,6 +538,13 @@ static int daemon_open(struct daemon *d, struct loop *l)
                   "DAVIT_WORKER_BINARY is set: every run uses this worker, not the signed release",
                   "path", resolved, (const char *)NULL);
     }
+    if (admission_setup(&d->cfg, err, sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "%s", err);
+    /* Before registering: /healthz says 503 until then. */
+    if (d->cfg.metrics_listen &&
+        metrics_http_start(d->cfg.metrics_listen, d->cfg.metrics_listen_any, &d->metrics, err,
+                           sizeof(err)) < 0)
+        return log_fail(EXIT_USAGE, "%s", err);
     if (credentials_load(&d->cred, err, sizeof(err)) < 0)
         return log_fail(EXIT_USAGE, "%s", err);
     if (state_open(&d->state_, d->cfg.state_dir, err, sizeof(err)) < 0)
@@ -542,6 +571,7 @@ static void daemon_close(struct daemon *d, struct loop *l)
 {
     for (size_t i = 0; i < l->n_runs; i++)
         job_join(l->runs[i]);
+    metrics_http_stop(d->metrics);
     backend_close(l->b);
     docker_close(d->docker);
     if (d->have_sess)

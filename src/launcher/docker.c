@@ -5,6 +5,7 @@
 #include "common/dbuf.h"
 #include "common/log.h"
 #include "common/secure.h"
+#include "launcher/metrics.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -270,6 +271,8 @@ static int request(struct docker *d, const struct request *rq, struct dbuf *resp
     CURLcode cc = curl_easy_perform(d->curl);
     *status = 0;
     curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, status);
+    if (cc != CURLE_OK || *status >= 500)
+        metrics_docker_error();
     if (d->debug) {
         char st[16], ms[24];
         snprintf(st, sizeof(st), "%ld", *status);

@@ -5,9 +5,11 @@
 #include "common/log.h"
 #include "common/outcome.h"
 #include "common/runspec.h"
+#include "launcher/admission.h"
 #include "launcher/backend.h"
 #include "launcher/backoff.h"
 #include "launcher/docker.h"
+#include "launcher/metrics.h"
 #include "launcher/printer.h"
 #include "launcher/release.h"
 #include "launcher/shipper.h"
@@ -60,6 +62,8 @@ struct ctx {
     char ship_error[1024];
     char tampered[256];      /* the shipper found the spool rewritten: the result's reason */
     int64_t offset_saved_ms; /* when the acknowledged offset was last saved; 0 never */
+    uint64_t counted_acked;  /* the acknowledged offset metrics.h has counted */
+    int64_t lag;             /* this run's share of metrics.h's ship lag */
 };
 
 /*
@@ -169,8 +173,29 @@ static void on_checked(void *arg, uint64_t offset, const char *data, size_t len)
     shipper_verified(&((struct ctx *)arg)->sh, offset, data, len);
 }
 
+/* metrics.h: the bytes acknowledged since the last call, and this run's unshipped bytes. */
+static void count_shipping(struct ctx *c, uint64_t avail)
+{
+    if (c->sh.acked > c->counted_acked) {
+        metrics_shipped(c->sh.acked - c->counted_acked);
+        c->counted_acked = c->sh.acked;
+    }
+    int64_t lag = avail > c->sh.acked ? (int64_t)(avail - c->sh.acked) : 0;
+    metrics_lag_add(lag - c->lag);
+    c->lag = lag;
+}
+
+static int64_t ship_step(struct ctx *c, struct run_state *rs, uint64_t avail);
+
 /* Ships one batch if one is due; returns how long until the next is. */
 static int64_t ship(struct ctx *c, struct run_state *rs, uint64_t avail)
+{
+    int64_t due = ship_step(c, rs, avail);
+    count_shipping(c, avail);
+    return due;
+}
+
+static int64_t ship_step(struct ctx *c, struct run_state *rs, uint64_t avail)
 {
     char err[1024];
     int64_t now = clock_mono_ms();
@@ -311,6 +336,8 @@ static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t si
         snprintf(reason, rsz, "the run spec is not valid: %s", err);
         return -1;
     }
+    if (admission_check(c->env->cfg, *spec, c->r->id, c->pool_name, reason, rsz) < 0)
+        return -1;
     if (c->env->cfg->worker_binary) {
         /* A local worker instead of the release: for development, and for a launcher under
          * emulation whose containers are of another architecture (tests/release). */
@@ -431,6 +458,7 @@ static int open_ctx(struct ctx *c, const struct run_state *rs)
     char dir[4200], spool[4300], err[2048];
     state_run_dir(env->state, rs->run_id, dir, sizeof(dir));
     snprintf(spool, sizeof(spool), "%s/%s", dir, SPOOL_FILE);
+    c->counted_acked = rs->offset; /* shipped by an earlier start */
     if (shipper_init(&c->sh, c->r->id, spool, rs->offset, backoff_seed()) < 0)
         snprintf(err, sizeof(err), "out of memory"); /* shipper_init sets no err */
     if (!c->sh.path ||
@@ -521,6 +549,7 @@ static void *run_thread(void *arg)
 
     snprintf(c.rid, sizeof(c.rid), "%" PRId64, r->id);
     memset(&res, 0, sizeof(res));
+    metrics_active_add(1);
     if (r->adopted) {
         rs = r->rs;
     } else {
@@ -556,8 +585,12 @@ static void *run_thread(void *arg)
         goto out; /* the next start with a valid token reports it */
     log_event(LOG_INFO, c.gone ? "run dropped" : "run reported", "run", c.rid, "outcome",
               outcome_name(res.outcome), (const char *)NULL);
+    if (!c.gone)
+        metrics_run_ended(res.outcome);
     sup_cleanup(&sup, &rs);
 out:
+    metrics_lag_add(-c.lag);
+    metrics_active_add(-1);
     explicit_bzero(rs.key, sizeof(rs.key)); /* the run's spool key */
     runspec_free(spec);
     shipper_free(&c.sh);

@@ -10,6 +10,7 @@
 #include "common/outcome.h"
 #include "common/runspec.h"
 #include "common/secure.h"
+#include "launcher/admission.h"
 #include "launcher/config.h"
 #include "launcher/daemon.h"
 #include "launcher/docker.h"
@@ -39,7 +40,7 @@
 /* What --help, -h and help print on stdout. A usage error prints one line
  * on stderr instead, ending with EXEC_USAGE or a pointer to --help. */
 static const char usage_text[] =
-    "usage: davit-launcher\n"
+    "usage: davit-launcher [--ephemeral]\n"
     "       " EXEC_USAGE "\n"
     "       davit-launcher --help | --version\n"
     "\n"
@@ -47,6 +48,8 @@ static const char usage_text[] =
     "with the server named in DAVIT_TOKEN (proving it holds DAVIT_POOL_PRIVATE_KEY),\n"
     "takes runs and executes them in containers until it is drained (SIGTERM: exit\n"
     "0), cycled (exit 75) or its token is reset (exit 2). See docs/launcher.md.\n"
+    "With --ephemeral (or DAVIT_EPHEMERAL=1) it takes one run, finishes it and\n"
+    "exits 0.\n"
     "\n"
     "exec runs the run spec SPEC.json (\"-\" for stdin) in a container on the local\n"
     "Docker Engine, prints its output, and exits with its outcome:\n"
@@ -214,6 +217,14 @@ static int cmd_exec(int argc, char **argv)
         code = log_fail(EXIT_USAGE, "run spec %s", err);
         goto done;
     }
+    if (admission_setup(&cfg, err, sizeof(err)) < 0) {
+        code = log_fail(EXIT_USAGE, "%s", err);
+        goto done;
+    }
+    if (admission_check(&cfg, spec, 0, cfg.pool, err, sizeof(err)) < 0) {
+        code = log_fail(outcome_exit_code(OUTCOME_FAILED), "run %s", err);
+        goto done;
+    }
     if (find_worker(worker_arg, cfg.worker_binary, worker, sizeof(worker), err, sizeof(err)) < 0) {
         code = log_fail(EXIT_USAGE, "%s", err);
         goto done;
@@ -265,6 +276,9 @@ int main(int argc, char **argv)
     /* Runs' secrets and the session token come in JSON: every block jansson frees is wiped
      * (common/secure.h). */
     json_set_alloc_funcs(malloc, secure_free);
+    /* --ephemeral is DAVIT_EPHEMERAL=1, which config.c reads. */
+    if (argc == 2 && strcmp(argv[1], "--ephemeral") == 0 && setenv("DAVIT_EPHEMERAL", "1", 1) == 0)
+        argc = 1;
     if (argc < 2) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
             fprintf(stderr, "davit-launcher: curl_global_init failed\n");

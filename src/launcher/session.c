@@ -3,6 +3,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "launcher/metrics.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -131,7 +132,8 @@ int session_renew(struct session *s, struct backend *b, uint64_t *gen, char *err
         backend_set_session(b, s->cur.token);
     } else {
         struct backend_identity id = {s->hostname,         DAVIT_VERSION, s->arch,
-                                      s->cfg->concurrency, s->metadata,   s->cur.launcher_id};
+                                      s->cfg->concurrency, s->metadata,   s->cur.launcher_id,
+                                      s->cfg->ephemeral};
         struct backend_session got = {0};
         rc = backend_register(b, s->cred, &id, &got, err, errsz);
         if (rc == BACKEND_OK) {
@@ -142,6 +144,8 @@ int session_renew(struct session *s, struct backend *b, uint64_t *gen, char *err
                           (const char *)NULL);
             if (got.launcher_id != s->cur.launcher_id)
                 session_id_store(s->state, s->cred->pool_id, got.launcher_id);
+            if (s->cur.token[0])
+                metrics_session_renewed();
             s->cur = got;
             s->gen++;
         } else if (rc != BACKEND_UNREACHABLE) {

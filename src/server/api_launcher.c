@@ -132,12 +132,13 @@ int api_launcher_parse_register(json_t *obj, struct api_register *reg, char *err
     const char *token = NULL;
     char why[256];
     memset(reg, 0, sizeof(*reg));
-    if (req_unpack_msg(
-            obj, err, errsz, "{s?:s, s?:s, s?:s, s:s, s:s, s:s, s:s, s:s, s:I, s?:o, s?:I}",
-            "pool_id", &reg->pool_id, "pool_secret", &reg->pool_secret, "token", &token,
-            "challenge_id", &reg->challenge_id, "signature", &reg->signature, "hostname",
-            &reg->hostname, "version", &reg->version, "arch", &reg->arch, "capacity",
-            &reg->capacity, "metadata", &reg->metadata, "launcher_id", &reg->reuse_id) < 0)
+    if (req_unpack_msg(obj, err, errsz,
+                       "{s?:s, s?:s, s?:s, s:s, s:s, s:s, s:s, s:s, s:I, s?:o, s?:I, s?:b}",
+                       "pool_id", &reg->pool_id, "pool_secret", &reg->pool_secret, "token", &token,
+                       "challenge_id", &reg->challenge_id, "signature", &reg->signature, "hostname",
+                       &reg->hostname, "version", &reg->version, "arch", &reg->arch, "capacity",
+                       &reg->capacity, "metadata", &reg->metadata, "launcher_id", &reg->reuse_id,
+                       "ephemeral", &reg->ephemeral) < 0)
         return -1;
     if (token) {
         if (reg->pool_id || reg->pool_secret) {
@@ -160,6 +161,10 @@ int api_launcher_parse_register(json_t *obj, struct api_register *reg, char *err
         snprintf(err, errsz,
                  "hostname (1-255 bytes), version (<= 64), arch (amd64 or arm64),"
                  " capacity (1-64) or metadata (<= 64 strings) out of range");
+        return -1;
+    }
+    if (reg->ephemeral && reg->capacity != 1) {
+        snprintf(err, errsz, "an ephemeral launcher has capacity 1");
         return -1;
     }
     return 0;
@@ -197,8 +202,8 @@ int h_launcher_register(struct req *r)
         goto out;
     }
     crypto_sha256_hex(session, strlen(session), shash);
-    struct store_launcher_info info = {hostname, version,      arch,
-                                       md_text,  reg.capacity, reg.reuse_id};
+    struct store_launcher_info info = {hostname,     version,      arch,         md_text,
+                                       reg.capacity, reg.reuse_id, reg.ephemeral};
     int64_t lid, expires = store_now_ms() + r->srv->cfg.session_ttl_ms;
     int rc = store_launcher_register(r->srv->store, pool.id, &info, shash, expires, &lid);
     if (rc == STORE_NOTFOUND) { /* not a live launcher any more: start afresh */
@@ -212,7 +217,7 @@ int h_launcher_register(struct req *r)
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)lid);
     log_event(LOG_INFO, "launcher registered", "worker", ids, "pool", pool.name, "host", hostname,
-              "version", version, "arch", arch, NULL);
+              "version", version, "arch", arch, "ephemeral", reg.ephemeral ? "yes" : "no", NULL);
     reply_json(r, 200,
                json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "session_token", session,
                          "launcher_id", (json_int_t)lid, "pool", pool.name, "pool_id", pool.id,

@@ -30,6 +30,7 @@ struct api_register {
     const char *challenge_id, *signature, *hostname, *version, *arch;
     json_int_t capacity, reuse_id; /* reuse_id 0: none */
     json_t *metadata;              /* NULL when none */
+    int ephemeral;                 /* one run only (capacity 1): never sent a second */
     struct pool_token tok;         /* the decoded token, if one came: api_register_clear */
 };
 /* Fills reg (zeroed first); api_register_clear it, also after a failure. */

@@ -254,6 +254,7 @@ struct store_launcher_info {
     const char *hostname, *version, *arch, *metadata_json;
     int64_t capacity;
     int64_t reuse_id; /* 0, or the id of this launcher before a restart */
+    int ephemeral;    /* one run only: store_poll claims no second (a restart keeps that) */
 };
 int store_launcher_register(struct store *s, const char *pool_id,
                             const struct store_launcher_info *info, const char *session_hash,

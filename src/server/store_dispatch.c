@@ -40,13 +40,15 @@ struct launcher_row {
     char arch[16];
     int64_t capacity, active;
     int draining, cycling, revoked;
+    int ephemeral; /* launchers.ephemeral: 1 may take its one run, 2 has had it */
 };
 
 static const char launcher_row_sql[] =
     "SELECT pool_id, arch, capacity, draining, cycle_deadline_ms IS NOT NULL, revoked,"
     "       (SELECT count(*)"
     "          FROM runs r"
-    "         WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER ")"
+    "         WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER "),"
+    "       ephemeral"
     "  FROM launchers l"
     " WHERE id = ?";
 
@@ -65,6 +67,7 @@ static int launcher_row_get(struct store *s, int64_t id, struct launcher_row *l)
         l->cycling = sqlite3_column_int(st, 4);
         l->revoked = sqlite3_column_int(st, 5);
         l->active = sqlite3_column_int64(st, 6);
+        l->ephemeral = sqlite3_column_int(st, 7);
     }
     st_finish(s, st);
     return rc;
@@ -229,11 +232,17 @@ static int give_back(struct store *s, int64_t launcher_id, int *requeued)
     return st_done(s, st);
 }
 
-/* Claims queued runs of the launcher's pool up to its free capacity. */
+static const char ephemeral_spent_sql[] = "UPDATE launchers SET ephemeral = 2 WHERE id = ?";
+
+/*
+ * Claims queued runs of the launcher's pool up to its free capacity. An
+ * ephemeral launcher gets one run in its life: marked spent in the claim's
+ * transaction, so that no later poll, restart or second session claims again.
+ */
 static int claim_runs(struct store *s, int64_t launcher_id, struct launcher_row *l,
                       struct store_claims *claimed)
 {
-    while (l->active < l->capacity && claimed->n < STORE_CLAIMS_MAX) {
+    while (l->active < l->capacity && claimed->n < STORE_CLAIMS_MAX && l->ephemeral != 2) {
         int rc = claim_one(s, launcher_id, l->pool_id, &claimed->run_id[claimed->n],
                            &claimed->dispatch_ms[claimed->n]);
         if (rc == STORE_NOTFOUND)
@@ -242,6 +251,15 @@ static int claim_runs(struct store *s, int64_t launcher_id, struct launcher_row 
             return rc;
         claimed->n++;
         l->active++;
+        if (l->ephemeral == 1) {
+            sqlite3_stmt *st = st_stmt(s, ephemeral_spent_sql);
+            if (!st)
+                return STORE_ERR;
+            sqlite3_bind_int64(st, 1, launcher_id);
+            if ((rc = st_done(s, st)) < 0)
+                return rc;
+            l->ephemeral = 2;
+        }
     }
     return STORE_OK;
 }
@@ -273,7 +291,7 @@ int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, 
         goto done;
     /* A launcher's own drain is not stored: it ends with the process, while
      * an admin's drain (l.draining) outlives restarts. */
-    int may_claim = !draining && !l.draining && !l.cycling && !l.revoked;
+    int may_claim = !draining && !l.draining && !l.cycling && !l.revoked && l.ephemeral != 2;
     if (may_claim && (rc = claim_runs(s, launcher_id, &l, claimed)) < 0)
         goto done;
     claimed->room = may_claim && l.active < l.capacity;

@@ -8,14 +8,15 @@
 /* A restarted launcher keeps its identity, and with it its runs. */
 static const char launcher_reuse_sql[] =
     "UPDATE launchers"
-    "   SET hostname = ?, version = ?, arch = ?, capacity = ?, metadata_json = ?, last_seen_ms = ?"
-    " WHERE id = ? AND pool_id = ? AND revoked = 0"
+    "   SET hostname = ?, version = ?, arch = ?, capacity = ?, metadata_json = ?, last_seen_ms = ?,"
+    "       ephemeral = CASE WHEN ?9 THEN max(ephemeral, 1) ELSE 0 END"
+    " WHERE id = ?7 AND pool_id = ?8 AND revoked = 0"
     " RETURNING id";
 
 static const char launcher_insert_sql[] =
     "INSERT INTO launchers(hostname, version, arch, capacity, metadata_json,"
-    "                      last_seen_ms, registered_ms, pool_id)"
-    " VALUES(?, ?, ?, ?, ?, ?, ?6, ?7)"
+    "                      last_seen_ms, registered_ms, pool_id, ephemeral)"
+    " VALUES(?, ?, ?, ?, ?, ?, ?6, ?7, ?9 <> 0)"
     " RETURNING id";
 
 /*
@@ -53,6 +54,8 @@ static int launcher_upsert(struct store *s, const char *pool_id,
     sqlite3_bind_int64(st, 4, info->capacity);
     st_bind_text(st, 5, info->metadata_json);
     sqlite3_bind_int64(st, 6, store_now_ms());
+    /* An ephemeral launcher restarted with its identity stays spent (2) if it was. */
+    sqlite3_bind_int(st, 9, info->ephemeral ? 1 : 0);
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
         *id = sqlite3_column_int64(st, 0);

@@ -131,9 +131,18 @@ static const char migration_2[] = "ALTER TABLE runs ADD COLUMN log_deleted_ms IN
  */
 static const char migration_3[] = "DROP TABLE IF EXISTS challenges;\n";
 
-/* Migrations 4 to 6 belong to other branches of this round (h14-auth, h15-seal, h15-launcher);
- * the lead renumbers at merge. */
+/* Migrations 4 and 5 belong to branches not merged yet (h14-auth, h15-seal): these stand in
+ * for them until they are. */
 static const char migration_placeholder[] = "SELECT 1;\n";
+
+/*
+ * Migration 6: ephemeral launchers (issue 15). launchers.ephemeral is 0 for
+ * a launcher that takes runs for as long as it lives, 1 for an ephemeral one
+ * that has not had its run yet, 2 for one that has: store_poll claims
+ * nothing for it any more, whatever it asks, also after a server restart.
+ */
+static const char migration_6[] =
+    "ALTER TABLE launchers ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;\n";
 
 /*
  * Migration 7: a worker's last run's end (GET /pools/NAME/scaling's idle_since, store_scaling.c)
@@ -151,7 +160,7 @@ static const struct migration migrations[] = {
     {"challenges in memory: the challenges table dropped", migration_3},
     {"(another branch's)", migration_placeholder},
     {"(another branch's)", migration_placeholder},
-    {"(another branch's)", migration_placeholder},
+    {"ephemeral launchers: launchers.ephemeral", migration_6},
     {"scaling: runs_launcher_ended", migration_7},
 };
 

@@ -80,11 +80,23 @@ static void test_defaults(void **state)
     runspec_free(s);
 }
 
+/* Issue 15: a spec may name no image; the launcher's DAVIT_DEFAULT_RUNNER_IMAGE fills it in. */
+static void test_image_is_optional(void **state)
+{
+    (void)state;
+    struct runspec *s = parse_ok("{\"phases\":[{\"name\":\"a\",\"commands\":[\"true\"]}]}");
+    assert_null(s->image);
+    json_t *j = runspec_to_json(s, 0);
+    assert_non_null(j);
+    assert_null(json_object_get(j, "image"));
+    json_decref(j);
+    runspec_free(s);
+}
+
 static void test_errors_name_the_field(void **state)
 {
     parse_err("[]", "must be a JSON object");
     parse_err("{", "not valid JSON");
-    parse_err("{\"phases\":[{\"name\":\"a\"}]}", "image: required");
     parse_err("{\"image\":\"x\"}", "phases: required");
     parse_err("{\"image\":\"\",\"phases\":[{\"name\":\"a\"}]}", "image: must not be empty");
     parse_err("{\"image\":\"a b\",\"phases\":[{\"name\":\"a\"}]}", "image: not an image");
@@ -227,6 +239,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_spec),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_image_is_optional),
         cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_nul_in_string),
         cmocka_unit_test(test_limits_on_counts),

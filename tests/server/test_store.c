@@ -55,7 +55,7 @@ static int teardown(void **state)
 
 static int64_t launcher(struct fx *f, int capacity)
 {
-    struct store_launcher_info info = {"host", "0.1.0", "amd64", "{}", capacity, 0};
+    struct store_launcher_info info = {"host", "0.1.0", "amd64", "{}", capacity, 0, 0};
     int64_t id;
     char hash[32];
     static int n;

@@ -35,7 +35,7 @@ static int setup(void **state)
     snprintf(pool.keytype, sizeof(pool.keytype), "ed25519");
     snprintf(pool.secret_hash, sizeof(pool.secret_hash), "h");
     pool.pubkey_pem = strdup("PEM");
-    struct store_launcher_info info = {"host", "0.1.0", "amd64", "{}", 1, 0};
+    struct store_launcher_info info = {"host", "0.1.0", "amd64", "{}", 1, 0, 0};
     if (store_pool_create(f->s, &pool) < 0 ||
         store_launcher_register(f->s, pool.id, &info, hash, store_now_ms() + 60000, &f->launcher) <
             0 ||

@@ -97,7 +97,7 @@ static void test_counts_follow_the_runs(void **state)
     expect(f, "davit_runs{pool=\"p\",state=\"queued\"} 3\n", 1);
     expect(f, "davit_runs_pending{pool=\"p\"} 3\n", 1);
 
-    struct store_launcher_info info = {"host", "0.1.0", "amd64", "{}", 1, 0};
+    struct store_launcher_info info = {"host", "0.1.0", "amd64", "{}", 1, 0, 0};
     int64_t l;
     assert_int_equal(
         store_launcher_register(f->s, f->pool.id, &info, "session", store_now_ms() + 60000, &l),

@@ -304,6 +304,17 @@ static void test_version_2_loses_its_challenges_table(void **state)
     store_close(s);
 }
 
+/* Migration 6 (issue 15): launchers kept from before are not ephemeral. */
+static void test_old_launchers_are_not_ephemeral(void **state)
+{
+    struct fx *f = *state;
+    sql_exec(f->path, schema_bd39bd4);
+    sql_exec(f->path, old_rows);
+    open_old(f, 1);
+    assert_true(sql_int(f->path, "SELECT count(*) FROM launchers") > 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM launchers WHERE ephemeral <> 0"), 0);
+}
+
 static void test_newer_database_refused(void **state)
 {
     struct fx *f = *state;
@@ -358,6 +369,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_database_of_bd39bd4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_of_9fc3353, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_2_loses_its_challenges_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_launchers_are_not_ephemeral, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_database_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_migration_is_rolled_back, setup, teardown),
     };
