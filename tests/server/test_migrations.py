@@ -36,6 +36,9 @@ def make_unversioned(server, before_retention):
         db.execute("CREATE TABLE IF NOT EXISTS challenges(id TEXT PRIMARY KEY, pool_id TEXT NOT NULL,"
                    " nonce TEXT NOT NULL, expires_ms INTEGER NOT NULL)")
         db.execute("INSERT INTO challenges VALUES('c', 'pool-0011223344556677', 'n', 1)")
+        # what migrations after the version table added, which those davits lacked
+        db.execute("ALTER TABLE launchers DROP COLUMN ephemeral")
+        db.execute("DROP INDEX runs_launcher_ended")
         if before_retention:
             db.execute("DROP INDEX runs_ended")
             db.execute("DROP TABLE log_purge")
