@@ -161,10 +161,9 @@ int h_session_create(struct req *r)
     struct auth_principal who;
     /* Signing a victim in as someone else (login CSRF) is refused as other cross-site
      * requests are. */
-    const char *why =
-        auth_site_refusal(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site"),
-                          MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin"),
-                          MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host"));
+    struct auth_site site;
+    auth_site_of(r, &site);
+    const char *why = auth_site_refusal(&site);
     if (why)
         return reply_error(r, 403, "%s", why);
     json_t *obj = req_json(r);

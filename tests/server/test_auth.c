@@ -34,39 +34,64 @@ static void test_roles(void **state)
     assert_true(AUTH_ROLE_VIEWER < AUTH_ROLE_OPERATOR && AUTH_ROLE_OPERATOR < AUTH_ROLE_ADMIN);
 }
 
+/* auth_csrf_refusal with these headers (NULL: absent), for Host 127.0.0.1:8080. */
+static const char *csrf(const char *method, const char *sent, const char *expected,
+                        const char *fetch_site, const char *origin)
+{
+    struct auth_site site = {fetch_site, origin, "127.0.0.1:8080", "http://127.0.0.1:8080"};
+    return auth_csrf_refusal(method, sent, expected, &site);
+}
+
 static void test_csrf(void **state)
 {
     (void)state;
-    const char *host = "127.0.0.1:8080", *csrf = "s3cret";
+    const char *tok = "s3cret", *wrong = "missing or wrong CSRF token";
     /* reads pass without anything */
-    assert_null(auth_csrf_refusal("GET", NULL, csrf, "cross-site", "https://evil", host));
-    assert_null(auth_csrf_refusal("HEAD", NULL, csrf, NULL, NULL, host));
-    /* the token: missing, wrong, a prefix, right */
-    assert_string_equal(auth_csrf_refusal("POST", NULL, csrf, NULL, NULL, host),
-                        "missing or wrong CSRF token");
-    assert_string_equal(auth_csrf_refusal("POST", "s3cre", csrf, NULL, NULL, host),
-                        "missing or wrong CSRF token");
-    assert_string_equal(auth_csrf_refusal("DELETE", "s3cret!", csrf, NULL, NULL, host),
-                        "missing or wrong CSRF token");
-    assert_string_equal(auth_csrf_refusal("POST", "", "", NULL, NULL, host),
-                        "missing or wrong CSRF token");
-    assert_null(auth_csrf_refusal("POST", csrf, csrf, NULL, NULL, host));
+    assert_null(csrf("GET", NULL, tok, "cross-site", "https://evil"));
+    assert_null(csrf("HEAD", NULL, tok, NULL, NULL));
+    /* the token: missing, wrong, a prefix, longer, empty, right */
+    assert_string_equal(csrf("POST", NULL, tok, NULL, NULL), wrong);
+    assert_string_equal(csrf("POST", "s3cre", tok, NULL, NULL), wrong);
+    assert_string_equal(csrf("DELETE", "s3cret!", tok, NULL, NULL), wrong);
+    assert_string_equal(csrf("POST", "", "", NULL, NULL), wrong);
+    assert_null(csrf("POST", tok, tok, NULL, NULL));
     /* the site: cross-site refused even with the right token; same-origin and same-site pass */
-    assert_non_null(auth_csrf_refusal("POST", csrf, csrf, "cross-site", NULL, host));
-    assert_non_null(auth_csrf_refusal("PUT", csrf, csrf, "Cross-Site", NULL, host));
-    assert_null(auth_csrf_refusal("POST", csrf, csrf, "same-origin", NULL, host));
-    assert_null(auth_csrf_refusal("POST", csrf, csrf, "none", NULL, host));
+    assert_non_null(csrf("POST", tok, tok, "cross-site", NULL));
+    assert_non_null(csrf("PUT", tok, tok, "Cross-Site", NULL));
+    assert_null(csrf("POST", tok, tok, "same-origin", NULL));
+    assert_null(csrf("POST", tok, tok, "none", NULL));
     /* Origin must be this Host */
-    assert_null(auth_csrf_refusal("POST", csrf, csrf, NULL, "http://127.0.0.1:8080", host));
-    assert_null(auth_csrf_refusal("POST", csrf, csrf, NULL, "https://127.0.0.1:8080", host));
-    assert_non_null(auth_csrf_refusal("POST", csrf, csrf, NULL, "http://127.0.0.1:8081", host));
-    assert_non_null(
-        auth_csrf_refusal("POST", csrf, csrf, NULL, "http://127.0.0.1:8080.evil", host));
-    assert_non_null(auth_csrf_refusal("POST", csrf, csrf, NULL, "null", host));
-    assert_non_null(auth_csrf_refusal("POST", csrf, csrf, NULL, "http://127.0.0.1:8080", NULL));
+    assert_null(csrf("POST", tok, tok, NULL, "http://127.0.0.1:8080"));
+    assert_null(csrf("POST", tok, tok, NULL, "https://127.0.0.1:8080"));
+    assert_non_null(csrf("POST", tok, tok, NULL, "http://127.0.0.1:8081"));
+    assert_non_null(csrf("POST", tok, tok, NULL, "http://127.0.0.1:8080.evil"));
+    assert_non_null(csrf("POST", tok, tok, NULL, "null"));
+    assert_non_null(csrf("POST", tok, tok, NULL, ""));
+    /* no Host: only --public-url's origin passes */
+    struct auth_site site = {NULL, "http://127.0.0.1:8080", NULL, NULL};
+    assert_non_null(auth_csrf_refusal("POST", tok, tok, &site));
+    /* behind a proxy that rewrites Host: the origin of --public-url passes, nothing else */
+    site = (struct auth_site){NULL, "https://davit.example.com", "10.0.0.5:8400",
+                              "https://davit.example.com/"};
+    assert_null(auth_csrf_refusal("POST", tok, tok, &site));
+    site.origin = "https://DAVIT.example.com";
+    assert_null(auth_csrf_refusal("POST", tok, tok, &site));
+    site.public_url = "https://davit.example.com";
+    assert_null(auth_csrf_refusal("POST", tok, tok, &site));
+    site.origin = "https://davit.example.com.evil";
+    assert_non_null(auth_csrf_refusal("POST", tok, tok, &site));
+    site.origin = "https://davit.example.co";
+    assert_non_null(auth_csrf_refusal("POST", tok, tok, &site));
+    site.origin = "http://davit.example.com";
+    assert_non_null(auth_csrf_refusal("POST", tok, tok, &site));
+    site.public_url = "not a url";
+    site.origin = "not a url";
+    assert_non_null(auth_csrf_refusal("POST", tok, tok, &site));
     /* sign-in: the same site checks, no token */
-    assert_null(auth_site_refusal(NULL, NULL, NULL));
-    assert_non_null(auth_site_refusal("cross-site", NULL, host));
+    site = (struct auth_site){NULL, NULL, NULL, NULL};
+    assert_null(auth_site_refusal(&site));
+    site.fetch_site = "cross-site";
+    assert_non_null(auth_site_refusal(&site));
 }
 
 static void test_cookie(void **state)
