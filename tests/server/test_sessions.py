@@ -17,7 +17,7 @@ import tempfile
 import pytest
 
 from davit_fixtures import check_stopped
-from davit_harness import Server
+from davit_harness import Server, wait_for
 
 SESSION = "/api/v1/session"
 
@@ -34,7 +34,7 @@ def tmp_dir():
 @pytest.fixture(scope="module")
 def srv(tmp_dir):
     (tmp_dir / "srv").mkdir()
-    s = Server(tmp_dir / "srv")
+    s = Server(tmp_dir / "srv", "--sweep-interval", "1s")  # test_expired_session_is_swept
     yield s
     check_stopped(s)
 
@@ -186,6 +186,26 @@ def test_revoke_kills_sessions(srv):
     make_token(srv, "s-revoked", "admin")
     st, _, _ = with_cookie(srv, "GET", SESSION, sid)
     assert st == 401
+
+
+def test_expired_session_is_refused_then_swept(srv):
+    tok = make_token(srv, "s-expiry", "viewer")
+    sid, data, _ = sign_in(srv, tok)
+    db = sqlite3.connect(os.path.join(srv.data_dir, "davit.db"), timeout=30)
+    try:
+        # as if its 12 idle hours (or 7 days) had passed: another connection, as SQLite allows
+        with db:
+            n = db.execute("UPDATE web_sessions SET expires_ms = 1 WHERE csrf = ?", (data["csrf"],)).rowcount
+        assert n == 1
+        # refused at once, before any sweep
+        st, _, _ = with_cookie(srv, "GET", SESSION, sid)
+        assert st == 401
+        # and deleted by the background sweep (every second here)
+        wait_for("the sweep deletes the expired session",
+                 lambda: db.execute("SELECT count(*) FROM web_sessions WHERE csrf = ?",
+                                    (data["csrf"],)).fetchone()[0] == 0, limit=60)
+    finally:
+        db.close()
 
 
 def test_admin_token_of_first_start_signs_in(srv):
