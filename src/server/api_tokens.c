@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* 1 to 63 of [a-z0-9._-], starting with a letter or digit: safe in a path and a log line. */
 static int token_name_ok(const char *name)
@@ -126,8 +127,11 @@ static int reply_with_cookie(struct req *r, unsigned status, json_t *body, const
     char cookie[256];
     char *text = body ? json_dumps(body, JSON_COMPACT) : strdup("");
     json_decref(body);
-    if (!text ||
-        auth_cookie(cookie, sizeof(cookie), session_id, r->srv->cfg.tls_cert != NULL) < 0) {
+    /* Secure also behind a TLS-terminating proxy (--insecure-http): browsers then use the
+     * https:// of --public-url, while this server sees plain HTTP. */
+    int secure =
+        r->srv->cfg.tls_cert != NULL || strncasecmp(r->srv->cfg.public_url, "https://", 8) == 0;
+    if (!text || auth_cookie(cookie, sizeof(cookie), session_id, secure) < 0) {
         free(text);
         return reply_error(r, 500, "out of memory");
     }

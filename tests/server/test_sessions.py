@@ -9,6 +9,7 @@ import http.client
 import os
 import pathlib
 import shutil
+import socket
 import sqlite3
 import ssl
 import subprocess
@@ -213,6 +214,19 @@ def test_admin_token_of_first_start_signs_in(srv):
     assert data["name"] == "admin" and data["role"] == "admin"
     st, toks, _ = with_cookie(srv, "GET", "/api/v1/tokens", sid)
     assert st == 200 and toks["tokens"][0]["name"] == "admin"
+
+
+def test_secure_cookie_behind_a_tls_proxy(make_server):
+    # a TLS-terminating proxy in front: the server sees plain HTTP, browsers use https
+    # (the harness reads the port from the "listening on URL" line, which shows --public-url)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = make_server("--listen", "127.0.0.1:%d" % port, "--public-url", "https://127.0.0.1:%d" % port)
+    st, data, h = s.request("POST", SESSION, {"token": s.token}, token=None)
+    assert st == 200
+    _, attrs = cookie_of(h)
+    assert "Secure" in attrs
 
 
 def test_secure_cookie_under_tls(tmp_path):
