@@ -46,6 +46,11 @@ int api_tokens_parse_create(json_t *obj, const char **name, int *role, char *err
     return 0;
 }
 
+int api_tokens_parse_session(json_t *obj, const char **token, char *err, size_t errsz)
+{
+    return req_unpack_msg(obj, err, errsz, "{s:s}", "token", token);
+}
+
 int h_token_create(struct req *r)
 {
     const char *name;
@@ -161,7 +166,7 @@ static void wipe_token(json_t *obj)
 int h_session_create(struct req *r)
 {
     const char *token = NULL;
-    char id[CRYPTO_TOKEN_MAX] = "", token_hash[CRYPTO_SHA256_HEX];
+    char id[CRYPTO_TOKEN_MAX] = "", token_hash[CRYPTO_SHA256_HEX], err[256];
     struct auth_principal who;
     /* Signing a victim in as someone else (login CSRF) is refused as other cross-site
      * requests are. */
@@ -173,8 +178,10 @@ int h_session_create(struct req *r)
     json_t *obj = req_json(r);
     if (!obj)
         goto out;
-    if (req_unpack(r, obj, "{s:s}", "token", &token) < 0)
+    if (api_tokens_parse_session(obj, &token, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "%s", err);
         goto out;
+    }
     int rc = auth_token(r->srv, token, &who, token_hash);
     if (rc == STORE_NOTFOUND) {
         /* Not echoed, and the same answer whatever was wrong with it. */
