@@ -18,7 +18,7 @@ import tempfile
 import pytest
 
 from davit_fixtures import check_stopped
-from davit_harness import DAVIT, Server
+from davit_harness import DAVIT, Server, wait_for
 
 ROUTES_C = os.path.join(os.environ.get("DAVIT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")),
                         "src", "server", "routes.c")
@@ -167,6 +167,19 @@ def test_session_routes(srv, callers):
             st, data, _ = call(srv, "GET", "/api/v1/session", session=session)
             assert st == 200 and data["role"] == name
     assert call(srv, "DELETE", "/api/v1/session")[0] == 401
+
+
+def test_request_log_names_the_token(srv, callers):
+    call(srv, "POST", "/api/v1/workers/*/drain", token=callers["operator"][0])
+    call(srv, "POST", "/api/v1/workers/*/undrain", session=callers["viewer"][1])
+
+    def logged(status, by):  # the line is written when the request ends, after its answer
+        return any("path=/api/v1/workers/999999/" in line and "status=%d" % status in line
+                   and "by=" + by in line for line in srv.log().splitlines())
+    wait_for("the drain's request line", lambda: logged(404, "r-operator"))
+    wait_for("the undrain's request line", lambda: logged(403, "r-viewer"))
+    # and never the token
+    assert callers["operator"][0] not in srv.log()
 
 
 def test_role_too_low_is_one_line_403(srv, callers):
