@@ -61,6 +61,13 @@ ROLES = {
     ("PUT", "/api/v1/launcher/runs/*/log"): "launcher",
 }
 
+# Routes another branch adds (h14-ui: the web UI's files, public: the data comes from the API,
+# which checks the role). Checked like the others once routes.c has them; not missing before.
+ELSEWHERE = {
+    ("GET", "/"): "none",
+    ("GET", "/ui/*"): "none",
+}
+
 KIND = {"AUTH_NONE": "none", "AUTH_VIEWER": "viewer", "AUTH_OPERATOR": "operator", "AUTH_ADMIN": "admin",
         "AUTH_COOKIE": "cookie", "AUTH_SESSION": "launcher", "AUTH_METRICS": "metrics"}
 RANK = {"viewer": 1, "operator": 2, "admin": 3}
@@ -76,11 +83,12 @@ def parse_routes():
 
 def test_table_lists_every_route():
     routes = parse_routes()
-    missing = sorted(set(routes) - set(ROLES))
+    table = {**ROLES, **{k: v for k, v in ELSEWHERE.items() if k in routes}}
+    missing = sorted(set(routes) - set(table))
     assert not missing, "routes.c has routes this table does not list (give each its role): %s" % missing
     stale = sorted(set(ROLES) - set(routes))
     assert not stale, "the table lists routes routes.c does not have: %s" % stale
-    differ = {k: (routes[k], ROLES[k]) for k in routes if routes[k] != ROLES[k]}
+    differ = {k: (routes[k], table[k]) for k in routes if routes[k] != table[k]}
     assert not differ, "routes.c and the table disagree (routes.c, table): %s" % differ
 
 
@@ -141,7 +149,8 @@ def outcome(st):
 
 def test_each_role_against_each_endpoint(srv, callers):
     bad = []
-    for (method, pattern), need in sorted(ROLES.items()):
+    table = {**ROLES, **{k: v for k, v in ELSEWHERE.items() if k in parse_routes()}}
+    for (method, pattern), need in sorted(table.items()):
         if pattern == "/api/v1/session":
             continue  # test_session_routes: DELETE would end the session the others use
         for name, (tok, session) in callers.items():
