@@ -456,7 +456,7 @@ static int canon_real(struct dbuf *out, double d)
         return -1;
     if (k <= n && n <= 21)
         return dbuf_addstr(out, digits) < 0 || add_zeros(out, n - k) < 0 ? -1 : 0;
-    if (0 < n && n <= 21)
+    if (0 < n && n < k) /* n <= 21 too: here k is at most 17 */
         return dbuf_printf(out, "%.*s.%s", n, digits, digits + n);
     if (-6 < n && n <= 0)
         return dbuf_addstr(out, "0.") < 0 || add_zeros(out, -n) < 0 ? -1 : dbuf_addstr(out, digits);

@@ -20,6 +20,7 @@
 #define DAVIT_COMMON_SEAL_H
 
 #include "common/dbuf.h"
+#include "common/runspec.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -28,8 +29,8 @@
 #define SEAL_NONCE_HEX  33 /* a run nonce: 32 lowercase hex digits (128 bits) and a NUL */
 #define SEAL_KEY_ID_HEX 65 /* a key fingerprint: sha256 hex of the DER SubjectPublicKeyInfo */
 
-#define SEAL_ALG_RSA "rsa-oaep-256/a256gcm"
-#define SEAL_ALG_EC  "ecdh-es-p256-hkdf-sha256/a256gcm"
+#define SEAL_ALG_RSA RUNSPEC_SEAL_ALG_RSA
+#define SEAL_ALG_EC  RUNSPEC_SEAL_ALG_EC
 
 /* A fresh random run nonce into out. */
 int seal_new_nonce(char out[SEAL_NONCE_HEX]);

@@ -12,6 +12,7 @@
 #include "launcher/release.h"
 #include "launcher/shipper.h"
 #include "launcher/supervisor.h"
+#include "launcher/unseal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -303,14 +304,12 @@ static int release_from_json(const json_t *w, struct release *rel)
 static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t size, char *reason,
                    size_t rsz)
 {
-    char err[1024];
     json_t *run = json_object_get(c->r->msg, "run");
     json_t *w = json_object_get(c->r->msg, "worker");
     struct release rel;
-    if (runspec_from_json(json_object_get(run, "spec"), spec, err, sizeof(err)) < 0) {
-        snprintf(reason, rsz, "the run spec is not valid: %s", err);
+    /* Signature checked and secrets opened here, just before the run directory is written. */
+    if (unseal_spec(json_object_get(run, "spec"), c->env->cred, spec, reason, rsz) < 0)
         return -1;
-    }
     if (c->env->cfg->worker_binary) {
         /* A local worker instead of the release: for development, and for a launcher under
          * emulation whose containers are of another architecture (tests/release). */

@@ -131,11 +131,25 @@ static const char migration_2[] = "ALTER TABLE runs ADD COLUMN log_deleted_ms IN
  */
 static const char migration_3[] = "DROP TABLE IF EXISTS challenges;\n";
 
+/* Migration 4 belongs to another branch of this round (h14-auth); the lead renumbers at merge. */
+static const char migration_4[] = "SELECT 1;\n";
+/*
+ * Migration 5: sealed secrets (issue 15, docs/secrets.md). run_nonce is the client's 128-bit
+ * nonce that the sealed secrets are bound to, unique among kept runs; sealed_key is the
+ * fingerprint of the pool key they are sealed to, so that a reset can fail the queued runs
+ * sealed to the old key.
+ */
+static const char migration_5[] =
+    "ALTER TABLE runs ADD COLUMN run_nonce TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN sealed_key TEXT;\n"
+    "CREATE UNIQUE INDEX runs_nonce ON runs(run_nonce) WHERE run_nonce IS NOT NULL;\n";
 /* Migration N is migrations[N - 1]. Append only. */
 static const struct migration migrations[] = {
     {"the first schema", migration_1},
     {"retention: runs.log_deleted_ms, log_purge, runs_ended", migration_2},
     {"challenges in memory: the challenges table dropped", migration_3},
+    {"placeholder for another branch's migration 4", migration_4},
+    {"sealed secrets: runs.run_nonce, runs.sealed_key", migration_5},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -36,6 +36,10 @@ def make_unversioned(server, before_retention):
         db.execute("CREATE TABLE IF NOT EXISTS challenges(id TEXT PRIMARY KEY, pool_id TEXT NOT NULL,"
                    " nonce TEXT NOT NULL, expires_ms INTEGER NOT NULL)")
         db.execute("INSERT INTO challenges VALUES('c', 'pool-0011223344556677', 'n', 1)")
+        # What migration 5 (sealed secrets) added did not exist then either.
+        db.execute("DROP INDEX runs_nonce")
+        db.execute("ALTER TABLE runs DROP COLUMN run_nonce")
+        db.execute("ALTER TABLE runs DROP COLUMN sealed_key")
         if before_retention:
             db.execute("DROP INDEX runs_ended")
             db.execute("DROP TABLE log_purge")

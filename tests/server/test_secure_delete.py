@@ -24,6 +24,8 @@ import subprocess
 from davit_fixtures import check_stopped
 from davit_harness import DAVIT, Launcher, wait_for
 
+# Plaintext secrets in the API: accepted with this option only, and sealed at once.
+PLAINTEXT = "--allow-plaintext-secrets"
 SIZES = (40, 1500, 9000)  # bytes of hex: in the row, most of a page, overflow pages
 WINDOW = 24
 
@@ -50,7 +52,7 @@ def start_run(server, la, values):
     """Submits a run with secrets values, which la takes and starts. Returns its id."""
     rid = server.submit("p", secrets=values)
     m = la.poll_until(lambda m: m["type"] == "run")
-    assert m["run"]["spec"]["secrets"] == values
+    assert "secrets" not in m["run"]["spec"] and set(m["run"]["spec"]["sealed"]["secrets"]) == set(values)
     assert la.event(rid, "running", phase="plan")[0] == 200
     return rid
 
@@ -63,7 +65,7 @@ def finish_run(la, rid):
 def end_two_runs(server):
     """Ends two runs with secrets: one canceled while queued, one finished by a launcher.
     Returns (canceled id, finished id, all their secrets by "<how> <name>")."""
-    token, key = server.create_pool("p")
+    token, key = server.create_pool("p", kind="ec")
     canceled, finished = make_secrets("canceled-"), make_secrets("finished-")
     rid = server.submit("p", secrets=canceled)
     assert server.ok("POST", "/api/v1/runs/%d/cancel" % rid, {})["state"] == "canceled"
@@ -76,7 +78,8 @@ def end_two_runs(server):
     return rid, rid2, values
 
 
-def test_ended_runs_leave_no_secret_bytes_in_the_database(server):
+def test_ended_runs_leave_no_secret_bytes_in_the_database(make_server):
+    server = make_server(PLAINTEXT)
     rid, rid2, values = end_two_runs(server)
 
     # The database itself, after a clean stop and a final checkpoint; the next
@@ -114,10 +117,11 @@ def wait_secrets_gone(server, values):
         print("left over:", last)
 
 
-def test_ended_runs_secrets_leave_the_wal_while_the_server_runs(server):
+def test_ended_runs_secrets_leave_the_wal_while_the_server_runs(make_server):
     """No clean stop here: the server promises that an ended run's secrets leave every file of
     the data directory, the WAL included, within one retention sweep (5 s) of the run's end.
     Before, they stayed in the WAL until SQLite happened to checkpoint and the WAL was reused."""
+    server = make_server(PLAINTEXT)
     _, _, values = end_two_runs(server)
     wait_secrets_gone(server, values)
     check_stopped(server)
@@ -127,14 +131,14 @@ def test_a_result_takes_the_secrets_out_of_the_wal_at_once(make_server):
     """A launcher's result ends the run: its secrets leave every file of the data directory at
     once, not at the next retention sweep. The sweep interval is made far longer than the test's
     deadline, so only the kick that the result gives the sweep can pass it."""
-    server = make_server("--sweep-interval", "10m")
-    token, key = server.create_pool("p")
+    server = make_server("--sweep-interval", "10m", PLAINTEXT)
+    token, key = server.create_pool("p", kind="ec")
     values = make_secrets("result-")
     la = Launcher(server, token, key)
     la.register()
     rid = start_run(server, la, values)
-    # Written to the WAL with the run: what the result must take out again.
-    assert leftovers(server.data_dir, values, list(files_of(server.data_dir))) != []
+    # Sealed on arrival (docs/secrets.md): the plaintext was never written, not even to the WAL.
+    assert leftovers(server.data_dir, values, list(files_of(server.data_dir))) == []
     finish_run(la, rid)
     wait_secrets_gone(server, values)
 
@@ -143,7 +147,7 @@ def test_server_files_are_private(server):
     """Everything the server writes in its data directory is 0600 (or 0700): the database, its
     WAL and SHM, the release key, the published releases."""
     token, key = server.create_pool("p")
-    rid = server.submit("p", secrets={"S": "x" * 40})
+    rid = server.submit("p", env={"S": "x" * 40})
     server.ok("POST", "/api/v1/runs/%d/cancel" % rid, {})
     modes = {os.path.relpath(p, server.data_dir): stat.S_IMODE(os.stat(p).st_mode)
              for p in files_of(server.data_dir)}
