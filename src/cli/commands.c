@@ -99,7 +99,7 @@ const struct cli_cmd cli_commands[] = {
                              {"all", no_argument, 0, 'A'},
                              {0, 0, 0, 0}},
      CMD_JSON, cli_run_list},
-    {"run", "show", "ID", "show a run and its spec (secrets as ***)", ID_HELP, NULL, CMD_JSON,
+    {"run", "show", "ID", "show a run and its spec (secrets sealed)", ID_HELP, NULL, CMD_JSON,
      cli_run_show},
     {"run", "logs", "ID [--follow]", "print a run's log",
      "  --follow   print the log as it grows until the run ends, and exit with its outcome\n",
