@@ -176,7 +176,7 @@ def test_secret_leak_check(m):
                         "--phase", "wait=" + wait_go,
                 "--phase", "use=" + "; ".join(
                     [f'printf %s "${k}" | sha256sum' for k in values] +
-                    ['printf "%.5s" "$S1"; sleep 0.3; printf "%s\\n" "${S1#?????}"',
+                    ['printf "S1 is %.5s" "$S1"; sleep 0.3; printf "%s\\n" "${S1#?????}"',
                      'echo "::add-mask::$S2"', 'echo "S2 is $S2"']),
                         "--secret", "S1", "--secret", "S2", "--secret", "S3"],
                        env=env, capture_output=True, check=True, timeout=60)
@@ -190,6 +190,8 @@ def test_secret_leak_check(m):
     log = srv.logs(rid).decode()
     for k, d in digests.items():
         assert d in log, (k, log)  # the run saw the right value
+    # Printed, so that finding them nowhere means something: masked in the log.
+    assert "S1 is ***" in log and "::add-mask::***" in log and "S2 is ***" in log, log
     # Every place the plaintext must not be.
     places = {"docker inspect": inspect, "server log": srv.log().encode(),
               "launcher log": la.log().encode(), "metrics": api(srv, "/metrics")}
