@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
@@ -362,8 +363,10 @@ int seal_open(EVP_PKEY *priv, const char *pool_id, const char *run_nonce, const 
                  hex_is(key_id, strlen(key_id)) ? key_id : "(malformed)", mine);
         return -1;
     }
-    if (open_run_key(priv, alg, key_b64, key, err, errsz) < 0)
+    if (open_run_key(priv, alg, key_b64, key, err, errsz) < 0) {
+        ERR_clear_error();
         return -1;
+    }
     out = json_object();
     if (!out) {
         fail(err, errsz, "out of memory");
@@ -398,6 +401,7 @@ fail:
     OPENSSL_cleanse(key, sizeof(key));
     dbuf_free(&aad);
     json_decref(out);
+    ERR_clear_error(); /* a refused box leaves OpenSSL errors that later TLS must not see */
     return -1;
 }
 
@@ -612,6 +616,7 @@ int seal_verify_spec(const json_t *spec, const char *pool_id, EVP_PKEY *const *k
             rc = 0;
         EVP_MD_CTX_free(md);
     }
+    ERR_clear_error();
     if (rc < 0)
         snprintf(err, errsz,
                  "the run spec's signature verifies with none of the %zu keys in "
