@@ -15,7 +15,6 @@
 
 #include "common/runspec.h"
 #include "common/seal.h"
-#include "common/secure.h"
 
 /*
  * runspec's messages quote the offending value (useful in the CLI, which
@@ -78,19 +77,6 @@ int api_runs_parse_submit(json_t *obj, const char **pool, json_t **spec, char *e
     return 0;
 }
 
-/* Overwrites the values of a plaintext "secrets" object in place: jansson frees without wiping
- * in the server, and the request's copy and the spec's both hold them. */
-static void wipe_values(json_t *secrets)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(secrets, k, v)
-    {
-        if (json_is_string(v))
-            secure_wipe((char *)json_string_value(v), json_string_length(v));
-    }
-}
-
 /*
  * The spec's secrets as the store keeps them: only sealed (docs/secrets.md). Plaintext
  * "secrets" are refused unless --allow-plaintext-secrets, and then sealed to the pool's key here
@@ -131,8 +117,7 @@ static int seal_spec(struct req *r, const struct store_pool *pool, json_t *spec)
             reply_error(r, 400, "secrets: pool %s: %s", pool->name, err);
             return -1;
         }
-        wipe_values(secrets);
-        json_object_del(spec, "secrets"); /* the plaintext goes at once */
+        json_object_del(spec, "secrets"); /* wiped as jansson frees it (src/cli/main.c) */
         json_object_set_new(spec, "sealed", sealed);
         json_object_set_new(spec, "run_nonce", json_string(nonce));
     }
@@ -166,10 +151,7 @@ int h_run_submit(struct req *r)
         reply_store_error(r, rc, "pool");
         goto out;
     }
-    rc = seal_spec(r, &pool, spec);
-    wipe_values(json_object_get(obj, "secrets"));
-    wipe_values(json_object_get(spec, "secrets"));
-    if (rc < 0)
+    if (seal_spec(r, &pool, spec) < 0)
         goto out;
     spec_text = json_dumps(spec, JSON_COMPACT);
     int64_t id;
