@@ -16,6 +16,7 @@
 #include "launcher/session.h"
 #include "launcher/state.h"
 #include "launcher/supervisor.h"
+#include "launcher/unseal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -516,7 +517,7 @@ static int daemon_open(struct daemon *d, struct loop *l)
                   "DAVIT_WORKER_BINARY is set: every run uses this worker, not the signed release",
                   "path", resolved, (const char *)NULL);
     }
-    if (credentials_load(&d->cred, err, sizeof(err)) < 0)
+    if (credentials_load(&d->cred, err, sizeof(err)) < 0 || unseal_init(err, sizeof(err)) < 0)
         return log_fail(EXIT_USAGE, "%s", err);
     if (state_open(&d->state_, d->cfg.state_dir, err, sizeof(err)) < 0)
         return log_fail(EXIT_USAGE, "%s", err);

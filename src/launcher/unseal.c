@@ -84,6 +84,15 @@ static void load_submitters(void)
     log_event(LOG_INFO, "runs must be signed", "submitter_keys", n, "file", path, NULL);
 }
 
+int unseal_init(char *err, size_t errsz)
+{
+    pthread_once(&submitters.once, load_submitters);
+    if (!submitters.error[0])
+        return 0;
+    snprintf(err, errsz, "%s", submitters.error);
+    return -1;
+}
+
 int unseal_spec(const json_t *spec, const struct credentials *cred, struct runspec **out,
                 char *reason, size_t rsz)
 {

@@ -20,6 +20,12 @@
 #include <stddef.h>
 
 /*
+ * Reads DAVIT_SUBMITTER_KEYS's file now (otherwise the first run does), so that a daemon with a
+ * bad one stops at its start. Returns 0 (also when the variable is unset), or -1 with err.
+ */
+int unseal_init(char *err, size_t errsz);
+
+/*
  * Checks spec (not consumed) and builds the run spec with its secrets in the clear. Returns 0
  * with *out set (caller frees with runspec_free, which wipes the secrets), or -1 with reason.
  */

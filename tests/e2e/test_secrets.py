@@ -300,6 +300,19 @@ def test_bad_signatures_fail(m, case):
     assert run["state"] == "failed" and reason in run["reason"], run
 
 
+def test_unusable_submitter_keys_stop_the_launcher(m):
+    """A keys file that others may write would let them choose what runs: refused at the start."""
+    keys = os.path.join(m.tmp, "open-submitters.pem")
+    with open(keys, "wb") as f:
+        f.write(m.k1.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo))
+    os.chmod(keys, 0o666)
+    token, key = make_pool(m.srv, m.tmp, "sig-bad")
+    la = m.stack.launcher("sig-bad", token, key, DAVIT_SUBMITTER_KEYS=keys)
+    assert la.wait(timeout=60) == 2
+    assert "writable by group or others" in la.log()
+
+
 def test_signed_by_another_client_runs(m):
     s = sign(spec("echo py-signed", run_nonce=nonce()), m.pools["sig"]["id"], m.k1)
     run = m.srv.wait_ended(post_run(m.srv, {**s, "pool": "sig"}), limit=60)
