@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from davit_e2e import DAVIT, IMAGE, Stack, make_pool, wait_for
+from davit_e2e import DAVIT, IMAGE, LAUNCHER, Stack, make_pool, wait_for
 
 SCHEME = b"davit-seal-v1"
 
@@ -311,6 +311,17 @@ def test_unusable_submitter_keys_stop_the_launcher(m):
     la = m.stack.launcher("sig-bad", token, key, DAVIT_SUBMITTER_KEYS=keys)
     assert la.wait(timeout=60) == 2
     assert "writable by group or others" in la.log()
+
+
+def test_exec_refuses_sealed_secrets(m):
+    """davit-launcher exec has no pool to open them with: it says so rather than run without."""
+    n = nonce()
+    path = os.path.join(m.tmp, "sealed-spec.json")
+    with open(path, "w") as f:
+        json.dump(spec("true", run_nonce=n, sealed=seal(m.pools["sec"], n, {"A": "x"})), f)
+    p = subprocess.run([LAUNCHER, "exec", path], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "DAVIT_STATE_DIR": os.path.join(m.tmp, "exec-state")})
+    assert p.returncode == 2 and "only the daemon opens sealed secrets" in p.stderr, p
 
 
 def test_signed_by_another_client_runs(m):
