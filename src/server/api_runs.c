@@ -92,7 +92,8 @@ static int seal_spec(struct req *r, const struct store_pool *pool, json_t *spec)
         return -1;
     }
     if (secrets && json_object_size(secrets) == 0) {
-        json_object_del(spec, "secrets");
+        if (!json_object_get(spec, "signature")) /* a signed spec stays as it was signed */
+            json_object_del(spec, "secrets");
     } else if (secrets) {
         if (!r->srv->cfg.allow_plaintext_secrets) {
             reply_error(r, 400,

@@ -31,7 +31,9 @@ int store_run_create(struct store *s, const char *pool_id, const char *spec_json
     if (rc < 0)
         return rc;
     sqlite3_stmt *st = st_stmt(s, run_nonce_taken_sql);
-    if (st) {
+    if (!st) {
+        rc = STORE_ERR;
+    } else {
         st_bind_text(st, 1, spec_json);
         rc = st_step_one(s, st, "run nonce");
         if (rc == STORE_OK && sqlite3_column_int(st, 0) > 0)
