@@ -225,14 +225,17 @@ static int make_run_key(EVP_PKEY *pub, unsigned char key[KEY_LEN], char **key_b6
 {
     *key_b64 = NULL;
     if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA) {
-        unsigned char wrapped[1024];
-        size_t wlen = sizeof(wrapped);
+        size_t wlen = 0;
+        unsigned char *wrapped = NULL;
         EVP_PKEY_CTX *ctx = oaep_ctx(pub, 1);
         int ok = ctx && crypto_random(key, KEY_LEN) == 0 &&
+                 EVP_PKEY_encrypt(ctx, NULL, &wlen, key, KEY_LEN) == 1 &&
+                 (wrapped = malloc(wlen)) != NULL &&
                  EVP_PKEY_encrypt(ctx, wrapped, &wlen, key, KEY_LEN) == 1;
         EVP_PKEY_CTX_free(ctx);
         if (ok)
             *key_b64 = crypto_b64_encode(wrapped, wlen);
+        free(wrapped); /* ciphertext */
     } else if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC) {
         unsigned char epk[POINT_LEN], ppk[POINT_LEN];
         EVP_PKEY *eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -316,14 +319,19 @@ static int open_run_key(EVP_PKEY *priv, const char *alg, const char *key_b64,
     if (crypto_b64_decode(key_b64, &raw, &len) < 0)
         return fail(err, errsz, "sealed.key: not base64");
     if (type == EVP_PKEY_RSA && strcmp(alg, SEAL_ALG_RSA) == 0) {
-        unsigned char out[512];
-        size_t olen = sizeof(out);
+        size_t olen = 0, cap = 0;
+        unsigned char *out = NULL;
         EVP_PKEY_CTX *ctx = oaep_ctx(priv, 0);
-        if (ctx && EVP_PKEY_decrypt(ctx, out, &olen, raw, len) == 1 && olen == KEY_LEN) {
+        /* The output buffer is as large as the modulus, whatever the key's size. */
+        if (ctx && EVP_PKEY_decrypt(ctx, NULL, &cap, raw, len) == 1 && (out = malloc(cap)) &&
+            (olen = cap, EVP_PKEY_decrypt(ctx, out, &olen, raw, len) == 1) && olen == KEY_LEN) {
             memcpy(key, out, KEY_LEN);
             rc = 0;
         }
-        OPENSSL_cleanse(out, sizeof(out));
+        if (out) {
+            OPENSSL_cleanse(out, cap);
+            free(out);
+        }
         EVP_PKEY_CTX_free(ctx);
     } else if (type == EVP_PKEY_EC && strcmp(alg, SEAL_ALG_EC) == 0) {
         unsigned char ppk[POINT_LEN];
