@@ -7,6 +7,11 @@ database file at the next checkpoint; the new, shorter row does not cover
 them. Debian builds SQLite with secure_delete on by default; the server must
 not depend on that, so this test fails when the server turns it off.
 
+Since sealing (docs/secrets.md) a new run's plaintext secrets never reach the store; runs stored
+by a davit from before sealing still carry them in secrets_json until they end. The tests make
+such runs as that davit left them (the server stopped, the column set, the server started), and
+check that ending them still leaves no trace.
+
 The test ends runs both ways (canceled while queued, and finished by a
 launcher), with secrets of several sizes: small, large but within the row's
 page, and larger than a page (overflow pages). It stops the server cleanly,
@@ -15,6 +20,7 @@ any secret.
 """
 
 import glob
+import json
 import os
 import secrets
 import sqlite3
@@ -24,8 +30,6 @@ import subprocess
 from davit_fixtures import check_stopped
 from davit_harness import DAVIT, Launcher, wait_for
 
-# Plaintext secrets in the API: accepted with this option only, and sealed at once.
-PLAINTEXT = "--allow-plaintext-secrets"
 SIZES = (40, 1500, 9000)  # bytes of hex: in the row, most of a page, overflow pages
 WINDOW = 24
 
@@ -48,11 +52,27 @@ def leftovers(data_dir, values, paths=None):
     return found
 
 
-def start_run(server, la, values):
-    """Submits a run with secrets values, which la takes and starts. Returns its id."""
-    rid = server.submit("p", secrets=values)
+def legacy_runs(server, *values):
+    """Queued runs with plaintext secrets (one per dict in values) as a davit from before sealing
+    stored them. Returns their ids."""
+    ids = [server.submit("p") for _ in values]
+    server.stop()
+    db = sqlite3.connect(os.path.join(server.data_dir, "davit.db"))
+    try:
+        for rid, v in zip(ids, values):
+            db.execute("UPDATE runs SET secrets_json = ? WHERE id = ?", (json.dumps(v), rid))
+        db.commit()
+    finally:
+        db.close()
+    server.start()
+    return ids
+
+
+def start_run(server, la, rid, values):
+    """la takes run rid, whose secrets are values, and starts it."""
     m = la.poll_until(lambda m: m["type"] == "run")
-    assert "secrets" not in m["run"]["spec"] and set(m["run"]["spec"]["sealed"]["secrets"]) == set(values)
+    assert m["run"]["id"] == rid
+    assert m["run"]["spec"]["secrets"] == values
     assert la.event(rid, "running", phase="plan")[0] == 200
     return rid
 
@@ -65,21 +85,20 @@ def finish_run(la, rid):
 def end_two_runs(server):
     """Ends two runs with secrets: one canceled while queued, one finished by a launcher.
     Returns (canceled id, finished id, all their secrets by "<how> <name>")."""
-    token, key = server.create_pool("p", kind="ec")
+    token, key = server.create_pool("p")
     canceled, finished = make_secrets("canceled-"), make_secrets("finished-")
-    rid = server.submit("p", secrets=canceled)
+    rid, rid2 = legacy_runs(server, canceled, finished)
     assert server.ok("POST", "/api/v1/runs/%d/cancel" % rid, {})["state"] == "canceled"
     la = Launcher(server, token, key)
     la.register()
-    rid2 = start_run(server, la, finished)
+    start_run(server, la, rid2, finished)
     finish_run(la, rid2)
     values = dict([("canceled " + k, v) for k, v in canceled.items()] +
                   [("finished " + k, v) for k, v in finished.items()])
     return rid, rid2, values
 
 
-def test_ended_runs_leave_no_secret_bytes_in_the_database(make_server):
-    server = make_server(PLAINTEXT)
+def test_ended_runs_leave_no_secret_bytes_in_the_database(server):
     rid, rid2, values = end_two_runs(server)
 
     # The database itself, after a clean stop and a final checkpoint; the next
@@ -117,11 +136,10 @@ def wait_secrets_gone(server, values):
         print("left over:", last)
 
 
-def test_ended_runs_secrets_leave_the_wal_while_the_server_runs(make_server):
+def test_ended_runs_secrets_leave_the_wal_while_the_server_runs(server):
     """No clean stop here: the server promises that an ended run's secrets leave every file of
     the data directory, the WAL included, within one retention sweep (5 s) of the run's end.
     Before, they stayed in the WAL until SQLite happened to checkpoint and the WAL was reused."""
-    server = make_server(PLAINTEXT)
     _, _, values = end_two_runs(server)
     wait_secrets_gone(server, values)
     check_stopped(server)
@@ -131,14 +149,15 @@ def test_a_result_takes_the_secrets_out_of_the_wal_at_once(make_server):
     """A launcher's result ends the run: its secrets leave every file of the data directory at
     once, not at the next retention sweep. The sweep interval is made far longer than the test's
     deadline, so only the kick that the result gives the sweep can pass it."""
-    server = make_server("--sweep-interval", "10m", PLAINTEXT)
-    token, key = server.create_pool("p", kind="ec")
+    server = make_server("--sweep-interval", "10m")
+    token, key = server.create_pool("p")
     values = make_secrets("result-")
+    (rid,) = legacy_runs(server, values)
     la = Launcher(server, token, key)
     la.register()
-    rid = start_run(server, la, values)
-    # Sealed on arrival (docs/secrets.md): the plaintext was never written, not even to the WAL.
-    assert leftovers(server.data_dir, values, list(files_of(server.data_dir))) == []
+    start_run(server, la, rid, values)
+    # Written to the WAL with the run: what the result must take out again.
+    assert leftovers(server.data_dir, values, list(files_of(server.data_dir))) != []
     finish_run(la, rid)
     wait_secrets_gone(server, values)
 
