@@ -5,6 +5,9 @@
 #include "cli/client.h"
 
 #include "common/outcome.h"
+#include "common/seal.h"
+
+#include <openssl/pem.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -94,6 +97,85 @@ static int follow(struct cli *c, long long id)
     }
 }
 
+/* The Ed25519 private key PEM in path, or NULL after saying why. */
+static EVP_PKEY *sign_key_read(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    if (f)
+        fclose(f);
+    if (!f)
+        fprintf(stderr, "davit: --sign-key %s: %s\n", path, strerror(errno));
+    else if (!k || EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519)
+        fprintf(stderr,
+                "davit: --sign-key %s: not an unencrypted Ed25519 private key PEM (openssl "
+                "genpkey -algorithm ed25519)\n",
+                path);
+    if (k && EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free(k);
+        k = NULL;
+    }
+    return k;
+}
+
+/*
+ * Seals spec's secrets to the pool's public key, and signs the spec with the key in sign_key
+ * (NULL: unsigned), as docs/secrets.md says. The pool's id and key come from the server; the
+ * run nonce is made here. 0, or an exit code after saying why.
+ */
+static int seal_and_sign(struct cli *c, json_t *spec, const char *pool, const char *sign_key)
+{
+    json_t *secrets = json_object_get(spec, "secrets"), *info = NULL, *sealed = NULL;
+    char path[512], nonce[SEAL_NONCE_HEX], err[512];
+    EVP_PKEY *ed = NULL;
+    int rc = 0;
+    if (!secrets && !sign_key)
+        return 0;
+    if (sign_key && !(ed = sign_key_read(sign_key)))
+        return EXIT_USAGE;
+    char *esc = client_escape(pool);
+    if (!esc) {
+        rc = EXIT_INTERNAL;
+        goto out;
+    }
+    snprintf(path, sizeof(path), "/api/v1/pools/%s", esc);
+    free(esc);
+    if ((rc = client_call(c, "GET", path, NULL, NULL, 0, &info, NULL)))
+        goto out;
+    const char *pool_id = json_string_value(json_object_get(info, "id"));
+    const char *pub = json_string_value(json_object_get(info, "public_key"));
+    if (!pool_id || !pub) {
+        fprintf(stderr,
+                "davit: the server does not say pool %s's id and public key (too old "
+                "for sealed secrets?)\n",
+                pool);
+        rc = EXIT_API;
+        goto out;
+    }
+    if (seal_new_nonce(nonce) < 0) {
+        rc = EXIT_INTERNAL;
+        goto out;
+    }
+    json_object_set_new(spec, "run_nonce", json_string(nonce));
+    if (secrets) {
+        if (seal_secrets(pub, pool_id, nonce, secrets, &sealed, err, sizeof(err)) < 0) {
+            fprintf(stderr, "davit: pool %s: %s\n", pool, err);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        json_object_del(spec, "secrets"); /* wiped as jansson frees it (main.c) */
+        json_object_set_new(spec, "sealed", sealed);
+    }
+    if (ed && seal_sign_spec(spec, pool_id, ed, err, sizeof(err)) < 0) {
+        fprintf(stderr, "davit: --sign-key %s: %s\n", sign_key, err);
+        rc = EXIT_INTERNAL;
+    }
+out:
+    EVP_PKEY_free(ed);
+    json_decref(info);
+    return rc;
+}
+
 int cli_run_submit(struct cli *c, int argc, char **argv)
 {
     json_t *spec = json_pack("{s:[], s:{}, s:{}}", "phases", "env", "secrets");
@@ -101,7 +183,7 @@ int cli_run_submit(struct cli *c, int argc, char **argv)
     char **hooks = calloc((size_t)argc, sizeof(char *));
     int *hook_after = calloc((size_t)argc, sizeof(int));
     int nhooks = 0, do_follow = 0, o, rc = 0;
-    const char *pool = NULL, *image = NULL;
+    const char *pool = NULL, *image = NULL, *sign_key = NULL;
     char *k, *v;
     if (!spec || !hooks || !hook_after) {
         rc = EXIT_INTERNAL;
@@ -154,6 +236,9 @@ int cli_run_submit(struct cli *c, int argc, char **argv)
         case 'f':
             do_follow = 1;
             break;
+        case 'K':
+            sign_key = optarg;
+            break;
         }
     }
     if (optind != argc) {
@@ -172,13 +257,16 @@ int cli_run_submit(struct cli *c, int argc, char **argv)
     for (int i = 0; i < nhooks; i++)
         if ((rc = add_hook(c, phases, hooks[i], hook_after[i] ? "after" : "before")))
             goto out;
-    json_object_set_new(spec, "pool", json_string(pool));
     if (image) /* none: the launcher's DAVIT_DEFAULT_RUNNER_IMAGE */
         json_object_set_new(spec, "image", json_string(image));
     if (json_object_size(json_object_get(spec, "env")) == 0)
         json_object_del(spec, "env");
     if (json_object_size(json_object_get(spec, "secrets")) == 0)
         json_object_del(spec, "secrets");
+    /* The signature covers the spec without "pool", which only routes the request. */
+    if ((rc = seal_and_sign(c, spec, pool, sign_key)))
+        goto out;
+    json_object_set_new(spec, "pool", json_string(pool));
     if ((rc = client_call_json(c, "POST", "/api/v1/runs", spec, &resp)))
         goto out;
     long long id = json_integer_value(json_object_get(resp, "id"));

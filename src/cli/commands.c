@@ -61,7 +61,10 @@ const struct cli_cmd cli_commands[] = {
      "  --env K=V              a variable\n"
      "  --secret K=V           a secret variable (masked in the log)\n"
      "  --secret K             a secret with the value of K in this environment, which keeps it\n"
-     "                         out of the process list and the shell history\n"
+     "                         out of the process list and the shell history; secrets are\n"
+     "                         sealed here to the pool's key, the server sees only ciphertext\n"
+     "  --sign-key FILE        sign the spec with this Ed25519 private key (PEM), for launchers\n"
+     "                         with DAVIT_SUBMITTER_KEYS (docs/secrets.md)\n"
      "  --timeout DUR          the run's time limit (timeouts.run), e.g. 70m\n"
      "  --user UID[:GID]       the user the phases run as\n"
      "  --follow               print the log until the run ends, and exit with its outcome:\n"
@@ -77,6 +80,7 @@ const struct cli_cmd cli_commands[] = {
                              {"timeout", required_argument, 0, 't'},
                              {"user", required_argument, 0, 'u'},
                              {"follow", no_argument, 0, 'f'},
+                             {"sign-key", required_argument, 0, 'K'},
                              {0, 0, 0, 0}},
      CMD_JSON, cli_run_submit},
     {"run", "list", "[--pool NAME] [--state STATE] [--limit N] [--before ID] [--all]",
@@ -96,7 +100,7 @@ const struct cli_cmd cli_commands[] = {
                              {"all", no_argument, 0, 'A'},
                              {0, 0, 0, 0}},
      CMD_JSON, cli_run_list},
-    {"run", "show", "ID", "show a run and its spec (secrets as ***)", ID_HELP, NULL, CMD_JSON,
+    {"run", "show", "ID", "show a run and its spec (secrets sealed)", ID_HELP, NULL, CMD_JSON,
      cli_run_show},
     {"run", "logs", "ID [--follow]", "print a run's log",
      "  --follow   print the log as it grows until the run ends, and exit with its outcome\n",

@@ -194,7 +194,7 @@ static int parse_phase(const json_t *v, struct run_phase *ph, size_t idx, char *
 }
 
 static int parse_vars(const json_t *v, struct runspec_var **out, size_t *n_out, size_t *total,
-                      const char *field, char *err, size_t errsz)
+                      size_t max_value, const char *field, char *err, size_t errsz)
 {
     if (want_type(v, JSON_OBJECT, "an object of strings", field, err, errsz) < 0)
         return -1;
@@ -221,7 +221,7 @@ static int parse_vars(const json_t *v, struct runspec_var **out, size_t *n_out, 
                            RUNSPEC_MAX_NAME);
         if (strncmp(key, "DAVIT_", 6) == 0)
             return fail_at(err, errsz, f, "names beginning with DAVIT_ are reserved");
-        if (plain_string(val, RUNSPEC_MAX_VALUE, f, err, errsz) < 0)
+        if (plain_string(val, max_value, f, err, errsz) < 0)
             return -1;
         (*out)[i].name = strdup(key);
         (*out)[i].value = strdup(json_string_value(val));
@@ -318,10 +318,53 @@ static int parse_image(const json_t *v, struct runspec *spec, char *err, size_t 
     return 0;
 }
 
+/* A string of exactly n lowercase hex digits. */
+static int hex_field(const json_t *v, size_t n, const char *field, char *err, size_t errsz)
+{
+    const char *s = json_string_value(v);
+    size_t i = 0;
+    while (s && i < n && ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+        i++;
+    if (!s || i != n || s[n])
+        return fail_at(err, errsz, field, "must be %zu lowercase hex digits", n);
+    return 0;
+}
+
+/*
+ * The shape of "sealed" (docs/secrets.md): only the launcher can open it, so the checks here are
+ * the ones that need no key. Its secrets count with env and secrets.
+ */
+static int parse_sealed(const json_t *v, struct runspec *spec, size_t *total, char *err,
+                        size_t errsz)
+{
+    static const char *const keys[] = {"alg", "key_id", "key", "secrets", NULL};
+    if (want_type(v, JSON_OBJECT, "an object", "sealed", err, errsz) < 0 ||
+        check_keys(v, keys, "sealed", err, errsz) < 0)
+        return -1;
+    const char *alg = json_string_value(json_object_get(v, "alg"));
+    if (!alg || (strcmp(alg, RUNSPEC_SEAL_ALG_RSA) != 0 && strcmp(alg, RUNSPEC_SEAL_ALG_EC) != 0))
+        return fail_at(err, errsz, "sealed.alg", "must be \"%s\" or \"%s\"", RUNSPEC_SEAL_ALG_RSA,
+                       RUNSPEC_SEAL_ALG_EC);
+    if (hex_field(json_object_get(v, "key_id"), 64, "sealed.key_id", err, errsz) < 0)
+        return -1;
+    const json_t *key = json_object_get(v, "key");
+    if (!key)
+        return fail_at(err, errsz, "sealed.key", "required");
+    if (plain_string(key, 4096, "sealed.key", err, errsz) < 0)
+        return -1;
+    const json_t *boxes = json_object_get(v, "secrets");
+    if (!boxes)
+        return fail_at(err, errsz, "sealed.secrets", "required");
+    /* base64 of IV, value and tag */
+    return parse_vars(boxes, &spec->sealed, &spec->n_sealed, total,
+                      (RUNSPEC_MAX_VALUE + 28 + 2) / 3 * 4, "sealed.secrets", err, errsz);
+}
+
 int runspec_from_json(const json_t *obj, struct runspec **out, char *err, size_t errsz)
 {
-    static const char *const keys[] = {"image",    "phases", "env",    "secrets",
-                                       "timeouts", "user",   "limits", NULL};
+    static const char *const keys[] = {"image",     "phases",    "env",    "secrets",
+                                       "timeouts",  "user",      "limits", "sealed",
+                                       "run_nonce", "signature", NULL};
     struct runspec *spec = NULL;
     size_t total_vars = 0;
 
@@ -378,11 +421,32 @@ int runspec_from_json(const json_t *obj, struct runspec **out, char *err, size_t
         }
     }
 
-    if ((v = json_object_get(obj, "env")) &&
-        parse_vars(v, &spec->env, &spec->n_env, &total_vars, "env", err, errsz) < 0)
+    if ((v = json_object_get(obj, "env")) && parse_vars(v, &spec->env, &spec->n_env, &total_vars,
+                                                        RUNSPEC_MAX_VALUE, "env", err, errsz) < 0)
         goto fail;
     if ((v = json_object_get(obj, "secrets")) &&
-        parse_vars(v, &spec->secrets, &spec->n_secrets, &total_vars, "secrets", err, errsz) < 0)
+        parse_vars(v, &spec->secrets, &spec->n_secrets, &total_vars, RUNSPEC_MAX_VALUE, "secrets",
+                   err, errsz) < 0)
+        goto fail;
+    if ((v = json_object_get(obj, "run_nonce"))) {
+        if (hex_field(v, RUNSPEC_NONCE_LEN, "run_nonce", err, errsz) < 0)
+            goto fail;
+        snprintf(spec->run_nonce, sizeof(spec->run_nonce), "%s", json_string_value(v));
+    }
+    if ((v = json_object_get(obj, "sealed"))) {
+        if (json_object_get(obj, "secrets")) {
+            fail_at(err, errsz, "sealed", "give secrets or sealed, not both");
+            goto fail;
+        }
+        if (!spec->run_nonce[0]) {
+            fail_at(err, errsz, "run_nonce", "required with sealed (the secrets are bound to it)");
+            goto fail;
+        }
+        if (parse_sealed(v, spec, &total_vars, err, errsz) < 0)
+            goto fail;
+    }
+    if ((v = json_object_get(obj, "signature")) &&
+        plain_string(v, 128, "signature", err, errsz) < 0)
         goto fail;
     if ((v = json_object_get(obj, "timeouts")) && parse_timeouts(v, spec, err, errsz) < 0)
         goto fail;
@@ -541,5 +605,6 @@ void runspec_free(struct runspec *spec)
     free(spec->phases);
     vars_free(spec->env, spec->n_env);
     vars_free(spec->secrets, spec->n_secrets);
+    vars_free(spec->sealed, spec->n_sealed);
     free(spec);
 }

@@ -23,6 +23,10 @@
 #define RUNSPEC_MAX_NAME     128          /* variable name */
 #define RUNSPEC_MAX_VALUE    (128 * 1024) /* variable value */
 
+#define RUNSPEC_NONCE_LEN    32 /* run_nonce: hex digits */
+#define RUNSPEC_SEAL_ALG_RSA "rsa-oaep-256/a256gcm"
+#define RUNSPEC_SEAL_ALG_EC  "ecdh-es-p256-hkdf-sha256/a256gcm"
+
 #define RUNSPEC_DEFAULT_RUN_TIMEOUT_MS    (70LL * 60 * 1000)
 #define RUNSPEC_DEFAULT_OUTPUT_TIMEOUT_MS (7LL * 60 * 1000)
 #define RUNSPEC_DEFAULT_KILL_GRACE_MS     (10LL * 1000)
@@ -40,7 +44,10 @@ struct runspec {
     size_t n_env;
     struct runspec_var *secrets;
     size_t n_secrets;
-    int64_t run_timeout_ms; /* defaults filled in; 0 disables */
+    struct runspec_var *sealed; /* sealed.secrets: name and base64 box (docs/secrets.md) */
+    size_t n_sealed;
+    char run_nonce[RUNSPEC_NONCE_LEN + 1]; /* "" when the spec has none */
+    int64_t run_timeout_ms;                /* defaults filled in; 0 disables */
     int64_t output_timeout_ms;
     int64_t kill_grace_ms;
     char user[32];     /* "UID" or "UID:GID"; "" runs phases as root */

@@ -19,6 +19,7 @@
 #include "launcher/session.h"
 #include "launcher/state.h"
 #include "launcher/supervisor.h"
+#include "launcher/unseal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -545,7 +546,7 @@ static int daemon_open(struct daemon *d, struct loop *l)
         metrics_http_start(d->cfg.metrics_listen, d->cfg.metrics_listen_any, &d->metrics, err,
                            sizeof(err)) < 0)
         return log_fail(EXIT_USAGE, "%s", err);
-    if (credentials_load(&d->cred, err, sizeof(err)) < 0)
+    if (credentials_load(&d->cred, err, sizeof(err)) < 0 || unseal_init(err, sizeof(err)) < 0)
         return log_fail(EXIT_USAGE, "%s", err);
     if (state_open(&d->state_, d->cfg.state_dir, err, sizeof(err)) < 0)
         return log_fail(EXIT_USAGE, "%s", err);

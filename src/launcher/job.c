@@ -14,6 +14,7 @@
 #include "launcher/release.h"
 #include "launcher/shipper.h"
 #include "launcher/supervisor.h"
+#include "launcher/unseal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -328,14 +329,14 @@ static int release_from_json(const json_t *w, struct release *rel)
 static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t size, char *reason,
                    size_t rsz)
 {
-    char err[1024];
     json_t *run = json_object_get(c->r->msg, "run");
     json_t *w = json_object_get(c->r->msg, "worker");
     struct release rel;
-    if (runspec_from_json(json_object_get(run, "spec"), spec, err, sizeof(err)) < 0) {
-        snprintf(reason, rsz, "the run spec is not valid: %s", err);
+    /* Signature checked and secrets opened here, just before the run directory is written. */
+    if (unseal_spec(json_object_get(run, "spec"), c->env->cred, spec, reason, rsz) < 0)
         return -1;
-    }
+    /* After the signature check: a refused image or hook is refused on the spec as signed. The
+     * hook sees no secret's value (admission.c). */
     if (admission_check(c->env->cfg, *spec, c->r->id, c->pool_name, reason, rsz) < 0)
         return -1;
     if (c->env->cfg->worker_binary) {

@@ -142,6 +142,14 @@ static int read_spec(const char *path, struct runspec **spec, char *err, size_t 
         snprintf(err, errsz, "%s: %s", path, perr);
         goto done;
     }
+    if ((*spec)->n_sealed) { /* rather than a run without them */
+        snprintf(err, errsz,
+                 "%s: sealed: only the daemon opens sealed secrets; give exec plain \"secrets\"",
+                 path);
+        runspec_free(*spec);
+        *spec = NULL;
+        goto done;
+    }
     rc = 0;
 done:
     if (text.data)

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/crypto.h"
 #include "common/pooltoken.h"
+#include "common/seal.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -129,13 +130,51 @@ int h_pool_list(struct req *r)
     return reply_json(r, 200, json_pack("{s:o}", "pools", arr));
 }
 
+/* One pool, with its public key and the key's fingerprint: what a client seals secrets to
+ * (docs/secrets.md). */
 int h_pool_show(struct req *r)
 {
     json_t *o;
+    struct store_pool p = {0};
+    char key_id[SEAL_KEY_ID_HEX], err[200];
     int rc = store_pool_show_json(r->srv->store, r->args[0], &o);
     if (rc < 0)
         return reply_store_error(r, rc, "pool");
+    rc = store_pool_get(r->srv->store, r->args[0], 0, &p);
+    if (rc < 0) {
+        json_decref(o);
+        return reply_store_error(r, rc, "pool");
+    }
+    if (seal_key_id_pem(p.pubkey_pem, key_id, err, sizeof(err)) < 0 ||
+        json_object_set_new(o, "public_key", json_string(p.pubkey_pem)) < 0 ||
+        json_object_set_new(o, "key_id", json_string(key_id)) < 0) {
+        json_decref(o);
+        store_pool_clear(&p);
+        return reply_error(r, 500, "pool %s: its public key cannot be read", r->args[0]);
+    }
+    store_pool_clear(&p);
     return reply_json(r, 200, o);
+}
+
+/* A reset's new key cannot open what was sealed to the old one: the pool's queued runs sealed
+ * to it fail now, with that reason, rather than at a launcher. */
+static void fail_resealed(struct req *r, const char *pool_id, const char *pubkey_pem)
+{
+    char key_id[SEAL_KEY_ID_HEX], err[200];
+    int64_t ids[256];
+    size_t n = 0;
+    if (seal_key_id_pem(pubkey_pem, key_id, err, sizeof(err)) < 0 ||
+        store_runs_fail_resealed(r->srv->store, pool_id, key_id, ids, 256, &n) < 0) {
+        log_event(LOG_ERROR, "runs sealed to the old key not failed", "pool", r->args[0], NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char rid[24];
+        snprintf(rid, sizeof(rid), "%lld", (long long)ids[i]);
+        dispatch_notify_run(r->srv->disp, ids[i]);
+        log_event(LOG_INFO, "run state", "run", rid, "state", "failed", "reason",
+                  "sealed to the pool's old key", NULL);
+    }
 }
 
 int h_pool_delete(struct req *r)
@@ -177,6 +216,7 @@ int h_pool_reset(struct req *r)
     }
     dispatch_notify_pool(r->srv->disp, pool_id);
     log_event(LOG_INFO, "pool reset", "pool", r->args[0], "key", p.keytype, NULL);
+    fail_resealed(r, pool_id, p.pubkey_pem);
     reply_json(r, 200, json_pack("{s:s, s:s}", "pool", r->args[0], "token", token));
     free(token);
 out:

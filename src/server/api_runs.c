@@ -1,4 +1,4 @@
-/* Runs: submit, list, show, cancel. Secrets are kept apart from the spec. */
+/* Runs: submit, list, show, cancel. Secrets are kept sealed only (docs/secrets.md). */
 #include "server/api_runs.h"
 
 #include "server/request.h"
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "common/runspec.h"
-#include "common/secure.h"
+#include "common/seal.h"
 
 /*
  * runspec's messages quote the offending value (useful in the CLI, which
@@ -77,10 +77,67 @@ int api_runs_parse_submit(json_t *obj, const char **pool, json_t **spec, char *e
     return 0;
 }
 
+/*
+ * The spec's secrets as the store keeps them: only sealed (docs/secrets.md). Plaintext
+ * "secrets" are refused unless --allow-plaintext-secrets, and then sealed to the pool's key here
+ * at once, so that the store never holds them. A "sealed" block must be sealed to the pool's key
+ * as it is now. 0, or -1 after replying.
+ */
+static int seal_spec(struct req *r, const struct store_pool *pool, json_t *spec)
+{
+    char err[300], key_id[SEAL_KEY_ID_HEX], nonce[SEAL_NONCE_HEX];
+    json_t *secrets = json_object_get(spec, "secrets"), *sealed = NULL;
+    if (seal_key_id_pem(pool->pubkey_pem, key_id, err, sizeof(err)) < 0) {
+        reply_error(r, 500, "pool %s: %s", pool->name, err);
+        return -1;
+    }
+    if (secrets && json_object_size(secrets) == 0) {
+        if (!json_object_get(spec, "signature")) /* a signed spec stays as it was signed */
+            json_object_del(spec, "secrets");
+    } else if (secrets) {
+        if (!r->srv->cfg.allow_plaintext_secrets) {
+            reply_error(r, 400,
+                        "secrets: plaintext secrets are refused; seal them to the pool's key "
+                        "(davit run submit does; docs/secrets.md), or start the server with "
+                        "--allow-plaintext-secrets");
+            return -1;
+        }
+        if (json_object_get(spec, "signature")) {
+            reply_error(r, 400, "signature: a signed spec must carry its secrets sealed");
+            return -1;
+        }
+        const char *given = json_string_value(json_object_get(spec, "run_nonce"));
+        if (given)
+            snprintf(nonce, sizeof(nonce), "%s", given);
+        else if (seal_new_nonce(nonce) < 0) {
+            reply_error(r, 500, "no random numbers for a run nonce");
+            return -1;
+        }
+        if (seal_secrets(pool->pubkey_pem, pool->id, nonce, secrets, &sealed, err, sizeof(err)) <
+            0) {
+            reply_error(r, 400, "secrets: pool %s: %s", pool->name, err);
+            return -1;
+        }
+        json_object_del(spec, "secrets"); /* wiped as jansson frees it (src/cli/main.c) */
+        json_object_set_new(spec, "sealed", sealed);
+        json_object_set_new(spec, "run_nonce", json_string(nonce));
+    }
+    const char *sealed_to =
+        json_string_value(json_object_get(json_object_get(spec, "sealed"), "key_id"));
+    if (sealed_to && strcmp(sealed_to, key_id) != 0) {
+        reply_error(r, 400,
+                    "sealed.key_id: the secrets are sealed to another key than pool %s "
+                    "has (was it reset? fetch its public key again)",
+                    pool->name);
+        return -1;
+    }
+    return 0;
+}
+
 int h_run_submit(struct req *r)
 {
-    json_t *obj = req_json(r), *spec = NULL, *secrets;
-    char *spec_text = NULL, *secrets_text = NULL, err[600];
+    json_t *obj = req_json(r), *spec = NULL;
+    char *spec_text = NULL, err[600];
     const char *pool_name;
     struct store_pool pool = {0};
     if (!obj)
@@ -95,24 +152,20 @@ int h_run_submit(struct req *r)
         reply_store_error(r, rc, "pool");
         goto out;
     }
-    secrets = json_object_get(spec, "secrets");
-    if (secrets && json_object_size(secrets) > 0) {
-        secrets_text = json_dumps(secrets, JSON_COMPACT);
-        if (!secrets_text) {
-            reply_error(r, 500, "out of memory");
-            goto out;
-        }
-        const char *k;
-        json_t *v;
-        json_object_foreach(secrets, k, v)
-        {
-            json_object_set_new(secrets, k, json_string("***"));
-        }
-    }
+    if (seal_spec(r, &pool, spec) < 0)
+        goto out;
     spec_text = json_dumps(spec, JSON_COMPACT);
     int64_t id;
-    if (!spec_text ||
-        (rc = store_run_create(r->srv->store, pool.id, spec_text, secrets_text, &id)) < 0) {
+    if (!spec_text) {
+        reply_error(r, 500, "out of memory");
+        goto out;
+    }
+    rc = store_run_create(r->srv->store, pool.id, spec_text, NULL, &id);
+    if (rc == STORE_CONFLICT) {
+        reply_error(r, 409, "run_nonce: another run has this nonce; make a new one for every run");
+        goto out;
+    }
+    if (rc < 0) {
         reply_store_error(r, STORE_ERR, "run");
         goto out;
     }
@@ -124,7 +177,6 @@ int h_run_submit(struct req *r)
         r, 201,
         json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "pool", pool.name, "state", "queued"));
 out:
-    secure_free_str(secrets_text);
     free(spec_text);
     json_decref(spec);
     json_decref(obj);

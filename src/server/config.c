@@ -20,6 +20,9 @@ static const char usage[] =
     "  --tls-cert FILE        PEM certificate (chain) for HTTPS\n"
     "  --tls-key FILE         PEM private key for HTTPS\n"
     "  --insecure-http        allow plain HTTP on a non-loopback address\n"
+    "  --allow-plaintext-secrets\n"
+    "                         accept runs with plaintext secrets (sealed here at once, for\n"
+    "                         migration; docs/secrets.md); also DAVIT_ALLOW_PLAINTEXT_SECRETS\n"
     "  --lease DUR            launcher lease without a request (default 30s)\n"
     "  --lost-grace DUR       then started runs become lost after this (default 5m)\n"
     "  --session-ttl DUR      launcher session lifetime (default 1h)\n"
@@ -58,6 +61,7 @@ static const struct option opts[] = {
     {"tls-cert", required_argument, 0, 'c'},
     {"tls-key", required_argument, 0, 'k'},
     {"insecure-http", no_argument, 0, 'i'},
+    {"allow-plaintext-secrets", no_argument, 0, 'X'},
     {"lease", required_argument, 0, 'L'},
     {"lost-grace", required_argument, 0, 'G'},
     {"session-ttl", required_argument, 0, 'S'},
@@ -358,6 +362,9 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     case 'D':
         cl->debug = 1;
         break;
+    case 'X':
+        c->allow_plaintext_secrets = 1;
+        break;
     case 'h':
         fputs(usage, stdout);
         exit(0);
@@ -398,7 +405,9 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
 {
     struct cmdline cl = {.fmt = LOG_TEXT};
     int o;
-    if (retention_from_env(c, err, errsz) < 0 || limits_from_env(c, err, errsz) < 0)
+    if (retention_from_env(c, err, errsz) < 0 || limits_from_env(c, err, errsz) < 0 ||
+        env_bool("ALLOW_PLAINTEXT_SECRETS", c->allow_plaintext_secrets, &c->allow_plaintext_secrets,
+                 err, errsz) < 0)
         return -1;
     optind = 1;
     int longindex = 0;

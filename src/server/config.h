@@ -34,6 +34,7 @@ struct server_config {
     int64_t retention_max_log_bytes; /* logs of all runs above this: oldest go; 0: no cap */
     int64_t sweep_interval_ms;       /* the retention sweep runs this often, and when kicked */
     char metrics_hash[65];           /* sha256 hex of the metrics token; "": /metrics is open */
+    int allow_plaintext_secrets;     /* plaintext secrets accepted, sealed at once (secrets.md) */
 };
 
 /* The longest --header-timeout: libmicrohttpd counts it in whole seconds. */

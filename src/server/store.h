@@ -116,6 +116,12 @@ int store_pool_delete(struct store *s, const char *name);
  * Replaces the pool's key and secret. Every launcher of the pool is revoked
  * and gets an "exit" message.
  */
+/*
+ * After a reset: fails the pool's queued runs whose secrets are sealed to a key other than key_id
+ * (the new key's fingerprint), with that reason. Their ids go to ids (up to max; *n of them).
+ */
+int store_runs_fail_resealed(struct store *s, const char *pool_id, const char *key_id, int64_t *ids,
+                             size_t max, size_t *n);
 int store_pool_reset(struct store *s, const char *name, const char *pubkey_pem, const char *keytype,
                      const char *secret_hash, char *pool_id_out);
 /* Sends "cycle" to every live launcher of the pool. *count gets how many. */
@@ -144,7 +150,10 @@ json_t *store_release_json(const struct store_release *r);
 
 /* ---- runs, events and logs (store_runs.c) ---- */
 
-/* spec_json: the spec without secrets; secrets_json: an object, or NULL. */
+/*
+ * spec_json: the spec without secrets; secrets_json: an object, or NULL. The spec's run_nonce
+ * and sealed.key_id are kept in columns; STORE_CONFLICT when another run has that run_nonce.
+ */
 int store_run_create(struct store *s, const char *pool_id, const char *spec_json,
                      const char *secrets_json, int64_t *id);
 int store_run_show_json(struct store *s, int64_t id, json_t **out);

@@ -14,9 +14,15 @@ static int is_terminal(const char *state)
            strcmp(state, "lost") == 0;
 }
 
+/* run_nonce and the sealing key's fingerprint come from the spec (docs/secrets.md): the nonce
+ * is unique among the runs kept, and a reset fails the queued runs sealed to an old key. */
 static const char run_insert_sql[] =
-    "INSERT INTO runs(pool_id, state, spec_json, secrets_json, created_ms, queued_ms)"
-    " VALUES(?1, 'queued', ?2, ?3, ?4, ?4)";
+    "INSERT INTO runs(pool_id, state, spec_json, secrets_json, created_ms, queued_ms,"
+    "                 run_nonce, sealed_key)"
+    " VALUES(?1, 'queued', ?2, ?3, ?4, ?4, json_extract(?2, '$.run_nonce'),"
+    "        json_extract(?2, '$.sealed.key_id'))";
+static const char run_nonce_taken_sql[] =
+    "SELECT count(*) FROM runs WHERE run_nonce = json_extract(?1, '$.run_nonce')";
 
 int store_run_create(struct store *s, const char *pool_id, const char *spec_json,
                      const char *secrets_json, int64_t *id)
@@ -24,7 +30,19 @@ int store_run_create(struct store *s, const char *pool_id, const char *spec_json
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, run_insert_sql);
+    sqlite3_stmt *st = st_stmt(s, run_nonce_taken_sql);
+    if (!st) {
+        rc = STORE_ERR;
+    } else {
+        st_bind_text(st, 1, spec_json);
+        rc = st_step_one(s, st, "run nonce");
+        if (rc == STORE_OK && sqlite3_column_int(st, 0) > 0)
+            rc = STORE_CONFLICT;
+        st_finish(s, st);
+    }
+    if (rc < 0)
+        goto done;
+    st = st_stmt(s, run_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -186,6 +204,39 @@ static int run_end(struct store *s, int64_t id, const char *state, const char *r
         return STORE_ERR;
     sqlite3_bind_int64(st, 1, id);
     return st_done(s, st);
+}
+
+static const char fail_resealed_sql[] =
+    "UPDATE runs"
+    "   SET state = 'failed', ended_ms = ?3,"
+    "       reason = 'the pool was reset with a new key: the secrets sealed to its old key cannot"
+    " be opened any more; submit the run again'"
+    " WHERE pool_id = ?1 AND state = 'queued' AND sealed_key IS NOT NULL AND sealed_key != ?2"
+    " RETURNING id";
+
+int store_runs_fail_resealed(struct store *s, const char *pool_id, const char *key_id, int64_t *ids,
+                             size_t max, size_t *n)
+{
+    *n = 0;
+    int rc = st_begin_locked(s);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *st = st_stmt(s, fail_resealed_sql);
+    if (!st) {
+        rc = STORE_ERR;
+        goto done;
+    }
+    st_bind_text(st, 1, pool_id);
+    st_bind_text(st, 2, key_id);
+    sqlite3_bind_int64(st, 3, store_now_ms());
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW)
+        if (*n < max)
+            ids[(*n)++] = sqlite3_column_int64(st, 0);
+    rc = step == SQLITE_DONE ? STORE_OK : st_fail(s, "fail runs sealed to an old key");
+    st_finish(s, st);
+done:
+    return st_end(s, rc);
 }
 
 int store_secrets_checkpoint(struct store *s)

@@ -159,9 +159,16 @@ static const char migration_4[] =
     "CREATE INDEX IF NOT EXISTS web_sessions_token ON web_sessions(token_hash);\n"
     "CREATE INDEX IF NOT EXISTS web_sessions_expiry ON web_sessions(expires_ms);\n";
 
-/* Migration 5 belongs to a branch not merged yet (h15-seal): this stands in for it until it
- * is. */
-static const char migration_placeholder[] = "SELECT 1;\n";
+/*
+ * Migration 5: sealed secrets (issue 15, docs/secrets.md). run_nonce is the client's 128-bit
+ * nonce that the sealed secrets are bound to, unique among kept runs; sealed_key is the
+ * fingerprint of the pool key they are sealed to, so that a reset can fail the queued runs
+ * sealed to the old key.
+ */
+static const char migration_5[] =
+    "ALTER TABLE runs ADD COLUMN run_nonce TEXT;\n"
+    "ALTER TABLE runs ADD COLUMN sealed_key TEXT;\n"
+    "CREATE UNIQUE INDEX runs_nonce ON runs(run_nonce) WHERE run_nonce IS NOT NULL;\n";
 
 /*
  * Migration 6: ephemeral launchers (issue 15). launchers.ephemeral is 0 for
@@ -187,7 +194,7 @@ static const struct migration migrations[] = {
     {"retention: runs.log_deleted_ms, log_purge, runs_ended", migration_2},
     {"challenges in memory: the challenges table dropped", migration_3},
     {"roles: api_tokens and web_sessions", migration_4},
-    {"(another branch's)", migration_placeholder},
+    {"sealed secrets: runs.run_nonce, runs.sealed_key", migration_5},
     {"ephemeral launchers: launchers.ephemeral", migration_6},
     {"scaling: runs_launcher_ended", migration_7},
 };

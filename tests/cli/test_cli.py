@@ -81,7 +81,7 @@ def _finish(server, la, outcome, lines):
 
 
 def test_run_submit_follow_exit_codes(server):
-    token, key = server.create_pool("p")
+    token, key = server.create_pool("p", kind="ec")  # --secret is sealed to the pool's EC key
     la = Launcher(server, token, key)
     la.register()
     for outcome, code in [("finished", 0), ("failed", 1), ("timed_out", 3), ("canceled", 4)]:
@@ -100,7 +100,9 @@ def test_run_submit_follow_exit_codes(server):
     spec = show["spec"]
     assert spec["phases"][0] == {"name": "plan", "commands": ["echo hi"], "before": ["echo before"],
                                  "after": ["echo after"]}
-    assert spec["secrets"] == {"S": "***"} and spec["env"] == {"A": "1"} and spec["timeouts"] == {"run": "10m"}
+    assert "secrets" not in spec and list(spec["sealed"]["secrets"]) == ["S"]
+    assert b"hidden" not in json.dumps(show).encode()
+    assert spec["env"] == {"A": "1"} and spec["timeouts"] == {"run": "10m"}
     assert b"hello" in server.cli("run", "logs", str(rid)).stdout
     assert server.cli("run", "logs", str(rid), "--follow", check=False).returncode == 4
     table = server.cli("run", "list", "--state", "failed").stdout.decode()

@@ -158,6 +158,37 @@ static void test_errors_name_the_field(void **state)
     parse_err("{\"image\":\"x\",\"image\":\"y\",\"phases\":[{\"name\":\"a\"}]}", "duplicate");
 }
 
+#define SEALED                                                                                     \
+    "\"sealed\":{\"alg\":\"" RUNSPEC_SEAL_ALG_EC "\",\"key_id\":\"" KEY_ID "\",\"key\":\"AA==\","  \
+    "\"secrets\":{\"T\":\"AAAA\"}}"
+#define KEY_ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define NONCE  "\"run_nonce\":\"00112233445566778899aabbccddeeff\""
+#define BASE   "{\"image\":\"x\",\"phases\":[{\"name\":\"a\"}],"
+
+/* The sealed form's shape (docs/secrets.md); opening it is the launcher's. */
+static void test_sealed_shape(void **state)
+{
+    (void)state;
+    struct runspec *spec = NULL;
+    char err[512];
+    static const char ok[] = BASE NONCE "," SEALED ",\"signature\":\"c2ln\"}";
+    assert_int_equal(runspec_parse(ok, strlen(ok), &spec, err, sizeof(err)), 0);
+    assert_int_equal(spec->n_sealed, 1);
+    assert_int_equal(spec->n_secrets, 0);
+    assert_string_equal(spec->run_nonce, "00112233445566778899aabbccddeeff");
+    runspec_free(spec);
+    parse_err(BASE SEALED "}", "run_nonce: required with sealed");
+    parse_err(BASE NONCE "," SEALED ",\"secrets\":{}}", "sealed: give secrets or sealed");
+    parse_err(BASE "\"run_nonce\":\"00112233445566778899AABBCCDDEEFF\"}",
+              "run_nonce: must be 32 lowercase hex");
+    parse_err(BASE NONCE ",\"sealed\":{\"alg\":\"rot13\"}}", "sealed.alg: must be");
+    parse_err(BASE NONCE ",\"sealed\":{\"alg\":\"" RUNSPEC_SEAL_ALG_RSA "\",\"key_id\":\"x\"}}",
+              "sealed.key_id: must be 64");
+    parse_err(BASE NONCE ",\"sealed\":{\"alg\":\"" RUNSPEC_SEAL_ALG_RSA "\",\"kid\":1}}",
+              "sealed.kid: unknown field");
+    parse_err(BASE "\"signature\":1}", "signature: expected a string");
+}
+
 /* A NUL inside a string can only come from a JSON object built in memory. */
 static void test_nul_in_string(void **state)
 {
@@ -244,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_nul_in_string),
         cmocka_unit_test(test_limits_on_counts),
         cmocka_unit_test(test_round_trip_and_masking),
+        cmocka_unit_test(test_sealed_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,6 +39,9 @@ def make_unversioned(server, before_retention):
         # what migrations after the version table added, which those davits lacked
         db.execute("ALTER TABLE launchers DROP COLUMN ephemeral")
         db.execute("DROP INDEX runs_launcher_ended")
+        db.execute("DROP INDEX runs_nonce")
+        db.execute("ALTER TABLE runs DROP COLUMN run_nonce")
+        db.execute("ALTER TABLE runs DROP COLUMN sealed_key")
         if before_retention:
             db.execute("DROP INDEX runs_ended")
             db.execute("DROP TABLE log_purge")

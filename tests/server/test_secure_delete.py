@@ -7,6 +7,11 @@ database file at the next checkpoint; the new, shorter row does not cover
 them. Debian builds SQLite with secure_delete on by default; the server must
 not depend on that, so this test fails when the server turns it off.
 
+Since sealing (docs/secrets.md) a new run's plaintext secrets never reach the store; runs stored
+by a davit from before sealing still carry them in secrets_json until they end. The tests make
+such runs as that davit left them (the server stopped, the column set, the server started), and
+check that ending them still leaves no trace.
+
 The test ends runs both ways (canceled while queued, and finished by a
 launcher), with secrets of several sizes: small, large but within the row's
 page, and larger than a page (overflow pages). It stops the server cleanly,
@@ -15,6 +20,7 @@ any secret.
 """
 
 import glob
+import json
 import os
 import secrets
 import sqlite3
@@ -46,10 +52,26 @@ def leftovers(data_dir, values, paths=None):
     return found
 
 
-def start_run(server, la, values):
-    """Submits a run with secrets values, which la takes and starts. Returns its id."""
-    rid = server.submit("p", secrets=values)
+def legacy_runs(server, *values):
+    """Queued runs with plaintext secrets (one per dict in values) as a davit from before sealing
+    stored them. Returns their ids."""
+    ids = [server.submit("p") for _ in values]
+    server.stop()
+    db = sqlite3.connect(os.path.join(server.data_dir, "davit.db"))
+    try:
+        for rid, v in zip(ids, values):
+            db.execute("UPDATE runs SET secrets_json = ? WHERE id = ?", (json.dumps(v), rid))
+        db.commit()
+    finally:
+        db.close()
+    server.start()
+    return ids
+
+
+def start_run(server, la, rid, values):
+    """la takes run rid, whose secrets are values, and starts it."""
     m = la.poll_until(lambda m: m["type"] == "run")
+    assert m["run"]["id"] == rid
     assert m["run"]["spec"]["secrets"] == values
     assert la.event(rid, "running", phase="plan")[0] == 200
     return rid
@@ -65,11 +87,11 @@ def end_two_runs(server):
     Returns (canceled id, finished id, all their secrets by "<how> <name>")."""
     token, key = server.create_pool("p")
     canceled, finished = make_secrets("canceled-"), make_secrets("finished-")
-    rid = server.submit("p", secrets=canceled)
+    rid, rid2 = legacy_runs(server, canceled, finished)
     assert server.ok("POST", "/api/v1/runs/%d/cancel" % rid, {})["state"] == "canceled"
     la = Launcher(server, token, key)
     la.register()
-    rid2 = start_run(server, la, finished)
+    start_run(server, la, rid2, finished)
     finish_run(la, rid2)
     values = dict([("canceled " + k, v) for k, v in canceled.items()] +
                   [("finished " + k, v) for k, v in finished.items()])
@@ -130,9 +152,10 @@ def test_a_result_takes_the_secrets_out_of_the_wal_at_once(make_server):
     server = make_server("--sweep-interval", "10m")
     token, key = server.create_pool("p")
     values = make_secrets("result-")
+    (rid,) = legacy_runs(server, values)
     la = Launcher(server, token, key)
     la.register()
-    rid = start_run(server, la, values)
+    start_run(server, la, rid, values)
     # Written to the WAL with the run: what the result must take out again.
     assert leftovers(server.data_dir, values, list(files_of(server.data_dir))) != []
     finish_run(la, rid)
@@ -143,7 +166,7 @@ def test_server_files_are_private(server):
     """Everything the server writes in its data directory is 0600 (or 0700): the database, its
     WAL and SHM, the release key, the published releases."""
     token, key = server.create_pool("p")
-    rid = server.submit("p", secrets={"S": "x" * 40})
+    rid = server.submit("p", env={"S": "x" * 40})
     server.ok("POST", "/api/v1/runs/%d/cancel" % rid, {})
     modes = {os.path.relpath(p, server.data_dir): stat.S_IMODE(os.stat(p).st_mode)
              for p in files_of(server.data_dir)}
