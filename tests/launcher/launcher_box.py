@@ -13,6 +13,7 @@ import time
 
 import pytest
 from test_daemon import Server
+from davit_harness import openssl_key  # noqa: E402  (test_daemon puts tests/server on the path)
 
 ENDED = ("finished", "failed", "canceled", "timed_out", "lost")
 
@@ -51,13 +52,11 @@ def box():
         b.close()
 
 
-def ed25519_pool(box, name):
-    """`davit pool create` with an ed25519 CSR; returns (token, key_b64)."""
-    tmp = box["tmp"]
-    key = os.path.join(tmp, name + ".key")
-    csr = os.path.join(tmp, name + ".csr")
-    subprocess.run(["openssl", "req", "-new", "-newkey", "ed25519", "-nodes", "-keyout", key,
-                    "-out", csr, "-subj", "/CN=x"], check=True, capture_output=True)
+def cli_pool(box, name, kind="ed25519"):
+    """`davit pool create` with a CSR of kind (davit_harness.openssl_key's:
+    ed25519, or ec for a pool that sealed secrets can be sent to); returns
+    (token, key_b64)."""
+    key, csr = openssl_key(box["tmp"], kind, name)
     token = box["server"].cli("pool", "create", name, "--csr", csr).stdout.decode().strip()
     with open(key, "rb") as f:
         return token, base64.b64encode(f.read()).decode()

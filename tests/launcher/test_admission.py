@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_daemon import IMAGE, LAUNCHER, daemon, engine, submit  # noqa: E402,F401
-from launcher_box import ENDED, box, clean_env, created, ed25519_pool  # noqa: E402,F401
+from launcher_box import ENDED, box, clean_env, created, cli_pool  # noqa: E402,F401
 
 # The hook decides on the spec it reads: it keeps a copy, refuses a spec
 # that says "refuse-me" and never answers one that says "hang-me".
@@ -36,7 +36,7 @@ exit 0
 
 @pytest.fixture(scope="module")
 def launcher(box):
-    token, key_b64 = ed25519_pool(box, "adm")
+    token, key_b64 = cli_pool(box, "adm", kind="ec")  # ec: sealed secrets
     hook = os.path.join(box["tmp"], "hook")
     with open(hook, "w") as f:
         f.write(HOOK.replace("{dir}", box["tmp"]))
@@ -62,8 +62,10 @@ def submit_spec(server, spec):
 def test_an_allowed_run_with_the_default_image_runs_and_the_hook_sees_no_secret(box, launcher):
     server = box["server"]
     since = time.time()
-    rid = submit_spec(server, {"phases": [{"name": "plan", "commands": ["echo admitted"]}],
-                               "secrets": {"TOKEN": "s3cr3t-value-0451"}})
+    # the CLI seals the secret to the pool's key; the spec names no image
+    p = server.cli("run", "submit", "--pool", "adm", "--phase", "plan=echo admitted",
+                   "--secret", "TOKEN=s3cr3t-value-0451")
+    rid = int(p.stdout.decode().strip())
     r = server.wait_state(rid, ENDED)
     assert r["state"] == "finished", r
     assert len(created(launcher, since)) == 1

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_daemon import LAUNCHER, daemon, engine, submit  # noqa: E402,F401
-from launcher_box import ENDED, box, clean_env, ed25519_pool  # noqa: E402,F401
+from launcher_box import ENDED, box, clean_env, cli_pool  # noqa: E402,F401
 from davit_harness import Launcher  # noqa: E402
 
 
@@ -60,7 +60,7 @@ def test_the_server_claims_one_run_only_for_an_ephemeral_launcher(box):
 
 def test_an_ephemeral_launcher_takes_one_run_and_exits(box):
     server = box["server"]
-    token, key_b64 = ed25519_pool(box, "eph")
+    token, key_b64 = cli_pool(box, "eph")
     first = submit(server, "plan=echo one", pool="eph")
     second = submit(server, "plan=echo two", pool="eph")
     d = daemon(box, token, key_b64, name="eph1", env={"DAVIT_EPHEMERAL": "1"}).start()

@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_daemon import LAUNCHER, daemon, engine, submit, wait_for  # noqa: E402,F401
-from launcher_box import ENDED, box, clean_env, ed25519_pool  # noqa: E402,F401
+from launcher_box import ENDED, box, clean_env, cli_pool  # noqa: E402,F401
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*"'
@@ -90,7 +90,7 @@ def metrics_port(d):
 def test_healthz_is_503_before_registration(box):
     """A server that accepts connections but never answers: the launcher
     waits in its registration, and /healthz says 503 meanwhile."""
-    token, key_b64 = ed25519_pool(box, "mute")
+    token, key_b64 = cli_pool(box, "mute")
     mute = socket.socket()
     mute.bind(("127.0.0.1", 0))
     mute.listen(8)
@@ -127,7 +127,7 @@ def test_metrics_listen_is_checked_at_start(box):
 
 def test_metrics_parse_and_move_with_runs_and_healthz_follows_the_server(box):
     server = box["server"]
-    token, key_b64 = ed25519_pool(box, "met")
+    token, key_b64 = cli_pool(box, "met")
     d = daemon(box, token, key_b64, env={"DAVIT_METRICS_LISTEN": "127.0.0.1:0"}).start()
     port = metrics_port(d)
     assert get(port, "/healthz")[0] == 200
