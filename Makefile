@@ -22,7 +22,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan clang bench bench-load release release-qemu format-check lint deps docker runner-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
+.PHONY: all build asan clang bench bench-load k8s-tools release release-qemu format-check lint deps docker runner-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
 	demo-stop format clean
 
 all: build
@@ -58,6 +58,10 @@ docker: deps
 runner-image: docker
 	scripts/build-runner-image
 
+# helm, kubectl and the Kubernetes schema validators for tests/helm, pinned, in ~/.cache/davit-helm.
+k8s-tools: deps
+	scripts/install-k8s-tools
+
 release: deps
 	scripts/release
 
@@ -66,7 +70,7 @@ release-qemu: deps
 	scripts/release-qemu
 
 # The one test command (README, .ci/run). It sets up what it needs first.
-test: deps docker runner-image build asan clang lint fuzz-ci release release-qemu
+test: deps docker runner-image k8s-tools build asan clang lint fuzz-ci release release-qemu
 	cd build-asan && ctest --output-on-failure -j 1
 
 unit-test: asan
