@@ -11,6 +11,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("DAVIT_SOURCE_DIR") or os.path.join(HERE, "..", "..")
 CHART = os.path.join(SOURCE, "deploy", "helm", "davit-launcher")
+SERVER_CHART = os.path.join(SOURCE, "deploy", "helm", "davit-server")
 VALUES = os.path.join(HERE, "values")
 CACHE = os.environ.get("DAVIT_HELM_CACHE") or os.path.expanduser("~/.cache/davit-helm")
 HELM = os.path.join(CACHE, "bin", "helm")
@@ -42,15 +43,15 @@ def value_args(values=(), sets=()):
     return args
 
 
-def template(values=(), sets=()):
+def template(values=(), sets=(), chart=CHART):
     """helm template's result: (returncode, stdout, stderr)."""
-    p = helm("template", RELEASE, CHART, "--namespace", NAMESPACE, *value_args(values, sets))
+    p = helm("template", RELEASE, chart, "--namespace", NAMESPACE, *value_args(values, sets))
     return p.returncode, p.stdout, p.stderr
 
 
-def render(values=(), sets=()):
+def render(values=(), sets=(), chart=CHART):
     """The manifests of a value set, as a list of dicts (helm must succeed)."""
-    rc, out, err = template(values, sets)
+    rc, out, err = template(values, sets, chart)
     assert rc == 0, err
     return [d for d in yaml.safe_load_all(out) if d]
 
