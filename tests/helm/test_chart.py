@@ -212,7 +212,10 @@ def test_every_launcher_option_is_a_value(rendered):
     options -= {"DAVIT_WORKER_BINARY", "DAVIT_POOL_ID"}
     assert "DAVIT_LAUNCHER_CONCURRENCY" in options and "DAVIT_MASK_ENVS" in options
     e = env(containers(pod_spec(rendered["full.yaml"]))["launcher"])
-    names = {n if not n.startswith("DAVIT_METADATA_") else "DAVIT_METADATA" for n in e}
+    # ephemeral needs concurrency 1: on, in a render of its own.
+    e1 = env(containers(pod_spec(render(["default.yaml"], ["launcher.ephemeral=true"])))["launcher"])
+    assert e1["DAVIT_EPHEMERAL"]["value"] == "1"
+    names = {n if not n.startswith("DAVIT_METADATA_") else "DAVIT_METADATA" for n in [*e, *e1]}
     assert options - names == set()
     v = {n: x.get("value") for n, x in e.items()}
     assert v["DAVIT_LAUNCHER_CONCURRENCY"] == "4"
@@ -223,6 +226,12 @@ def test_every_launcher_option_is_a_value(rendered):
     assert v["DAVIT_WORKER_NO_NEW_PRIVILEGES"] == "0" and v["DAVIT_WORKER_READ_ONLY_ROOTFS"] == "1"
     assert v["DAVIT_CA_FILE"] == "/etc/davit/ca/ca.pem"
     assert v["DAVIT_METADATA_team"] == "platform"
+    assert v["DAVIT_ALLOWED_IMAGES"] == "registry.example.com/*,docker.io/library/busybox:*"
+    assert v["DAVIT_DEFAULT_RUNNER_IMAGE"] == "registry.example.com/runner:1"
+    assert v["DAVIT_LAUNCHER_RUN_INITIALIZATION_HOOK"] == "/etc/davit/hook/admit"
+    assert v["DAVIT_LAUNCHER_RUN_INITIALIZATION_HOOK_TIMEOUT"] == "20s"
+    assert v["DAVIT_SUBMITTER_KEYS"] == "/etc/davit/submitters/submitters.pem"
+    assert v["DAVIT_METRICS_LISTEN_ANY"] == "1"
     assert v["NO_PROXY"] == ".cluster.local" and "valueFrom" in e["NPM_TOKEN"]
     # Extra mounts reach the Engine (their paths are the Engine's), not the launcher.
     c = containers(pod_spec(rendered["full.yaml"]))
@@ -319,6 +328,8 @@ def test_schema_refuses_bad_values(sets, error):
     (["existing-secret.yaml"], ["keda.enabled=true"], "keda.enabled needs server and pool"),
     (["keda.yaml"], ["keda.apiTokenSecret.name="], "keda.apiTokenSecret.name"),
     (["default.yaml"], ["serviceMonitor.enabled=true"], "needs launcher.metrics.enabled"),
+    (["default.yaml"], ["launcher.ephemeral=true", "launcher.concurrency=2"],
+     "launcher.ephemeral needs launcher.concurrency 1"),
 ])
 def test_inconsistent_values_fail_with_a_clear_message(values, sets, error):
     rc, _, err = chart.template(values, sets)
