@@ -27,6 +27,7 @@ Every container, volume and image tag it makes has its own name and is
 removed, also when a test fails: the Engine is shared."""
 import base64
 import datetime
+import glob
 import json
 import os
 import platform
@@ -151,6 +152,15 @@ class Pod:
             docker("rm", "-f", "-v", c, check=False)
         for v in self.volumes:
             docker("volume", "rm", "-f", v, check=False)
+        # The inner Engine's cgroup parent (--cgroup-parent=/PREFIX), in each
+        # hierarchy of cgroup v1 or in v2's one tree: empty once its Engine stopped.
+        for top in glob.glob("/sys/fs/cgroup/*/" + self.prefix) + glob.glob(
+                "/sys/fs/cgroup/" + self.prefix):
+            for d, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +267,7 @@ def test_pod_runs_a_run_and_drains_on_delete(server, launcher_image):
         assert meta["NODE_NAME"] == socket.gethostname()
 
         # A slow run, and one queued behind it (concurrency 1).
-        slow = srv.submit(POOL, "p=echo slow started; sleep 4; echo slow finished")
+        slow = srv.submit(POOL, "p=echo slow started; sleep 6; echo slow finished")
         wait_for(lambda: b"slow started" in srv.logs(slow), limit=60, what="the slow run to start")
         queued = srv.submit(POOL, "p=echo never here")
         assert keda_read(srv, scaled) == 1
@@ -271,6 +281,8 @@ def test_pod_runs_a_run_and_drains_on_delete(server, launcher_image):
             p=pod.exec("dind", prestop), launcher=pod.state("launcher")))
         t.start()
         docker("kill", "-s", "TERM", pod.cname("launcher"))
+        # Mid-run: the slow run had not ended when the SIGTERM was sent.
+        assert srv.run(slow)["state"] == "running"
         t.join(timeout=grace)
         assert not t.is_alive(), "the preStop hook outlived the grace period"
         assert hook["p"].returncode == 0, hook["p"].stderr
