@@ -22,7 +22,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan clang bench bench-load release release-qemu format-check lint deps docker runner-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
+.PHONY: all build asan clang bench bench-load k8s-tools release release-qemu format-check lint deps docker runner-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
 	demo-stop format clean
 
 all: build
@@ -58,6 +58,10 @@ docker: deps
 runner-image: docker
 	scripts/build-runner-image
 
+# helm, kubectl and the Kubernetes schema validators for tests/helm, pinned, in ~/.cache/davit-helm.
+k8s-tools: deps
+	scripts/install-k8s-tools
+
 release: deps
 	scripts/release
 
@@ -69,7 +73,7 @@ release-qemu: deps
 # Three tests at a time: most integration tests wait on Docker or on timeouts,
 # not on the CPU; each picks its own ports, directories and container names.
 TEST_JOBS ?= 3
-test: deps docker runner-image build asan clang lint fuzz-ci release release-qemu
+test: deps docker runner-image k8s-tools build asan clang lint fuzz-ci release release-qemu
 	cd build-asan && ctest --output-on-failure -j $(TEST_JOBS)
 
 unit-test: asan
