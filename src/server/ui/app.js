@@ -1,0 +1,737 @@
+// davit's web UI (docs/ui.md): one page, routed by the URL's hash, that
+// talks only to the server's own API with the session cookie. Text from the
+// server is only ever set as textContent, never parsed as HTML.
+'use strict';
+
+const REFRESH_MS = 2000; // live views refresh this often (docs/ui.md, "Live views")
+const LOG_PAGE = 1024 * 1024; // a finished log is read this many stored bytes at a time
+const LIVE_LINES_MAX = 20000; // a followed log keeps this many lines on the page
+const RUN_STATES = ['queued', 'assigned', 'preparing', 'running', 'finished', 'failed',
+  'canceled', 'timed_out', 'lost'];
+const ENDED = new Set(['finished', 'failed', 'canceled', 'timed_out', 'lost']);
+
+let session = null; // {name, role, csrf}
+let timers = []; // the current page's refreshes, stopped when it changes
+let aborts = []; // the current page's streams
+let pageGen = 0; // bumped on every route change: late answers of a left page are dropped
+
+// ---- small DOM helpers --------------------------------------------------
+
+function h(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const k of kids.flat()) {
+    if (k === null || k === undefined || k === false) continue;
+    e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  }
+  return e;
+}
+
+function clear(e, ...kids) {
+  e.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+}
+
+function fmtTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (isNaN(d)) return iso;
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+function fmtDuration(ms) {
+  if (ms === null || ms === undefined || isNaN(ms)) return '';
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - m * 60)} s`;
+}
+
+function fmtBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function badge(state) {
+  return h('span', {class: `badge s-${state}`, text: state.replace('_', ' ')});
+}
+
+function table(caption, heads, rows, empty) {
+  if (!rows.length) return h('p', {class: 'empty', text: empty});
+  return h('div', {class: 'scroll'},
+    h('table', {},
+      h('caption', {class: 'sr', text: caption}),
+      h('thead', {}, h('tr', {}, heads.map((t) => h('th', {scope: 'col', text: t})))),
+      h('tbody', {}, rows)));
+}
+
+function message(el, text, kind) {
+  clear(el, text ? h('p', {class: `msg ${kind || 'error'}`, role: kind === 'ok' ? 'status' : 'alert', text}) : null);
+}
+
+// ---- the API -------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, text) {
+    super(text);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body) {
+  const opts = {method, headers: {}, credentials: 'same-origin', cache: 'no-store'};
+  if (method !== 'GET' && method !== 'HEAD' && session) opts.headers['X-CSRF-Token'] = session.csrf;
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  const res = await fetch(`/api/v1${path}`, opts);
+  let data = null;
+  if (res.status !== 204) {
+    try {
+      data = await res.json();
+    } catch (e) {
+      data = null;
+    }
+  }
+  if (res.status === 401 && path !== '/session') {
+    session = null;
+    location.hash = '#/signin';
+  }
+  if (!res.ok) throw new ApiError(res.status, (data && data.error) || `HTTP ${res.status}`);
+  return data;
+}
+
+// What a role may do; the API enforces the same (the UI only hides).
+function can(what) {
+  const role = session ? session.role : '';
+  if (role === 'admin') return true;
+  if (role === 'operator') return ['cancel', 'drain', 'cycle', 'submit'].includes(what);
+  return false;
+}
+
+// ---- confirmations and one-time tokens -------------------------------------
+
+// Asks before an action; extra is an element shown in the dialog (a CSR box).
+function confirmAction(title, text, yes, extra) {
+  const dlg = document.getElementById('confirm');
+  document.getElementById('confirm-title').textContent = title;
+  document.getElementById('confirm-text').textContent = text;
+  document.getElementById('confirm-yes').textContent = yes;
+  clear(document.getElementById('confirm-extra'), extra || null);
+  return new Promise((resolve) => {
+    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), {once: true});
+    dlg.returnValue = '';
+    dlg.showModal();
+    if (extra && extra.querySelector('textarea')) extra.querySelector('textarea').focus();
+  });
+}
+
+// The token shown once, with a button that copies it.
+function tokenPanel(token, what) {
+  const status = h('span', {class: 'muted', role: 'status', 'aria-live': 'polite'});
+  const box = h('textarea', {id: 'new-token', readonly: true, rows: 3, 'aria-label': `${what} token`,
+    spellcheck: 'false', text: token});
+  const copy = h('button', {type: 'button', id: 'copy-token', onclick: async () => {
+    try {
+      await navigator.clipboard.writeText(token);
+    } catch (e) {
+      // No clipboard API (plain HTTP on another host): copy the selection.
+      box.select();
+      if (!document.execCommand('copy')) {
+        status.textContent = 'Select the token and copy it by hand.';
+        return;
+      }
+    }
+    status.textContent = 'Copied to the clipboard.';
+  }}, 'Copy token');
+  return h('section', {class: 'token card', 'aria-label': `${what} token`},
+    h('h3', {text: `${what} token: shown once`}),
+    h('p', {class: 'muted', text: 'Give it to the pool\'s launchers as DAVIT_TOKEN. The server keeps only its hash: it cannot be shown again.'}),
+    box, h('div', {class: 'buttons'}, copy, status));
+}
+
+// ---- pages -----------------------------------------------------------------
+
+const main = () => document.getElementById('main');
+
+// Refreshes fn every REFRESH_MS while the page is shown and the tab visible.
+function every(fn) {
+  const gen = pageGen;
+  const tick = async () => {
+    if (gen !== pageGen || document.hidden) return;
+    try {
+      await fn();
+    } catch (e) {
+      // The next tick tries again; a 401 has already gone to sign-in.
+    }
+  };
+  timers.push(setInterval(tick, REFRESH_MS));
+}
+
+// Replaces el's children only when the data changed, so that a refresh
+// does not move the keyboard focus or the scroll position for nothing.
+function update(el, data, render) {
+  const key = JSON.stringify(data);
+  if (el.dataset.key === key) return;
+  el.dataset.key = key;
+  const focused = document.activeElement && el.contains(document.activeElement) ?
+    document.activeElement.id : null;
+  clear(el, render(data));
+  if (focused) document.getElementById(focused)?.focus();
+}
+
+function pageSignin() {
+  const msg = h('div', {id: 'signin-msg'});
+  const input = h('input', {id: 'token', type: 'password', name: 'token', autocomplete: 'current-password',
+    required: true, spellcheck: 'false'});
+  const form = h('form', {class: 'card narrow', onsubmit: async (ev) => {
+    ev.preventDefault();
+    message(msg, '');
+    try {
+      session = await api('POST', '/session', {token: input.value.trim()});
+      input.value = '';
+      showSession();
+      location.hash = '#/pools';
+    } catch (e) {
+      message(msg, e.status === 401 ? 'That token is not valid. Check it and try again.' : e.message);
+      input.select();
+    }
+  }},
+  h('h1', {text: 'Sign in'}),
+  h('p', {class: 'muted', text: 'Use an API token: the admin token the server printed on its first start, or one made with davit token create.'}),
+  h('label', {for: 'token', text: 'API token'}), input, msg,
+  h('div', {class: 'buttons'}, h('button', {type: 'submit', id: 'signin'}, 'Sign in')));
+  clear(main(), form);
+  input.focus();
+}
+
+function workerCounts(workers) {
+  const by = {};
+  for (const w of workers) {
+    const c = by[w.pool] || (by[w.pool] = {idle: 0, busy: 0, draining: 0, other: 0});
+    if (w.state in c) c[w.state]++;
+    else c.other++;
+  }
+  return by;
+}
+
+async function poolAction(kind, name, after) {
+  const out = document.getElementById('action-msg');
+  try {
+    if (kind === 'cycle') {
+      if (!await confirmAction(`Cycle pool ${name}?`, 'Every launcher of the pool finishes its runs, then exits so that its supervisor starts a fresh one.', 'Cycle')) return;
+      const r = await api('POST', `/pools/${encodeURIComponent(name)}/cycle`, {});
+      message(out, `Cycling ${r.workers} worker(s) of ${name}.`, 'ok');
+    } else if (kind === 'reset') {
+      const csr = h('textarea', {id: 'reset-csr', rows: 6, 'aria-label': 'New CSR (PEM)', spellcheck: 'false',
+        placeholder: '-----BEGIN CERTIFICATE REQUEST-----'});
+      const extra = h('div', {}, h('label', {for: 'reset-csr', text: 'New CSR (PEM)'}), csr);
+      if (!await confirmAction(`Reset pool ${name}?`, 'The pool gets a new key and token; the old token stops at once and its launchers exit.', 'Reset', extra)) return;
+      const r = await api('POST', `/pools/${encodeURIComponent(name)}/reset`, {csr: csr.value});
+      clear(out, tokenPanel(r.token, `Pool ${name}: new`));
+    } else if (kind === 'delete') {
+      if (!await confirmAction(`Delete pool ${name}?`, 'Its runs, logs and launchers are deleted. This cannot be undone.', 'Delete')) return;
+      await api('DELETE', `/pools/${encodeURIComponent(name)}`);
+      message(out, `Pool ${name} deleted.`, 'ok');
+    }
+    if (after) await after();
+  } catch (e) {
+    message(out, `${kind}: ${e.message}`);
+  }
+}
+
+function poolButtons(name, after) {
+  return [
+    can('cycle') && h('button', {type: 'button', class: 'small', 'data-action': 'cycle', 'aria-label': `Cycle pool ${name}`,
+      onclick: () => poolAction('cycle', name, after)}, 'Cycle'),
+    can('pools') && h('button', {type: 'button', class: 'small', 'data-action': 'reset', 'aria-label': `Reset pool ${name}`,
+      onclick: () => poolAction('reset', name, after)}, 'Reset'),
+    can('pools') && h('button', {type: 'button', class: 'small danger', 'data-action': 'delete', 'aria-label': `Delete pool ${name}`,
+      onclick: () => poolAction('delete', name, after)}, 'Delete'),
+  ];
+}
+
+function createPoolForm(after) {
+  const msg = h('div');
+  const name = h('input', {id: 'pool-name', name: 'name', required: true, pattern: '[A-Za-z0-9._-]+',
+    autocomplete: 'off', spellcheck: 'false'});
+  const csr = h('textarea', {id: 'pool-csr', name: 'csr', rows: 7, required: true, spellcheck: 'false',
+    placeholder: '-----BEGIN CERTIFICATE REQUEST-----'});
+  const file = h('input', {id: 'pool-csr-file', type: 'file', accept: '.csr,.pem,.txt', onchange: async () => {
+    if (file.files[0]) csr.value = await file.files[0].text();
+  }});
+  const out = h('div', {id: 'create-result'});
+  const form = h('form', {class: 'card', id: 'create-pool', onsubmit: async (ev) => {
+    ev.preventDefault();
+    message(msg, '');
+    try {
+      const r = await api('POST', '/pools', {name: name.value.trim(), csr: csr.value});
+      form.reset();
+      clear(out, tokenPanel(r.token, `Pool ${r.pool.name}`));
+      if (after) await after();
+      document.getElementById('copy-token').focus();
+    } catch (e) {
+      message(msg, e.message);
+    }
+  }},
+  h('h2', {text: 'Create a pool'}),
+  h('p', {class: 'muted', text: 'Make a key and a CSR with openssl req -new -newkey rsa:4096 -nodes -keyout davit.key -out davit.csr, then paste or upload the CSR. The key stays with you.'}),
+  h('label', {for: 'pool-name', text: 'Name'}), name,
+  h('label', {for: 'pool-csr', text: 'CSR (PEM)'}), csr,
+  h('label', {for: 'pool-csr-file', text: 'or upload the CSR file'}), file,
+  msg, h('div', {class: 'buttons'}, h('button', {type: 'submit', id: 'create-submit'}, 'Create pool')));
+  return h('div', {}, form, out);
+}
+
+async function pagePools() {
+  const list = h('div', {id: 'pools'});
+  const load = async () => {
+    const [p, w] = await Promise.all([api('GET', '/pools'), api('GET', '/workers')]);
+    const counts = workerCounts(w.workers);
+    update(list, {p, counts}, () => table('Pools',
+      ['Pool', 'Idle', 'Busy', 'Drained', 'Pending', 'Active', 'Created', ''],
+      p.pools.map((pool) => {
+        const c = counts[pool.name] || {idle: 0, busy: 0, draining: 0};
+        return h('tr', {'data-pool': pool.name},
+          h('th', {scope: 'row'}, h('a', {href: `#/pools/${encodeURIComponent(pool.name)}`, text: pool.name})),
+          h('td', {class: 'num', 'data-col': 'idle', text: c.idle}),
+          h('td', {class: 'num', 'data-col': 'busy', text: c.busy}),
+          h('td', {class: 'num', 'data-col': 'drained', text: c.draining}),
+          h('td', {class: 'num', 'data-col': 'pending', text: pool.pending}),
+          h('td', {class: 'num', 'data-col': 'active', text: pool.active}),
+          h('td', {class: 'nowrap', text: fmtTime(pool.created_at)}),
+          h('td', {class: 'actions'}, poolButtons(pool.name, load)));
+      }), 'No pools yet.'));
+  };
+  const create = can('pools') ? h('details', {class: 'create'},
+    h('summary', {text: 'Create a pool'}), createPoolForm(load)) : null;
+  clear(main(), h('div', {class: 'head'}, h('h1', {text: 'Pools'})),
+    h('div', {id: 'action-msg'}), list, create);
+  await load();
+  every(load);
+}
+
+function workerRow(w, reload) {
+  const meta = Object.entries(w.metadata || {}).map(([k, v]) => h('span', {class: 'tag', text: `${k}=${v}`}));
+  const runs = (w.runs || []).map((id) => h('a', {href: `#/runs/${id}`, text: `#${id}`}));
+  const draining = w.state === 'draining';
+  const act = can('drain') && w.state !== 'offline' && w.state !== 'exiting' ?
+    h('button', {type: 'button', class: 'small', 'data-action': draining ? 'undrain' : 'drain',
+      'aria-label': `${draining ? 'Undrain' : 'Drain'} worker ${w.id}`, onclick: async () => {
+        try {
+          await api('POST', `/workers/${w.id}/${draining ? 'undrain' : 'drain'}`, {});
+          await reload();
+        } catch (e) {
+          message(document.getElementById('action-msg'), e.message);
+        }
+      }}, draining ? 'Undrain' : 'Drain') : null;
+  return h('tr', {'data-worker': w.id, 'data-state': w.state},
+    h('td', {}, badge(w.state === 'draining' ? 'drained' : w.state)),
+    h('td', {class: 'num', text: w.id}),
+    h('td', {text: w.hostname || ''}),
+    h('td', {text: w.version || ''}),
+    h('td', {text: w.arch || ''}),
+    h('td', {class: 'tags'}, meta),
+    h('td', {class: 'nowrap', text: fmtTime(w.last_seen_at)}),
+    h('td', {class: 'runs-col'}, runs.length ? runs : h('span', {class: 'muted', text: '–'})),
+    h('td', {class: 'actions'}, act));
+}
+
+function runRow(run, withPool, position) {
+  return h('tr', {'data-run': run.id, 'data-state': run.state},
+    position !== undefined ? h('td', {class: 'num', text: position}) : null,
+    h('th', {scope: 'row'}, h('a', {href: `#/runs/${run.id}`, text: `#${run.id}`})),
+    withPool ? h('td', {}, h('a', {href: `#/pools/${encodeURIComponent(run.pool)}`, text: run.pool})) : null,
+    h('td', {}, badge(run.state)),
+    h('td', {text: run.phase || ''}),
+    h('td', {class: 'nowrap', text: fmtTime(run.created_at)}),
+    h('td', {class: 'nowrap', text: fmtTime(run.ended_at)}),
+    h('td', {class: 'num', text: run.exit_code === null || run.exit_code === undefined ? '' : run.exit_code}));
+}
+
+const RUN_HEADS = ['Run', 'State', 'Phase', 'Created', 'Ended', 'Exit'];
+
+// A paged list of runs: filters in q ({pool, state}), newest first.
+function runsList(q, withPool, hashFor) {
+  const el = h('div', {id: 'runs'});
+  const load = async () => {
+    const p = new URLSearchParams({limit: '50'});
+    if (q.pool) p.set('pool', q.pool);
+    if (q.state) p.set('state', q.state);
+    if (q.before) p.set('before', q.before);
+    const r = await api('GET', `/runs?${p}`);
+    update(el, r, () => {
+      const heads = withPool ? ['Run', 'Pool', ...RUN_HEADS.slice(1)] : RUN_HEADS;
+      const nav = h('nav', {class: 'pager', 'aria-label': 'Pages'},
+        q.before ? h('a', {href: hashFor({...q, before: ''}), class: 'button quiet', text: 'Newest'}) : null,
+        r.next ? h('a', {href: hashFor({...q, before: r.next}), class: 'button quiet', id: 'older', text: 'Older runs'}) : null);
+      return [table('Runs', heads, r.runs.map((run) => runRow(run, withPool)), 'No runs.'), nav];
+    });
+  };
+  return {el, load};
+}
+
+function runsHash(q) {
+  const p = new URLSearchParams();
+  for (const k of ['pool', 'state', 'before']) if (q[k]) p.set(k, q[k]);
+  const s = p.toString();
+  return `#/runs${s ? `?${s}` : ''}`;
+}
+
+async function pageRuns(q) {
+  const pools = await api('GET', '/pools');
+  const poolSel = h('select', {id: 'filter-pool'},
+    h('option', {value: '', text: 'all pools'}),
+    pools.pools.map((p) => h('option', {value: p.name, selected: p.name === q.pool, text: p.name})));
+  const stateSel = h('select', {id: 'filter-state'},
+    h('option', {value: '', text: 'all states'}),
+    RUN_STATES.map((s) => h('option', {value: s, selected: s === q.state, text: s.replace('_', ' ')})));
+  const apply = () => {
+    location.hash = runsHash({pool: poolSel.value, state: stateSel.value});
+  };
+  poolSel.addEventListener('change', apply);
+  stateSel.addEventListener('change', apply);
+  const list = runsList(q, true, runsHash);
+  clear(main(), h('div', {class: 'head'}, h('h1', {text: 'Runs'})),
+    h('form', {class: 'filters', 'aria-label': 'Filter runs', onsubmit: (e) => e.preventDefault()},
+      h('label', {for: 'filter-pool', text: 'Pool'}), poolSel,
+      h('label', {for: 'filter-state', text: 'State'}), stateSel),
+    list.el);
+  await list.load();
+  if (!q.before) every(list.load);
+}
+
+async function pagePool(name, tab, q) {
+  const enc = encodeURIComponent(name);
+  const stats = h('div', {class: 'stats', id: 'pool-stats'});
+  const body = h('div', {id: 'tab-body', role: 'tabpanel', 'aria-labelledby': `tab-${tab}`});
+  const tabs = h('div', {class: 'tabs', role: 'tablist', 'aria-label': 'Pool views'},
+    ['workers', 'queue', 'runs'].map((t) => h('a', {href: `#/pools/${enc}/${t}`, role: 'tab', id: `tab-${t}`,
+      'aria-selected': t === tab ? 'true' : 'false', class: t === tab ? 'on' : '', text: t[0].toUpperCase() + t.slice(1)})));
+  const loadStats = async () => {
+    const p = await api('GET', `/pools/${enc}`);
+    const pool = p.pool || p;
+    update(stats, pool, () => [
+      h('span', {}, h('b', {text: pool.workers}), ' workers'),
+      h('span', {}, h('b', {text: pool.pending}), ' pending'),
+      h('span', {}, h('b', {text: pool.active}), ' active'),
+      h('span', {class: 'muted', text: `key ${pool.keytype || ''}, created ${fmtTime(pool.created_at)}`})]);
+  };
+  let load;
+  if (tab === 'workers') {
+    load = async () => {
+      const w = await api('GET', `/workers?pool=${enc}`);
+      update(body, w, () => table('Workers',
+        ['Status', 'ID', 'Host', 'Version', 'Arch', 'Metadata', 'Last seen', 'Runs', ''],
+        w.workers.map((x) => workerRow(x, load)), 'No workers: start a launcher with this pool\'s token.'));
+    };
+  } else if (tab === 'queue') {
+    load = async () => {
+      const get = (s) => api('GET', `/runs?pool=${enc}&state=${s}&limit=1000`).then((r) => r.runs);
+      const [running, preparing, assigned, queued] = await Promise.all(
+        ['running', 'preparing', 'assigned', 'queued'].map(get));
+      const active = [...running, ...preparing, ...assigned].sort((a, b) => a.id - b.id);
+      const pending = queued.slice().reverse(); // oldest first: the next to go
+      update(body, {active, pending}, () => [
+        h('h2', {text: `In progress (${active.length})`}),
+        table('Runs in progress', RUN_HEADS, active.map((r) => runRow(r, false)), 'Nothing running.'),
+        h('h2', {text: `Pending (${pending.length})`}),
+        table('Pending runs', ['Position', ...RUN_HEADS], pending.map((r, i) => runRow(r, false, i + 1)), 'Nothing pending.')]);
+    };
+  } else {
+    const list = runsList({...q, pool: name}, false, (x) => `#/pools/${enc}/runs${x.before ? `?before=${x.before}` : ''}`);
+    clear(body, list.el);
+    load = list.load;
+  }
+  const reloadAll = async () => {
+    await Promise.all([loadStats(), load()]);
+  };
+  clear(main(),
+    h('div', {class: 'head'},
+      h('h1', {}, h('a', {href: '#/pools', class: 'crumb', text: 'Pools'}), ' / ', name),
+      h('div', {class: 'actions'}, poolButtons(name, reloadAll))),
+    h('div', {id: 'action-msg'}), stats, tabs, body);
+  await reloadAll();
+  if (!(tab === 'runs' && q.before)) every(reloadAll);
+}
+
+// ---- a run -----------------------------------------------------------------
+
+// The log, split by phase into collapsible sections, fed line by line.
+class LogView {
+  constructor(el, phasesEl) {
+    this.el = el;
+    this.phasesEl = phasesEl;
+    this.phases = new Map(); // name -> {outcome, exit, duration_ms}
+    this.section = null;
+    this.partial = '';
+    this.lines = 0;
+    this.trimmed = false;
+  }
+
+  open(name) {
+    if (this.section) this.section.details.open = false;
+    const pre = h('pre', {class: 'log'});
+    const details = h('details', {open: true, 'data-phase': name},
+      h('summary', {}, h('span', {class: 'phase-name', text: name}), h('span', {class: 'phase-outcome'})), pre);
+    this.el.append(details);
+    this.section = {name, details, pre};
+  }
+
+  line(text) {
+    const start = /^=== phase (\S+)$/.exec(text);
+    const end = /^=== phase (\S+) ended: (.*)$/.exec(text);
+    if (start) {
+      this.open(start[1]);
+      if (!this.phases.has(start[1])) this.phases.set(start[1], {outcome: 'running'});
+      this.renderPhases();
+      return;
+    }
+    if (!this.section) this.open(this.lines === 0 && this.continued ? '(continued)' : 'setup');
+    const cls = end ? 'mark' : /^(=== run:|davit: )/.test(text) ? 'note' : /^\$ /.test(text) ? 'cmd' : null;
+    this.section.pre.append(cls ? h('span', {class: cls, text: `${text}\n`}) : `${text}\n`);
+    this.lines++;
+    if (end) {
+      const kv = Object.fromEntries(end[2].split(' ').map((p) => p.split('=')));
+      this.phases.set(end[1], {outcome: kv.outcome, exit: kv.exit, duration_ms: Number(kv.duration_ms)});
+      if (this.section.name === end[1]) {
+        this.section.details.querySelector('.phase-outcome').replaceChildren(badge(kv.outcome || 'ended'));
+        if (kv.outcome === 'ok' || kv.outcome === 'finished') this.section.details.open = false;
+      }
+      this.renderPhases();
+    }
+    if (this.lines > LIVE_LINES_MAX) this.trim();
+  }
+
+  // Keeps a followed log's page bounded: the oldest lines leave the page.
+  trim() {
+    const first = this.el.querySelector('pre.log');
+    if (!first) return;
+    while (this.lines > LIVE_LINES_MAX * 0.9 && first.firstChild) {
+      first.firstChild.remove();
+      this.lines--;
+    }
+    if (!first.firstChild && first.parentElement !== this.section.details) first.parentElement.remove();
+    if (!this.trimmed) {
+      this.trimmed = true;
+      this.el.prepend(h('p', {class: 'muted', text: 'Earlier lines were taken off the page to keep it fast; the full log can be read page by page once the run has ended.'}));
+    }
+  }
+
+  feed(text) {
+    const all = this.partial + text;
+    const parts = all.split('\n');
+    this.partial = parts.pop();
+    for (const p of parts) this.line(p);
+  }
+
+  flush() {
+    if (this.partial) this.line(this.partial);
+    this.partial = '';
+  }
+
+  renderPhases() {
+    const rows = [...this.phases].map(([name, p]) => h('tr', {'data-phase': name},
+      h('th', {scope: 'row', text: name}),
+      h('td', {}, badge(p.outcome || 'running')),
+      h('td', {class: 'num', text: p.exit === undefined ? '' : p.exit}),
+      h('td', {class: 'num', text: fmtDuration(p.duration_ms)})));
+    clear(this.phasesEl, table('Phases', ['Phase', 'Outcome', 'Exit code', 'Duration'], rows, 'No phase has started yet.'));
+  }
+}
+
+function timeline(run) {
+  const steps = [['queued', run.created_at], ['assigned', run.assigned_at], ['started', run.started_at],
+    [ENDED.has(run.state) ? run.state : 'ended', run.ended_at]];
+  return h('ol', {class: 'timeline', 'aria-label': 'State timeline'},
+    steps.map(([label, at]) => h('li', {class: at ? 'done' : 'todo'},
+      h('span', {class: 'dot', 'aria-hidden': 'true'}),
+      h('span', {class: 'label', text: label.replace('_', ' ')}),
+      h('time', {datetime: at || null, text: at ? fmtTime(at) : '–'}))));
+}
+
+async function followLog(id, view, gen) {
+  const ctl = new AbortController();
+  aborts.push(ctl);
+  const res = await fetch(`/api/v1/runs/${id}/logs?follow=1`, {credentials: 'same-origin', signal: ctl.signal});
+  if (!res.ok) throw new ApiError(res.status, `log: HTTP ${res.status}`);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done || gen !== pageGen) break;
+    view.feed(value);
+  }
+  view.flush();
+}
+
+// A finished log, LOG_PAGE stored bytes at a time, so that a 100 MB log
+// never lands in the tab at once. Page starts are record boundaries the
+// server gives (X-Davit-Next-Offset), remembered to go back.
+async function pagedLog(id, run, logEl, phasesEl, nav) {
+  const starts = [0];
+  let page = 0;
+  const show = async () => {
+    const res = await fetch(`/api/v1/runs/${id}/logs?offset=${starts[page]}&limit=${LOG_PAGE}`,
+      {credentials: 'same-origin', cache: 'no-store'});
+    if (!res.ok) throw new ApiError(res.status, `log: HTTP ${res.status}`);
+    const next = Number(res.headers.get('X-Davit-Next-Offset'));
+    const total = Number(res.headers.get('X-Davit-Log-Bytes'));
+    const text = await res.text();
+    clear(logEl);
+    const view = new LogView(logEl, phasesEl);
+    view.continued = page > 0;
+    view.feed(text);
+    view.flush();
+    if (next < total) starts[page + 1] = next;
+    const paged = total > LOG_PAGE;
+    clear(nav, paged ? [
+      h('button', {type: 'button', class: 'quiet', id: 'log-prev', disabled: page === 0,
+        onclick: () => { page--; show(); }}, 'Previous page'),
+      h('span', {class: 'muted', text: `bytes ${fmtBytes(starts[page])} to ${fmtBytes(next)} of ${fmtBytes(total)}`}),
+      h('button', {type: 'button', class: 'quiet', id: 'log-next', disabled: next >= total,
+        onclick: () => { page++; show(); }}, 'Next page')] : []);
+  };
+  await show();
+}
+
+async function pageRun(id) {
+  const gen = pageGen;
+  const headEl = h('div', {class: 'head'});
+  const metaEl = h('div', {id: 'run-meta'});
+  const phasesEl = h('div', {id: 'phases'});
+  const logEl = h('div', {id: 'log', 'aria-live': 'off'});
+  const nav = h('nav', {class: 'pager', 'aria-label': 'Log pages'});
+  const msg = h('div', {id: 'action-msg'});
+  let run = (await api('GET', `/runs/${id}`));
+  const renderHead = (r) => {
+    const cancel = can('cancel') && !ENDED.has(r.state) ?
+      h('button', {type: 'button', class: 'danger', id: 'cancel', 'data-action': 'cancel', disabled: r.cancel_requested,
+        onclick: async () => {
+          if (!await confirmAction(`Cancel run #${r.id}?`, 'Its container is stopped and the run ends canceled.', 'Cancel run')) return;
+          try {
+            await api('POST', `/runs/${r.id}/cancel`, {});
+            await refresh();
+          } catch (e) {
+            message(msg, e.message);
+          }
+        }}, r.cancel_requested ? 'Canceling…' : 'Cancel run') : null;
+    update(headEl, r, () => [
+      h('h1', {}, h('a', {href: '#/runs', class: 'crumb', text: 'Runs'}), ` / #${r.id} `, h('span', {id: 'run-state'}, badge(r.state))),
+      h('div', {class: 'actions'}, cancel)]);
+    const spec = r.spec || {};
+    update(metaEl, r, () => [timeline(r), h('dl', {class: 'facts'},
+      h('dt', {text: 'Pool'}), h('dd', {}, h('a', {href: `#/pools/${encodeURIComponent(r.pool)}`, text: r.pool})),
+      h('dt', {text: 'Image'}), h('dd', {text: spec.image || ''}),
+      h('dt', {text: 'Phase'}), h('dd', {text: r.phase || '–'}),
+      h('dt', {text: 'Worker'}), h('dd', {text: r.worker || '–'}),
+      h('dt', {text: 'Exit code'}), h('dd', {text: r.exit_code === null || r.exit_code === undefined ? '–' : r.exit_code}),
+      h('dt', {text: 'Reason'}), h('dd', {text: r.reason || '–'}),
+      h('dt', {text: 'Log'}), h('dd', {}, r.log_deleted_at ? `deleted by retention at ${fmtTime(r.log_deleted_at)}` :
+        h('a', {href: `/api/v1/runs/${r.id}/logs`, download: `run-${r.id}.log`, text: `download (${fmtBytes(r.log_bytes || 0)})`})))]);
+  };
+  const refresh = async () => {
+    run = await api('GET', `/runs/${id}`);
+    renderHead(run);
+  };
+  clear(main(), headEl, msg, metaEl, h('h2', {text: 'Phases'}), phasesEl,
+    h('h2', {text: 'Log'}), nav, logEl);
+  renderHead(run);
+  new LogView(logEl, phasesEl).renderPhases();
+  if (ENDED.has(run.state)) {
+    await pagedLog(id, run, logEl, phasesEl, nav);
+    return;
+  }
+  every(refresh);
+  const view = new LogView(logEl, phasesEl);
+  view.renderPhases();
+  followLog(id, view, gen).then(async () => {
+    if (gen !== pageGen) return;
+    await refresh();
+  }).catch((e) => {
+    if (gen === pageGen && e.name !== 'AbortError') message(msg, e.message);
+  });
+}
+
+// ---- routing ---------------------------------------------------------------
+
+function showSession() {
+  document.getElementById('nav').hidden = !session;
+  document.getElementById('who').hidden = !session;
+  document.getElementById('who-name').textContent = session ? `${session.name} (${session.role})` : '';
+  document.body.dataset.role = session ? session.role : '';
+}
+
+async function route() {
+  pageGen++;
+  timers.forEach(clearInterval);
+  timers = [];
+  aborts.forEach((a) => a.abort());
+  aborts = [];
+  const hash = location.hash || '#/pools';
+  const [path, query] = hash.slice(1).split('?');
+  const q = Object.fromEntries(new URLSearchParams(query || ''));
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === parts[0]) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  if (!session || parts[0] === 'signin') {
+    if (session) {
+      location.hash = '#/pools';
+      return;
+    }
+    document.title = 'Sign in · davit';
+    pageSignin();
+    return;
+  }
+  try {
+    if (parts[0] === 'runs' && parts[1]) {
+      document.title = `Run #${parts[1]} · davit`;
+      await pageRun(parts[1]);
+    } else if (parts[0] === 'runs') {
+      document.title = 'Runs · davit';
+      await pageRuns(q);
+    } else if (parts[0] === 'pools' && parts[1]) {
+      document.title = `Pool ${parts[1]} · davit`;
+      await pagePool(parts[1], ['queue', 'runs'].includes(parts[2]) ? parts[2] : 'workers', q);
+    } else {
+      document.title = 'Pools · davit';
+      await pagePools();
+    }
+  } catch (e) {
+    if (e.status !== 401) clear(main(), h('p', {class: 'msg error', role: 'alert', text: e.message}));
+  }
+}
+
+async function start() {
+  document.getElementById('signout').addEventListener('click', async () => {
+    try {
+      await api('DELETE', '/session');
+    } catch (e) {
+      // Signed out either way.
+    }
+    session = null;
+    showSession();
+    location.hash = '#/signin';
+  });
+  try {
+    session = await api('GET', '/session');
+  } catch (e) {
+    session = null;
+  }
+  showSession();
+  window.addEventListener('hashchange', route);
+  await route();
+}
+
+start();
