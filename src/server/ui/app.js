@@ -65,8 +65,15 @@ function badge(state) {
   return h('span', {class: `badge s-${state}`, text: state.replace('_', ' ')});
 }
 
+// A table; on a narrow screen each row becomes a card whose cells carry
+// their column's name (data-label, shown by app.css).
 function table(caption, heads, rows, empty) {
   if (!rows.length) return h('p', {class: 'empty', text: empty});
+  for (const row of rows) {
+    [...row.children].forEach((c, i) => {
+      if (heads[i]) c.dataset.label = heads[i];
+    });
+  }
   return h('div', {class: 'scroll'},
     h('table', {},
       h('caption', {class: 'sr', text: caption}),
@@ -154,10 +161,12 @@ function tokenPanel(token, what) {
     }
     status.textContent = 'Copied to the clipboard.';
   }}, 'Copy token');
-  return h('section', {class: 'token card', 'aria-label': `${what} token`},
+  const panel = h('section', {class: 'token card', 'aria-label': `${what} token`},
     h('h3', {text: `${what} token: shown once`}),
     h('p', {class: 'muted', text: 'Give it to the pool\'s launchers as DAVIT_TOKEN. The server keeps only its hash: it cannot be shown again.'}),
-    box, h('div', {class: 'buttons'}, copy, status));
+    box, h('div', {class: 'buttons'}, copy,
+      h('button', {type: 'button', class: 'quiet', onclick: () => panel.remove()}, 'Done'), status));
+  return panel;
 }
 
 // ---- pages -----------------------------------------------------------------
@@ -270,13 +279,14 @@ function createPoolForm(after) {
   const file = h('input', {id: 'pool-csr-file', type: 'file', accept: '.csr,.pem,.txt', onchange: async () => {
     if (file.files[0]) csr.value = await file.files[0].text();
   }});
-  const out = h('div', {id: 'create-result'});
+  const out = document.getElementById('create-result');
   const form = h('form', {class: 'card', id: 'create-pool', onsubmit: async (ev) => {
     ev.preventDefault();
     message(msg, '');
     try {
       const r = await api('POST', '/pools', {name: name.value.trim(), csr: csr.value});
       form.reset();
+      form.closest('details').open = false;
       clear(out, tokenPanel(r.token, `Pool ${r.pool.name}`));
       if (after) await after();
       document.getElementById('copy-token').focus();
@@ -285,12 +295,14 @@ function createPoolForm(after) {
     }
   }},
   h('h2', {text: 'Create a pool'}),
-  h('p', {class: 'muted', text: 'Make a key and a CSR with openssl req -new -newkey rsa:4096 -nodes -keyout davit.key -out davit.csr, then paste or upload the CSR. The key stays with you.'}),
+  h('p', {class: 'muted'}, 'Make a key and a CSR with ',
+    h('code', {text: 'openssl req -new -newkey rsa:4096 -nodes -keyout davit.key -out davit.csr'}),
+    ', then paste or upload the CSR. The key stays with you.'),
   h('label', {for: 'pool-name', text: 'Name'}), name,
   h('label', {for: 'pool-csr', text: 'CSR (PEM)'}), csr,
   h('label', {for: 'pool-csr-file', text: 'or upload the CSR file'}), file,
   msg, h('div', {class: 'buttons'}, h('button', {type: 'submit', id: 'create-submit'}, 'Create pool')));
-  return h('div', {}, form, out);
+  return form;
 }
 
 async function pagePools() {
@@ -313,10 +325,10 @@ async function pagePools() {
           h('td', {class: 'actions'}, poolButtons(pool.name, load)));
       }), 'No pools yet.'));
   };
-  const create = can('pools') ? h('details', {class: 'create'},
-    h('summary', {text: 'Create a pool'}), createPoolForm(load)) : null;
   clear(main(), h('div', {class: 'head'}, h('h1', {text: 'Pools'})),
-    h('div', {id: 'action-msg'}), list, create);
+    h('div', {id: 'action-msg'}), h('div', {id: 'create-result'}), list);
+  if (can('pools')) main().append(h('details', {class: 'create'},
+    h('summary', {text: 'Create a pool'}), createPoolForm(load)));
   await load();
   every(load);
 }
@@ -347,9 +359,8 @@ function workerRow(w, reload) {
     h('td', {class: 'actions'}, act));
 }
 
-function runRow(run, withPool, position) {
+function runRow(run, withPool) {
   return h('tr', {'data-run': run.id, 'data-state': run.state},
-    position !== undefined ? h('td', {class: 'num', text: position}) : null,
     h('th', {scope: 'row'}, h('a', {href: `#/runs/${run.id}`, text: `#${run.id}`})),
     withPool ? h('td', {}, h('a', {href: `#/pools/${encodeURIComponent(run.pool)}`, text: run.pool})) : null,
     h('td', {}, badge(run.state)),
@@ -442,11 +453,18 @@ async function pagePool(name, tab, q) {
         ['running', 'preparing', 'assigned', 'queued'].map(get));
       const active = [...running, ...preparing, ...assigned].sort((a, b) => a.id - b.id);
       const pending = queued.slice().reverse(); // oldest first: the next to go
+      const link = (r) => h('th', {scope: 'row'}, h('a', {href: `#/runs/${r.id}`, text: `#${r.id}`}));
       update(body, {active, pending}, () => [
         h('h2', {text: `In progress (${active.length})`}),
-        table('Runs in progress', RUN_HEADS, active.map((r) => runRow(r, false)), 'Nothing running.'),
+        table('Runs in progress', ['Run', 'State', 'Phase', 'Worker', 'Started'], active.map((r) =>
+          h('tr', {'data-run': r.id, 'data-state': r.state}, link(r), h('td', {}, badge(r.state)),
+            h('td', {text: r.phase || '–'}), h('td', {class: 'num', text: r.worker || '–'}),
+            h('td', {class: 'nowrap', text: fmtTime(r.started_at || r.assigned_at)}))), 'Nothing running.'),
         h('h2', {text: `Pending (${pending.length})`}),
-        table('Pending runs', ['Position', ...RUN_HEADS], pending.map((r, i) => runRow(r, false, i + 1)), 'Nothing pending.')]);
+        table('Pending runs', ['Position', 'Run', 'State', 'Queued at', 'Attempts'], pending.map((r, i) =>
+          h('tr', {'data-run': r.id, 'data-state': r.state}, h('td', {class: 'num', text: i + 1}), link(r),
+            h('td', {}, badge(r.state)), h('td', {class: 'nowrap', text: fmtTime(r.created_at)}),
+            h('td', {class: 'num', text: r.attempts || 0}))), 'Nothing pending.')]);
     };
   } else {
     const list = runsList({...q, pool: name}, false, (x) => `#/pools/${enc}/runs${x.before ? `?before=${x.before}` : ''}`);
@@ -544,7 +562,7 @@ class LogView {
     const rows = [...this.phases].map(([name, p]) => h('tr', {'data-phase': name},
       h('th', {scope: 'row', text: name}),
       h('td', {}, badge(p.outcome || 'running')),
-      h('td', {class: 'num', text: p.exit === undefined ? '' : p.exit}),
+      h('td', {class: 'num', text: p.exit === undefined || Number(p.exit) < 0 ? '–' : p.exit}),
       h('td', {class: 'num', text: fmtDuration(p.duration_ms)})));
     clear(this.phasesEl, table('Phases', ['Phase', 'Outcome', 'Exit code', 'Duration'], rows, 'No phase has started yet.'));
   }
@@ -629,15 +647,17 @@ async function pageRun(id) {
       h('h1', {}, h('a', {href: '#/runs', class: 'crumb', text: 'Runs'}), ` / #${r.id} `, h('span', {id: 'run-state'}, badge(r.state))),
       h('div', {class: 'actions'}, cancel)]);
     const spec = r.spec || {};
+    const fact = (label, value, wide) => h('div', {class: wide ? 'wide' : null}, h('dt', {text: label}), h('dd', {}, value));
     update(metaEl, r, () => [timeline(r), h('dl', {class: 'facts'},
-      h('dt', {text: 'Pool'}), h('dd', {}, h('a', {href: `#/pools/${encodeURIComponent(r.pool)}`, text: r.pool})),
-      h('dt', {text: 'Image'}), h('dd', {text: spec.image || ''}),
-      h('dt', {text: 'Phase'}), h('dd', {text: r.phase || '–'}),
-      h('dt', {text: 'Worker'}), h('dd', {text: r.worker || '–'}),
-      h('dt', {text: 'Exit code'}), h('dd', {text: r.exit_code === null || r.exit_code === undefined ? '–' : r.exit_code}),
-      h('dt', {text: 'Reason'}), h('dd', {text: r.reason || '–'}),
-      h('dt', {text: 'Log'}), h('dd', {}, r.log_deleted_at ? `deleted by retention at ${fmtTime(r.log_deleted_at)}` :
-        h('a', {href: `/api/v1/runs/${r.id}/logs`, download: `run-${r.id}.log`, text: `download (${fmtBytes(r.log_bytes || 0)})`})))]);
+      fact('Pool', h('a', {href: `#/pools/${encodeURIComponent(r.pool)}`, text: r.pool})),
+      fact('Image', spec.image || '–'),
+      fact('Phase', r.phase || '–'),
+      fact('Worker', r.worker ? String(r.worker) : '–'),
+      fact('Exit code', r.exit_code === null || r.exit_code === undefined ? '–' : String(r.exit_code)),
+      fact('Attempts', String(r.attempts || 0)),
+      fact('Log', r.log_deleted_at ? `deleted by retention at ${fmtTime(r.log_deleted_at)}` :
+        h('a', {href: `/api/v1/runs/${r.id}/logs`, download: `run-${r.id}.log`, text: `download (${fmtBytes(r.log_bytes || 0)})`})),
+      r.reason ? fact('Reason', r.reason, true) : null)]);
   };
   const refresh = async () => {
     run = await api('GET', `/runs/${id}`);
