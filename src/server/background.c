@@ -138,6 +138,8 @@ static void sweep_once(struct bgthread *sw, int first)
     store_space_probe(st, SWEEP_PROBE_FREE);
     /* Ended runs' secrets leave the WAL file within one sweep (docs/security.md). */
     store_secrets_checkpoint(st);
+    /* Expired browser sessions (docs/security.md); a failure is logged and retried. */
+    (void)store_web_sessions_expire(st, &n);
     if (c->retention_max_age_ms > 0)
         do {
             rc = store_expire_runs(st, store_now_ms() - c->retention_max_age_ms, SWEEP_RUNS, &n);

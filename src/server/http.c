@@ -9,6 +9,7 @@
  */
 #include "server/http.h"
 
+#include "server/auth.h"
 #include "server/metrics.h"
 #include "server/request.h"
 #include "server/routes.h"
@@ -240,56 +241,6 @@ static void deadlines_free(struct http_deadlines *hd)
     free(hd);
 }
 
-static const char *bearer(struct req *r)
-{
-    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return NULL;
-    return h + 7;
-}
-
-/* Checks the credentials the route needs; replies 401 when they are wrong. */
-static int authenticate(struct req *r)
-{
-    if (r->route->auth == AUTH_NONE ||
-        (r->route->auth == AUTH_METRICS && !r->srv->cfg.metrics_hash[0]))
-        return 0;
-    const char *tok = bearer(r);
-    if (!tok) {
-        reply_error(r, 401, "missing credentials: send Authorization: Bearer <token>");
-        return -1;
-    }
-    char hash[CRYPTO_SHA256_HEX];
-    crypto_sha256_hex(tok, strlen(tok), hash);
-    if (r->route->auth == AUTH_METRICS) {
-        if (!crypto_str_equal(hash, r->srv->cfg.metrics_hash) &&
-            !crypto_str_equal(hash, r->srv->admin_hash)) {
-            reply_error(r, 401, "invalid metrics token");
-            return -1;
-        }
-        return 0;
-    }
-    if (r->route->auth == AUTH_ADMIN) {
-        if (!crypto_str_equal(hash, r->srv->admin_hash)) {
-            reply_error(r, 401, "invalid API token");
-            return -1;
-        }
-        return 0;
-    }
-    /* A read (the lease renewal is in memory): it works on a full disk too, so
-     * the request reaches its handler and fails (507) for the run it is about. */
-    int rc = store_session_auth(r->srv->store, hash, &r->sess);
-    if (rc == STORE_NOTFOUND) {
-        reply_error(r, 401, "session unknown or expired: register again");
-        return -1;
-    }
-    if (rc < 0) {
-        reply_store_error(r, rc, "session");
-        return -1;
-    }
-    return 0;
-}
-
 static enum MHD_Result queue_reply(struct req *r)
 {
     struct MHD_Response *resp = r->resp;
@@ -361,7 +312,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         r->route->body_cap);
             return queue_reply(r);
         }
-        if (authenticate(r) < 0)
+        if (auth_request(r) < 0)
             return queue_reply(r);
         /* One allocation for a body of known length (an 8 MiB log chunk):
          * growing a buffer for secrets copies and wipes at every step. Only

@@ -2,7 +2,7 @@
  * request: one HTTP request as a handler sees it, and the helpers that
  * read it and answer it. The HTTP layer (http.c) owns the struct req: it
  * makes it when the request arrives, fills the route, arguments, body and
- * session, and frees it with everything in it when the request ends.
+ * who sent it (auth.c), and frees it with everything in it when the request ends.
  *
  * A handler runs on a libmicrohttpd thread with the whole request body in
  * r->body. It answers by calling one of the reply_* helpers, which set the
@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "common/dbuf.h"
+#include "server/auth.h"
 #include "server/dispatch.h"
 #include "server/store.h"
 
@@ -50,7 +51,8 @@ struct req {
     int too_large;
     size_t dropped; /* bytes of an oversized body read and thrown away */
     int64_t start_us;
-    struct store_session sess; /* AUTH_SESSION */
+    struct store_session sess; /* AUTH_SESSION: the launcher */
+    struct auth_principal who; /* AUTH_VIEWER..AUTH_COOKIE: the token or browser session */
     unsigned status;
     json_t *json;              /* the reply, or NULL when resp is set */
     struct MHD_Response *resp; /* a non-JSON reply (download, log stream) */

@@ -9,12 +9,21 @@
 #include "server/api_misc.h"
 #include "server/api_pools.h"
 #include "server/api_runs.h"
+#include "server/api_tokens.h"
 #include "server/metrics.h"
 #include "server/releases.h"
 #include "server/ui.h"
 
 #include <string.h>
 
+/*
+ * The least role of each route (docs/security.md, "Roles"): reading is for
+ * viewers; what an operator does day to day (submit, cancel, drain, cycle)
+ * is for operators; what changes who may do what, or destroys a record
+ * (pools and their keys, tokens, releases, a run and its log), is for admins.
+ * tests/server/test_roles.py holds the same table and fails on a route it
+ * does not list.
+ */
 static const struct route routes[] = {
     {"GET", "/healthz", AUTH_NONE, 0, h_healthz},
     {"GET", "/metrics", AUTH_METRICS, 0, h_metrics},
@@ -22,24 +31,33 @@ static const struct route routes[] = {
     {"GET", "/", AUTH_NONE, 0, h_ui_asset},
     {"GET", "/ui/*", AUTH_NONE, 0, h_ui_asset},
     {"POST", "/api/v1/pools", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_create},
-    {"GET", "/api/v1/pools", AUTH_ADMIN, 0, h_pool_list},
-    {"GET", "/api/v1/pools/*", AUTH_ADMIN, 0, h_pool_show},
+    {"GET", "/api/v1/pools", AUTH_VIEWER, 0, h_pool_list},
+    {"GET", "/api/v1/pools/*", AUTH_VIEWER, 0, h_pool_show},
     {"DELETE", "/api/v1/pools/*", AUTH_ADMIN, 0, h_pool_delete},
     {"POST", "/api/v1/pools/*/reset", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_reset},
-    {"POST", "/api/v1/pools/*/cycle", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_cycle},
-    {"POST", "/api/v1/runs", AUTH_ADMIN, BODY_CAP_DEFAULT, h_run_submit},
-    {"GET", "/api/v1/runs", AUTH_ADMIN, 0, h_run_list},
-    {"GET", "/api/v1/runs/*", AUTH_ADMIN, 0, h_run_show},
+    {"POST", "/api/v1/pools/*/cycle", AUTH_OPERATOR, BODY_CAP_DEFAULT, h_pool_cycle},
+    {"POST", "/api/v1/runs", AUTH_OPERATOR, BODY_CAP_DEFAULT, h_run_submit},
+    {"GET", "/api/v1/runs", AUTH_VIEWER, 0, h_run_list},
+    {"GET", "/api/v1/runs/*", AUTH_VIEWER, 0, h_run_show},
+    /* Admin: a delete destroys the record of what ran (its log, its outcome),
+     * which the people who run things must not be able to erase. */
     {"DELETE", "/api/v1/runs/*", AUTH_ADMIN, 0, h_run_delete},
-    {"POST", "/api/v1/runs/*/cancel", AUTH_ADMIN, BODY_CAP_DEFAULT, h_run_cancel},
-    {"GET", "/api/v1/runs/*/logs", AUTH_ADMIN, 0, h_run_logs},
-    {"GET", "/api/v1/workers", AUTH_ADMIN, 0, h_worker_list},
-    {"POST", "/api/v1/workers/*/drain", AUTH_ADMIN, BODY_CAP_DEFAULT, h_worker_drain},
-    {"POST", "/api/v1/workers/*/undrain", AUTH_ADMIN, BODY_CAP_DEFAULT, h_worker_undrain},
+    {"POST", "/api/v1/runs/*/cancel", AUTH_OPERATOR, BODY_CAP_DEFAULT, h_run_cancel},
+    {"GET", "/api/v1/runs/*/logs", AUTH_VIEWER, 0, h_run_logs},
+    {"GET", "/api/v1/workers", AUTH_VIEWER, 0, h_worker_list},
+    {"POST", "/api/v1/workers/*/drain", AUTH_OPERATOR, BODY_CAP_DEFAULT, h_worker_drain},
+    {"POST", "/api/v1/workers/*/undrain", AUTH_OPERATOR, BODY_CAP_DEFAULT, h_worker_undrain},
     {"POST", "/api/v1/releases", AUTH_ADMIN, BODY_CAP_RELEASE, h_release_publish},
-    {"GET", "/api/v1/releases", AUTH_ADMIN, 0, h_release_list},
+    {"GET", "/api/v1/releases", AUTH_VIEWER, 0, h_release_list},
     {"GET", "/api/v1/releases/latest", AUTH_NONE, 0, h_release_latest},
     {"GET", "/api/v1/releases/*/download", AUTH_NONE, 0, h_release_download},
+    {"POST", "/api/v1/tokens", AUTH_ADMIN, BODY_CAP_SMALL, h_token_create},
+    {"GET", "/api/v1/tokens", AUTH_ADMIN, 0, h_token_list},
+    {"DELETE", "/api/v1/tokens/*", AUTH_ADMIN, 0, h_token_revoke},
+    /* Sign-in checks the token it is given (the handler); small bodies only. */
+    {"POST", "/api/v1/session", AUTH_NONE, BODY_CAP_SMALL, h_session_create},
+    {"GET", "/api/v1/session", AUTH_COOKIE, 0, h_session_show},
+    {"DELETE", "/api/v1/session", AUTH_COOKIE, 0, h_session_delete},
     /* Open to anyone: small bodies only, so that strangers cannot pin memory. */
     {"POST", "/api/v1/launcher/challenge", AUTH_NONE, BODY_CAP_SMALL, h_launcher_challenge},
     {"POST", "/api/v1/launcher/register", AUTH_NONE, BODY_CAP_SMALL, h_launcher_register},

@@ -17,8 +17,24 @@
 /* Returns HANDLER_DONE or HANDLER_SUSPENDED (request.h). */
 typedef int (*handler_fn)(struct req *r);
 
-/* AUTH_METRICS: open, unless a metrics token is set (then it or the admin token). */
-enum auth_kind { AUTH_NONE, AUTH_ADMIN, AUTH_SESSION, AUTH_METRICS };
+/*
+ * What a route needs (auth.c checks it, docs/security.md "Roles"):
+ * AUTH_VIEWER, AUTH_OPERATOR, AUTH_ADMIN: a bearer token or a browser
+ *   session of at least that role (each role may do what the ones before it may);
+ * AUTH_COOKIE: the browser session's cookie alone (GET and DELETE /api/v1/session);
+ * AUTH_SESSION: a launcher's session (from registration), not a browser's;
+ * AUTH_METRICS: open, unless a metrics token is set (then it or the admin token);
+ * AUTH_NONE: open to anyone.
+ */
+enum auth_kind {
+    AUTH_NONE,
+    AUTH_VIEWER,
+    AUTH_OPERATOR,
+    AUTH_ADMIN,
+    AUTH_COOKIE,
+    AUTH_SESSION,
+    AUTH_METRICS,
+};
 
 /* body_cap: one of request.h's BODY_CAP_*. */
 struct route {

@@ -41,7 +41,7 @@ struct store;
 
 /* The schema version this build writes: the number of its last migration
  * (store_schema.c). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /*
  * Opens (creating if needed) the database at path and applies the schema's
@@ -325,6 +325,59 @@ struct store_reap {
  * copies last-seen times an hour stale to the database.
  */
 int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r);
+
+/* ---- API tokens and browser sessions (store_tokens.c) ---- */
+
+/* A token's name, and a role ("viewer", "operator", "admin"), with their NUL. */
+#define STORE_TOKEN_NAME_SIZE 64
+#define STORE_ROLE_SIZE       16
+
+/* Who a credential belongs to: a named token, or the admin token of the first start. */
+struct store_principal {
+    char name[STORE_TOKEN_NAME_SIZE];
+    char role[STORE_ROLE_SIZE];
+};
+
+/* Stores a named token by its hash. STORE_CONFLICT when the name is taken. */
+int store_token_create(struct store *s, const char *name, const char *role, const char *token_hash);
+/* {name, role, created_at, last_used_at} by name; never a hash. */
+int store_token_list_json(struct store *s, json_t **out);
+/* Deletes the token and every browser session opened with it, in one transaction.
+ * STORE_NOTFOUND when there is no such token. */
+int store_token_revoke(struct store *s, const char *name);
+/*
+ * The token whose sha256 is token_hash. STORE_NOTFOUND when none. Records
+ * the use when the last one recorded is older than touch_ms (a write at most
+ * that often per token; its failure is logged, not returned).
+ */
+int store_token_auth(struct store *s, const char *token_hash, int64_t touch_ms,
+                     struct store_principal *out);
+
+/* A browser session as its check sees it. */
+struct store_web_session {
+    struct store_principal who;
+    char csrf[128];
+};
+/*
+ * Stores a session by the sha256 of its id, opened with the token whose
+ * sha256 is token_hash. It expires idle_ms after its last use, and max_ms
+ * after its creation at the latest.
+ */
+int store_web_session_create(struct store *s, const char *id_hash, const char *token_hash,
+                             const char *csrf, int64_t idle_ms, int64_t max_ms);
+/*
+ * The live session whose id hashes to id_hash: not expired, and its token
+ * not revoked (admin_hash: the first-start admin token, which is not in
+ * api_tokens; its sessions are the admin's). STORE_NOTFOUND otherwise.
+ * Moves the idle expiry on when the last use recorded is older than touch_ms.
+ */
+int store_web_session_auth(struct store *s, const char *id_hash, const char *admin_hash,
+                           int64_t idle_ms, int64_t max_ms, int64_t touch_ms,
+                           struct store_web_session *out);
+/* Deletes one session (sign-out). STORE_NOTFOUND when it was gone already. */
+int store_web_session_delete(struct store *s, const char *id_hash);
+/* Deletes the expired sessions (the background sweep); *deleted gets how many. */
+int store_web_sessions_expire(struct store *s, int *deleted);
 
 /* Prometheus gauges from the database, appended to out (store_metrics.c).
  * Holds the store's lock only to copy the rows out: O(pools x states) for

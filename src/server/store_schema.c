@@ -131,11 +131,40 @@ static const char migration_2[] = "ALTER TABLE runs ADD COLUMN log_deleted_ms IN
  */
 static const char migration_3[] = "DROP TABLE IF EXISTS challenges;\n";
 
+/*
+ * Migration 4: who may do what (issue 14). api_tokens holds the named API
+ * tokens with their role, by the sha256 of the token (never the token);
+ * the admin token printed at first start stays in meta. web_sessions holds
+ * the browser sessions: the sha256 of the cookie's session id (never the id),
+ * the hash of the token it was opened with (a revoked token's sessions stop
+ * matching it at once), its CSRF value, and its expiry (idle or absolute,
+ * whichever comes first), which the background sweep deletes by. IF NOT
+ * EXISTS: a database rebuilt without its version table (tests/server/
+ * test_migrations.py) already has these tables, empty or not.
+ */
+static const char migration_4[] =
+    "CREATE TABLE IF NOT EXISTS api_tokens(\n"
+    "    name         TEXT PRIMARY KEY,\n"
+    "    role         TEXT NOT NULL CHECK(role IN ('viewer', 'operator', 'admin')),\n"
+    "    token_hash   TEXT UNIQUE NOT NULL,\n"
+    "    created_ms   INTEGER NOT NULL,\n"
+    "    last_used_ms INTEGER);\n"
+    "CREATE TABLE IF NOT EXISTS web_sessions(\n"
+    "    id_hash      TEXT PRIMARY KEY,\n"
+    "    token_hash   TEXT NOT NULL,\n"
+    "    csrf         TEXT NOT NULL,\n"
+    "    created_ms   INTEGER NOT NULL,\n"
+    "    last_used_ms INTEGER NOT NULL,\n"
+    "    expires_ms   INTEGER NOT NULL);\n"
+    "CREATE INDEX IF NOT EXISTS web_sessions_token ON web_sessions(token_hash);\n"
+    "CREATE INDEX IF NOT EXISTS web_sessions_expiry ON web_sessions(expires_ms);\n";
+
 /* Migration N is migrations[N - 1]. Append only. */
 static const struct migration migrations[] = {
     {"the first schema", migration_1},
     {"retention: runs.log_deleted_ms, log_purge, runs_ended", migration_2},
     {"challenges in memory: the challenges table dropped", migration_3},
+    {"roles: api_tokens and web_sessions", migration_4},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
