@@ -7,12 +7,14 @@ run in file order, each going on from the last), so that the file stays
 well under a minute and a half. Screenshots of every main page go to
 BUILD/ui-screenshots/ (docs/ui.md shows them)."""
 import http.server
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 
 import pytest
 
@@ -65,6 +67,13 @@ def until(driver, pred, what, limit=30):
 
 def css(driver, sel):
     return driver.find_elements(By.CSS_SELECTOR, sel)
+
+
+def text(driver, sel):
+    """The text of the first element matching sel, read in one step (a live
+    page may replace the element between a lookup and a read)."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null", sel)
 
 
 def shot(driver, name):
@@ -179,18 +188,18 @@ def test_live_log_queue_and_cancel(env):
     until(d, lambda d: "tick-8" in first.text, "tick-8 after tick-3")
     # Still under way (the launcher may report "running" after the first lines).
     assert server.run(rid)["state"] in ("preparing", "running")
-    assert css(d, "#run-state")[0].text in ("preparing", "running")
-    assert "tick" in css(d, "#phases")[0].text
+    assert text(d, "#run-state") in ("preparing", "running")
+    assert "tick" in text(d, "#phases") and text(d, "#live") == "live"
     shot(d, "run-live")
     go(env, "#/pools/web/queue")
     until(d, lambda d: css(d, f"tr[data-run='{rid}'][data-state='running']") and
           css(d, f"tr[data-run='{pending}'][data-state='queued']"), "the queue")
-    assert css(d, f"tr[data-run='{pending}'] td")[0].text == "1"  # its position
+    assert text(d, f"tr[data-run='{pending}'] td") == "1"  # its position
     shot(d, "pool-queue")
     go(env, f"#/runs/{rid}")
     until(d, lambda d: css(d, "#cancel"), "the cancel button")[0].click()
     confirm(d)
-    until(d, lambda d: css(d, "#run-state") and css(d, "#run-state")[0].text == "canceled",
+    until(d, lambda d: text(d, "#run-state") == "canceled",
           "the run to show canceled", limit=60)
     assert server.run(rid)["state"] == "canceled"
     assert not css(d, "#cancel")
@@ -263,8 +272,12 @@ def test_csrf_is_required(env):
 
 def test_viewer_sees_no_actions(env):
     d, server = env["driver"], env["server"]
-    out = server.cli("token", "create", "watcher", "--role", "viewer").stdout.decode().split()
-    viewer = [w for w in out if w.startswith("dva_")][-1]
+    req = urllib.request.Request(server.url + "/api/v1/tokens", method="POST",
+                                 data=json.dumps({"name": "watcher", "role": "viewer"}).encode(),
+                                 headers={"Authorization": "Bearer " + server.token,
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        viewer = json.load(resp)["token"]
     go(env, "#/pools")
     until(d, lambda d: css(d, "#signout"), "the sign-out button")[0].click()
     sign_in(d, viewer)
@@ -290,6 +303,8 @@ def test_cycle_ends_the_launcher(env):
     go(env, "#/pools/web/workers")
     until(d, lambda d: css(d, "tr[data-worker][data-state='idle']"), "the idle worker")
     css(d, ".head [data-action='cycle']")[0].click()
+    until(d, lambda d: css(d, "dialog#confirm[open]"), "the confirmation")
+    shot(d, "pool-cycle-confirm")
     confirm(d)
     until(d, lambda d: css(d, "#action-msg .msg.ok"), "the cycle's answer")
     assert env["launcher"].wait(timeout=60) == CYCLED, env["launcher"].log()

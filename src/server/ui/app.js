@@ -173,9 +173,18 @@ function tokenPanel(token, what) {
 
 const main = () => document.getElementById('main');
 
-// Refreshes fn every REFRESH_MS while the page is shown and the tab visible.
-function every(fn) {
-  const gen = pageGen;
+// A page that was left while it waited for the API: its rendering stops.
+class Stale extends Error {}
+
+// Shows a page's content, unless the route changed since the page (gen) began.
+function show(gen, ...kids) {
+  if (gen !== pageGen) throw new Stale('left');
+  clear(main(), ...kids);
+}
+
+// Refreshes fn every REFRESH_MS while the page (gen) is shown and the tab visible.
+function every(gen, fn) {
+  if (gen !== pageGen) return;
   const tick = async () => {
     if (gen !== pageGen || document.hidden) return;
     try {
@@ -240,7 +249,7 @@ async function poolAction(kind, name, after) {
     if (kind === 'cycle') {
       if (!await confirmAction(`Cycle pool ${name}?`, 'Every launcher of the pool finishes its runs, then exits so that its supervisor starts a fresh one.', 'Cycle')) return;
       const r = await api('POST', `/pools/${encodeURIComponent(name)}/cycle`, {});
-      message(out, `Cycling ${r.workers} worker(s) of ${name}.`, 'ok');
+      message(out, `Cycling ${r.workers} ${r.workers === 1 ? 'worker' : 'workers'} of ${name}: each exits once its runs are done.`, 'ok');
     } else if (kind === 'reset') {
       const csr = h('textarea', {id: 'reset-csr', rows: 6, 'aria-label': 'New CSR (PEM)', spellcheck: 'false',
         placeholder: '-----BEGIN CERTIFICATE REQUEST-----'});
@@ -305,7 +314,7 @@ function createPoolForm(after) {
   return form;
 }
 
-async function pagePools() {
+async function pagePools(gen) {
   const list = h('div', {id: 'pools'});
   const load = async () => {
     const [p, w] = await Promise.all([api('GET', '/pools'), api('GET', '/workers')]);
@@ -325,12 +334,12 @@ async function pagePools() {
           h('td', {class: 'actions'}, poolButtons(pool.name, load)));
       }), 'No pools yet.'));
   };
-  clear(main(), h('div', {class: 'head'}, h('h1', {text: 'Pools'})),
+  show(gen, h('div', {class: 'head'}, h('h1', {text: 'Pools'})),
     h('div', {id: 'action-msg'}), h('div', {id: 'create-result'}), list);
   if (can('pools')) main().append(h('details', {class: 'create'},
     h('summary', {text: 'Create a pool'}), createPoolForm(load)));
   await load();
-  every(load);
+  every(gen, load);
 }
 
 function workerRow(w, reload) {
@@ -399,7 +408,7 @@ function runsHash(q) {
   return `#/runs${s ? `?${s}` : ''}`;
 }
 
-async function pageRuns(q) {
+async function pageRuns(q, gen) {
   const pools = await api('GET', '/pools');
   const poolSel = h('select', {id: 'filter-pool'},
     h('option', {value: '', text: 'all pools'}),
@@ -413,16 +422,16 @@ async function pageRuns(q) {
   poolSel.addEventListener('change', apply);
   stateSel.addEventListener('change', apply);
   const list = runsList(q, true, runsHash);
-  clear(main(), h('div', {class: 'head'}, h('h1', {text: 'Runs'})),
+  show(gen, h('div', {class: 'head'}, h('h1', {text: 'Runs'})),
     h('form', {class: 'filters', 'aria-label': 'Filter runs', onsubmit: (e) => e.preventDefault()},
       h('label', {for: 'filter-pool', text: 'Pool'}), poolSel,
       h('label', {for: 'filter-state', text: 'State'}), stateSel),
     list.el);
   await list.load();
-  if (!q.before) every(list.load);
+  if (!q.before) every(gen, list.load);
 }
 
-async function pagePool(name, tab, q) {
+async function pagePool(name, tab, q, gen) {
   const enc = encodeURIComponent(name);
   const stats = h('div', {class: 'stats', id: 'pool-stats'});
   const body = h('div', {id: 'tab-body', role: 'tabpanel', 'aria-labelledby': `tab-${tab}`});
@@ -474,13 +483,13 @@ async function pagePool(name, tab, q) {
   const reloadAll = async () => {
     await Promise.all([loadStats(), load()]);
   };
-  clear(main(),
+  show(gen,
     h('div', {class: 'head'},
       h('h1', {}, h('a', {href: '#/pools', class: 'crumb', text: 'Pools'}), ' / ', name),
       h('div', {class: 'actions'}, poolButtons(name, reloadAll))),
     h('div', {id: 'action-msg'}), stats, tabs, body);
   await reloadAll();
-  if (!(tab === 'runs' && q.before)) every(reloadAll);
+  if (!(tab === 'runs' && q.before)) every(gen, reloadAll);
 }
 
 // ---- a run -----------------------------------------------------------------
@@ -547,10 +556,14 @@ class LogView {
   }
 
   feed(text) {
+    // A followed log stays at its end while the reader has not scrolled up.
+    const pre = this.section && this.section.pre;
+    const stick = this.live && (!pre || pre.scrollHeight - pre.scrollTop - pre.clientHeight < 40);
     const all = this.partial + text;
     const parts = all.split('\n');
     this.partial = parts.pop();
     for (const p of parts) this.line(p);
+    if (stick && this.section) this.section.pre.scrollTop = this.section.pre.scrollHeight;
   }
 
   flush() {
@@ -622,8 +635,7 @@ async function pagedLog(id, run, logEl, phasesEl, nav) {
   await show();
 }
 
-async function pageRun(id) {
-  const gen = pageGen;
+async function pageRun(id, gen) {
   const headEl = h('div', {class: 'head'});
   const metaEl = h('div', {id: 'run-meta'});
   const phasesEl = h('div', {id: 'phases'});
@@ -663,19 +675,23 @@ async function pageRun(id) {
     run = await api('GET', `/runs/${id}`);
     renderHead(run);
   };
-  clear(main(), headEl, msg, metaEl, h('h2', {text: 'Phases'}), phasesEl,
-    h('h2', {text: 'Log'}), nav, logEl);
+  const logHead = h('h2', {text: 'Log '});
+  show(gen, headEl, msg, metaEl, h('h2', {text: 'Phases'}), phasesEl, logHead, nav, logEl);
   renderHead(run);
   new LogView(logEl, phasesEl).renderPhases();
   if (ENDED.has(run.state)) {
     await pagedLog(id, run, logEl, phasesEl, nav);
     return;
   }
-  every(refresh);
+  every(gen, refresh);
   const view = new LogView(logEl, phasesEl);
+  view.live = true;
   view.renderPhases();
+  const live = h('span', {class: 'live', id: 'live', text: 'live'});
+  logHead.append(live);
   followLog(id, view, gen).then(async () => {
     if (gen !== pageGen) return;
+    live.remove();
     await refresh();
   }).catch((e) => {
     if (gen === pageGen && e.name !== 'AbortError') message(msg, e.message);
@@ -692,7 +708,7 @@ function showSession() {
 }
 
 async function route() {
-  pageGen++;
+  const gen = ++pageGen;
   timers.forEach(clearInterval);
   timers = [];
   aborts.forEach((a) => a.abort());
@@ -717,19 +733,21 @@ async function route() {
   try {
     if (parts[0] === 'runs' && parts[1]) {
       document.title = `Run #${parts[1]} · davit`;
-      await pageRun(parts[1]);
+      await pageRun(parts[1], gen);
     } else if (parts[0] === 'runs') {
       document.title = 'Runs · davit';
-      await pageRuns(q);
+      await pageRuns(q, gen);
     } else if (parts[0] === 'pools' && parts[1]) {
       document.title = `Pool ${parts[1]} · davit`;
-      await pagePool(parts[1], ['queue', 'runs'].includes(parts[2]) ? parts[2] : 'workers', q);
+      await pagePool(parts[1], ['queue', 'runs'].includes(parts[2]) ? parts[2] : 'workers', q, gen);
     } else {
       document.title = 'Pools · davit';
-      await pagePools();
+      await pagePools(gen);
     }
   } catch (e) {
-    if (e.status !== 401) clear(main(), h('p', {class: 'msg error', role: 'alert', text: e.message}));
+    if (!(e instanceof Stale) && e.status !== 401 && gen === pageGen) {
+      clear(main(), h('p', {class: 'msg error', role: 'alert', text: e.message}));
+    }
   }
 }
 
