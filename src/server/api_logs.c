@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A log is read in pieces of FOLLOW_READ (text) or FOLLOW_BLOCK (raw, read
  * straight into MHD's buffer of that size), each one store call under the
@@ -262,6 +263,113 @@ static int reply_page(struct req *r, struct follow *f, int64_t total)
     return HANDLER_DONE;
 }
 
+/* A record's wall-clock time as the API writes times (ISO 8601, UTC). */
+static json_t *time_json(int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char buf[40];
+    if (ms <= 0 || !gmtime_r(&t, &tm))
+        return json_null();
+    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    return json_string(buf);
+}
+
+/* The phase entry named name, added (at offset) when the log has none yet. */
+static json_t *phase_entry(json_t *arr, const char *name, int64_t offset)
+{
+    size_t n = json_array_size(arr);
+    for (size_t i = n; i > 0; i--) {
+        json_t *p = json_array_get(arr, i - 1);
+        if (strcmp(json_string_value(json_object_get(p, "name")), name) == 0)
+            return p;
+    }
+    json_t *p =
+        json_pack("{s:s, s:I, s:n, s:n, s:n, s:n, s:n}", "name", name, "offset", (json_int_t)offset,
+                  "started_at", "ended_at", "outcome", "exit_code", "duration_ms");
+    if (!p || json_array_append_new(arr, p) < 0)
+        return NULL;
+    return p;
+}
+
+/* "outcome=failed exit=2 duration_ms=31" (a phase's end record) into p. */
+static void phase_end_fields(json_t *p, const char *data, size_t len)
+{
+    char buf[256], *save = NULL;
+    snprintf(buf, sizeof(buf), "%.*s", (int)(len < sizeof(buf) ? len : sizeof(buf) - 1), data);
+    for (char *kv = strtok_r(buf, " ", &save); kv; kv = strtok_r(NULL, " ", &save)) {
+        char *v = strchr(kv, '=');
+        if (!v)
+            continue;
+        *v++ = '\0';
+        if (strcmp(kv, "outcome") == 0)
+            json_object_set_new(p, "outcome", json_string(v));
+        else if (strcmp(kv, "exit") == 0)
+            json_object_set_new(p, "exit_code", json_integer(strtoll(v, NULL, 10)));
+        else if (strcmp(kv, "duration_ms") == 0)
+            json_object_set_new(p, "duration_ms", json_integer(strtoll(v, NULL, 10)));
+    }
+}
+
+/*
+ * format=phases: the log's phases, each with the offset of its first record
+ * (a text page can start there), its times and its outcome, found by one
+ * pass over the stored records' headers: what the web UI shows of a log too
+ * big to read whole.
+ */
+static int reply_phases(struct req *r, int64_t id)
+{
+    struct dbuf in = DBUF_INIT(FOLLOW_READ + FOLLOW_SLACK);
+    json_t *arr = json_array();
+    int64_t next = 0, total = 0;
+    int ended, corrupt = 0, rc = 0;
+    if (!arr)
+        goto fail;
+    for (;;) {
+        size_t before = in.len;
+        rc = store_log_read(r->srv->store, id, next, FOLLOW_READ, &in, &total, &ended, NULL);
+        if (rc < 0)
+            goto fail;
+        size_t got = in.len - before, off = 0;
+        next += (int64_t)got;
+        int64_t base = next - (int64_t)in.len; /* the stored offset of in's first byte */
+        struct spool_record rec;
+        ssize_t n;
+        while ((n = spool_parse(in.data + off, in.len - off, &rec)) > 0) {
+            if (rec.type == SPOOL_PHASE_START || rec.type == SPOOL_PHASE_END) {
+                json_t *p = phase_entry(arr, rec.phase, base + (int64_t)off);
+                if (!p)
+                    goto fail;
+                if (rec.type == SPOOL_PHASE_START)
+                    json_object_set_new(p, "started_at", time_json(rec.time_ms));
+                else {
+                    json_object_set_new(p, "ended_at", time_json(rec.time_ms));
+                    phase_end_fields(p, rec.data, rec.len);
+                }
+            }
+            off += (size_t)n;
+        }
+        dbuf_consume(&in, off);
+        if (n < 0) {
+            corrupt = 1;
+            break;
+        }
+        if (got == 0)
+            break;
+    }
+    dbuf_free(&in);
+    return reply_json(r, 200,
+                      json_pack("{s:o, s:I, s:b}", "phases", arr, "log_bytes", (json_int_t)total,
+                                "corrupt", corrupt));
+fail:
+    dbuf_free(&in);
+    json_decref(arr);
+    if (rc < 0)
+        return reply_store_error(r, rc, "run");
+    return reply_error(r, 500, "out of memory");
+}
+
 int h_run_logs(struct req *r)
 {
     int64_t id, total;
@@ -270,8 +378,11 @@ int h_run_logs(struct req *r)
     const char *off_s = req_query(r, "offset"), *limit_s = req_query(r, "limit");
     if (req_id(r, 0, &id) < 0)
         return HANDLER_DONE;
-    if (format && strcmp(format, "text") != 0 && strcmp(format, "raw") != 0)
-        return reply_error(r, 400, "format: text or raw");
+    if (format && strcmp(format, "text") != 0 && strcmp(format, "raw") != 0 &&
+        strcmp(format, "phases") != 0)
+        return reply_error(r, 400, "format: text, raw or phases");
+    if (format && strcmp(format, "phases") == 0)
+        return reply_phases(r, id);
     long long offset = 0;
     if (off_s) {
         char *end;

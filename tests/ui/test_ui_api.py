@@ -13,6 +13,17 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
+def running_run(server):
+    """A run on a test launcher, running: (the launcher, the run's id)."""
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+    rid = server.submit("p")
+    la.poll_until(lambda m: m["type"] == "run")
+    la.event(rid, "running", phase="plan")
+    return la, rid
+
+
 def test_files_are_served_with_a_strict_policy(server):
     for path, ctype in (("/", "text/html"), ("/ui/app.js", "text/javascript"),
                         ("/ui/app.css", "text/css"), ("/ui/favicon.svg", "image/svg+xml")):
@@ -32,12 +43,7 @@ def test_files_are_served_with_a_strict_policy(server):
 
 
 def test_log_pages_end_on_records_and_chain(server):
-    token, key = server.create_pool("p")
-    la = Launcher(server, token, key)
-    la.register()
-    rid = server.submit("p")
-    la.poll_until(lambda m: m["type"] == "run")
-    la.event(rid, "running", phase="plan")
+    la, rid = running_run(server)
     lines = ["line %05d %s" % (i, "x" * 200) for i in range(3000)]
     data = spool_record("S", 1, b"", "plan") + b"".join(
         spool_record("o", i + 2, lines[i] + "\n", "plan") for i in range(len(lines)))
@@ -66,3 +72,30 @@ def test_log_pages_end_on_records_and_chain(server):
     for bad in ("limit=0", "limit=x", "limit=99999999", "limit=10&follow=1"):
         st, body, _ = server.request("GET", "/api/v1/runs/%d/logs?%s" % (rid, bad))
         assert st == 400 and "limit" in body["error"], (bad, body)
+
+
+def test_log_phases_summary(server):
+    """format=phases: each phase with the offset where a text page can start,
+    its times and its outcome, including a phase that ended without starting
+    (skipped)."""
+    la, rid = running_run(server)
+    a = spool_record("S", 1, b"", "plan") + spool_record("o", 2, "x" * 5000 + "\n", "plan")
+    b = spool_record("E", 3, "outcome=failed exit=2 duration_ms=31", "plan")
+    c = spool_record("S", 4, b"", "apply") + spool_record("E", 5, "outcome=skipped exit=-1 duration_ms=0", "apply")
+    data = a + b + c
+    assert la.log(rid, 0, data)[0] == 200
+    st, body, _ = server.request("GET", "/api/v1/runs/%d/logs?format=phases" % rid)
+    assert st == 200, body
+    assert body["log_bytes"] == len(data) and body["corrupt"] is False
+    plan, apply_ = body["phases"]
+    assert plan["name"] == "plan" and plan["offset"] == 0
+    assert (plan["outcome"], plan["exit_code"], plan["duration_ms"]) == ("failed", 2, 31)
+    assert plan["started_at"].endswith("Z") and plan["ended_at"]
+    assert apply_["name"] == "apply" and apply_["offset"] == len(a + b)
+    assert apply_["outcome"] == "skipped" and apply_["exit_code"] == -1
+    # A text page from a phase's offset starts with that phase.
+    st, page, _ = server.request("GET", "/api/v1/runs/%d/logs?offset=%d&limit=100" % (rid, apply_["offset"]))
+    assert page.decode().startswith("=== phase apply\n")
+    st, body, _ = server.request("GET", "/api/v1/runs/%d/logs?format=bogus" % rid)
+    assert st == 400 and "format" in body["error"]
+    assert server.request("GET", "/api/v1/runs/999/logs?format=phases")[0] == 404

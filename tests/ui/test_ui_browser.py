@@ -236,6 +236,41 @@ def test_runs_page_filters(env):
     d.set_window_size(1280, 900)
 
 
+def test_big_log_is_paged(env):
+    """A finished log is shown a page (1 MiB stored) at a time: the tab never
+    holds the whole of a big log, and the pages follow each other."""
+    d, server = env["driver"], env["server"]
+    rid = int(server.cli("run", "submit", "--pool", "web", "--image", IMAGE,
+                         "--phase", "big=seq 1 400000").stdout.decode().strip())
+    run = server.wait_ended(rid)
+    assert run["state"] == "finished" and run["log_bytes"] > 2 * 1024 * 1024, run
+    go(env, f"#/runs/{rid}")
+    until(d, lambda d: css(d, "#log-next"), "the log's pager")
+    seen = 0
+    for page in range(10):
+        body = text(d, "#log")
+        assert len(body) < 1200 * 1024  # one page, not the log
+        nums = [int(x) for x in body.splitlines() if x.isdigit()]
+        # No line left out (the one a page's end splits shows on both pages).
+        assert nums and nums[0] <= seen + 2, (page, nums[:3], seen)
+        seen = max(seen, max(nums))
+        if page == 0:
+            shot(d, "run-paged")
+        if not css(d, "#log-next:not([disabled])"):
+            break
+        before = text(d, "#log")
+        css(d, "#log-next")[0].click()
+        until(d, lambda d: text(d, "#log") != before, "the next page")
+    assert seen == 400000 and page >= 2
+    css(d, "#log-prev")[0].click()
+    until(d, lambda d: text(d, "#log") != body, "the previous page")
+    # The phases' summary covers the whole log, not the page shown.
+    row = "#phases tr[data-phase='big']"
+    until(d, lambda d: "succeeded" in (text(d, row) or ""), "the phase's outcome")
+    css(d, row + " button")[0].click()
+    until(d, lambda d: text(d, "#log").startswith("big$ seq 1 400000"), "the phase's first page")
+
+
 def test_csrf_is_required(env):
     d = env["driver"]
     go(env, "#/pools")

@@ -5,7 +5,7 @@
 
 const REFRESH_MS = 2000; // live views refresh this often (docs/ui.md, "Live views")
 const LOG_PAGE = 1024 * 1024; // a finished log is read this many stored bytes at a time
-const LIVE_LINES_MAX = 20000; // a followed log keeps this many lines on the page
+const LIVE_CHARS_MAX = 4 * 1024 * 1024; // a followed log keeps about this much text on the page
 const RUN_STATES = ['queued', 'assigned', 'preparing', 'running', 'finished', 'failed',
   'canceled', 'timed_out', 'lost'];
 const ENDED = new Set(['finished', 'failed', 'canceled', 'timed_out', 'lost']);
@@ -495,6 +495,8 @@ async function pagePool(name, tab, q, gen) {
 // ---- a run -----------------------------------------------------------------
 
 // The log, split by phase into collapsible sections, fed line by line.
+// Plain lines are gathered into one text node per chunk fed (a page of a
+// million lines is a few nodes, not a million).
 class LogView {
   constructor(el, phasesEl) {
     this.el = el;
@@ -502,17 +504,29 @@ class LogView {
     this.phases = new Map(); // name -> {outcome, exit, duration_ms}
     this.section = null;
     this.partial = '';
+    this.pending = ''; // plain lines not yet on the page
     this.lines = 0;
+    this.chars = 0; // text on the page: a followed log keeps it under LIVE_CHARS_MAX
     this.trimmed = false;
   }
 
   open(name) {
-    if (this.section) this.section.details.open = false;
-    const pre = h('pre', {class: 'log'});
+    this.put();
+    // A followed log shows the phase running now; the ones before fold away.
+    if (this.section && this.live) this.section.details.open = false;
+    const pre = h('pre', {class: 'log', tabindex: '0'});
     const details = h('details', {open: true, 'data-phase': name},
       h('summary', {}, h('span', {class: 'phase-name', text: name}), h('span', {class: 'phase-outcome'})), pre);
     this.el.append(details);
     this.section = {name, details, pre};
+  }
+
+  // Puts the gathered plain lines on the page.
+  put() {
+    if (!this.pending || !this.section) return;
+    this.section.pre.append(this.pending);
+    this.chars += this.pending.length;
+    this.pending = '';
   }
 
   line(text) {
@@ -525,33 +539,45 @@ class LogView {
       return;
     }
     if (!this.section) this.open(this.lines === 0 && this.continued ? '(continued)' : 'setup');
-    const cls = end ? 'mark' : /^(=== run:|davit: )/.test(text) ? 'note' : /^\$ /.test(text) ? 'cmd' : null;
-    this.section.pre.append(cls ? h('span', {class: cls, text: `${text}\n`}) : `${text}\n`);
     this.lines++;
+    const cls = end ? 'mark' : /^(=== run:|davit: )/.test(text) ? 'note' : /^\$ /.test(text) ? 'cmd' : null;
+    if (!cls) {
+      this.pending += `${text}\n`;
+      return;
+    }
+    this.put();
+    this.section.pre.append(h('span', {class: cls, text: `${text}\n`}));
+    this.chars += text.length + 1;
     if (end) {
       const kv = Object.fromEntries(end[2].split(' ').map((p) => p.split('=')));
       this.phases.set(end[1], {outcome: kv.outcome, exit: kv.exit, duration_ms: Number(kv.duration_ms)});
       if (this.section.name === end[1]) {
         this.section.details.querySelector('.phase-outcome').replaceChildren(badge(kv.outcome || 'ended'));
-        if (kv.outcome === 'ok' || kv.outcome === 'finished') this.section.details.open = false;
+        this.section.details.dataset.outcome = kv.outcome || '';
       }
       this.renderPhases();
     }
-    if (this.lines > LIVE_LINES_MAX) this.trim();
   }
 
-  // Keeps a followed log's page bounded: the oldest lines leave the page.
+  // Keeps a followed log's page bounded: the oldest text leaves the page.
   trim() {
-    const first = this.el.querySelector('pre.log');
-    if (!first) return;
-    while (this.lines > LIVE_LINES_MAX * 0.9 && first.firstChild) {
-      first.firstChild.remove();
-      this.lines--;
+    for (const pre of this.el.querySelectorAll('pre.log')) {
+      while (this.chars > LIVE_CHARS_MAX * 0.8 && pre.firstChild && pre !== this.section.pre) {
+        this.chars -= pre.firstChild.textContent.length;
+        pre.firstChild.remove();
+      }
+      if (!pre.firstChild) pre.parentElement.remove();
     }
-    if (!first.firstChild && first.parentElement !== this.section.details) first.parentElement.remove();
+    if (this.chars > LIVE_CHARS_MAX * 0.8) {
+      // All in the current phase: keep its last part.
+      const pre = this.section.pre;
+      const keep = pre.textContent.slice(-Math.floor(LIVE_CHARS_MAX * 0.5));
+      pre.replaceChildren(keep);
+      this.chars = keep.length;
+    }
     if (!this.trimmed) {
       this.trimmed = true;
-      this.el.prepend(h('p', {class: 'muted', text: 'Earlier lines were taken off the page to keep it fast; the full log can be read page by page once the run has ended.'}));
+      this.el.prepend(h('p', {class: 'muted', id: 'log-trimmed', text: 'Earlier lines were taken off the page to keep it fast; once the run has ended its whole log can be read here page by page, or downloaded.'}));
     }
   }
 
@@ -563,22 +589,42 @@ class LogView {
     const parts = all.split('\n');
     this.partial = parts.pop();
     for (const p of parts) this.line(p);
+    this.put();
+    if (this.live && this.chars > LIVE_CHARS_MAX) this.trim();
     if (stick && this.section) this.section.pre.scrollTop = this.section.pre.scrollHeight;
   }
 
   flush() {
     if (this.partial) this.line(this.partial);
     this.partial = '';
+    this.put();
+  }
+
+  // A finished page: when a phase failed, the phases that went well fold
+  // away so that the failure is what shows.
+  settle() {
+    const all = [...this.el.querySelectorAll('details')];
+    const fine = (d) => ['succeeded', 'skipped'].includes(d.dataset.outcome);
+    if (all.some((d) => d.dataset.outcome && !fine(d))) all.forEach((d) => { d.open = !fine(d); });
   }
 
   renderPhases() {
-    const rows = [...this.phases].map(([name, p]) => h('tr', {'data-phase': name},
-      h('th', {scope: 'row', text: name}),
-      h('td', {}, badge(p.outcome || 'running')),
-      h('td', {class: 'num', text: p.exit === undefined || Number(p.exit) < 0 ? '–' : p.exit}),
-      h('td', {class: 'num', text: fmtDuration(p.duration_ms)})));
-    clear(this.phasesEl, table('Phases', ['Phase', 'Outcome', 'Exit code', 'Duration'], rows, 'No phase has started yet.'));
+    if (!this.phasesEl) return; // a finished log's phases come from the server
+    phaseTable(this.phasesEl, [...this.phases].map(([name, p]) => ({name, outcome: p.outcome,
+      exit_code: p.exit === undefined ? null : Number(p.exit), duration_ms: p.duration_ms})));
   }
+}
+
+// The phases' table; jump(phase), when given, shows the log from that phase.
+function phaseTable(el, phases, jump) {
+  const rows = phases.map((p) => h('tr', {'data-phase': p.name},
+    h('th', {scope: 'row'}, jump ? h('button', {type: 'button', class: 'link', 'aria-label': `Show the log of phase ${p.name}`,
+      onclick: () => jump(p)}, p.name) : p.name),
+    h('td', {}, badge(p.outcome || 'running')),
+    h('td', {class: 'num', text: p.exit_code === null || p.exit_code === undefined || p.exit_code < 0 ? '–' : p.exit_code}),
+    h('td', {class: 'num', text: fmtDuration(p.duration_ms)}),
+    h('td', {class: 'nowrap', text: fmtTime(p.started_at) || '–'})));
+  clear(el, table('Phases', ['Phase', 'Outcome', 'Exit code', 'Duration', 'Started'], rows, 'No phase has started yet.'));
 }
 
 function timeline(run) {
@@ -608,31 +654,40 @@ async function followLog(id, view, gen) {
 // A finished log, LOG_PAGE stored bytes at a time, so that a 100 MB log
 // never lands in the tab at once. Page starts are record boundaries the
 // server gives (X-Davit-Next-Offset), remembered to go back.
-async function pagedLog(id, run, logEl, phasesEl, nav) {
-  const starts = [0];
-  let page = 0;
-  const show = async () => {
-    const res = await fetch(`/api/v1/runs/${id}/logs?offset=${starts[page]}&limit=${LOG_PAGE}`,
+// A finished log, LOG_PAGE stored bytes at a time, so that a 100 MB log
+// never lands in the tab at once. Pages start where the server said the
+// last one ended (X-Davit-Next-Offset) or where a phase starts (its phases
+// summary, format=phases); the pages seen are a stack to go back through.
+async function pagedLog(id, logEl, phasesEl, nav) {
+  let cur = 0;
+  const back = [];
+  const show = async (offset) => {
+    const res = await fetch(`/api/v1/runs/${id}/logs?offset=${offset}&limit=${LOG_PAGE}`,
       {credentials: 'same-origin', cache: 'no-store'});
     if (!res.ok) throw new ApiError(res.status, `log: HTTP ${res.status}`);
     const next = Number(res.headers.get('X-Davit-Next-Offset'));
     const total = Number(res.headers.get('X-Davit-Log-Bytes'));
     const text = await res.text();
+    cur = offset;
     clear(logEl);
-    const view = new LogView(logEl, phasesEl);
-    view.continued = page > 0;
+    const view = new LogView(logEl, null);
+    view.continued = offset > 0;
     view.feed(text);
     view.flush();
-    if (next < total) starts[page + 1] = next;
-    const paged = total > LOG_PAGE;
-    clear(nav, paged ? [
-      h('button', {type: 'button', class: 'quiet', id: 'log-prev', disabled: page === 0,
-        onclick: () => { page--; show(); }}, 'Previous page'),
-      h('span', {class: 'muted', text: `bytes ${fmtBytes(starts[page])} to ${fmtBytes(next)} of ${fmtBytes(total)}`}),
+    view.settle();
+    clear(nav, total > LOG_PAGE ? [
+      h('button', {type: 'button', class: 'quiet', id: 'log-prev', disabled: !back.length,
+        onclick: () => show(back.pop())}, 'Previous page'),
+      h('span', {class: 'muted', text: `bytes ${fmtBytes(offset)} to ${fmtBytes(next)} of ${fmtBytes(total)}`}),
       h('button', {type: 'button', class: 'quiet', id: 'log-next', disabled: next >= total,
-        onclick: () => { page++; show(); }}, 'Next page')] : []);
+        onclick: () => { back.push(cur); show(next); }}, 'Next page')] : []);
+    return total;
   };
-  await show();
+  const [sum] = await Promise.all([api('GET', `/runs/${id}/logs?format=phases`), show(0)]);
+  phaseTable(phasesEl, sum.phases, sum.log_bytes > LOG_PAGE ? (p) => {
+    back.push(cur);
+    show(p.offset).then(() => logEl.querySelector('pre')?.focus());
+  } : null);
 }
 
 async function pageRun(id, gen) {
@@ -668,7 +723,8 @@ async function pageRun(id, gen) {
       fact('Exit code', r.exit_code === null || r.exit_code === undefined ? '–' : String(r.exit_code)),
       fact('Attempts', String(r.attempts || 0)),
       fact('Log', r.log_deleted_at ? `deleted by retention at ${fmtTime(r.log_deleted_at)}` :
-        h('a', {href: `/api/v1/runs/${r.id}/logs`, download: `run-${r.id}.log`, text: `download (${fmtBytes(r.log_bytes || 0)})`})),
+        h('span', {class: 'nowrap'}, `${fmtBytes(r.log_bytes || 0)} `,
+          h('a', {href: `/api/v1/runs/${r.id}/logs`, download: `run-${r.id}.log`, text: 'download'}))),
       r.reason ? fact('Reason', r.reason, true) : null)]);
   };
   const refresh = async () => {
@@ -680,7 +736,7 @@ async function pageRun(id, gen) {
   renderHead(run);
   new LogView(logEl, phasesEl).renderPhases();
   if (ENDED.has(run.state)) {
-    await pagedLog(id, run, logEl, phasesEl, nav);
+    await pagedLog(id, logEl, phasesEl, nav);
     return;
   }
   every(gen, refresh);
