@@ -30,7 +30,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 SHOTS = os.path.join(BUILD, "ui-screenshots")
 CYCLED = 75  # DAEMON_EXIT_CYCLED: the launcher's exit code when its pool is cycled
 # A run that prints a line every 200 ms, for about 20 s unless canceled.
-TICKS = "tick=i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo tick-$i; sleep 0.2; done"
+TICKS = "tick=echo token=$TOKEN; i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo tick-$i; sleep 0.2; done"
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,8 @@ def test_launcher_appears_without_reload(env):
 def test_live_log_queue_and_cancel(env):
     d, server = env["driver"], env["server"]
     rid = int(server.cli("run", "submit", "--pool", "web", "--image", IMAGE, "--phase", TICKS,
-                         "--phase", "after=echo never").stdout.decode().strip())
+                         "--phase", "after=echo never", "--secret", "TOKEN=s3cr3t-value")
+              .stdout.decode().strip())
     pending = int(server.cli("run", "submit", "--pool", "web", "--image", IMAGE,
                              "--phase", "one=echo queued-behind").stdout.decode().strip())
     go(env, f"#/runs/{rid}")
@@ -190,6 +191,8 @@ def test_live_log_queue_and_cancel(env):
     assert server.run(rid)["state"] in ("preparing", "running")
     assert text(d, "#run-state") in ("preparing", "running")
     assert "tick" in text(d, "#phases") and text(d, "#live") == "live"
+    # The secret shows as the API shows it.
+    assert "token=***" in text(d, "#log") and "s3cr3t" not in d.page_source
     shot(d, "run-live")
     go(env, "#/pools/web/queue")
     until(d, lambda d: css(d, f"tr[data-run='{rid}'][data-state='running']") and
@@ -233,6 +236,9 @@ def test_runs_page_filters(env):
     go(env, "#/pools/web/workers")
     until(d, lambda d: css(d, "tr[data-worker]"), "the workers at 390 px")
     shot(d, "pool-workers-390")
+    go(env, "#/runs/1")
+    until(d, lambda d: text(d, "#run-state") == "canceled" and css(d, "#log pre"), "run 1 at 390 px")
+    shot(d, "run-390")
     d.set_window_size(1280, 900)
 
 
