@@ -8,6 +8,7 @@
 #include "server/api_launcher.h"
 #include "server/api_pools.h"
 #include "server/api_runs.h"
+#include "server/api_tokens.h"
 #include "server/request.h"
 
 #include <stdint.h>
@@ -16,8 +17,20 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum endpoint { CHALLENGE, REGISTER, POLL, EVENT, POOL_CREATE, POOL_RESET, POOL_CYCLE, RUN_SUBMIT };
-#define ENDPOINTS 8
+enum endpoint {
+    CHALLENGE,
+    REGISTER,
+    POLL,
+    EVENT,
+    POOL_CREATE,
+    POOL_RESET,
+    POOL_CYCLE,
+    RUN_SUBMIT,
+    TOKEN_CREATE,
+    SESSION_CREATE,
+};
+/* The first byte is '0' + the endpoint in the corpus's seeds. */
+#define ENDPOINTS 10
 
 /* Bytes that no fixed text of davit's errors holds: a string with one came from the request. */
 static int foreign(const char *s, size_t n)
@@ -83,6 +96,10 @@ static int parse(enum endpoint e, json_t *obj, char *err, size_t errsz)
         return api_pools_parse_reset(obj, &a, err, errsz);
     case POOL_CYCLE:
         return api_pools_parse_cycle(obj, &ms, err, errsz);
+    case TOKEN_CREATE:
+        return api_tokens_parse_create(obj, &a, &rc, err, errsz);
+    case SESSION_CREATE:
+        return api_tokens_parse_session(obj, &a, err, errsz);
     case RUN_SUBMIT: {
         json_t *spec = NULL;
         rc = api_runs_parse_submit(obj, &a, &spec, err, errsz);
@@ -98,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[1024] = "";
     if (size < 1)
         return 0;
-    enum endpoint e = (enum endpoint)(data[0] % ENDPOINTS);
+    enum endpoint e = (enum endpoint)((uint8_t)(data[0] - '0') % ENDPOINTS);
     json_t *obj = req_parse_json((const char *)data + 1, size - 1, err, sizeof(err));
     if (!obj) {
         if (!err[0] || strchr(err, '\n'))

@@ -75,7 +75,7 @@ int cli_check_options(const struct cli_cmd *cmd, int argc, char **argv);
 /* Prints cmd's usage, summary and help. Never fails. */
 void cli_print_usage(const struct cli_cmd *cmd, FILE *out);
 
-/* The handlers of the table (cmd_pool.c, cmd_run.c, cmd_misc.c). */
+/* The handlers of the table (cmd_pool.c, cmd_run.c, cmd_misc.c, cmd_token.c). */
 int cli_pool_create(struct cli *c, int argc, char **argv);
 int cli_pool_list(struct cli *c, int argc, char **argv);
 int cli_pool_show(struct cli *c, int argc, char **argv);
@@ -93,6 +93,10 @@ int cli_worker_drain(struct cli *c, int argc, char **argv);
 int cli_worker_undrain(struct cli *c, int argc, char **argv);
 int cli_release_publish(struct cli *c, int argc, char **argv);
 int cli_release_list(struct cli *c, int argc, char **argv);
+/* cmd_token.c */
+int cli_token_create(struct cli *c, int argc, char **argv);
+int cli_token_list(struct cli *c, int argc, char **argv);
+int cli_token_revoke(struct cli *c, int argc, char **argv);
 int cli_server(struct cli *c, int argc, char **argv);
 
 #endif

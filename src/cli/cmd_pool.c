@@ -85,15 +85,7 @@ static int pool_token(struct cli *c, int argc, char **argv, int reset)
     }
     if ((rc = client_call_json(c, "POST", path, body, &resp)))
         goto out;
-    if (c->json)
-        cli_print_json(resp);
-    else if (json_is_string(json_object_get(resp, "token"))) {
-        escape_puts(stdout, json_string_value(json_object_get(resp, "token")));
-        putchar('\n');
-    } else {
-        fprintf(stderr, "davit: the server's answer has no token\n");
-        rc = EXIT_API;
-    }
+    rc = cli_print_secret(c->json, resp, "token");
 out:
     free(csr);
     free(path);
@@ -115,10 +107,7 @@ int cli_pool_list(struct cli *c, int argc, char **argv)
                                              {"KEY", "keytype"},       {"PENDING", "pending"},
                                              {"ACTIVE", "active"},     {"WORKERS", "workers"},
                                              {"CREATED", "created_at"}};
-    if (c->json)
-        cli_print_json(resp);
-    else
-        cli_print_table(json_object_get(resp, "pools"), cols, sizeof(cols) / sizeof(cols[0]));
+    cli_print_list(c->json, resp, "pools", cols, sizeof(cols) / sizeof(cols[0]));
     json_decref(resp);
     return 0;
 }

@@ -128,6 +128,22 @@ const struct cli_cmd cli_commands[] = {
      CMD_JSON, cli_release_publish},
     {"release", "list", "", "list the published releases", NULL, NULL, CMD_JSON, cli_release_list},
 
+    {"token", "create", "NAME --role viewer|operator|admin",
+     "create a named API token; prints only the token, which is shown once (admin)",
+     "  NAME     lower-case letters, digits, '.', '_' and '-', at most 63; not \"admin\"\n"
+     "  --role   viewer: reads everything;\n"
+     "           operator: also submits and cancels runs, drains, undrains and cycles;\n"
+     "           admin: also manages pools, tokens, releases, and deletes runs\n",
+     (const struct option[]){{"role", required_argument, 0, 'r'}, {0, 0, 0, 0}}, CMD_JSON,
+     cli_token_create},
+    {"token", "list", "", "list the API tokens: name, role, created, last used (admin)",
+     "  Never shows a token. \"admin\" is the token the server printed at its first start.\n"
+     "  LAST USED is updated at most once a minute.\n",
+     NULL, CMD_JSON, cli_token_list},
+    {"token", "revoke", "NAME",
+     "revoke an API token at once, with the browser sessions opened with it (admin)", NULL, NULL,
+     CMD_JSON, cli_token_revoke},
+
     {"help", NULL, "[COMMAND [SUBCOMMAND]]", "print this list, or the usage of a command", NULL,
      NULL, 0, cmd_help},
     {"version", NULL, "", "print the version", NULL, NULL, 0, cmd_version},

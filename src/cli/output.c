@@ -1,6 +1,7 @@
 /* What the CLI prints on stdout: JSON, fields and tables (output.h). */
 #include "cli/output.h"
 
+#include "cli/cli.h"
 #include "cli/escape.h"
 #include "cli/table.h"
 
@@ -80,4 +81,29 @@ void cli_print_table(const json_t *rows, const struct cli_column *cols, size_t n
     }
     table_print(&t, stdout);
     table_free(&t);
+}
+
+void cli_print_list(int json, const json_t *resp, const char *key, const struct cli_column *cols,
+                    size_t ncols)
+{
+    if (json)
+        cli_print_json(resp);
+    else
+        cli_print_table(json_object_get(resp, key), cols, ncols);
+}
+
+int cli_print_secret(int json, const json_t *resp, const char *key)
+{
+    const json_t *v = json_object_get(resp, key);
+    if (json) {
+        cli_print_json(resp);
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        fprintf(stderr, "davit: the server's answer has no %s\n", key);
+        return EXIT_API;
+    }
+    escape_puts(stdout, json_string_value(v));
+    putchar('\n');
+    return 0;
 }

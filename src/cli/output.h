@@ -19,6 +19,17 @@ struct cli_column {
  * of cols (at most TABLE_MAX_COLS), fields as cli_field shows them. */
 void cli_print_table(const json_t *rows, const struct cli_column *cols, size_t ncols);
 
+/* With json (--json) the whole answer resp; else its rows (the array at key) as a table. */
+void cli_print_list(int json, const json_t *resp, const char *key, const struct cli_column *cols,
+                    size_t ncols);
+
+/*
+ * For an answer with a secret shown once (a pool's or API token): with json the whole answer,
+ * else only the string at key, on one line, escaped, so that `> file` keeps just it. 0, or
+ * EXIT_API after one line on stderr when the answer has no such string.
+ */
+int cli_print_secret(int json, const json_t *resp, const char *key);
+
 /* Prints obj as indented JSON on stdout. */
 void cli_print_json(const json_t *obj);
 

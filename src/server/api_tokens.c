@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* 1 to 63 of [a-z0-9._-], starting with a letter or digit: safe in a path and a log line. */
 static int token_name_ok(const char *name)
@@ -43,6 +44,11 @@ int api_tokens_parse_create(json_t *obj, const char **name, int *role, char *err
         return -1;
     }
     return 0;
+}
+
+int api_tokens_parse_session(json_t *obj, const char **token, char *err, size_t errsz)
+{
+    return req_unpack_msg(obj, err, errsz, "{s:s}", "token", token);
 }
 
 int h_token_create(struct req *r)
@@ -126,8 +132,11 @@ static int reply_with_cookie(struct req *r, unsigned status, json_t *body, const
     char cookie[256];
     char *text = body ? json_dumps(body, JSON_COMPACT) : strdup("");
     json_decref(body);
-    if (!text ||
-        auth_cookie(cookie, sizeof(cookie), session_id, r->srv->cfg.tls_cert != NULL) < 0) {
+    /* Secure also behind a TLS-terminating proxy (--insecure-http): browsers then use the
+     * https:// of --public-url, while this server sees plain HTTP. */
+    int secure =
+        r->srv->cfg.tls_cert != NULL || strncasecmp(r->srv->cfg.public_url, "https://", 8) == 0;
+    if (!text || auth_cookie(cookie, sizeof(cookie), session_id, secure) < 0) {
         free(text);
         return reply_error(r, 500, "out of memory");
     }
@@ -157,21 +166,22 @@ static void wipe_token(json_t *obj)
 int h_session_create(struct req *r)
 {
     const char *token = NULL;
-    char id[CRYPTO_TOKEN_MAX] = "", token_hash[CRYPTO_SHA256_HEX];
+    char id[CRYPTO_TOKEN_MAX] = "", token_hash[CRYPTO_SHA256_HEX], err[256];
     struct auth_principal who;
     /* Signing a victim in as someone else (login CSRF) is refused as other cross-site
      * requests are. */
-    const char *why =
-        auth_site_refusal(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site"),
-                          MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin"),
-                          MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Host"));
+    struct auth_site site;
+    auth_site_of(r, &site);
+    const char *why = auth_site_refusal(&site);
     if (why)
         return reply_error(r, 403, "%s", why);
     json_t *obj = req_json(r);
     if (!obj)
         goto out;
-    if (req_unpack(r, obj, "{s:s}", "token", &token) < 0)
+    if (api_tokens_parse_session(obj, &token, err, sizeof(err)) < 0) {
+        reply_error(r, 400, "%s", err);
         goto out;
+    }
     int rc = auth_token(r->srv, token, &who, token_hash);
     if (rc == STORE_NOTFOUND) {
         /* Not echoed, and the same answer whatever was wrong with it. */

@@ -21,6 +21,9 @@ struct req;
  */
 int api_tokens_parse_create(json_t *obj, const char **name, int *role, char *err, size_t errsz);
 
+/* POST /session: {"token"}, pure, as above; *token points into obj. */
+int api_tokens_parse_session(json_t *obj, const char **token, char *err, size_t errsz);
+
 int h_token_create(struct req *r);
 int h_token_list(struct req *r);
 int h_token_revoke(struct req *r);

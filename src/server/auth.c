@@ -40,32 +40,37 @@ static int role_needed(enum auth_kind k)
     }
 }
 
-/* Origin is "scheme://host[:port]"; the request's Host is "host[:port]". */
-static int same_origin(const char *origin, const char *host)
+/* Origin is "scheme://host[:port]"; the request's Host is "host[:port]"; a public URL is
+ * "scheme://host[:port]/path" (its origin: up to the path). */
+static int same_origin(const char *origin, const char *host, const char *public_url)
 {
     const char *sep = strstr(origin, "://");
-    if (!sep || !host)
+    if (sep && host && strcasecmp(sep + 3, host) == 0)
+        return 1;
+    const char *pub = public_url ? strstr(public_url, "://") : NULL;
+    if (!pub)
         return 0;
-    return strcasecmp(sep + 3, host) == 0;
+    size_t n = (size_t)(pub + 3 - public_url) + strcspn(pub + 3, "/");
+    return strlen(origin) == n && strncasecmp(origin, public_url, n) == 0;
 }
 
-const char *auth_site_refusal(const char *fetch_site, const char *origin, const char *host)
+const char *auth_site_refusal(const struct auth_site *site)
 {
-    if (fetch_site && strcasecmp(fetch_site, "cross-site") == 0)
+    if (site->fetch_site && strcasecmp(site->fetch_site, "cross-site") == 0)
         return "cross-site request refused";
-    if (origin && !same_origin(origin, host))
+    if (site->origin && !same_origin(site->origin, site->host, site->public_url))
         return "cross-origin request refused: Origin is not this server";
     return NULL;
 }
 
 const char *auth_csrf_refusal(const char *method, const char *csrf_sent, const char *csrf_expected,
-                              const char *fetch_site, const char *origin, const char *host)
+                              const struct auth_site *site)
 {
     if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
         return NULL;
-    const char *site = auth_site_refusal(fetch_site, origin, host);
-    if (site)
-        return site;
+    const char *why = auth_site_refusal(site);
+    if (why)
+        return why;
     if (!csrf_sent || !csrf_expected || !*csrf_expected ||
         !crypto_str_equal(csrf_sent, csrf_expected))
         return "missing or wrong CSRF token";
@@ -111,6 +116,14 @@ int auth_token(struct server *srv, const char *token, struct auth_principal *out
 static const char *header(struct req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+void auth_site_of(struct req *r, struct auth_site *site)
+{
+    site->fetch_site = header(r, "Sec-Fetch-Site");
+    site->origin = header(r, "Origin");
+    site->host = header(r, "Host");
+    site->public_url = r->srv->cfg.public_url;
 }
 
 static const char *bearer(struct req *r)
@@ -189,9 +202,9 @@ static int auth_cookie_session(struct req *r, const char *id)
     snprintf(r->who.name, sizeof(r->who.name), "%s", ws.who.name);
     snprintf(r->who.csrf, sizeof(r->who.csrf), "%s", ws.csrf);
     explicit_bzero(&ws, sizeof(ws));
-    const char *why =
-        auth_csrf_refusal(r->method, header(r, AUTH_CSRF_HEADER), r->who.csrf,
-                          header(r, "Sec-Fetch-Site"), header(r, "Origin"), header(r, "Host"));
+    struct auth_site site;
+    auth_site_of(r, &site);
+    const char *why = auth_csrf_refusal(r->method, header(r, AUTH_CSRF_HEADER), r->who.csrf, &site);
     if (why) {
         reply_error(r, 403, "%s", why);
         return -1;

@@ -69,17 +69,30 @@ const char *auth_role_name(int role);
 /* The role named s; AUTH_ROLE_NONE when s names none. */
 int auth_role_parse(const char *s);
 
+/* Where a request says it comes from, and where this server is (header values; NULL: absent). */
+struct auth_site {
+    const char *fetch_site; /* Sec-Fetch-Site */
+    const char *origin;     /* Origin */
+    const char *host;       /* Host */
+    const char *public_url; /* --public-url: what a reverse proxy in front serves as */
+};
+
 /*
- * The pure checks on a cookie request, for the tests too. NULL when it may
- * go on, else the one-line reason for a 403. A GET or HEAD passes. Otherwise
- * refused: Sec-Fetch-Site "cross-site", an Origin that is not the Host, and
- * an X-CSRF-Token that is missing or not the session's (compared in
- * constant time). Any argument but method may be NULL (header absent).
+ * A sign-in's check (POST /session), pure: NULL when it may go on, else the
+ * one-line reason for a 403. Refused: Sec-Fetch-Site "cross-site", and an
+ * Origin that is neither the Host nor the origin of --public-url.
+ */
+const char *auth_site_refusal(const struct auth_site *site);
+/*
+ * The checks on a cookie request, pure, for the tests too: a GET or HEAD
+ * passes; otherwise auth_site_refusal's, then an X-CSRF-Token (csrf_sent)
+ * that is missing or not the session's (compared in constant time).
  */
 const char *auth_csrf_refusal(const char *method, const char *csrf_sent, const char *csrf_expected,
-                              const char *fetch_site, const char *origin, const char *host);
-/* The same without the token: what a sign-in (POST /session) must pass. */
-const char *auth_site_refusal(const char *fetch_site, const char *origin, const char *host);
+                              const struct auth_site *site);
+/* The request's headers and this server's public URL, into site (pointers valid for the request).
+ */
+void auth_site_of(struct req *r, struct auth_site *site);
 
 /*
  * The Set-Cookie value for session id (NULL: one that clears the cookie),

@@ -19,8 +19,9 @@ COMMANDS = [("server",), ("help",), ("version",),
             ("run", "submit"), ("run", "list"), ("run", "show"), ("run", "logs"), ("run", "cancel"),
             ("run", "delete"),
             ("worker", "list"), ("worker", "drain"), ("worker", "undrain"),
-            ("release", "publish"), ("release", "list")]
-GROUPS = ["pool", "run", "worker", "release"]
+            ("release", "publish"), ("release", "list"),
+            ("token", "create"), ("token", "list"), ("token", "revoke")]
+GROUPS = ["pool", "run", "worker", "release", "token"]
 
 
 def bare_env():

@@ -9,6 +9,7 @@ import http.client
 import os
 import pathlib
 import shutil
+import socket
 import sqlite3
 import ssl
 import subprocess
@@ -17,7 +18,7 @@ import tempfile
 import pytest
 
 from davit_fixtures import check_stopped
-from davit_harness import Server
+from davit_harness import Server, wait_for
 
 SESSION = "/api/v1/session"
 
@@ -34,7 +35,7 @@ def tmp_dir():
 @pytest.fixture(scope="module")
 def srv(tmp_dir):
     (tmp_dir / "srv").mkdir()
-    s = Server(tmp_dir / "srv")
+    s = Server(tmp_dir / "srv", "--sweep-interval", "1s")  # test_expired_session_is_swept
     yield s
     check_stopped(s)
 
@@ -188,11 +189,44 @@ def test_revoke_kills_sessions(srv):
     assert st == 401
 
 
+def test_expired_session_is_refused_then_swept(srv):
+    tok = make_token(srv, "s-expiry", "viewer")
+    sid, data, _ = sign_in(srv, tok)
+    db = sqlite3.connect(os.path.join(srv.data_dir, "davit.db"), timeout=30)
+    try:
+        # as if its 12 idle hours (or 7 days) had passed: another connection, as SQLite allows
+        with db:
+            n = db.execute("UPDATE web_sessions SET expires_ms = 1 WHERE csrf = ?", (data["csrf"],)).rowcount
+        assert n == 1
+        # refused at once, before any sweep
+        st, _, _ = with_cookie(srv, "GET", SESSION, sid)
+        assert st == 401
+        # and deleted by the background sweep (every second here)
+        wait_for("the sweep deletes the expired session",
+                 lambda: db.execute("SELECT count(*) FROM web_sessions WHERE csrf = ?",
+                                    (data["csrf"],)).fetchone()[0] == 0, limit=60)
+    finally:
+        db.close()
+
+
 def test_admin_token_of_first_start_signs_in(srv):
     sid, data, _ = sign_in(srv, srv.token)
     assert data["name"] == "admin" and data["role"] == "admin"
     st, toks, _ = with_cookie(srv, "GET", "/api/v1/tokens", sid)
     assert st == 200 and toks["tokens"][0]["name"] == "admin"
+
+
+def test_secure_cookie_behind_a_tls_proxy(make_server):
+    # a TLS-terminating proxy in front: the server sees plain HTTP, browsers use https
+    # (the harness reads the port from the "listening on URL" line, which shows --public-url)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = make_server("--listen", "127.0.0.1:%d" % port, "--public-url", "https://127.0.0.1:%d" % port)
+    st, data, h = s.request("POST", SESSION, {"token": s.token}, token=None)
+    assert st == 200
+    _, attrs = cookie_of(h)
+    assert "Secure" in attrs
 
 
 def test_secure_cookie_under_tls(tmp_path):
