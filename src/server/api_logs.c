@@ -335,8 +335,9 @@ static int reply_phases(struct req *r, int64_t id)
         next += (int64_t)got;
         int64_t base = next - (int64_t)in.len; /* the stored offset of in's first byte */
         struct spool_record rec;
-        ssize_t n;
-        while ((n = spool_parse(in.data + off, in.len - off, &rec)) > 0) {
+        ssize_t n = 0;
+        /* An empty buffer has no data pointer at all: nothing to parse. */
+        while (off < in.len && (n = spool_parse(in.data + off, in.len - off, &rec)) > 0) {
             if (rec.type == SPOOL_PHASE_START || rec.type == SPOOL_PHASE_END) {
                 json_t *p = phase_entry(arr, rec.phase, base + (int64_t)off);
                 if (!p)

@@ -79,6 +79,9 @@ def test_log_phases_summary(server):
     its times and its outcome, including a phase that ended without starting
     (skipped)."""
     la, rid = running_run(server)
+    # Before the first byte of the log (a run just started).
+    st, body, _ = server.request("GET", "/api/v1/runs/%d/logs?format=phases" % rid)
+    assert st == 200 and body["phases"] == [] and body["log_bytes"] == 0, body
     a = spool_record("S", 1, b"", "plan") + spool_record("o", 2, "x" * 5000 + "\n", "plan")
     b = spool_record("E", 3, "outcome=failed exit=2 duration_ms=31", "plan")
     c = spool_record("S", 4, b"", "apply") + spool_record("E", 5, "outcome=skipped exit=-1 duration_ms=0", "apply")

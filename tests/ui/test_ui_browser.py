@@ -25,6 +25,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SHOTS = os.path.join(BUILD, "ui-screenshots")
@@ -121,7 +122,13 @@ def test_sign_in(env):
     assert "not valid" in msg.text
     assert css(d, "#nav")[0].get_attribute("hidden") is not None
     shot(d, "signin")
-    sign_in(d, env["server"].token)
+    # By keyboard: Tab from the field reaches the button, Enter submits.
+    box = css(d, "#token")[0]
+    box.clear()
+    box.send_keys(env["server"].token)
+    box.send_keys(Keys.TAB)
+    assert d.switch_to.active_element.get_attribute("id") == "signin"
+    box.send_keys(Keys.ENTER)
     until(d, lambda d: d.current_url.endswith("#/pools") and css(d, "h1") and
           css(d, "h1")[0].text == "Pools", "the pools page")
     assert "admin" in css(d, "#who-name")[0].text
@@ -351,6 +358,31 @@ def test_cycle_ends_the_launcher(env):
     assert env["launcher"].wait(timeout=60) == CYCLED, env["launcher"].log()
     until(d, lambda d: not css(d, "tr[data-worker][data-state='idle']"), "the worker to leave idle")
     shot(d, "pool-cycled")
+
+
+def test_reset_and_delete(env):
+    d, tmp = env["driver"], env["tmp"]
+    csr = os.path.join(tmp, "web2.csr")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", os.path.join(tmp, "web2.key"), "-out", csr, "-subj", "/CN=web"],
+                   check=True, capture_output=True)
+    go(env, "#/pools")
+    until(d, lambda d: css(d, "tr[data-pool='web'] [data-action='reset']"), "Reset")[0].click()
+    box = until(d, lambda d: css(d, "dialog#confirm[open] #reset-csr"), "the CSR box")[0]
+    with open(csr) as f:
+        box.send_keys(f.read())
+    css(d, "#confirm-yes")[0].click()
+    token = until(d, lambda d: css(d, "#new-token"), "the new token")[0].get_attribute("value")
+    assert len(token) > 40 and token != env["token"]
+    # Asked first: Cancel leaves the pool alone.
+    css(d, "tr[data-pool='web'] [data-action='delete']")[0].click()
+    until(d, lambda d: css(d, "dialog#confirm[open]"), "the confirmation")
+    css(d, "#confirm-no")[0].click()
+    assert css(d, "tr[data-pool='web']")
+    css(d, "tr[data-pool='web'] [data-action='delete']")[0].click()
+    confirm(d)
+    until(d, lambda d: not css(d, "tr[data-pool='web']"), "the pool to go")
+    assert "deleted" in text(d, "#action-msg")
 
 
 def test_no_request_leaves_the_server(env):

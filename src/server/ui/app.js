@@ -608,10 +608,25 @@ class LogView {
     if (all.some((d) => d.dataset.outcome && !fine(d))) all.forEach((d) => { d.open = !fine(d); });
   }
 
+  // The phases seen so far, at once; a followed log then asks the server
+  // for their times (format=phases), once per phase marker, not per line.
   renderPhases() {
     if (!this.phasesEl) return; // a finished log's phases come from the server
     phaseTable(this.phasesEl, [...this.phases].map(([name, p]) => ({name, outcome: p.outcome,
       exit_code: p.exit === undefined ? null : Number(p.exit), duration_ms: p.duration_ms})));
+    if (this.live) this.fetchPhases();
+  }
+
+  fetchPhases() {
+    clearTimeout(this.phasesTimer);
+    this.phasesTimer = setTimeout(async () => {
+      try {
+        const sum = await api('GET', `/runs/${this.runId}/logs?format=phases`);
+        if (this.gen === pageGen && sum.phases.length) phaseTable(this.phasesEl, sum.phases);
+      } catch (e) {
+        // The table keeps what the log showed.
+      }
+    }, 300);
   }
 }
 
@@ -741,13 +756,14 @@ async function pageRun(id, gen) {
   }
   every(gen, refresh);
   const view = new LogView(logEl, phasesEl);
-  view.live = true;
+  Object.assign(view, {live: true, runId: id, gen});
   view.renderPhases();
   const live = h('span', {class: 'live', id: 'live', text: 'live'});
   logHead.append(live);
   followLog(id, view, gen).then(async () => {
     if (gen !== pageGen) return;
     live.remove();
+    view.fetchPhases();
     await refresh();
   }).catch((e) => {
     if (gen === pageGen && e.name !== 'AbortError') message(msg, e.message);
