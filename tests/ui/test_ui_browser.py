@@ -54,8 +54,12 @@ def env():
         for la in e["launchers"]:
             la.stop()
             la.remove_containers()
-        server.stop()
+        code = server.stop()
+        log = server.log()
         shutil.rmtree(tmp, ignore_errors=True)
+    # The server ran under the sanitizers: they must have found nothing.
+    assert "AddressSanitizer" not in log and "runtime error" not in log, log[-4000:]
+    assert code == 0, (code, log[-4000:])
 
 
 def until(driver, pred, what, limit=30):

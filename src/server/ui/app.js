@@ -434,10 +434,11 @@ async function pageRuns(q, gen) {
 async function pagePool(name, tab, q, gen) {
   const enc = encodeURIComponent(name);
   const stats = h('div', {class: 'stats', id: 'pool-stats'});
-  const body = h('div', {id: 'tab-body', role: 'tabpanel', 'aria-labelledby': `tab-${tab}`});
-  const tabs = h('div', {class: 'tabs', role: 'tablist', 'aria-label': 'Pool views'},
-    ['workers', 'queue', 'runs'].map((t) => h('a', {href: `#/pools/${enc}/${t}`, role: 'tab', id: `tab-${t}`,
-      'aria-selected': t === tab ? 'true' : 'false', class: t === tab ? 'on' : '', text: t[0].toUpperCase() + t.slice(1)})));
+  // The views are links (each has its address), marked like the main navigation.
+  const body = h('div', {id: 'tab-body'});
+  const tabs = h('nav', {class: 'tabs', 'aria-label': 'Pool views'},
+    ['workers', 'queue', 'runs'].map((t) => h('a', {href: `#/pools/${enc}/${t}`, id: `tab-${t}`,
+      'aria-current': t === tab ? 'page' : null, class: t === tab ? 'on' : '', text: t[0].toUpperCase() + t.slice(1)})));
   const loadStats = async () => {
     const p = await api('GET', `/pools/${enc}`);
     const pool = p.pool || p;
