@@ -125,12 +125,13 @@ static json_t *session_json(const struct auth_principal *who)
                      "csrf", who->csrf);
 }
 
-/* Answers status with body (taken; NULL: none) and the Set-Cookie header for session_id (NULL:
- * one that clears the cookie). Built here: a JSON reply of request.c has no extra headers. */
+/* Answers status with the Set-Cookie header for session_id (NULL: one that clears the cookie)
+ * and, when session_id is set, body (taken; NULL when it could not be made), else no body.
+ * Built here: a JSON reply of request.c has no extra headers. */
 static int reply_with_cookie(struct req *r, unsigned status, json_t *body, const char *session_id)
 {
     char cookie[256];
-    char *text = body ? json_dumps(body, JSON_COMPACT) : strdup("");
+    char *text = session_id ? (body ? json_dumps(body, JSON_COMPACT) : NULL) : strdup("");
     json_decref(body);
     /* Secure also behind a TLS-terminating proxy (--insecure-http): browsers then use the
      * https:// of --public-url, while this server sees plain HTTP. */
@@ -146,7 +147,7 @@ static int reply_with_cookie(struct req *r, unsigned status, json_t *body, const
         free(text);
         return reply_error(r, 500, "out of memory");
     }
-    if (body)
+    if (session_id)
         MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "Set-Cookie", cookie);
     explicit_bzero(cookie, sizeof(cookie));

@@ -365,8 +365,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     char status[8], ms[24];
     snprintf(status, sizeof(status), "%u", r->status);
     snprintf(ms, sizeof(ms), "%.1f", (double)(now_us() - r->start_us) / 1000.0);
+    /* "by": the API token (its name) or browser session that made it, for an audit trail. */
     log_event(LOG_INFO, "request", "method", r->method, "path", r->path, "status", status, "ms", ms,
-              "end", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL : "aborted", NULL);
+              "by", r->who.role != AUTH_ROLE_NONE ? r->who.name : NULL, "end",
+              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? NULL : "aborted", NULL);
     metrics_count_request(srv->metrics);
     if (r->end_fn)
         r->end_fn(r->end_arg);
