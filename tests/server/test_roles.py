@@ -27,8 +27,6 @@ ROUTES_C = os.path.join(os.environ.get("DAVIT_SOURCE_DIR", os.path.join(os.path.
 # cookie: a browser session only; launcher: a launcher's session; metrics: /metrics' own rule.
 ROLES = {
     ("GET", "/healthz"): "none",
-    ("GET", "/"): "none",  # the web UI's files (docs/ui.md); its data comes from the API
-    ("GET", "/ui/*"): "none",
     ("GET", "/metrics"): "metrics",
     ("POST", "/api/v1/pools"): "admin",
     ("GET", "/api/v1/pools"): "viewer",
