@@ -26,7 +26,7 @@ from selenium.common.exceptions import StaleElementReferenceException  # noqa: E
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 SHOTS = os.path.join(BUILD, "ui-screenshots")
 CYCLED = 75  # DAEMON_EXIT_CYCLED: the launcher's exit code when its pool is cycled
@@ -228,6 +228,17 @@ def test_drain_and_undrain(env):
     until(d, lambda d: css(d, sel + "[data-state='idle'] [data-action='drain']"), "Drain")[0].click()
     until(d, lambda d: css(d, sel + "[data-state='draining'] [data-action='undrain']"), "Undrain")
     assert server.workers("web")[0]["state"] == "draining"
+    # The filters: by status, and by metadata.
+    Select(css(d, "#worker-state")[0]).select_by_value("idle")
+    until(d, lambda d: not css(d, sel) and css(d, "#tab-body .empty"), "no idle worker")
+    Select(css(d, "#worker-state")[0]).select_by_value("drained")
+    css(d, "#worker-tag")[0].send_keys("zone=la")
+    until(d, lambda d: css(d, sel), "the drained worker in zone lab")
+    css(d, "#worker-tag")[0].send_keys("x")
+    until(d, lambda d: not css(d, sel), "no worker in zone lax")
+    css(d, "#worker-tag")[0].send_keys(Keys.BACKSPACE * 8)
+    Select(css(d, "#worker-state")[0]).select_by_value("")
+    until(d, lambda d: css(d, sel), "the worker again")
     shot(d, "pool-drained")
     css(d, sel + " [data-action='undrain']")[0].click()
     until(d, lambda d: css(d, sel + "[data-state='idle'] [data-action='drain']"), "idle again")

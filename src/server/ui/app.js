@@ -449,12 +449,31 @@ async function pagePool(name, tab, q, gen) {
       h('span', {class: 'muted', text: `key ${pool.keytype || ''}, created ${fmtTime(pool.created_at)}`})]);
   };
   let load;
+  let filters = null;
   if (tab === 'workers') {
-    load = async () => {
-      const w = await api('GET', `/workers?pool=${enc}`);
-      update(body, w, () => table('Workers',
+    // Filters by status and by metadata (key=value, or part of it), in the page.
+    const state = h('select', {id: 'worker-state'},
+      ['', 'idle', 'busy', 'drained', 'exiting', 'offline'].map((v) => h('option', {value: v, text: v || 'all'})));
+    const tag = h('input', {id: 'worker-tag', type: 'search', placeholder: 'key=value', autocomplete: 'off', spellcheck: 'false'});
+    filters = h('form', {class: 'filters', 'aria-label': 'Filter workers', onsubmit: (e) => e.preventDefault()},
+      h('label', {for: 'worker-state', text: 'Status'}), state, h('label', {for: 'worker-tag', text: 'Metadata'}), tag);
+    let last = null;
+    const render = () => {
+      if (!last) return;
+      const want = state.value === 'drained' ? 'draining' : state.value;
+      const t = tag.value.trim().toLowerCase();
+      const shown = last.workers.filter((x) => (!want || x.state === want) && (!t ||
+        Object.entries(x.metadata || {}).some(([k, v]) => `${k}=${v}`.toLowerCase().includes(t))));
+      update(body, {shown, f: [want, t]}, () => table('Workers',
         ['Status', 'ID', 'Host', 'Version', 'Arch', 'Metadata', 'Last seen', 'Runs', ''],
-        w.workers.map((x) => workerRow(x, load)), 'No workers: start a launcher with this pool\'s token.'));
+        shown.map((x) => workerRow(x, load)),
+        last.workers.length ? 'No worker matches these filters.' : 'No workers: start a launcher with this pool\'s token.'));
+    };
+    state.addEventListener('change', render);
+    tag.addEventListener('input', render);
+    load = async () => {
+      last = await api('GET', `/workers?pool=${enc}`);
+      render();
     };
   } else if (tab === 'queue') {
     load = async () => {
@@ -488,7 +507,7 @@ async function pagePool(name, tab, q, gen) {
     h('div', {class: 'head'},
       h('h1', {}, h('a', {href: '#/pools', class: 'crumb', text: 'Pools'}), ' / ', name),
       h('div', {class: 'actions'}, poolButtons(name, reloadAll))),
-    h('div', {id: 'action-msg'}), stats, tabs, body);
+    h('div', {id: 'action-msg'}), stats, tabs, filters, body);
   await reloadAll();
   if (!(tab === 'runs' && q.before)) every(gen, reloadAll);
 }
