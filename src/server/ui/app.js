@@ -81,6 +81,11 @@ function table(caption, heads, rows, empty) {
       h('tbody', {}, rows)));
 }
 
+// A filter's label and control, kept on one line.
+function field(id, label, control) {
+  return h('span', {class: 'field'}, h('label', {for: id, text: label}), control);
+}
+
 function message(el, text, kind) {
   clear(el, text ? h('p', {class: `msg ${kind || 'error'}`, role: kind === 'ok' ? 'status' : 'alert', text}) : null);
 }
@@ -424,8 +429,7 @@ async function pageRuns(q, gen) {
   const list = runsList(q, true, runsHash);
   show(gen, h('div', {class: 'head'}, h('h1', {text: 'Runs'})),
     h('form', {class: 'filters', 'aria-label': 'Filter runs', onsubmit: (e) => e.preventDefault()},
-      h('label', {for: 'filter-pool', text: 'Pool'}), poolSel,
-      h('label', {for: 'filter-state', text: 'State'}), stateSel),
+      field('filter-pool', 'Pool', poolSel), field('filter-state', 'State', stateSel)),
     list.el);
   await list.load();
   if (!q.before) every(gen, list.load);
@@ -456,7 +460,7 @@ async function pagePool(name, tab, q, gen) {
       ['', 'idle', 'busy', 'drained', 'exiting', 'offline'].map((v) => h('option', {value: v, text: v || 'all'})));
     const tag = h('input', {id: 'worker-tag', type: 'search', placeholder: 'key=value', autocomplete: 'off', spellcheck: 'false'});
     filters = h('form', {class: 'filters', 'aria-label': 'Filter workers', onsubmit: (e) => e.preventDefault()},
-      h('label', {for: 'worker-state', text: 'Status'}), state, h('label', {for: 'worker-tag', text: 'Metadata'}), tag);
+      field('worker-state', 'Status', state), field('worker-tag', 'Metadata', tag));
     let last = null;
     const render = () => {
       if (!last) return;
