@@ -13,6 +13,7 @@
 #include "server/api_tokens.h"
 #include "server/metrics.h"
 #include "server/releases.h"
+#include "server/ui.h"
 
 #include <string.h>
 
@@ -27,6 +28,9 @@
 static const struct route routes[] = {
     {"GET", "/healthz", AUTH_NONE, 0, h_healthz},
     {"GET", "/metrics", AUTH_METRICS, 0, h_metrics},
+    /* The web UI (docs/ui.md): its files are public; its data comes from the API. */
+    {"GET", "/", AUTH_NONE, 0, h_ui_asset},
+    {"GET", "/ui/*", AUTH_NONE, 0, h_ui_asset},
     {"POST", "/api/v1/pools", AUTH_ADMIN, BODY_CAP_DEFAULT, h_pool_create},
     {"GET", "/api/v1/pools", AUTH_VIEWER, 0, h_pool_list},
     {"GET", "/api/v1/pools/*", AUTH_VIEWER, 0, h_pool_show},
