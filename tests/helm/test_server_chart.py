@@ -111,39 +111,50 @@ def test_rendered_server_container_answers_its_probe(tmp_path):
     name = image.replace("/", "-")
     version = subprocess.run([os.path.join(DIST, "davit-linux-amd64"), "--version"], check=True,
                              capture_output=True, text=True).stdout.split()[-1]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    docs = render("server-ingress.yaml", [f"port={port}", f"image.repository={image}",
-                                          "image.tag=latest", f"publicURL=http://127.0.0.1:{port}"])
-    server = containers(pod_spec(docs))["server"]
     volume = f"{name}-data"
     try:
         p = subprocess.run([os.path.join(chart.SOURCE, "scripts", "build-server-image"), DIST],
                            capture_output=True, text=True,
                            env={**os.environ, "SERVER_IMAGE": image, "SERVER_IMAGE_ARCHES": "amd64"})
         assert p.returncode == 0, p.stderr
-        mounts = []
-        for m in server["volumeMounts"]:
-            mounts += ["-v", f"{volume}:{m['mountPath']}"] if m["name"] == "data" else \
-                ["--tmpfs", m["mountPath"]]
-        sc = server["securityContext"]
-        assert sc["readOnlyRootFilesystem"] and sc["capabilities"]["drop"] == ["ALL"]
-        subprocess.run(["docker", "run", "-d", "--name", name, "--network", "host", "--read-only",
-                        "--cap-drop", "ALL", "--security-opt", "no-new-privileges", *mounts,
-                        server["image"], *server["args"]], check=True, capture_output=True)
-        probe = server["readinessProbe"]["httpGet"]
-        url = f"{probe['scheme'].lower()}://127.0.0.1:{port}{probe['path']}"
+        # The port is free when picked, but tests running beside this one can take it before the
+        # container binds it (host network): then the server exits saying so, and we pick again.
+        for attempt in range(3):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            docs = render("server-ingress.yaml", [f"port={port}", f"image.repository={image}",
+                                                  "image.tag=latest",
+                                                  f"publicURL=http://127.0.0.1:{port}"])
+            server = containers(pod_spec(docs))["server"]
+            mounts = []
+            for m in server["volumeMounts"]:
+                mounts += ["-v", f"{volume}:{m['mountPath']}"] if m["name"] == "data" else \
+                    ["--tmpfs", m["mountPath"]]
+            sc = server["securityContext"]
+            assert sc["readOnlyRootFilesystem"] and sc["capabilities"]["drop"] == ["ALL"]
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+            subprocess.run(["docker", "run", "-d", "--name", name, "--network", "host", "--read-only",
+                            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", *mounts,
+                            server["image"], *server["args"]], check=True, capture_output=True)
+            probe = server["readinessProbe"]["httpGet"]
+            url = f"{probe['scheme'].lower()}://127.0.0.1:{port}{probe['path']}"
 
-        def healthy():
-            try:
-                with urllib.request.urlopen(url, timeout=5) as r:
-                    return json.load(r)
-            except OSError:
-                return None
-        health = wait_for(healthy, limit=60, what="the server's /healthz", step=0.2)
+            def healthy_or_exited():
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as r:
+                        return json.load(r)
+                except OSError:
+                    running = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", name],
+                                             capture_output=True, text=True).stdout.strip()
+                    return "exited" if running != "true" else None
+            health = wait_for(healthy_or_exited, limit=60, what="the server's /healthz", step=0.2)
+            logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+            if health == "exited" and "in use" in logs.stderr + logs.stdout and attempt < 2:
+                continue
+            assert health != "exited", logs.stdout + logs.stderr
+            break
         assert health["status"] == "ok"
-        logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
         assert "admin API token (shown once, keep it): dva_" in logs.stdout
     finally:
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)
