@@ -681,7 +681,7 @@ struct aws_provider {
     char group[256];
 };
 
-#define AWS_OF(p) (&((struct aws_provider *)(p)->impl)->a)
+#define AWS_OF(p)   (&((struct aws_provider *)(p)->impl)->a)
 #define GROUP_OF(p) (((struct aws_provider *)(p)->impl)->group)
 
 static int p_describe(struct provider *p, struct prov_group *out, char *err, size_t errsz)
@@ -700,8 +700,7 @@ static int p_set_desired(struct provider *p, int desired, char *err, size_t errs
     return aws_set_desired(AWS_OF(p), GROUP_OF(p), desired, err, errsz);
 }
 
-static int p_terminate(struct provider *p, const char *id, int decrement, char *err,
-                       size_t errsz)
+static int p_terminate(struct provider *p, const char *id, int decrement, char *err, size_t errsz)
 {
     return aws_terminate(AWS_OF(p), id, decrement, err, errsz);
 }
@@ -711,8 +710,7 @@ static int p_hook(struct provider *p, struct prov_hook *out, char *err, size_t e
     return aws_termination_hook(AWS_OF(p), GROUP_OF(p), out, err, errsz);
 }
 
-static int p_complete(struct provider *p, const char *hook, const char *id, char *err,
-                      size_t errsz)
+static int p_complete(struct provider *p, const char *hook, const char *id, char *err, size_t errsz)
 {
     return aws_complete_lifecycle(AWS_OF(p), GROUP_OF(p), hook, id, err, errsz);
 }

@@ -42,7 +42,6 @@ struct aws {
     int from_imds; /* the credentials came from the instance's role: they can be fetched again */
 };
 
-
 /*
  * Fills a from the environment (and IMDSv2 when there are no credentials or no region there).
  * region and endpoint may be NULL. -1 with err when no credentials or region can be found.

@@ -20,7 +20,8 @@
 #define AZURE_PAGES_MAX 64
 
 struct azure {
-    char base[1536]; /* ENDPOINT/subscriptions/S/resourceGroups/R/providers/…/virtualMachineScaleSets/N */
+    /* ENDPOINT/subscriptions/S/resourceGroups/R/providers/…/virtualMachineScaleSets/N */
+    char base[1536];
     char endpoint[512];
     char imds[256];
     char ca_file[512];
@@ -74,12 +75,6 @@ int azure_parse_vms(const json_t *page, struct prov_group *g, char *err, size_t 
     return 0;
 }
 
-static int fail_oom(char *err, size_t errsz)
-{
-    snprintf(err, errsz, "out of memory");
-    return -1;
-}
-
 static int azure_describe(struct provider *p, struct prov_group *out, char *err, size_t errsz)
 {
     struct azure *a = p->impl;
@@ -87,8 +82,8 @@ static int azure_describe(struct provider *p, struct prov_group *out, char *err,
     json_t *j = NULL;
     memset(out, 0, sizeof(*out));
     snprintf(url, sizeof(url), "%s?api-version=" AZURE_API, a->base);
-    int rc = rest_call("Azure get scale set", a->token, a->ca_file, "GET", url, NULL, &j, err,
-                       errsz);
+    int rc =
+        rest_call("Azure get scale set", a->token, a->ca_file, "GET", url, NULL, &j, err, errsz);
     if (rc < 0)
         return rc;
     json_t *cap = json_object_get(json_object_get(j, "sku"), "capacity");
@@ -103,7 +98,7 @@ static int azure_describe(struct provider *p, struct prov_group *out, char *err,
         goto out;
     }
     if (!(out->instances = calloc(PROV_MAX_INSTANCES, sizeof(*out->instances)))) {
-        fail_oom(err, errsz);
+        rest_oom(err, errsz);
         goto out;
     }
     snprintf(url, sizeof(url), "%s/virtualMachines?api-version=" AZURE_API, a->base);
@@ -148,8 +143,8 @@ out:
 }
 
 /* The VM list carries timeCreated already: nothing more to read. */
-static int azure_launch_times(struct provider *p, struct prov_group *g, const int *want,
-                              char *err, size_t errsz)
+static int azure_launch_times(struct provider *p, struct prov_group *g, const int *want, char *err,
+                              size_t errsz)
 {
     (void)p;
     (void)g;
@@ -166,7 +161,7 @@ static int azure_set_desired(struct provider *p, int desired, char *err, size_t 
     snprintf(url, sizeof(url), "%s?api-version=" AZURE_API, a->base);
     json_t *body = json_pack("{s:{s:i}}", "sku", "capacity", desired);
     if (!body)
-        return fail_oom(err, errsz);
+        return rest_oom(err, errsz);
     int rc = rest_call("Azure update scale set capacity", a->token, a->ca_file, "PATCH", url, body,
                        NULL, err, errsz);
     json_decref(body);
@@ -183,7 +178,7 @@ static int azure_terminate(struct provider *p, const char *id, int decrement, ch
     snprintf(url, sizeof(url), "%s/delete?api-version=" AZURE_API, a->base);
     json_t *body = json_pack("{s:[s]}", "instanceIds", id);
     if (!body)
-        return fail_oom(err, errsz);
+        return rest_oom(err, errsz);
     int rc = rest_call("Azure delete scale set VM", a->token, a->ca_file, "POST", url, body, NULL,
                        err, errsz);
     json_decref(body);
@@ -223,24 +218,10 @@ static void azure_close(struct provider *p)
     p->impl = NULL;
 }
 
-static void trim_slash(char *s)
-{
-    size_t n = strlen(s);
-    if (n && s[n - 1] == '/')
-        s[n - 1] = '\0';
-}
-
-int azure_provider_open(struct provider *p, const struct prov_config *cfg, char *err,
-                        size_t errsz)
+int azure_provider_open(struct provider *p, const struct prov_config *cfg, char *err, size_t errsz)
 {
     char sub[256], rg[256], name[256];
     memset(p, 0, sizeof(*p));
-    if (!cfg->subscription || !cfg->resource_group) {
-        snprintf(err, errsz, "--provider azure: %s is required (or DAVIT_AUTOSCALE_%s)",
-                 !cfg->subscription ? "--subscription ID" : "--resource-group NAME",
-                 !cfg->subscription ? "SUBSCRIPTION" : "RESOURCE_GROUP");
-        return -1;
-    }
     if (rest_escape(cfg->subscription, sub, sizeof(sub)) < 0 ||
         rest_escape(cfg->resource_group, rg, sizeof(rg)) < 0 ||
         rest_escape(cfg->group, name, sizeof(name)) < 0) {
@@ -249,17 +230,17 @@ int azure_provider_open(struct provider *p, const struct prov_config *cfg, char 
     }
     struct azure *a = calloc(1, sizeof(*a));
     if (!a)
-        return fail_oom(err, errsz);
+        return rest_oom(err, errsz);
     snprintf(a->endpoint, sizeof(a->endpoint), "%s",
              cfg->endpoint && *cfg->endpoint ? cfg->endpoint : AZURE_MGMT);
-    trim_slash(a->endpoint);
+    rest_trim_slash(a->endpoint);
     snprintf(a->base, sizeof(a->base),
              "%s/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/"
              "virtualMachineScaleSets/%s",
              a->endpoint, sub, rg, name);
     const char *imds = getenv("DAVIT_AZURE_IMDS_ENDPOINT");
     snprintf(a->imds, sizeof(a->imds), "%s", imds && *imds ? imds : AZURE_IMDS);
-    trim_slash(a->imds);
+    rest_trim_slash(a->imds);
     snprintf(a->ca_file, sizeof(a->ca_file), "%s", cfg->ca_file ? cfg->ca_file : "");
     a->min = cfg->min;
     a->max = cfg->max;

@@ -516,9 +516,8 @@ static int carry_out(struct ctx *x, const struct prov_group *g, const struct as_
             decide(x, d->kind, d->reason, NULL, 0, desired);
             break;
         case AS_STRAY:
-            if (!x->dry_run &&
-                (rc = x->prov.terminate(&x->prov, d->instance_id, d->decrement, err,
-                                        sizeof(err))) < 0)
+            if (!x->dry_run && (rc = x->prov.terminate(&x->prov, d->instance_id, d->decrement, err,
+                                                       sizeof(err))) < 0)
                 return cloud_failed(x, rc, err);
             decide(x, d->kind, d->reason, d->instance_id, 0, NULL);
             break;
@@ -735,8 +734,16 @@ static int read_options(struct ctx *x, int argc, char **argv, const char **liste
         return cli_usage(x->c, "--provider: aws, azure or gcp");
     if (!x->pool || !cfg->group)
         return cli_usage(x->c, "%s is required (or DAVIT_AUTOSCALE_%s)",
-                         !x->pool ? "--pool NAME" : "--group NAME",
-                         !x->pool ? "POOL" : "GROUP");
+                         !x->pool ? "--pool NAME" : "--group NAME", !x->pool ? "POOL" : "GROUP");
+    int azure = strcmp(x->provider, "azure") == 0;
+    if (azure && (!cfg->subscription || !cfg->resource_group))
+        return cli_usage(x->c, "--provider azure: %s is required (or DAVIT_AUTOSCALE_%s)",
+                         !cfg->subscription ? "--subscription ID" : "--resource-group NAME",
+                         !cfg->subscription ? "SUBSCRIPTION" : "RESOURCE_GROUP");
+    if (!aws && !azure && (!cfg->project || !cfg->region))
+        return cli_usage(x->c, "--provider gcp: %s is required (or DAVIT_AUTOSCALE_%s)",
+                         !cfg->project ? "--project ID" : "--region R",
+                         !cfg->project ? "PROJECT" : "REGION");
     if (!aws && !has_max)
         return cli_usage(x->c,
                          "--provider %s: --max is required (or DAVIT_AUTOSCALE_MAX): the %s has "
@@ -747,9 +754,7 @@ static int read_options(struct ctx *x, int argc, char **argv, const char **liste
         return cli_usage(x->c, "--max %d is below --min %d", cfg->max, cfg->min);
     if (x->every_ms > 0 && x->every_ms < 1000)
         return cli_usage(x->c, "--every: at least 1s");
-    cfg->endpoint = aws                           ? x->aws_endpoint
-                    : strcmp(x->provider, "azure") == 0 ? x->azure_endpoint
-                                                        : x->gcp_endpoint;
+    cfg->endpoint = aws ? x->aws_endpoint : azure ? x->azure_endpoint : x->gcp_endpoint;
     return 0;
 }
 

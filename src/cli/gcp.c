@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GCP_COMPUTE "https://compute.googleapis.com"
-#define GCP_METADATA "http://metadata.google.internal"
+#define GCP_COMPUTE    "https://compute.googleapis.com"
+#define GCP_METADATA   "http://metadata.google.internal"
 #define GCP_TOKEN_PATH "/computeMetadata/v1/instance/service-accounts/default/token"
-#define GCP_PAGES_MAX 64
+#define GCP_PAGES_MAX  64
 
 struct gcp {
     char base[1536]; /* ENDPOINT/compute/v1/projects/P/regions/R/instanceGroupManagers/G */
@@ -32,8 +32,8 @@ struct gcp {
 
 const char *gcp_lifecycle(const char *a)
 {
-    static const char *const pending[] = {"CREATING", "CREATING_WITHOUT_RETRIES", "RECREATING",
-                                          "VERIFYING", "STARTING", "RESUMING"};
+    static const char *const pending[] = {
+        "CREATING", "CREATING_WITHOUT_RETRIES", "RECREATING", "VERIFYING", "STARTING", "RESUMING"};
     if (!a || strcmp(a, "NONE") == 0 || strcmp(a, "REFRESHING") == 0 ||
         strcmp(a, "RESTARTING") == 0)
         return "InService";
@@ -59,8 +59,7 @@ int gcp_parse_managed(const json_t *page, struct prov_group *g, char (*urls)[GCP
     {
         const char *url = json_string_value(json_object_get(mi, "instance"));
         const char *slash = url ? strrchr(url, '/') : NULL;
-        if (!slash || !slash[1] || strlen(slash + 1) >= AS_ID_SIZE ||
-            strlen(url) >= GCP_URL_SIZE) {
+        if (!slash || !slash[1] || strlen(slash + 1) >= AS_ID_SIZE || strlen(url) >= GCP_URL_SIZE) {
             snprintf(err, errsz, "a managed instance has no usable instance URL");
             return -1;
         }
@@ -79,12 +78,6 @@ int gcp_parse_managed(const json_t *page, struct prov_group *g, char (*urls)[GCP
     return 0;
 }
 
-static int fail_oom(char *err, size_t errsz)
-{
-    snprintf(err, errsz, "out of memory");
-    return -1;
-}
-
 static int gcp_describe(struct provider *p, struct prov_group *out, char *err, size_t errsz)
 {
     struct gcp *c = p->impl;
@@ -92,8 +85,8 @@ static int gcp_describe(struct provider *p, struct prov_group *out, char *err, s
     json_t *j = NULL;
     memset(out, 0, sizeof(*out));
     c->n = 0;
-    int rc = rest_call("GCP get instance group manager", c->token, c->ca_file, "GET", c->base,
-                       NULL, &j, err, errsz);
+    int rc = rest_call("GCP get instance group manager", c->token, c->ca_file, "GET", c->base, NULL,
+                       &j, err, errsz);
     if (rc < 0)
         return rc;
     json_t *size = json_object_get(j, "targetSize");
@@ -108,13 +101,13 @@ static int gcp_describe(struct provider *p, struct prov_group *out, char *err, s
         goto out;
     }
     if (!(out->instances = calloc(PROV_MAX_INSTANCES, sizeof(*out->instances)))) {
-        fail_oom(err, errsz);
+        rest_oom(err, errsz);
         goto out;
     }
     char token[512] = "";
     for (int page = 0; page < GCP_PAGES_MAX; page++) {
-        snprintf(url, sizeof(url), "%s/listManagedInstances%s%s", c->base, token[0] ? "?pageToken=" : "",
-                 token);
+        snprintf(url, sizeof(url), "%s/listManagedInstances%s%s", c->base,
+                 token[0] ? "?pageToken=" : "", token);
         if ((rc = rest_call("GCP list managed instances", c->token, c->ca_file, "POST", url, NULL,
                             &j, err, errsz)) < 0)
             goto out;
@@ -187,8 +180,8 @@ static int gcp_launch_times(struct provider *p, struct prov_group *g, const int 
         if (!want[i] || g->instances[i].launch_ms >= 0 ||
             instance_url(c, g->instances[i].id, url, sizeof(url)) < 0)
             continue;
-        int rc = rest_call("GCP get instance", c->token, c->ca_file, "GET", url, NULL, &j, err,
-                           errsz);
+        int rc =
+            rest_call("GCP get instance", c->token, c->ca_file, "GET", url, NULL, &j, err, errsz);
         if (rc < 0)
             return rc;
         const char *t = json_string_value(json_object_get(j, "creationTimestamp"));
@@ -208,8 +201,7 @@ static int gcp_set_desired(struct provider *p, int desired, char *err, size_t er
 }
 
 /* deleteInstances lowers the target size; recreateInstances replaces the instance. */
-static int gcp_terminate(struct provider *p, const char *id, int decrement, char *err,
-                         size_t errsz)
+static int gcp_terminate(struct provider *p, const char *id, int decrement, char *err, size_t errsz)
 {
     struct gcp *c = p->impl;
     char url[2048];
@@ -218,12 +210,13 @@ static int gcp_terminate(struct provider *p, const char *id, int decrement, char
         snprintf(err, errsz, "GCP instance group: no instance %s", id);
         return -1;
     }
-    snprintf(url, sizeof(url), "%s/%s", c->base, decrement ? "deleteInstances" : "recreateInstances");
-    json_t *body = decrement ? json_pack("{s:[s],s:b}", "instances", inst,
-                                         "skipInstancesOnValidationError", 0)
-                             : json_pack("{s:[s]}", "instances", inst);
+    snprintf(url, sizeof(url), "%s/%s", c->base,
+             decrement ? "deleteInstances" : "recreateInstances");
+    json_t *body =
+        decrement ? json_pack("{s:[s],s:b}", "instances", inst, "skipInstancesOnValidationError", 0)
+                  : json_pack("{s:[s]}", "instances", inst);
     if (!body)
-        return fail_oom(err, errsz);
+        return rest_oom(err, errsz);
     int rc = rest_call(decrement ? "GCP delete instance" : "GCP recreate instance", c->token,
                        c->ca_file, "POST", url, body, NULL, err, errsz);
     json_decref(body);
@@ -263,23 +256,10 @@ static void gcp_close(struct provider *p)
     p->impl = NULL;
 }
 
-static void trim_slash(char *s)
-{
-    size_t n = strlen(s);
-    if (n && s[n - 1] == '/')
-        s[n - 1] = '\0';
-}
-
 int gcp_provider_open(struct provider *p, const struct prov_config *cfg, char *err, size_t errsz)
 {
     char project[256], region[128], name[256];
     memset(p, 0, sizeof(*p));
-    if (!cfg->project || !cfg->region) {
-        snprintf(err, errsz, "--provider gcp: %s is required (or DAVIT_AUTOSCALE_%s)",
-                 !cfg->project ? "--project ID" : "--region R",
-                 !cfg->project ? "PROJECT" : "REGION");
-        return -1;
-    }
     if (rest_escape(cfg->project, project, sizeof(project)) < 0 ||
         rest_escape(cfg->region, region, sizeof(region)) < 0 ||
         rest_escape(cfg->group, name, sizeof(name)) < 0) {
@@ -293,17 +273,17 @@ int gcp_provider_open(struct provider *p, const struct prov_config *cfg, char *e
             free(c->urls);
             free(c);
         }
-        return fail_oom(err, errsz);
+        return rest_oom(err, errsz);
     }
     snprintf(c->endpoint, sizeof(c->endpoint), "%s",
              cfg->endpoint && *cfg->endpoint ? cfg->endpoint : GCP_COMPUTE);
-    trim_slash(c->endpoint);
+    rest_trim_slash(c->endpoint);
     snprintf(c->base, sizeof(c->base),
-             "%s/compute/v1/projects/%s/regions/%s/instanceGroupManagers/%s", c->endpoint,
-             project, region, name);
+             "%s/compute/v1/projects/%s/regions/%s/instanceGroupManagers/%s", c->endpoint, project,
+             region, name);
     const char *md = getenv("DAVIT_GCP_METADATA_ENDPOINT");
     snprintf(c->metadata, sizeof(c->metadata), "%s", md && *md ? md : GCP_METADATA);
-    trim_slash(c->metadata);
+    rest_trim_slash(c->metadata);
     snprintf(c->ca_file, sizeof(c->ca_file), "%s", cfg->ca_file ? cfg->ca_file : "");
     c->min = cfg->min;
     c->max = cfg->max;

@@ -75,11 +75,11 @@ struct provider {
     void *impl;
 };
 
-/* Opens one provider from cfg and the environment; -1 with err when no credentials (or a
- * required setting) can be found. close() is to be called after a 0 only. */
+/* Opens one provider from cfg and the environment (cfg holds what the provider requires:
+ * azure: subscription and resource_group; gcp: project and region); -1 with err when no
+ * credentials can be found. close() is to be called after a 0 only. */
 int aws_provider_open(struct provider *p, const struct prov_config *cfg, char *err, size_t errsz);
-int azure_provider_open(struct provider *p, const struct prov_config *cfg, char *err,
-                        size_t errsz);
+int azure_provider_open(struct provider *p, const struct prov_config *cfg, char *err, size_t errsz);
 int gcp_provider_open(struct provider *p, const struct prov_config *cfg, char *err, size_t errsz);
 
 void prov_group_free(struct prov_group *g);

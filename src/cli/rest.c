@@ -21,6 +21,19 @@ void rest_copy_clean(char *out, size_t size, const char *s)
     out[i] = '\0';
 }
 
+int rest_oom(char *err, size_t errsz)
+{
+    snprintf(err, errsz, "out of memory");
+    return -1;
+}
+
+void rest_trim_slash(char *s)
+{
+    size_t n = strlen(s);
+    if (n && s[n - 1] == '/')
+        s[n - 1] = '\0';
+}
+
 static size_t to_dbuf(char *p, size_t size, size_t n, void *ud)
 {
     return dbuf_add(ud, p, size * n) < 0 ? 0 : size * n;
@@ -113,8 +126,7 @@ out:
     return rc;
 }
 
-int rest_metadata_token(const char *url, const char *header, char *token, char *err,
-                        size_t errsz)
+int rest_metadata_token(const char *url, const char *header, char *token, char *err, size_t errsz)
 {
     struct dbuf resp = DBUF_INIT_SECRET(256 * 1024);
     struct curl_slist *hdrs = curl_slist_append(NULL, header);

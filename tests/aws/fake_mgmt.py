@@ -80,7 +80,9 @@ class MgmtMock:
                 return handle(method, urllib.parse.urlsplit(raw_path), dict((k.lower(), v) for k, v in headers),
                               body)
 
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), fake_aws._handler(Adapter(), False))
+        handler = fake_aws._handler(Adapter(), False)
+        handler.do_PATCH = handler._serve  # Azure updates a scale set with PATCH
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.cert, self.key)

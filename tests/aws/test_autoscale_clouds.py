@@ -49,7 +49,7 @@ class Cell(PoolCell):
         self.cloud, self.min, self.max = cloud, min_size, max_size
         self.azure = cloud.provider == "azure"
         self.group = cloud.add_scale_set(name, desired) if self.azure else cloud.add_group(name, desired)
-        self.token = AZ.TOKEN if self.azure else GCP.TOKEN
+        self.cloud_token = AZ.TOKEN if self.azure else GCP.TOKEN
         self.expired = AZ.EXPIRED_TOKEN if self.azure else GCP.EXPIRED_TOKEN
         self.token_var = "AZURE_ACCESS_TOKEN" if self.azure else "GOOGLE_OAUTH_ACCESS_TOKEN"
 
@@ -72,7 +72,7 @@ class Cell(PoolCell):
             e.pop(k, None)
         e["DAVIT_AZURE_IMDS_ENDPOINT"] = e["DAVIT_GCP_METADATA_ENDPOINT"] = self.cloud.metadata_url
         if token:
-            e[self.token_var] = self.token if token == "default" else token
+            e[self.token_var] = self.cloud_token if token == "default" else token
         if server_url:
             e["DAVIT_SERVER"] = server_url
         return e
