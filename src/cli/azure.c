@@ -119,7 +119,8 @@ static int azure_describe(struct provider *p, struct prov_group *out, char *err,
             rc = 0;
             break;
         }
-        if (strncmp(next, a->endpoint, strlen(a->endpoint)) != 0 || strlen(next) >= sizeof(url)) {
+        size_t n = strlen(a->endpoint);
+        if (strncmp(next, a->endpoint, n) != 0 || next[n] != '/' || strlen(next) >= sizeof(url)) {
             snprintf(err, errsz, "Azure list scale set VMs: nextLink outside %s", a->endpoint);
             goto out;
         }

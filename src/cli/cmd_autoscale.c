@@ -549,15 +549,16 @@ static int tick(struct ctx *x)
     }
     if ((rc = pool_read(x, &ps)) != 0)
         goto out;
-    /* The live instances' launch times (one call): a stray is one with no worker, launched
-     * long enough ago. */
+    /* The launch times of the live instances with no worker, the only ones that may be strays
+     * (no call when every instance has its worker: GCP makes one per instance). */
     want = calloc(g.n_instances ? g.n_instances : 1, sizeof(*want));
     if (!want) {
         rc = EXIT_INTERNAL;
         goto out;
     }
     for (size_t i = 0; i < g.n_instances; i++)
-        want[i] = autoscale_instance_live(g.instances[i].lifecycle);
+        want[i] = autoscale_instance_live(g.instances[i].lifecycle) &&
+                  !pool_worker(&ps, g.instances[i].id);
     if ((rc = x->prov.launch_times(&x->prov, &g, want, err, sizeof(err))) < 0) {
         rc = cloud_failed(x, rc, err);
         goto out;

@@ -55,9 +55,9 @@ class PoolCell:
     def worker(self, iid):
         return next(w for w in self.scaling()["workers"] if w["metadata"].get("instance_id") == iid)
 
-    def base_environ(self):
+    def base_environ(self, server_url=None):
         e = dict(os.environ)
-        e.update({"DAVIT_SERVER": self.server_url, "DAVIT_API_TOKEN": self.server.token})
+        e.update({"DAVIT_SERVER": server_url or self.server_url, "DAVIT_API_TOKEN": self.server.token})
         return e
 
     def tick(self, *extra, rc=0, **env_kw):

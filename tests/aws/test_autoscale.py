@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 import fake_aws as F
-from autoscale_fixtures import PoolCell, decisions, kinds
+from autoscale_fixtures import DrainProxy, PoolCell, decisions, kinds
 from davit_fixtures import check_stopped
 from davit_harness import DAVIT, Server, wait_for
 
@@ -49,8 +49,8 @@ class Cell(PoolCell):
         return ["autoscale", "--pool", self.name, "--group", self.name, "--region", F.TEST_REGION,
                 "--aws-endpoint", self.aws.url + "/"] + list(extra)
 
-    def environ(self, creds=(F.TEST_ACCESS_KEY, F.TEST_SECRET_KEY, F.TEST_SESSION_TOKEN)):
-        e = self.base_environ()
+    def environ(self, creds=(F.TEST_ACCESS_KEY, F.TEST_SECRET_KEY, F.TEST_SESSION_TOKEN), server_url=None):
+        e = self.base_environ(server_url)
         for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
                   "AWS_DEFAULT_REGION", "AWS_PROFILE"):
             e.pop(k, None)
@@ -113,11 +113,11 @@ def test_a_busy_worker_that_was_drained_is_undrained_and_kept(env):
     a, b = c.boot()
     c.submit(1)  # pending 1: target 1, capacity 2: the oldest idle worker (a) is the candidate
     # Between the autoscaler's read of the pool and its drain, a takes the run.
-    c.aws.on_action["DescribeInstances"] = lambda params: a.poll(wait_s=0)
+    proxy = DrainProxy(c.server.port, lambda: a.poll(wait_s=0))
     try:
-        ds = c.tick("--scale-down-delay", "0s")
+        ds = c.tick("--scale-down-delay", "0s", server_url=proxy.url)
     finally:
-        del c.aws.on_action["DescribeInstances"]
+        proxy.close()
     assert kinds(ds) == ["undrained_busy"] and ds[0][1]["instance"] == a.hostname
     assert c.worker(a.hostname)["state"] == "busy"  # undrained: it takes runs again
     assert a.hostname in c.group.instances and c.group.desired == 2

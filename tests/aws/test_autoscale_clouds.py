@@ -67,14 +67,12 @@ class Cell(PoolCell):
                 self.cloud.ca_file, "--min", str(self.min), "--max", str(self.max)] + where + list(extra)
 
     def environ(self, token="default", server_url=None):
-        e = self.base_environ()
+        e = self.base_environ(server_url)
         for k in ("AZURE_ACCESS_TOKEN", "GOOGLE_OAUTH_ACCESS_TOKEN"):
             e.pop(k, None)
         e["DAVIT_AZURE_IMDS_ENDPOINT"] = e["DAVIT_GCP_METADATA_ENDPOINT"] = self.cloud.metadata_url
         if token:
             e[self.token_var] = self.cloud_token if token == "default" else token
-        if server_url:
-            e["DAVIT_SERVER"] = server_url
         return e
 
     def mutations(self):
@@ -119,6 +117,8 @@ def test_scale_in_only_idle_workers_past_the_delay(server, cloud):
     assert c.group.ended[b.hostname].how_ended == "deleted"
     assert c.worker(a.hostname)["state"] == "busy"
     assert c.mutations() == [c.delete_call]
+    # Every instance had its worker: no launch time was asked for (GCP: one call per instance).
+    assert not [call for call in cloud.calls if call[1] == "instances.get" and call[2] == c.name]
 
 
 def test_a_busy_worker_that_was_drained_is_undrained_and_kept(server, cloud):
