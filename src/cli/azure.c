@@ -1,8 +1,11 @@
 /*
- * The Azure provider (provider.h; docs/autoscale.md, "Azure"): a Virtual
- * Machine Scale Set through Azure Resource Manager's REST API, with a bearer
- * token from AZURE_ACCESS_TOKEN or the instance's managed identity (IMDS,
- * DAVIT_AZURE_IMDS_ENDPOINT overriding http://169.254.169.254).
+ * The Azure provider (provider.h; docs/autoscale.md): a Virtual Machine
+ * Scale Set through Azure Resource Manager's REST API, with a bearer token
+ * from AZURE_ACCESS_TOKEN, a service principal's client credentials
+ * (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET; AZURE_AUTHORITY_HOST
+ * overriding https://login.microsoftonline.com, as in Azure's SDKs), or the
+ * instance's managed identity (IMDS, DAVIT_AZURE_IMDS_ENDPOINT overriding
+ * http://169.254.169.254).
  */
 #include "cli/provider.h"
 #include "cli/rest.h"
@@ -16,6 +19,8 @@
 #define AZURE_IMDS       "http://169.254.169.254"
 #define AZURE_TOKEN_PATH "/metadata/identity/oauth2/token?api-version=2018-02-01&resource="
 #define AZURE_RESOURCE   "https%3A%2F%2Fmanagement.azure.com%2F"
+#define AZURE_SCOPE      "https://management.azure.com/.default"
+#define AZURE_AUTHORITY  "https://login.microsoftonline.com"
 /* Pages of the VM list followed, at most. */
 #define AZURE_PAGES_MAX 64
 
@@ -26,6 +31,10 @@ struct azure {
     char imds[256];
     char ca_file[512];
     char token[REST_TOKEN_SIZE];
+    /* Client credentials, when given: the token endpoint, the client id and its secret. */
+    char token_url[768];
+    char client_id[256];
+    char client_secret[1024];
     int min, max;
     int last_desired; /* the capacity the last describe read: a replaced stray's capacity */
 };
@@ -191,6 +200,16 @@ static int azure_terminate(struct provider *p, const char *id, int decrement, ch
 static int azure_token(struct azure *a, char *err, size_t errsz)
 {
     char url[512];
+    if (a->client_id[0]) {
+        int rc = rest_client_token(a->token_url, a->client_id, a->client_secret, AZURE_SCOPE,
+                                   a->ca_file, a->token, err, errsz);
+        if (rc < 0) {
+            char why[400];
+            snprintf(why, sizeof(why), "%s", err);
+            snprintf(err, errsz, "no Azure credentials: client %s: %s", a->client_id, why);
+        }
+        return rc;
+    }
     snprintf(url, sizeof(url), "%s%s%s", a->imds, AZURE_TOKEN_PATH, AZURE_RESOURCE);
     int rc = rest_metadata_token(url, "Metadata: true", a->token, err, errsz);
     if (rc < 0) {
@@ -214,6 +233,7 @@ static void azure_close(struct provider *p)
     struct azure *a = p->impl;
     if (a) {
         explicit_bzero(a->token, sizeof(a->token));
+        explicit_bzero(a->client_secret, sizeof(a->client_secret));
         free(a);
     }
     p->impl = NULL;
@@ -262,6 +282,29 @@ int azure_provider_open(struct provider *p, const struct prov_config *cfg, char 
         }
         memcpy(a->token, tok, strlen(tok) + 1);
         return 0;
+    }
+    const char *tenant = getenv("AZURE_TENANT_ID"), *client = getenv("AZURE_CLIENT_ID");
+    const char *secret = getenv("AZURE_CLIENT_SECRET"), *host = getenv("AZURE_AUTHORITY_HOST");
+    char t[256];
+    if (secret && *secret) {
+        if (!tenant || !*tenant || !client || !*client) {
+            snprintf(err, errsz, "AZURE_CLIENT_SECRET is set but %s is not",
+                     !tenant || !*tenant ? "AZURE_TENANT_ID" : "AZURE_CLIENT_ID");
+            azure_close(p);
+            return -1;
+        }
+        if (rest_escape(tenant, t, sizeof(t)) < 0 || strlen(client) >= sizeof(a->client_id) ||
+            strlen(secret) >= sizeof(a->client_secret)) {
+            snprintf(err, errsz, "Azure client credentials: a variable is too long");
+            azure_close(p);
+            return -1;
+        }
+        snprintf(a->token_url, sizeof(a->token_url), "%s", host && *host ? host : AZURE_AUTHORITY);
+        rest_trim_slash(a->token_url);
+        size_t n = strlen(a->token_url);
+        snprintf(a->token_url + n, sizeof(a->token_url) - n, "/%s/oauth2/v2.0/token", t);
+        rest_copy_clean(a->client_id, sizeof(a->client_id), client);
+        memcpy(a->client_secret, secret, strlen(secret) + 1);
     }
     p->renewable = 1;
     if (azure_token(a, err, errsz) < 0) {

@@ -126,7 +126,10 @@ out:
     return rc;
 }
 
-int rest_metadata_token(const char *url, const char *header, char *token, char *err, size_t errsz)
+/* A token endpoint's answer: GET url with header, or POST form (a secret: wiped by the caller)
+ * to it; what names the endpoint in err. */
+static int token_request(const char *what, const char *url, const char *header, const char *form,
+                         const char *ca_file, char *token, char *err, size_t errsz)
 {
     struct dbuf resp = DBUF_INIT_SECRET(256 * 1024);
     struct curl_slist *hdrs = curl_slist_append(NULL, header);
@@ -141,14 +144,18 @@ int rest_metadata_token(const char *url, const char *header, char *token, char *
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 2L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, form ? 10L : 2L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, form ? 60L : 10L);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+    if (form)
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, to_dbuf);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+    if (ca_file && *ca_file)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
     CURLcode cc = curl_easy_perform(curl);
     if (cc != CURLE_OK) {
-        snprintf(err, errsz, "the metadata service at %s: %s", url, curl_easy_strerror(cc));
+        snprintf(err, errsz, "%s at %s: %s", what, url, curl_easy_strerror(cc));
         goto out;
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -156,8 +163,7 @@ int rest_metadata_token(const char *url, const char *header, char *token, char *
     if (status != 200 || !(j = json_loadb(resp.data ? resp.data : "", resp.len, 0, NULL)) ||
         !(t = json_string_value(json_object_get(j, "access_token"))) || !*t ||
         strlen(t) >= REST_TOKEN_SIZE) {
-        snprintf(err, errsz, "the metadata service at %s gave no access token (HTTP %ld)", url,
-                 status);
+        snprintf(err, errsz, "%s at %s gave no access token (HTTP %ld)", what, url, status);
         goto out;
     }
     memcpy(token, t, strlen(t) + 1);
@@ -174,6 +180,39 @@ out:
     curl_slist_free_all(hdrs);
     if (curl)
         curl_easy_cleanup(curl);
+    return rc;
+}
+
+int rest_metadata_token(const char *url, const char *header, char *token, char *err, size_t errsz)
+{
+    return token_request("the metadata service", url, header, NULL, NULL, token, err, errsz);
+}
+
+int rest_client_token(const char *url, const char *client_id, const char *secret, const char *scope,
+                      const char *ca_file, char *token, char *err, size_t errsz)
+{
+    char *id = curl_easy_escape(NULL, client_id, 0), *sec = curl_easy_escape(NULL, secret, 0);
+    char *sc = curl_easy_escape(NULL, scope, 0), *form = NULL;
+    int rc = -1;
+    if (!id || !sec || !sc ||
+        asprintf(&form, "grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s", id,
+                 sec, sc) < 0) {
+        form = NULL;
+        snprintf(err, errsz, "out of memory");
+    } else {
+        rc = token_request("the token endpoint", url,
+                           "Content-Type: application/x-www-form-urlencoded", form, ca_file, token,
+                           err, errsz);
+    }
+    if (sec)
+        explicit_bzero(sec, strlen(sec));
+    if (form) {
+        explicit_bzero(form, strlen(form));
+        free(form);
+    }
+    curl_free(id);
+    curl_free(sec);
+    curl_free(sc);
     return rc;
 }
 

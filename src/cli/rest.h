@@ -33,6 +33,13 @@ int rest_call(const char *what, const char *token, const char *ca_file, const ch
  */
 int rest_metadata_token(const char *url, const char *header, char *token, char *err, size_t errsz);
 
+/*
+ * An access token by OAuth 2.0 client credentials: POSTs client_id, secret and scope to the
+ * token endpoint url (trusting ca_file when not NULL). Same returns; the secret is never in err.
+ */
+int rest_client_token(const char *url, const char *client_id, const char *secret, const char *scope,
+                      const char *ca_file, char *token, char *err, size_t errsz);
+
 /* An RFC 3339 time ("2026-12-03T05:00:00.123-08:00", "…Z") as Unix ms; -1 when it is not one. */
 int64_t rest_parse_time(const char *s);
 

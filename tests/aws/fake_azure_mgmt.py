@@ -2,16 +2,19 @@
 """A MOCK of the Azure Resource Manager calls `davit autoscale --provider azure` makes (Azure
 cannot be reached from the tests): Virtual Machine Scale Sets get (sku.capacity), update (PATCH
 sku.capacity), delete instances (instanceIds) and the list of the scale set's VMs (instanceId,
-name, provisioningState, timeCreated), over HTTPS; and the instance metadata service's managed
-identity token (GET /metadata/identity/oauth2/token, header Metadata: true) on plain HTTP, as
+name, provisioningState, timeCreated), over HTTPS; Microsoft Entra ID's token endpoint for a service principal's client credentials
+(POST /TENANT/oauth2/v2.0/token, grant_type=client_credentials) on the same server; and the instance
+metadata service's managed identity token (GET /metadata/identity/oauth2/token, header Metadata: true) on plain HTTP, as
 169.254.169.254 is. Scaffolding: fake_mgmt.py.
 
 It is not Azure: no long-running operation polling (changes are done when answered), no
 orchestration modes, no zones, VMs are Succeeded as soon as they exist; api-version is required
 but any is accepted."""
 
+import datetime
 import json
 import re
+import urllib.parse
 
 from fake_mgmt import Group, MgmtMock
 
@@ -19,6 +22,9 @@ SUBSCRIPTION = "00000000-0000-4000-8000-00000000da71"
 RESOURCE_GROUP = "davit-rg"
 TOKEN = "eyJ0eXAiOiJKV1QifQ.fake-davit-azure-mgmt-token.c2ln"
 EXPIRED_TOKEN = "eyJ0eXAiOiJKV1QifQ.fake-davit-azure-mgmt-expired.c2ln"
+TENANT = "00000000-0000-4000-8000-0000000ten1"
+CLIENT_ID = "00000000-0000-4000-8000-000000c1e471"
+CLIENT_SECRET = "fake~davit~client~secret~0001"
 PREFIX = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/" % (
     SUBSCRIPTION, RESOURCE_GROUP)
 ROUTE = re.compile(r"^%s([^/]+)(/virtualMachines|/delete)?$" % re.escape(PREFIX), re.I)
@@ -67,7 +73,6 @@ class FakeAzureMgmt(MgmtMock):
 
     @staticmethod
     def now_iso(t):
-        import datetime
         return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0+00:00")
 
     def api(self, method, url, headers, body):
@@ -107,15 +112,25 @@ class FakeAzureMgmt(MgmtMock):
             return reply(202)
         return error(405, "MethodNotAllowed", "not here")
 
+    def public(self, method, url, headers, body):
+        if url.path != "/%s/oauth2/v2.0/token" % TENANT:
+            return None
+        form = dict(urllib.parse.parse_qsl((body or b"").decode()))
+        if method != "POST" or form.get("grant_type") != "client_credentials" or \
+                form.get("scope") != "https://management.azure.com/.default":
+            return reply(400, {"error": "invalid_request", "error_description": "AADSTS900144: a parameter is missing"})
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            self.refused.append(("token", 401))
+            return reply(401, {"error": "invalid_client",
+                               "error_description": "AADSTS7000215: Invalid client secret provided."})
+        self.calls.append(("POST", "client_credentials", None, CLIENT_ID))
+        return reply(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": TOKEN})
+
     def metadata(self, method, url, headers):
         if url.path != "/metadata/identity/oauth2/token" or headers.get("metadata") != "true":
             return error(400, "bad_request", "Required metadata header not specified")
-        if "resource=https://management.azure.com/" not in urlunquote(url.query):
+        if "resource=https://management.azure.com/" not in urllib.parse.unquote(url.query):
             return error(400, "invalid_resource", "this mock only gives management tokens")
         return reply(200, {"access_token": TOKEN, "expires_in": "86399", "token_type": "Bearer",
                            "resource": "https://management.azure.com/"})
 
-
-def urlunquote(s):
-    import urllib.parse
-    return urllib.parse.unquote(s)

@@ -107,6 +107,9 @@ class MgmtMock:
         auth = headers.get("authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else None
         with self.lock:
+            public = self.public(method, url, headers, body)
+            if public:
+                return public
             if token in self.expired:
                 self.refused.append(("api", 401))
                 return self.expired_error()
@@ -114,6 +117,10 @@ class MgmtMock:
                 self.refused.append(("api", 401))
                 return self.no_token_error()
             return self.api(method, url, headers, body)
+
+    def public(self, method, url, headers, body):
+        """A request answered without a bearer token (a token endpoint), or None."""
+        return None
 
     def _metadata(self, method, url, headers, body):
         with self.lock:

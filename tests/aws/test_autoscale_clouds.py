@@ -162,3 +162,24 @@ def test_expired_credentials_change_nothing(server, cloud):
     assert c.expired not in lines[0]
     assert len(cloud.calls) == before and ("api", 401) in cloud.refused
     assert c.group.desired == 1 and all(w["state"] == "idle" for w in c.scaling()["workers"])
+
+
+def test_azure_client_credentials(server, cloud):
+    """A service principal's secret, exchanged for a token at the (mock) token endpoint; a wrong
+    one is refused with one line that does not hold it."""
+    if cloud.provider != "azure":
+        pytest.skip("Azure's client credentials")
+    c = Cell(server, cloud, "sp", 0)
+    sp = {"AZURE_TENANT_ID": AZ.TENANT, "AZURE_CLIENT_ID": AZ.CLIENT_ID, "AZURE_AUTHORITY_HOST": cloud.url}
+    c.submit(1)
+    env = c.environ(token=None)
+    env.update(sp, AZURE_CLIENT_SECRET=AZ.CLIENT_SECRET)
+    c.environ = lambda **kw: env
+    ds = c.tick()
+    assert kinds(ds) == ["scale_out"] and c.group.desired == 1
+    assert [call for call in cloud.calls if call[1] == "client_credentials"]
+    env["AZURE_CLIENT_SECRET"] = "not-the-secret"
+    assert c.tick(rc=8) == []
+    (line,) = c.last.stderr.strip().splitlines()
+    assert "no Azure credentials" in line and "HTTP 401" in line and "not-the-secret" not in line, line
+    assert c.mutations() == ["update"]
