@@ -63,9 +63,9 @@ int rest_call(const char *what, const char *token, const char *ca_file, const ch
     if (out)
         *out = NULL;
     CURL *curl = curl_easy_init();
-    if (!curl || asprintf(&auth, "Authorization: Bearer %s", token) < 0 ||
-        (body && !(text = json_dumps(body, JSON_COMPACT)))) {
+    if (curl && asprintf(&auth, "Authorization: Bearer %s", token) < 0)
         auth = NULL;
+    if (!curl || !auth || (body && !(text = json_dumps(body, JSON_COMPACT)))) {
         snprintf(err, errsz, "%s: out of memory", what);
         goto out;
     }
@@ -119,6 +119,9 @@ out:
         free(auth);
     }
     free(text);
+    /* The list holds its own copy of the token's header. */
+    for (struct curl_slist *h = hdrs; h; h = h->next)
+        explicit_bzero(h->data, strlen(h->data));
     curl_slist_free_all(hdrs);
     if (curl)
         curl_easy_cleanup(curl);
