@@ -18,8 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* An instance id ("i-" and 17 hex digits today) with room to spare, and its NUL. */
-#define AS_ID_SIZE 32
+/* An instance id: AWS's "i-" and 17 hex digits, an Azure scale set VM's instanceId, a GCE
+ * instance name (at most 63 characters); and its NUL. */
+#define AS_ID_SIZE 64
 /* A lifecycle state ("Terminating:Wait", the longest is "Warmed:Terminating:Proceed"). */
 #define AS_STATE_SIZE 40
 /* The longest reason a decision gives, with its NUL. */

@@ -467,7 +467,7 @@ void aws_close(struct aws *a)
 /* ---- the actions ---- */
 
 struct group_read {
-    struct aws_group *g;
+    struct prov_group *g;
     const char *name;
     int groups, in_group, cap_hit;
     char group_name[256];
@@ -476,7 +476,7 @@ struct group_read {
 static void group_cb(void *ud, const char *path, const char *text)
 {
     struct group_read *r = ud;
-    struct aws_group *g = r->g;
+    struct prov_group *g = r->g;
     if (!text) {
         if (ends(path, "AutoScalingGroups/member"))
             r->groups++;
@@ -506,7 +506,7 @@ static void group_cb(void *ud, const char *path, const char *text)
         copy_clean(in->lifecycle, sizeof(in->lifecycle), text);
 }
 
-int aws_describe_group(struct aws *a, const char *group, struct aws_group *out, char *err,
+int aws_describe_group(struct aws *a, const char *group, struct prov_group *out, char *err,
                        size_t errsz)
 {
     memset(out, 0, sizeof(*out));
@@ -536,19 +536,12 @@ int aws_describe_group(struct aws *a, const char *group, struct aws_group *out, 
 out:
     dbuf_free(&p);
     if (rc < 0)
-        aws_group_free(out);
+        prov_group_free(out);
     return rc;
 }
 
-void aws_group_free(struct aws_group *g)
-{
-    free(g->instances);
-    g->instances = NULL;
-    g->n_instances = 0;
-}
-
 struct hook_read {
-    struct aws_hook cur, *out;
+    struct prov_hook cur, *out;
     char transition[128];
 };
 
@@ -573,7 +566,7 @@ static void hook_cb(void *ud, const char *path, const char *text)
         *r->out = r->cur;
 }
 
-int aws_termination_hook(struct aws *a, const char *group, struct aws_hook *out, char *err,
+int aws_termination_hook(struct aws *a, const char *group, struct prov_hook *out, char *err,
                          size_t errsz)
 {
     memset(out, 0, sizeof(*out));
@@ -589,7 +582,7 @@ int aws_termination_hook(struct aws *a, const char *group, struct aws_hook *out,
 }
 
 struct launch_read {
-    struct aws_group *g;
+    struct prov_group *g;
     char id[AS_ID_SIZE];
 };
 
@@ -610,7 +603,7 @@ static void launch_cb(void *ud, const char *path, const char *text)
     }
 }
 
-int aws_launch_times(struct aws *a, struct aws_group *g, const int *want, char *err, size_t errsz)
+int aws_launch_times(struct aws *a, struct prov_group *g, const int *want, char *err, size_t errsz)
 {
     struct dbuf p = DBUF_INIT(1024 * 1024);
     struct launch_read r = {.g = g};
@@ -679,4 +672,93 @@ int aws_complete_lifecycle(struct aws *a, const char *group, const char *hook,
         rc = call(a, "autoscaling", "CompleteLifecycleAction", &p, NULL, NULL, err, errsz);
     dbuf_free(&p);
     return rc;
+}
+
+/* ---- the provider (provider.h) ---- */
+
+struct aws_provider {
+    struct aws a;
+    char group[256];
+};
+
+#define AWS_OF(p)   (&((struct aws_provider *)(p)->impl)->a)
+#define GROUP_OF(p) (((struct aws_provider *)(p)->impl)->group)
+
+static int p_describe(struct provider *p, struct prov_group *out, char *err, size_t errsz)
+{
+    return aws_describe_group(AWS_OF(p), GROUP_OF(p), out, err, errsz);
+}
+
+static int p_launch_times(struct provider *p, struct prov_group *g, const int *want, char *err,
+                          size_t errsz)
+{
+    return aws_launch_times(AWS_OF(p), g, want, err, errsz);
+}
+
+static int p_set_desired(struct provider *p, int desired, char *err, size_t errsz)
+{
+    return aws_set_desired(AWS_OF(p), GROUP_OF(p), desired, err, errsz);
+}
+
+static int p_terminate(struct provider *p, const char *id, int decrement, char *err, size_t errsz)
+{
+    return aws_terminate(AWS_OF(p), id, decrement, err, errsz);
+}
+
+static int p_hook(struct provider *p, struct prov_hook *out, char *err, size_t errsz)
+{
+    return aws_termination_hook(AWS_OF(p), GROUP_OF(p), out, err, errsz);
+}
+
+static int p_complete(struct provider *p, const char *hook, const char *id, char *err, size_t errsz)
+{
+    return aws_complete_lifecycle(AWS_OF(p), GROUP_OF(p), hook, id, err, errsz);
+}
+
+static int p_refresh(struct provider *p, char *err, size_t errsz)
+{
+    return aws_refresh(AWS_OF(p), err, errsz);
+}
+
+static void p_close(struct provider *p)
+{
+    if (p->impl) {
+        aws_close(AWS_OF(p));
+        free(p->impl);
+    }
+    p->impl = NULL;
+}
+
+int aws_provider_open(struct provider *p, const struct prov_config *cfg, char *err, size_t errsz)
+{
+    memset(p, 0, sizeof(*p));
+    struct aws_provider *ap = calloc(1, sizeof(*ap));
+    if (!ap) {
+        snprintf(err, errsz, "out of memory");
+        return -1;
+    }
+    if (strlen(cfg->group) >= sizeof(ap->group)) {
+        snprintf(err, errsz, "--group: longer than %zu bytes", sizeof(ap->group) - 1);
+        free(ap);
+        return -1;
+    }
+    snprintf(ap->group, sizeof(ap->group), "%s", cfg->group);
+    if (aws_open(&ap->a, cfg->region, cfg->endpoint, err, errsz) < 0) {
+        free(ap);
+        return -1;
+    }
+    if (cfg->ca_file && *cfg->ca_file)
+        snprintf(ap->a.ca_file, sizeof(ap->a.ca_file), "%s", cfg->ca_file);
+    p->impl = ap;
+    p->name = "AWS";
+    p->renewable = ap->a.from_imds;
+    p->describe = p_describe;
+    p->launch_times = p_launch_times;
+    p->set_desired = p_set_desired;
+    p->terminate = p_terminate;
+    p->termination_hook = p_hook;
+    p->complete_termination = p_complete;
+    p->refresh = p_refresh;
+    p->close = p_close;
+    return 0;
 }

@@ -21,14 +21,15 @@
 #define DAVIT_CLI_AWS_H
 
 #include "cli/autoscale.h"
+#include "cli/provider.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define AWS_EAUTH (-2)
+#define AWS_EAUTH PROV_EAUTH
 
 /* The most instances one group's answer may hold here (Auto Scaling's own quota is lower). */
-#define AWS_MAX_INSTANCES 2048
+#define AWS_MAX_INSTANCES PROV_MAX_INSTANCES
 
 struct aws {
     char region[64];
@@ -41,19 +42,6 @@ struct aws {
     int from_imds; /* the credentials came from the instance's role: they can be fetched again */
 };
 
-/* The group as DescribeAutoScalingGroups answers it. instances is owned (aws_group_free). */
-struct aws_group {
-    int min, max, desired;
-    struct as_instance *instances;
-    size_t n_instances;
-};
-
-/* The group's termination lifecycle hook. */
-struct aws_hook {
-    char name[256];
-    int64_t heartbeat_timeout_ms;
-};
-
 /*
  * Fills a from the environment (and IMDSv2 when there are no credentials or no region there).
  * region and endpoint may be NULL. -1 with err when no credentials or region can be found.
@@ -64,15 +52,14 @@ int aws_refresh(struct aws *a, char *err, size_t errsz);
 /* Wipes the credentials. */
 void aws_close(struct aws *a);
 
-int aws_describe_group(struct aws *a, const char *group, struct aws_group *out, char *err,
+int aws_describe_group(struct aws *a, const char *group, struct prov_group *out, char *err,
                        size_t errsz);
-void aws_group_free(struct aws_group *g);
 /* The group's EC2_INSTANCE_TERMINATING hook; out->name is "" when it has none. */
-int aws_termination_hook(struct aws *a, const char *group, struct aws_hook *out, char *err,
+int aws_termination_hook(struct aws *a, const char *group, struct prov_hook *out, char *err,
                          size_t errsz);
 /* Sets launch_ms (EC2 DescribeInstances) of the instances of g whose launch_ms is -1 and for
  * which want(i) holds. */
-int aws_launch_times(struct aws *a, struct aws_group *g, const int *want, char *err, size_t errsz);
+int aws_launch_times(struct aws *a, struct prov_group *g, const int *want, char *err, size_t errsz);
 int aws_set_desired(struct aws *a, const char *group, int desired, char *err, size_t errsz);
 int aws_terminate(struct aws *a, const char *instance_id, int decrement, char *err, size_t errsz);
 int aws_complete_lifecycle(struct aws *a, const char *group, const char *hook,

@@ -25,7 +25,7 @@
 #define EXIT_UNREACHABLE 7 /* the server could not be reached */
 
 /* Most options a command may have, besides --help. */
-#define CLI_MAX_OPTS 15
+#define CLI_MAX_OPTS 24
 
 struct cli;
 

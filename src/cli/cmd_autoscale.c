@@ -1,14 +1,16 @@
 /*
- * davit autoscale: one pool against one AWS Auto Scaling group
- * (docs/autoscale.md). A tick reads the group (AWS) and the pool (the davit
- * API), answers the termination lifecycle hook, plans (autoscale.c) and
+ * davit autoscale: one pool against one AWS Auto Scaling group, Azure scale
+ * set or GCP managed instance group (docs/autoscale.md; the cloud behind a
+ * struct provider, provider.h). A tick reads the group (the cloud) and the
+ * pool (the davit API), answers AWS's termination lifecycle hook, plans (autoscale.c) and
  * carries the plan out; with --every it ticks until SIGTERM or SIGINT.
  * Every decision is one log line with its reason, counted in /metrics
  * (--metrics-listen).
  */
 #include "cli/args.h"
 #include "cli/autoscale.h"
-#include "cli/aws.h"
+#include "cli/provider.h"
+#include "cli/rest.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 
@@ -28,8 +30,8 @@
 #include <string.h>
 #include <time.h>
 
-/* AWS refused a call or the credentials (docs/autoscale.md, "Exit codes"). */
-#define EXIT_AWS 8
+/* The cloud refused a call or the credentials (docs/autoscale.md, "Exit codes"). */
+#define EXIT_CLOUD 8
 
 /* The lifecycle hook's wait: from half a second, doubling up to 15 s. */
 #define HOOK_PAUSE_FIRST_MS 500
@@ -75,11 +77,14 @@ struct ctx {
     struct as_options opt;
     int64_t every_ms;
     int dry_run;
-    struct aws aws;
+    struct provider prov;
+    struct prov_config cfg;
+    const char *provider; /* "aws", "azure", "gcp" */
+    const char *aws_endpoint, *azure_endpoint, *gcp_endpoint;
     struct metrics m;
     sigset_t stop_set;
     int stop;
-    int auth_failed; /* the last AWS error was AWS refusing the credentials */
+    int auth_failed; /* the last cloud error was the cloud refusing the credentials */
     struct seen seen[SEEN_MAX];
     size_t n_seen;
 };
@@ -101,7 +106,7 @@ static char *metrics_text(struct metrics *m)
         fprintf(f, "davit_autoscale_decisions_total{decision=\"%s\"} %llu\n", metric_names[i],
                 (unsigned long long)m->decisions[i]);
     fprintf(f,
-            "# HELP davit_autoscale_errors_total Ticks that failed (AWS or the davit API).\n"
+            "# HELP davit_autoscale_errors_total Ticks that failed (the cloud or the davit API).\n"
             "# TYPE davit_autoscale_errors_total counter\n"
             "davit_autoscale_errors_total %llu\n"
             "# HELP davit_autoscale_ticks_total Ticks run.\n"
@@ -270,7 +275,7 @@ static int pool_read(struct ctx *x, struct pool_state *out)
         if (autoscale_worker_state(json_string_value(json_object_get(o, "state")), &w->state) < 0)
             continue; /* a state this version does not know: not counted */
         w->id = json_integer_value(json_object_get(o, "id"));
-        w->idle_since_ms = idle ? aws_parse_time(idle) : -1;
+        w->idle_since_ms = idle ? rest_parse_time(idle) : -1;
         snprintf(w->instance_id, sizeof(w->instance_id), "%s", iid ? iid : "");
         out->p.n_workers++;
     }
@@ -307,12 +312,12 @@ static int drain(struct ctx *x, int64_t id, int on, enum as_worker_state *after)
 
 /* ---- a tick ---- */
 
-static int aws_failed(struct ctx *x, int rc, const char *err)
+static int cloud_failed(struct ctx *x, int rc, const char *err)
 {
-    x->auth_failed = rc == AWS_EAUTH;
-    fprintf(stderr, "davit autoscale: %s%s\n",
-            rc == AWS_EAUTH ? "AWS refused the credentials: " : "", err);
-    return EXIT_AWS;
+    x->auth_failed = rc == PROV_EAUTH;
+    fprintf(stderr, "davit autoscale: %s%s%s\n", rc == PROV_EAUTH ? x->prov.name : "",
+            rc == PROV_EAUTH ? " refused the credentials: " : "", err);
+    return EXIT_CLOUD;
 }
 
 static int64_t seen_since(struct ctx *x, const char *id, int64_t now)
@@ -328,7 +333,7 @@ static int64_t seen_since(struct ctx *x, const char *id, int64_t now)
 }
 
 /* Forgets the instances no longer waiting. */
-static void seen_prune(struct ctx *x, const struct aws_group *g)
+static void seen_prune(struct ctx *x, const struct prov_group *g)
 {
     size_t k = 0;
     for (size_t i = 0; i < x->n_seen; i++) {
@@ -353,22 +358,25 @@ struct waiting {
  * and its action completed (CONTINUE) once the worker holds no runs, has gone, or the hook's
  * timeout nears; between checks a pause that doubles. With --every, a tick waits at most
  * the interval and leaves the rest to the next. *acted is set when an action was completed.
+ * AWS only: Azure's and GCP's instances drain themselves (docs/autoscale.md, "Guards").
  */
-static int lifecycle(struct ctx *x, struct aws_group *g, int *acted)
+static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
 {
     char err[512];
     struct waiting *wt = NULL;
     size_t n = 0;
     int rc = 0;
     *acted = 0;
+    if (!x->prov.termination_hook)
+        return 0;
     seen_prune(x, g);
     for (size_t i = 0; i < g->n_instances; i++)
         n += strcmp(g->instances[i].lifecycle, "Terminating:Wait") == 0;
     if (n == 0)
         return 0;
-    struct aws_hook hook;
-    if ((rc = aws_termination_hook(&x->aws, x->group, &hook, err, sizeof(err))) < 0)
-        return aws_failed(x, rc, err);
+    struct prov_hook hook;
+    if ((rc = x->prov.termination_hook(&x->prov, &hook, err, sizeof(err))) < 0)
+        return cloud_failed(x, rc, err);
     if (!hook.name[0]) {
         log_event(LOG_WARN, "instances in Terminating:Wait but the group has no termination hook",
                   "group", x->group, NULL);
@@ -417,9 +425,9 @@ static int lifecycle(struct ctx *x, struct aws_group *g, int *acted)
             }
             if (!why)
                 continue;
-            if (!x->dry_run && (rc = aws_complete_lifecycle(&x->aws, x->group, hook.name, wt[i].id,
-                                                            err, sizeof(err))) < 0) {
-                rc = aws_failed(x, rc, err);
+            if (!x->dry_run && (rc = x->prov.complete_termination(&x->prov, hook.name, wt[i].id,
+                                                                  err, sizeof(err))) < 0) {
+                rc = cloud_failed(x, rc, err);
                 break;
             }
             decide(x, metric, why, wt[i].id, w ? w->id : 0, NULL);
@@ -479,17 +487,17 @@ static int scale_in(struct ctx *x, const struct as_decision *d)
                d->instance_id, d->worker_id, NULL);
         return 0;
     }
-    rc = aws_terminate(&x->aws, d->instance_id, 1, err, sizeof(err));
+    rc = x->prov.terminate(&x->prov, d->instance_id, 1, err, sizeof(err));
     if (rc < 0) {
         /* Not terminated: it must not stay drained for nothing. */
         drain(x, d->worker_id, 0, &after);
-        return aws_failed(x, rc, err);
+        return cloud_failed(x, rc, err);
     }
     decide(x, AS_SCALE_IN, d->reason, d->instance_id, d->worker_id, NULL);
     return 0;
 }
 
-static int carry_out(struct ctx *x, const struct aws_group *g, const struct as_plan *plan)
+static int carry_out(struct ctx *x, const struct prov_group *g, const struct as_plan *plan)
 {
     char err[512], desired[48];
     int rc = 0;
@@ -503,14 +511,14 @@ static int carry_out(struct ctx *x, const struct aws_group *g, const struct as_p
         case AS_SCALE_OUT:
             snprintf(desired, sizeof(desired), "%d->%d", g->desired, d->new_desired);
             if (!x->dry_run &&
-                (rc = aws_set_desired(&x->aws, x->group, d->new_desired, err, sizeof(err))) < 0)
-                return aws_failed(x, rc, err);
+                (rc = x->prov.set_desired(&x->prov, d->new_desired, err, sizeof(err))) < 0)
+                return cloud_failed(x, rc, err);
             decide(x, d->kind, d->reason, NULL, 0, desired);
             break;
         case AS_STRAY:
-            if (!x->dry_run &&
-                (rc = aws_terminate(&x->aws, d->instance_id, d->decrement, err, sizeof(err))) < 0)
-                return aws_failed(x, rc, err);
+            if (!x->dry_run && (rc = x->prov.terminate(&x->prov, d->instance_id, d->decrement, err,
+                                                       sizeof(err))) < 0)
+                return cloud_failed(x, rc, err);
             decide(x, d->kind, d->reason, d->instance_id, 0, NULL);
             break;
         case AS_SCALE_IN:
@@ -524,34 +532,35 @@ static int carry_out(struct ctx *x, const struct aws_group *g, const struct as_p
 static int tick(struct ctx *x)
 {
     char err[512];
-    struct aws_group g;
+    struct prov_group g;
     struct pool_state ps = {0};
     int acted = 0, *want = NULL;
-    int rc = aws_describe_group(&x->aws, x->group, &g, err, sizeof(err));
+    int rc = x->prov.describe(&x->prov, &g, err, sizeof(err));
     if (rc < 0)
-        return aws_failed(x, rc, err);
+        return cloud_failed(x, rc, err);
     if ((rc = lifecycle(x, &g, &acted)) != 0 || x->stop)
         goto out;
     if (acted) { /* the group changed while the hook waited: read it again */
-        aws_group_free(&g);
-        if ((rc = aws_describe_group(&x->aws, x->group, &g, err, sizeof(err))) < 0) {
-            rc = aws_failed(x, rc, err);
+        prov_group_free(&g);
+        if ((rc = x->prov.describe(&x->prov, &g, err, sizeof(err))) < 0) {
+            rc = cloud_failed(x, rc, err);
             goto out;
         }
     }
     if ((rc = pool_read(x, &ps)) != 0)
         goto out;
-    /* The live instances' launch times (one call): a stray is one with no worker, launched
-     * long enough ago. */
+    /* The launch times of the live instances with no worker, the only ones that may be strays
+     * (no call when every instance has its worker: GCP makes one per instance). */
     want = calloc(g.n_instances ? g.n_instances : 1, sizeof(*want));
     if (!want) {
         rc = EXIT_INTERNAL;
         goto out;
     }
     for (size_t i = 0; i < g.n_instances; i++)
-        want[i] = autoscale_instance_live(g.instances[i].lifecycle);
-    if ((rc = aws_launch_times(&x->aws, &g, want, err, sizeof(err))) < 0) {
-        rc = aws_failed(x, rc, err);
+        want[i] = autoscale_instance_live(g.instances[i].lifecycle) &&
+                  !pool_worker(&ps, g.instances[i].id);
+    if ((rc = x->prov.launch_times(&x->prov, &g, want, err, sizeof(err))) < 0) {
+        rc = cloud_failed(x, rc, err);
         goto out;
     }
     struct as_group ag = {g.min, g.max, g.desired, g.instances, g.n_instances};
@@ -573,7 +582,7 @@ static int tick(struct ctx *x)
 out:
     free(want);
     free(ps.w);
-    aws_group_free(&g);
+    prov_group_free(&g);
     pthread_mutex_lock(&x->m.mu);
     x->m.ticks++;
     x->m.errors += rc != 0;
@@ -591,17 +600,43 @@ static int read_duration(struct cli *c, const char *opt, const char *v, int64_t 
     return 0;
 }
 
-static int read_options(struct ctx *x, int argc, char **argv, const char **listen,
-                        const char **region, const char **endpoint)
+/* A count option (--max-create, --min, --max): lo to hi. */
+static int read_count(struct cli *c, const char *opt, const char *v, long long lo, long long hi,
+                      int *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || errno || n < lo || n > hi)
+        return cli_usage(c, "--%s: a number from %lld to %lld", opt, lo, hi);
+    *out = (int)n;
+    return 0;
+}
+
+/* The provider's variables' defaults, then the options over them. */
+static int read_env(struct ctx *x, const char **listen, int *has_max)
 {
     char err[256];
-    long long n;
+    long long n, min, max;
+    struct prov_config *cfg = &x->cfg;
     x->pool = env_get("AUTOSCALE_POOL", NULL, 0);
-    x->group = env_get("AUTOSCALE_GROUP", NULL, 0);
-    *region = env_get("AUTOSCALE_REGION", NULL, 0);
+    x->provider = env_get("AUTOSCALE_PROVIDER", NULL, 0);
+    cfg->group = env_get("AUTOSCALE_GROUP", NULL, 0);
+    if (!cfg->group)
+        cfg->group = env_get("AUTOSCALE_SCALE_SET", NULL, 0);
+    cfg->region = env_get("AUTOSCALE_REGION", NULL, 0);
+    cfg->subscription = env_get("AUTOSCALE_SUBSCRIPTION", NULL, 0);
+    cfg->resource_group = env_get("AUTOSCALE_RESOURCE_GROUP", NULL, 0);
+    cfg->project = env_get("AUTOSCALE_PROJECT", NULL, 0);
+    cfg->ca_file = env_get("AUTOSCALE_CA_FILE", NULL, 0);
     *listen = env_get("AUTOSCALE_METRICS_LISTEN", NULL, 0);
-    *endpoint = env_get("AUTOSCALE_AWS_ENDPOINT", NULL, 0);
+    x->aws_endpoint = env_get("AUTOSCALE_AWS_ENDPOINT", NULL, 0);
+    x->azure_endpoint = env_get("AUTOSCALE_AZURE_ENDPOINT", NULL, 0);
+    x->gcp_endpoint = env_get("AUTOSCALE_GCP_ENDPOINT", NULL, 0);
+    *has_max = env_get("AUTOSCALE_MAX", NULL, 0) != NULL;
     if (env_int("AUTOSCALE_MAX_CREATE", 5, 1000, &n, err, sizeof(err)) < 0 ||
+        env_int("AUTOSCALE_MIN", 0, 100000, &min, err, sizeof(err)) < 0 ||
+        env_int("AUTOSCALE_MAX", 0, 100000, &max, err, sizeof(err)) < 0 ||
         env_duration("AUTOSCALE_SCALE_DOWN_DELAY", 5 * 60 * 1000, &x->opt.scale_down_delay_ms, err,
                      sizeof(err)) < 0 ||
         env_duration("AUTOSCALE_STRAY_AFTER", 10 * 60 * 1000, &x->opt.stray_after_ms, err,
@@ -610,26 +645,57 @@ static int read_options(struct ctx *x, int argc, char **argv, const char **liste
         env_bool("AUTOSCALE_DRY_RUN", 0, &x->dry_run, err, sizeof(err)) < 0)
         return cli_usage(x->c, "%s", err);
     x->opt.max_create = (int)n;
-    int o, rc;
+    cfg->min = (int)min;
+    cfg->max = (int)max;
+    return 0;
+}
+
+static int read_options(struct ctx *x, int argc, char **argv, const char **listen)
+{
+    struct prov_config *cfg = &x->cfg;
+    int o, rc, has_max;
+    if ((rc = read_env(x, listen, &has_max)) != 0)
+        return rc;
     optind = 0;
     while ((o = cli_getopt(x->c, argc, argv)) != -1) {
-        char *end;
         switch (o) {
         case 'p':
             x->pool = optarg;
             break;
+        case 'P':
+            x->provider = optarg;
+            break;
         case 'g':
-            x->group = optarg;
+        case 'G':
+            cfg->group = optarg;
             break;
         case 'r':
-            *region = optarg;
+            cfg->region = optarg;
+            break;
+        case 'S':
+            cfg->subscription = optarg;
+            break;
+        case 'R':
+            cfg->resource_group = optarg;
+            break;
+        case 'j':
+            cfg->project = optarg;
+            break;
+        case 'C':
+            cfg->ca_file = optarg;
+            break;
+        case 'i':
+            if ((rc = read_count(x->c, "min", optarg, 0, 100000, &cfg->min)))
+                return rc;
+            break;
+        case 'x':
+            if ((rc = read_count(x->c, "max", optarg, 0, 100000, &cfg->max)))
+                return rc;
+            has_max = 1;
             break;
         case 'm':
-            errno = 0;
-            n = strtoll(optarg, &end, 10);
-            if (*end || errno || n < 1 || n > 1000)
-                return cli_usage(x->c, "--max-create: a number from 1 to 1000");
-            x->opt.max_create = (int)n;
+            if ((rc = read_count(x->c, "max-create", optarg, 1, 1000, &x->opt.max_create)))
+                return rc;
             break;
         case 'd':
             if ((rc = read_duration(x->c, "scale-down-delay", optarg, &x->opt.scale_down_delay_ms)))
@@ -647,7 +713,13 @@ static int read_options(struct ctx *x, int argc, char **argv, const char **liste
             *listen = optarg;
             break;
         case 'a':
-            *endpoint = optarg;
+            x->aws_endpoint = optarg;
+            break;
+        case 'z':
+            x->azure_endpoint = optarg;
+            break;
+        case 'c':
+            x->gcp_endpoint = optarg;
             break;
         case 'n':
             x->dry_run = 1;
@@ -656,40 +728,70 @@ static int read_options(struct ctx *x, int argc, char **argv, const char **liste
     }
     if (optind != argc)
         return cli_usage(x->c, "takes no arguments besides its options");
-    if (!x->pool || !x->group)
+    if (!x->provider)
+        x->provider = "aws";
+    int aws = strcmp(x->provider, "aws") == 0;
+    if (!aws && strcmp(x->provider, "azure") != 0 && strcmp(x->provider, "gcp") != 0)
+        return cli_usage(x->c, "--provider: aws, azure or gcp");
+    if (!x->pool || !cfg->group)
         return cli_usage(x->c, "%s is required (or DAVIT_AUTOSCALE_%s)",
-                         !x->pool ? "--pool NAME" : "--group ASG", !x->pool ? "POOL" : "GROUP");
+                         !x->pool ? "--pool NAME" : "--group NAME", !x->pool ? "POOL" : "GROUP");
+    int azure = strcmp(x->provider, "azure") == 0;
+    if (azure && (!cfg->subscription || !cfg->resource_group))
+        return cli_usage(x->c, "--provider azure: %s is required (or DAVIT_AUTOSCALE_%s)",
+                         !cfg->subscription ? "--subscription ID" : "--resource-group NAME",
+                         !cfg->subscription ? "SUBSCRIPTION" : "RESOURCE_GROUP");
+    if (!aws && !azure && (!cfg->project || !cfg->region))
+        return cli_usage(x->c, "--provider gcp: %s is required (or DAVIT_AUTOSCALE_%s)",
+                         !cfg->project ? "--project ID" : "--region R",
+                         !cfg->project ? "PROJECT" : "REGION");
+    if (!aws && !has_max)
+        return cli_usage(x->c,
+                         "--provider %s: --max is required (or DAVIT_AUTOSCALE_MAX): the %s has "
+                         "no maximum of its own",
+                         x->provider,
+                         x->provider[1] == 'z' ? "scale set" : "managed instance group");
+    if (!aws && cfg->max < cfg->min)
+        return cli_usage(x->c, "--max %d is below --min %d", cfg->max, cfg->min);
     if (x->every_ms > 0 && x->every_ms < 1000)
         return cli_usage(x->c, "--every: at least 1s");
+    cfg->endpoint = aws ? x->aws_endpoint : azure ? x->azure_endpoint : x->gcp_endpoint;
     return 0;
 }
 
 int cli_autoscale(struct cli *c, int argc, char **argv)
 {
     char err[512];
-    const char *listen = NULL, *region = NULL, *endpoint = NULL;
+    const char *listen = NULL;
     struct MHD_Daemon *mhd = NULL;
     struct ctx *x = calloc(1, sizeof(*x));
+    int opened = 0;
     if (!x) {
         fprintf(stderr, "davit autoscale: out of memory\n");
         return EXIT_INTERNAL;
     }
     x->c = c;
     pthread_mutex_init(&x->m.mu, NULL);
-    int rc = read_options(x, argc, argv, &listen, &region, &endpoint);
+    int rc = read_options(x, argc, argv, &listen);
     if (rc)
         goto out;
+    x->group = x->cfg.group;
     log_setup(LOG_TEXT, 0, NULL);
     /* Blocked before any thread starts (they inherit it): only pause_ms takes them. */
     sigemptyset(&x->stop_set);
     sigaddset(&x->stop_set, SIGTERM);
     sigaddset(&x->stop_set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &x->stop_set, NULL);
-    if (aws_open(&x->aws, region, endpoint, err, sizeof(err)) < 0) {
+    int (*open_provider)(struct provider *, const struct prov_config *, char *, size_t) =
+        x->provider[0] == 'a' && x->provider[1] == 'w' ? aws_provider_open
+        : x->provider[0] == 'a'                        ? azure_provider_open
+                                                       : gcp_provider_open;
+    if (open_provider(&x->prov, &x->cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "davit autoscale: %s\n", err);
-        rc = EXIT_AWS;
+        rc = EXIT_CLOUD;
         goto out;
     }
+    opened = 1;
     if (listen && !(mhd = metrics_start(&x->m, listen, err, sizeof(err)))) {
         fprintf(stderr, "davit autoscale: %s\n", err);
         rc = EXIT_USAGE;
@@ -703,10 +805,11 @@ int cli_autoscale(struct cli *c, int argc, char **argv)
             break;
         /* Credentials from the environment do not renew: stop, loudly. Any other failure is
          * logged and the next tick tries again. */
-        if (x->auth_failed && !x->aws.from_imds)
+        if (x->auth_failed && !x->prov.renewable)
             break;
-        if (x->aws.from_imds && aws_refresh(&x->aws, err, sizeof(err)) < 0)
-            log_event(LOG_WARN, "instance role credentials not renewed", "reason", err, NULL);
+        if (x->prov.renewable && x->prov.refresh(&x->prov, err, sizeof(err)) < 0)
+            log_event(LOG_WARN, "instance credentials not renewed", "provider", x->prov.name,
+                      "reason", err, NULL);
         int64_t left = start + x->every_ms - clock_mono_ms();
         if (left > 0 && pause_ms(x, left))
             break;
@@ -716,7 +819,8 @@ int cli_autoscale(struct cli *c, int argc, char **argv)
 out:
     if (mhd)
         MHD_stop_daemon(mhd);
-    aws_close(&x->aws);
+    if (opened)
+        x->prov.close(&x->prov);
     pthread_mutex_destroy(&x->m.mu);
     free(x);
     return rc;

@@ -133,12 +133,20 @@ const struct cli_cmd cli_commands[] = {
      CMD_JSON, cli_release_publish},
     {"release", "list", "", "list the published releases", NULL, NULL, CMD_JSON, cli_release_list},
 
-    {"autoscale", NULL, "--pool NAME --group ASG [OPTION…]",
-     "scale an AWS Auto Scaling group to a pool's demand, one tick or --every DUR",
+    {"autoscale", NULL, "--pool NAME --group NAME [--provider aws|azure|gcp] [OPTION…]",
+     "scale an AWS Auto Scaling group, Azure scale set or GCP managed instance group to a pool's\n"
+     "demand, one tick or --every DUR",
      "  --pool NAME               the pool (DAVIT_AUTOSCALE_POOL)\n"
-     "  --group ASG               the Auto Scaling group (DAVIT_AUTOSCALE_GROUP)\n"
-     "  --region R                its region (DAVIT_AUTOSCALE_REGION; default AWS_REGION,\n"
-     "                            AWS_DEFAULT_REGION or the instance's)\n"
+     "  --provider P              aws, azure or gcp (DAVIT_AUTOSCALE_PROVIDER; aws)\n"
+     "  --group NAME              the Auto Scaling group, scale set or managed instance group\n"
+     "                            (DAVIT_AUTOSCALE_GROUP; --scale-set is the same)\n"
+     "  --region R                AWS: its region (default AWS_REGION, AWS_DEFAULT_REGION or\n"
+     "                            the instance's); GCP: the group's (DAVIT_AUTOSCALE_REGION)\n"
+     "  --subscription ID         Azure (DAVIT_AUTOSCALE_SUBSCRIPTION)\n"
+     "  --resource-group NAME     Azure (DAVIT_AUTOSCALE_RESOURCE_GROUP)\n"
+     "  --project ID              GCP (DAVIT_AUTOSCALE_PROJECT)\n"
+     "  --min N, --max N          Azure, GCP: the group's bounds, required --max\n"
+     "                            (DAVIT_AUTOSCALE_MIN, DAVIT_AUTOSCALE_MAX; min 0)\n"
      "  --max-create N            instances added a tick at most (DAVIT_AUTOSCALE_MAX_CREATE; 5)\n"
      "  --scale-down-delay DUR    idle this long before a worker may go\n"
      "                            (DAVIT_AUTOSCALE_SCALE_DOWN_DELAY; 5m)\n"
@@ -148,19 +156,34 @@ const struct cli_cmd cli_commands[] = {
      "  --metrics-listen ADDR     serve /metrics on HOST:PORT (DAVIT_AUTOSCALE_METRICS_LISTEN)\n"
      "  --aws-endpoint URL        one endpoint for Auto Scaling and EC2\n"
      "                            (DAVIT_AUTOSCALE_AWS_ENDPOINT; default AWS's for the region)\n"
+     "  --azure-endpoint URL      (DAVIT_AUTOSCALE_AZURE_ENDPOINT; https://management.azure.com)\n"
+     "  --gcp-endpoint URL        (DAVIT_AUTOSCALE_GCP_ENDPOINT; https://compute.googleapis.com)\n"
+     "  --ca-file FILE            CA certificates for the cloud's endpoint\n"
+     "                            (DAVIT_AUTOSCALE_CA_FILE)\n"
      "  --dry-run                 log the decisions, change nothing (DAVIT_AUTOSCALE_DRY_RUN)\n"
-     "  AWS credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or the\n"
-     "  instance's role (IMDSv2). Exit 8 when AWS refuses a call or the credentials.\n"
-     "  See docs/autoscale.md.\n",
+     "  Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or the\n"
+     "  instance's role; AZURE_ACCESS_TOKEN or the VM's managed identity;\n"
+     "  GOOGLE_OAUTH_ACCESS_TOKEN or the instance's service account.\n"
+     "  Exit 8 when the cloud refuses a call or the credentials. See docs/autoscale.md.\n",
      (const struct option[]){{"pool", required_argument, 0, 'p'},
+                             {"provider", required_argument, 0, 'P'},
                              {"group", required_argument, 0, 'g'},
+                             {"scale-set", required_argument, 0, 'G'},
                              {"region", required_argument, 0, 'r'},
+                             {"subscription", required_argument, 0, 'S'},
+                             {"resource-group", required_argument, 0, 'R'},
+                             {"project", required_argument, 0, 'j'},
+                             {"min", required_argument, 0, 'i'},
+                             {"max", required_argument, 0, 'x'},
                              {"max-create", required_argument, 0, 'm'},
                              {"scale-down-delay", required_argument, 0, 'd'},
                              {"stray-after", required_argument, 0, 's'},
                              {"every", required_argument, 0, 'e'},
                              {"metrics-listen", required_argument, 0, 'l'},
                              {"aws-endpoint", required_argument, 0, 'a'},
+                             {"azure-endpoint", required_argument, 0, 'z'},
+                             {"gcp-endpoint", required_argument, 0, 'c'},
+                             {"ca-file", required_argument, 0, 'C'},
                              {"dry-run", no_argument, 0, 'n'},
                              {0, 0, 0, 0}},
      0, cli_autoscale},

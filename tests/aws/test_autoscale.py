@@ -5,7 +5,6 @@ whose instance_id metadata names the fake's instances, as the AWS boot script's 
 One server and one fake for the module; each test has its own pool and group."""
 
 import datetime
-import os
 import re
 import shutil
 import signal
@@ -17,8 +16,9 @@ import urllib.request
 import pytest
 
 import fake_aws as F
+from autoscale_fixtures import DrainProxy, PoolCell, decisions, kinds
 from davit_fixtures import check_stopped
-from davit_harness import DAVIT, Launcher, Server, wait_for
+from davit_harness import DAVIT, Server, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -34,59 +34,31 @@ def env():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-class Cell:
+class Cell(PoolCell):
     """One pool and one Auto Scaling group, with the launchers on its instances."""
 
     def __init__(self, env, name, min_size, max_size, desired, hook_timeout=None):
-        self.server, self.aws = env
-        self.name = name
-        self.token, self.key = self.server.create_pool(name)
+        server, self.aws = env
+        super().__init__(server, name)
         self.group = self.aws.add_group(name, min_size, max_size, desired, hook_timeout)
-        self.launchers = {}  # instance id -> Launcher
 
-    def boot(self, *ids):
-        """Starts a launcher on each instance (all live ones without one when none are named)."""
-        ids = ids or [i.id for i in self.group.live() if i.id not in self.launchers]
-        for iid in ids:
-            la = Launcher(self.server, self.token, self.key, hostname=iid)
-            la.register(metadata={"instance_id": iid})
-            self.launchers[iid] = la
-        return [self.launchers[i] for i in ids]
-
-    def submit(self, n=1):
-        return [self.server.submit(self.name) for _ in range(n)]
-
-    def scaling(self):
-        return self.server.ok("GET", "/api/v1/pools/%s/scaling" % self.name)
-
-    def worker(self, iid):
-        return next(w for w in self.scaling()["workers"] if w["metadata"].get("instance_id") == iid)
+    def instance_ids(self):
+        return [i.id for i in self.group.live()]
 
     def args(self, *extra):
         return ["autoscale", "--pool", self.name, "--group", self.name, "--region", F.TEST_REGION,
                 "--aws-endpoint", self.aws.url + "/"] + list(extra)
 
-    def environ(self, creds=(F.TEST_ACCESS_KEY, F.TEST_SECRET_KEY, F.TEST_SESSION_TOKEN)):
-        e = dict(os.environ)
+    def environ(self, creds=(F.TEST_ACCESS_KEY, F.TEST_SECRET_KEY, F.TEST_SESSION_TOKEN), server_url=None):
+        e = self.base_environ(server_url)
         for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
                   "AWS_DEFAULT_REGION", "AWS_PROFILE"):
             e.pop(k, None)
-        e.update({"DAVIT_SERVER": "http://127.0.0.1:%d" % self.server.port, "DAVIT_API_TOKEN": self.server.token,
-                  "AWS_CA_BUNDLE": self.aws.ca_file, "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.aws.imds_url})
+        e.update({"AWS_CA_BUNDLE": self.aws.ca_file, "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.aws.imds_url})
         if creds:
             e.update({"AWS_ACCESS_KEY_ID": creds[0], "AWS_SECRET_ACCESS_KEY": creds[1],
                       "AWS_SESSION_TOKEN": creds[2]})
         return e
-
-    def tick(self, *extra, creds=(F.TEST_ACCESS_KEY, F.TEST_SECRET_KEY, F.TEST_SESSION_TOKEN), rc=0):
-        """One tick; returns its decisions as (decision, fields) from its log lines."""
-        p = subprocess.run([DAVIT] + self.args(*extra), env=self.environ(creds), capture_output=True,
-                           text=True, timeout=120)
-        print(p.stderr)
-        assert p.returncode == rc, (p.returncode, p.stderr)
-        assert "AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-        self.last = p
-        return decisions(p.stderr)
 
     def mutations(self):
         return [c[1] for c in self.aws.actions() if c[1] in MUTATIONS and self._mine(c[2])]
@@ -97,19 +69,6 @@ class Cell:
 
 
 MUTATIONS = ("SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup", "CompleteLifecycleAction")
-
-
-def decisions(log):
-    out = []
-    for line in log.splitlines():
-        if " autoscale decision " in line:
-            fields = dict(re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line))
-            out.append((fields["decision"], {k: v.strip('"') for k, v in fields.items()}))
-    return out
-
-
-def kinds(ds):
-    return [d for d, _ in ds]
 
 
 def test_scale_out_on_pending_up_to_max_and_max_create(env):
@@ -154,11 +113,11 @@ def test_a_busy_worker_that_was_drained_is_undrained_and_kept(env):
     a, b = c.boot()
     c.submit(1)  # pending 1: target 1, capacity 2: the oldest idle worker (a) is the candidate
     # Between the autoscaler's read of the pool and its drain, a takes the run.
-    c.aws.on_action["DescribeInstances"] = lambda params: a.poll(wait_s=0)
+    proxy = DrainProxy(c.server.port, lambda: a.poll(wait_s=0))
     try:
-        ds = c.tick("--scale-down-delay", "0s")
+        ds = c.tick("--scale-down-delay", "0s", server_url=proxy.url)
     finally:
-        del c.aws.on_action["DescribeInstances"]
+        proxy.close()
     assert kinds(ds) == ["undrained_busy"] and ds[0][1]["instance"] == a.hostname
     assert c.worker(a.hostname)["state"] == "busy"  # undrained: it takes runs again
     assert a.hostname in c.group.instances and c.group.desired == 2
