@@ -104,11 +104,14 @@ resource "google_compute_region_instance_group_manager" "workers" {
   }
 
   update_policy {
-    type                  = var.update_type
-    minimal_action        = "REPLACE"
-    replacement_method    = "SUBSTITUTE"
-    max_surge_fixed       = 3
-    max_unavailable_fixed = 0
+    type = var.update_type
+    # A regional group otherwise deletes instances to even out its zones,
+    # busy or not: never for davit.
+    instance_redistribution_type = "NONE"
+    minimal_action               = "REPLACE"
+    replacement_method           = "SUBSTITUTE"
+    max_surge_fixed              = 3
+    max_unavailable_fixed        = 0
   }
 
   lifecycle {
