@@ -15,14 +15,14 @@ The others run on the host: no secret on any command line or in a message,
 each failure one line and exit 2; the watcher drains on a Terminate event and
 acknowledges it only after the launcher's run has ended."""
 import base64
+import json
 import os
 import re
-import signal
 import subprocess
-import time
 
 import pytest
 
+import davit_e2e
 import fake_azure
 import fake_gcp
 from conftest import (SOURCE, container_logs, docker, first_boot, render_template,
@@ -173,6 +173,9 @@ def test_gcp_errors_are_one_line_naming_the_secret(gcp):
     assert boot_fails(gcp_env(gcp, DAVIT_TOKEN_FROM="gcp-secretmanager:a/b")) == (
         'davit-launcher-boot: DAVIT_TOKEN_FROM: "gcp-secretmanager:a/b" is neither '
         'gcp-secretmanager:NAME nor gcp-secretmanager:projects/P/secrets/NAME')
+    assert boot_fails(gcp_env(gcp, DAVIT_TOKEN_FROM="gcp-secretmanager:projects/p/secrets/../../x")) == (
+        'davit-launcher-boot: DAVIT_TOKEN_FROM: "gcp-secretmanager:projects/p/secrets/../../x" '
+        'is not a valid name')
     gcp.denied.clear()
     gcp.secrets["davit-key"] = "-----BEGIN PRIVATE KEY----- s3cr3t"
     err = boot_fails(gcp_env(gcp))
@@ -198,8 +201,10 @@ def test_azure_drain_acknowledges_only_after_the_runs_end(stack, pool, azure, tm
     shim = tmp_path / "bin"
     shim.mkdir()
     stopped = tmp_path / "stopped"
+    at_drain = tmp_path / "run-at-drain"
     (shim / "systemctl").write_text(
         f'#!/bin/sh\n[ "$*" = "stop davit-launcher.service" ] || exit 1\n'
+        f'{davit_e2e.DAVIT} run show {run} --json >{at_drain}\n'
         f'kill -TERM {la.proc.pid}\n'
         f'while [ -e /proc/{la.proc.pid} ] && [ "$(cut -d" " -f3 /proc/{la.proc.pid}/stat)" != Z ]; do sleep 0.1; done\n'
         f'date +%s.%N >{stopped}\n')
@@ -209,7 +214,7 @@ def test_azure_drain_acknowledges_only_after_the_runs_end(stack, pool, azure, tm
     azure.add_event("Freeze")  # not a deletion: left alone
     azure.add_event("Terminate", resources=["davit-web_9"])  # another instance's
     watcher = subprocess.Popen(
-        [DRAIN], env={"PATH": f"{shim}:{os.environ['PATH']}",
+        [DRAIN], env={**srv.env(), "PATH": f"{shim}:{os.environ['PATH']}",
                       "DAVIT_AZURE_IMDS_ENDPOINT": azure.metadata_url,
                       "DAVIT_AZURE_EVENTS_EVERY": "0.2"},
         stderr=subprocess.PIPE, text=True)
@@ -222,6 +227,7 @@ def test_azure_drain_acknowledges_only_after_the_runs_end(stack, pool, azure, tm
             watcher.kill()
             watcher.wait()
     assert la.wait(timeout=5) == 0  # drained: exit 0
+    assert json.loads(at_drain.read_text())["state"] == "running"  # the drain had a run to wait for
     assert [a[0] for a in azure.acks] == [eid]
     assert acked == [(eid, "finished")]
     assert float(stopped.read_text()) <= azure.acks[0][1]
