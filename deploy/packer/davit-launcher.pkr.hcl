@@ -87,6 +87,18 @@ variable "azure_vm_size_arm64" {
   description = "Azure: VM size that builds the arm64 image (an Ampere Altra size, with p in its name)."
 }
 
+variable "azure_gallery_name" {
+  type        = string
+  default     = "davit_images"
+  description = "Azure: existing Compute Gallery (in azure_resource_group) the arm64 image is published to: Arm64 VMs boot only from gallery or Marketplace images. It needs an image definition PREFIX-arm64 created with --architecture Arm64 --hyper-v-generation V2."
+}
+
+variable "azure_image_version" {
+  type        = string
+  default     = "1.0.0"
+  description = "Azure: version (MAJOR.MINOR.PATCH) of the arm64 gallery image this build publishes."
+}
+
 variable "gcp_project_id" {
   type        = string
   default     = "davit-images"
@@ -178,6 +190,13 @@ source "azure-arm" "arm64" {
   managed_image_name                = "${var.ami_name_prefix}-arm64-${local.timestamp}"
   managed_image_resource_group_name = var.azure_resource_group
   azure_tags                        = local.tags
+  shared_image_gallery_destination {
+    resource_group      = var.azure_resource_group
+    gallery_name        = var.azure_gallery_name
+    image_name          = "${var.ami_name_prefix}-arm64"
+    image_version       = var.azure_image_version
+    replication_regions = [var.azure_location]
+  }
 }
 
 # GCP: Debian's own image families in debian-cloud, as images

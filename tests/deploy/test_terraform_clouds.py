@@ -230,3 +230,15 @@ def test_gcp_shutdown_script_drains():
                                                                      "shutdown-script.sh")],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stdout
+
+
+def test_azure_arm64_needs_a_gallery_image(parsed):
+    """Arm64 VMs boot only from gallery images, which the managed-image
+    lookup cannot find: the module refuses an arm64 size without image_id."""
+    res = resources(parsed, module("azure"))
+    (pre,) = res["azurerm_linux_virtual_machine_scale_set"]["workers"]["lifecycle"][0]["precondition"]
+    assert pre["condition"] == '${local.image_id != ""}'
+    main = read(module("azure"), "main.tf")
+    assert 'count               = var.image_id == "" && local.arch == "amd64" ? 1 : 0' in main
+    ex = blocks(parsed, os.path.join(module("azure"), "examples", "basic"), "module")["davit_pool"]
+    assert derive("azure", ex["vm_size"]) == "arm64" and ex["image_id"] == "${var.image_id}"

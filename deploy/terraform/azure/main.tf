@@ -12,7 +12,10 @@ locals {
   # a p among the feature letters is an Arm (Ampere, Cobalt) size.
   derived_arch = can(regex("^Standard_[A-Z]+[0-9]+(-[0-9]+)?[a-oq-z]*p[a-z]*(_|$)", var.vm_size)) ? "arm64" : "amd64"
   arch         = var.architecture != "" ? var.architecture : local.derived_arch
-  image_id     = var.image_id != "" ? var.image_id : data.azurerm_image.launcher[0].id
+  # Arm64 VMs boot only from gallery (or Marketplace) images, which the
+  # managed-image lookup cannot find: image_id is required for them.
+  image_id = var.image_id != "" ? var.image_id : (local.arch == "amd64" ? data.azurerm_image.launcher[0].id : "")
+
   vault_name   = regex("/vaults/([^/]+)$", var.key_vault_id)[0]
   secret_names = toset([var.token_secret_name, var.private_key_secret_name])
 
@@ -27,7 +30,7 @@ locals {
 }
 
 data "azurerm_image" "launcher" {
-  count               = var.image_id == "" ? 1 : 0
+  count               = var.image_id == "" && local.arch == "amd64" ? 1 : 0
   name_regex          = "^${var.image_name_prefix}-${local.arch}-"
   sort_descending     = true
   resource_group_name = var.image_resource_group
@@ -113,6 +116,10 @@ resource "azurerm_linux_virtual_machine_scale_set" "workers" {
   lifecycle {
     # The autoscaler owns the capacity.
     ignore_changes = [instances]
+    precondition {
+      condition     = local.image_id != ""
+      error_message = "An arm64 vm_size boots from a Compute Gallery image: set image_id to the gallery image definition (or version) deploy/packer published (docs/deploy-azure.md)."
+    }
   }
 
   depends_on = [azurerm_role_assignment.secrets]

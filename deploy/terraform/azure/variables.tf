@@ -92,7 +92,7 @@ variable "architecture" {
 }
 
 variable "image_id" {
-  description = "The machine image to boot (built from deploy/packer's azure-arm sources): a managed image or gallery image version id. Empty: the newest managed image named image_name_prefix-ARCH-* in image_resource_group."
+  description = "The machine image to boot (built from deploy/packer's azure-arm sources): a managed image, or a Compute Gallery image definition or version id (required for arm64 sizes, which boot only from gallery images). Empty (amd64 only): the newest managed image named image_name_prefix-amd64-* in image_resource_group."
   type        = string
   default     = ""
 

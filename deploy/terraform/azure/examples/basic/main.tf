@@ -1,6 +1,10 @@
 # A pool "web" on a scale set of Arm (Ampere) instances.
 #
 # Before `terraform apply` (docs/deploy-azure.md):
+#   az sig create -g davit-images -r davit_images
+#   az sig image-definition create -g davit-images -r davit_images \
+#       -i davit-launcher-debian12-arm64 --os-type Linux --architecture Arm64 \
+#       --hyper-v-generation V2 -p davit -f davit-launcher -s debian12-arm64
 #   packer build -only='azure-arm.arm64' -var azure_subscription_id=$SUB deploy/packer
 #   davit pool create web                            # prints the token, writes davit.key
 #   az keyvault secret set --vault-name davit-secrets --name davit-web-token --file token.txt
@@ -37,6 +41,11 @@ variable "subnet_id" {
   type        = string
 }
 
+variable "image_id" {
+  description = "The gallery image definition Packer published the arm64 image to (its newest version boots)."
+  type        = string
+}
+
 variable "admin_ssh_public_key" {
   description = "OpenSSH public key for the instances' administrator."
   type        = string
@@ -53,6 +62,7 @@ module "davit_pool" {
   token_secret_name       = "davit-web-token"
   private_key_secret_name = "davit-web-key"
   vm_size                 = "Standard_D2ps_v5"
+  image_id                = var.image_id
   zones                   = ["1", "2", "3"]
   subnet_id               = var.subnet_id
   admin_ssh_public_key    = var.admin_ssh_public_key
