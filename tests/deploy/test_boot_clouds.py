@@ -107,7 +107,8 @@ def test_secrets_read_with_the_identity_never_on_a_command_line(cloud, azure, gc
     mock = azure if cloud == "azure" else gcp
     env = azure_env(azure) if cloud == "azure" else gcp_env(gcp)
     path, argv_log = curl_shim(tmp_path)
-    p = source_boot(cloud, env, path=path)
+    # The metadata service is reached directly, whatever proxy is set.
+    p = source_boot(cloud, {**env, "http_proxy": "http://127.0.0.1:9"}, path=path)
     assert p.returncode == 0, p.stderr
     out = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
     assert out["DAVIT_TOKEN"] == token
@@ -204,7 +205,7 @@ def test_azure_drain_acknowledges_only_after_the_runs_end(stack, pool, azure, tm
     at_drain = tmp_path / "run-at-drain"
     (shim / "systemctl").write_text(
         f'#!/bin/sh\n[ "$*" = "stop davit-launcher.service" ] || exit 1\n'
-        f'{davit_e2e.DAVIT} run show {run} --json >{at_drain}\n'
+        f'env -u http_proxy {davit_e2e.DAVIT} run show {run} --json >{at_drain}\n'
         f'kill -TERM {la.proc.pid}\n'
         f'while [ -e /proc/{la.proc.pid} ] && [ "$(cut -d" " -f3 /proc/{la.proc.pid}/stat)" != Z ]; do sleep 0.1; done\n'
         f'date +%s.%N >{stopped}\n')
@@ -216,7 +217,7 @@ def test_azure_drain_acknowledges_only_after_the_runs_end(stack, pool, azure, tm
     watcher = subprocess.Popen(
         [DRAIN], env={**srv.env(), "PATH": f"{shim}:{os.environ['PATH']}",
                       "DAVIT_AZURE_IMDS_ENDPOINT": azure.metadata_url,
-                      "DAVIT_AZURE_EVENTS_EVERY": "0.2"},
+                      "DAVIT_AZURE_EVENTS_EVERY": "0.2", "http_proxy": "http://127.0.0.1:9"},
         stderr=subprocess.PIPE, text=True)
     try:
         eid = azure.add_event("Terminate")
