@@ -159,6 +159,10 @@ def test_azure_errors_are_one_line_naming_the_secret(azure):
                           "Key Vault: has the scale set a managed identity with client id 9999")
     err = boot_fails(azure_env(azure, DAVIT_TOKEN_FROM="azure-keyvault:v/a?b=c"))
     assert err == 'davit-launcher-boot: DAVIT_TOKEN_FROM: "a?b=c" is not a valid name'
+    # The cloud is the first source's; the other must be of the same cloud.
+    assert boot_fails(azure_env(azure, DAVIT_POOL_PRIVATE_KEY_FROM="ssm:/davit/key")) == (
+        'davit-launcher-boot: DAVIT_POOL_PRIVATE_KEY_FROM: "ssm:/davit/key" is not '
+        'azure-keyvault:VAULT/NAME')
     assert boot_fails(azure_env(azure, DAVIT_AZURE_IMDS_ENDPOINT="http://127.0.0.1:9")) == (
         "davit-launcher-boot: the instance metadata service at http://127.0.0.1:9 gave no resourceId")
     azure.resource_id = "/subscriptions/x/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1"
