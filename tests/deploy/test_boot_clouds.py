@@ -293,6 +293,10 @@ def test_first_boot_in_a_container(cloud, stack, pool, azure, gcp, image):
         requests = sh("cat /run/fake-systemd/requests").splitlines()
         assert requests[-1] == "enable --now davit-launcher.service"
         assert ("enable --now davit-azure-drain.service" in requests) == (cloud == "azure")
+        # The image step installed the watcher and its unit (one image for every cloud).
+        assert sh("stat -c %a /usr/local/lib/davit/davit-azure-drain") == "755\n"
+        assert "ExecStart=/usr/local/lib/davit/davit-azure-drain" in sh(
+            "cat /etc/systemd/system/davit-azure-drain.service")
         cmdlines = sh("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
         assert "davit-launcher" in cmdlines
         for secret in (token, key, fake_azure.ACCESS_TOKEN, fake_gcp.ACCESS_TOKEN):
