@@ -23,34 +23,23 @@ The other tests run the boot script on the host: no secret on any
 command line, and each failure is one line, exit 2, nothing echoed."""
 import base64
 import hashlib
-import io
 import os
 import re
 import subprocess
-import tarfile
-import uuid
 
 import pytest
 
 import davit_e2e
-from conftest import SOURCE, TEMPLATE, parse_hcl, render_template
-from davit_e2e import Stack, make_pool, wait_for
+from conftest import (SOURCE, TEMPLATE, container_logs, docker, first_boot, render_template,
+                      wait_registered)
+from davit_e2e import Stack, make_pool
 import fake_aws
 from fake_aws import FakeAWS
 
 BOOT_DIR = os.path.join(SOURCE, "deploy", "boot")
 BOOT = os.path.join(BOOT_DIR, "davit-launcher-boot")
-PACKER = os.path.join(SOURCE, "deploy", "packer")
-FAKE_SYSTEMD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake-systemd")
 TOKEN_PARAM = "/davit/web/token"
 KEY_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:davit-web-key-AbCdEf"
-
-
-def docker(*args, check=True, timeout=120):
-    p = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"docker {args[0]}: {p.stderr.strip()}")
-    return p
 
 
 @pytest.fixture(scope="module")
@@ -173,48 +162,6 @@ def test_a_malformed_source_is_refused(aws):
 
 # ---- a first boot in a container ----
 
-SKELETON_DIRS = ("etc", "tmp", "var/tmp", "var/lib", "run", "root", "opt", "src", "proc", "sys",
-                 "dev", "usr")
-
-
-@pytest.fixture(scope="module")
-def image():
-    """An image of nothing but Debian's merged-/usr skeleton: /usr and the
-    host's /etc/ssl, alternatives and loader cache are mounted read-only
-    into each container (no registry is reachable here)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d in SKELETON_DIRS:
-            ti = tarfile.TarInfo(d)
-            ti.type, ti.mode = tarfile.DIRTYPE, 0o1777 if "tmp" in d else 0o755
-            tar.addfile(ti)
-        for link in ("bin", "sbin", "lib", "lib64"):
-            ti = tarfile.TarInfo(link)
-            ti.type, ti.linkname = tarfile.SYMTYPE, f"usr/{link}"
-            tar.addfile(ti)
-        for name, text in (("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
-                           ("etc/group", "root:x:0:\n")):
-            data = text.encode()
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tar.addfile(ti, io.BytesIO(data))
-    name = "davit-test/deploy-boot:" + uuid.uuid4().hex[:12]
-    p = subprocess.run(["docker", "import", "-", name], input=buf.getvalue(), capture_output=True)
-    assert p.returncode == 0, p.stderr
-    yield name
-    docker("rmi", "-f", name, check=False)
-
-
-def packer_uploads():
-    """What the Packer template's file provisioner uploads to /tmp/davit, as
-    paths inside the container (/src is the source tree)."""
-    tpl = os.path.join(PACKER, "davit-launcher.pkr.hcl")
-    build = parse_hcl([tpl])[tpl]["build"][0]
-    (files,) = build["provisioner"]["file"]
-    assert files["destination"] == "/tmp/davit/"
-    return [s.replace("${path.root}", "/src/deploy/packer") for s in files["sources"]]
-
-
 def render_user_data(aws, tmp):
     with open(TEMPLATE) as f:
         text = f.read()
@@ -235,33 +182,9 @@ def test_first_boot_in_a_container(stack, pool, aws, image):
     token, key = pool
     srv = stack.server
     user_data = render_user_data(aws, stack.tmp)
-    uploads = " ".join(packer_uploads())
-    image_step = (f"mkdir -p /tmp/davit && cp {uploads} /tmp/davit/ && "
-                  "sh /tmp/davit/install-davit-boot /tmp/davit && rm -rf /tmp/davit && "
-                  "exec python3 /opt/fake-systemd/fake_systemd.py /var/lib/cloud/user-data.txt")
-    name = "davit-test-deploy-boot-" + uuid.uuid4().hex[:8]
-    ro = ["/usr", "/etc/ssl", "/etc/alternatives", "/etc/ld.so.cache"]
-    args = ["run", "-d", "--name", name, "--network", "host",
-            "--tmpfs", "/usr/local:exec,mode=755",
-            "-v", "/var/run/docker.sock:/var/run/docker.sock",
-            "-v", f"{os.path.join(SOURCE, 'deploy')}:/src/deploy:ro",
-            "-v", f"{FAKE_SYSTEMD}:/opt/fake-systemd:ro",
-            "-v", f"{os.path.dirname(aws.ca_file)}:{os.path.dirname(aws.ca_file)}:ro",
-            "-v", f"{user_data}:/var/lib/cloud/user-data.txt:ro"]
-    for d in ro:
-        args += ["-v", f"{d}:{d}:ro"]
-    docker(*args, image, "sh", "-c", image_step)
+    name = first_boot(image, user_data, aws.ca_file)
     try:
-        def registered():
-            running = docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip()
-            assert running == "true", "the container stopped:\n" + logs()
-            return srv.workers("web")
-
-        def logs():
-            p = docker("logs", name, check=False)
-            return p.stdout + p.stderr
-        workers = wait_for(registered, limit=60, step=0.3,
-                           what="the launcher booted in the container to register")
+        workers = wait_registered(srv, "web", name)
         assert len(workers) == 1
         assert workers[0]["metadata"]["instance_id"] == aws.imds_instance_id
         assert workers[0]["metadata"]["team"] == "web"
@@ -287,7 +210,7 @@ def test_first_boot_in_a_container(stack, pool, aws, image):
         # A pool cycle: the launcher exits 75 and the drop-in powers the machine off.
         srv.cli("pool", "cycle", "web")
         code = int(docker("wait", name, timeout=90).stdout.strip())
-        out = logs()
+        out = container_logs(name)
         assert code == 75, out
         assert "fake-systemd: davit-launcher.service exited 75" in out
         assert "systemd would leave it stopped" in out

@@ -5,46 +5,29 @@ or documented, each has a description and, where its values can be wrong, a
 validation; the example gives the module only variables it declares; the
 user-data template renders to the first-boot script with its parameters
 substituted and no secret in it."""
-import json
 import os
 import re
 import subprocess
 
 import pytest
 
-from conftest import (MODULE, SOURCE, TEMPLATE, parse_hcl, render_template, template_placeholders,
-                      templatefile_keys, tf_files)
+from conftest import (MODULE, SOURCE, TEMPLATE, blocks, parse_hcl, render_template,
+                      template_placeholders, templatefile_keys, tf_files, used_vars)
+from conftest import example_dirs as module_examples
 
-EXAMPLES = os.path.join(MODULE, "examples")
 DOC = os.path.join(SOURCE, "docs", "deploy-aws.md")
-VAR_REF = re.compile(r"\bvar\.([A-Za-z_][A-Za-z0-9_-]*)")
 # Free-form variables where no validation can tell a wrong value.
 NO_VALIDATION = {"key_name", "poweroff_on_cycle", "tags"}
 
 
 def example_dirs():
-    return sorted(os.path.join(EXAMPLES, d) for d in os.listdir(EXAMPLES)
-                  if os.path.isdir(os.path.join(EXAMPLES, d)))
+    return module_examples(MODULE)
 
 
 @pytest.fixture(scope="module")
 def parsed():
     files = tf_files(MODULE) + [f for d in example_dirs() for f in tf_files(d)]
     return parse_hcl(files)
-
-
-def blocks(parsed, directory, kind):
-    """{name: [body, ...]} of one block type over a directory's .tf files."""
-    out = {}
-    for f in tf_files(directory):
-        for name, bodies in parsed[f].get(kind, {}).items():
-            assert name not in out, f"{kind} {name} declared twice in {directory}"
-            out[name] = bodies[0]
-    return out
-
-
-def used_vars(parsed, directory):
-    return {m for f in tf_files(directory) for m in VAR_REF.findall(json.dumps(parsed[f]))}
 
 
 def test_every_tf_file_parses(parsed):

@@ -1,0 +1,11 @@
+terraform {
+  # startswith() and strcontains() in validations: Terraform 1.5.
+  required_version = ">= 1.5"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 5.0"
+    }
+  }
+}
