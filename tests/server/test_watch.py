@@ -148,3 +148,15 @@ def test_parked_watchers_cost_no_thread(srv, pool):
         assert r.status == 200 and b'"version"' in r.read()
         c.close()
     parked(srv, 0)
+
+
+def test_cap_and_shutdown(make_server):
+    """At most a quarter of --max-connections wait at once; a stop answers those waiting 503."""
+    s = make_server("--max-connections", "8")
+    v = version(s)
+    waiting = [Watch(s, "?since=%d" % v) for _ in range(2)]
+    parked(s, 2)
+    st, data, _ = s.request("GET", "/api/v1/watch?since=%d" % v)
+    assert st == 503 and "too many watches" in data["error"], (st, data)
+    assert s.stop() == 0
+    assert [w.wait()[0] for w in waiting] == [503, 503]
