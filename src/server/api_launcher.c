@@ -320,8 +320,7 @@ int h_launcher_poll(struct req *r)
                       NULL);
             dispatch_notify_runs(srv->disp, r->sess.pool_id, requeued);
         }
-        if (claimed.n > 0 || requeued > 0)
-            watch_bump(srv->watch, r->sess.pool_id); /* claimed (assigned) or given back */
+        watch_bump_n(srv->watch, r->sess.pool_id, claimed.n + requeued); /* assigned, given back */
         /* Only the runs this poll claimed: others in msgs are being re-sent. */
         for (int i = 0; i < claimed.n; i++) {
             char rid[24], lid[24];

@@ -114,6 +114,12 @@ void watch_bump(struct watch *w, const char *pool_id)
     pthread_mutex_unlock(&w->mu);
 }
 
+void watch_bump_n(struct watch *w, const char *pool_id, int n)
+{
+    if (n > 0)
+        watch_bump(w, pool_id);
+}
+
 void watch_bump_all(struct watch *w)
 {
     pthread_mutex_lock(&w->mu);

@@ -50,6 +50,8 @@ void watch_free(struct watch *w);
 /* pool_id: the pool whose view changed (its id, not its name). */
 void watch_bump(struct watch *w, const char *pool_id);
 void watch_bump_all(struct watch *w);
+/* watch_bump when n > 0: n runs of the pool changed (a poll's claims), else nothing. */
+void watch_bump_n(struct watch *w, const char *pool_id, int n);
 
 /* Resumes watchers whose deadline is at or before now_ms (the reaper's tick). */
 void watch_expire(struct watch *w, int64_t now_ms);

@@ -120,6 +120,26 @@ def test_heartbeat_and_idle_poll_wake_nobody(srv, pool):
     assert took >= 2.9
 
 
+def test_claim_and_result_wake(srv, pool):
+    token, key = pool
+    la = Launcher(srv, token, key, hostname="claims", capacity=50)
+    la.register()
+    while any(m["type"] == "run" for m in la.poll(wait_s=0)):
+        pass  # what the earlier tests queued
+    rid = srv.submit("w")
+    v = version(srv, "?pool=w")
+    w = Watch(srv, "?pool=w&since=%d" % v)
+    parked(srv, 1)
+    assert any(m["type"] == "run" and m["run"]["id"] == rid for m in la.poll(wait_s=0))
+    v2 = w.wait()[1]["version"]
+    assert v2 > v  # claimed: assigned
+    w = Watch(srv, "?pool=w&since=%d" % v2)
+    parked(srv, 1)
+    st, data, _ = la.event(rid, "result", outcome="finished", exit_code=0)
+    assert st == 200, data
+    assert w.wait()[1]["version"] > v2
+
+
 def test_bad_input(srv, pool):
     for q, want in (("?since=x", 400), ("?since=-1", 400), ("?wait_s=26", 400),
                     ("?pool=nosuch", 404)):
