@@ -7,6 +7,7 @@
 #include "server/metrics.h"
 #include "server/request.h"
 #include "server/state.h"
+#include "server/watch.h"
 
 #include "common/log.h"
 #include "common/crypto.h"
@@ -216,6 +217,7 @@ int h_launcher_register(struct req *r)
     }
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)lid);
+    watch_bump(r->srv->watch, pool.id);
     log_event(LOG_INFO, "launcher registered", "worker", ids, "pool", pool.name, "host", hostname,
               "version", version, "arch", arch, "ephemeral", reg.ephemeral ? "yes" : "no", NULL);
     reply_json(r, 200,
@@ -250,6 +252,7 @@ static int launcher_exit(struct req *r, int64_t ack)
         return reply_store_error(r, rc, "poll");
     if (requeued > 0)
         dispatch_notify_runs(r->srv->disp, r->sess.pool_id, requeued);
+    watch_bump(r->srv->watch, r->sess.pool_id);
     snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
     log_event(LOG_INFO, gone ? "launcher exited" : "launcher exiting with runs in hand", "worker",
               lid, NULL);
@@ -317,6 +320,7 @@ int h_launcher_poll(struct req *r)
                       NULL);
             dispatch_notify_runs(srv->disp, r->sess.pool_id, requeued);
         }
+        watch_bump_n(srv->watch, r->sess.pool_id, claimed.n + requeued); /* assigned, given back */
         /* Only the runs this poll claimed: others in msgs are being re-sent. */
         for (int i = 0; i < claimed.n; i++) {
             char rid[24], lid[24];
@@ -416,6 +420,7 @@ int h_launcher_event(struct req *r)
     log_event(LOG_INFO, "run state", "run", ids, "state", state, "phase", phase, "reason", reason,
               NULL);
     dispatch_notify_run(r->srv->disp, id);
+    watch_bump(r->srv->watch, r->sess.pool_id);
     if (is_result) {
         /* capacity freed: the launcher may take the next run */
         dispatch_notify_launcher(r->srv->disp, r->sess.launcher_id);

@@ -3,6 +3,7 @@
 
 #include "server/request.h"
 #include "server/state.h"
+#include "server/watch.h"
 
 #include "common/log.h"
 
@@ -30,6 +31,7 @@ static int drain(struct req *r, int on)
         return reply_store_error(r, rc, "worker");
     /* Undrained, it may take queued runs again: its own poll claims them. */
     dispatch_notify_launcher(r->srv->disp, id);
+    watch_bump(r->srv->watch, pool_id);
     log_event(LOG_INFO, on ? "worker draining" : "worker undrained", "worker", r->args[0], NULL);
     /* The state after the change (an autoscaler undrains a worker it shows busy), and
      * "draining" as before for older clients. */

@@ -3,6 +3,7 @@
 
 #include "server/request.h"
 #include "server/state.h"
+#include "server/watch.h"
 
 #include "common/duration.h"
 #include "common/log.h"
@@ -111,6 +112,7 @@ int h_pool_create(struct req *r)
         reply_error(r, 500, "out of memory");
         goto out;
     }
+    watch_bump(r->srv->watch, p.id);
     log_event(LOG_INFO, "pool created", "pool", name, "id", p.id, "key", p.keytype, NULL);
     reply_json(r, 201, json_pack("{s:O, s:s}", "pool", show, "token", token));
     free(token);
@@ -185,6 +187,7 @@ int h_pool_delete(struct req *r)
                            r->args[0]);
     if (rc < 0)
         return reply_store_error(r, rc, "pool");
+    watch_bump_all(r->srv->watch); /* its id is gone with it */
     log_event(LOG_INFO, "pool deleted", "pool", r->args[0], NULL);
     return reply_json(r, 200, json_pack("{s:s}", "deleted", r->args[0]));
 }
@@ -217,6 +220,7 @@ int h_pool_reset(struct req *r)
     dispatch_notify_pool(r->srv->disp, pool_id);
     log_event(LOG_INFO, "pool reset", "pool", r->args[0], "key", p.keytype, NULL);
     fail_resealed(r, pool_id, p.pubkey_pem);
+    watch_bump(r->srv->watch, pool_id); /* after the runs it failed */
     reply_json(r, 200, json_pack("{s:s, s:s}", "pool", r->args[0], "token", token));
     free(token);
 out:
@@ -244,6 +248,7 @@ int h_pool_cycle(struct req *r)
         goto out;
     }
     dispatch_notify_pool(r->srv->disp, pool_id);
+    watch_bump(r->srv->watch, pool_id);
     char n[16];
     snprintf(n, sizeof(n), "%d", count);
     log_event(LOG_INFO, "pool cycled", "pool", r->args[0], "workers", n, NULL);

@@ -3,6 +3,7 @@
 
 #include "server/request.h"
 #include "server/state.h"
+#include "server/watch.h"
 #include "server/background.h"
 
 #include "common/log.h"
@@ -170,6 +171,7 @@ int h_run_submit(struct req *r)
         goto out;
     }
     dispatch_notify_runs(r->srv->disp, pool.id, 1);
+    watch_bump(r->srv->watch, pool.id);
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     log_event(LOG_INFO, "run queued", "run", ids, "pool", pool.name, NULL);
@@ -263,6 +265,7 @@ int h_run_cancel(struct req *r)
         return reply_error(r, 409, "run %lld has ended already", (long long)id);
     if (rc < 0)
         return reply_store_error(r, rc, "run");
+    watch_bump_all(r->srv->watch); /* the run's pool is not known here */
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     if (ended) {
@@ -295,6 +298,7 @@ int h_run_delete(struct req *r)
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     log_event(LOG_INFO, "run deleted", "run", ids, NULL);
     dispatch_notify_run(r->srv->disp, id); /* a follow of its log ends */
+    watch_bump_all(r->srv->watch);         /* the run's pool is not known here */
     sweep_kick(r->srv);                    /* frees its log now, in small batches */
     r->status = 204;
     r->resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);

@@ -10,6 +10,7 @@
 
 #include "server/request.h"
 #include "server/state.h"
+#include "server/watch.h"
 
 #include "common/log.h"
 
@@ -53,6 +54,7 @@ static void *reaper_main(void *arg)
             break;
         pthread_mutex_unlock(&rp->mu);
         dispatch_expire(srv->disp, store_now_ms());
+        watch_expire(srv->watch, store_now_ms());
         tick++;
         /* A lease runs from the launcher's last request, a poll included;
          * a poll held here does not extend it. Polls are at most 2/3 of the
@@ -73,6 +75,7 @@ static void *reaper_main(void *arg)
                     log_event(LOG_WARN, "leases expired", "requeued", rq, "lost", lost, NULL);
                 }
                 dispatch_notify_all(srv->disp);
+                watch_bump_all(srv->watch);
             }
         }
         pthread_mutex_lock(&rp->mu);

@@ -3,6 +3,7 @@
 
 #include "server/request.h"
 #include "server/state.h"
+#include "server/watch.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -97,6 +98,7 @@ int h_metrics(struct req *r)
     struct dbuf b = DBUF_INIT(4 * 1024 * 1024);
     if (store_metrics(r->srv->store, r->srv->cfg.lease_ms, &b) < 0 ||
         store_errors_render(r->srv->store, &b) < 0 || metrics_render(r->srv->metrics, &b) < 0 ||
+        watch_render(r->srv->watch, &b) < 0 ||
         dbuf_printf(&b,
                     "# HELP davit_dispatch_wakeups_total Poll waiters resumed by a notify"
                     " (not by their deadline).\n"

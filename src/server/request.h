@@ -24,6 +24,7 @@
 #include "server/auth.h"
 #include "server/dispatch.h"
 #include "server/store.h"
+#include "server/watch.h"
 
 struct route;
 struct server;
@@ -65,6 +66,8 @@ struct req {
     /* req_on_end(): called once when the request ends */
     void (*end_fn)(void *arg);
     void *end_arg;
+    /* GET /api/v1/watch (watch.c) */
+    struct watcher watcher;
 };
 
 /* Replies with status and body (takes the reference). Returns HANDLER_DONE. */

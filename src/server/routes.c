@@ -14,6 +14,7 @@
 #include "server/metrics.h"
 #include "server/releases.h"
 #include "server/ui.h"
+#include "server/watch.h"
 
 #include <string.h>
 
@@ -48,6 +49,8 @@ static const struct route routes[] = {
     {"POST", "/api/v1/runs/*/cancel", AUTH_OPERATOR, BODY_CAP_DEFAULT, h_run_cancel},
     {"GET", "/api/v1/runs/*/logs", AUTH_VIEWER, 0, h_run_logs},
     {"GET", "/api/v1/workers", AUTH_VIEWER, 0, h_worker_list},
+    /* The UI's change feed: a long-poll that says when to read the lists again. */
+    {"GET", "/api/v1/watch", AUTH_VIEWER, 0, h_watch},
     {"POST", "/api/v1/workers/*/drain", AUTH_OPERATOR, BODY_CAP_DEFAULT, h_worker_drain},
     {"POST", "/api/v1/workers/*/undrain", AUTH_OPERATOR, BODY_CAP_DEFAULT, h_worker_undrain},
     {"POST", "/api/v1/releases", AUTH_ADMIN, BODY_CAP_RELEASE, h_release_publish},

@@ -9,6 +9,7 @@
 #include "server/releases.h"
 #include "server/request.h"
 #include "server/state.h"
+#include "server/watch.h"
 
 #include "common/crypto.h"
 #include "common/fsutil.h"
@@ -204,7 +205,9 @@ static int server_start(struct server *srv, const char *self_path)
     srv->disp = dispatch_new();
     srv->metrics = metrics_new();
     srv->challenges = challenges_new();
-    int oom = !srv->disp || !srv->metrics || !srv->challenges;
+    /* A quarter of the connections at most: the rest stay for launchers. */
+    srv->watch = watch_new((size_t)c->max_connections / 4);
+    int oom = !srv->disp || !srv->metrics || !srv->challenges || !srv->watch;
     if (oom)
         snprintf(err, sizeof(err), "out of memory");
     if (oom || init_data_dir(srv, err, sizeof(err)) < 0) {
@@ -241,12 +244,15 @@ static void server_stop(struct server *srv)
     srv->reaper = NULL;
     if (srv->disp)
         dispatch_shutdown(srv->disp);
+    if (srv->watch)
+        watch_shutdown(srv->watch);
     http_stop(srv);
     /* After the HTTP threads: a DELETE may kick the sweep until then. */
     bg_stop(srv->sweeper);
     srv->sweeper = NULL;
     store_close(srv->store);
     dispatch_free(srv->disp);
+    watch_free(srv->watch);
     metrics_free(srv->metrics);
     challenges_free(srv->challenges);
     secure_free_str(srv->release_key_pem); /* after http_stop: nothing signs any more */

@@ -19,11 +19,13 @@ struct challenges;
 struct http_log_gate;
 struct http_deadlines;
 struct metrics;
+struct watch;
 
 struct server {
     struct server_config cfg;
     struct store *store;
     struct dispatch *disp;
+    struct watch *watch; /* the UI's change feed (watch.c) */
     struct MHD_Daemon *mhd;
     struct http_log_gate *mhd_log;        /* http.c: libmicrohttpd's messages, rate-limited */
     struct http_deadlines *mhd_deadlines; /* http.c: request headers' absolute deadline */

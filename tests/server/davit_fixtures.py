@@ -26,6 +26,18 @@ def server(tmp_path):
     check_stopped(s)
 
 
+@pytest.fixture(scope="module")
+def module_server():
+    """One server that a whole test module's tests share (each module's cost in time)."""
+    d = pathlib.Path(tempfile.mkdtemp(prefix="davit-module-"))
+    s = Server(d)
+    try:
+        yield s
+    finally:
+        check_stopped(s)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def check_stopped(s):
     """Stops the server cleanly; the sanitizers must have found nothing."""
     code = s.stop()

@@ -9,16 +9,12 @@ in routes.c.
 The requests name objects that do not exist (id 999999, empty bodies): a caller let through gets
 404 or 400 from the handler, never 401 or 403, and nothing changes, so one server serves all."""
 import os
-import pathlib
 import re
-import shutil
 import subprocess
-import tempfile
 
 import pytest
 
-from davit_fixtures import check_stopped
-from davit_harness import DAVIT, Server, wait_for
+from davit_harness import DAVIT, wait_for
 
 ROUTES_C = os.path.join(os.environ.get("DAVIT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")),
                         "src", "server", "routes.c")
@@ -42,6 +38,7 @@ ROLES = {
     ("POST", "/api/v1/runs/*/cancel"): "operator",
     ("GET", "/api/v1/runs/*/logs"): "viewer",
     ("GET", "/api/v1/workers"): "viewer",
+    ("GET", "/api/v1/watch"): "viewer",
     ("POST", "/api/v1/workers/*/drain"): "operator",
     ("POST", "/api/v1/workers/*/undrain"): "operator",
     ("POST", "/api/v1/releases"): "admin",
@@ -94,14 +91,8 @@ def test_table_lists_every_route():
 
 
 @pytest.fixture(scope="module")
-def srv():
-    d = pathlib.Path(tempfile.mkdtemp(prefix="davit-roles-"))
-    s = Server(d)
-    try:
-        yield s
-    finally:
-        check_stopped(s)
-        shutil.rmtree(d, ignore_errors=True)
+def srv(module_server):
+    return module_server
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,10 @@
 // server is only ever set as textContent, never parsed as HTML.
 'use strict';
 
-const REFRESH_MS = 2000; // live views refresh this often (docs/ui.md, "Live views")
+// Live views (docs/ui.md, "Live views") re-read their data when the server's
+// change feed (GET /api/v1/watch) answers, at most this often...
+const LIVE_MIN_MS = 1000;
+const LIVE_BACKOFF_MAX_MS = 30000; // ...and retry a failed watch after 1 s, 2 s, ... up to this
 const LOG_PAGE = 1024 * 1024; // a finished log is read this many stored bytes at a time
 const LIVE_CHARS_MAX = 4 * 1024 * 1024; // a followed log keeps about this much text on the page
 const RUN_STATES = ['queued', 'assigned', 'preparing', 'running', 'finished', 'failed',
@@ -11,8 +14,7 @@ const RUN_STATES = ['queued', 'assigned', 'preparing', 'running', 'finished', 'f
 const ENDED = new Set(['finished', 'failed', 'canceled', 'timed_out', 'lost']);
 
 let session = null; // {name, role, csrf}
-let timers = []; // the current page's refreshes, stopped when it changes
-let aborts = []; // the current page's streams
+let aborts = []; // the current page's streams and live views, stopped when it changes
 let pageGen = 0; // bumped on every route change: late answers of a left page are dropped
 
 // ---- small DOM helpers --------------------------------------------------
@@ -99,8 +101,8 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const opts = {method, headers: {}, credentials: 'same-origin', cache: 'no-store'};
+async function api(method, path, body, signal) {
+  const opts = {method, headers: {}, credentials: 'same-origin', cache: 'no-store', signal};
   if (method !== 'GET' && method !== 'HEAD' && session) opts.headers['X-CSRF-Token'] = session.csrf;
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
@@ -187,18 +189,76 @@ function show(gen, ...kids) {
   clear(main(), ...kids);
 }
 
-// Refreshes fn every REFRESH_MS while the page (gen) is shown and the tab visible.
-function every(gen, fn) {
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The watches in flight: a hidden tab aborts them (visibilitychange, in start()).
+const watching = new Set();
+
+// Resolves when the tab is visible, at once if it is.
+function whenVisible() {
+  if (!document.hidden) return Promise.resolve();
+  return new Promise((resolve) => {
+    const seen = () => {
+      if (document.hidden) return;
+      document.removeEventListener('visibilitychange', seen);
+      resolve();
+    };
+    document.addEventListener('visibilitychange', seen);
+  });
+}
+
+// Keeps the page (gen) live: watches the server's change feed for pool (null:
+// every pool) and calls fn when it answers, then watches again. The watch
+// answers when something the views show changed, or after its wait (about
+// 25 s) with nothing new: fn runs then too, for what only time changes (a
+// worker's lease lapsing, "last seen"). A version other than the last one,
+// smaller included (the server restarted), is a change. Stops when the page
+// changes; sleeps while the tab is hidden, and looks again when it shows.
+function watchLive(gen, pool, fn) {
   if (gen !== pageGen) return;
-  const tick = async () => {
-    if (gen !== pageGen || document.hidden) return;
-    try {
-      await fn();
-    } catch (e) {
-      // The next tick tries again; a 401 has already gone to sign-in.
+  let current = null;
+  let stopped = false;
+  aborts.push({abort: () => {
+    stopped = true;
+    current?.abort();
+  }});
+  (async () => {
+    let since = null; // the first answer says the version now
+    let owed = false; // a refresh failed: the next answer runs fn whatever it says
+    let backoff = 0;
+    let last = Date.now(); // the page has just loaded its data
+    while (!stopped && gen === pageGen) {
+      await whenVisible();
+      if (stopped || gen !== pageGen) return;
+      const q = new URLSearchParams();
+      if (pool) q.set('pool', pool);
+      if (since !== null) q.set('since', since);
+      current = new AbortController();
+      watching.add(current);
+      try {
+        const w = await api('GET', `/watch?${q}`, undefined, current.signal);
+        const refresh = since !== null || owed;
+        since = w.version;
+        if (stopped || gen !== pageGen) return;
+        if (refresh) {
+          await sleep(Math.max(0, last + LIVE_MIN_MS - Date.now()));
+          last = Date.now();
+          if (stopped || gen !== pageGen) return;
+          owed = true;
+          await fn();
+        }
+        owed = false;
+        backoff = 0;
+      } catch (e) {
+        if (stopped || gen !== pageGen || e.status === 401) return;
+        if (e.name === 'AbortError') continue; // the tab was hidden
+        backoff = Math.min(backoff ? backoff * 2 : 1000, LIVE_BACKOFF_MAX_MS);
+        await sleep(backoff);
+      } finally {
+        watching.delete(current);
+      }
     }
-  };
-  timers.push(setInterval(tick, REFRESH_MS));
+  })();
 }
 
 // Replaces el's children only when the data changed, so that a refresh
@@ -344,7 +404,7 @@ async function pagePools(gen) {
   if (can('pools')) main().append(h('details', {class: 'create'},
     h('summary', {text: 'Create a pool'}), createPoolForm(load)));
   await load();
-  every(gen, load);
+  watchLive(gen, null, load);
 }
 
 function workerRow(w, reload) {
@@ -432,7 +492,7 @@ async function pageRuns(q, gen) {
       field('filter-pool', 'Pool', poolSel), field('filter-state', 'State', stateSel)),
     list.el);
   await list.load();
-  if (!q.before) every(gen, list.load);
+  if (!q.before) watchLive(gen, q.pool || null, list.load);
 }
 
 async function pagePool(name, tab, q, gen) {
@@ -513,7 +573,7 @@ async function pagePool(name, tab, q, gen) {
       h('div', {class: 'actions'}, poolButtons(name, reloadAll))),
     h('div', {id: 'action-msg'}), stats, tabs, filters, body);
   await reloadAll();
-  if (!(tab === 'runs' && q.before)) every(gen, reloadAll);
+  if (!(tab === 'runs' && q.before)) watchLive(gen, name, reloadAll);
 }
 
 // ---- a run -----------------------------------------------------------------
@@ -778,7 +838,7 @@ async function pageRun(id, gen) {
     await pagedLog(id, logEl, phasesEl, nav);
     return;
   }
-  every(gen, refresh);
+  watchLive(gen, run.pool, refresh);
   const view = new LogView(logEl, phasesEl);
   Object.assign(view, {live: true, runId: id, gen});
   view.renderPhases();
@@ -805,8 +865,6 @@ function showSession() {
 
 async function route() {
   const gen = ++pageGen;
-  timers.forEach(clearInterval);
-  timers = [];
   aborts.forEach((a) => a.abort());
   aborts = [];
   const hash = location.hash || '#/pools';
@@ -865,6 +923,10 @@ async function start() {
   }
   showSession();
   window.addEventListener('hashchange', route);
+  // A hidden tab keeps no watch open: watchLive() looks again when it shows.
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) watching.forEach((c) => c.abort());
+  });
   await route();
 }
 
