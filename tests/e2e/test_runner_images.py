@@ -21,7 +21,8 @@ DIST = os.environ.get("DAVIT_RELEASE_DIR") or os.path.join(SOURCE, "dist")
 IMAGE = "davit/runner-debian"
 ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine())
-USERS = {"root": ("0", "/root"), "1983": ("1983", "/home/spacelift")}
+# The spec's user (none: the default, root), the uid and the HOME expected.
+USERS = {"root": (None, "0", "/root"), "1983": ("1983", "1983", "/home/spacelift")}
 
 # One phase: each command prints one line the test looks for. git commits in
 # a new repository (its --global config goes to HOME, which must be writable),
@@ -69,9 +70,11 @@ def runs():
             stack.launcher(arch, token, key, **env)
         ids = {}
         for arch in ARCHES:
-            for user, (uid, _) in USERS.items():
+            for user, (spec_user, _, _) in USERS.items():
                 args = ["run", "submit", "--pool", arch, "--image", f"{IMAGE}:latest-{arch}",
-                        "--phase", "main=" + COMMANDS[0], "--user", uid]
+                        "--phase", "main=" + COMMANDS[0]]
+                if spec_user:
+                    args += ["--user", spec_user]
                 # A repeated --phase NAME adds the next command to the same phase.
                 for c in COMMANDS[1:]:
                     args += ["--phase", "main=" + c]
@@ -91,7 +94,7 @@ def runs():
 def test_a_run_in_the_debian_image(runs, arch, user):
     run, log = runs[arch, user]
     assert run["state"] == "finished", (run, log)
-    uid, home = USERS[user]
+    _, uid, home = USERS[user]
 
     def line(name):
         m = re.search(rf"^{name}=(.*)$", log, re.M)
