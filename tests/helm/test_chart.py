@@ -127,19 +127,39 @@ def test_dind_is_privileged_and_shares_only_its_socket_directory(rendered, value
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
-def test_grace_period_covers_the_run_timeout(rendered, values):
+def test_grace_period_covers_the_pull_and_the_run_timeout(rendered, values):
     spec = pod_spec(rendered[values])
-    run_timeout = chart.seconds(env(containers(spec)["launcher"])["DAVIT_LAUNCHER_RUN_TIMEOUT"]["value"])
-    assert run_timeout > 0
-    assert spec["terminationGracePeriodSeconds"] >= run_timeout + 60
+    e = env(containers(spec)["launcher"])
+    run_timeout = chart.seconds(e["DAVIT_LAUNCHER_RUN_TIMEOUT"]["value"])
+    pull_timeout = chart.seconds(e["DAVIT_DOCKER_PULL_TIMEOUT"]["value"])
+    assert run_timeout > 0 and pull_timeout > 0
+    # The pull is outside the run timeout, which counts from the run container's start.
+    assert spec["terminationGracePeriodSeconds"] >= run_timeout + pull_timeout + 60
 
 
-def test_grace_period_default_is_run_timeout_plus_margin():
+def test_grace_period_default_is_run_timeout_plus_pull_timeout_plus_margin():
+    spec = pod_spec(render(["default.yaml"]))
+    assert spec["terminationGracePeriodSeconds"] == 4200 + 900 + 120
     spec = pod_spec(render(["default.yaml"], ["launcher.runTimeoutSeconds=600",
+                                              "launcher.dockerPullTimeoutSeconds=300",
                                               "drainMarginSeconds=90"]))
-    assert spec["terminationGracePeriodSeconds"] == 690
+    assert spec["terminationGracePeriodSeconds"] == 990
     rc, _, err = chart.template(["default.yaml"], ["launcher.runTimeoutSeconds=0"])
     assert rc != 0 and "set terminationGracePeriodSeconds" in err
+
+
+def test_an_explicit_grace_period_below_the_run_timeout_is_refused():
+    rc, _, err = chart.template(["default.yaml"], ["launcher.runTimeoutSeconds=600",
+                                                   "terminationGracePeriodSeconds=599"])
+    assert rc != 0 and "terminationGracePeriodSeconds 599 is below launcher.runTimeoutSeconds 600" \
+        in err, err
+    spec = pod_spec(render(["default.yaml"], ["launcher.runTimeoutSeconds=600",
+                                              "terminationGracePeriodSeconds=600"]))
+    assert spec["terminationGracePeriodSeconds"] == 600
+    # Without a run timeout any explicit grace period goes.
+    spec = pod_spec(render(["default.yaml"], ["launcher.runTimeoutSeconds=0",
+                                              "terminationGracePeriodSeconds=30"]))
+    assert spec["terminationGracePeriodSeconds"] == 30
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
