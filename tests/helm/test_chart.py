@@ -264,7 +264,9 @@ def test_metrics_probes_and_service_monitor(rendered):
     docs = rendered["full.yaml"]
     launcher = containers(pod_spec(docs))["launcher"]
     assert env(launcher)["DAVIT_METRICS_LISTEN"]["value"] == "0.0.0.0:9464"
-    assert launcher["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # /healthz ("registered and polling") is false through a server outage: readiness only. A
+    # liveness probe on it would restart every launcher (draining ones too) and kill their runs.
+    assert launcher["livenessProbe"]["httpGet"]["path"] == "/metrics"
     assert launcher["readinessProbe"]["httpGet"]["path"] == "/healthz"
     (sm,) = kind(docs, "ServiceMonitor")
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
