@@ -260,6 +260,19 @@ def test_every_launcher_option_is_a_value(rendered):
     assert not any(m["mountPath"].startswith("/mnt/") for m in c["launcher"]["volumeMounts"])
 
 
+def test_do_not_disrupt_example_puts_its_annotations_on_the_pod():
+    example = os.path.join(chart.CHART, "examples", "do-not-disrupt.yaml")
+    p = chart.helm("lint", "--strict", chart.CHART, *chart.value_args(["default.yaml", example]))
+    assert p.returncode == 0, p.stdout + p.stderr
+    docs = render(["default.yaml", example])
+    (workload,) = kind(docs, "Deployment")
+    annotations = workload["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    assert annotations["karpenter.sh/do-not-disrupt"] == "true"
+    # Beside the chart's own: the credentials' checksum still rolls the pods.
+    assert "checksum/credentials" in annotations
+
+
 def test_metrics_probes_and_service_monitor(rendered):
     docs = rendered["full.yaml"]
     launcher = containers(pod_spec(docs))["launcher"]
