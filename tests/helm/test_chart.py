@@ -290,7 +290,7 @@ def test_metrics_probes_and_service_monitor(rendered):
     assert "livenessProbe" not in default and "readinessProbe" not in default
 
 
-def test_keda_scaled_object_reads_pending_runs(rendered):
+def test_keda_scaled_object_reads_the_demand(rendered):
     docs = rendered["keda.yaml"]
     (so,) = kind(docs, "ScaledObject")
     (ta,) = kind(docs, "TriggerAuthentication")
@@ -303,7 +303,7 @@ def test_keda_scaled_object_reads_pending_runs(rendered):
     assert trigger["type"] == "metrics-api"
     assert trigger["metadata"] == {
         "url": "https://davit.example.com:8400/api/v1/pools/web/scaling",
-        "format": "json", "valueLocation": "pending", "targetValue": "2", "authMode": "bearer"}
+        "format": "json", "valueLocation": "demand", "targetValue": "2", "authMode": "bearer"}
     assert trigger["authenticationRef"]["name"] == ta["metadata"]["name"]
     refs = {r["parameter"]: r for r in ta["spec"]["secretTargetRef"]}
     assert refs["token"]["name"] == "davit-viewer-token" and refs["ca"]["name"] == "davit-ca"
