@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage[] =
     "usage: davit server --data-dir DIR [--listen ADDR:PORT] [options]\n"
@@ -51,6 +52,10 @@ static const char usage[] =
     "  --metrics-token-file FILE\n"
     "                         /metrics answers only a bearer of the token in FILE (or\n"
     "                         the admin token); also DAVIT_METRICS_TOKEN (default: open)\n"
+    "  --admin-token-file FILE\n"
+    "                         the admin token is the one in FILE (dva_..., or 32 or more\n"
+    "                         random characters; not writable by group or others), never\n"
+    "                         printed; a changed file rotates it; also DAVIT_ADMIN_TOKEN_FILE\n"
     "  --threads N            HTTP threads (default 8)\n"
     "  --log-format text|json, --debug\n";
 
@@ -72,6 +77,7 @@ static const struct option opts[] = {
     {"max-connections", required_argument, 0, 'M'},
     {"max-connections-per-address", required_argument, 0, 'N'},
     {"metrics-token-file", required_argument, 0, 'T'},
+    {"admin-token-file", required_argument, 0, 'a'},
     {"threads", required_argument, 0, 't'},
     {"max-log-bytes", required_argument, 0, 'm'},
     {"retention-max-age", required_argument, 0, 'A'},
@@ -88,6 +94,7 @@ struct cmdline {
     enum log_format fmt;
     int debug;
     const char *cert, *key;
+    const char *admin_file; /* --admin-token-file, read after the environment */
 };
 
 void config_defaults(struct server_config *c)
@@ -219,6 +226,81 @@ static int set_metrics_token(struct server_config *c, const char *tok, const cha
     return 0;
 }
 
+/* Characters of a token: base64 (either alphabet), hex, and the separators
+ * of dva_ tokens. */
+static int token_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           strchr("-_.+/=~", ch) != NULL;
+}
+
+/* The fewest distinct characters a token from a generator has: a 32-character
+ * hex string has about 14; "passwordpassword..." has 7. */
+#define ADMIN_TOKEN_MIN_DISTINCT 8
+#define ADMIN_TOKEN_MIN_LEN      32
+
+/* Whether tok looks like a generated token: dva_ and more (as `davit server`
+ * makes), or at least 32 token characters that are not one short word
+ * repeated. Returns the reason it is not, or NULL. */
+static const char *admin_token_refusal(const char *tok)
+{
+    size_t n = strlen(tok), distinct = 0;
+    unsigned char seen[256] = {0};
+    if (n < ADMIN_TOKEN_MIN_LEN)
+        return "the token is shorter than 32 characters (openssl rand -hex 32 makes one)";
+    for (size_t i = 0; i < n; i++) {
+        if (!token_char(tok[i]))
+            return "the token has a character other than letters, digits and -_.+/=~ (one line)";
+        if (!seen[(unsigned char)tok[i]]++)
+            distinct++;
+    }
+    if (distinct < ADMIN_TOKEN_MIN_DISTINCT)
+        return "the token does not look random (openssl rand -hex 32 makes one)";
+    return NULL;
+}
+
+/* Reads the admin token from path (what names the option or variable), checks
+ * it and keeps only its sha256: the buffer is wiped before returning.
+ * 0, or -1 with err, which never holds the file's content. */
+static int set_admin_token_file(struct server_config *c, const char *path, const char *what,
+                                char *err, size_t errsz)
+{
+    struct stat sb;
+    char *tok = NULL;
+    const char *why = NULL;
+    int rc = -1;
+    if (stat(path, &sb) < 0) {
+        snprintf(err, errsz, "%s %s: %s", what, path, strerror(errno));
+        goto fail;
+    }
+    /* Whoever may write the file may make themselves admin. */
+    if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errsz, "%s %s: writable by group or others (mode %04o); chmod go-w it", what,
+                 path, (unsigned)(sb.st_mode & 07777));
+        goto fail;
+    }
+    if (fsutil_read_text(path, 4096, &tok, err, errsz) < 0)
+        goto fail;
+    /* One line: a trailing newline (echo > FILE) is not part of the token. */
+    size_t n = strlen(tok);
+    while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r'))
+        tok[--n] = '\0';
+    why = admin_token_refusal(tok);
+    if (why) {
+        snprintf(err, errsz, "%s %s: %s", what, path, why);
+        goto fail;
+    }
+    snprintf(c->admin_token_file, sizeof(c->admin_token_file), "%s", path);
+    crypto_sha256_hex(tok, n, c->admin_file_hash);
+    rc = 0;
+fail:
+    if (tok) {
+        explicit_bzero(tok, strlen(tok));
+        free(tok);
+    }
+    return rc;
+}
+
 /* The connection settings from the environment; the command line overrides them. */
 static int limits_from_env(struct server_config *c, char *err, size_t errsz)
 {
@@ -321,6 +403,9 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
         free(tok);
         return rc;
     }
+    case 'a':
+        cl->admin_file = arg;
+        break;
     case 't':
         c->threads = (int)strtol(arg, &end, 10);
         if (*end || c->threads < 1 || c->threads > 64) {
@@ -424,6 +509,13 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
         return -1;
     }
     if (load_tls(c, cl.cert, cl.key, err, errsz) < 0)
+        return -1;
+    /* No SPACELIFT_ alias: Spacelift's server is not configured this way. */
+    const char *admin_file = cl.admin_file ? cl.admin_file : getenv("DAVIT_ADMIN_TOKEN_FILE");
+    if (admin_file && *admin_file &&
+        set_admin_token_file(c, admin_file,
+                             cl.admin_file ? "--admin-token-file" : "DAVIT_ADMIN_TOKEN_FILE", err,
+                             errsz) < 0)
         return -1;
     if (c->max_connections < 1) {
         snprintf(err, errsz, "DAVIT_MAX_CONNECTIONS: expected at least 1");

@@ -35,6 +35,11 @@ struct server_config {
     int64_t sweep_interval_ms;       /* the retention sweep runs this often, and when kicked */
     char metrics_hash[65];           /* sha256 hex of the metrics token; "": /metrics is open */
     int allow_plaintext_secrets;     /* plaintext secrets accepted, sealed at once (secrets.md) */
+    /* --admin-token-file: its path and the sha256 hex of the token in it,
+     * read and checked by config_parse (the token itself is wiped at once);
+     * "" without the option: the first start makes a token and prints it. */
+    char admin_token_file[PATH_MAX];
+    char admin_file_hash[65];
 };
 
 /* The longest --header-timeout: libmicrohttpd counts it in whole seconds. */

@@ -54,21 +54,44 @@ static int load_release_key(struct server *srv, char *err, size_t errsz)
     return 0;
 }
 
-/* Loads the admin token's hash, or makes the token on first start and
- * prints it, the only time it exists in clear. */
+/* With --admin-token-file the file is the source of truth: its token's hash
+ * replaces a different stored one (a rotation), and nothing is printed. */
+static int admin_token_from_file(struct server *srv, const char *stored, char *err, size_t errsz)
+{
+    const struct server_config *c = &srv->cfg;
+    snprintf(srv->admin_hash, sizeof(srv->admin_hash), "%s", c->admin_file_hash);
+    if (stored && crypto_str_equal(stored, c->admin_file_hash))
+        return 0;
+    if (store_meta_set(srv->store, "admin_token_sha256", c->admin_file_hash) < 0) {
+        snprintf(err, errsz, "%s: cannot store the admin token", c->data_dir);
+        return -1;
+    }
+    log_event(LOG_INFO, stored ? "admin token rotated from file" : "admin token set from file",
+              "path", c->admin_token_file, NULL);
+    return 0;
+}
+
+/* Loads the admin token's hash, or takes it from --admin-token-file, or
+ * makes the token on first start and prints it, the only time it exists in
+ * clear. */
 static int load_admin_token(struct server *srv, char *err, size_t errsz)
 {
     const char *dir = srv->cfg.data_dir;
     char *hash = NULL;
     int rc = store_meta_get(srv->store, "admin_token_sha256", &hash);
+    if (rc != STORE_OK && rc != STORE_NOTFOUND) {
+        snprintf(err, errsz, "%s: cannot read the admin token", dir);
+        return -1;
+    }
+    if (srv->cfg.admin_token_file[0]) {
+        rc = admin_token_from_file(srv, hash, err, errsz);
+        free(hash);
+        return rc;
+    }
     if (rc == STORE_OK) {
         snprintf(srv->admin_hash, sizeof(srv->admin_hash), "%s", hash);
         free(hash);
         return 0;
-    }
-    if (rc != STORE_NOTFOUND) {
-        snprintf(err, errsz, "%s: cannot read the admin token", dir);
-        return -1;
     }
     char token[CRYPTO_TOKEN_MAX];
     if (crypto_random_token("dva_", token) < 0) {

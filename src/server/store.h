@@ -290,7 +290,8 @@ int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out,
 /* ---- scaling (store_scaling.c) ---- */
 
 /*
- * A pool's scaling state: {pending, busy, idle, draining, drained, workers: [{id, state
+ * A pool's scaling state: {pending, demand (pending + the runs of busy workers), busy, idle,
+ * draining, drained, workers: [{id, state
  * (idle|busy|draining|drained), idle_since, runs, metadata}]} (docs/server.md, "Scaling").
  * Workers silent for lease_ms that hold no runs are gone. *out is the caller's.
  * STORE_NOTFOUND for an unknown pool.

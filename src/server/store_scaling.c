@@ -52,12 +52,19 @@ static const char scaling_pool_sql[] = "SELECT p.id,"
                                        "  FROM pools p"
                                        " WHERE p.name = ?";
 
-/* Adds up the workers' states into out's counters. */
-static int count_states(json_t *out, json_t *workers)
+/*
+ * Adds up the workers' states into out's counters, and demand: the pending
+ * runs plus the runs of busy workers, in runs (not workers), so that an
+ * autoscaler dividing it by the runs a launcher takes keeps the launchers
+ * whose runs are still going (scaling on pending alone drops them as soon
+ * as the queue empties). Draining workers' runs are not counted: those
+ * launchers are going away whatever the count says.
+ */
+static int count_states(json_t *out, json_t *workers, json_int_t pending)
 {
     static const char *const keys[] = {"busy", "idle", "draining", "drained"};
     enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
-    json_int_t n[NKEYS] = {0};
+    json_int_t n[NKEYS] = {0}, demand = pending;
     size_t i;
     json_t *w;
     json_array_foreach(workers, i, w)
@@ -66,11 +73,13 @@ static int count_states(json_t *out, json_t *workers)
         for (size_t k = 0; state && k < NKEYS; k++)
             if (strcmp(state, keys[k]) == 0)
                 n[k]++;
+        if (state && strcmp(state, "busy") == 0)
+            demand += json_integer_value(json_object_get(w, "runs"));
     }
     for (size_t k = 0; k < NKEYS; k++)
         if (json_object_set_new(out, keys[k], json_integer(n[k])) < 0)
             return -1;
-    return 0;
+    return json_object_set_new(out, "demand", json_integer(demand));
 }
 
 int store_pool_scaling_json(struct store *s, const char *name, int64_t lease_ms, json_t **out)
@@ -104,7 +113,7 @@ int store_pool_scaling_json(struct store *s, const char *name, int64_t lease_ms,
     if (rc < 0)
         return rc;
     o = json_pack("{s:I}", "pending", pending);
-    if (!o || count_states(o, workers) < 0)
+    if (!o || count_states(o, workers, pending) < 0)
         goto fail;
     if (json_object_set_new(o, "workers", workers) < 0) {
         workers = NULL;

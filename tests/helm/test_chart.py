@@ -127,19 +127,39 @@ def test_dind_is_privileged_and_shares_only_its_socket_directory(rendered, value
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
-def test_grace_period_covers_the_run_timeout(rendered, values):
+def test_grace_period_covers_the_pull_and_the_run_timeout(rendered, values):
     spec = pod_spec(rendered[values])
-    run_timeout = chart.seconds(env(containers(spec)["launcher"])["DAVIT_LAUNCHER_RUN_TIMEOUT"]["value"])
-    assert run_timeout > 0
-    assert spec["terminationGracePeriodSeconds"] >= run_timeout + 60
+    e = env(containers(spec)["launcher"])
+    run_timeout = chart.seconds(e["DAVIT_LAUNCHER_RUN_TIMEOUT"]["value"])
+    pull_timeout = chart.seconds(e["DAVIT_DOCKER_PULL_TIMEOUT"]["value"])
+    assert run_timeout > 0 and pull_timeout > 0
+    # The pull is outside the run timeout, which counts from the run container's start.
+    assert spec["terminationGracePeriodSeconds"] >= run_timeout + pull_timeout + 60
 
 
-def test_grace_period_default_is_run_timeout_plus_margin():
+def test_grace_period_default_is_run_timeout_plus_pull_timeout_plus_margin():
+    spec = pod_spec(render(["default.yaml"]))
+    assert spec["terminationGracePeriodSeconds"] == 4200 + 900 + 120
     spec = pod_spec(render(["default.yaml"], ["launcher.runTimeoutSeconds=600",
+                                              "launcher.dockerPullTimeoutSeconds=300",
                                               "drainMarginSeconds=90"]))
-    assert spec["terminationGracePeriodSeconds"] == 690
+    assert spec["terminationGracePeriodSeconds"] == 990
     rc, _, err = chart.template(["default.yaml"], ["launcher.runTimeoutSeconds=0"])
     assert rc != 0 and "set terminationGracePeriodSeconds" in err
+
+
+def test_an_explicit_grace_period_below_the_run_timeout_is_refused():
+    rc, _, err = chart.template(["default.yaml"], ["launcher.runTimeoutSeconds=600",
+                                                   "terminationGracePeriodSeconds=599"])
+    assert rc != 0 and "terminationGracePeriodSeconds 599 is below launcher.runTimeoutSeconds 600" \
+        in err, err
+    spec = pod_spec(render(["default.yaml"], ["launcher.runTimeoutSeconds=600",
+                                              "terminationGracePeriodSeconds=600"]))
+    assert spec["terminationGracePeriodSeconds"] == 600
+    # Without a run timeout any explicit grace period goes.
+    spec = pod_spec(render(["default.yaml"], ["launcher.runTimeoutSeconds=0",
+                                              "terminationGracePeriodSeconds=30"]))
+    assert spec["terminationGracePeriodSeconds"] == 30
 
 
 @pytest.mark.parametrize("values", VALUE_SETS)
@@ -240,11 +260,26 @@ def test_every_launcher_option_is_a_value(rendered):
     assert not any(m["mountPath"].startswith("/mnt/") for m in c["launcher"]["volumeMounts"])
 
 
+def test_do_not_disrupt_example_puts_its_annotations_on_the_pod():
+    example = os.path.join(chart.CHART, "examples", "do-not-disrupt.yaml")
+    p = chart.helm("lint", "--strict", chart.CHART, *chart.value_args(["default.yaml", example]))
+    assert p.returncode == 0, p.stdout + p.stderr
+    docs = render(["default.yaml", example])
+    (workload,) = kind(docs, "Deployment")
+    annotations = workload["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    assert annotations["karpenter.sh/do-not-disrupt"] == "true"
+    # Beside the chart's own: the credentials' checksum still rolls the pods.
+    assert "checksum/credentials" in annotations
+
+
 def test_metrics_probes_and_service_monitor(rendered):
     docs = rendered["full.yaml"]
     launcher = containers(pod_spec(docs))["launcher"]
     assert env(launcher)["DAVIT_METRICS_LISTEN"]["value"] == "0.0.0.0:9464"
-    assert launcher["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # /healthz ("registered and polling") is false through a server outage: readiness only. A
+    # liveness probe on it would restart every launcher (draining ones too) and kill their runs.
+    assert launcher["livenessProbe"]["httpGet"]["path"] == "/metrics"
     assert launcher["readinessProbe"]["httpGet"]["path"] == "/healthz"
     (sm,) = kind(docs, "ServiceMonitor")
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
@@ -255,7 +290,7 @@ def test_metrics_probes_and_service_monitor(rendered):
     assert "livenessProbe" not in default and "readinessProbe" not in default
 
 
-def test_keda_scaled_object_reads_pending_runs(rendered):
+def test_keda_scaled_object_reads_the_demand(rendered):
     docs = rendered["keda.yaml"]
     (so,) = kind(docs, "ScaledObject")
     (ta,) = kind(docs, "TriggerAuthentication")
@@ -268,7 +303,7 @@ def test_keda_scaled_object_reads_pending_runs(rendered):
     assert trigger["type"] == "metrics-api"
     assert trigger["metadata"] == {
         "url": "https://davit.example.com:8400/api/v1/pools/web/scaling",
-        "format": "json", "valueLocation": "pending", "targetValue": "2", "authMode": "bearer"}
+        "format": "json", "valueLocation": "demand", "targetValue": "2", "authMode": "bearer"}
     assert trigger["authenticationRef"]["name"] == ta["metadata"]["name"]
     refs = {r["parameter"]: r for r in ta["spec"]["secretTargetRef"]}
     assert refs["token"]["name"] == "davit-viewer-token" and refs["ca"]["name"] == "davit-ca"

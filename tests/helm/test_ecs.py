@@ -46,6 +46,9 @@ def test_task_definition_holds_what_the_docs_promise():
     assert volumes["launcher-state"] == mounts["launcher-state"] == env["DAVIT_STATE_DIR"]
     assert {s["name"] for s in c["secrets"]} == {"DAVIT_TOKEN", "DAVIT_POOL_PRIVATE_KEY"}
     assert not {"DAVIT_TOKEN", "DAVIT_POOL_PRIVATE_KEY"} & set(env)
+    # The stop timeout covers a run that started just before the stop: its image pull (outside
+    # the run timeout, default 15m) and its run timeout, plus a minute for the last report.
     m = re.fullmatch(r"(\d+)m", env["DAVIT_LAUNCHER_RUN_TIMEOUT"])
-    assert m and c["stopTimeout"] >= int(m.group(1)) * 60
+    p = re.fullmatch(r"(\d+)m", env.get("DAVIT_DOCKER_PULL_TIMEOUT", "15m"))
+    assert m and p and c["stopTimeout"] >= (int(m.group(1)) + int(p.group(1))) * 60 + 60
     assert "privileged" not in c

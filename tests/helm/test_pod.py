@@ -234,7 +234,7 @@ def test_pod_runs_a_run_and_drains_on_delete(server, launcher_image):
         f"dind.extraArgs={{--bridge=none,--iptables=false,--ip6tables=false,--cgroup-parent=/{prefix}}}",
     ])
     (scaled,) = kind(docs, "ScaledObject")
-    assert scaled["spec"]["triggers"][0]["metadata"]["valueLocation"] == "pending"
+    assert scaled["spec"]["triggers"][0]["metadata"]["valueLocation"] == "demand"
     pod = Pod(docs, prefix, f"{image}:{version}")
     try:
         # Queued before any launcher: KEDA sees them.
@@ -253,7 +253,7 @@ def test_pod_runs_a_run_and_drains_on_delete(server, launcher_image):
         assert load.returncode == 0, load.stderr
         pod.start("launcher")
 
-        # Runs go through, and the queue KEDA reads drains to 0.
+        # Runs go through, and the demand KEDA reads (queued plus going runs) falls to 0.
         seen = []
         wait_for(lambda: seen.append(keda_read(srv, scaled)) or seen[-1] == 0, limit=120,
                  what="the queue to drain", step=0.2)
@@ -270,7 +270,8 @@ def test_pod_runs_a_run_and_drains_on_delete(server, launcher_image):
         slow = srv.submit(POOL, "p=echo slow started; sleep 6; echo slow finished")
         wait_for(lambda: b"slow started" in srv.logs(slow), limit=60, what="the slow run to start")
         queued = srv.submit(POOL, "p=echo never here")
-        assert keda_read(srv, scaled) == 1
+        # The demand counts both: the pod's slot is still needed while the slow run goes on.
+        assert keda_read(srv, scaled) == 2
 
         # The pod is deleted: the kubelet runs the DinD container's preStop
         # and sends the launcher (which has no hook) its SIGTERM at once.
@@ -298,7 +299,8 @@ def test_pod_runs_a_run_and_drains_on_delete(server, launcher_image):
         # Then the kubelet stops the Engine.
         docker("kill", "-s", "TERM", pod.cname("dind"))
         wait_for(lambda: not pod.state("dind")["Running"], limit=60, what="dockerd to stop")
-        # A draining launcher took no new run: KEDA still sees it queued.
+        # A draining launcher took no new run: KEDA still sees it queued (and the slow run,
+        # ended, no longer counts).
         assert srv.run(queued)["state"] == "queued"
         assert keda_read(srv, scaled) == 1
     finally:

@@ -28,7 +28,8 @@ def keda_metric(body, value_location):
 
 def test_scaling_counts_and_drain_answers(server):
     token, key = server.create_pool("p")
-    assert scaling(server) == {"pending": 0, "busy": 0, "idle": 0, "draining": 0, "drained": 0, "workers": []}
+    assert scaling(server) == {"pending": 0, "demand": 0, "busy": 0, "idle": 0, "draining": 0, "drained": 0,
+                               "workers": []}
 
     a = Launcher(server, token, key, hostname="a")
     a.register(metadata={"instance_id": "i-a"})
@@ -47,6 +48,9 @@ def test_scaling_counts_and_drain_answers(server):
     assert wb["state"] == "idle" and wb["runs"] == 0 and wb["metadata"] == {"instance_id": "i-b"}
     assert abs((iso(wb["idle_since"]) - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 60
     assert keda_metric(s, "pending") == 3
+    # demand: the queue plus the runs going on busy workers, what the chart's KEDA scales on, so
+    # that a launcher whose run is still going is not scaled away when the queue empties.
+    assert keda_metric(s, "demand") == 4
 
     # Draining the busy worker: the answer says it still holds a run.
     d = server.ok("POST", "/api/v1/workers/%d/drain" % a.id, {})
@@ -56,6 +60,8 @@ def test_scaling_counts_and_drain_answers(server):
     assert (d["state"], d["runs"], d["draining"]) == ("drained", 0, True)
     s = scaling(server)
     assert (s["pending"], s["busy"], s["idle"], s["draining"], s["drained"]) == (3, 0, 0, 1, 1)
+    # A draining worker's run is not demand: that launcher goes away whatever the count says.
+    assert s["demand"] == 3
     assert b.poll(wait_s=0) and not any(m["type"] == "run" for m in b.poll(wait_s=0))
     assert scaling(server)["pending"] == 3
 
@@ -69,7 +75,10 @@ def test_scaling_counts_and_drain_answers(server):
     u = server.ok("POST", "/api/v1/workers/%d/undrain" % b.id, {})
     assert (u["id"], u["state"], u["runs"], u["draining"]) == (b.id, "idle", 0, False)
     b.poll(wait_s=0)  # claims a queued run
-    assert scaling(server)["workers"][1]["state"] == "busy"
+    s = scaling(server)
+    assert s["workers"][1]["state"] == "busy"
+    # The run moved from the queue to b: the demand stays.
+    assert (s["pending"], s["demand"]) == (2, 3)
 
     st, data, _ = server.request("GET", "/api/v1/pools/nope/scaling")
     assert st == 404 and "error" in data
@@ -86,3 +95,20 @@ def test_idle_since_reads_an_index(server):
     finally:
         db.close()
     assert "USING COVERING INDEX runs_launcher_ended" in " ".join(str(row[-1]) for row in plan)
+
+
+def test_demand_counts_runs_not_workers(server):
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key, hostname="two", capacity=2)
+    la.register()
+    ids = [server.submit("p") for _ in range(3)]
+    runs = []
+    for _ in range(12):  # each poll hands out what the launcher has room for
+        runs += [m for m in la.poll(wait_s=5) if m["type"] == "run"]
+        if len(runs) == 2:
+            break
+    assert sum(server.run(r)["worker"] == la.id for r in ids) == 2
+    s = scaling(server)
+    # One busy launcher holding two runs, one run queued: demand 3, for KEDA's targetValue of 2
+    # runs a launcher (launcher.concurrency) that is two launchers, not one.
+    assert (s["pending"], s["busy"], s["demand"]) == (1, 1, 3)

@@ -36,12 +36,21 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- end -}}
 
-{{/* The grace period: the run timeout plus the margin, unless given. */}}
+{{/* The grace period, unless given: the longest a run that started just
+before the pod was deleted can still take. Its image pull comes first and is
+outside the run timeout (which counts from the run container's start), so
+both, plus the margin for the last report. An explicit value below the run
+timeout is refused: SIGKILL would then cut runs that are within their limit. */}}
 {{- define "davit-launcher.gracePeriod" -}}
+{{- $run := int .Values.launcher.runTimeoutSeconds -}}
 {{- if not (kindIs "invalid" .Values.terminationGracePeriodSeconds) -}}
-{{- .Values.terminationGracePeriodSeconds | int -}}
-{{- else if gt (int .Values.launcher.runTimeoutSeconds) 0 -}}
-{{- add (int .Values.launcher.runTimeoutSeconds) (int .Values.drainMarginSeconds) -}}
+{{- $grace := int .Values.terminationGracePeriodSeconds -}}
+{{- if lt $grace $run -}}
+{{- fail (printf "terminationGracePeriodSeconds %d is below launcher.runTimeoutSeconds %d: a deleted pod would kill runs within their time limit (leave it unset for run timeout + pull timeout + drainMarginSeconds)" $grace $run) -}}
+{{- end -}}
+{{- $grace -}}
+{{- else if gt $run 0 -}}
+{{- add $run (int .Values.launcher.dockerPullTimeoutSeconds) (int .Values.drainMarginSeconds) -}}
 {{- else -}}
 {{- fail "launcher.runTimeoutSeconds is 0 (no run timeout): set terminationGracePeriodSeconds to how long a run may take to finish after the pod is deleted" -}}
 {{- end -}}

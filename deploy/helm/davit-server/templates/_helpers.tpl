@@ -21,3 +21,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "davit-server.scheme" -}}
 {{- if .Values.tls.secretName }}HTTPS{{ else }}HTTP{{ end -}}
 {{- end -}}
+
+{{/* The Secret holding the admin token: the operator's, or the one rendered
+from adminToken.value; "" when neither (the first start prints a token). */}}
+{{- define "davit-server.adminTokenSecret" -}}
+{{- if .Values.adminToken.existingSecret -}}
+{{- .Values.adminToken.existingSecret -}}
+{{- else if .Values.adminToken.value -}}
+{{- printf "%s-admin-token" (include "davit-server.fullname" .) -}}
+{{- end -}}
+{{- end -}}
