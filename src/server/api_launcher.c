@@ -2,6 +2,7 @@
 #include "server/api_launcher.h"
 
 #include "server/api_pools.h"
+#include "server/api_runs.h"
 #include "server/background.h"
 #include "server/challenges.h"
 #include "server/metrics.h"
@@ -317,14 +318,9 @@ int h_launcher_poll(struct req *r)
                       NULL);
             dispatch_notify_runs(srv->disp, r->sess.pool_id, requeued);
         }
-        /* Only the runs this poll claimed: others in msgs are being re-sent. */
-        for (int i = 0; i < claimed.n; i++) {
-            char rid[24], lid[24];
-            metrics_observe_dispatch(srv->metrics, claimed.dispatch_ms[i]);
-            snprintf(rid, sizeof(rid), "%lld", (long long)claimed.run_id[i]);
-            snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
-            log_event(LOG_INFO, "run state", "run", rid, "state", "assigned", "worker", lid, NULL);
-        }
+        /* Only the runs this poll claimed: others in msgs are being re-sent (or were
+         * claimed for it at their submit, which logged them). */
+        runs_log_claims(srv, r->sess.launcher_id, &claimed);
         if (json_array_size(msgs) == 0 && dispatch_closing(srv->disp)) {
             json_decref(msgs);
             return reply_error(r, 503, "server is shutting down");

@@ -4,6 +4,7 @@
 #include "server/request.h"
 #include "server/state.h"
 #include "server/background.h"
+#include "server/metrics.h"
 
 #include "common/log.h"
 
@@ -134,6 +135,17 @@ static int seal_spec(struct req *r, const struct store_pool *pool, json_t *spec)
     return 0;
 }
 
+void runs_log_claims(struct server *srv, int64_t launcher_id, const struct store_claims *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        char rid[24], lid[24];
+        metrics_observe_dispatch(srv->metrics, c->dispatch_ms[i]);
+        snprintf(rid, sizeof(rid), "%lld", (long long)c->run_id[i]);
+        snprintf(lid, sizeof(lid), "%lld", (long long)launcher_id);
+        log_event(LOG_INFO, "run state", "run", rid, "state", "assigned", "worker", lid, NULL);
+    }
+}
+
 int h_run_submit(struct req *r)
 {
     json_t *obj = req_json(r), *spec = NULL;
@@ -160,7 +172,18 @@ int h_run_submit(struct req *r)
         reply_error(r, 500, "out of memory");
         goto out;
     }
-    rc = store_run_create(r->srv->store, pool.id, spec_text, NULL, &id);
+    /*
+     * A poll of the pool asleep with room for a run: the run is inserted and
+     * recorded as assigned to its launcher in one transaction, one durable
+     * commit, and that poll alone is resumed after it (docs/server.md,
+     * "Dispatch"). Otherwise the run is queued and handed out below.
+     */
+    struct waiter *taker = dispatch_reserve(r->srv->disp, pool.id);
+    int64_t taker_id = taker ? taker->launcher_id : 0; /* taker is not ours once delivered */
+    struct store_claims claimed;
+    rc = store_run_create_claim(r->srv->store, pool.id, spec_text, NULL, taker_id, &id, &claimed);
+    if (taker)
+        dispatch_deliver(r->srv->disp, taker);
     if (rc == STORE_CONFLICT) {
         reply_error(r, 409, "run_nonce: another run has this nonce; make a new one for every run");
         goto out;
@@ -169,10 +192,13 @@ int h_run_submit(struct req *r)
         reply_store_error(r, STORE_ERR, "run");
         goto out;
     }
-    dispatch_notify_runs(r->srv->disp, pool.id, 1);
+    /* Not claimed at once, or an older queued run was: this one waits for a poll. */
+    if (claimed.n == 0 || claimed.run_id[0] != id)
+        dispatch_notify_runs(r->srv->disp, pool.id, 1);
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     log_event(LOG_INFO, "run queued", "run", ids, "pool", pool.name, NULL);
+    runs_log_claims(r->srv, taker_id, &claimed);
     reply_json(
         r, 201,
         json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "pool", pool.name, "state", "queued"));

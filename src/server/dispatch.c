@@ -220,6 +220,27 @@ static void hand_runs(struct dispatch *d, struct pool_waiters *p, int n)
     }
 }
 
+struct waiter *dispatch_reserve(struct dispatch *d, const char *pool_id)
+{
+    pthread_mutex_lock(&d->mu);
+    struct pool_waiters *p = d->closing ? NULL : pool_find(d, pool_id);
+    struct waiter *w = p ? p->takers.head : NULL;
+    if (w)
+        unlink_waiter(d, w); /* still suspended: dispatch_deliver resumes it */
+    pthread_mutex_unlock(&d->mu);
+    return w;
+}
+
+void dispatch_deliver(struct dispatch *d, struct waiter *w)
+{
+    pthread_mutex_lock(&d->mu);
+    w->handed = 0;
+    w->timed_out = 0;
+    d->wakeups++;
+    MHD_resume_connection(w->conn);
+    pthread_mutex_unlock(&d->mu);
+}
+
 void dispatch_notify_runs(struct dispatch *d, const char *pool_id, int n)
 {
     pthread_mutex_lock(&d->mu);

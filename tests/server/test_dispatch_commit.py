@@ -1,0 +1,54 @@
+"""Claim at submit: a run submitted while a poll of its pool sleeps with room
+for it is inserted and recorded as assigned to that poll's launcher in one
+transaction, so a dispatch costs one durable commit (one fsync), not two.
+
+Counted, not timed: davit_store_commits_total counts the commits that wrote.
+"""
+from davit_harness import Launcher, wait_for
+from test_dispatch import metric, poll_in_thread
+
+RUNS = 5
+
+
+def test_submit_to_a_sleeping_poll_is_one_commit(make_server):
+    server = make_server("--poll-timeout", "60s")
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key, hostname="h")
+    la.register()
+    for i in range(RUNS):
+        got = {}
+        t = poll_in_thread(la, got)
+        wait_for("the poll asleep", lambda: metric(server, "davit_dispatch_waiters") == 1)
+        wakeups = metric(server, "davit_dispatch_wakeups_total")
+        commits = metric(server, "davit_store_commits_total")
+        run_id = server.submit("p")
+        t.join(30)
+        msgs = got[la.id]
+        runs = [m for m in msgs if m["type"] == "run"]
+        assert [m["run"]["id"] for m in runs] == [run_id]
+        # Recorded as assigned to it before the launcher read it.
+        st, shown, _ = server.request("GET", "/api/v1/runs/%d" % run_id)
+        assert st == 200 and shown["state"] == "assigned" and shown["worker"] == la.id
+        assert metric(server, "davit_store_commits_total") - commits == 1
+        assert metric(server, "davit_dispatch_wakeups_total") - wakeups == 1
+        la.ack = max(m["id"] for m in msgs)
+        # Finish it, so that the launcher has room again for the next round.
+        st, _, _ = la.call("POST", "/api/v1/launcher/runs/%d/events" % run_id,
+                           {"seq": 1, "type": "result", "outcome": "finished", "exit_code": 0})
+        assert st == 200
+
+
+def test_no_sleeping_poll_queues_then_the_poll_claims(make_server):
+    """Without a poll asleep the run is queued, and the next poll claims it (two commits)."""
+    server = make_server("--poll-timeout", "60s")
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key, hostname="h")
+    la.register()
+    commits = metric(server, "davit_store_commits_total")
+    run_id = server.submit("p")
+    assert metric(server, "davit_store_commits_total") - commits == 1
+    st, shown, _ = server.request("GET", "/api/v1/runs/%d" % run_id)
+    assert st == 200 and shown["state"] == "queued"
+    msgs = la.poll(wait_s=0)
+    assert [m["run"]["id"] for m in msgs if m["type"] == "run"] == [run_id]
+    assert metric(server, "davit_store_commits_total") - commits == 2
