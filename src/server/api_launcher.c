@@ -295,6 +295,12 @@ int h_launcher_poll(struct req *r)
         r->waiter.launcher_id = r->sess.launcher_id;
         snprintf(r->waiter.pool_id, sizeof(r->waiter.pool_id), "%s", r->sess.pool_id);
         r->waiter.deadline_ms = store_now_ms() + wait_ms;
+    } else if (r->waiter.timed_out && !dispatch_closing(srv->disp)) {
+        /* Its wait ended with no notify: nothing came for it since it last looked (any
+         * message or run would have notified it), so it answers without a transaction. With
+         * many launchers idle, these re-polls are most of the store's work. Something that
+         * came meanwhile is in the answer to the launcher's next poll, sent at once. */
+        return reply_json(r, 200, json_pack("{s:[]}", "messages"));
     }
     for (;;) {
         uint64_t gen = dispatch_gen(srv->disp);

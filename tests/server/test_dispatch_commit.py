@@ -52,3 +52,30 @@ def test_no_sleeping_poll_queues_then_the_poll_claims(make_server):
     msgs = la.poll(wait_s=0)
     assert [m["run"]["id"] for m in msgs if m["type"] == "run"] == [run_id]
     assert metric(server, "davit_store_commits_total") - commits == 2
+
+
+def test_reset_key_gets_its_own_key_id(make_server, tmp_path):
+    """The submit keeps the pools' key fingerprints (decoding a PEM key is most of a submit's
+    CPU): after a reset, secrets are sealed to the new key and a block sealed to the old one is
+    refused, as without the cache."""
+    from davit_harness import openssl_key
+    server = make_server("--allow-plaintext-secrets")
+    token, key = server.create_pool("p", kind="ec")
+
+    def sealed_of(token, key):
+        la = Launcher(server, token, key, hostname="h")
+        la.register()
+        rid = server.submit("p", secrets={"TOKEN": "v"})
+        [m] = [m for m in la.poll(wait_s=0) if m["type"] == "run"]
+        assert m["run"]["id"] == rid
+        return m["run"]["spec"]
+
+    old = sealed_of(token, key)
+    key2, csr2 = openssl_key(str(tmp_path), "ec", "new")
+    r = server.ok("POST", "/api/v1/pools/p/reset", {"csr": open(csr2).read()})
+    new = sealed_of(r["token"], key2)
+    assert new["sealed"]["key_id"] != old["sealed"]["key_id"]
+    spec = {"pool": "p", "image": "busybox", "phases": [{"name": "plan", "commands": ["true"]}],
+            "sealed": old["sealed"], "run_nonce": "f" * 32}
+    st, data, _ = server.request("POST", "/api/v1/runs", spec)
+    assert st == 400 and "another key" in data["error"], (st, data)
