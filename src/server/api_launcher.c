@@ -2,6 +2,7 @@
 #include "server/api_launcher.h"
 
 #include "server/api_pools.h"
+#include "server/api_runs.h"
 #include "server/background.h"
 #include "server/challenges.h"
 #include "server/metrics.h"
@@ -297,6 +298,12 @@ int h_launcher_poll(struct req *r)
         r->waiter.launcher_id = r->sess.launcher_id;
         snprintf(r->waiter.pool_id, sizeof(r->waiter.pool_id), "%s", r->sess.pool_id);
         r->waiter.deadline_ms = store_now_ms() + wait_ms;
+    } else if (r->waiter.timed_out && !dispatch_closing(srv->disp)) {
+        /* Its wait ended with no notify: nothing came for it since it last looked (any
+         * message or run would have notified it), so it answers without a transaction. With
+         * many launchers idle, these re-polls are most of the store's work. Something that
+         * came meanwhile is in the answer to the launcher's next poll, sent at once. */
+        return reply_json(r, 200, json_pack("{s:[]}", "messages"));
     }
     for (;;) {
         uint64_t gen = dispatch_gen(srv->disp);
@@ -321,14 +328,9 @@ int h_launcher_poll(struct req *r)
             dispatch_notify_runs(srv->disp, r->sess.pool_id, requeued);
         }
         watch_bump_n(srv->watch, r->sess.pool_id, claimed.n + requeued); /* assigned, given back */
-        /* Only the runs this poll claimed: others in msgs are being re-sent. */
-        for (int i = 0; i < claimed.n; i++) {
-            char rid[24], lid[24];
-            metrics_observe_dispatch(srv->metrics, claimed.dispatch_ms[i]);
-            snprintf(rid, sizeof(rid), "%lld", (long long)claimed.run_id[i]);
-            snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
-            log_event(LOG_INFO, "run state", "run", rid, "state", "assigned", "worker", lid, NULL);
-        }
+        /* Only the runs this poll claimed: others in msgs are being re-sent (or were
+         * claimed for it at their submit, which logged them). */
+        runs_log_claims(srv, r->sess.launcher_id, &claimed);
         if (json_array_size(msgs) == 0 && dispatch_closing(srv->disp)) {
             json_decref(msgs);
             return reply_error(r, 503, "server is shutting down");

@@ -5,10 +5,13 @@
 #include "server/state.h"
 #include "server/watch.h"
 #include "server/background.h"
+#include "server/metrics.h"
 
+#include "common/crypto.h"
 #include "common/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +82,46 @@ int api_runs_parse_submit(json_t *obj, const char **pool, json_t **spec, char *e
 }
 
 /*
+ * The pools' key fingerprints, by the SHA-256 of their public key's PEM: decoding a PEM key
+ * with OpenSSL 3 costs about 4 million instructions, which was most of a submit's CPU (callgrind,
+ * docs/benchmarks.md). A reset key has another PEM, hence another entry. Pools are few; past
+ * KEY_IDS entries, the oldest entry is replaced.
+ */
+#define KEY_IDS 64
+
+static struct {
+    pthread_mutex_t mu;
+    int next;
+    struct {
+        char pem_sha[CRYPTO_SHA256_HEX];
+        char key_id[SEAL_KEY_ID_HEX];
+    } e[KEY_IDS];
+} key_ids = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int pool_key_id(const char *pem, char key_id[SEAL_KEY_ID_HEX], char *err, size_t errsz)
+{
+    char sha[CRYPTO_SHA256_HEX];
+    crypto_sha256_hex(pem, strlen(pem), sha);
+    pthread_mutex_lock(&key_ids.mu);
+    for (int i = 0; i < KEY_IDS; i++) {
+        if (strcmp(key_ids.e[i].pem_sha, sha) == 0) {
+            memcpy(key_id, key_ids.e[i].key_id, SEAL_KEY_ID_HEX);
+            pthread_mutex_unlock(&key_ids.mu);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&key_ids.mu);
+    if (seal_key_id_pem(pem, key_id, err, errsz) < 0)
+        return -1;
+    pthread_mutex_lock(&key_ids.mu);
+    memcpy(key_ids.e[key_ids.next].pem_sha, sha, sizeof(sha));
+    memcpy(key_ids.e[key_ids.next].key_id, key_id, SEAL_KEY_ID_HEX);
+    key_ids.next = (key_ids.next + 1) % KEY_IDS;
+    pthread_mutex_unlock(&key_ids.mu);
+    return 0;
+}
+
+/*
  * The spec's secrets as the store keeps them: only sealed (docs/secrets.md). Plaintext
  * "secrets" are refused unless --allow-plaintext-secrets, and then sealed to the pool's key here
  * at once, so that the store never holds them. A "sealed" block must be sealed to the pool's key
@@ -88,7 +131,7 @@ static int seal_spec(struct req *r, const struct store_pool *pool, json_t *spec)
 {
     char err[300], key_id[SEAL_KEY_ID_HEX], nonce[SEAL_NONCE_HEX];
     json_t *secrets = json_object_get(spec, "secrets"), *sealed = NULL;
-    if (seal_key_id_pem(pool->pubkey_pem, key_id, err, sizeof(err)) < 0) {
+    if (pool_key_id(pool->pubkey_pem, key_id, err, sizeof(err)) < 0) {
         reply_error(r, 500, "pool %s: %s", pool->name, err);
         return -1;
     }
@@ -135,6 +178,17 @@ static int seal_spec(struct req *r, const struct store_pool *pool, json_t *spec)
     return 0;
 }
 
+void runs_log_claims(struct server *srv, int64_t launcher_id, const struct store_claims *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        char rid[24], lid[24];
+        metrics_observe_dispatch(srv->metrics, c->dispatch_ms[i]);
+        snprintf(rid, sizeof(rid), "%lld", (long long)c->run_id[i]);
+        snprintf(lid, sizeof(lid), "%lld", (long long)launcher_id);
+        log_event(LOG_INFO, "run state", "run", rid, "state", "assigned", "worker", lid, NULL);
+    }
+}
+
 int h_run_submit(struct req *r)
 {
     json_t *obj = req_json(r), *spec = NULL;
@@ -161,7 +215,18 @@ int h_run_submit(struct req *r)
         reply_error(r, 500, "out of memory");
         goto out;
     }
-    rc = store_run_create(r->srv->store, pool.id, spec_text, NULL, &id);
+    /*
+     * A poll of the pool asleep with room for a run: the run is inserted and
+     * recorded as assigned to its launcher in one transaction, one durable
+     * commit, and that poll alone is resumed after it (docs/server.md,
+     * "Dispatch"). Otherwise the run is queued and handed out below.
+     */
+    struct waiter *taker = dispatch_reserve(r->srv->disp, pool.id);
+    int64_t taker_id = taker ? taker->launcher_id : 0; /* taker is not ours once delivered */
+    struct store_claims claimed;
+    rc = store_run_create_claim(r->srv->store, pool.id, spec_text, NULL, taker_id, &id, &claimed);
+    if (taker)
+        dispatch_deliver(r->srv->disp, taker);
     if (rc == STORE_CONFLICT) {
         reply_error(r, 409, "run_nonce: another run has this nonce; make a new one for every run");
         goto out;
@@ -170,11 +235,14 @@ int h_run_submit(struct req *r)
         reply_store_error(r, STORE_ERR, "run");
         goto out;
     }
-    dispatch_notify_runs(r->srv->disp, pool.id, 1);
-    watch_bump(r->srv->watch, pool.id);
+    /* Not claimed at once, or an older queued run was: this one waits for a poll. */
+    if (claimed.n == 0 || claimed.run_id[0] != id)
+        dispatch_notify_runs(r->srv->disp, pool.id, 1);
+    watch_bump(r->srv->watch, pool.id); /* queued, or assigned at once */
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     log_event(LOG_INFO, "run queued", "run", ids, "pool", pool.name, NULL);
+    runs_log_claims(r->srv, taker_id, &claimed);
     reply_json(
         r, 201,
         json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "pool", pool.name, "state", "queued"));

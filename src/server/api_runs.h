@@ -8,8 +8,11 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct req;
+struct server;
+struct store_claims;
 
 /*
  * POST /runs: {"pool", ...the run spec}. The body's parser, pure (no request,
@@ -19,6 +22,10 @@ struct req;
  * the body); -2 when memory runs out.
  */
 int api_runs_parse_submit(json_t *obj, const char **pool, json_t **spec, char *err, size_t errsz);
+
+/* For each run claimed for launcher_id (at a submit or a poll): the dispatch latency
+ * observed and the "assigned" log line. */
+void runs_log_claims(struct server *srv, int64_t launcher_id, const struct store_claims *c);
 
 int h_run_submit(struct req *r);
 int h_run_list(struct req *r);

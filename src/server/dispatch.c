@@ -198,11 +198,15 @@ static void wake_list(struct dispatch *d, struct waiter_list *l,
     }
 }
 
-/* Every list, for the rare notifies that concern all (expiry, shutdown). */
+/*
+ * Every list, for the rare wake-ups that concern all (requeues of unknown pools, expiry,
+ * shutdown). The caller bumps gen if the store changed: an expiry changes nothing a poll
+ * could find, and bumping gen for it (ten times a second with many launchers waiting) sent
+ * every poll between its look and its wait, in every pool, back to the store.
+ */
 static void wake_every(struct dispatch *d, int (*match)(const struct waiter *, const void *),
                        const void *arg, int timed_out)
 {
-    d->gen++;
     for (struct pool_waiters *p = d->pools; p; p = p->next) {
         wake_list(d, &p->takers, match, arg, timed_out);
         wake_list(d, &p->others, match, arg, timed_out);
@@ -218,6 +222,27 @@ static void hand_runs(struct dispatch *d, struct pool_waiters *p, int n)
         w->handed = 1;
         resume(d, w, 0);
     }
+}
+
+struct waiter *dispatch_reserve(struct dispatch *d, const char *pool_id)
+{
+    pthread_mutex_lock(&d->mu);
+    struct pool_waiters *p = d->closing ? NULL : pool_find(d, pool_id);
+    struct waiter *w = p ? p->takers.head : NULL;
+    if (w)
+        unlink_waiter(d, w); /* still suspended: dispatch_deliver resumes it */
+    pthread_mutex_unlock(&d->mu);
+    return w;
+}
+
+void dispatch_deliver(struct dispatch *d, struct waiter *w)
+{
+    pthread_mutex_lock(&d->mu);
+    w->handed = 0;
+    w->timed_out = 0;
+    d->wakeups++;
+    MHD_resume_connection(w->conn);
+    pthread_mutex_unlock(&d->mu);
 }
 
 void dispatch_notify_runs(struct dispatch *d, const char *pool_id, int n)
@@ -270,6 +295,7 @@ void dispatch_notify_run(struct dispatch *d, int64_t run_id)
 void dispatch_notify_all(struct dispatch *d)
 {
     pthread_mutex_lock(&d->mu);
+    d->gen++;
     wake_every(d, NULL, NULL, 0);
     pthread_mutex_unlock(&d->mu);
 }
@@ -333,6 +359,7 @@ void dispatch_shutdown(struct dispatch *d)
 {
     pthread_mutex_lock(&d->mu);
     d->closing = 1;
+    d->gen++;
     wake_every(d, NULL, NULL, 1);
     pthread_mutex_unlock(&d->mu);
 }

@@ -86,6 +86,21 @@ void dispatch_notify_all(struct dispatch *d);
  */
 void dispatch_handoff_done(struct dispatch *d, struct waiter *w, int pass_on);
 
+/*
+ * Claim at submit (one durable commit per dispatch, docs/server.md): takes the
+ * oldest waiter of the pool that takes runs off its list, still suspended, so
+ * that the submit can record the new run as assigned to w->launcher_id in the
+ * same transaction as its insert. NULL when no such waiter sleeps (the submit
+ * queues the run and calls dispatch_notify_runs after its commit). The caller
+ * must give the waiter back with dispatch_deliver() as soon as its
+ * transaction ended, whatever its outcome: until then neither its deadline
+ * nor a shutdown resumes it.
+ */
+struct waiter *dispatch_reserve(struct dispatch *d, const char *pool_id);
+/* Resumes a reserved waiter, with no hand-off owed: its poll finds the run
+ * recorded as assigned to it (or, if the claim did not happen, looks again). */
+void dispatch_deliver(struct dispatch *d, struct waiter *w);
+
 /* Resumes waiters whose deadline is at or before now_ms (timed_out set). */
 void dispatch_expire(struct dispatch *d, int64_t now_ms);
 

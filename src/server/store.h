@@ -156,6 +156,16 @@ json_t *store_release_json(const struct store_release *r);
  */
 int store_run_create(struct store *s, const char *pool_id, const char *spec_json,
                      const char *secrets_json, int64_t *id);
+struct store_claims;
+/*
+ * store_run_create, and in the same transaction (one durable commit) the oldest queued run of
+ * the pool claimed for launcher_id when it may take one now (store_poll's checks, bar its own
+ * drain): *claimed lists it, with its "run" message queued for the launcher. launcher_id 0
+ * claims nothing. The caller reserved that launcher's sleeping poll (dispatch_reserve).
+ */
+int store_run_create_claim(struct store *s, const char *pool_id, const char *spec_json,
+                           const char *secrets_json, int64_t launcher_id, int64_t *id,
+                           struct store_claims *claimed);
 int store_run_show_json(struct store *s, int64_t id, json_t **out);
 /*
  * Filters may be NULL; before is 0 for none, else only runs with a smaller

@@ -240,9 +240,9 @@ static const char ephemeral_spent_sql[] = "UPDATE launchers SET ephemeral = 2 WH
  * transaction, so that no later poll, restart or second session claims again.
  */
 static int claim_runs(struct store *s, int64_t launcher_id, struct launcher_row *l,
-                      struct store_claims *claimed)
+                      struct store_claims *claimed, int max)
 {
-    while (l->active < l->capacity && claimed->n < STORE_CLAIMS_MAX && l->ephemeral != 2) {
+    while (l->active < l->capacity && claimed->n < max && l->ephemeral != 2) {
         int rc = claim_one(s, launcher_id, l->pool_id, &claimed->run_id[claimed->n],
                            &claimed->dispatch_ms[claimed->n]);
         if (rc == STORE_NOTFOUND)
@@ -262,6 +262,22 @@ static int claim_runs(struct store *s, int64_t launcher_id, struct launcher_row 
         }
     }
     return STORE_OK;
+}
+
+int st_claim_for(struct store *s, int64_t launcher_id, const char *pool_id,
+                 struct store_claims *claimed)
+{
+    struct launcher_row l;
+    int rc = launcher_row_get(s, launcher_id, &l);
+    if (rc == STORE_NOTFOUND) /* forgotten meanwhile: the run stays queued */
+        return STORE_OK;
+    if (rc < 0)
+        return rc;
+    /* What store_poll checks, but the launcher's own drain: a poll that
+     * drains never waits among the takers of runs. */
+    if (strcmp(l.pool_id, pool_id) != 0 || l.draining || l.cycling || l.revoked || l.ephemeral == 2)
+        return STORE_OK;
+    return claim_runs(s, launcher_id, &l, claimed, 1);
 }
 
 static const char ack_sql[] = "DELETE FROM messages WHERE launcher_id = ? AND id <= ?";
@@ -292,7 +308,7 @@ int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, 
     /* A launcher's own drain is not stored: it ends with the process, while
      * an admin's drain (l.draining) outlives restarts. */
     int may_claim = !draining && !l.draining && !l.cycling && !l.revoked && l.ephemeral != 2;
-    if (may_claim && (rc = claim_runs(s, launcher_id, &l, claimed)) < 0)
+    if (may_claim && (rc = claim_runs(s, launcher_id, &l, claimed, STORE_CLAIMS_MAX)) < 0)
         goto done;
     claimed->room = may_claim && l.active < l.capacity;
     rc = pending_messages(s, launcher_id, l.arch, arr);

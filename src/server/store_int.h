@@ -58,7 +58,8 @@ struct store {
     int entering;
     /* All below under mu. */
     uint64_t errors[ST_R_COUNT];
-    int full;                 /* the last write failed for lack of space */
+    uint64_t commits; /* COMMITs that wrote something: one fsync each (davit_store_commits_total) */
+    int full;         /* the last write failed for lack of space */
     int64_t changes_at_begin; /* sqlite3_total_changes64() when the operation began */
     /* Group commit (store_sql.c): the shared transaction and its operations. */
     int txn_open;                   /* BEGIN IMMEDIATE was run, COMMIT not yet */
@@ -236,6 +237,13 @@ int st_seen_persist(struct store *s, int64_t older_ms);
 /* Copies every time kept in memory (a clean close), in one write operation. */
 int st_seen_save(struct store *s);
 
+/*
+ * Inside an operation: claims the oldest queued run of pool_id for the launcher when it may
+ * take one now (store_poll's checks, bar the launcher's own drain), recorded in claimed (n
+ * stays 0 otherwise). STORE_OK, or the store's error.
+ */
+int st_claim_for(struct store *s, int64_t launcher_id, const char *pool_id,
+                 struct store_claims *claimed);
 /* Queues a message for a launcher (inside a transaction; store_dispatch.c). */
 int st_message(struct store *s, int64_t launcher_id, const char *type, int64_t run_id,
                int64_t deadline_ms);

@@ -23,7 +23,14 @@ int store_errors_render(struct store *s, struct dbuf *out)
     uint64_t n[ST_R_COUNT];
     st_lock(s);
     memcpy(n, s->errors, sizeof(n));
+    uint64_t commits = s->commits;
     st_unlock(s);
+    dbuf_printf(out,
+                "# HELP davit_store_commits_total Transactions committed with changes, each"
+                " made durable by one fsync (group commit shares one among writers).\n"
+                "# TYPE davit_store_commits_total counter\n"
+                "davit_store_commits_total %llu\n",
+                (unsigned long long)commits);
     dbuf_printf(out, "# HELP davit_store_errors_total Database failures by reason"
                      " (full: no space left on the data directory's filesystem).\n"
                      "# TYPE davit_store_errors_total counter\n");

@@ -24,12 +24,11 @@ static const char run_insert_sql[] =
 static const char run_nonce_taken_sql[] =
     "SELECT count(*) FROM runs WHERE run_nonce = json_extract(?1, '$.run_nonce')";
 
-int store_run_create(struct store *s, const char *pool_id, const char *spec_json,
-                     const char *secrets_json, int64_t *id)
+/* Inside an operation: the nonce check and the insert. */
+static int run_insert(struct store *s, const char *pool_id, const char *spec_json,
+                      const char *secrets_json, int64_t *id)
 {
-    int rc = st_begin_locked(s);
-    if (rc < 0)
-        return rc;
+    int rc;
     sqlite3_stmt *st = st_stmt(s, run_nonce_taken_sql);
     if (!st) {
         rc = STORE_ERR;
@@ -55,6 +54,30 @@ int store_run_create(struct store *s, const char *pool_id, const char *spec_json
     if (rc == STORE_OK)
         *id = sqlite3_last_insert_rowid(s->db);
 done:
+    return rc;
+}
+
+int store_run_create(struct store *s, const char *pool_id, const char *spec_json,
+                     const char *secrets_json, int64_t *id)
+{
+    int rc = st_begin_locked(s);
+    if (rc < 0)
+        return rc;
+    return st_end(s, run_insert(s, pool_id, spec_json, secrets_json, id));
+}
+
+int store_run_create_claim(struct store *s, const char *pool_id, const char *spec_json,
+                           const char *secrets_json, int64_t launcher_id, int64_t *id,
+                           struct store_claims *claimed)
+{
+    claimed->n = 0;
+    claimed->room = 0;
+    int rc = st_begin_locked(s);
+    if (rc < 0)
+        return rc;
+    rc = run_insert(s, pool_id, spec_json, secrets_json, id);
+    if (rc == STORE_OK && launcher_id > 0)
+        rc = st_claim_for(s, launcher_id, pool_id, claimed);
     return st_end(s, rc);
 }
 

@@ -205,8 +205,10 @@ static void batch_commit(struct store *s)
         /* Not durable: every operation of the batch gets the error. */
         if (!sqlite3_get_autocommit(s->db))
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    } else if (wrote && s->batch_proves_space) {
-        write_succeeded(s);
+    } else if (wrote) {
+        s->commits++;
+        if (s->batch_proves_space)
+            write_succeeded(s);
     }
     batch_resolve(s, rc);
 }

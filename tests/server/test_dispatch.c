@@ -250,6 +250,60 @@ static void test_deadline_and_followers(void **state)
     dispatch_free(d);
 }
 
+static void test_reserve_then_deliver(void **state)
+{
+    (void)state;
+    struct dispatch *d = with_asleep(2);
+    strcpy(w[2].pool_id, "p2");
+    sleep_on(d, 2);
+    w[3].takes_runs = 0; /* full: never handed a run */
+    strcpy(w[3].pool_id, "p3");
+    sleep_on(d, 3);
+    assert_int_equal(dispatch_waiting(d), 4);
+
+    /* the oldest taker of the pool, off the list but still suspended */
+    struct waiter *t = dispatch_reserve(d, "p1");
+    assert_ptr_equal(t, &w[0]);
+    assert_int_equal(total_resumed(), 0);
+    assert_int_equal(dispatch_waiting(d), 3);
+    /* neither a notify of its pool nor its deadline reaches it meanwhile */
+    dispatch_notify_runs(d, "p1", 1);
+    assert_int_equal(resumed[1], 1);
+    dispatch_handoff_done(d, &w[1], 0);
+    dispatch_expire(d, 2000000);
+    assert_int_equal(resumed[0], 0);
+    dispatch_deliver(d, t);
+    assert_int_equal(resumed[0], 1);
+    assert_false(w[0].handed || w[0].timed_out); /* nothing owed: the run is its own */
+    assert_int_equal(dispatch_wakeups(d), 2);
+
+    assert_null(dispatch_reserve(d, "p1")); /* none asleep */
+    assert_null(dispatch_reserve(d, "p3")); /* no taker */
+    assert_null(dispatch_reserve(d, "p9")); /* unknown pool */
+    dispatch_free(d);
+}
+
+static void test_expiry_sends_nobody_back_to_the_store(void **state)
+{
+    (void)state;
+    struct dispatch *d = dispatch_new();
+    assert_non_null(d);
+    w[0].deadline_ms = 10;
+    sleep_on(d, 0);
+    /* a poll of another pool looked at the store, then an expiry came */
+    strcpy(w[1].pool_id, "p2");
+    uint64_t gen = dispatch_gen(d);
+    dispatch_expire(d, 10);
+    assert_int_equal(resumed[0], 1);
+    assert_int_equal(dispatch_wait(d, &w[1], gen), 1); /* it sleeps: nothing changed */
+    /* a requeue of unknown pools does send it back */
+    gen = dispatch_gen(d);
+    dispatch_notify_all(d);
+    assert_int_equal(dispatch_wait(d, &w[2], gen), 0);
+    dispatch_shutdown(d);
+    dispatch_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +314,8 @@ int main(void)
         cmocka_unit_test_setup(test_full_waiters_get_messages_not_runs, setup),
         cmocka_unit_test_setup(test_notify_between_look_and_wait, setup),
         cmocka_unit_test_setup(test_deadline_and_followers, setup),
+        cmocka_unit_test_setup(test_reserve_then_deliver, setup),
+        cmocka_unit_test_setup(test_expiry_sends_nobody_back_to_the_store, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
