@@ -5,18 +5,21 @@ sku.capacity), delete instances (instanceIds) and the list of the scale set's VM
 name, provisioningState, timeCreated), over HTTPS; Microsoft Entra ID's token endpoint for a service principal's client credentials
 (POST /TENANT/oauth2/v2.0/token, grant_type=client_credentials) on the same server; and the instance
 metadata service's managed identity token (GET /metadata/identity/oauth2/token, header Metadata: true) on plain HTTP, as
-169.254.169.254 is. Scaffolding: fake_mgmt.py.
+169.254.169.254 is. Scaffolding: fake_cloud.py.
 
-It is not Azure: no long-running operation polling (changes are done when answered), no
-orchestration modes, no zones, VMs are Succeeded as soon as they exist; api-version is required
-but any is accepted."""
+Changes are asynchronous, as Azure's are: a new VM is Creating, a deleted one Deleting, in the
+first VM list after the change, and settled at the next (fake_cloud.Group). Deleting VMs answers
+202 with an Azure-AsyncOperation header whose URL answers InProgress, then Succeeded (the VM gone);
+the capacity is lowered when the deletion ends.
+
+It is not Azure: no orchestration modes, no zones; api-version is required but any is accepted."""
 
 import datetime
 import json
 import re
 import urllib.parse
 
-from fake_mgmt import Group, MgmtMock
+from fake_cloud import Group, ManagedMock, reply
 
 SUBSCRIPTION = "00000000-0000-4000-8000-00000000da71"
 RESOURCE_GROUP = "davit-rg"
@@ -28,21 +31,22 @@ CLIENT_SECRET = "fake~davit~client~secret~0001"
 PREFIX = "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/" % (
     SUBSCRIPTION, RESOURCE_GROUP)
 ROUTE = re.compile(r"^%s([^/]+)(/virtualMachines|/delete)?$" % re.escape(PREFIX), re.I)
-
-
-def reply(status, doc=None):
-    return status, "application/json; charset=utf-8", (json.dumps(doc).encode() if doc is not None else b"")
+OPERATION = re.compile(r"^/subscriptions/%s/providers/Microsoft.Compute/locations/westeurope/operations/(\d+)$"
+                       % SUBSCRIPTION)
+STATE = {None: "Succeeded", "creating": "Creating", "deleting": "Deleting"}
 
 
 def error(status, code, message):
     return reply(status, {"error": {"code": code, "message": message}})
 
 
-class FakeAzureMgmt(MgmtMock):
+class FakeAzureMgmt(ManagedMock):
     MUTATIONS = ("update", "delete")
+    DELETE_LOWERS_AT_END = 1
 
     def __init__(self):
         super().__init__("fake-azure-mgmt-", [TOKEN], [EXPIRED_TOKEN])
+        self.operations = {}  # id -> [(group, inst)], polls
 
     def add_scale_set(self, name, capacity):
         with self.lock:
@@ -69,13 +73,29 @@ class FakeAzureMgmt(MgmtMock):
     def _vm(self, g, i):
         t = self.now_iso(i.launch_time)
         return {"instanceId": i.id, "name": i.name, "id": PREFIX + g.name + "/virtualMachines/" + i.id,
-                "properties": {"provisioningState": "Succeeded", "timeCreated": t, "latestModelApplied": True}}
+                "properties": {"provisioningState": STATE[i.action], "timeCreated": t, "latestModelApplied": True}}
 
     @staticmethod
     def now_iso(t):
         return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0+00:00")
 
+    def _operation(self, op_id):
+        op = self.operations.get(op_id)
+        if op is None:
+            return error(404, "NotFound", "no such operation")
+        insts, op["polls"] = op["insts"], op["polls"] + 1
+        if op["polls"] == 1 and any(i.action for _, i in insts):
+            return reply(200, {"name": op_id, "status": "InProgress"})
+        for g, i in insts:
+            if i.action:
+                g.finish(i)
+        return reply(200, {"name": op_id, "status": "Succeeded"})
+
     def api(self, method, url, headers, body):
+        m = OPERATION.match(url.path)
+        if m and method == "GET":
+            self.accepted(method, "operation", None, m.group(1))
+            return self._operation(m.group(1))
         m = ROUTE.match(url.path)
         if not m or "api-version=" not in url.query:
             return error(404, "NotFound" if m else "MissingApiVersionParameter", "no such route here")
@@ -89,6 +109,7 @@ class FakeAzureMgmt(MgmtMock):
             return reply(200, self._vmss(g))
         if method == "GET" and sub and sub.lower() == "/virtualmachines":
             self.accepted(method, "list", name)
+            g.listed()
             return reply(200, {"value": [self._vm(g, i) for i in g.instances.values()]})
         try:
             doc = json.loads(body or b"{}")
@@ -105,11 +126,15 @@ class FakeAzureMgmt(MgmtMock):
             ids = doc.get("instanceIds")
             if not isinstance(ids, list) or not ids or any(i not in g.instances for i in ids):
                 return error(400, "InvalidParameter", "instanceIds: the instances are not in the scale set")
+            if any(g.instances[i].action == "deleting" for i in ids):
+                # Not Azure's answer (it would accept it again): a second deletion is a davit bug.
+                return error(409, "OperationNotAllowed", "an instance is being deleted already")
             self.accepted(method, "delete", name, ids)
-            for i in ids:  # deleting VMs lowers the capacity
-                g.end(i, "deleted")
-            g.desired -= len(ids)
-            return reply(202)
+            op_id = str(next(self.ids))
+            self.operations[op_id] = {"insts": [(g, g.start(i, "deleting")) for i in ids], "polls": 0}
+            where = "%s/subscriptions/%s/providers/Microsoft.Compute/locations/westeurope/operations/%s" \
+                "?api-version=2024-03-01" % (self.url, SUBSCRIPTION, op_id)
+            return reply(202, None, {"Azure-AsyncOperation": where, "Location": where})
         return error(405, "MethodNotAllowed", "not here")
 
     def public(self, method, url, headers, body):

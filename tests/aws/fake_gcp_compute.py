@@ -4,16 +4,20 @@ from the tests): a regional managed instance group's get (targetSize), listManag
 resize, deleteInstances and recreateInstances, and an instance's get (creationTimestamp), over
 HTTPS; and the metadata server's service account token
 (/computeMetadata/v1/instance/service-accounts/default/token, header Metadata-Flavor: Google) on
-plain HTTP, as metadata.google.internal is. Scaffolding: fake_mgmt.py.
+plain HTTP, as metadata.google.internal is. Scaffolding: fake_cloud.py.
 
-It is not GCP: operations are DONE when answered, instances are RUNNING with currentAction NONE
-as soon as they exist, one zone, no pagination."""
+Changes are asynchronous, as GCP's are: the target size changes at once, but a new instance is
+CREATING, a deleted one DELETING, a recreated one RECREATING (keeping its name and, until it is up
+again, its creationTimestamp) in the first listManagedInstances after the change, and settled at
+the next (fake_cloud.Group). Operations are answered RUNNING and never polled by davit.
+
+It is not GCP: one zone, no pagination."""
 
 import datetime
 import json
 import re
 
-from fake_mgmt import Group, MgmtMock
+from fake_cloud import Group, ManagedMock
 
 PROJECT = "davit-test-project"
 REGION = "europe-west1"
@@ -43,7 +47,7 @@ def rfc3339(t):
     return datetime.datetime.fromtimestamp(t, tz).isoformat(timespec="milliseconds")
 
 
-class FakeGCPCompute(MgmtMock):
+class FakeGCPCompute(ManagedMock):
     MUTATIONS = ("resize", "deleteInstances", "recreateInstances")
 
     def __init__(self):
@@ -65,7 +69,7 @@ class FakeGCPCompute(MgmtMock):
     no_token_error = expired_error
 
     def _op(self, kind, g):
-        return reply(200, {"kind": "compute#operation", "operationType": kind, "status": "DONE",
+        return reply(200, {"kind": "compute#operation", "operationType": kind, "status": "RUNNING",
                            "targetLink": "https://www.googleapis.com/compute/v1/projects/%s/regions/%s/"
                            "instanceGroupManagers/%s" % (PROJECT, REGION, g.name)})
 
@@ -103,9 +107,11 @@ class FakeGCPCompute(MgmtMock):
             return error(400, "badRequest", "not here")
         if sub == "/listManagedInstances":
             self.accepted(method, "listManagedInstances", g.name)
+            g.listed()
             return reply(200, {"managedInstances": [
-                {"instance": SELF + i.name, "id": str(abs(hash(i.name)) % 10 ** 18), "instanceStatus": "RUNNING",
-                 "currentAction": "NONE"} for i in g.instances.values()]})
+                {"instance": SELF + i.name, "id": str(abs(hash(i.name)) % 10 ** 18),
+                 "instanceStatus": "STAGING" if i.action == "creating" else "RUNNING",
+                 "currentAction": (i.action or "none").upper()} for i in g.instances.values()]})
         if sub == "/resize":
             size = dict(p.split("=", 1) for p in url.query.split("&") if "=" in p).get("size", "")
             if not size.isdigit():
@@ -116,14 +122,14 @@ class FakeGCPCompute(MgmtMock):
         names = self._names(g, body)
         if names is None:
             return error(400, "invalid", "Invalid value for field 'instances': not managed by this group")
+        if any(g.instances[n].action in ("deleting", "recreating") for n in names):
+            # GCP would queue it: a second action on an instance already changing is a davit bug.
+            return error(400, "resourceNotReady", "The instance is being changed already")
         self.accepted(method, sub[1:], g.name, names)
         for n in names:
-            g.end(n, "deleted" if sub == "/deleteInstances" else "recreated")
+            g.start(n, "deleting" if sub == "/deleteInstances" else "recreating")
         if sub == "/deleteInstances":
-            g.desired -= len(names)
-        else:
-            while len(g.instances) < g.desired:
-                g.launch()
+            g.desired -= len(names)  # the target size is lowered at once
         return self._op("compute.regionInstanceGroupManagers." + sub[1:], g)
 
     def metadata(self, method, url, headers):
