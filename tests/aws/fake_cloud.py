@@ -131,6 +131,16 @@ class Group:
         while len(self.instances) > n:  # the newest go, runs or not: davit never scales in so
             self.end(list(self.instances)[-1], "deleted by a lower capacity")
 
+    def adopt(self, iid, name):
+        """One more instance, up, with this id and name: a boot mock's (fake_azure.py, fake_gcp.py),
+        so that a test ties what the boot script registers to what the autoscaler reads."""
+        with self.mock.lock:
+            inst = Inst(iid, name, self.mock.now())
+            inst.action = None
+            self.instances[iid] = inst
+            self.desired += 1
+            return inst
+
     def start(self, iid, action):
         inst = self.instances[iid]
         inst.action, inst.seen = action, 0

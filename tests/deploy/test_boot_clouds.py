@@ -8,8 +8,10 @@ test_first_boot_in_a_container is a worker's first boot in the container
 test_boot_aws.py uses (conftest.first_boot: the image step, then the module's
 custom data or startup script under fake-systemd): the token and key are read
 with the machine's identity, the launcher is downloaded from a real davit
-server and verified, and it registers with the instance_id an autoscaler will
-match (the scale set instance id; the GCE instance name).
+server and verified, and it registers with the instance_id the autoscaler
+matches (the scale set instance id; the GCE instance name): a `davit autoscale
+--dry-run` tick against the management mock (fake_azure_mgmt.py,
+fake_gcp_compute.py) holding that instance counts the registered worker.
 
 The others run on the host: no secret on any command line or in a message,
 each failure one line and exit 2; the watcher drains on a Terminate event and
@@ -24,7 +26,9 @@ import pytest
 
 import davit_e2e
 import fake_azure
+import fake_azure_mgmt
 import fake_gcp
+import fake_gcp_compute
 from conftest import (SOURCE, container_logs, docker, first_boot, render_template,
                       wait_registered)
 from davit_e2e import Stack, make_pool, wait_for
@@ -244,6 +248,30 @@ def test_azure_drain_acknowledges_only_after_the_runs_end(stack, pool, azure, tm
 
 # ---- a first boot in a container ----
 
+def autoscaler_decisions(cloud, srv, pool_name):
+    """One `davit autoscale --dry-run` tick over a group of one instance, named as the boot mock
+    names it (fake_azure.INSTANCE_ID, fake_gcp.INSTANCE_NAME), min and max 1: its decisions."""
+    if cloud == "azure":
+        mock = fake_azure_mgmt.FakeAzureMgmt()
+        mock.add_scale_set(fake_azure.SCALE_SET, 0).adopt(fake_azure.INSTANCE_ID,
+                                                          "%s_%s" % (fake_azure.SCALE_SET, fake_azure.INSTANCE_ID))
+        where = ["--scale-set", fake_azure.SCALE_SET, "--subscription", fake_azure_mgmt.SUBSCRIPTION,
+                 "--resource-group", fake_azure_mgmt.RESOURCE_GROUP, "--azure-endpoint", mock.url]
+        token = {"AZURE_ACCESS_TOKEN": fake_azure_mgmt.TOKEN}
+    else:
+        mock = fake_gcp_compute.FakeGCPCompute()
+        mock.add_group("davit-web", 0).adopt(fake_gcp.INSTANCE_NAME, fake_gcp.INSTANCE_NAME)
+        where = ["--group", "davit-web", "--project", fake_gcp_compute.PROJECT, "--region",
+                 fake_gcp_compute.REGION, "--gcp-endpoint", mock.url]
+        token = {"GOOGLE_OAUTH_ACCESS_TOKEN": fake_gcp_compute.TOKEN}
+    with mock:
+        p = subprocess.run([davit_e2e.DAVIT, "autoscale", "--provider", cloud, "--pool", pool_name, "--dry-run",
+                            "--ca-file", mock.ca_file, "--min", "1", "--max", "1", *where],
+                           env={**srv.env(), **token}, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return re.findall(r" autoscale decision decision=(\w+) .*reason=\"([^\"]*)\"", p.stderr)
+
+
 def render(cloud, mock, tmp):
     env = (["DAVIT_AZURE_IMDS_ENDPOINT=" + mock.metadata_url, "DAVIT_AZURE_KEYVAULT_ENDPOINT=" + mock.url,
             "DAVIT_AZURE_CA_FILE=" + mock.ca_file] if cloud == "azure" else
@@ -284,6 +312,9 @@ def test_first_boot_in_a_container(cloud, stack, pool, azure, gcp, image):
         expect = fake_azure.INSTANCE_ID if cloud == "azure" else fake_gcp.INSTANCE_NAME
         assert workers[0]["metadata"]["instance_id"] == expect
         assert workers[0]["metadata"]["cloud"] == cloud
+        # The autoscaler's side: the group's one instance has this worker (else: hold, 0 registered).
+        ds = autoscaler_decisions(cloud, srv, "cloud")
+        assert [d for d, _ in ds] == ["steady"] and "capacity 1 meets target 1" in ds[0][1], ds
 
         def sh(cmd):
             return docker("exec", name, "sh", "-c", cmd).stdout
