@@ -1,12 +1,14 @@
 """The scaffolding of the Azure and GCP MOCKS: fake_aws.py's HTTPS server (a self-signed
 certificate from the real openssl command) and threaded handler, reused by import, plus a plain
-HTTP metadata server (169.254.169.254, metadata.google.internal).
+HTTP metadata server (169.254.169.254, metadata.google.internal). One mock per cloud is built on
+it, serving both the instances' side and the autoscaler's: fake_azure.py, fake_gcp.py.
 
 - CloudMock: the two servers and a lock. A subclass answers handle_api (the cloud's HTTPS APIs)
-  and handle_metadata; the boot-side mocks (fake_azure.py, fake_gcp.py) are ones.
-- ManagedMock: a CloudMock for the management APIs `davit autoscale` calls (fake_azure_mgmt.py,
-  fake_gcp_compute.py): bearer tokens checked (an expired one refused with HTTP 401 in the
-  cloud's own error shape, the subclass's), and groups of instances (Group) whose changes are
+  and handle_metadata.
+- ManagedMock: a CloudMock with the management APIs `davit autoscale` calls: bearer tokens checked
+  (an expired one refused with HTTP 401 in the cloud's own error shape, the subclass's; public()
+  answers what has its own token, like a token endpoint or a secret store), and groups of
+  instances (Group) whose changes are
   ASYNCHRONOUS as the clouds' are: an instance created, deleted or recreated has its action under
   way in the first instance list after the change and is settled by the next one (or by
   settle(), or by the operation's status being polled), so that a test sees what one tick in

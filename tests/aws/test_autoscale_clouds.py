@@ -1,5 +1,5 @@
 """davit autoscale --provider azure|gcp (issue 19) against MOCKS of Azure Resource Manager's scale
-set API (fake_azure_mgmt.py) and Compute Engine's managed instance group API (fake_gcp_compute.py),
+set API (fake_azure.py) and Compute Engine's managed instance group API (fake_gcp.py),
 neither cloud being reachable from the tests; a real davit server and stand-ins for davit-launcher
 whose instance_id metadata is what the boot scripts set (deploy/boot/davit-boot-azure: the scale
 set VM's instanceId; davit-boot-gcp: the instance's name).
@@ -12,8 +12,8 @@ import tempfile
 
 import pytest
 
-import fake_azure_mgmt as AZ
-import fake_gcp_compute as GCP
+import fake_azure as AZ
+import fake_gcp as GCP
 from autoscale_fixtures import DrainProxy, PoolCell, kinds
 from davit_fixtures import check_stopped
 from davit_harness import Server
@@ -32,7 +32,7 @@ def server():
 
 @pytest.fixture(scope="module", params=["azure", "gcp"])
 def cloud(request):
-    mock = AZ.FakeAzureMgmt() if request.param == "azure" else GCP.FakeGCPCompute()
+    mock = AZ.FakeAzure() if request.param == "azure" else GCP.FakeGCP()
     mock.provider = request.param
     try:
         yield mock
@@ -196,7 +196,7 @@ def test_azure_client_credentials(server, cloud):
     if cloud.provider != "azure":
         pytest.skip("Azure's client credentials")
     c = Cell(server, cloud, "sp", 0)
-    sp = {"AZURE_TENANT_ID": AZ.TENANT, "AZURE_CLIENT_ID": AZ.CLIENT_ID, "AZURE_AUTHORITY_HOST": cloud.url}
+    sp = {"AZURE_TENANT_ID": AZ.TENANT, "AZURE_CLIENT_ID": AZ.SP_CLIENT_ID, "AZURE_AUTHORITY_HOST": cloud.url}
     c.submit(1)
     env = c.environ(token=None)
     env.update(sp, AZURE_CLIENT_SECRET=AZ.CLIENT_SECRET)
