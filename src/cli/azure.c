@@ -5,7 +5,8 @@
  * (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET; AZURE_AUTHORITY_HOST
  * overriding https://login.microsoftonline.com, as in Azure's SDKs), or the
  * instance's managed identity (IMDS, DAVIT_AZURE_IMDS_ENDPOINT overriding
- * http://169.254.169.254).
+ * http://169.254.169.254; AZURE_CLIENT_ID without a secret choosing a
+ * user-assigned identity, as Azure's SDKs read it).
  */
 #include "cli/provider.h"
 #include "cli/rest.h"
@@ -40,6 +41,8 @@ struct azure {
     char token_url[768];
     char client_id[256];
     char client_secret[1024];
+    /* A user-assigned managed identity's client id, percent-encoded, or "": IMDS's default. */
+    char mi_client_id[256];
     int min, max;
     int last_desired; /* the capacity the last describe read: a replaced stray's capacity */
 };
@@ -255,7 +258,7 @@ static int azure_terminate(struct provider *p, const char *id, int decrement, ch
 
 static int azure_token(struct azure *a, char *err, size_t errsz)
 {
-    char url[512];
+    char url[1024];
     if (a->client_id[0]) {
         int rc = rest_client_token(a->token_url, a->client_id, a->client_secret, AZURE_SCOPE,
                                    a->ca_file, a->token, err, errsz);
@@ -266,7 +269,8 @@ static int azure_token(struct azure *a, char *err, size_t errsz)
         }
         return rc;
     }
-    snprintf(url, sizeof(url), "%s%s%s", a->imds, AZURE_TOKEN_PATH, AZURE_RESOURCE);
+    snprintf(url, sizeof(url), "%s%s%s%s%s", a->imds, AZURE_TOKEN_PATH, AZURE_RESOURCE,
+             a->mi_client_id[0] ? "&client_id=" : "", a->mi_client_id);
     int rc = rest_metadata_token(url, "Metadata: true", a->token, err, errsz);
     if (rc < 0) {
         char why[400];
@@ -361,6 +365,11 @@ int azure_provider_open(struct provider *p, const struct prov_config *cfg, char 
         snprintf(a->token_url + n, sizeof(a->token_url) - n, "/%s/oauth2/v2.0/token", t);
         rest_copy_clean(a->client_id, sizeof(a->client_id), client);
         memcpy(a->client_secret, secret, strlen(secret) + 1);
+    } else if (client && *client &&
+               rest_escape(client, a->mi_client_id, sizeof(a->mi_client_id)) < 0) {
+        snprintf(err, errsz, "AZURE_CLIENT_ID is too long");
+        azure_close(p);
+        return -1;
     }
     p->renewable = 1;
     if (azure_token(a, err, errsz) < 0) {

@@ -18,7 +18,8 @@ The autoscaler's side (`davit autoscale --provider azure`):
   refused with 401 ExpiredAuthenticationToken. Its calls are in calls, (method, what, group, detail);
 - Microsoft Entra ID's token endpoint for a service principal's client credentials
   (POST /TENANT/oauth2/v2.0/token, grant_type=client_credentials), on the same server;
-- IMDS's managed identity token for resource https://management.azure.com/ (TOKEN).
+- IMDS's managed identity token for resource https://management.azure.com/ (TOKEN), for the
+  system-assigned identity or, with client_id=, the user-assigned one (CLIENT_ID).
 
 Changes are asynchronous, as Azure's are: a new VM is Creating, a deleted one Deleting, in the first
 VM list after the change, and settled at the next (fake_cloud.Group). Deleting VMs answers 202 with
@@ -264,6 +265,11 @@ class FakeAzure(ManagedMock):
         if url.path != "/metadata/identity/oauth2/token" or headers.get("metadata") != "true" or \
                 "resource=https://management.azure.com/" not in urllib.parse.unquote(url.query):
             return self._boot_metadata(method, url, headers, body)
+        q = urllib.parse.parse_qs(url.query)
+        if "client_id" in q and q["client_id"] != [self.client_id]:
+            self.refused.append(("identity", 400))
+            return reply(400, {"error": "invalid_request", "error_description": "Identity not found"})
+        self.calls.append(("GET", "identity", None, q.get("client_id", [""])[0]))
         return reply(200, {"access_token": TOKEN, "expires_in": "86399", "token_type": "Bearer",
                            "resource": "https://management.azure.com/"})
 

@@ -209,3 +209,23 @@ def test_azure_client_credentials(server, cloud):
     (line,) = c.last.stderr.strip().splitlines()
     assert "no Azure credentials" in line and "HTTP 401" in line and "not-the-secret" not in line, line
     assert c.mutations() == ["update"]
+
+
+def test_azure_user_assigned_identity(server, cloud):
+    """AZURE_CLIENT_ID without a secret chooses the VM's user-assigned identity at IMDS (as
+    Azure's SDKs read it; the boot script's DAVIT_AZURE_CLIENT_ID is the same thing); one IMDS
+    does not have is refused with one line."""
+    if cloud.provider != "azure":
+        pytest.skip("Azure's managed identities")
+    c = Cell(server, cloud, "uami", 0)
+    c.submit(1)
+    env = c.environ(token=None)
+    env["AZURE_CLIENT_ID"] = AZ.CLIENT_ID
+    c.environ = lambda **kw: env
+    assert kinds(c.tick()) == ["scale_out"]
+    assert ("GET", "identity", None, AZ.CLIENT_ID) in cloud.calls
+    env["AZURE_CLIENT_ID"] = "00000000-0000-4000-8000-00000000dead"
+    assert c.tick(rc=8) == []
+    (line,) = c.last.stderr.strip().splitlines()
+    assert "no Azure credentials" in line and "managed identity" in line, line
+    assert ("identity", 400) in cloud.refused
