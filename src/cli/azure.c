@@ -25,6 +25,8 @@
 #define AZURE_AUTHORITY  "https://login.microsoftonline.com"
 /* Pages of the VM list followed, at most. */
 #define AZURE_PAGES_MAX 64
+/* The room for a URL: the scale set's, a nextLink, an operation's. */
+#define AZURE_URL_SIZE 2048
 /* How long a replaced stray's deletion is awaited, at most, and the polls' pauses. */
 #define AZURE_AWAIT_MS    300000
 #define AZURE_POLL_MIN_MS 250
@@ -196,7 +198,7 @@ static int azure_set_desired(struct provider *p, int desired, char *err, size_t 
 static int azure_await(struct azure *a, const char *what, const char *op, char *err, size_t errsz)
 {
     long pause_ms = AZURE_POLL_MIN_MS, waited_ms = 0;
-    if (!under_endpoint(a, op, 2048)) {
+    if (!under_endpoint(a, op, AZURE_URL_SIZE)) {
         snprintf(err, errsz, "%s: its operation's URL is outside %s", what, a->endpoint);
         return -1;
     }
@@ -241,7 +243,7 @@ static int azure_terminate(struct provider *p, const char *id, int decrement, ch
                            size_t errsz)
 {
     struct azure *a = p->impl;
-    char url[2048], op[2048];
+    char url[AZURE_URL_SIZE], op[AZURE_URL_SIZE];
     snprintf(url, sizeof(url), "%s/delete?api-version=" AZURE_API, a->base);
     json_t *body = json_pack("{s:[s]}", "instanceIds", id);
     if (!body)

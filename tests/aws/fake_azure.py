@@ -76,6 +76,7 @@ class FakeAzure(ManagedMock):
     def __init__(self):
         super().__init__("fake-azure-", [TOKEN], [EXPIRED_TOKEN])
         self.operations = {}  # id -> {"insts": [(group, inst)], "polls": n}
+        self.fail_deletes = False  # deletions' operations end Failed
         self.boot_calls = []  # ("identity", client id), ("keyvault", name): the boot side's
         self.secrets = {}  # Key Vault secret name -> value
         self.denied = set()  # secret names the identity may not read (403)
@@ -192,6 +193,11 @@ class FakeAzure(ManagedMock):
         insts, op["polls"] = op["insts"], op["polls"] + 1
         if op["polls"] == 1 and any(i.action for _, i in insts):
             return reply(200, {"name": op_id, "status": "InProgress"})
+        if self.fail_deletes:  # the VM stays, as after a failed deletion
+            for _, i in insts:
+                i.action = None
+            return reply(200, {"name": op_id, "status": "Failed",
+                               "error": {"code": "InternalExecutionError", "message": "An internal execution error occurred."}})
         for g, i in insts:
             if i.action:
                 g.finish(i)

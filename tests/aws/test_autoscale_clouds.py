@@ -174,6 +174,24 @@ def test_a_stray_at_min_size_is_replaced_once(server, cloud):
     assert (new.id != old.id) if c.azure else (new is old and new.recreated == 1)
 
 
+def test_azure_a_failed_deletion_is_an_error_and_the_capacity_kept(server, cloud):
+    """A replaced stray's deletion that ends Failed: one line, exit 8, and the capacity is not
+    set (the VM is still there); the next tick starts over."""
+    if cloud.provider != "azure":
+        pytest.skip("Azure's operations")
+    c = Cell(server, cloud, "delfail", 1, min_size=1)
+    (old,) = list(c.group.instances.values())
+    old.launch_time -= 11 * 60
+    cloud.fail_deletes = True
+    try:
+        assert c.tick(rc=8) == []
+    finally:
+        cloud.fail_deletes = False
+    (line,) = c.last.stderr.strip().splitlines()
+    assert "Azure delete scale set VM: the operation ended Failed: An internal execution error" in line, line
+    assert c.mutations() == ["delete"] and list(c.group.instances) == [old.id] and c.group.desired == 1
+
+
 def test_expired_credentials_change_nothing(server, cloud):
     c = Cell(server, cloud, "expired", 1)
     c.boot()
