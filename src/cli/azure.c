@@ -5,7 +5,8 @@
  * (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET; AZURE_AUTHORITY_HOST
  * overriding https://login.microsoftonline.com, as in Azure's SDKs), or the
  * instance's managed identity (IMDS, DAVIT_AZURE_IMDS_ENDPOINT overriding
- * http://169.254.169.254).
+ * http://169.254.169.254; AZURE_CLIENT_ID without a secret choosing a
+ * user-assigned identity, as Azure's SDKs read it).
  */
 #include "cli/provider.h"
 #include "cli/rest.h"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define AZURE_API        "2024-03-01"
 #define AZURE_MGMT       "https://management.azure.com"
@@ -23,6 +25,12 @@
 #define AZURE_AUTHORITY  "https://login.microsoftonline.com"
 /* Pages of the VM list followed, at most. */
 #define AZURE_PAGES_MAX 64
+/* The room for a URL: the scale set's, a nextLink, an operation's. */
+#define AZURE_URL_SIZE 2048
+/* How long a replaced stray's deletion is awaited, at most, and the polls' pauses. */
+#define AZURE_AWAIT_MS    300000
+#define AZURE_POLL_MIN_MS 250
+#define AZURE_POLL_MAX_MS 5000
 
 struct azure {
     /* ENDPOINT/subscriptions/S/resourceGroups/R/providers/…/virtualMachineScaleSets/N */
@@ -35,6 +43,8 @@ struct azure {
     char token_url[768];
     char client_id[256];
     char client_secret[1024];
+    /* A user-assigned managed identity's client id, percent-encoded, or "": IMDS's default. */
+    char mi_client_id[256];
     int min, max;
     int last_desired; /* the capacity the last describe read: a replaced stray's capacity */
 };
@@ -84,6 +94,14 @@ int azure_parse_vms(const json_t *page, struct prov_group *g, char *err, size_t 
     return 0;
 }
 
+/* url is Azure's own absolute URL (a nextLink, an operation): only followed under the configured
+ * endpoint, so that the token never goes elsewhere. */
+static int under_endpoint(const struct azure *a, const char *url, size_t room)
+{
+    size_t n = strlen(a->endpoint);
+    return strncmp(url, a->endpoint, n) == 0 && url[n] == '/' && strlen(url) < room;
+}
+
 static int azure_describe(struct provider *p, struct prov_group *out, char *err, size_t errsz)
 {
     struct azure *a = p->impl;
@@ -121,15 +139,12 @@ static int azure_describe(struct provider *p, struct prov_group *out, char *err,
             snprintf(err, errsz, "Azure list scale set VMs: %s", perr);
             goto out;
         }
-        /* nextLink is Azure's own absolute URL: only followed under the configured endpoint, so
-         * that the token never goes elsewhere. */
         const char *next = json_string_value(json_object_get(j, "nextLink"));
         if (!next || !*next) {
             rc = 0;
             break;
         }
-        size_t n = strlen(a->endpoint);
-        if (strncmp(next, a->endpoint, n) != 0 || next[n] != '/' || strlen(next) >= sizeof(url)) {
+        if (!under_endpoint(a, next, sizeof(url))) {
             snprintf(err, errsz, "Azure list scale set VMs: nextLink outside %s", a->endpoint);
             goto out;
         }
@@ -178,20 +193,66 @@ static int azure_set_desired(struct provider *p, int desired, char *err, size_t 
     return rc;
 }
 
+/* Waits for the long-running operation whose status URL (Azure-AsyncOperation) is op to end:
+ * 0 when it Succeeded, -1 with err when it Failed, was Canceled or outlasted AZURE_AWAIT_MS. */
+static int azure_await(struct azure *a, const char *what, const char *op, char *err, size_t errsz)
+{
+    long pause_ms = AZURE_POLL_MIN_MS, waited_ms = 0;
+    if (!under_endpoint(a, op, AZURE_URL_SIZE)) {
+        snprintf(err, errsz, "%s: its operation's URL is outside %s", what, a->endpoint);
+        return -1;
+    }
+    for (;;) {
+        json_t *j = NULL;
+        int rc = rest_call(what, a->token, a->ca_file, "GET", op, NULL, &j, err, errsz);
+        if (rc < 0)
+            return rc;
+        const char *st = json_string_value(json_object_get(j, "status"));
+        char status[32];
+        rest_copy_clean(status, sizeof(status), st ? st : "");
+        if (strcmp(status, "InProgress") != 0) {
+            rc = strcmp(status, "Succeeded") == 0 ? 0 : -1;
+            if (rc < 0) {
+                char msg[256];
+                json_t *e = json_object_get(j, "error");
+                rest_copy_clean(msg, sizeof(msg), json_string_value(json_object_get(e, "message")));
+                snprintf(err, errsz, "%s: the operation ended %s%s%s", what,
+                         status[0] ? status : "with no status", msg[0] ? ": " : "", msg);
+            }
+            json_decref(j);
+            return rc;
+        }
+        json_decref(j);
+        if (waited_ms >= AZURE_AWAIT_MS) {
+            snprintf(err, errsz, "%s: still in progress after %ds", what, AZURE_AWAIT_MS / 1000);
+            return -1;
+        }
+        struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        waited_ms += pause_ms;
+        pause_ms = pause_ms * 2 > AZURE_POLL_MAX_MS ? AZURE_POLL_MAX_MS : pause_ms * 2;
+    }
+}
+
 /* Deleting a scale set's VM lowers its capacity (docs/autoscale.md): to replace one instead,
- * the capacity is set back. */
+ * the capacity is set back, once the deletion has ended. The deletion is asynchronous and lowers
+ * the capacity when it ends: a capacity set back before then would be lowered after it, leaving
+ * the group one short (docs/autoscale.md, "Asynchronous operations"). A decrementing deletion is
+ * not awaited: the VM is Deleting, not live, until it has gone, and the next tick holds. */
 static int azure_terminate(struct provider *p, const char *id, int decrement, char *err,
                            size_t errsz)
 {
     struct azure *a = p->impl;
-    char url[2048];
+    char url[AZURE_URL_SIZE], op[AZURE_URL_SIZE];
     snprintf(url, sizeof(url), "%s/delete?api-version=" AZURE_API, a->base);
     json_t *body = json_pack("{s:[s]}", "instanceIds", id);
     if (!body)
         return rest_oom(err, errsz);
-    int rc = rest_call("Azure delete scale set VM", a->token, a->ca_file, "POST", url, body, NULL,
-                       err, errsz);
+    int rc = rest_call_header("Azure delete scale set VM", a->token, a->ca_file, "POST", url, body,
+                              NULL, "Azure-AsyncOperation", op, sizeof(op), err, errsz);
     json_decref(body);
+    if (rc == 0 && !decrement && op[0])
+        rc = azure_await(a, "Azure delete scale set VM", op, err, errsz);
     if (rc == 0 && !decrement)
         rc = azure_set_desired(p, a->last_desired, err, errsz);
     return rc;
@@ -199,7 +260,7 @@ static int azure_terminate(struct provider *p, const char *id, int decrement, ch
 
 static int azure_token(struct azure *a, char *err, size_t errsz)
 {
-    char url[512];
+    char url[1024];
     if (a->client_id[0]) {
         int rc = rest_client_token(a->token_url, a->client_id, a->client_secret, AZURE_SCOPE,
                                    a->ca_file, a->token, err, errsz);
@@ -210,7 +271,8 @@ static int azure_token(struct azure *a, char *err, size_t errsz)
         }
         return rc;
     }
-    snprintf(url, sizeof(url), "%s%s%s", a->imds, AZURE_TOKEN_PATH, AZURE_RESOURCE);
+    snprintf(url, sizeof(url), "%s%s%s%s%s", a->imds, AZURE_TOKEN_PATH, AZURE_RESOURCE,
+             a->mi_client_id[0] ? "&client_id=" : "", a->mi_client_id);
     int rc = rest_metadata_token(url, "Metadata: true", a->token, err, errsz);
     if (rc < 0) {
         char why[400];
@@ -305,6 +367,11 @@ int azure_provider_open(struct provider *p, const struct prov_config *cfg, char 
         snprintf(a->token_url + n, sizeof(a->token_url) - n, "/%s/oauth2/v2.0/token", t);
         rest_copy_clean(a->client_id, sizeof(a->client_id), client);
         memcpy(a->client_secret, secret, strlen(secret) + 1);
+    } else if (client && *client &&
+               rest_escape(client, a->mi_client_id, sizeof(a->mi_client_id)) < 0) {
+        snprintf(err, errsz, "AZURE_CLIENT_ID is too long");
+        azure_close(p);
+        return -1;
     }
     p->renewable = 1;
     if (azure_token(a, err, errsz) < 0) {

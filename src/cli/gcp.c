@@ -168,8 +168,11 @@ static int instance_url(const struct gcp *c, const char *name, char *url, size_t
     return 0;
 }
 
-/* One GET per instance wanted (listManagedInstances has no creation time); instances still
- * creating have none yet either. */
+/* One GET per instance wanted (listManagedInstances has no creation time). An instance with an
+ * action under way (CREATING, RECREATING, VERIFYING…: "Pending") is left with none: a recreated
+ * instance keeps its name and, until it is up again, its old creationTimestamp, so it would look
+ * like a stray again the next tick and be recreated twice (docs/autoscale.md, "Asynchronous
+ * operations"). GCP retries a failing creation itself. */
 static int gcp_launch_times(struct provider *p, struct prov_group *g, const int *want, char *err,
                             size_t errsz)
 {
@@ -178,6 +181,7 @@ static int gcp_launch_times(struct provider *p, struct prov_group *g, const int 
     for (size_t i = 0; i < g->n_instances; i++) {
         json_t *j = NULL;
         if (!want[i] || g->instances[i].launch_ms >= 0 ||
+            strcmp(g->instances[i].lifecycle, "Pending") == 0 ||
             instance_url(c, g->instances[i].id, url, sizeof(url)) < 0)
             continue;
         int rc =

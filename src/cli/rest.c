@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define REST_RESPONSE_CAP (32 * 1024 * 1024)
 
@@ -52,9 +53,45 @@ static void error_of(const char *data, size_t len, char *code, size_t csz, char 
     json_decref(j);
 }
 
+/* The value of the answer's header named by want->name, into want->value. */
+struct header_want {
+    const char *name;
+    char *value;
+    size_t size;
+};
+
+static size_t header_of(char *p, size_t size, size_t n, void *ud)
+{
+    struct header_want *w = ud;
+    size_t len = size * n, k = strlen(w->name);
+    if (len > k && p[k] == ':' && strncasecmp(p, w->name, k) == 0) {
+        const char *v = p + k + 1;
+        size_t vl = len - k - 1;
+        while (vl && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        /* A value too long for the room is dropped, not cut: a cut URL would be another one. */
+        if (vl < w->size) {
+            memcpy(w->value, v, vl);
+            w->value[vl] = '\0';
+        }
+    }
+    return len;
+}
+
 int rest_call(const char *what, const char *token, const char *ca_file, const char *method,
               const char *url, json_t *body, json_t **out, char *err, size_t errsz)
 {
+    return rest_call_header(what, token, ca_file, method, url, body, out, NULL, NULL, 0, err,
+                            errsz);
+}
+
+int rest_call_header(const char *what, const char *token, const char *ca_file, const char *method,
+                     const char *url, json_t *body, json_t **out, const char *header, char *value,
+                     size_t vsize, char *err, size_t errsz)
+{
+    struct header_want want = {header, value, vsize};
     struct dbuf resp = DBUF_INIT(REST_RESPONSE_CAP);
     struct curl_slist *hdrs = NULL;
     char *auth = NULL, *text = NULL;
@@ -62,6 +99,8 @@ int rest_call(const char *what, const char *token, const char *ca_file, const ch
     int rc = -1;
     if (out)
         *out = NULL;
+    if (header && vsize)
+        value[0] = '\0';
     CURL *curl = curl_easy_init();
     if (curl && asprintf(&auth, "Authorization: Bearer %s", token) < 0)
         auth = NULL;
@@ -84,6 +123,10 @@ int rest_call(const char *what, const char *token, const char *ca_file, const ch
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text ? text : "");
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, to_dbuf);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+    if (header && vsize) {
+        curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_of);
+        curl_easy_setopt(curl, CURLOPT_HEADERDATA, &want);
+    }
     if (ca_file && *ca_file)
         curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
     CURLcode cc = curl_easy_perform(curl);

@@ -27,6 +27,15 @@ int rest_call(const char *what, const char *token, const char *ca_file, const ch
               const char *url, json_t *body, json_t **out, char *err, size_t errsz);
 
 /*
+ * rest_call, and the value of the answer's header named header (case-insensitive, like
+ * "Azure-AsyncOperation") into value (vsize bytes; "" when the answer has none or it does not
+ * fit).
+ */
+int rest_call_header(const char *what, const char *token, const char *ca_file, const char *method,
+                     const char *url, json_t *body, json_t **out, const char *header, char *value,
+                     size_t vsize, char *err, size_t errsz);
+
+/*
  * An access token from an instance's metadata service: GET url with header (like
  * "Metadata: true"), whose JSON answer holds access_token. token gets it (REST_TOKEN_SIZE).
  * -1 with err naming url when there is none.

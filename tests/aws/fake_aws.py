@@ -607,17 +607,21 @@ def _handler(aws, imds):
             body = self.rfile.read(n) if n else b""
             headers = list(self.headers.items())
             if imds:
-                status, ctype, out = aws.handle_imds(self.command, self.path, headers)
+                answer = aws.handle_imds(self.command, self.path, headers)
             else:
-                status, ctype, out = aws.handle_aws(self.command, self.path, headers, body)
+                answer = aws.handle_aws(self.command, self.path, headers, body)
+            # (status, content type, body), or with a dict of more headers (fake_cloud.py's mocks)
+            status, ctype, out = answer[:3]
             self.send_response(status)
+            for k, v in (answer[3] if len(answer) > 3 else {}).items():
+                self.send_header(k, v)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(out)))
             self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
             self.end_headers()
             self.wfile.write(out)
 
-        do_GET = do_POST = do_PUT = _serve
+        do_GET = do_POST = do_PUT = do_PATCH = _serve
 
         def log_message(self, fmt, *args):
             pass

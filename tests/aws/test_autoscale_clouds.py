@@ -1,5 +1,5 @@
 """davit autoscale --provider azure|gcp (issue 19) against MOCKS of Azure Resource Manager's scale
-set API (fake_azure_mgmt.py) and Compute Engine's managed instance group API (fake_gcp_compute.py),
+set API (fake_azure.py) and Compute Engine's managed instance group API (fake_gcp.py),
 neither cloud being reachable from the tests; a real davit server and stand-ins for davit-launcher
 whose instance_id metadata is what the boot scripts set (deploy/boot/davit-boot-azure: the scale
 set VM's instanceId; davit-boot-gcp: the instance's name).
@@ -12,8 +12,8 @@ import tempfile
 
 import pytest
 
-import fake_azure_mgmt as AZ
-import fake_gcp_compute as GCP
+import fake_azure as AZ
+import fake_gcp as GCP
 from autoscale_fixtures import DrainProxy, PoolCell, kinds
 from davit_fixtures import check_stopped
 from davit_harness import Server
@@ -32,7 +32,7 @@ def server():
 
 @pytest.fixture(scope="module", params=["azure", "gcp"])
 def cloud(request):
-    mock = AZ.FakeAzureMgmt() if request.param == "azure" else GCP.FakeGCPCompute()
+    mock = AZ.FakeAzure() if request.param == "azure" else GCP.FakeGCP()
     mock.provider = request.param
     try:
         yield mock
@@ -113,6 +113,12 @@ def test_scale_in_only_idle_workers_past_the_delay(server, cloud):
     assert c.mutations() == []
     ds = c.tick("--scale-down-delay", "0s")
     assert kinds(ds) == ["scale_in"] and ds[0][1]["instance"] == b.hostname
+    # The deletion is under way at the next tick (Azure: Deleting, the capacity still 2; GCP:
+    # DELETING, the target size 1 already): b is neither capacity nor deleted again.
+    assert c.group.instances[b.hostname].action == "deleting"
+    ds = c.tick("--scale-down-delay", "0s")
+    assert kinds(ds) == (["hold"] if c.azure else ["steady"]), ds
+    c.group.settle()
     assert c.group.desired == 1 and list(c.group.instances) == [a.hostname]
     assert c.group.ended[b.hostname].how_ended == "deleted"
     assert c.worker(a.hostname)["state"] == "busy"
@@ -145,7 +151,45 @@ def test_a_stray_instance_is_deleted(server, cloud):
     old.launch_time -= 11 * 60
     ds = c.tick()
     assert kinds(ds) == ["stray"] and ds[0][1]["instance"] == old.id
+    c.group.settle()
     assert old.id in c.group.ended and c.group.desired == 1 and young.id in c.group.instances
+
+
+def test_a_stray_at_min_size_is_replaced_once(server, cloud):
+    """At min size a stray is replaced, not removed. Azure: deleted, and the capacity set back
+    only once the deletion has ended (it lowers the capacity when it ends: set back before, the
+    group would end one short). GCP: recreated; the next tick sees it RECREATING with its old
+    creationTimestamp and must not recreate it again."""
+    c = Cell(server, cloud, "stray-min", 1, min_size=1)
+    (old,) = list(c.group.instances.values())
+    old.launch_time -= 11 * 60
+    ds = c.tick()
+    assert kinds(ds) == ["stray"] and "replaced" in ds[0][1]["reason"]
+    ds = c.tick()  # the replacement is starting, with no worker yet
+    assert kinds(ds) == ["hold"], ds
+    assert c.mutations() == (["delete", "update"] if c.azure else ["recreateInstances"])
+    c.group.settle()
+    assert c.group.desired == 1 and len(c.group.instances) == 1
+    (new,) = list(c.group.instances.values())
+    assert (new.id != old.id) if c.azure else (new is old and new.recreated == 1)
+
+
+def test_azure_a_failed_deletion_is_an_error_and_the_capacity_kept(server, cloud):
+    """A replaced stray's deletion that ends Failed: one line, exit 8, and the capacity is not
+    set (the VM is still there); the next tick starts over."""
+    if cloud.provider != "azure":
+        pytest.skip("Azure's operations")
+    c = Cell(server, cloud, "delfail", 1, min_size=1)
+    (old,) = list(c.group.instances.values())
+    old.launch_time -= 11 * 60
+    cloud.fail_deletes = True
+    try:
+        assert c.tick(rc=8) == []
+    finally:
+        cloud.fail_deletes = False
+    (line,) = c.last.stderr.strip().splitlines()
+    assert "Azure delete scale set VM: the operation ended Failed: An internal execution error" in line, line
+    assert c.mutations() == ["delete"] and list(c.group.instances) == [old.id] and c.group.desired == 1
 
 
 def test_expired_credentials_change_nothing(server, cloud):
@@ -170,7 +214,7 @@ def test_azure_client_credentials(server, cloud):
     if cloud.provider != "azure":
         pytest.skip("Azure's client credentials")
     c = Cell(server, cloud, "sp", 0)
-    sp = {"AZURE_TENANT_ID": AZ.TENANT, "AZURE_CLIENT_ID": AZ.CLIENT_ID, "AZURE_AUTHORITY_HOST": cloud.url}
+    sp = {"AZURE_TENANT_ID": AZ.TENANT, "AZURE_CLIENT_ID": AZ.SP_CLIENT_ID, "AZURE_AUTHORITY_HOST": cloud.url}
     c.submit(1)
     env = c.environ(token=None)
     env.update(sp, AZURE_CLIENT_SECRET=AZ.CLIENT_SECRET)
@@ -183,3 +227,23 @@ def test_azure_client_credentials(server, cloud):
     (line,) = c.last.stderr.strip().splitlines()
     assert "no Azure credentials" in line and "HTTP 401" in line and "not-the-secret" not in line, line
     assert c.mutations() == ["update"]
+
+
+def test_azure_user_assigned_identity(server, cloud):
+    """AZURE_CLIENT_ID without a secret chooses the VM's user-assigned identity at IMDS (as
+    Azure's SDKs read it; the boot script's DAVIT_AZURE_CLIENT_ID is the same thing); one IMDS
+    does not have is refused with one line."""
+    if cloud.provider != "azure":
+        pytest.skip("Azure's managed identities")
+    c = Cell(server, cloud, "uami", 0)
+    c.submit(1)
+    env = c.environ(token=None)
+    env["AZURE_CLIENT_ID"] = AZ.CLIENT_ID
+    c.environ = lambda **kw: env
+    assert kinds(c.tick()) == ["scale_out"]
+    assert ("GET", "identity", None, AZ.CLIENT_ID) in cloud.calls
+    env["AZURE_CLIENT_ID"] = "00000000-0000-4000-8000-00000000dead"
+    assert c.tick(rc=8) == []
+    (line,) = c.last.stderr.strip().splitlines()
+    assert "no Azure credentials" in line and "managed identity" in line, line
+    assert ("identity", 400) in cloud.refused

@@ -1,6 +1,7 @@
 """The boot script's Azure and GCP sides (deploy/boot/davit-boot-azure,
 davit-boot-gcp) against tests/aws/fake_azure.py and fake_gcp.py, MOCKS of
-the instance metadata services, Key Vault and Secret Manager (neither cloud
+the instance metadata services, Key Vault and Secret Manager (and the
+management APIs the autoscaler calls) (neither cloud
 can be reached here), and the Azure Scheduled Events drain watcher
 (deploy/boot/davit-azure-drain) against a real launcher.
 
@@ -8,8 +9,10 @@ test_first_boot_in_a_container is a worker's first boot in the container
 test_boot_aws.py uses (conftest.first_boot: the image step, then the module's
 custom data or startup script under fake-systemd): the token and key are read
 with the machine's identity, the launcher is downloaded from a real davit
-server and verified, and it registers with the instance_id an autoscaler will
-match (the scale set instance id; the GCE instance name).
+server and verified, and it registers with the instance_id the autoscaler
+matches (the scale set instance id; the GCE instance name): a `davit autoscale
+--dry-run` tick against the same mocks' management API holding that instance
+counts the registered worker.
 
 The others run on the host: no secret on any command line or in a message,
 each failure one line and exit 2; the watcher drains on a Terminate event and
@@ -121,13 +124,13 @@ def test_secrets_read_with_the_identity_never_on_a_command_line(cloud, azure, gc
     assert access not in p.stdout
     if cloud == "azure":
         assert out["DAVIT_METADATA_instance_id"] == fake_azure.INSTANCE_ID
-        assert mock.calls == [("identity", fake_azure.CLIENT_ID), ("keyvault", "davit-token"),
+        assert mock.boot_calls == [("identity", fake_azure.CLIENT_ID), ("keyvault", "davit-token"),
                               ("keyvault", "davit-key")]
         assert p.stderr == (f"davit-launcher-boot: scale set {fake_azure.SCALE_SET} instance "
                             f"{fake_azure.INSTANCE_ID}: read the pool's secrets with the managed identity\n")
     else:
         assert out["DAVIT_METADATA_instance_id"] == fake_gcp.INSTANCE_NAME
-        assert mock.calls == [
+        assert mock.boot_calls == [
             ("token", ""),
             ("secretmanager", f"/v1/projects/{fake_gcp.PROJECT}/secrets/davit-token/versions/latest:access"),
             ("secretmanager", f"/v1/projects/{fake_gcp.PROJECT}/secrets/davit-key/versions/latest:access")]
@@ -244,6 +247,27 @@ def test_azure_drain_acknowledges_only_after_the_runs_end(stack, pool, azure, tm
 
 # ---- a first boot in a container ----
 
+def autoscaler_decisions(cloud, mock, srv, pool_name):
+    """One `davit autoscale --dry-run` tick over a group of one instance in mock, the instance its
+    metadata service describes (fake_azure.INSTANCE_ID, fake_gcp.INSTANCE_NAME), min and max 1:
+    its decisions."""
+    if cloud == "azure":
+        mock.add_scale_set(fake_azure.SCALE_SET, 0).adopt(fake_azure.INSTANCE_ID, fake_azure.INSTANCE_NAME)
+        where = ["--scale-set", fake_azure.SCALE_SET, "--subscription", fake_azure.SUBSCRIPTION,
+                 "--resource-group", fake_azure.RESOURCE_GROUP, "--azure-endpoint", mock.url]
+        token = {"AZURE_ACCESS_TOKEN": fake_azure.TOKEN}
+    else:
+        mock.add_group("davit-web", 0).adopt(fake_gcp.INSTANCE_NAME, fake_gcp.INSTANCE_NAME)
+        where = ["--group", "davit-web", "--project", fake_gcp.PROJECT, "--region", fake_gcp.REGION,
+                 "--gcp-endpoint", mock.url]
+        token = {"GOOGLE_OAUTH_ACCESS_TOKEN": fake_gcp.TOKEN}
+    p = subprocess.run([davit_e2e.DAVIT, "autoscale", "--provider", cloud, "--pool", pool_name, "--dry-run",
+                        "--ca-file", mock.ca_file, "--min", "1", "--max", "1", *where],
+                       env={**srv.env(), **token}, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return re.findall(r" autoscale decision decision=(\w+) .*reason=\"([^\"]*)\"", p.stderr)
+
+
 def render(cloud, mock, tmp):
     env = (["DAVIT_AZURE_IMDS_ENDPOINT=" + mock.metadata_url, "DAVIT_AZURE_KEYVAULT_ENDPOINT=" + mock.url,
             "DAVIT_AZURE_CA_FILE=" + mock.ca_file] if cloud == "azure" else
@@ -284,6 +308,9 @@ def test_first_boot_in_a_container(cloud, stack, pool, azure, gcp, image):
         expect = fake_azure.INSTANCE_ID if cloud == "azure" else fake_gcp.INSTANCE_NAME
         assert workers[0]["metadata"]["instance_id"] == expect
         assert workers[0]["metadata"]["cloud"] == cloud
+        # The autoscaler's side: the group's one instance has this worker (else: hold, 0 registered).
+        ds = autoscaler_decisions(cloud, mock, srv, "cloud")
+        assert [d for d, _ in ds] == ["steady"] and "capacity 1 meets target 1" in ds[0][1], ds
 
         def sh(cmd):
             return docker("exec", name, "sh", "-c", cmd).stdout

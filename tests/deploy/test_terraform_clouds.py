@@ -7,6 +7,7 @@ the module only variables it declares; no secret has a default or reaches
 the custom data, startup script or metadata (only where to read them does);
 the instances' identity may read the two secrets and nothing else; the
 architecture follows the machine size."""
+import json
 import os
 import re
 import subprocess
@@ -19,10 +20,16 @@ from conftest import (SOURCE, blocks, example_dirs, parse_hcl, render_template, 
 TF = os.path.join(SOURCE, "deploy", "terraform")
 CLOUDS = {
     "azure": {"template": "custom-data.sh.tftpl", "doc": "deploy-azure.md",
-              "outputs": {"scale_set_id", "scale_set_name", "identity_client_id"},
+              "outputs": {"scale_set_id", "scale_set_name", "identity_client_id", "resource_group_name",
+                          "subscription_id", "autoscaler_role_definition_id", "autoscaler_environment"},
+              "role": ("azurerm_role_definition", r'"(Microsoft\.Compute/[A-Za-z/]+)"', "## Minimum Azure role"),
+              "autoscaler_env": {"PROVIDER", "POOL", "SCALE_SET", "SUBSCRIPTION", "RESOURCE_GROUP", "MAX"},
               "provider": ("azurerm", "hashicorp/azurerm")},
     "gcp": {"template": "startup-script.sh.tftpl", "doc": "deploy-gcp.md",
-            "outputs": {"instance_group_manager", "service_account_email"},
+            "outputs": {"instance_group_manager", "service_account_email", "project_id", "region",
+                        "autoscaler_role_id", "autoscaler_environment"},
+            "role": ("google_project_iam_custom_role", r'"?`?(compute\.[A-Za-z]+\.[A-Za-z]+)`?"?', "## Minimum GCP permissions"),
+            "autoscaler_env": {"PROVIDER", "POOL", "GROUP", "PROJECT", "REGION", "MAX"},
             "provider": ("google", "hashicorp/google")},
 }
 NO_VALIDATION = {"tags", "labels"}
@@ -162,12 +169,18 @@ def test_no_secret_reaches_custom_data_or_metadata(parsed):
 
 def test_least_permissions(parsed):
     az = resources(parsed, module("azure"))
-    (ra,) = az["azurerm_role_assignment"].values()
+    ra = az["azurerm_role_assignment"]["secrets"]
     assert ra["role_definition_name"] == "Key Vault Secrets User"
     assert ra["scope"] == "${var.key_vault_id}/secrets/${each.value}"
     assert ra["for_each"] == "${local.secret_names}"
+    assert ra["principal_id"] == "${azurerm_user_assigned_identity.workers.principal_id}"
+    # The autoscaler's role: on the scale set only, to the autoscaler's identity only.
+    auto = az["azurerm_role_assignment"]["autoscaler"]
+    assert auto["scope"] == "${azurerm_linux_virtual_machine_scale_set.workers.id}"
+    assert auto["principal_id"] == "${var.autoscaler_principal_id}"
+    assert set(az["azurerm_role_assignment"]) == {"secrets", "autoscaler"}
     assert set(az) == {"azurerm_user_assigned_identity", "azurerm_role_assignment",
-                       "azurerm_linux_virtual_machine_scale_set"}
+                       "azurerm_linux_virtual_machine_scale_set", "azurerm_role_definition"}
     vmss = az["azurerm_linux_virtual_machine_scale_set"]["workers"]
     assert vmss["identity"][0]["type"] == "UserAssigned"
     assert vmss["overprovision"] is False
@@ -177,11 +190,16 @@ def test_least_permissions(parsed):
     (member,) = g["google_secret_manager_secret_iam_member"].values()
     assert member["role"] == "roles/secretmanager.secretAccessor"
     assert member["for_each"] == "${local.secrets}"
-    assert not any(k.startswith("google_project_iam") for k in g), "no project-wide role"
+    # The only project-wide grant is the autoscaler's custom role, to the autoscaler's account:
+    # the workers' service account gets none.
+    (pm,) = g["google_project_iam_member"].values()
+    assert pm["member"] == "serviceAccount:${var.autoscaler_service_account}"
+    assert pm["role"] == "${google_project_iam_custom_role.autoscaler.id}"
     mig = g["google_compute_region_instance_group_manager"]["workers"]
     assert mig["update_policy"][0]["instance_redistribution_type"] == "NONE"
     assert set(g) == {"google_service_account", "google_secret_manager_secret_iam_member",
-                      "google_compute_instance_template", "google_compute_region_instance_group_manager"}
+                      "google_compute_instance_template", "google_compute_region_instance_group_manager",
+                      "google_project_iam_custom_role", "google_project_iam_member"}
 
 
 def resources(parsed, directory):
@@ -242,3 +260,32 @@ def test_azure_arm64_needs_a_gallery_image(parsed):
     assert 'count               = var.image_id == "" && local.arch == "amd64" ? 1 : 0' in main
     ex = blocks(parsed, os.path.join(module("azure"), "examples", "basic"), "module")["davit_pool"]
     assert derive("azure", ex["vm_size"]) == "arm64" and ex["image_id"] == "${var.image_id}"
+
+
+def _section(text, heading):
+    rest = text[text.index(heading) + len(heading):]
+    return rest[:rest.index("\n## ")]
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_autoscaler_role_is_the_documented_minimum(cloud, parsed):
+    """The module's autoscaler role holds exactly what docs/autoscale.md lists as the minimum."""
+    kind, pattern, heading = CLOUDS[cloud]["role"]
+    (role,) = [r for f in tf_files(module(cloud)) for r in parsed[f].get("resource", {}).get(kind, {}).values()]
+    granted = set(re.findall(pattern, json.dumps(role)))
+    section = _section(read(SOURCE, "docs", "autoscale.md"), heading)
+    if cloud == "gcp":  # the table's rows, not the prose's "needs no compute.instances.create"
+        section = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    documented = set(re.findall(pattern, section))
+    assert granted and granted == documented
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_autoscaler_environment_names_the_group(cloud, parsed):
+    """The environment file's lines are `davit autoscale` variables, with all it requires."""
+    (out,) = [b for n, b in blocks(parsed, module(cloud), "output").items() if n == "autoscaler_environment"]
+    keys = set(re.findall(r"DAVIT_AUTOSCALE_([A-Z_]+)=", json.dumps(out)))
+    assert CLOUDS[cloud]["autoscaler_env"] <= keys
+    options = read(SOURCE, "docs", "autoscale.md")
+    for k in keys:
+        assert "`DAVIT_AUTOSCALE_%s`" % k in options, k

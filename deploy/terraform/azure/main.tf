@@ -16,6 +16,12 @@ locals {
   # managed-image lookup cannot find: image_id is required for them.
   image_id = var.image_id != "" ? var.image_id : (local.arch == "amd64" ? data.azurerm_image.launcher[0].id : "")
 
+  # /subscriptions/SUB/resourceGroups/RG/providers/…: the autoscaler's
+  # --subscription and the scope of its role.
+  scale_set_path    = split("/", azurerm_linux_virtual_machine_scale_set.workers.id)
+  subscription_id   = local.scale_set_path[2]
+  resource_group_id = join("/", slice(local.scale_set_path, 0, 5))
+
   vault_name   = regex("/vaults/([^/]+)$", var.key_vault_id)[0]
   secret_names = toset([var.token_secret_name, var.private_key_secret_name])
 
@@ -123,4 +129,31 @@ resource "azurerm_linux_virtual_machine_scale_set" "workers" {
   }
 
   depends_on = [azurerm_role_assignment.secrets]
+}
+
+# The autoscaler's least privilege (docs/autoscale.md, "Minimum Azure role"):
+# exactly the calls `davit autoscale --provider azure` makes. A custom role is
+# assignable at a resource group at the narrowest; it is assigned at the scale
+# set only, to the identity given (the davit server host's).
+resource "azurerm_role_definition" "autoscaler" {
+  name              = "${var.name}-davit-autoscaler"
+  scope             = local.resource_group_id
+  description       = "davit autoscale: reads the scale set ${var.name}, sets its capacity, deletes chosen instances."
+  assignable_scopes = [local.resource_group_id]
+
+  permissions {
+    actions = [
+      "Microsoft.Compute/virtualMachineScaleSets/read",
+      "Microsoft.Compute/virtualMachineScaleSets/write",
+      "Microsoft.Compute/virtualMachineScaleSets/virtualMachines/read",
+      "Microsoft.Compute/virtualMachineScaleSets/delete/action",
+    ]
+  }
+}
+
+resource "azurerm_role_assignment" "autoscaler" {
+  count              = var.autoscaler_principal_id != "" ? 1 : 0
+  scope              = azurerm_linux_virtual_machine_scale_set.workers.id
+  role_definition_id = azurerm_role_definition.autoscaler.role_definition_resource_id
+  principal_id       = var.autoscaler_principal_id
 }

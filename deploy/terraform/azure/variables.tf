@@ -239,3 +239,36 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "min_size" {
+  description = "The autoscaler's --min (a scale set has no bounds of its own): the autoscaler_environment output gives it."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.min_size >= 0 && var.min_size <= 1000 && floor(var.min_size) == var.min_size
+    error_message = "min_size: a whole number from 0 to 1000."
+  }
+}
+
+variable "max_size" {
+  description = "The autoscaler's --max: the autoscaler_environment output gives it."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_size >= 1 && var.max_size <= 1000 && floor(var.max_size) == var.max_size
+    error_message = "max_size: a whole number from 1 to 1000."
+  }
+}
+
+variable "autoscaler_principal_id" {
+  description = "Principal (object) id of the identity `davit autoscale` runs as (the davit server host's managed identity): given, the autoscaler role is assigned to it on the scale set."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.autoscaler_principal_id == "" || can(regex("^[0-9a-fA-F-]{36}$", var.autoscaler_principal_id))
+    error_message = "autoscaler_principal_id: an object id (a GUID), or empty."
+  }
+}

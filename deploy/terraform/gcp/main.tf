@@ -121,3 +121,27 @@ resource "google_compute_region_instance_group_manager" "workers" {
 
   depends_on = [google_secret_manager_secret_iam_member.access]
 }
+
+# The autoscaler's least privilege (docs/autoscale.md, "Minimum GCP
+# permissions"): exactly the calls `davit autoscale --provider gcp` makes,
+# granted on the project to the service account given (the davit server
+# host's).
+resource "google_project_iam_custom_role" "autoscaler" {
+  project     = var.project_id
+  role_id     = "davitAutoscaler_${replace(var.name, "-", "_")}"
+  title       = "davit autoscaler (${var.name})"
+  description = "davit autoscale: reads the managed instance group ${var.name}, resizes it, deletes and recreates chosen instances."
+  permissions = [
+    "compute.instanceGroupManagers.get",
+    "compute.instanceGroupManagers.update",
+    "compute.instances.get",
+    "compute.instances.delete",
+  ]
+}
+
+resource "google_project_iam_member" "autoscaler" {
+  count   = var.autoscaler_service_account != "" ? 1 : 0
+  project = var.project_id
+  role    = google_project_iam_custom_role.autoscaler.id
+  member  = "serviceAccount:${var.autoscaler_service_account}"
+}

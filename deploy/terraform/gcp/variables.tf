@@ -209,3 +209,36 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "min_size" {
+  description = "The autoscaler's --min (a managed instance group has no bounds of its own): the autoscaler_environment output gives it."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.min_size >= 0 && var.min_size <= 1000 && floor(var.min_size) == var.min_size
+    error_message = "min_size: a whole number from 0 to 1000."
+  }
+}
+
+variable "max_size" {
+  description = "The autoscaler's --max: the autoscaler_environment output gives it."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_size >= 1 && var.max_size <= 1000 && floor(var.max_size) == var.max_size
+    error_message = "max_size: a whole number from 1 to 1000."
+  }
+}
+
+variable "autoscaler_service_account" {
+  description = "Email of the service account `davit autoscale` runs as (the davit server host's): given, the autoscaler role is granted to it on the project."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.autoscaler_service_account == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.iam\\.gserviceaccount\\.com$", var.autoscaler_service_account))
+    error_message = "autoscaler_service_account: a service account's email (NAME@PROJECT.iam.gserviceaccount.com), or empty."
+  }
+}
