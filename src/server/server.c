@@ -3,6 +3,7 @@
 
 #include "server/background.h"
 #include "server/challenges.h"
+#include "server/keycache.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/metrics.h"
@@ -204,7 +205,8 @@ static int server_start(struct server *srv, const char *self_path)
     srv->disp = dispatch_new();
     srv->metrics = metrics_new();
     srv->challenges = challenges_new();
-    int oom = !srv->disp || !srv->metrics || !srv->challenges;
+    srv->keys = keycache_new();
+    int oom = !srv->disp || !srv->metrics || !srv->challenges || !srv->keys;
     if (oom)
         snprintf(err, sizeof(err), "out of memory");
     if (oom || init_data_dir(srv, err, sizeof(err)) < 0) {
@@ -249,6 +251,7 @@ static void server_stop(struct server *srv)
     dispatch_free(srv->disp);
     metrics_free(srv->metrics);
     challenges_free(srv->challenges);
+    keycache_free(srv->keys);
     secure_free_str(srv->release_key_pem); /* after http_stop: nothing signs any more */
     free(srv->release_pub_pem);
     free(srv->cfg.tls_cert);
