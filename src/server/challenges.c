@@ -10,10 +10,18 @@
 
 /* A pool id's room, NUL included (STORE_POOL_ID_SIZE). */
 #define CHALLENGE_POOL_ID_SIZE 40
+/* crypto_random_token's answers: "dvc_" and 43 characters for the id, 43 for the nonce. Kept at
+ * their size rather than CRYPTO_TOKEN_MAX: the table is 2.2 MB instead of 5. */
+#define CHALLENGE_TOKEN_LEN  43
+#define CHALLENGE_ID_PREFIX  "dvc_"
+#define CHALLENGE_ID_SIZE    (sizeof(CHALLENGE_ID_PREFIX) + CHALLENGE_TOKEN_LEN)
+#define CHALLENGE_NONCE_SIZE (CHALLENGE_TOKEN_LEN + 1)
+/* New ids tried when an id's window is full before refusing. */
+#define CHALLENGE_ISSUE_TRIES 4
 
 struct challenge {
-    char id[CRYPTO_TOKEN_MAX]; /* "" for a free slot */
-    char nonce[CRYPTO_TOKEN_MAX];
+    char id[CHALLENGE_ID_SIZE]; /* "" for a free slot */
+    char nonce[CHALLENGE_NONCE_SIZE];
     char pool_id[CHALLENGE_POOL_ID_SIZE];
     int64_t expires_ms;
 };
@@ -40,11 +48,22 @@ void challenges_free(struct challenges *t)
     free(t);
 }
 
-/* A free or expired slot for a new challenge, or NULL. Called with the lock held. */
-static struct challenge *pick_slot(struct challenges *t, int64_t now_ms)
+/* The first slot of id's window (FNV-1a; the ids are random, a caller's made-up id only picks
+ * which window is searched). */
+static size_t home_of(const char *id)
 {
-    for (size_t i = 0; i < CHALLENGES_MAX; i++) {
-        struct challenge *c = &t->slot[i];
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % CHALLENGES_MAX;
+}
+
+/* A free or expired slot in id's window, or NULL. Called with the lock held. */
+static struct challenge *pick_slot(struct challenges *t, const char *id, int64_t now_ms)
+{
+    size_t home = home_of(id);
+    for (size_t i = 0; i < CHALLENGES_PROBE; i++) {
+        struct challenge *c = &t->slot[(home + i) % CHALLENGES_MAX];
         if (!c->id[0] || c->expires_ms < now_ms)
             return c;
     }
@@ -54,10 +73,15 @@ static struct challenge *pick_slot(struct challenges *t, int64_t now_ms)
 int challenges_issue(struct challenges *t, const char *pool_id, int64_t now_ms, int64_t ttl_ms,
                      char *id, char *nonce)
 {
-    if (crypto_random_token("dvc_", id) < 0 || crypto_random_token("", nonce) < 0)
+    if (crypto_random_token("", nonce) < 0)
         return -1;
+    struct challenge *c = NULL;
     pthread_mutex_lock(&t->mu);
-    struct challenge *c = pick_slot(t, now_ms);
+    for (int tries = 0; !c && tries < CHALLENGE_ISSUE_TRIES; tries++) {
+        if (crypto_random_token(CHALLENGE_ID_PREFIX, id) < 0)
+            break;
+        c = pick_slot(t, id, now_ms);
+    }
     if (!c) {
         pthread_mutex_unlock(&t->mu);
         explicit_bzero(nonce, CRYPTO_TOKEN_MAX);
@@ -75,11 +99,12 @@ int challenges_take(struct challenges *t, const char *id, const char *pool_id, i
                     char *nonce, size_t noncesz)
 {
     int rc = -1;
-    if (!id[0])
+    if (!id[0] || strlen(id) >= CHALLENGE_ID_SIZE)
         return -1;
+    size_t home = home_of(id);
     pthread_mutex_lock(&t->mu);
-    for (size_t i = 0; i < CHALLENGES_MAX; i++) {
-        struct challenge *c = &t->slot[i];
+    for (size_t i = 0; i < CHALLENGES_PROBE; i++) {
+        struct challenge *c = &t->slot[(home + i) % CHALLENGES_MAX];
         if (!c->id[0] || strcmp(c->id, id) != 0)
             continue;
         if (strcmp(c->pool_id, pool_id) == 0 && c->expires_ms >= now_ms) {
