@@ -10,6 +10,7 @@
 
 #include "common/crypto.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,7 @@ static void test_full_table(void **state)
     assert_non_null(nonces);
     int n = fill(t, 60000, ids, nonces);
     assert_true(n >= STORM);
+    assert_int_equal(n, CHALLENGES_MAX); /* refused only when every entry is live */
     /* every challenge given is still good after the refusals, and taking one frees room */
     for (int i = 0; i < n; i++) {
         assert_int_equal(challenges_take(t, ids[i], "p", NOW + 100, got, sizeof(got)), 0);
@@ -122,6 +124,14 @@ static void test_unknown_id(void **state)
     assert_int_equal(challenges_take(t, "dvc_nope", "p", NOW, got, sizeof(got)), -1);
     assert_int_equal(challenges_take(t, big, "p", NOW, got, sizeof(got)), -1);
     assert_int_equal(challenges_take(t, "", "p", NOW, got, sizeof(got)), -1);
+    /* a made-up id naming a live challenge's entry neither gets it nor voids it */
+    char id[CRYPTO_TOKEN_MAX], nonce[CRYPTO_TOKEN_MAX], fake[CRYPTO_TOKEN_MAX];
+    assert_int_equal(challenges_issue(t, "p", NOW, 60000, id, nonce), 0);
+    snprintf(fake, sizeof(fake), "%s", id);
+    fake[strlen(fake) - 1] = fake[strlen(fake) - 1] == 'A' ? 'B' : 'A';
+    assert_int_equal(challenges_take(t, fake, "p", NOW, got, sizeof(got)), -1);
+    assert_int_equal(challenges_take(t, id, "p", NOW, got, sizeof(got)), 0);
+    assert_string_equal(got, nonce);
     challenges_free(t);
 }
 
