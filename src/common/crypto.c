@@ -280,15 +280,37 @@ fail:
     return -1;
 }
 
-int crypto_verify(const char *pubkey_pem, const void *msg, size_t msglen, const unsigned char *sig,
-                  size_t siglen)
+/* struct crypto_pubkey is never defined: a pointer to one is an EVP_PKEY's. */
+static EVP_PKEY *pkey_of(struct crypto_pubkey *k)
+{
+    return (EVP_PKEY *)(void *)k;
+}
+
+struct crypto_pubkey *crypto_pubkey_decode(const char *pubkey_pem)
+{
+    return (struct crypto_pubkey *)(void *)pubkey_from_pem(pubkey_pem);
+}
+
+struct crypto_pubkey *crypto_pubkey_ref(struct crypto_pubkey *k)
+{
+    /* Fails only when the count would overflow, which a bounded cache never reaches. */
+    if (EVP_PKEY_up_ref(pkey_of(k)) != 1)
+        abort();
+    return k;
+}
+
+void crypto_pubkey_free(struct crypto_pubkey *k)
+{
+    EVP_PKEY_free(k ? pkey_of(k) : NULL);
+}
+
+int crypto_verify_key(struct crypto_pubkey *k, const void *msg, size_t msglen,
+                      const unsigned char *sig, size_t siglen)
 {
     int rc = -1;
-    EVP_MD_CTX *ctx = NULL;
-    EVP_PKEY *pkey = pubkey_from_pem(pubkey_pem);
-    if (!pkey)
-        goto out;
-    ctx = EVP_MD_CTX_new();
+    EVP_PKEY *pkey = pkey_of(k);
+    /* The context is this call's own; the key is only read. */
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx)
         goto out;
     const EVP_MD *md = EVP_PKEY_is_a(pkey, "ED25519") ? NULL : EVP_sha256();
@@ -297,7 +319,17 @@ int crypto_verify(const char *pubkey_pem, const void *msg, size_t msglen, const 
     rc = EVP_DigestVerify(ctx, sig, siglen, msg, msglen) == 1 ? 1 : 0;
 out:
     EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(pkey);
+    return rc;
+}
+
+int crypto_verify(const char *pubkey_pem, const void *msg, size_t msglen, const unsigned char *sig,
+                  size_t siglen)
+{
+    struct crypto_pubkey *k = crypto_pubkey_decode(pubkey_pem);
+    if (!k)
+        return -1;
+    int rc = crypto_verify_key(k, msg, msglen, sig, siglen);
+    crypto_pubkey_free(k);
     return rc;
 }
 

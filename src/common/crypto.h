@@ -69,6 +69,28 @@ int crypto_csr_pubkey(const char *pem, size_t len, char **pubkey_pem, char *keyt
 int crypto_verify(const char *pubkey_pem, const void *msg, size_t msglen, const unsigned char *sig,
                   size_t siglen);
 
+/*
+ * A public key decoded once, for verifying many signatures (the server keeps one per pool:
+ * decoding the PEM costs about three times the verification). Opaque; it is an OpenSSL EVP_PKEY
+ * that nobody modifies after crypto_pubkey_decode, so threads may verify with it at the same time
+ * (openssl-threads(7): a shared object that is not modified), each holding its own reference.
+ */
+struct crypto_pubkey;
+
+/* Decodes a PEM SubjectPublicKeyInfo: one reference (crypto_pubkey_free), or NULL when the PEM
+ * is not a public key or memory runs out. */
+struct crypto_pubkey *crypto_pubkey_decode(const char *pubkey_pem);
+
+/* Another reference to k (atomic; any thread). Returns k. */
+struct crypto_pubkey *crypto_pubkey_ref(struct crypto_pubkey *k);
+
+/* Drops one reference; the last one frees the key. NULL is fine. */
+void crypto_pubkey_free(struct crypto_pubkey *k);
+
+/* crypto_verify with a decoded key: 1 when valid, 0 when not, -1 when OpenSSL fails. */
+int crypto_verify_key(struct crypto_pubkey *k, const void *msg, size_t msglen,
+                      const unsigned char *sig, size_t siglen);
+
 /* Makes a new Ed25519 key pair as PEM (PKCS#8 private, SPKI public). Caller frees both. */
 int crypto_ed25519_generate(char **priv_pem, char **pub_pem);
 

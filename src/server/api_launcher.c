@@ -5,6 +5,7 @@
 #include "server/api_runs.h"
 #include "server/background.h"
 #include "server/challenges.h"
+#include "server/keycache.h"
 #include "server/metrics.h"
 #include "server/request.h"
 #include "server/state.h"
@@ -117,8 +118,12 @@ static int check_proof(struct req *r, const char *pool_id, const char *secret, c
     unsigned char *sig = NULL;
     char msg[512];
     int mlen = sigmsg_register(msg, sizeof(msg), pool->id, cid, nonce);
-    int ok = mlen >= 0 && crypto_b64_decode(sig_b64, &sig, &siglen) >= 0 &&
-             crypto_verify(pool->pubkey_pem, msg, (size_t)mlen, sig, siglen) == 1;
+    /* The key as the store has it in this request: a reset's new key is never verified with the
+     * old one's decoding (keycache.h). */
+    struct crypto_pubkey *key = keycache_get(r->srv->keys, pool->id, pool->pubkey_pem);
+    int ok = key && mlen >= 0 && crypto_b64_decode(sig_b64, &sig, &siglen) >= 0 &&
+             crypto_verify_key(key, msg, (size_t)mlen, sig, siglen) == 1;
+    crypto_pubkey_free(key);
     free(sig);
     if (!ok) {
         log_event(LOG_WARN, "launcher refused", "pool", pool->name, "reason",

@@ -1,6 +1,7 @@
 /* Pools: created from a CSR, with a token shown once; reset, cycle, delete. */
 #include "server/api_pools.h"
 
+#include "server/keycache.h"
 #include "server/request.h"
 #include "server/state.h"
 #include "server/watch.h"
@@ -217,6 +218,7 @@ int h_pool_reset(struct req *r)
         reply_error(r, 500, "out of memory");
         goto out;
     }
+    keycache_forget(r->srv->keys, pool_id); /* the old key's decoding, now useless */
     dispatch_notify_pool(r->srv->disp, pool_id);
     log_event(LOG_INFO, "pool reset", "pool", r->args[0], "key", p.keytype, NULL);
     fail_resealed(r, pool_id, p.pubkey_pem);

@@ -3,6 +3,7 @@
 
 #include "server/background.h"
 #include "server/challenges.h"
+#include "server/keycache.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/metrics.h"
@@ -230,7 +231,8 @@ static int server_start(struct server *srv, const char *self_path)
     srv->challenges = challenges_new();
     /* A quarter of the connections at most: the rest stay for launchers. */
     srv->watch = watch_new((size_t)c->max_connections / 4);
-    int oom = !srv->disp || !srv->metrics || !srv->challenges || !srv->watch;
+    srv->keys = keycache_new();
+    int oom = !srv->disp || !srv->metrics || !srv->challenges || !srv->watch || !srv->keys;
     if (oom)
         snprintf(err, sizeof(err), "out of memory");
     if (oom || init_data_dir(srv, err, sizeof(err)) < 0) {
@@ -278,6 +280,7 @@ static void server_stop(struct server *srv)
     watch_free(srv->watch);
     metrics_free(srv->metrics);
     challenges_free(srv->challenges);
+    keycache_free(srv->keys);
     secure_free_str(srv->release_key_pem); /* after http_stop: nothing signs any more */
     free(srv->release_pub_pem);
     free(srv->cfg.tls_cert);

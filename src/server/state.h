@@ -18,6 +18,7 @@ struct bgthread;
 struct challenges;
 struct http_log_gate;
 struct http_deadlines;
+struct keycache;
 struct metrics;
 struct watch;
 
@@ -31,6 +32,7 @@ struct server {
     struct http_deadlines *mhd_deadlines; /* http.c: request headers' absolute deadline */
     struct metrics *metrics;              /* metrics.c */
     struct challenges *challenges;        /* registration challenges (challenges.c) */
+    struct keycache *keys;                /* pools' decoded public keys (keycache.c) */
     char *release_key_pem;                /* Ed25519 private key */
     char *release_pub_pem;
     char admin_hash[72];

@@ -117,6 +117,12 @@ def test_reset_stops_old_token_and_tells_launchers_to_exit(server, tmp_path):
     ch = old.challenge()
     st, data, _ = server.request("POST", "/api/v1/launcher/register", old.register_body(ch), token=None)
     assert st == 401
+    # The new token with the old key: the server decoded the old key for a's registration and
+    # keeps decoded keys (keycache.c); it must not verify with it for the reset pool.
+    stale = Launcher(server, r["token"], key)
+    st, data, _ = server.request("POST", "/api/v1/launcher/register",
+                                 stale.register_body(stale.challenge()), token=None)
+    assert st == 401 and "signature does not verify" in str(data)
     new = Launcher(server, r["token"], key2)
     new.register()
     server.submit("p")
