@@ -296,6 +296,11 @@ int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, 
         goto done;
     claimed->room = may_claim && l.active < l.capacity;
     rc = pending_messages(s, launcher_id, l.arch, arr);
+    /* A spent ephemeral launcher with nothing left (restarted after its run, or its run
+     * requeued before it got it) is told so on every poll, and exits (docs/protocol.md). */
+    if (rc == STORE_OK && l.ephemeral == 2 && l.active == 0 &&
+        json_array_append_new(arr, json_pack("{s:s, s:i}", "type", "spent", "id", 0)) < 0)
+        rc = STORE_ERR;
 done:
     if ((rc = st_end(s, rc)) == STORE_OK) {
         *messages = arr;
