@@ -189,6 +189,12 @@ static int hook_spawn(const struct launcher_config *c, int64_t run_id, const cha
     posix_spawn_file_actions_adddup2(&fa, in_r, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, err_w, 2);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    /* Nothing else of the launcher's: libcurl's internal socket pairs are not close-on-exec
+     * (its connections are, curl_cloexec.h). musl has no closefrom action: there only the
+     * connections are kept from the hook (docs/launcher.md). */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                       POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setpgroup(&at, 0);

@@ -26,6 +26,7 @@ from launcher_box import ENDED, box, clean_env, created, cli_pool  # noqa: E402,
 HOOK = """#!/bin/sh
 input=$(cat)
 printf '%s' "$input" > "{dir}/hook-input-$DAVIT_RUN_ID.json"
+ls -l /proc/$$/fd > "{dir}/hook-fds-$DAVIT_RUN_ID.txt"
 case "$input" in
 *refuse-me*) echo "no deploys on Fridays" >&2; echo "second line" >&2; exit 3 ;;
 *hang-me*) echo $$ > "{dir}/hang.pid"; exec sleep 300 ;;
@@ -75,6 +76,10 @@ def test_an_allowed_run_with_the_default_image_runs_and_the_hook_sees_no_secret(
     seen = json.loads(text)
     assert seen["run_id"] == rid and seen["pool"] == "adm", seen
     assert seen["spec"]["image"] == IMAGE and seen["spec"]["secrets"] == {"TOKEN": "***"}, seen
+    # The hook inherits no socket: no connection to the server or dockerd.
+    with open(os.path.join(box["tmp"], "hook-fds-%d.txt" % rid)) as f:
+        fds = f.read()
+    assert "socket:" not in fds, fds
 
 
 def test_an_image_outside_the_list_is_refused(box, launcher):
