@@ -320,6 +320,7 @@ out:
 static const char reap_cancel_sql[] =
     "UPDATE runs"
     "   SET state = 'canceled', ended_ms = ?2, secrets_json = NULL,"
+    "       spec_json = json_remove(spec_json, '$.sealed'),"
     "       reason = 'canceled before it started'"
     " WHERE state = 'assigned' AND cancel_requested"
     "   AND launcher_id IN (SELECT id FROM launchers WHERE davit_seen(id) < ?1)";
@@ -334,6 +335,7 @@ static const char reap_requeue_sql[] =
 static const char reap_lost_sql[] =
     "UPDATE runs"
     "   SET state = 'lost', ended_ms = ?2, secrets_json = NULL,"
+    "       spec_json = json_remove(spec_json, '$.sealed'),"
     "       reason = 'the launcher was not seen within the lease and grace period'"
     " WHERE state IN ('preparing', 'running')"
     "   AND launcher_id IN (SELECT id FROM launchers WHERE davit_seen(id) < ?1)"
