@@ -98,15 +98,32 @@ static int follow(struct cli *c, long long id)
     }
 }
 
+/* The passphrase callback of an encrypted key: none is asked for (OpenSSL's default prompts on
+ * the terminal, which a script cannot answer); *asked says that one was wanted. */
+static int no_passphrase(char *buf, int size, int rwflag, void *asked)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    *(int *)asked = 1;
+    return -1;
+}
+
 /* The Ed25519 private key PEM in path, or NULL after saying why. */
 static EVP_PKEY *sign_key_read(const char *path)
 {
     FILE *f = fopen(path, "r");
-    EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    int encrypted = 0;
+    EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, no_passphrase, &encrypted) : NULL;
     if (f)
         fclose(f);
     if (!f)
         fprintf(stderr, "davit: --sign-key %s: %s\n", path, strerror(errno));
+    else if (encrypted)
+        fprintf(stderr,
+                "davit: --sign-key %s: the key is encrypted, and davit asks for no passphrase: "
+                "give it an unencrypted copy (openssl pkey -in %s -out FILE)\n",
+                path, path);
     else if (!k || EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519)
         fprintf(stderr,
                 "davit: --sign-key %s: not an unencrypted Ed25519 private key PEM (openssl "

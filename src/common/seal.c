@@ -533,7 +533,9 @@ static int canon(const json_t *v, struct dbuf *out, int depth, char *err, size_t
         const char **keys = calloc(n ? n : 1, sizeof(*keys));
         const char *k;
         json_t *x;
-        int rc = keys ? 0 : -1;
+        int rc = 0;
+        if (!keys)
+            return fail(err, errsz, "canonical JSON: out of memory");
         json_object_foreach((json_t *)v, k, x)
         {
             for (const char *p = k; *p && rc == 0; p++)

@@ -377,3 +377,13 @@ def test_pool_key_is_pinned(server, tmp_path):
     os.unlink(pins)
     p = server.cli(*submit, env=env)
     assert b"on first use" in p.stderr and pool["id"] in open(pins).read()
+
+
+def test_an_encrypted_sign_key_is_refused_without_a_prompt(server, tmp_path):
+    key = os.path.join(str(tmp_path), "enc.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-aes-256-cbc", "-pass",
+                    "pass:secret", "-out", key], check=True, capture_output=True)
+    p = server.cli("run", "submit", "--pool", "nopool", "--phase", "a=true", "--sign-key", key,
+                   check=False)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count(b"\n") == 1 and b"the key is encrypted" in p.stderr, p.stderr
