@@ -23,6 +23,7 @@
 /* Exit codes besides the outcomes and EXIT_USAGE of common/outcome.h. */
 #define EXIT_API         6 /* the server answered with an error (4xx, 5xx) */
 #define EXIT_UNREACHABLE 7 /* the server could not be reached */
+#define EXIT_PIN         9 /* the server's pool key or id is not the pinned one (known_pools.h) */
 
 /* Most options a command may have, besides --help. */
 #define CLI_MAX_OPTS 24

@@ -4,6 +4,7 @@
 #include "cli/output.h"
 #include "cli/client.h"
 #include "cli/escape.h"
+#include "cli/known_pools.h"
 
 #include "common/dbuf.h"
 #include "common/outcome.h"
@@ -67,6 +68,30 @@ static int print_pool(struct cli *c, json_t *p)
     return 0;
 }
 
+/*
+ * Pins the pool's key (the CSR's, computed here) and id in the known-pools file, so that
+ * davit run submit on this machine seals only to that key (docs/secrets.md). A reset keeps the
+ * pinned id (a reset does not change it). A pin that cannot be written is said, not fatal: the
+ * pool exists and its token is printed.
+ */
+static void pin_pool(struct cli *c, const char *name, const char *csrfile, const char *pool_id)
+{
+    char file[4096], err[4400];
+    struct known_pool pin = {.pool_id = "-"};
+    if (known_pools_path(file, sizeof(file), err, sizeof(err)) < 0 ||
+        known_pools_key_id_file(csrfile, pin.key_id, err, sizeof(err)) < 0) {
+        fprintf(stderr, "davit: pool %s: its key is not pinned: %s\n", name, err);
+        return;
+    }
+    struct known_pool old;
+    if (pool_id)
+        snprintf(pin.pool_id, sizeof(pin.pool_id), "%s", pool_id);
+    else if (known_pools_get(file, c->server, name, &old, err, sizeof(err)) == 1)
+        memcpy(pin.pool_id, old.pool_id, sizeof(pin.pool_id));
+    if (known_pools_put(file, c->server, name, &pin, err, sizeof(err)) < 0)
+        fprintf(stderr, "davit: pool %s: its key is not pinned: %s\n", name, err);
+}
+
 /* create and reset: send the CSR, print only the token (the one time it exists). */
 static int pool_token(struct cli *c, int argc, char **argv, int reset)
 {
@@ -85,6 +110,9 @@ static int pool_token(struct cli *c, int argc, char **argv, int reset)
     }
     if ((rc = client_call_json(c, "POST", path, body, &resp)))
         goto out;
+    pin_pool(c, name, csrfile,
+             reset ? NULL
+                   : json_string_value(json_object_get(json_object_get(resp, "pool"), "id")));
     rc = cli_print_secret(c->json, resp, "token");
 out:
     free(csr);

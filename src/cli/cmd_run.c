@@ -3,6 +3,7 @@
 #include "cli/args.h"
 #include "cli/output.h"
 #include "cli/client.h"
+#include "cli/known_pools.h"
 
 #include "common/outcome.h"
 #include "common/seal.h"
@@ -97,15 +98,32 @@ static int follow(struct cli *c, long long id)
     }
 }
 
+/* The passphrase callback of an encrypted key: none is asked for (OpenSSL's default prompts on
+ * the terminal, which a script cannot answer); *asked says that one was wanted. */
+static int no_passphrase(char *buf, int size, int rwflag, void *asked)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    *(int *)asked = 1;
+    return -1;
+}
+
 /* The Ed25519 private key PEM in path, or NULL after saying why. */
 static EVP_PKEY *sign_key_read(const char *path)
 {
     FILE *f = fopen(path, "r");
-    EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    int encrypted = 0;
+    EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, no_passphrase, &encrypted) : NULL;
     if (f)
         fclose(f);
     if (!f)
         fprintf(stderr, "davit: --sign-key %s: %s\n", path, strerror(errno));
+    else if (encrypted)
+        fprintf(stderr,
+                "davit: --sign-key %s: the key is encrypted, and davit asks for no passphrase: "
+                "give it an unencrypted copy (openssl pkey -in %s -out FILE)\n",
+                path, path);
     else if (!k || EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519)
         fprintf(stderr,
                 "davit: --sign-key %s: not an unencrypted Ed25519 private key PEM (openssl "
@@ -118,12 +136,98 @@ static EVP_PKEY *sign_key_read(const char *path)
     return k;
 }
 
+/* A pin given on the command line (--pool-key FILE) or in DAVIT_POOL_KEY_ID into key_id; 1 when
+ * there is one, 0 when not, or an exit code (> 1) after saying why. */
+static int explicit_pin(const char *pool_key, char key_id[SEAL_KEY_ID_HEX], const char **source)
+{
+    const char *env = getenv("DAVIT_POOL_KEY_ID");
+    char err[512];
+    if (pool_key) {
+        *source = "--pool-key";
+        if (known_pools_key_id_file(pool_key, key_id, err, sizeof(err)) < 0) {
+            fprintf(stderr, "davit: --pool-key %s\n", err);
+            return EXIT_USAGE;
+        }
+        return 1;
+    }
+    if (!env || !*env)
+        return 0;
+    *source = "DAVIT_POOL_KEY_ID";
+    if (strlen(env) != SEAL_KEY_ID_HEX - 1 || strspn(env, "0123456789abcdef") != strlen(env)) {
+        fprintf(stderr, "davit: DAVIT_POOL_KEY_ID: expected 64 lowercase hex digits (a key_id)\n");
+        return EXIT_USAGE;
+    }
+    memcpy(key_id, env, SEAL_KEY_ID_HEX);
+    return 1;
+}
+
+/*
+ * Checks the pool's id and public key, as the server gave them, against the client's pin of
+ * the pool (docs/secrets.md, "Pinning the pool's key"): --pool-key or DAVIT_POOL_KEY_ID first,
+ * else the known-pools file; with none, trusts them on first use and records them. The key_id
+ * is computed here from the key, never taken from the server. 0, or an exit code after saying
+ * why.
+ */
+static int check_pin(struct cli *c, const char *pool, const char *pool_id, const char *pub,
+                     const char *pool_key)
+{
+    char file[4096], err[4400], have[SEAL_KEY_ID_HEX];
+    struct known_pool pin = {0}, now = {0};
+    const char *source = NULL;
+    int pinned, rc;
+    if (seal_key_id_pem(pub, have, err, sizeof(err)) < 0) {
+        fprintf(stderr, "davit: pool %s: %s\n", pool, err);
+        return EXIT_API;
+    }
+    if (known_pools_path(file, sizeof(file), err, sizeof(err)) < 0) {
+        fprintf(stderr, "davit: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if ((pinned = explicit_pin(pool_key, pin.key_id, &source)) > 1)
+        return pinned;
+    if (!pinned) {
+        source = file;
+        if ((pinned = known_pools_get(file, c->server, pool, &pin, err, sizeof(err))) < 0) {
+            fprintf(stderr, "davit: %s\n", err);
+            return EXIT_USAGE;
+        }
+    }
+    if (pinned && strcmp(pin.key_id, have) != 0) {
+        fprintf(stderr,
+                "davit: pool %s: the server's key (key_id %.16s…) is not the pinned key "
+                "(%.16s…, %s): refusing to seal to it; if the pool was reset, pin its new key "
+                "with --pool-key FILE (docs/secrets.md)\n",
+                pool, have, pin.key_id, source);
+        return EXIT_PIN;
+    }
+    if (pinned && source == file && strcmp(pin.pool_id, "-") != 0 &&
+        strcmp(pin.pool_id, pool_id) != 0) {
+        fprintf(stderr,
+                "davit: pool %s: the server names pool id %s, but %s pins %s: refusing to "
+                "seal to it (docs/secrets.md)\n",
+                pool, pool_id, file, pin.pool_id);
+        return EXIT_PIN;
+    }
+    if (pinned && source == file && strcmp(pin.pool_id, "-") != 0)
+        return 0; /* nothing new to record */
+    snprintf(now.pool_id, sizeof(now.pool_id), "%s", pool_id);
+    memcpy(now.key_id, have, sizeof(now.key_id));
+    if ((rc = known_pools_put(file, c->server, pool, &now, err, sizeof(err))) < 0)
+        fprintf(stderr, "davit: pool %s: the pin is not recorded: %s\n", pool, err);
+    else if (!pinned)
+        fprintf(stderr, "davit: pool %s: trusting its key %.16s… on first use (pinned in %s)\n",
+                pool, have, file);
+    return 0;
+}
+
 /*
  * Seals spec's secrets to the pool's public key, and signs the spec with the key in sign_key
- * (NULL: unsigned), as docs/secrets.md says. The pool's id and key come from the server; the
- * run nonce is made here. 0, or an exit code after saying why.
+ * (NULL: unsigned), as docs/secrets.md says. The pool's id and key come from the server and
+ * are checked against the client's pin (check_pin); the run nonce is made here. 0, or an exit
+ * code after saying why.
  */
-static int seal_and_sign(struct cli *c, json_t *spec, const char *pool, const char *sign_key)
+static int seal_and_sign(struct cli *c, json_t *spec, const char *pool, const char *sign_key,
+                         const char *pool_key)
 {
     json_t *secrets = json_object_get(spec, "secrets"), *info = NULL, *sealed = NULL;
     char path[512], nonce[SEAL_NONCE_HEX], err[512];
@@ -152,6 +256,8 @@ static int seal_and_sign(struct cli *c, json_t *spec, const char *pool, const ch
         rc = EXIT_API;
         goto out;
     }
+    if ((rc = check_pin(c, pool, pool_id, pub, pool_key)))
+        goto out;
     if (seal_new_nonce(nonce) < 0) {
         rc = EXIT_INTERNAL;
         goto out;
@@ -183,7 +289,7 @@ int cli_run_submit(struct cli *c, int argc, char **argv)
     char **hooks = calloc((size_t)argc, sizeof(char *));
     int *hook_after = calloc((size_t)argc, sizeof(int));
     int nhooks = 0, do_follow = 0, o, rc = 0;
-    const char *pool = NULL, *image = NULL, *sign_key = NULL;
+    const char *pool = NULL, *image = NULL, *sign_key = NULL, *pool_key = NULL;
     char *k, *v;
     if (!spec || !hooks || !hook_after) {
         rc = EXIT_INTERNAL;
@@ -239,6 +345,9 @@ int cli_run_submit(struct cli *c, int argc, char **argv)
         case 'K':
             sign_key = optarg;
             break;
+        case 'k':
+            pool_key = optarg;
+            break;
         }
     }
     if (optind != argc) {
@@ -264,7 +373,7 @@ int cli_run_submit(struct cli *c, int argc, char **argv)
     if (json_object_size(json_object_get(spec, "secrets")) == 0)
         json_object_del(spec, "secrets");
     /* The signature covers the spec without "pool", which only routes the request. */
-    if ((rc = seal_and_sign(c, spec, pool, sign_key)))
+    if ((rc = seal_and_sign(c, spec, pool, sign_key, pool_key)))
         goto out;
     json_object_set_new(spec, "pool", json_string(pool));
     if ((rc = client_call_json(c, "POST", "/api/v1/runs", spec, &resp)))

@@ -65,6 +65,9 @@ const struct cli_cmd cli_commands[] = {
      "                         sealed here to the pool's key, the server sees only ciphertext\n"
      "  --sign-key FILE        sign the spec with this Ed25519 private key (PEM), for launchers\n"
      "                         with DAVIT_SUBMITTER_KEYS (docs/secrets.md)\n"
+     "  --pool-key FILE        the pool's public key or CSR (PEM): refuse to seal or sign when\n"
+     "                         the server's key for the pool is another (exit 9); without it,\n"
+     "                         DAVIT_POOL_KEY_ID, else the pin in DAVIT_KNOWN_POOLS\n"
      "  --timeout DUR          the run's time limit (timeouts.run), e.g. 70m\n"
      "  --user UID[:GID]       the user the phases run as\n"
      "  --follow               print the log until the run ends, and exit with its outcome:\n"
@@ -81,6 +84,7 @@ const struct cli_cmd cli_commands[] = {
                              {"user", required_argument, 0, 'u'},
                              {"follow", no_argument, 0, 'f'},
                              {"sign-key", required_argument, 0, 'K'},
+                             {"pool-key", required_argument, 0, 'k'},
                              {0, 0, 0, 0}},
      CMD_JSON, cli_run_submit},
     {"run", "list", "[--pool NAME] [--state STATE] [--limit N] [--before ID] [--all]",

@@ -41,7 +41,22 @@ int seal_new_nonce(char out[SEAL_NONCE_HEX])
 int seal_key_id(EVP_PKEY *key, char out[SEAL_KEY_ID_HEX])
 {
     unsigned char *der = NULL;
+    EVP_PKEY *copy = NULL;
+    /* An EC key is encoded with its point uncompressed, however it came (a CSR may hold the
+     * compressed form): the fingerprint is of the key, not of one of its encodings. The copy
+     * leaves the caller's key as it was. */
+    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
+        if (!(copy = EVP_PKEY_dup(key)) ||
+            EVP_PKEY_set_utf8_string_param(copy, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                           OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) !=
+                1) {
+            EVP_PKEY_free(copy);
+            return -1;
+        }
+        key = copy;
+    }
     int len = i2d_PUBKEY(key, &der);
+    EVP_PKEY_free(copy);
     if (len <= 0)
         return -1;
     crypto_sha256_hex(der, (size_t)len, out);
@@ -518,7 +533,9 @@ static int canon(const json_t *v, struct dbuf *out, int depth, char *err, size_t
         const char **keys = calloc(n ? n : 1, sizeof(*keys));
         const char *k;
         json_t *x;
-        int rc = keys ? 0 : -1;
+        int rc = 0;
+        if (!keys)
+            return fail(err, errsz, "canonical JSON: out of memory");
         json_object_foreach((json_t *)v, k, x)
         {
             for (const char *p = k; *p && rc == 0; p++)

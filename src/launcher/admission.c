@@ -152,13 +152,21 @@ static int hook_pump(struct hook_io *io, int64_t deadline)
     return 0;
 }
 
-/* Waits for pid until deadline. Returns 1 with *status, or 0 when it is still running. */
-static int hook_reap(pid_t pid, int64_t deadline, int *status)
+/*
+ * Waits until deadline for pid to exit, without reaping it: while it is a zombie its pid, which
+ * is its process group's id, cannot be taken by another process, so the caller can kill what
+ * the hook left in its group and then reap it. 1 when it exited, 0 when it is still running,
+ * -1 when it cannot be waited for (the caller refuses the run).
+ */
+static int hook_exited(pid_t pid, int64_t deadline)
 {
     for (;;) {
-        pid_t w = waitpid(pid, status, WNOHANG);
-        if (w == pid || (w < 0 && errno != EINTR))
+        siginfo_t si = {0};
+        int w = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+        if (w == 0 && si.si_pid == pid)
             return 1;
+        if (w < 0 && errno != EINTR)
+            return -1;
         if (clock_mono_ms() >= deadline)
             return 0;
         poll(NULL, 0, HOOK_REAP_STEP_MS);
@@ -189,6 +197,12 @@ static int hook_spawn(const struct launcher_config *c, int64_t run_id, const cha
     posix_spawn_file_actions_adddup2(&fa, in_r, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, err_w, 2);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    /* Nothing else of the launcher's: libcurl's internal socket pairs are not close-on-exec
+     * (its connections are, curl_cloexec.h). musl has no closefrom action: there only the
+     * connections are kept from the hook (docs/launcher.md). */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                       POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setpgroup(&at, 0);
@@ -234,7 +248,13 @@ static int run_hook(const struct launcher_config *c, const struct runspec *spec,
     io.input = input;
     io.input_len = strlen(input);
     int64_t deadline = clock_mono_ms() + c->init_hook_timeout_ms;
-    if (hook_pump(&io, deadline) < 0 || !hook_reap(pid, deadline, &status)) {
+    int exited = hook_pump(&io, deadline) < 0 ? 0 : hook_exited(pid, deadline);
+    if (exited < 0) {
+        snprintf(reason, rsz, "refused: the run initialization hook cannot be waited for: %s",
+                 strerror(errno));
+        goto done; /* killed and reaped there */
+    }
+    if (!exited) {
         char d[32];
         kill(-pid, SIGKILL); /* the hook and whatever it started */
         waitpid(pid, &status, 0);
@@ -243,6 +263,14 @@ static int run_hook(const struct launcher_config *c, const struct runspec *spec,
                  "refused: the run initialization hook did not finish within %s "
                  "(DAVIT_LAUNCHER_RUN_INITIALIZATION_HOOK_TIMEOUT)",
                  duration_format(c->init_hook_timeout_ms, d, sizeof(d)));
+        goto done;
+    }
+    /* What the hook started and left behind goes with it, on every path. */
+    kill(-pid, SIGKILL);
+    if (waitpid(pid, &status, 0) != pid) {
+        pid = -1;
+        snprintf(reason, rsz, "refused: the run initialization hook cannot be reaped: %s",
+                 strerror(errno));
         goto done;
     }
     pid = -1;

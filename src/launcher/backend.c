@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/secure.h"
 #include "common/sigmsg.h"
+#include "launcher/curl_cloexec.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -156,6 +157,7 @@ static int call(struct backend *b, const char *what, const char *method, const c
     dbuf_reset(&b->answer);
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_cloexec(c);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CONNECT_TIMEOUT_S);

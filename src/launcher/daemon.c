@@ -72,6 +72,7 @@ struct loop {
     int64_t disk_checked_at; /* monotonic; the state directory's free space */
     int disk_low;
     int taken; /* runs taken (or adopted): an ephemeral launcher takes one */
+    int spent; /* the server said "spent": this ephemeral identity had its run already */
 };
 
 /* How often the state directory's free space is looked at. */
@@ -189,7 +190,7 @@ static int stopping(struct loop *l)
  * Not stopping(): its polls do not say "draining", which would give its run back. */
 static int ephemeral_done(struct loop *l)
 {
-    return l->d->cfg.ephemeral && l->taken > 0;
+    return l->d->cfg.ephemeral && (l->taken > 0 || l->spent);
 }
 
 /* A run offered while stopping is left alone: the next poll says that this
@@ -272,6 +273,10 @@ static void on_message(struct loop *l, json_t *m)
         l->cycle_at = clock_mono_ms() + (left > 0 ? left : 0);
         log_event(LOG_INFO, "cycling: finishing the runs in hand by the deadline, then exiting",
                   "deadline", json_string_value(json_object_get(m, "deadline")),
+                  (const char *)NULL);
+    } else if (strcmp(type, "spent") == 0 && l->d->cfg.ephemeral && !l->spent) {
+        l->spent = 1;
+        log_event(LOG_INFO, "ephemeral: the server says this launcher had its run already",
                   (const char *)NULL);
     } else if (strcmp(type, "exit") == 0 && !l->token_reset) {
         const char *why = json_string_value(json_object_get(m, "reason"));

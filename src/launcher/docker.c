@@ -5,6 +5,7 @@
 #include "common/dbuf.h"
 #include "common/log.h"
 #include "common/secure.h"
+#include "launcher/curl_cloexec.h"
 #include "launcher/metrics.h"
 
 #include <errno.h>
@@ -153,6 +154,7 @@ static int progress_cb(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 static void setup_handle(struct docker *d, CURL *h, const char *url, int64_t timeout_ms)
 {
     curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_cloexec(h);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms < 10000 ? timeout_ms : 10000));

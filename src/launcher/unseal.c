@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_KEYS 64
 
@@ -27,7 +28,13 @@ int unseal_read_keys(const char *path, EVP_PKEY ***keys, size_t *n, char *err, s
         snprintf(err, errsz, "%s: %s", path, strerror(errno));
         goto fail;
     }
-    /* Whoever may write the file chooses who may run jobs here. */
+    /* Whoever may write the file chooses who may run jobs here: its owner (who may chmod it)
+     * too, so the owner must be root or the launcher's own user. */
+    if (sb.st_uid != 0 && sb.st_uid != geteuid()) {
+        snprintf(err, errsz, "%s: owned by uid %u, not by root or this launcher's user (uid %u)",
+                 path, (unsigned)sb.st_uid, (unsigned)geteuid());
+        goto fail;
+    }
     if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
         snprintf(err, errsz, "%s: writable by group or others (mode %04o); chmod go-w it", path,
                  (unsigned)(sb.st_mode & 07777));

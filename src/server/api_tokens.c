@@ -133,10 +133,7 @@ static int reply_with_cookie(struct req *r, unsigned status, json_t *body, const
     char cookie[256];
     char *text = session_id ? (body ? json_dumps(body, JSON_COMPACT) : NULL) : strdup("");
     json_decref(body);
-    /* Secure also behind a TLS-terminating proxy (--insecure-http): browsers then use the
-     * https:// of --public-url, while this server sees plain HTTP. */
-    int secure =
-        r->srv->cfg.tls_cert != NULL || strncasecmp(r->srv->cfg.public_url, "https://", 8) == 0;
+    int secure = auth_cookie_secure(r->srv);
     if (!text || auth_cookie(cookie, sizeof(cookie), session_id, secure) < 0) {
         free(text);
         return reply_error(r, 500, "out of memory");

@@ -77,16 +77,21 @@ const char *auth_csrf_refusal(const char *method, const char *csrf_sent, const c
     return NULL;
 }
 
+int auth_cookie_secure(const struct server *srv)
+{
+    /* Secure also behind a TLS-terminating proxy (--insecure-http): browsers then use the
+     * https:// of --public-url, while this server sees plain HTTP. */
+    return srv->cfg.tls_cert != NULL || strncasecmp(srv->cfg.public_url, "https://", 8) == 0;
+}
+
 int auth_cookie(char *out, size_t outsz, const char *session_id, int secure)
 {
     /* Max-Age matches the session's absolute expiry; the server ends it sooner when idle. */
+    const char *name = secure ? AUTH_COOKIE_NAME_SECURE : AUTH_COOKIE_NAME;
     int n = session_id
-                ? snprintf(out, outsz,
-                           AUTH_COOKIE_NAME "=%s; HttpOnly; SameSite=Strict; Path=/;"
-                                            " Max-Age=%lld%s",
-                           session_id, AUTH_SESSION_MAX_MS / 1000, secure ? "; Secure" : "")
-                : snprintf(out, outsz,
-                           AUTH_COOKIE_NAME "=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0%s",
+                ? snprintf(out, outsz, "%s=%s; HttpOnly; SameSite=Strict; Path=/; Max-Age=%lld%s",
+                           name, session_id, AUTH_SESSION_MAX_MS / 1000, secure ? "; Secure" : "")
+                : snprintf(out, outsz, "%s=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0%s", name,
                            secure ? "; Secure" : "");
     return n < 0 || (size_t)n >= outsz ? -1 : 0;
 }
@@ -222,7 +227,9 @@ int auth_request(struct req *r)
     if (k == AUTH_SESSION)
         return auth_launcher(r);
     const char *tok = k == AUTH_COOKIE ? NULL : bearer(r);
-    const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, AUTH_COOKIE_NAME);
+    const char *cookie = MHD_lookup_connection_value(
+        r->conn, MHD_COOKIE_KIND,
+        auth_cookie_secure(r->srv) ? AUTH_COOKIE_NAME_SECURE : AUTH_COOKIE_NAME);
     if (tok) {
         /* A bearer needs no CSRF token: a browser never adds one on its own. */
         char hash[CRYPTO_SHA256_HEX];

@@ -35,7 +35,10 @@ enum auth_role { AUTH_ROLE_NONE = 0, AUTH_ROLE_VIEWER, AUTH_ROLE_OPERATOR, AUTH_
 #define AUTH_TOUCH_MS (60LL * 1000)
 
 #define AUTH_COOKIE_NAME "davit_session"
-#define AUTH_CSRF_HEADER "X-CSRF-Token"
+/* Its name when Secure: a __Host- cookie is set only by this origin over https, with Path=/ and
+ * no Domain, so a sibling host cannot toss one in (browsers enforce the prefix). */
+#define AUTH_COOKIE_NAME_SECURE "__Host-davit_session"
+#define AUTH_CSRF_HEADER        "X-CSRF-Token"
 /* The name the admin token of the first start goes by (it is not a named token). */
 #define AUTH_ADMIN_NAME "admin"
 
@@ -99,5 +102,12 @@ void auth_site_of(struct req *r, struct auth_site *site);
  * with Secure when secure. -1 when out is too small.
  */
 int auth_cookie(char *out, size_t outsz, const char *session_id, int secure);
+
+/*
+ * Whether browsers reach srv over https (its own TLS, or a TLS-terminating proxy named by
+ * --public-url): its session cookie is then Secure and named AUTH_COOKIE_NAME_SECURE, and only
+ * that name is read.
+ */
+int auth_cookie_secure(const struct server *srv);
 
 #endif

@@ -312,6 +312,11 @@ int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, 
         goto done;
     claimed->room = may_claim && l.active < l.capacity;
     rc = pending_messages(s, launcher_id, l.arch, arr);
+    /* A spent ephemeral launcher with nothing left (restarted after its run, or its run
+     * requeued before it got it) is told so on every poll, and exits (docs/protocol.md). */
+    if (rc == STORE_OK && l.ephemeral == 2 && l.active == 0 &&
+        json_array_append_new(arr, json_pack("{s:s, s:i}", "type", "spent", "id", 0)) < 0)
+        rc = STORE_ERR;
 done:
     if ((rc = st_end(s, rc)) == STORE_OK) {
         *messages = arr;
@@ -331,6 +336,7 @@ out:
 static const char reap_cancel_sql[] =
     "UPDATE runs"
     "   SET state = 'canceled', ended_ms = ?2, secrets_json = NULL,"
+    "       spec_json = json_remove(spec_json, '$.sealed'),"
     "       reason = 'canceled before it started'"
     " WHERE state = 'assigned' AND cancel_requested"
     "   AND launcher_id IN (SELECT id FROM launchers WHERE davit_seen(id) < ?1)";
@@ -345,6 +351,7 @@ static const char reap_requeue_sql[] =
 static const char reap_lost_sql[] =
     "UPDATE runs"
     "   SET state = 'lost', ended_ms = ?2, secrets_json = NULL,"
+    "       spec_json = json_remove(spec_json, '$.sealed'),"
     "       reason = 'the launcher was not seen within the lease and grace period'"
     " WHERE state IN ('preparing', 'running')"
     "   AND launcher_id IN (SELECT id FROM launchers WHERE davit_seen(id) < ?1)"

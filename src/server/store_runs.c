@@ -202,11 +202,13 @@ static int run_row_get(struct store *s, int64_t id, struct run_row *r)
 
 static const char run_end_sql[] =
     "UPDATE runs"
-    "   SET state = ?, ended_ms = ?, reason = ?, exit_code = ?, secrets_json = NULL"
+    "   SET state = ?, ended_ms = ?, reason = ?, exit_code = ?, secrets_json = NULL,"
+    "       spec_json = json_remove(spec_json, '$.sealed')"
     " WHERE id = ?";
 static const char run_end_messages_sql[] = "DELETE FROM messages WHERE run_id = ? AND type = 'run'";
 
-/* Ends a run: its secrets and undelivered messages go away with it. */
+/* Ends a run: its secrets (plaintext, and the sealed block of its spec: the wrapped key and the
+ * boxes) and undelivered messages go away with it. */
 static int run_end(struct store *s, int64_t id, const char *state, const char *reason,
                    int64_t exit_code)
 {
@@ -231,7 +233,7 @@ static int run_end(struct store *s, int64_t id, const char *state, const char *r
 
 static const char fail_resealed_sql[] =
     "UPDATE runs"
-    "   SET state = 'failed', ended_ms = ?3,"
+    "   SET state = 'failed', ended_ms = ?3, spec_json = json_remove(spec_json, '$.sealed'),"
     "       reason = 'the pool was reset with a new key: the secrets sealed to its old key cannot"
     " be opened any more; submit the run again'"
     " WHERE pool_id = ?1 AND state = 'queued' AND sealed_key IS NOT NULL AND sealed_key != ?2"

@@ -13,8 +13,9 @@
  * an admin's drain, a cycle or a revoked key all stop it taking runs, so
  * each shows as draining (runs left) or drained (none). A worker past its
  * lease that still holds runs shows as busy: its machine must not go while
- * its runs may still report. idle_since is when its last run ended, or when
- * it registered; null while it is busy.
+ * its runs may still report. A spent ephemeral launcher (its one run had) with
+ * no run left is drained: it takes no more, so it is no capacity. idle_since is when its last run
+ * ended, or when it registered; null while it is busy.
  *
  * ?1 the pool's id or NULL, ?2 the oldest last-seen time still alive,
  * ?3 one launcher's id or NULL.
@@ -29,12 +30,13 @@
     "         max(l.registered_ms,"                                                                \
     "             coalesce((SELECT max(r.ended_ms) FROM runs r WHERE r.launcher_id = l.id), 0))"   \
     "           AS idle_ms,"                                                                       \
-    "         l.metadata_json, l.last_seen_ms"                                                     \
+    "         l.metadata_json, l.last_seen_ms, l.ephemeral"                                        \
     "    FROM launchers l"                                                                         \
     "   WHERE (?1 IS NULL OR l.pool_id = ?1) AND (?3 IS NULL OR l.id = ?3))"                       \
     "SELECT id,"                                                                                   \
     "       CASE WHEN off THEN CASE WHEN runs > 0 THEN 'draining' ELSE 'drained' END"              \
     "            WHEN runs > 0 THEN 'busy'"                                                        \
+    "            WHEN ephemeral = 2 THEN 'drained'"                                                \
     "            ELSE 'idle' END AS state,"                                                        \
     "       CASE WHEN runs > 0 THEN NULL"                                                          \
     "            ELSE strftime(" ST_ISO8601 ", idle_ms / 1000.0, 'unixepoch') END AS idle_since,"  \

@@ -100,7 +100,7 @@ def test_run_submit_follow_exit_codes(server):
     spec = show["spec"]
     assert spec["phases"][0] == {"name": "plan", "commands": ["echo hi"], "before": ["echo before"],
                                  "after": ["echo after"]}
-    assert "secrets" not in spec and list(spec["sealed"]["secrets"]) == ["S"]
+    assert "secrets" not in spec and "sealed" not in spec  # dropped when the run ended
     assert b"hidden" not in json.dumps(show).encode()
     assert spec["env"] == {"A": "1"} and spec["timeouts"] == {"run": "10m"}
     assert b"hello" in server.cli("run", "logs", str(rid)).stdout
@@ -342,3 +342,48 @@ def test_run_delete(server):
     rid2 = server.submit("p")
     server.cli("run", "cancel", str(rid2))
     assert server.cli("run", "delete", str(rid2)).stdout == b"run %d deleted\n" % rid2
+
+
+def test_pool_key_is_pinned(server, tmp_path):
+    """A server that hands another key or pool id than the pinned one is refused (exit 9)."""
+    pins = os.path.join(str(tmp_path), "pins")
+    env = {"DAVIT_KNOWN_POOLS": pins, "TOK": "s3cret"}
+    _, csr = openssl_key(str(tmp_path), "rsa", "pin1")
+    server.cli("pool", "create", "pinned", "--csr", csr, env=env)
+    line = open(pins).read().split()
+    pool = server.ok("GET", "/api/v1/pools/pinned")
+    assert line[1:] == ["pinned", pool["id"], pool["key_id"]]
+    submit = ("run", "submit", "--pool", "pinned", "--phase", "a=true", "--secret", "TOK")
+    server.cli(*submit, env=env)
+    # The server now hands another key (as one taken over would): nothing is sealed to it.
+    _, csr2 = openssl_key(str(tmp_path), "ec", "pin2")
+    server.ok("POST", "/api/v1/pools/pinned/reset", {"csr": open(csr2).read()})
+    p = server.cli(*submit, env=env, check=False)
+    assert p.returncode == 9, p.stderr
+    assert p.stderr.count(b"\n") == 1 and b"is not the pinned key" in p.stderr
+    # --pool-key with the new key is the way to pin it again
+    server.cli(*submit, "--pool-key", csr2, env=env)
+    server.cli(*submit, env=env)
+    p = server.cli(*submit, env={**env, "DAVIT_POOL_KEY_ID": "0" * 64}, check=False)
+    assert p.returncode == 9 and b"DAVIT_POOL_KEY_ID" in p.stderr
+    # A pinned pool id that the server does not name (a redirect to another pool) is refused.
+    with open(pins) as f:
+        text = f.read()
+    with open(pins, "w") as f:
+        f.write(text.replace(pool["id"], "pool-0000000000000000"))
+    p = server.cli(*submit, env=env, check=False)
+    assert p.returncode == 9 and b"pool id" in p.stderr
+    # No pin: trust on first use, said in one line, and recorded.
+    os.unlink(pins)
+    p = server.cli(*submit, env=env)
+    assert b"on first use" in p.stderr and pool["id"] in open(pins).read()
+
+
+def test_an_encrypted_sign_key_is_refused_without_a_prompt(server, tmp_path):
+    key = os.path.join(str(tmp_path), "enc.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-aes-256-cbc", "-pass",
+                    "pass:secret", "-out", key], check=True, capture_output=True)
+    p = server.cli("run", "submit", "--pool", "nopool", "--phase", "a=true", "--sign-key", key,
+                   check=False)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count(b"\n") == 1 and b"the key is encrypted" in p.stderr, p.stderr

@@ -8,6 +8,7 @@
 
 #include "common/crypto.h"
 
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -178,6 +179,34 @@ static void canon_is(const char *json, const char *want)
 }
 
 /* RFC 8785's own examples where a spec's values can reach them. */
+/* A pool key whose SPKI holds the compressed point (a CSR may) has the key_id of the same key
+ * with the uncompressed point: the fingerprint is of the key, not of its encoding. */
+static void test_key_id_ignores_point_compression(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(k);
+    char plain[SEAL_KEY_ID_HEX], packed[SEAL_KEY_ID_HEX];
+    assert_int_equal(seal_key_id(k, plain), 0);
+    unsigned char *der = NULL, *der2 = NULL;
+    int n = i2d_PUBKEY(k, &der);
+    assert_int_equal(
+        EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                       OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED),
+        1);
+    int n2 = i2d_PUBKEY(k, &der2);
+    assert_true(n2 > 0 && n2 < n); /* the encoding did change */
+    const unsigned char *p = der2;
+    EVP_PKEY *c = d2i_PUBKEY(NULL, &p, n2);
+    assert_non_null(c);
+    assert_int_equal(seal_key_id(c, packed), 0);
+    assert_string_equal(plain, packed);
+    OPENSSL_free(der);
+    OPENSSL_free(der2);
+    EVP_PKEY_free(c);
+    EVP_PKEY_free(k);
+}
+
 static void test_canonical(void **state)
 {
     (void)state;
@@ -227,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_wrong_aad),
         cmocka_unit_test(test_truncated_and_altered),
         cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_key_id_ignores_point_compression),
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_signed_spec),
     };

@@ -101,7 +101,9 @@ class Server:
         return code
 
     def env(self):
-        env = {**os.environ, "DAVIT_SERVER": self.url, "DAVIT_API_TOKEN": self.token}
+        env = {**os.environ, "DAVIT_SERVER": self.url, "DAVIT_API_TOKEN": self.token,
+               # the pins of pool keys (docs/secrets.md): this server's own, never ~/.config
+               "DAVIT_KNOWN_POOLS": os.path.join(self.tmp, "known-pools")}
         if self.ca:
             env["DAVIT_CA_FILE"] = self.ca
         return env

@@ -18,7 +18,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_daemon import IMAGE, LAUNCHER, daemon, engine, submit  # noqa: E402,F401
+from test_daemon import IMAGE, LAUNCHER, daemon, engine, submit, wait_for  # noqa: E402,F401
 from launcher_box import ENDED, box, clean_env, created, cli_pool  # noqa: E402,F401
 
 # The hook decides on the spec it reads: it keeps a copy, refuses a spec
@@ -26,9 +26,11 @@ from launcher_box import ENDED, box, clean_env, created, cli_pool  # noqa: E402,
 HOOK = """#!/bin/sh
 input=$(cat)
 printf '%s' "$input" > "{dir}/hook-input-$DAVIT_RUN_ID.json"
+ls -l /proc/$$/fd > "{dir}/hook-fds-$DAVIT_RUN_ID.txt"
 case "$input" in
 *refuse-me*) echo "no deploys on Fridays" >&2; echo "second line" >&2; exit 3 ;;
 *hang-me*) echo $$ > "{dir}/hang.pid"; exec sleep 300 ;;
+*leave-me*) sleep 300 >/dev/null 2>&1 & echo $! > "{dir}/left.pid" ;;
 esac
 exit 0
 """
@@ -75,6 +77,10 @@ def test_an_allowed_run_with_the_default_image_runs_and_the_hook_sees_no_secret(
     seen = json.loads(text)
     assert seen["run_id"] == rid and seen["pool"] == "adm", seen
     assert seen["spec"]["image"] == IMAGE and seen["spec"]["secrets"] == {"TOKEN": "***"}, seen
+    # The hook inherits no socket: no connection to the server or dockerd.
+    with open(os.path.join(box["tmp"], "hook-fds-%d.txt" % rid)) as f:
+        fds = f.read()
+    assert "socket:" not in fds, fds
 
 
 def test_an_image_outside_the_list_is_refused(box, launcher):
@@ -113,6 +119,27 @@ def test_a_hook_that_does_not_answer_is_killed_and_refuses(box, launcher):
     with open(os.path.join(box["tmp"], "hang.pid")) as f:
         pid = int(f.read())
     assert not os.path.exists("/proc/%d" % pid)
+
+
+def gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # killed, not reaped yet
+    except FileNotFoundError:
+        return True
+
+
+def test_what_an_admitting_hook_leaves_behind_is_killed(box, launcher):
+    server = box["server"]
+    rid = submit(server, "plan=echo leave-me", pool="adm")
+    assert server.wait_state(rid, ENDED)["state"] == "finished"
+    with open(os.path.join(box["tmp"], "left.pid")) as f:
+        pid = int(f.read())
+    try:
+        wait_for(lambda: gone(pid), "the hook's leftover process to be killed", limit=10)
+    finally:
+        if not gone(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_admission_options_are_checked_at_start(box):

@@ -8,6 +8,7 @@ dockerd (test_daemon's rules).
 """
 
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -41,8 +42,12 @@ def test_the_server_claims_one_run_only_for_an_ephemeral_launcher(box):
     assert la.event(first, "running", phase="plan")[0] == 200
     assert la.event(first, "result", outcome="finished", exit_code=0)[0] == 200
     assert server.wait_state(first, ENDED)["state"] == "finished"
-    # Free again, and asking: nothing, now or after a new registration with its id.
-    assert runs_of(la.poll(wait_s=1)) == []
+    # Free again, and asking: nothing, now or after a new registration with its id; each
+    # answer says it is spent, and the autoscaler counts it drained, not idle capacity.
+    poll = la.poll(wait_s=1)
+    assert runs_of(poll) == [] and {"type": "spent", "id": 0} in poll
+    sc = server.ok("GET", "/api/v1/pools/proto/scaling")
+    assert (sc["idle"], sc["drained"]) == (0, 1), sc
     la.register(ephemeral=True)
     assert runs_of(la.poll(wait_s=1)) == []
     # Nor after the server restarts: the mark is in the database.
@@ -69,6 +74,7 @@ def test_an_ephemeral_launcher_takes_one_run_and_exits(box):
     assert [server.run(first)["state"], server.run(second)["state"]] == ["finished", "queued"]
     workers = server.ok("GET", "/api/v1/workers?pool=eph")["workers"]
     assert workers == []  # it said goodbye
+
     # The next launcher (ephemeral too, with --ephemeral) takes the other one.
     d2 = daemon(box, token, key_b64, name="eph2")
     d2.proc = None
@@ -88,3 +94,19 @@ def test_an_ephemeral_launcher_refuses_a_concurrency_above_one(box):
                        timeout=60)
     assert p.returncode == 2, p.stderr
     assert "DAVIT_LAUNCHER_CONCURRENCY: an ephemeral launcher takes one run: must be 1" in p.stderr
+
+
+def test_a_spent_ephemeral_launcher_with_no_run_exits(box):
+    """Spent with no run in hand (its run requeued before it got it, or a restart with its
+    identity after its run was reported): the server says "spent" and the launcher exits 0."""
+    server = box["server"]
+    token, key_b64 = cli_pool(box, "spent")
+    d = daemon(box, token, key_b64, name="spent1", env={"DAVIT_EPHEMERAL": "1"}).start()
+    wid = server.ok("GET", "/api/v1/workers?pool=spent")["workers"][0]["id"]
+    db = sqlite3.connect(os.path.join(server.data_dir, "davit.db"), timeout=30)
+    with db:
+        db.execute("UPDATE launchers SET ephemeral = 2 WHERE id = ?", (wid,))
+    db.close()
+    assert d.wait() == 0, d.log()  # its long poll ends within the poll's wait
+    assert "the server says this launcher had its run already" in d.log()
+    assert server.ok("GET", "/api/v1/workers?pool=spent")["workers"] == []

@@ -88,6 +88,13 @@ static void test_refusals(void **state)
     read_err("writable by group or others");
     write_keys(ed, 1, 0602);
     read_err("writable by group or others");
+    /* whoever owns the file may make it writable: only root or the launcher's user may */
+    write_keys(ed, 1, 0644);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(path, 4321, (gid_t)-1), 0);
+        read_err("owned by uid 4321");
+        assert_int_equal(chown(path, 0, (gid_t)-1), 0);
+    }
     write_keys(mixed, 2, 0600);
     read_err("key 2 is not an Ed25519 public key");
     write_keys(ed, 0, 0600);

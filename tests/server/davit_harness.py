@@ -169,7 +169,9 @@ class Server:
 
     def cli(self, *args, env=None, check=True, timeout=120):
         e = dict(os.environ)
-        e.update({"DAVIT_SERVER": "http://127.0.0.1:%d" % self.port, "DAVIT_API_TOKEN": self.token})
+        e.update({"DAVIT_SERVER": "http://127.0.0.1:%d" % self.port, "DAVIT_API_TOKEN": self.token,
+                  # the pins of pool keys (docs/secrets.md): this server's own, never ~/.config
+                  "DAVIT_KNOWN_POOLS": os.path.join(self.tmp, "known-pools")})
         e.update(env or {})
         p = subprocess.run([DAVIT] + list(args), env=e, capture_output=True, timeout=timeout)
         if check:

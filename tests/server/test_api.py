@@ -110,6 +110,9 @@ def test_run_flow_logs_and_secrets(make_server):
     import sqlite3
     db = sqlite3.connect(server.data_dir + "/davit.db")
     assert db.execute("SELECT secrets_json FROM runs WHERE id = ?", (rid,)).fetchone()[0] is None
+    # and so is its ciphertext: the spec kept with the ended run has no sealed block
+    spec = json.loads(db.execute("SELECT spec_json FROM runs WHERE id = ?", (rid,)).fetchone()[0])
+    assert "sealed" not in spec and spec["env"] == {"A": "1"}, spec
     db.close()
     assert "s3cr3t-value" not in server.log()
     metrics = server.request("GET", "/metrics", token=None)[1].decode()

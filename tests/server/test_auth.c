@@ -103,7 +103,8 @@ static void test_cookie(void **state)
     assert_int_equal(auth_cookie(c, sizeof(c), "abc", 1), 0);
     assert_non_null(strstr(c, "; Secure"));
     assert_int_equal(auth_cookie(c, sizeof(c), NULL, 1), 0);
-    assert_string_equal(c, "davit_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0; Secure");
+    assert_string_equal(
+        c, "__Host-davit_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0; Secure");
     assert_int_equal(auth_cookie(c, 10, "abc", 0), -1);
 }
 

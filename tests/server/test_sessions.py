@@ -46,12 +46,12 @@ def make_token(srv, name, role):
     return data["token"]
 
 
-def cookie_of(headers):
+def cookie_of(headers, name="davit_session"):
     """The session id from a Set-Cookie header, and the header's attributes."""
     sc = headers["Set-Cookie"]
     parts = [p.strip() for p in sc.split(";")]
-    name, _, value = parts[0].partition("=")
-    assert name == "davit_session"
+    got, _, value = parts[0].partition("=")
+    assert got == name
     return value, parts[1:]
 
 
@@ -225,8 +225,16 @@ def test_secure_cookie_behind_a_tls_proxy(make_server):
     s = make_server("--listen", "127.0.0.1:%d" % port, "--public-url", "https://127.0.0.1:%d" % port)
     st, data, h = s.request("POST", SESSION, {"token": s.token}, token=None)
     assert st == 200
-    _, attrs = cookie_of(h)
-    assert "Secure" in attrs
+    # named __Host-: a sibling host cannot toss in a cookie of that name (docs/security.md)
+    sid, attrs = cookie_of(h, "__Host-davit_session")
+    assert "Secure" in attrs and "Path=/" in attrs and not any(a.startswith("Domain") for a in attrs)
+    # only that name signs in: a plain davit_session cookie (tossed) is not read
+    st, _, _ = s.request("GET", "/api/v1/session", token=None,
+                         headers={"Cookie": "__Host-davit_session=" + sid})
+    assert st == 200
+    st, _, _ = s.request("GET", "/api/v1/session", token=None,
+                         headers={"Cookie": "davit_session=" + sid})
+    assert st == 401
 
 
 def test_secure_cookie_under_tls(tmp_path):
@@ -244,7 +252,7 @@ def test_secure_cookie_under_tls(tmp_path):
         resp = conn.getresponse()
         resp.read()
         assert resp.status == 200
-        _, attrs = cookie_of(dict(resp.getheaders()))
+        _, attrs = cookie_of(dict(resp.getheaders()), "__Host-davit_session")
         assert "Secure" in attrs and "HttpOnly" in attrs and "SameSite=Strict" in attrs
         conn.close()
     finally:
