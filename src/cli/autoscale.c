@@ -212,12 +212,24 @@ int64_t autoscale_backoff(int64_t prev_ms, int64_t first_ms, int64_t cap_ms, int
     return next;
 }
 
-int64_t autoscale_hook_deadline(int64_t seen_ms, int64_t heartbeat_timeout_ms)
+/* AWS's global timeout of a lifecycle action: 100 heartbeat timeouts, at most 48 hours. */
+#define HOOK_GLOBAL_MAX_MS (48LL * 3600 * 1000)
+#define HOOK_MARGIN_MAX_MS 60000
+
+int64_t autoscale_hook_margin(int64_t heartbeat_timeout_ms)
 {
     int64_t margin = heartbeat_timeout_ms / 10;
-    if (margin < 5000)
-        margin = 5000;
-    if (margin > heartbeat_timeout_ms / 2)
-        margin = heartbeat_timeout_ms / 2;
-    return seen_ms + heartbeat_timeout_ms - margin;
+    return margin > HOOK_MARGIN_MAX_MS ? HOOK_MARGIN_MAX_MS : margin;
+}
+
+int64_t autoscale_hook_heartbeat_due(int64_t last_ms, int64_t heartbeat_timeout_ms)
+{
+    return last_ms + heartbeat_timeout_ms - autoscale_hook_margin(heartbeat_timeout_ms);
+}
+
+int64_t autoscale_hook_deadline(int64_t seen_ms, int64_t heartbeat_timeout_ms)
+{
+    int64_t global = heartbeat_timeout_ms > HOOK_GLOBAL_MAX_MS / 100 ? HOOK_GLOBAL_MAX_MS
+                                                                     : heartbeat_timeout_ms * 100;
+    return seen_ms + global - autoscale_hook_margin(heartbeat_timeout_ms);
 }

@@ -119,8 +119,18 @@ int autoscale_after_drain(enum as_worker_state after);
 int64_t autoscale_backoff(int64_t prev_ms, int64_t first_ms, int64_t cap_ms, int64_t now_ms,
                           int64_t deadline_ms);
 
-/* When a lifecycle action must be completed at the latest: the hook's heartbeat timeout after
- * seen_ms, less a margin (a tenth of it, between 5 s and half of it) for the calls. */
+/*
+ * The lifecycle hook's timing. AWS ends a waiting termination when no heartbeat came for the
+ * hook's heartbeat timeout, and at the latest at its global timeout (100 heartbeat timeouts or
+ * 48 h, whichever is smaller) after it began. The autoscaler records a heartbeat every heartbeat
+ * timeout less the margin, and completes the action itself at the global timeout less the margin
+ * when the worker still holds runs. The margin (a tenth of the heartbeat timeout, at most 60 s)
+ * is for the calls on the way.
+ */
+int64_t autoscale_hook_margin(int64_t heartbeat_timeout_ms);
+/* When the next heartbeat is due after one (or the first sight) at last_ms. */
+int64_t autoscale_hook_heartbeat_due(int64_t last_ms, int64_t heartbeat_timeout_ms);
+/* When a lifecycle action must be completed at the latest, it being first seen at seen_ms. */
 int64_t autoscale_hook_deadline(int64_t seen_ms, int64_t heartbeat_timeout_ms);
 
 #endif

@@ -68,7 +68,8 @@ struct metrics {
 
 struct seen {
     char id[AS_ID_SIZE];
-    int64_t ms;
+    int64_t ms;    /* first seen waiting */
+    int64_t hb_ms; /* its last heartbeat, or -1: none yet */
 };
 
 struct ctx {
@@ -320,16 +321,20 @@ static int cloud_failed(struct ctx *x, int rc, const char *err)
     return EXIT_CLOUD;
 }
 
-static int64_t seen_since(struct ctx *x, const char *id, int64_t now)
+/* The record of instance id waiting, made at now when new; NULL when the table is full (then it
+ * is treated as new at every tick: heartbeated at once). */
+static struct seen *seen_of(struct ctx *x, const char *id, int64_t now)
 {
     for (size_t i = 0; i < x->n_seen; i++)
         if (strcmp(x->seen[i].id, id) == 0)
-            return x->seen[i].ms;
-    if (x->n_seen < SEEN_MAX) {
-        snprintf(x->seen[x->n_seen].id, AS_ID_SIZE, "%s", id);
-        x->seen[x->n_seen++].ms = now;
-    }
-    return now;
+            return &x->seen[i];
+    if (x->n_seen >= SEEN_MAX)
+        return NULL;
+    struct seen *s = &x->seen[x->n_seen++];
+    snprintf(s->id, AS_ID_SIZE, "%s", id);
+    s->ms = now;
+    s->hb_ms = -1;
+    return s;
 }
 
 /* Forgets the instances no longer waiting. */
@@ -349,14 +354,18 @@ static void seen_prune(struct ctx *x, const struct prov_group *g)
 
 struct waiting {
     char id[AS_ID_SIZE];
-    int64_t deadline_ms;
+    struct seen *seen;   /* or NULL */
+    int64_t deadline_ms; /* complete it by then even with runs left */
+    int64_t hb_due_ms;   /* record a heartbeat by then */
     int drained, done;
 };
 
 /*
  * The termination lifecycle hook: every instance in Terminating:Wait gets its worker drained,
  * and its action completed (CONTINUE) once the worker holds no runs, has gone, or the hook's
- * timeout nears; between checks a pause that doubles. With --every, a tick waits at most
+ * global timeout nears; meanwhile a heartbeat every heartbeat timeout (less a margin) holds it,
+ * the first at once since when it began waiting is not known (autoscale.h, "The lifecycle
+ * hook's timing"). Between checks a pause that doubles. With --every, a tick waits at most
  * the interval and leaves the rest to the next. *acted is set when an action was completed.
  * AWS only: Azure's and GCP's instances drain themselves (docs/autoscale.md, "Guards").
  */
@@ -393,8 +402,12 @@ static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
             continue;
         snprintf(wt[k].id, sizeof(wt[k].id), "%s", g->instances[i].id);
         /* On the monotonic clock, from when this process first saw it waiting. */
-        int64_t seen = seen_since(x, wt[k].id, now);
-        wt[k].deadline_ms = autoscale_hook_deadline(seen, hook.heartbeat_timeout_ms);
+        struct seen *s = seen_of(x, wt[k].id, now);
+        wt[k].seen = s;
+        wt[k].deadline_ms = autoscale_hook_deadline(s ? s->ms : now, hook.heartbeat_timeout_ms);
+        wt[k].hb_due_ms = s && s->hb_ms >= 0
+                              ? autoscale_hook_heartbeat_due(s->hb_ms, hook.heartbeat_timeout_ms)
+                              : now;
         k++;
     }
     int64_t pause = 0;
@@ -420,8 +433,21 @@ static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
             else if (st == AS_DRAINED)
                 why = "terminating instance's worker is drained: no run is left on it";
             else if (now >= wt[i].deadline_ms) {
-                why = "the lifecycle hook's timeout nears and the worker still holds runs";
+                why = "the lifecycle hook's global timeout nears and the worker still holds runs";
                 metric = M_HOOK_TIMEOUT;
+            }
+            if (!why && now >= wt[i].hb_due_ms && !x->dry_run) {
+                /* Still busy: hold the instance for another heartbeat timeout. */
+                if ((rc = x->prov.heartbeat_termination(&x->prov, hook.name, wt[i].id, err,
+                                                        sizeof(err))) < 0) {
+                    rc = cloud_failed(x, rc, err);
+                    break;
+                }
+                log_event(LOG_INFO, "lifecycle heartbeat: the worker still holds runs", "group",
+                          x->group, "instance", wt[i].id, NULL);
+                if (wt[i].seen)
+                    wt[i].seen->hb_ms = now;
+                wt[i].hb_due_ms = autoscale_hook_heartbeat_due(now, hook.heartbeat_timeout_ms);
             }
             if (!why)
                 continue;
@@ -446,9 +472,14 @@ static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
         /* Until the nearest deadline of those still waiting; with --every, at most one
          * interval: the next tick takes over. */
         int64_t until = INT64_MAX;
-        for (size_t i = 0; i < n; i++)
-            if (!wt[i].done && wt[i].deadline_ms < until)
+        for (size_t i = 0; i < n; i++) {
+            if (wt[i].done)
+                continue;
+            if (wt[i].deadline_ms < until)
                 until = wt[i].deadline_ms;
+            if (!x->dry_run && wt[i].hb_due_ms < until)
+                until = wt[i].hb_due_ms;
+        }
         int budget = x->every_ms > 0 && start + x->every_ms < until;
         if (budget)
             until = start + x->every_ms;
@@ -459,7 +490,8 @@ static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
                    0, NULL);
             break;
         }
-        /* pause 0 otherwise: a deadline is reached, and the next pass completes its action. */
+        /* pause 0 otherwise: a deadline is reached, and the next pass completes its action or
+         * records its heartbeat. */
         if (pause > 0 && pause_ms(x, pause))
             break;
     }

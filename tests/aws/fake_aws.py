@@ -264,7 +264,11 @@ class FakeAWS:
     def _expire_hooks(self):
         for g in self.groups.values():
             for inst in list(g.instances.values()):
-                if inst.state == "Terminating:Wait" and self.now() > inst.heartbeat + g.hook["timeout"]:
+                if inst.state != "Terminating:Wait":
+                    continue
+                # AWS's global timeout: 100 heartbeat timeouts, at most 48 hours.
+                overall = min(100 * g.hook["timeout"], 48 * 3600)
+                if self.now() > inst.heartbeat + g.hook["timeout"] or self.now() > inst.wait_since + overall:
                     self._end(g, inst, "hook timed out")
 
     # ---- requests ----

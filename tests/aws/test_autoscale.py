@@ -71,6 +71,21 @@ class Cell(PoolCell):
 MUTATIONS = ("SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup", "CompleteLifecycleAction")
 
 
+def tick_while(c, during):
+    """One tick run in the background while during(process) acts; returns its log."""
+    p = subprocess.Popen([DAVIT] + c.args(), env=c.environ(), stderr=subprocess.PIPE, text=True)
+    try:
+        during(p)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    print(err)
+    assert p.returncode == 0, err
+    return err
+
+
 def test_scale_out_on_pending_up_to_max_and_max_create(env):
     c = Cell(env, "out", 0, 4, 0)
     c.submit(6)
@@ -168,47 +183,56 @@ def test_lifecycle_hook_completes_only_after_the_run_ends(env):
     with c.aws.lock:  # an instance refresh or a manual scale-in: the hook holds it
         c.aws._terminate(c.group, c.group.instances[iid], "terminated")
         c.group.desired = 0
-    p = subprocess.Popen([DAVIT] + c.args(), env=c.environ(), stderr=subprocess.PIPE, text=True)
-    try:
+    before_end = []
+
+    def during(p):
         wait_for("the worker drained", lambda: c.worker(iid)["state"] == "draining")
         assert c.group.instances[iid].state == "Terminating:Wait"
         assert "CompleteLifecycleAction" not in c.mutations()
-        before_end = time.time()
+        before_end.append(time.time())
         a.event(rid, "result", outcome="finished", exit_code=0)
-        _, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    print(err)
-    assert p.returncode == 0, err
+
+    err = tick_while(c, during)
     assert iid in c.group.ended and c.group.ended[iid].how_ended == "completed"
     done = [call[3] for call in c.aws.actions("CompleteLifecycleAction")]
     ended = datetime.datetime.strptime(c.server.run(rid)["ended_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
     ended = ended.replace(tzinfo=datetime.timezone.utc).timestamp()
-    assert len(done) == 1 and done[0] >= before_end and done[0] >= ended
+    assert len(done) == 1 and done[0] >= before_end[0] and done[0] >= ended
     assert "lifecycle_completed" in kinds(decisions(err))
 
 
-def test_lifecycle_hook_completes_as_its_timeout_nears(env):
-    """A run that outlasts the hook: the action is completed before the group's own timeout, after
-    pauses that grow (a handful of reads, not a busy loop); an idle worker's at once."""
-    c = Cell(env, "hooktimeout", 0, 3, 2, hook_timeout=6)  # completed 3 s after it is first seen
+def test_a_run_longer_than_the_hooks_heartbeat_timeout_survives(env):
+    """A run that outlasts the hook's heartbeat timeout: the autoscaler holds the instance with
+    heartbeats (the fake ends it at its timeout otherwise) and completes the action when the run
+    ends; an idle worker's at once; pauses that grow (a handful of reads, not a busy loop)."""
+    c = Cell(env, "hookheartbeat", 0, 3, 2, hook_timeout=3)  # a heartbeat every 2.7 s
     a, b = c.boot()
     (rid,) = c.submit(1)
     assert [m["type"] for m in a.poll(wait_s=0)] == ["run"]
+    a.event(rid, "running", phase="plan")
     with c.aws.lock:
         for iid in (a.hostname, b.hostname):
             c.aws._terminate(c.group, c.group.instances[iid], "terminated")
         c.group.desired = 0
-    reads = c.server.log().count("path=/api/v1/pools/hooktimeout/scaling")
-    ds = c.tick()
-    assert sorted(kinds(ds)) == ["lifecycle_completed", "lifecycle_timeout", "steady"]
-    assert dict(ds)["lifecycle_timeout"]["instance"] == a.hostname
-    assert dict(ds)["lifecycle_completed"]["instance"] == b.hostname
+    reads = c.server.log().count("path=/api/v1/pools/hookheartbeat/scaling")
+    def during(p):
+        # Past two heartbeat timeouts after it began waiting: still held.
+        wait_for("three heartbeats", lambda: len([x for x in c.aws.actions("RecordLifecycleActionHeartbeat")
+                                                   if x[2].get("InstanceId") == a.hostname]) >= 3
+                 or p.poll() is not None, limit=30)
+        with c.aws.lock:
+            c.aws._expire_hooks()
+            assert c.group.instances[a.hostname].state == "Terminating:Wait", c.group.ended
+        assert p.poll() is None
+        a.event(rid, "result", outcome="finished", exit_code=0)
+
+    err = tick_while(c, during)
+    ds = decisions(err)
+    assert sorted(kinds(ds)) == ["lifecycle_completed", "lifecycle_completed", "steady"]
+    assert {f["instance"] for k, f in ds if k == "lifecycle_completed"} == {a.hostname, b.hostname}
     assert c.group.ended[a.hostname].how_ended == "completed"  # by davit autoscale, not the timeout
-    assert c.server.log().count("path=/api/v1/pools/hooktimeout/scaling") - reads <= 8
-    assert c.server.run(rid)["state"] == "assigned"
+    assert c.group.ended[b.hostname].how_ended == "completed"
+    assert c.server.log().count("path=/api/v1/pools/hookheartbeat/scaling") - reads <= 20
 
 
 def test_expired_credentials_change_nothing(env):

@@ -176,9 +176,15 @@ static void test_after_drain_backoff_deadline(void **state)
     assert_int_equal(autoscale_backoff(10000, 500, 15000, 99000, 100000), 1000);
     assert_int_equal(autoscale_backoff(10000, 500, 15000, 100000, 100000), 0);
     /* 3600 s hook: 360 s margin; 30 s hook: 5 s; 6 s hook: 3 s */
-    assert_int_equal(autoscale_hook_deadline(0, 3600000), 3240000);
-    assert_int_equal(autoscale_hook_deadline(0, 30000), 25000);
-    assert_int_equal(autoscale_hook_deadline(0, 6000), 3000);
+    /* Held up to AWS's global timeout (100 heartbeat timeouts, at most 48 h), less the margin
+     * (a tenth of the heartbeat timeout, at most 60 s); a heartbeat every timeout less it. */
+    assert_int_equal(autoscale_hook_margin(3600000), 60000);
+    assert_int_equal(autoscale_hook_margin(30000), 3000);
+    assert_int_equal(autoscale_hook_deadline(0, 3600000), 48LL * 3600 * 1000 - 60000);
+    assert_int_equal(autoscale_hook_deadline(0, 30000), 3000000 - 3000);
+    assert_int_equal(autoscale_hook_deadline(0, 6000), 600000 - 600);
+    assert_int_equal(autoscale_hook_heartbeat_due(1000, 30000), 1000 + 27000);
+    assert_int_equal(autoscale_hook_heartbeat_due(0, 7200000), 7140000);
     enum as_worker_state st;
     assert_int_equal(autoscale_worker_state("drained", &st), 0);
     assert_int_equal(st, AS_DRAINED);

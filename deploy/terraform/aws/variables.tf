@@ -206,9 +206,9 @@ variable "poweroff_on_cycle" {
 }
 
 variable "drain_timeout" {
-  description = "Seconds an instance may stay in the termination lifecycle hook while its runs finish (the hook's heartbeat timeout); the autoscaler completes the action as soon as the worker is idle. At most 7200."
+  description = "The termination lifecycle hook's heartbeat timeout in seconds: how long an instance waits while its runs finish when no heartbeat comes. davit autoscale records a heartbeat while the worker holds runs (so a run is held up to AWS's global timeout, 100 times this or 48 h) and completes the action as soon as the worker is drained. Without the autoscaler running, this alone bounds a drain: keep it at least the run timeout + the image pull timeout + two autoscaler ticks (4200 + 900 + 2 x 60 by default, so 5400). At most 7200."
   type        = number
-  default     = 4500
+  default     = 5400
 
   validation {
     condition     = var.drain_timeout >= 30 && var.drain_timeout <= 7200
