@@ -180,6 +180,9 @@ class FakeAWS:
         # Test hooks: action name -> fn(params), called (under the lock) before it is answered,
         # so that a test can change the world between two of a client's calls.
         self.on_action = {}
+        # Outages: action or X-Amz-Target -> (HTTP status, error code) answered instead (after the
+        # signature is checked), as AWS does when unavailable or throttling.
+        self.outage = {}
         self.refused = []  # (service or "?", error code) of every refused one
         self.imds_tokens = {}  # token -> expiry (monotonic)
         self.imds_instance_id = "i-0fake000000000000"
@@ -319,6 +322,10 @@ class FakeAWS:
             service, region = self._verify(method, raw_path, headers, body)
             with self.lock:
                 self._expire_hooks()
+                down = self.outage.get(target) or self.outage.get(
+                    dict(urllib.parse.parse_qsl(body.decode(errors="replace"))).get("Action"))
+                if down:
+                    raise AWSError(down[0], down[1], "")
                 if target:
                     return self._json_call(service, target, body)
                 params = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
