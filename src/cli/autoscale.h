@@ -10,7 +10,10 @@
  * draining then terminating them (the drain's answer decides:
  * autoscale_after_drain); an instance with no worker after stray_after is
  * terminated; and no scaling change in a tick where the group's desired
- * capacity and the workers registered on its instances disagree.
+ * capacity and the workers registered on its instances disagree. It fails
+ * closed: a worker in a state it does not know counts as busy, and while the
+ * pool has workers with no instance_id metadata an instance with no worker
+ * may be theirs, so it is not terminated as a stray (AS_HOLD instead).
  */
 #ifndef DAVIT_CLI_AUTOSCALE_H
 #define DAVIT_CLI_AUTOSCALE_H
@@ -81,6 +84,7 @@ struct as_decision {
 struct as_plan {
     /* The numbers the decisions come from, for the log and /metrics. */
     int64_t demand, capacity, busy, idle, drained, registered;
+    int64_t unlabelled; /* the pool's workers with no instance_id metadata */
     int target;
     size_t n;
     struct as_decision d[AS_PLAN_MAX];
@@ -91,6 +95,9 @@ const char *autoscale_kind_name(enum as_kind kind);
 
 /* Reads a worker state as the scaling endpoint names it; -1 for another word. */
 int autoscale_worker_state(const char *s, enum as_worker_state *out);
+/* The same, failing closed: a state this version does not know (or none) is AS_BUSY, never
+ * dropped, so that its worker is neither scaled in nor its instance taken for a stray. */
+enum as_worker_state autoscale_worker_state_or_busy(const char *s);
 
 /*
  * An instance that counts toward desired capacity: launching or in service

@@ -236,6 +236,7 @@ static int pause_ms(struct ctx *x, int64_t ms)
 struct pool_state {
     struct as_pool p;
     struct as_worker *w;
+    size_t unlabelled; /* workers with no instance_id metadata */
 };
 
 static int pool_read(struct ctx *x, struct pool_state *out)
@@ -273,11 +274,12 @@ static int pool_read(struct ctx *x, struct pool_state *out)
         const char *iid =
             json_string_value(json_object_get(json_object_get(o, "metadata"), "instance_id"));
         const char *idle = json_string_value(json_object_get(o, "idle_since"));
-        if (autoscale_worker_state(json_string_value(json_object_get(o, "state")), &w->state) < 0)
-            continue; /* a state this version does not know: not counted */
+        /* A state this version does not know counts as busy: never scaled in, never a stray. */
+        w->state = autoscale_worker_state_or_busy(json_string_value(json_object_get(o, "state")));
         w->id = json_integer_value(json_object_get(o, "id"));
-        w->idle_since_ms = idle ? rest_parse_time(idle) : -1;
+        w->idle_since_ms = idle && w->state != AS_BUSY ? rest_parse_time(idle) : -1;
         snprintf(w->instance_id, sizeof(w->instance_id), "%s", iid ? iid : "");
+        out->unlabelled += !w->instance_id[0];
         out->p.n_workers++;
     }
     json_decref(body);
@@ -428,6 +430,20 @@ static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
             }
             const char *why = NULL;
             int metric = M_HOOK_COMPLETED;
+            if (!w && ps.unlabelled > 0) {
+                /* It may be one of theirs: not completed nor held, AWS's heartbeat timeout (the
+                 * hook's own bound) ends it. Said again at every tick. */
+                log_event(LOG_WARN,
+                          "terminating instance has no worker, but workers of the pool have no "
+                          "instance_id metadata: its lifecycle action is left to the hook's "
+                          "timeout",
+                          "group", x->group, "instance", wt[i].id, NULL);
+                decide(x, AS_HOLD, "terminating instance may hold a worker with no instance_id",
+                       wt[i].id, 0, NULL);
+                wt[i].done = 1;
+                left--;
+                continue;
+            }
             if (!w)
                 why = "terminating instance has no worker";
             else if (st == AS_DRAINED)
@@ -537,8 +553,16 @@ static int carry_out(struct ctx *x, const struct prov_group *g, const struct as_
         const struct as_decision *d = &plan->d[i];
         switch (d->kind) {
         case AS_STEADY:
-        case AS_HOLD:
             decide(x, d->kind, d->reason, NULL, 0, NULL);
+            break;
+        case AS_HOLD:
+            if (plan->unlabelled > 0 && d->instance_id[0])
+                log_event(LOG_WARN,
+                          "workers of the pool have no instance_id metadata: instances with no "
+                          "worker are not terminated (start launchers with davit-launcher-boot, "
+                          "or set DAVIT_METADATA_instance_id)",
+                          "pool", x->pool, "group", x->group, NULL);
+            decide(x, d->kind, d->reason, d->instance_id, 0, NULL);
             break;
         case AS_SCALE_OUT:
             snprintf(desired, sizeof(desired), "%d->%d", g->desired, d->new_desired);

@@ -18,7 +18,7 @@ import pytest
 import fake_aws as F
 from autoscale_fixtures import DrainProxy, PoolCell, decisions, kinds
 from davit_fixtures import check_stopped
-from davit_harness import DAVIT, Server, wait_for
+from davit_harness import DAVIT, Launcher, Server, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +171,29 @@ def test_a_stray_instance_is_terminated(env):
     assert ids[1] in c.group.ended and c.group.desired == 2
     assert ids[2] in c.group.instances  # young, no worker yet: left to boot
     assert kinds(c.tick()) == ["hold"]
+
+
+def test_no_stray_nor_hook_completed_while_workers_have_no_instance_id(env):
+    """Fail closed: a worker registered without instance_id metadata may be on an instance that
+    looks worker-less; that instance is neither terminated as a stray nor has its lifecycle action
+    completed at once."""
+    c = Cell(env, "unlabelled", 0, 4, 3, hook_timeout=300)
+    ids = list(c.group.instances)
+    c.boot(ids[0])
+    la = Launcher(c.server, c.token, c.key, hostname="unlabelled-host")
+    la.register(metadata={"zone": "test"})  # no instance_id: started by hand, say
+    c.group.instances[ids[1]].launch_time -= 11 * 60
+    ds = c.tick()
+    assert kinds(ds) == ["hold"] and ds[0][1]["instance"] == ids[1]
+    assert "no instance_id metadata" in c.last.stderr
+    assert c.mutations() == [] and ids[1] in c.group.instances
+    with c.aws.lock:
+        c.aws._terminate(c.group, c.group.instances[ids[2]], "terminated")
+        c.group.desired = 2
+    ds = c.tick()
+    assert ("hold", ids[2]) in [(k, f.get("instance")) for k, f in ds]
+    assert "CompleteLifecycleAction" not in c.mutations()
+    assert c.group.instances[ids[2]].state == "Terminating:Wait"
 
 
 def test_lifecycle_hook_completes_only_after_the_run_ends(env):

@@ -150,6 +150,30 @@ static void test_stray_terminated_replaced_at_min(void **state)
     assert_int_equal(plan.d[0].kind, AS_HOLD);
 }
 
+static void test_fails_closed_on_unknown_states_and_unlabelled_workers(void **state)
+{
+    (void)state;
+    /* A state this version does not know is busy: its worker is not scaled in. */
+    assert_int_equal(autoscale_worker_state_or_busy("paused"), AS_BUSY);
+    assert_int_equal(autoscale_worker_state_or_busy(NULL), AS_BUSY);
+    assert_int_equal(autoscale_worker_state_or_busy("idle"), AS_IDLE);
+    /* i-1 has no worker for an hour, but the pool has a worker with no instance_id: it may be
+     * that one's, so no stray, a hold naming it. */
+    struct as_group g = group(0, 4, 2);
+    worker(0, AS_BUSY, 0);
+    worker(1, AS_BUSY, 0);
+    work[1].instance_id[0] = '\0';
+    run(&g, 0, 2);
+    assert_int_equal(plan.unlabelled, 1);
+    assert_int_equal(plan.n, 1);
+    assert_int_equal(plan.d[0].kind, AS_HOLD);
+    assert_string_equal(plan.d[0].instance_id, "i-1");
+    /* With every worker labelled, it is a stray. */
+    snprintf(work[1].instance_id, sizeof(work[1].instance_id), "i-9");
+    run(&g, 0, 2);
+    assert_int_equal(plan.d[0].kind, AS_STRAY);
+}
+
 static void test_terminating_instances_are_not_counted(void **state)
 {
     (void)state;
@@ -241,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_hold_when_desired_and_workers_disagree),
         cmocka_unit_test(test_stray_terminated_replaced_at_min),
         cmocka_unit_test(test_terminating_instances_are_not_counted),
+        cmocka_unit_test(test_fails_closed_on_unknown_states_and_unlabelled_workers),
         cmocka_unit_test(test_after_drain_backoff_deadline),
         cmocka_unit_test(test_xml_walk_and_time),
     };

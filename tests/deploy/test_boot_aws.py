@@ -172,6 +172,20 @@ def test_aws_unreachable_is_tried_again(aws):
                           "AmazonSSM.GetParameter at https://127.0.0.1:9: no answer (curl exit 7)")
 
 
+def test_instance_id_without_secret_sources(aws):
+    """The token given as is (no DAVIT_TOKEN_FROM): the instance id still becomes instance_id
+    metadata when the metadata service answers, and nothing when there is none."""
+    script = (f'set -eu\n. {BOOT_DIR}/davit-boot-aws\naws_instance_id_env\n'
+              'echo "id=${DAVIT_METADATA_instance_id:-}"\n')
+    for endpoint, want in ((aws.imds_url, aws.imds_instance_id), ("http://127.0.0.1:9", "")):
+        p = subprocess.run(["sh", "-c", script], env={"PATH": os.environ["PATH"],
+                                                      "DAVIT_AWS_IMDS_ENDPOINT": endpoint},
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and p.stdout == "id=%s\n" % want, p
+    with open(BOOT) as f:  # davit-launcher-boot calls it when no secret source is set
+        assert re.search(r"\nelif .*\n(.*\n){0,4}\s+aws_instance_id_env\n", f.read())
+
+
 def test_a_malformed_source_is_refused(aws):
     err = boot_fails(aws_env(aws, DAVIT_TOKEN_FROM="s3://bucket/token"))
     assert err == ('davit-launcher-boot: DAVIT_TOKEN_FROM: "s3://bucket/token" is neither '
