@@ -515,6 +515,24 @@ static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
     return rc;
 }
 
+/* Whether instance id has left the group (absent, or no longer live): 1, 0 when it is still
+ * live, -1 when the group cannot be read. */
+static int instance_gone(struct ctx *x, const char *id)
+{
+    char err[512];
+    struct prov_group g;
+    if (x->prov.describe(&x->prov, &g, err, sizeof(err)) < 0) {
+        log_event(LOG_WARN, "cannot read the group again", "group", x->group, "reason", err, NULL);
+        return -1;
+    }
+    int gone = 1;
+    for (size_t i = 0; i < g.n_instances; i++)
+        if (strcmp(g.instances[i].id, id) == 0)
+            gone = !autoscale_instance_live(g.instances[i].lifecycle);
+    prov_group_free(&g);
+    return gone;
+}
+
 /* Scale-in of one idle worker: drain, then terminate only if the answer shows it drained. */
 static int scale_in(struct ctx *x, const struct as_decision *d)
 {
@@ -537,9 +555,16 @@ static int scale_in(struct ctx *x, const struct as_decision *d)
     }
     rc = x->prov.terminate(&x->prov, d->instance_id, 1, err, sizeof(err));
     if (rc < 0) {
-        /* Not terminated: it must not stay drained for nothing. */
-        drain(x, d->worker_id, 0, &after);
-        return cloud_failed(x, rc, err);
+        /* A failed call may still have acted (the connection lost after the cloud took it): the
+         * group says. Still live: not terminated, so it must not stay drained for nothing. Gone
+         * or terminating: its worker stays drained. Unknown: drained, the safe side. */
+        int gone = instance_gone(x, d->instance_id);
+        if (gone == 0)
+            drain(x, d->worker_id, 0, &after);
+        if (gone != 1)
+            return cloud_failed(x, rc, err);
+        log_event(LOG_WARN, "the terminate call failed but the instance is leaving", "instance",
+                  d->instance_id, "reason", err, NULL);
     }
     decide(x, AS_SCALE_IN, d->reason, d->instance_id, d->worker_id, NULL);
     return 0;

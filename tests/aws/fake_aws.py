@@ -183,6 +183,8 @@ class FakeAWS:
         # Outages: action or X-Amz-Target -> (HTTP status, error code) answered instead (after the
         # signature is checked), as AWS does when unavailable or throttling.
         self.outage = {}
+        # Actions whose next answer is lost: carried out, then the connection closed unanswered.
+        self.drop_answer = set()
         self.refused = []  # (service or "?", error code) of every refused one
         self.imds_tokens = {}  # token -> expiry (monotonic)
         self.imds_instance_id = "i-0fake000000000000"
@@ -338,7 +340,11 @@ class FakeAWS:
                 self.calls.append((service, action, params, self.now()))
                 if action in self.on_action:
                     self.on_action[action](params)
-                return 200, "text/xml", fn(self, params).encode()
+                out = fn(self, params).encode()
+                if action in self.drop_answer:
+                    self.drop_answer.discard(action)
+                    return None
+                return 200, "text/xml", out
         except AWSError as e:
             with self.lock:
                 self.refused.append((service, e.code))
@@ -620,7 +626,11 @@ def _handler(aws, imds):
             if imds:
                 status, ctype, out = aws.handle_imds(self.command, self.path, headers)
             else:
-                status, ctype, out = aws.handle_aws(self.command, self.path, headers, body)
+                answer = aws.handle_aws(self.command, self.path, headers, body)
+                if answer is None:  # drop_answer: acted, then the connection is lost
+                    self.close_connection = True
+                    return
+                status, ctype, out = answer
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(out)))

@@ -139,6 +139,32 @@ def test_a_busy_worker_that_was_drained_is_undrained_and_kept(env):
     assert c.mutations() == []
 
 
+def test_a_terminate_whose_answer_is_lost_leaves_the_worker_drained(env):
+    """The connection drops after AWS acted on TerminateInstanceInAutoScalingGroup: the group,
+    read again, shows the instance leaving, so its worker is not undrained (it would take a run
+    on a dying machine); an AWS error answer with the instance still live undrains it."""
+    c = Cell(env, "lostanswer", 0, 4, 2)
+    a, b = c.boot()
+    c.aws.drop_answer.add("TerminateInstanceInAutoScalingGroup")
+    ds = c.tick("--scale-down-delay", "0s")
+    assert kinds(ds) == ["scale_in", "scale_in"], ds
+    assert {a.hostname, b.hostname} <= set(c.group.ended)
+    assert {c.worker(i)["state"] for i in (a.hostname, b.hostname)} == {"drained"}
+    assert "the terminate call failed but the instance is leaving" in c.last.stderr
+
+
+def test_a_refused_terminate_undrains_the_worker(env):
+    c = Cell(env, "refusedterm", 0, 4, 1)
+    (a,) = c.boot()
+    c.aws.outage["TerminateInstanceInAutoScalingGroup"] = (400, "ScalingActivityInProgress")
+    try:
+        c.tick("--scale-down-delay", "0s", rc=8)
+    finally:
+        del c.aws.outage["TerminateInstanceInAutoScalingGroup"]
+    assert a.hostname in c.group.instances
+    assert c.worker(a.hostname)["state"] == "idle"
+
+
 def test_drained_workers_are_not_capacity(env):
     c = Cell(env, "drained", 0, 3, 2)
     a, b = c.boot()
