@@ -197,6 +197,14 @@ variable "launcher_env" {
     !contains(["DAVIT_TOKEN", "SPACELIFT_TOKEN", "DAVIT_POOL_PRIVATE_KEY", "SPACELIFT_POOL_PRIVATE_KEY"], k)])
     error_message = "launcher_env: DAVIT_ or SPACELIFT_ names with one-line values, and never the token or the private key (use token_from and private_key_from)."
   }
+
+  # A run on the host's network reaches the instance metadata service (the hop limit of 1 only
+  # stops bridged containers) and with it the instance role: the token and the pool's private key.
+  validation {
+    condition = alltrue([for k, v in var.launcher_env :
+    !(contains(["DAVIT_WORKER_NETWORK", "SPACELIFT_WORKER_NETWORK"], k) && lower(trimspace(v)) == "host")])
+    error_message = "launcher_env: DAVIT_WORKER_NETWORK = \"host\" is refused: a run on the host's network could reach the instance metadata service and read the pool's token and private key with the instance role."
+  }
 }
 
 variable "poweroff_on_cycle" {
