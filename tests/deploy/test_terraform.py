@@ -75,7 +75,14 @@ def test_outputs_described(parsed):
 def test_providers_pinned_without_packer_plugins(parsed):
     tf = parsed[os.path.join(MODULE, "versions.tf")]["terraform"][0]
     aws = tf["required_providers"][0]["aws"]
-    assert aws["source"] == "hashicorp/aws" and aws["version"].startswith(">=")
+    assert aws["source"] == "hashicorp/aws" and aws["version"] == ">= 5.0, < 7.0"
+
+
+def test_a_machine_that_powers_off_is_terminated(parsed):
+    """poweroff_on_cycle powers a cycled machine off: stopped, it would hold a place in the group;
+    terminated, the group replaces it."""
+    lt = parsed[os.path.join(MODULE, "main.tf")]["resource"]["aws_launch_template"]["workers"][0]
+    assert lt["instance_initiated_shutdown_behavior"] == "terminate"
 
 
 def test_examples_give_only_declared_variables(parsed):

@@ -159,7 +159,7 @@ variable "root_volume_size" {
 }
 
 variable "key_name" {
-  description = "EC2 key pair for SSH to the instances; empty for none (SSM Session Manager needs no key)."
+  description = "EC2 key pair for SSH to the instances; empty for none. The instance role grants no Session Manager access: attach AmazonSSMManagedInstanceCore to it yourself to use SSM Session Manager instead of a key."
   type        = string
   default     = ""
 }
