@@ -603,23 +603,30 @@ static void launch_cb(void *ud, const char *path, const char *text)
     }
 }
 
+/* DescribeInstances takes at most 1000 instance ids a call. */
+#define DESCRIBE_IDS_MAX 1000
+
 int aws_launch_times(struct aws *a, struct prov_group *g, const int *want, char *err, size_t errsz)
 {
-    struct dbuf p = DBUF_INIT(1024 * 1024);
     struct launch_read r = {.g = g};
     char key[48];
-    int n = 0, rc = 0;
-    for (size_t i = 0; i < g->n_instances && rc == 0; i++) {
-        if (!want[i] || g->instances[i].launch_ms >= 0)
-            continue;
-        snprintf(key, sizeof(key), "InstanceId.%d", ++n);
-        rc = param(&p, key, g->instances[i].id);
+    int rc = 0;
+    size_t i = 0;
+    while (rc == 0 && i < g->n_instances) {
+        struct dbuf p = DBUF_INIT(1024 * 1024);
+        int n = 0;
+        for (; i < g->n_instances && n < DESCRIBE_IDS_MAX && rc == 0; i++) {
+            if (!want[i] || g->instances[i].launch_ms >= 0)
+                continue;
+            snprintf(key, sizeof(key), "InstanceId.%d", ++n);
+            rc = param(&p, key, g->instances[i].id);
+        }
+        if (rc < 0)
+            snprintf(err, errsz, "out of memory");
+        else if (n > 0)
+            rc = call(a, "ec2", "DescribeInstances", &p, launch_cb, &r, err, errsz);
+        dbuf_free(&p);
     }
-    if (rc < 0)
-        snprintf(err, errsz, "out of memory");
-    else if (n > 0)
-        rc = call(a, "ec2", "DescribeInstances", &p, launch_cb, &r, err, errsz);
-    dbuf_free(&p);
     return rc;
 }
 

@@ -586,7 +586,9 @@ def heartbeat(aws, params):
 
 
 def ec2_describe_instances(aws, params):
-    ids = _members(params, "InstanceId")
+    ids = set(_members(params, "InstanceId"))
+    if len(ids) > 1000:  # EC2's limit for instance ids in one call
+        raise AWSError(400, "InvalidParameterValue", "The maximum number of instance IDs is 1000")
     items = ""
     for g in aws.groups.values():
         for i in list(g.instances.values()) + list(g.ended.values()):

@@ -222,6 +222,17 @@ def test_no_stray_nor_hook_completed_while_workers_have_no_instance_id(env):
     assert c.group.instances[ids[2]].state == "Terminating:Wait"
 
 
+def test_launch_times_read_in_batches_of_at_most_1000(env):
+    """1001 instances with no worker: their launch times in two DescribeInstances calls (EC2 takes
+    at most 1000 ids a call), and no stray among the young ones."""
+    c = Cell(env, "batches", 0, 2000, 1001)
+    before = len(c.aws.actions("DescribeInstances"))
+    assert kinds(c.tick()) == ["hold"]
+    calls = c.aws.actions("DescribeInstances")[before:]
+    sizes = sorted(len([k for k in call[2] if k.startswith("InstanceId.")]) for call in calls)
+    assert sizes == [1, 1000]
+
+
 def test_lifecycle_hook_completes_only_after_the_run_ends(env):
     c = Cell(env, "hook", 0, 3, 1, hook_timeout=300)
     (a,) = c.boot()
