@@ -70,11 +70,18 @@ static struct as_decision *add(struct as_plan *out, enum as_kind kind, const cha
     return d;
 }
 
+/* Since when instance in is known to have had no worker: the later of its launch and of when it
+ * was first seen without one. */
+static int64_t workerless_since(const struct as_instance *in)
+{
+    return in->workerless_since_ms > in->launch_ms ? in->workerless_since_ms : in->launch_ms;
+}
+
 static int stray_candidate(const struct as_instance *in, const struct as_pool *p,
                            const struct as_options *o, int64_t now_ms)
 {
     return autoscale_instance_live(in->lifecycle) && !worker_of(p, in->id) && in->launch_ms >= 0 &&
-           now_ms - in->launch_ms > o->stray_after_ms;
+           now_ms - workerless_since(in) > o->stray_after_ms;
 }
 
 /* Strays: live instances with no worker, launched longer than stray_after ago. Each is
@@ -106,8 +113,11 @@ static int plan_strays(const struct as_group *g, const struct as_pool *p,
             continue;
         int decrement = desired > g->min;
         struct as_decision *d =
-            add(out, AS_STRAY, "instance launched %llds ago has no worker (stray after %llds)%s",
-                (long long)((now_ms - in->launch_ms) / 1000), (long long)(o->stray_after_ms / 1000),
+            add(out, AS_STRAY,
+                "instance launched %llds ago has had no worker for %llds (stray after %llds)%s",
+                (long long)((now_ms - in->launch_ms) / 1000),
+                (long long)((now_ms - workerless_since(in)) / 1000),
+                (long long)(o->stray_after_ms / 1000),
                 decrement ? "" : "; at min size, so it is replaced");
         if (!d)
             break;

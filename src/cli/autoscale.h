@@ -35,6 +35,9 @@ struct as_instance {
     char id[AS_ID_SIZE];
     char lifecycle[AS_STATE_SIZE]; /* as Auto Scaling names it: InService, Terminating:Wait… */
     int64_t launch_ms;             /* its launch time (EC2), or -1 when not known */
+    /* Since when it has been seen with no worker (tracked across ticks with --every), or 0 (not
+     * tracked: the launch time alone counts). */
+    int64_t workerless_since_ms;
 };
 
 struct as_group {
@@ -61,7 +64,8 @@ struct as_pool {
 struct as_options {
     int max_create;              /* instances added a tick, at most (>= 1) */
     int64_t scale_down_delay_ms; /* idle for longer than this before a worker may go */
-    int64_t stray_after_ms;      /* an instance with no worker for longer is a stray */
+    int64_t stray_after_ms; /* an instance with no worker for longer (since its launch, and since
+                               workerless_since_ms) is a stray */
 };
 
 enum as_kind {

@@ -88,6 +88,9 @@ struct ctx {
     int auth_failed; /* the last cloud error was the cloud refusing the credentials */
     struct seen seen[SEEN_MAX];
     size_t n_seen;
+    /* With --every: the live instances seen with no worker, and since when (ms, wall clock). */
+    struct seen workerless[PROV_MAX_INSTANCES];
+    size_t n_workerless;
 };
 
 /* ---- /metrics ---- */
@@ -314,6 +317,33 @@ static int drain(struct ctx *x, int64_t id, int on, enum as_worker_state *after)
 }
 
 /* ---- a tick ---- */
+
+/* With --every, remembers since when each live instance of g has had no worker and sets its
+ * workerless_since_ms, so that a stray is one with no worker for --stray-after, not one launched
+ * that long ago that lost its worker a moment ago. One tick alone has no history: the launch
+ * time counts then (docs/autoscale.md, "Strays"). */
+static void track_workerless(struct ctx *x, struct prov_group *g, const int *workerless,
+                             int64_t now_ms)
+{
+    struct seen *next = calloc(PROV_MAX_INSTANCES, sizeof(*next));
+    size_t n = 0;
+    if (!next) /* without history this tick: the launch time alone */
+        return;
+    for (size_t i = 0; i < g->n_instances && n < PROV_MAX_INSTANCES; i++) {
+        if (!workerless[i])
+            continue;
+        int64_t since = now_ms;
+        for (size_t j = 0; j < x->n_workerless; j++)
+            if (strcmp(x->workerless[j].id, g->instances[i].id) == 0)
+                since = x->workerless[j].ms;
+        snprintf(next[n].id, AS_ID_SIZE, "%s", g->instances[i].id);
+        next[n++].ms = since;
+        g->instances[i].workerless_since_ms = since;
+    }
+    memcpy(x->workerless, next, n * sizeof(*next));
+    x->n_workerless = n;
+    free(next);
+}
 
 static int cloud_failed(struct ctx *x, int rc, const char *err)
 {
@@ -644,6 +674,8 @@ static int tick(struct ctx *x)
         rc = cloud_failed(x, rc, err);
         goto out;
     }
+    if (x->every_ms > 0)
+        track_workerless(x, &g, want, clock_wall_ms());
     struct as_group ag = {g.min, g.max, g.desired, g.instances, g.n_instances};
     struct as_plan *plan = malloc(sizeof(*plan));
     if (!plan) {

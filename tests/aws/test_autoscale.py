@@ -233,6 +233,28 @@ def test_launch_times_read_in_batches_of_at_most_1000(env):
     assert sizes == [1, 1000]
 
 
+def test_with_every_a_stray_is_worker_less_for_stray_after_not_just_old(env):
+    """An instance launched long ago but seen worker-less only now (its worker just left) is a stray
+    only after --stray-after of ticks without a worker, not at the first tick."""
+    c = Cell(env, "strayevery", 0, 4, 2)
+    ids = list(c.group.instances)
+    c.boot(ids[0])
+    c.group.instances[ids[1]].launch_time -= 60 * 60
+    start = time.time()
+    p = subprocess.Popen([DAVIT] + c.args("--every", "1s", "--stray-after", "3s"), env=c.environ(),
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for("the stray terminated", lambda: ids[1] in c.group.ended, limit=30)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    print(err)
+    assert p.returncode == 0, err
+    (call,) = [x for x in c.aws.actions("TerminateInstanceInAutoScalingGroup") if x[2]["InstanceId"] == ids[1]]
+    assert call[3] - start >= 3, err
+    assert "has had no worker for" in err
+
+
 def test_lifecycle_hook_completes_only_after_the_run_ends(env):
     c = Cell(env, "hook", 0, 3, 1, hook_timeout=300)
     (a,) = c.boot()

@@ -26,6 +26,7 @@ static struct as_group group(int min, int max, int n)
         snprintf(inst[i].id, sizeof(inst[i].id), "i-%d", i);
         snprintf(inst[i].lifecycle, sizeof(inst[i].lifecycle), "InService");
         inst[i].launch_ms = NOW - 60 * MINUTE;
+        inst[i].workerless_since_ms = 0;
     }
     return (struct as_group){min, max, n, inst, (size_t)n};
 }
@@ -150,6 +151,22 @@ static void test_stray_terminated_replaced_at_min(void **state)
     assert_int_equal(plan.d[0].kind, AS_HOLD);
 }
 
+static void test_stray_counts_from_when_it_was_first_seen_workerless(void **state)
+{
+    (void)state;
+    struct as_group g = group(0, 4, 2); /* launched an hour ago */
+    worker(0, AS_BUSY, 0);
+    inst[1].workerless_since_ms = NOW - 5 * MINUTE; /* lost its worker 5 minutes ago */
+    run(&g, 0, 1);
+    assert_int_equal(plan.d[0].kind, AS_HOLD);
+    inst[1].workerless_since_ms = NOW - 11 * MINUTE;
+    run(&g, 0, 1);
+    assert_int_equal(plan.d[0].kind, AS_STRAY);
+    inst[1].workerless_since_ms = 0; /* not tracked: the launch time */
+    run(&g, 0, 1);
+    assert_int_equal(plan.d[0].kind, AS_STRAY);
+}
+
 static void test_fails_closed_on_unknown_states_and_unlabelled_workers(void **state)
 {
     (void)state;
@@ -266,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_stray_terminated_replaced_at_min),
         cmocka_unit_test(test_terminating_instances_are_not_counted),
         cmocka_unit_test(test_fails_closed_on_unknown_states_and_unlabelled_workers),
+        cmocka_unit_test(test_stray_counts_from_when_it_was_first_seen_workerless),
         cmocka_unit_test(test_after_drain_backoff_deadline),
         cmocka_unit_test(test_xml_walk_and_time),
     };
