@@ -83,6 +83,7 @@ def tick_while(c, during):
             p.wait()
     print(err)
     assert p.returncode == 0, err
+    assert "AddressSanitizer" not in err and "runtime error" not in err, err
     return err
 
 
@@ -250,6 +251,7 @@ def test_with_every_a_stray_is_worker_less_for_stray_after_not_just_old(env):
         _, err = p.communicate(timeout=60)
     print(err)
     assert p.returncode == 0, err
+    assert "AddressSanitizer" not in err and "runtime error" not in err, err
     (call,) = [x for x in c.aws.actions("TerminateInstanceInAutoScalingGroup") if x[2]["InstanceId"] == ids[1]]
     assert call[3] - start >= 3, err
     assert "has had no worker for" in err
