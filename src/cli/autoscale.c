@@ -33,6 +33,12 @@ int autoscale_worker_state(const char *s, enum as_worker_state *out)
     return -1;
 }
 
+enum as_worker_state autoscale_worker_state_or_busy(const char *s)
+{
+    enum as_worker_state st;
+    return autoscale_worker_state(s, &st) < 0 ? AS_BUSY : st;
+}
+
 int autoscale_instance_live(const char *lifecycle)
 {
     return strncmp(lifecycle, "Pending", 7) == 0 || strcmp(lifecycle, "InService") == 0;
@@ -64,22 +70,54 @@ static struct as_decision *add(struct as_plan *out, enum as_kind kind, const cha
     return d;
 }
 
+/* Since when instance in is known to have had no worker: the later of its launch and of when it
+ * was first seen without one. */
+static int64_t workerless_since(const struct as_instance *in)
+{
+    return in->workerless_since_ms > in->launch_ms ? in->workerless_since_ms : in->launch_ms;
+}
+
+static int stray_candidate(const struct as_instance *in, const struct as_pool *p,
+                           const struct as_options *o, int64_t now_ms)
+{
+    return autoscale_instance_live(in->lifecycle) && !worker_of(p, in->id) && in->launch_ms >= 0 &&
+           now_ms - workerless_since(in) > o->stray_after_ms;
+}
+
 /* Strays: live instances with no worker, launched longer than stray_after ago. Each is
  * terminated, decrementing desired capacity only while that stays at or above min (a group at
- * its min refuses the decrement, Spacelift's module #85): otherwise Auto Scaling replaces it. */
+ * its min refuses the decrement, Spacelift's module #85): otherwise Auto Scaling replaces it.
+ * None while the pool has workers with no instance_id metadata: the instance may be one of
+ * theirs (a launcher started without the boot script), and terminating it would kill its runs. */
 static int plan_strays(const struct as_group *g, const struct as_pool *p,
                        const struct as_options *o, int64_t now_ms, struct as_plan *out)
 {
     int strays = 0, desired = g->desired;
+    if (out->unlabelled > 0) {
+        for (size_t i = 0; i < g->n_instances; i++)
+            if (stray_candidate(&g->instances[i], p, o, now_ms)) {
+                struct as_decision *d =
+                    add(out, AS_HOLD,
+                        "instance has no worker but %lld workers of the pool have no instance_id "
+                        "metadata: it may be theirs, so it is not terminated",
+                        (long long)out->unlabelled);
+                if (d)
+                    snprintf(d->instance_id, sizeof(d->instance_id), "%s", g->instances[i].id);
+                return 1;
+            }
+        return 0;
+    }
     for (size_t i = 0; i < g->n_instances; i++) {
         const struct as_instance *in = &g->instances[i];
-        if (!autoscale_instance_live(in->lifecycle) || worker_of(p, in->id) || in->launch_ms < 0 ||
-            now_ms - in->launch_ms <= o->stray_after_ms)
+        if (!stray_candidate(in, p, o, now_ms))
             continue;
         int decrement = desired > g->min;
         struct as_decision *d =
-            add(out, AS_STRAY, "instance launched %llds ago has no worker (stray after %llds)%s",
-                (long long)((now_ms - in->launch_ms) / 1000), (long long)(o->stray_after_ms / 1000),
+            add(out, AS_STRAY,
+                "instance launched %llds ago has had no worker for %llds (stray after %llds)%s",
+                (long long)((now_ms - in->launch_ms) / 1000),
+                (long long)((now_ms - workerless_since(in)) / 1000),
+                (long long)(o->stray_after_ms / 1000),
                 decrement ? "" : "; at min size, so it is replaced");
         if (!d)
             break;
@@ -116,6 +154,8 @@ void autoscale_plan(const struct as_group *g, const struct as_pool *p, const str
                     int64_t now_ms, struct as_plan *out)
 {
     memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < p->n_workers; i++)
+        out->unlabelled += p->workers[i].instance_id[0] == '\0';
     /* Count only workers on this group's live instances: the pool may have others. */
     for (size_t i = 0; i < g->n_instances; i++) {
         const struct as_worker *w = worker_of(p, g->instances[i].id);
@@ -212,12 +252,24 @@ int64_t autoscale_backoff(int64_t prev_ms, int64_t first_ms, int64_t cap_ms, int
     return next;
 }
 
-int64_t autoscale_hook_deadline(int64_t seen_ms, int64_t heartbeat_timeout_ms)
+/* AWS's global timeout of a lifecycle action: 100 heartbeat timeouts, at most 48 hours. */
+#define HOOK_GLOBAL_MAX_MS (48LL * 3600 * 1000)
+#define HOOK_MARGIN_MAX_MS 60000
+
+int64_t autoscale_hook_margin(int64_t heartbeat_timeout_ms)
 {
     int64_t margin = heartbeat_timeout_ms / 10;
-    if (margin < 5000)
-        margin = 5000;
-    if (margin > heartbeat_timeout_ms / 2)
-        margin = heartbeat_timeout_ms / 2;
-    return seen_ms + heartbeat_timeout_ms - margin;
+    return margin > HOOK_MARGIN_MAX_MS ? HOOK_MARGIN_MAX_MS : margin;
+}
+
+int64_t autoscale_hook_heartbeat_due(int64_t last_ms, int64_t heartbeat_timeout_ms)
+{
+    return last_ms + heartbeat_timeout_ms - autoscale_hook_margin(heartbeat_timeout_ms);
+}
+
+int64_t autoscale_hook_deadline(int64_t seen_ms, int64_t heartbeat_timeout_ms)
+{
+    int64_t global = heartbeat_timeout_ms > HOOK_GLOBAL_MAX_MS / 100 ? HOOK_GLOBAL_MAX_MS
+                                                                     : heartbeat_timeout_ms * 100;
+    return seen_ms + global - autoscale_hook_margin(heartbeat_timeout_ms);
 }

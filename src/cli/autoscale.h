@@ -10,7 +10,10 @@
  * draining then terminating them (the drain's answer decides:
  * autoscale_after_drain); an instance with no worker after stray_after is
  * terminated; and no scaling change in a tick where the group's desired
- * capacity and the workers registered on its instances disagree.
+ * capacity and the workers registered on its instances disagree. It fails
+ * closed: a worker in a state it does not know counts as busy, and while the
+ * pool has workers with no instance_id metadata an instance with no worker
+ * may be theirs, so it is not terminated as a stray (AS_HOLD instead).
  */
 #ifndef DAVIT_CLI_AUTOSCALE_H
 #define DAVIT_CLI_AUTOSCALE_H
@@ -32,6 +35,9 @@ struct as_instance {
     char id[AS_ID_SIZE];
     char lifecycle[AS_STATE_SIZE]; /* as Auto Scaling names it: InService, Terminating:Wait… */
     int64_t launch_ms;             /* its launch time (EC2), or -1 when not known */
+    /* Since when it has been seen with no worker (tracked across ticks with --every), or 0 (not
+     * tracked: the launch time alone counts). */
+    int64_t workerless_since_ms;
 };
 
 struct as_group {
@@ -58,7 +64,8 @@ struct as_pool {
 struct as_options {
     int max_create;              /* instances added a tick, at most (>= 1) */
     int64_t scale_down_delay_ms; /* idle for longer than this before a worker may go */
-    int64_t stray_after_ms;      /* an instance with no worker for longer is a stray */
+    int64_t stray_after_ms; /* an instance with no worker for longer (since its launch, and since
+                               workerless_since_ms) is a stray */
 };
 
 enum as_kind {
@@ -81,6 +88,7 @@ struct as_decision {
 struct as_plan {
     /* The numbers the decisions come from, for the log and /metrics. */
     int64_t demand, capacity, busy, idle, drained, registered;
+    int64_t unlabelled; /* the pool's workers with no instance_id metadata */
     int target;
     size_t n;
     struct as_decision d[AS_PLAN_MAX];
@@ -91,6 +99,9 @@ const char *autoscale_kind_name(enum as_kind kind);
 
 /* Reads a worker state as the scaling endpoint names it; -1 for another word. */
 int autoscale_worker_state(const char *s, enum as_worker_state *out);
+/* The same, failing closed: a state this version does not know (or none) is AS_BUSY, never
+ * dropped, so that its worker is neither scaled in nor its instance taken for a stray. */
+enum as_worker_state autoscale_worker_state_or_busy(const char *s);
 
 /*
  * An instance that counts toward desired capacity: launching or in service
@@ -119,8 +130,18 @@ int autoscale_after_drain(enum as_worker_state after);
 int64_t autoscale_backoff(int64_t prev_ms, int64_t first_ms, int64_t cap_ms, int64_t now_ms,
                           int64_t deadline_ms);
 
-/* When a lifecycle action must be completed at the latest: the hook's heartbeat timeout after
- * seen_ms, less a margin (a tenth of it, between 5 s and half of it) for the calls. */
+/*
+ * The lifecycle hook's timing. AWS ends a waiting termination when no heartbeat came for the
+ * hook's heartbeat timeout, and at the latest at its global timeout (100 heartbeat timeouts or
+ * 48 h, whichever is smaller) after it began. The autoscaler records a heartbeat every heartbeat
+ * timeout less the margin, and completes the action itself at the global timeout less the margin
+ * when the worker still holds runs. The margin (a tenth of the heartbeat timeout, at most 60 s)
+ * is for the calls on the way.
+ */
+int64_t autoscale_hook_margin(int64_t heartbeat_timeout_ms);
+/* When the next heartbeat is due after one (or the first sight) at last_ms. */
+int64_t autoscale_hook_heartbeat_due(int64_t last_ms, int64_t heartbeat_timeout_ms);
+/* When a lifecycle action must be completed at the latest, it being first seen at seen_ms. */
 int64_t autoscale_hook_deadline(int64_t seen_ms, int64_t heartbeat_timeout_ms);
 
 #endif

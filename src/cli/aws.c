@@ -603,23 +603,30 @@ static void launch_cb(void *ud, const char *path, const char *text)
     }
 }
 
+/* DescribeInstances takes at most 1000 instance ids a call. */
+#define DESCRIBE_IDS_MAX 1000
+
 int aws_launch_times(struct aws *a, struct prov_group *g, const int *want, char *err, size_t errsz)
 {
-    struct dbuf p = DBUF_INIT(1024 * 1024);
     struct launch_read r = {.g = g};
     char key[48];
-    int n = 0, rc = 0;
-    for (size_t i = 0; i < g->n_instances && rc == 0; i++) {
-        if (!want[i] || g->instances[i].launch_ms >= 0)
-            continue;
-        snprintf(key, sizeof(key), "InstanceId.%d", ++n);
-        rc = param(&p, key, g->instances[i].id);
+    int rc = 0;
+    size_t i = 0;
+    while (rc == 0 && i < g->n_instances) {
+        struct dbuf p = DBUF_INIT(1024 * 1024);
+        int n = 0;
+        for (; i < g->n_instances && n < DESCRIBE_IDS_MAX && rc == 0; i++) {
+            if (!want[i] || g->instances[i].launch_ms >= 0)
+                continue;
+            snprintf(key, sizeof(key), "InstanceId.%d", ++n);
+            rc = param(&p, key, g->instances[i].id);
+        }
+        if (rc < 0)
+            snprintf(err, errsz, "out of memory");
+        else if (n > 0)
+            rc = call(a, "ec2", "DescribeInstances", &p, launch_cb, &r, err, errsz);
+        dbuf_free(&p);
     }
-    if (rc < 0)
-        snprintf(err, errsz, "out of memory");
-    else if (n > 0)
-        rc = call(a, "ec2", "DescribeInstances", &p, launch_cb, &r, err, errsz);
-    dbuf_free(&p);
     return rc;
 }
 
@@ -656,22 +663,38 @@ int aws_terminate(struct aws *a, const char *instance_id, int decrement, char *e
     return rc;
 }
 
-int aws_complete_lifecycle(struct aws *a, const char *group, const char *hook,
-                           const char *instance_id, char *err, size_t errsz)
+/* CompleteLifecycleAction (CONTINUE) when complete, else RecordLifecycleActionHeartbeat: the
+ * same parameters but the result. */
+static int lifecycle_call(struct aws *a, const char *group, const char *hook,
+                          const char *instance_id, int complete, char *err, size_t errsz)
 {
     struct dbuf p = DBUF_INIT(4096);
     int rc = param(&p, "AutoScalingGroupName", group) < 0 ||
                      param(&p, "LifecycleHookName", hook) < 0 ||
-                     param(&p, "LifecycleActionResult", "CONTINUE") < 0 ||
+                     (complete && param(&p, "LifecycleActionResult", "CONTINUE") < 0) ||
                      param(&p, "InstanceId", instance_id) < 0
                  ? -1
                  : 0;
     if (rc < 0)
         snprintf(err, errsz, "out of memory");
-    else
+    else if (complete) /* each action named whole: tests/deploy checks the IAM policy by them */
         rc = call(a, "autoscaling", "CompleteLifecycleAction", &p, NULL, NULL, err, errsz);
+    else
+        rc = call(a, "autoscaling", "RecordLifecycleActionHeartbeat", &p, NULL, NULL, err, errsz);
     dbuf_free(&p);
     return rc;
+}
+
+int aws_complete_lifecycle(struct aws *a, const char *group, const char *hook,
+                           const char *instance_id, char *err, size_t errsz)
+{
+    return lifecycle_call(a, group, hook, instance_id, 1, err, errsz);
+}
+
+int aws_heartbeat_lifecycle(struct aws *a, const char *group, const char *hook,
+                            const char *instance_id, char *err, size_t errsz)
+{
+    return lifecycle_call(a, group, hook, instance_id, 0, err, errsz);
 }
 
 /* ---- the provider (provider.h) ---- */
@@ -713,6 +736,12 @@ static int p_hook(struct provider *p, struct prov_hook *out, char *err, size_t e
 static int p_complete(struct provider *p, const char *hook, const char *id, char *err, size_t errsz)
 {
     return aws_complete_lifecycle(AWS_OF(p), GROUP_OF(p), hook, id, err, errsz);
+}
+
+static int p_heartbeat(struct provider *p, const char *hook, const char *id, char *err,
+                       size_t errsz)
+{
+    return aws_heartbeat_lifecycle(AWS_OF(p), GROUP_OF(p), hook, id, err, errsz);
 }
 
 static int p_refresh(struct provider *p, char *err, size_t errsz)
@@ -758,6 +787,7 @@ int aws_provider_open(struct provider *p, const struct prov_config *cfg, char *e
     p->terminate = p_terminate;
     p->termination_hook = p_hook;
     p->complete_termination = p_complete;
+    p->heartbeat_termination = p_heartbeat;
     p->refresh = p_refresh;
     p->close = p_close;
     return 0;

@@ -64,6 +64,9 @@ int aws_set_desired(struct aws *a, const char *group, int desired, char *err, si
 int aws_terminate(struct aws *a, const char *instance_id, int decrement, char *err, size_t errsz);
 int aws_complete_lifecycle(struct aws *a, const char *group, const char *hook,
                            const char *instance_id, char *err, size_t errsz);
+/* RecordLifecycleActionHeartbeat: the hook's heartbeat timeout starts again. */
+int aws_heartbeat_lifecycle(struct aws *a, const char *group, const char *hook,
+                            const char *instance_id, char *err, size_t errsz);
 
 /*
  * The XML reading, exposed for the unit tests: calls fn(ud, path, text) for every element,

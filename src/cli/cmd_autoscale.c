@@ -68,7 +68,8 @@ struct metrics {
 
 struct seen {
     char id[AS_ID_SIZE];
-    int64_t ms;
+    int64_t ms;    /* first seen waiting */
+    int64_t hb_ms; /* its last heartbeat, or -1: none yet */
 };
 
 struct ctx {
@@ -87,6 +88,9 @@ struct ctx {
     int auth_failed; /* the last cloud error was the cloud refusing the credentials */
     struct seen seen[SEEN_MAX];
     size_t n_seen;
+    /* With --every: the live instances seen with no worker, and since when (ms, wall clock). */
+    struct seen workerless[PROV_MAX_INSTANCES];
+    size_t n_workerless;
 };
 
 /* ---- /metrics ---- */
@@ -235,6 +239,7 @@ static int pause_ms(struct ctx *x, int64_t ms)
 struct pool_state {
     struct as_pool p;
     struct as_worker *w;
+    size_t unlabelled; /* workers with no instance_id metadata */
 };
 
 static int pool_read(struct ctx *x, struct pool_state *out)
@@ -272,11 +277,12 @@ static int pool_read(struct ctx *x, struct pool_state *out)
         const char *iid =
             json_string_value(json_object_get(json_object_get(o, "metadata"), "instance_id"));
         const char *idle = json_string_value(json_object_get(o, "idle_since"));
-        if (autoscale_worker_state(json_string_value(json_object_get(o, "state")), &w->state) < 0)
-            continue; /* a state this version does not know: not counted */
+        /* A state this version does not know counts as busy: never scaled in, never a stray. */
+        w->state = autoscale_worker_state_or_busy(json_string_value(json_object_get(o, "state")));
         w->id = json_integer_value(json_object_get(o, "id"));
-        w->idle_since_ms = idle ? rest_parse_time(idle) : -1;
+        w->idle_since_ms = idle && w->state != AS_BUSY ? rest_parse_time(idle) : -1;
         snprintf(w->instance_id, sizeof(w->instance_id), "%s", iid ? iid : "");
+        out->unlabelled += !w->instance_id[0];
         out->p.n_workers++;
     }
     json_decref(body);
@@ -312,6 +318,33 @@ static int drain(struct ctx *x, int64_t id, int on, enum as_worker_state *after)
 
 /* ---- a tick ---- */
 
+/* With --every, remembers since when each live instance of g has had no worker and sets its
+ * workerless_since_ms, so that a stray is one with no worker for --stray-after, not one launched
+ * that long ago that lost its worker a moment ago. One tick alone has no history: the launch
+ * time counts then (docs/autoscale.md, "Strays"). */
+static void track_workerless(struct ctx *x, struct prov_group *g, const int *workerless,
+                             int64_t now_ms)
+{
+    struct seen *next = calloc(PROV_MAX_INSTANCES, sizeof(*next));
+    size_t n = 0;
+    if (!next) /* without history this tick: the launch time alone */
+        return;
+    for (size_t i = 0; i < g->n_instances && n < PROV_MAX_INSTANCES; i++) {
+        if (!workerless[i])
+            continue;
+        int64_t since = now_ms;
+        for (size_t j = 0; j < x->n_workerless; j++)
+            if (strcmp(x->workerless[j].id, g->instances[i].id) == 0)
+                since = x->workerless[j].ms;
+        snprintf(next[n].id, AS_ID_SIZE, "%s", g->instances[i].id);
+        next[n++].ms = since;
+        g->instances[i].workerless_since_ms = since;
+    }
+    memcpy(x->workerless, next, n * sizeof(*next));
+    x->n_workerless = n;
+    free(next);
+}
+
 static int cloud_failed(struct ctx *x, int rc, const char *err)
 {
     x->auth_failed = rc == PROV_EAUTH;
@@ -320,16 +353,20 @@ static int cloud_failed(struct ctx *x, int rc, const char *err)
     return EXIT_CLOUD;
 }
 
-static int64_t seen_since(struct ctx *x, const char *id, int64_t now)
+/* The record of instance id waiting, made at now when new; NULL when the table is full (then it
+ * is treated as new at every tick: heartbeated at once). */
+static struct seen *seen_of(struct ctx *x, const char *id, int64_t now)
 {
     for (size_t i = 0; i < x->n_seen; i++)
         if (strcmp(x->seen[i].id, id) == 0)
-            return x->seen[i].ms;
-    if (x->n_seen < SEEN_MAX) {
-        snprintf(x->seen[x->n_seen].id, AS_ID_SIZE, "%s", id);
-        x->seen[x->n_seen++].ms = now;
-    }
-    return now;
+            return &x->seen[i];
+    if (x->n_seen >= SEEN_MAX)
+        return NULL;
+    struct seen *s = &x->seen[x->n_seen++];
+    snprintf(s->id, AS_ID_SIZE, "%s", id);
+    s->ms = now;
+    s->hb_ms = -1;
+    return s;
 }
 
 /* Forgets the instances no longer waiting. */
@@ -349,14 +386,18 @@ static void seen_prune(struct ctx *x, const struct prov_group *g)
 
 struct waiting {
     char id[AS_ID_SIZE];
-    int64_t deadline_ms;
+    struct seen *seen;   /* or NULL */
+    int64_t deadline_ms; /* complete it by then even with runs left */
+    int64_t hb_due_ms;   /* record a heartbeat by then */
     int drained, done;
 };
 
 /*
  * The termination lifecycle hook: every instance in Terminating:Wait gets its worker drained,
  * and its action completed (CONTINUE) once the worker holds no runs, has gone, or the hook's
- * timeout nears; between checks a pause that doubles. With --every, a tick waits at most
+ * global timeout nears; meanwhile a heartbeat every heartbeat timeout (less a margin) holds it,
+ * the first at once since when it began waiting is not known (autoscale.h, "The lifecycle
+ * hook's timing"). Between checks a pause that doubles. With --every, a tick waits at most
  * the interval and leaves the rest to the next. *acted is set when an action was completed.
  * AWS only: Azure's and GCP's instances drain themselves (docs/autoscale.md, "Guards").
  */
@@ -393,8 +434,12 @@ static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
             continue;
         snprintf(wt[k].id, sizeof(wt[k].id), "%s", g->instances[i].id);
         /* On the monotonic clock, from when this process first saw it waiting. */
-        int64_t seen = seen_since(x, wt[k].id, now);
-        wt[k].deadline_ms = autoscale_hook_deadline(seen, hook.heartbeat_timeout_ms);
+        struct seen *s = seen_of(x, wt[k].id, now);
+        wt[k].seen = s;
+        wt[k].deadline_ms = autoscale_hook_deadline(s ? s->ms : now, hook.heartbeat_timeout_ms);
+        wt[k].hb_due_ms = s && s->hb_ms >= 0
+                              ? autoscale_hook_heartbeat_due(s->hb_ms, hook.heartbeat_timeout_ms)
+                              : now;
         k++;
     }
     int64_t pause = 0;
@@ -415,13 +460,40 @@ static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
             }
             const char *why = NULL;
             int metric = M_HOOK_COMPLETED;
+            if (!w && ps.unlabelled > 0) {
+                /* It may be one of theirs: not completed nor held, AWS's heartbeat timeout (the
+                 * hook's own bound) ends it. Said again at every tick. */
+                log_event(LOG_WARN,
+                          "terminating instance has no worker, but workers of the pool have no "
+                          "instance_id metadata: its lifecycle action is left to the hook's "
+                          "timeout",
+                          "group", x->group, "instance", wt[i].id, NULL);
+                decide(x, AS_HOLD, "terminating instance may hold a worker with no instance_id",
+                       wt[i].id, 0, NULL);
+                wt[i].done = 1;
+                left--;
+                continue;
+            }
             if (!w)
                 why = "terminating instance has no worker";
             else if (st == AS_DRAINED)
                 why = "terminating instance's worker is drained: no run is left on it";
             else if (now >= wt[i].deadline_ms) {
-                why = "the lifecycle hook's timeout nears and the worker still holds runs";
+                why = "the lifecycle hook's global timeout nears and the worker still holds runs";
                 metric = M_HOOK_TIMEOUT;
+            }
+            if (!why && now >= wt[i].hb_due_ms && !x->dry_run) {
+                /* Still busy: hold the instance for another heartbeat timeout. */
+                if ((rc = x->prov.heartbeat_termination(&x->prov, hook.name, wt[i].id, err,
+                                                        sizeof(err))) < 0) {
+                    rc = cloud_failed(x, rc, err);
+                    break;
+                }
+                log_event(LOG_INFO, "lifecycle heartbeat: the worker still holds runs", "group",
+                          x->group, "instance", wt[i].id, NULL);
+                if (wt[i].seen)
+                    wt[i].seen->hb_ms = now;
+                wt[i].hb_due_ms = autoscale_hook_heartbeat_due(now, hook.heartbeat_timeout_ms);
             }
             if (!why)
                 continue;
@@ -446,9 +518,14 @@ static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
         /* Until the nearest deadline of those still waiting; with --every, at most one
          * interval: the next tick takes over. */
         int64_t until = INT64_MAX;
-        for (size_t i = 0; i < n; i++)
-            if (!wt[i].done && wt[i].deadline_ms < until)
+        for (size_t i = 0; i < n; i++) {
+            if (wt[i].done)
+                continue;
+            if (wt[i].deadline_ms < until)
                 until = wt[i].deadline_ms;
+            if (!x->dry_run && wt[i].hb_due_ms < until)
+                until = wt[i].hb_due_ms;
+        }
         int budget = x->every_ms > 0 && start + x->every_ms < until;
         if (budget)
             until = start + x->every_ms;
@@ -459,12 +536,31 @@ static int lifecycle(struct ctx *x, struct prov_group *g, int *acted)
                    0, NULL);
             break;
         }
-        /* pause 0 otherwise: a deadline is reached, and the next pass completes its action. */
+        /* pause 0 otherwise: a deadline is reached, and the next pass completes its action or
+         * records its heartbeat. */
         if (pause > 0 && pause_ms(x, pause))
             break;
     }
     free(wt);
     return rc;
+}
+
+/* Whether instance id has left the group (absent, or no longer live): 1, 0 when it is still
+ * live, -1 when the group cannot be read. */
+static int instance_gone(struct ctx *x, const char *id)
+{
+    char err[512];
+    struct prov_group g;
+    if (x->prov.describe(&x->prov, &g, err, sizeof(err)) < 0) {
+        log_event(LOG_WARN, "cannot read the group again", "group", x->group, "reason", err, NULL);
+        return -1;
+    }
+    int gone = 1;
+    for (size_t i = 0; i < g.n_instances; i++)
+        if (strcmp(g.instances[i].id, id) == 0)
+            gone = !autoscale_instance_live(g.instances[i].lifecycle);
+    prov_group_free(&g);
+    return gone;
 }
 
 /* Scale-in of one idle worker: drain, then terminate only if the answer shows it drained. */
@@ -489,9 +585,16 @@ static int scale_in(struct ctx *x, const struct as_decision *d)
     }
     rc = x->prov.terminate(&x->prov, d->instance_id, 1, err, sizeof(err));
     if (rc < 0) {
-        /* Not terminated: it must not stay drained for nothing. */
-        drain(x, d->worker_id, 0, &after);
-        return cloud_failed(x, rc, err);
+        /* A failed call may still have acted (the connection lost after the cloud took it): the
+         * group says. Still live: not terminated, so it must not stay drained for nothing. Gone
+         * or terminating: its worker stays drained. Unknown: drained, the safe side. */
+        int gone = instance_gone(x, d->instance_id);
+        if (gone == 0)
+            drain(x, d->worker_id, 0, &after);
+        if (gone != 1)
+            return cloud_failed(x, rc, err);
+        log_event(LOG_WARN, "the terminate call failed but the instance is leaving", "instance",
+                  d->instance_id, "reason", err, NULL);
     }
     decide(x, AS_SCALE_IN, d->reason, d->instance_id, d->worker_id, NULL);
     return 0;
@@ -505,8 +608,16 @@ static int carry_out(struct ctx *x, const struct prov_group *g, const struct as_
         const struct as_decision *d = &plan->d[i];
         switch (d->kind) {
         case AS_STEADY:
-        case AS_HOLD:
             decide(x, d->kind, d->reason, NULL, 0, NULL);
+            break;
+        case AS_HOLD:
+            if (plan->unlabelled > 0 && d->instance_id[0])
+                log_event(LOG_WARN,
+                          "workers of the pool have no instance_id metadata: instances with no "
+                          "worker are not terminated (start launchers with davit-launcher-boot, "
+                          "or set DAVIT_METADATA_instance_id)",
+                          "pool", x->pool, "group", x->group, NULL);
+            decide(x, d->kind, d->reason, d->instance_id, 0, NULL);
             break;
         case AS_SCALE_OUT:
             snprintf(desired, sizeof(desired), "%d->%d", g->desired, d->new_desired);
@@ -563,6 +674,8 @@ static int tick(struct ctx *x)
         rc = cloud_failed(x, rc, err);
         goto out;
     }
+    if (x->every_ms > 0)
+        track_workerless(x, &g, want, clock_wall_ms());
     struct as_group ag = {g.min, g.max, g.desired, g.instances, g.n_instances};
     struct as_plan *plan = malloc(sizeof(*plan));
     if (!plan) {

@@ -70,6 +70,9 @@ struct provider {
     int (*termination_hook)(struct provider *p, struct prov_hook *out, char *err, size_t errsz);
     int (*complete_termination)(struct provider *p, const char *hook, const char *id, char *err,
                                 size_t errsz);
+    /* Holds a waiting termination for another heartbeat timeout; NULL where there is no hook. */
+    int (*heartbeat_termination)(struct provider *p, const char *hook, const char *id, char *err,
+                                 size_t errsz);
     int (*refresh)(struct provider *p, char *err, size_t errsz);
     void (*close)(struct provider *p);
     void *impl;

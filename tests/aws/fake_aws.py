@@ -180,6 +180,11 @@ class FakeAWS:
         # Test hooks: action name -> fn(params), called (under the lock) before it is answered,
         # so that a test can change the world between two of a client's calls.
         self.on_action = {}
+        # Outages: action or X-Amz-Target -> (HTTP status, error code) answered instead (after the
+        # signature is checked), as AWS does when unavailable or throttling.
+        self.outage = {}
+        # Actions whose next answer is lost: carried out, then the connection closed unanswered.
+        self.drop_answer = set()
         self.refused = []  # (service or "?", error code) of every refused one
         self.imds_tokens = {}  # token -> expiry (monotonic)
         self.imds_instance_id = "i-0fake000000000000"
@@ -264,7 +269,11 @@ class FakeAWS:
     def _expire_hooks(self):
         for g in self.groups.values():
             for inst in list(g.instances.values()):
-                if inst.state == "Terminating:Wait" and self.now() > inst.heartbeat + g.hook["timeout"]:
+                if inst.state != "Terminating:Wait":
+                    continue
+                # AWS's global timeout: 100 heartbeat timeouts, at most 48 hours.
+                overall = min(100 * g.hook["timeout"], 48 * 3600)
+                if self.now() > inst.heartbeat + g.hook["timeout"] or self.now() > inst.wait_since + overall:
                     self._end(g, inst, "hook timed out")
 
     # ---- requests ----
@@ -315,6 +324,10 @@ class FakeAWS:
             service, region = self._verify(method, raw_path, headers, body)
             with self.lock:
                 self._expire_hooks()
+                down = self.outage.get(target) or self.outage.get(
+                    dict(urllib.parse.parse_qsl(body.decode(errors="replace"))).get("Action"))
+                if down:
+                    raise AWSError(down[0], down[1], "")
                 if target:
                     return self._json_call(service, target, body)
                 params = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
@@ -327,7 +340,11 @@ class FakeAWS:
                 self.calls.append((service, action, params, self.now()))
                 if action in self.on_action:
                     self.on_action[action](params)
-                return 200, "text/xml", fn(self, params).encode()
+                out = fn(self, params).encode()
+                if action in self.drop_answer:
+                    self.drop_answer.discard(action)
+                    return None
+                return 200, "text/xml", out
         except AWSError as e:
             with self.lock:
                 self.refused.append((service, e.code))
@@ -569,7 +586,9 @@ def heartbeat(aws, params):
 
 
 def ec2_describe_instances(aws, params):
-    ids = _members(params, "InstanceId")
+    ids = set(_members(params, "InstanceId"))
+    if len(ids) > 1000:  # EC2's limit for instance ids in one call
+        raise AWSError(400, "InvalidParameterValue", "The maximum number of instance IDs is 1000")
     items = ""
     for g in aws.groups.values():
         for i in list(g.instances.values()) + list(g.ended.values()):
@@ -610,6 +629,9 @@ def _handler(aws, imds):
                 answer = aws.handle_imds(self.command, self.path, headers)
             else:
                 answer = aws.handle_aws(self.command, self.path, headers, body)
+            if answer is None:  # drop_answer: acted, then the connection is lost
+                self.close_connection = True
+                return
             # (status, content type, body), or with a dict of more headers (fake_cloud.py's mocks)
             status, ctype, out = answer[:3]
             self.send_response(status)

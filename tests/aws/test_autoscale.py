@@ -18,7 +18,7 @@ import pytest
 import fake_aws as F
 from autoscale_fixtures import DrainProxy, PoolCell, decisions, kinds
 from davit_fixtures import check_stopped
-from davit_harness import DAVIT, Server, wait_for
+from davit_harness import DAVIT, Launcher, Server, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,22 @@ class Cell(PoolCell):
 
 
 MUTATIONS = ("SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup", "CompleteLifecycleAction")
+
+
+def tick_while(c, during):
+    """One tick run in the background while during(process) acts; returns its log."""
+    p = subprocess.Popen([DAVIT] + c.args(), env=c.environ(), stderr=subprocess.PIPE, text=True)
+    try:
+        during(p)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    print(err)
+    assert p.returncode == 0, err
+    assert "AddressSanitizer" not in err and "runtime error" not in err, err
+    return err
 
 
 def test_scale_out_on_pending_up_to_max_and_max_create(env):
@@ -124,6 +140,32 @@ def test_a_busy_worker_that_was_drained_is_undrained_and_kept(env):
     assert c.mutations() == []
 
 
+def test_a_terminate_whose_answer_is_lost_leaves_the_worker_drained(env):
+    """The connection drops after AWS acted on TerminateInstanceInAutoScalingGroup: the group,
+    read again, shows the instance leaving, so its worker is not undrained (it would take a run
+    on a dying machine); an AWS error answer with the instance still live undrains it."""
+    c = Cell(env, "lostanswer", 0, 4, 2)
+    a, b = c.boot()
+    c.aws.drop_answer.add("TerminateInstanceInAutoScalingGroup")
+    ds = c.tick("--scale-down-delay", "0s")
+    assert kinds(ds) == ["scale_in", "scale_in"], ds
+    assert {a.hostname, b.hostname} <= set(c.group.ended)
+    assert {c.worker(i)["state"] for i in (a.hostname, b.hostname)} == {"drained"}
+    assert "the terminate call failed but the instance is leaving" in c.last.stderr
+
+
+def test_a_refused_terminate_undrains_the_worker(env):
+    c = Cell(env, "refusedterm", 0, 4, 1)
+    (a,) = c.boot()
+    c.aws.outage["TerminateInstanceInAutoScalingGroup"] = (400, "ScalingActivityInProgress")
+    try:
+        c.tick("--scale-down-delay", "0s", rc=8)
+    finally:
+        del c.aws.outage["TerminateInstanceInAutoScalingGroup"]
+    assert a.hostname in c.group.instances
+    assert c.worker(a.hostname)["state"] == "idle"
+
+
 def test_drained_workers_are_not_capacity(env):
     c = Cell(env, "drained", 0, 3, 2)
     a, b = c.boot()
@@ -158,6 +200,63 @@ def test_a_stray_instance_is_terminated(env):
     assert kinds(c.tick()) == ["hold"]
 
 
+def test_no_stray_nor_hook_completed_while_workers_have_no_instance_id(env):
+    """Fail closed: a worker registered without instance_id metadata may be on an instance that
+    looks worker-less; that instance is neither terminated as a stray nor has its lifecycle action
+    completed at once."""
+    c = Cell(env, "unlabelled", 0, 4, 3, hook_timeout=300)
+    ids = list(c.group.instances)
+    c.boot(ids[0])
+    la = Launcher(c.server, c.token, c.key, hostname="unlabelled-host")
+    la.register(metadata={"zone": "test"})  # no instance_id: started by hand, say
+    c.group.instances[ids[1]].launch_time -= 11 * 60
+    ds = c.tick()
+    assert kinds(ds) == ["hold"] and ds[0][1]["instance"] == ids[1]
+    assert "no instance_id metadata" in c.last.stderr
+    assert c.mutations() == [] and ids[1] in c.group.instances
+    with c.aws.lock:
+        c.aws._terminate(c.group, c.group.instances[ids[2]], "terminated")
+        c.group.desired = 2
+    ds = c.tick()
+    assert ("hold", ids[2]) in [(k, f.get("instance")) for k, f in ds]
+    assert "CompleteLifecycleAction" not in c.mutations()
+    assert c.group.instances[ids[2]].state == "Terminating:Wait"
+
+
+def test_launch_times_read_in_batches_of_at_most_1000(env):
+    """1001 instances with no worker: their launch times in two DescribeInstances calls (EC2 takes
+    at most 1000 ids a call), and no stray among the young ones."""
+    c = Cell(env, "batches", 0, 2000, 1001)
+    before = len(c.aws.actions("DescribeInstances"))
+    assert kinds(c.tick()) == ["hold"]
+    calls = c.aws.actions("DescribeInstances")[before:]
+    sizes = sorted(len([k for k in call[2] if k.startswith("InstanceId.")]) for call in calls)
+    assert sizes == [1, 1000]
+
+
+def test_with_every_a_stray_is_worker_less_for_stray_after_not_just_old(env):
+    """An instance launched long ago but seen worker-less only now (its worker just left) is a stray
+    only after --stray-after of ticks without a worker, not at the first tick."""
+    c = Cell(env, "strayevery", 0, 4, 2)
+    ids = list(c.group.instances)
+    c.boot(ids[0])
+    c.group.instances[ids[1]].launch_time -= 60 * 60
+    start = time.time()
+    p = subprocess.Popen([DAVIT] + c.args("--every", "1s", "--stray-after", "3s"), env=c.environ(),
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for("the stray terminated", lambda: ids[1] in c.group.ended, limit=30)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    print(err)
+    assert p.returncode == 0, err
+    assert "AddressSanitizer" not in err and "runtime error" not in err, err
+    (call,) = [x for x in c.aws.actions("TerminateInstanceInAutoScalingGroup") if x[2]["InstanceId"] == ids[1]]
+    assert call[3] - start >= 3, err
+    assert "has had no worker for" in err
+
+
 def test_lifecycle_hook_completes_only_after_the_run_ends(env):
     c = Cell(env, "hook", 0, 3, 1, hook_timeout=300)
     (a,) = c.boot()
@@ -168,47 +267,56 @@ def test_lifecycle_hook_completes_only_after_the_run_ends(env):
     with c.aws.lock:  # an instance refresh or a manual scale-in: the hook holds it
         c.aws._terminate(c.group, c.group.instances[iid], "terminated")
         c.group.desired = 0
-    p = subprocess.Popen([DAVIT] + c.args(), env=c.environ(), stderr=subprocess.PIPE, text=True)
-    try:
+    before_end = []
+
+    def during(p):
         wait_for("the worker drained", lambda: c.worker(iid)["state"] == "draining")
         assert c.group.instances[iid].state == "Terminating:Wait"
         assert "CompleteLifecycleAction" not in c.mutations()
-        before_end = time.time()
+        before_end.append(time.time())
         a.event(rid, "result", outcome="finished", exit_code=0)
-        _, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    print(err)
-    assert p.returncode == 0, err
+
+    err = tick_while(c, during)
     assert iid in c.group.ended and c.group.ended[iid].how_ended == "completed"
     done = [call[3] for call in c.aws.actions("CompleteLifecycleAction")]
     ended = datetime.datetime.strptime(c.server.run(rid)["ended_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
     ended = ended.replace(tzinfo=datetime.timezone.utc).timestamp()
-    assert len(done) == 1 and done[0] >= before_end and done[0] >= ended
+    assert len(done) == 1 and done[0] >= before_end[0] and done[0] >= ended
     assert "lifecycle_completed" in kinds(decisions(err))
 
 
-def test_lifecycle_hook_completes_as_its_timeout_nears(env):
-    """A run that outlasts the hook: the action is completed before the group's own timeout, after
-    pauses that grow (a handful of reads, not a busy loop); an idle worker's at once."""
-    c = Cell(env, "hooktimeout", 0, 3, 2, hook_timeout=6)  # completed 3 s after it is first seen
+def test_a_run_longer_than_the_hooks_heartbeat_timeout_survives(env):
+    """A run that outlasts the hook's heartbeat timeout: the autoscaler holds the instance with
+    heartbeats (the fake ends it at its timeout otherwise) and completes the action when the run
+    ends; an idle worker's at once; pauses that grow (a handful of reads, not a busy loop)."""
+    c = Cell(env, "hookheartbeat", 0, 3, 2, hook_timeout=3)  # a heartbeat every 2.7 s
     a, b = c.boot()
     (rid,) = c.submit(1)
     assert [m["type"] for m in a.poll(wait_s=0)] == ["run"]
+    a.event(rid, "running", phase="plan")
     with c.aws.lock:
         for iid in (a.hostname, b.hostname):
             c.aws._terminate(c.group, c.group.instances[iid], "terminated")
         c.group.desired = 0
-    reads = c.server.log().count("path=/api/v1/pools/hooktimeout/scaling")
-    ds = c.tick()
-    assert sorted(kinds(ds)) == ["lifecycle_completed", "lifecycle_timeout", "steady"]
-    assert dict(ds)["lifecycle_timeout"]["instance"] == a.hostname
-    assert dict(ds)["lifecycle_completed"]["instance"] == b.hostname
+    reads = c.server.log().count("path=/api/v1/pools/hookheartbeat/scaling")
+    def during(p):
+        # Past two heartbeat timeouts after it began waiting: still held.
+        wait_for("three heartbeats", lambda: len([x for x in c.aws.actions("RecordLifecycleActionHeartbeat")
+                                                   if x[2].get("InstanceId") == a.hostname]) >= 3
+                 or p.poll() is not None, limit=30)
+        with c.aws.lock:
+            c.aws._expire_hooks()
+            assert c.group.instances[a.hostname].state == "Terminating:Wait", c.group.ended
+        assert p.poll() is None
+        a.event(rid, "result", outcome="finished", exit_code=0)
+
+    err = tick_while(c, during)
+    ds = decisions(err)
+    assert sorted(kinds(ds)) == ["lifecycle_completed", "lifecycle_completed", "steady"]
+    assert {f["instance"] for k, f in ds if k == "lifecycle_completed"} == {a.hostname, b.hostname}
     assert c.group.ended[a.hostname].how_ended == "completed"  # by davit autoscale, not the timeout
-    assert c.server.log().count("path=/api/v1/pools/hooktimeout/scaling") - reads <= 8
-    assert c.server.run(rid)["state"] == "assigned"
+    assert c.group.ended[b.hostname].how_ended == "completed"
+    assert c.server.log().count("path=/api/v1/pools/hookheartbeat/scaling") - reads <= 20
 
 
 def test_expired_credentials_change_nothing(env):

@@ -26,6 +26,7 @@ static struct as_group group(int min, int max, int n)
         snprintf(inst[i].id, sizeof(inst[i].id), "i-%d", i);
         snprintf(inst[i].lifecycle, sizeof(inst[i].lifecycle), "InService");
         inst[i].launch_ms = NOW - 60 * MINUTE;
+        inst[i].workerless_since_ms = 0;
     }
     return (struct as_group){min, max, n, inst, (size_t)n};
 }
@@ -150,6 +151,46 @@ static void test_stray_terminated_replaced_at_min(void **state)
     assert_int_equal(plan.d[0].kind, AS_HOLD);
 }
 
+static void test_stray_counts_from_when_it_was_first_seen_workerless(void **state)
+{
+    (void)state;
+    struct as_group g = group(0, 4, 2); /* launched an hour ago */
+    worker(0, AS_BUSY, 0);
+    inst[1].workerless_since_ms = NOW - 5 * MINUTE; /* lost its worker 5 minutes ago */
+    run(&g, 0, 1);
+    assert_int_equal(plan.d[0].kind, AS_HOLD);
+    inst[1].workerless_since_ms = NOW - 11 * MINUTE;
+    run(&g, 0, 1);
+    assert_int_equal(plan.d[0].kind, AS_STRAY);
+    inst[1].workerless_since_ms = 0; /* not tracked: the launch time */
+    run(&g, 0, 1);
+    assert_int_equal(plan.d[0].kind, AS_STRAY);
+}
+
+static void test_fails_closed_on_unknown_states_and_unlabelled_workers(void **state)
+{
+    (void)state;
+    /* A state this version does not know is busy: its worker is not scaled in. */
+    assert_int_equal(autoscale_worker_state_or_busy("paused"), AS_BUSY);
+    assert_int_equal(autoscale_worker_state_or_busy(NULL), AS_BUSY);
+    assert_int_equal(autoscale_worker_state_or_busy("idle"), AS_IDLE);
+    /* i-1 has no worker for an hour, but the pool has a worker with no instance_id: it may be
+     * that one's, so no stray, a hold naming it. */
+    struct as_group g = group(0, 4, 2);
+    worker(0, AS_BUSY, 0);
+    worker(1, AS_BUSY, 0);
+    work[1].instance_id[0] = '\0';
+    run(&g, 0, 2);
+    assert_int_equal(plan.unlabelled, 1);
+    assert_int_equal(plan.n, 1);
+    assert_int_equal(plan.d[0].kind, AS_HOLD);
+    assert_string_equal(plan.d[0].instance_id, "i-1");
+    /* With every worker labelled, it is a stray. */
+    snprintf(work[1].instance_id, sizeof(work[1].instance_id), "i-9");
+    run(&g, 0, 2);
+    assert_int_equal(plan.d[0].kind, AS_STRAY);
+}
+
 static void test_terminating_instances_are_not_counted(void **state)
 {
     (void)state;
@@ -176,9 +217,15 @@ static void test_after_drain_backoff_deadline(void **state)
     assert_int_equal(autoscale_backoff(10000, 500, 15000, 99000, 100000), 1000);
     assert_int_equal(autoscale_backoff(10000, 500, 15000, 100000, 100000), 0);
     /* 3600 s hook: 360 s margin; 30 s hook: 5 s; 6 s hook: 3 s */
-    assert_int_equal(autoscale_hook_deadline(0, 3600000), 3240000);
-    assert_int_equal(autoscale_hook_deadline(0, 30000), 25000);
-    assert_int_equal(autoscale_hook_deadline(0, 6000), 3000);
+    /* Held up to AWS's global timeout (100 heartbeat timeouts, at most 48 h), less the margin
+     * (a tenth of the heartbeat timeout, at most 60 s); a heartbeat every timeout less it. */
+    assert_int_equal(autoscale_hook_margin(3600000), 60000);
+    assert_int_equal(autoscale_hook_margin(30000), 3000);
+    assert_int_equal(autoscale_hook_deadline(0, 3600000), 48LL * 3600 * 1000 - 60000);
+    assert_int_equal(autoscale_hook_deadline(0, 30000), 3000000 - 3000);
+    assert_int_equal(autoscale_hook_deadline(0, 6000), 600000 - 600);
+    assert_int_equal(autoscale_hook_heartbeat_due(1000, 30000), 1000 + 27000);
+    assert_int_equal(autoscale_hook_heartbeat_due(0, 7200000), 7140000);
     enum as_worker_state st;
     assert_int_equal(autoscale_worker_state("drained", &st), 0);
     assert_int_equal(st, AS_DRAINED);
@@ -235,6 +282,8 @@ int main(void)
         cmocka_unit_test(test_hold_when_desired_and_workers_disagree),
         cmocka_unit_test(test_stray_terminated_replaced_at_min),
         cmocka_unit_test(test_terminating_instances_are_not_counted),
+        cmocka_unit_test(test_fails_closed_on_unknown_states_and_unlabelled_workers),
+        cmocka_unit_test(test_stray_counts_from_when_it_was_first_seen_workerless),
         cmocka_unit_test(test_after_drain_backoff_deadline),
         cmocka_unit_test(test_xml_walk_and_time),
     };

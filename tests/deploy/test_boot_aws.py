@@ -20,7 +20,8 @@ What it does not: systemd's own ordering (After=docker.service) and a real
 poweroff.
 
 The other tests run the boot script on the host: no secret on any
-command line, and each failure is one line, exit 2, nothing echoed."""
+command line, and each failure is one line, nothing echoed, exit 2 for a
+configuration error and 1 (systemd restarts it) for what may pass."""
 import base64
 import hashlib
 import os
@@ -78,6 +79,7 @@ def source_boot_aws(env, path=None):
     """Sources davit-boot-aws as davit-launcher-boot does and prints the
     environment it hands the launcher."""
     script = ('set -eu\ndie() { echo "davit-launcher-boot: $*" >&2; exit 2; }\n'
+              'retry() { echo "davit-launcher-boot: $* (retrying later)" >&2; exit 1; }\n'
               f'. {BOOT_DIR}/davit-boot-aws\naws_boot_env\nenv\n')
     e = {"PATH": path or os.environ["PATH"], **env}
     return subprocess.run(["sh", "-c", script], env=e, capture_output=True, text=True, timeout=60)
@@ -111,12 +113,13 @@ def test_secrets_read_with_the_role_and_never_on_a_command_line(aws, pool, tmp_p
                         r"secrets with role davit-worker\n", p.stderr)
 
 
-def boot_fails(env):
+def boot_fails(env, rc=2):
     """davit-launcher-boot with only the AWS variables: it must stop before
-    anything is downloaded. Returns its one line of error."""
+    anything is downloaded, with rc (2: configuration, 1: try again). Returns
+    its one line of error."""
     p = subprocess.run([BOOT], env={"PATH": os.environ["PATH"], **env}, capture_output=True,
                        text=True, timeout=60)
-    assert p.returncode == 2, p.stderr
+    assert p.returncode == rc, p.stderr
     lines = p.stderr.splitlines()
     assert len(lines) == 1, p.stderr
     return lines[0]
@@ -146,10 +149,41 @@ def test_a_value_that_is_not_base64_is_refused_without_echoing_it(aws):
     assert "not one line of base64" in err
 
 
-def test_no_metadata_service_no_boot(aws):
-    err = boot_fails(aws_env(aws, DAVIT_AWS_IMDS_ENDPOINT="http://127.0.0.1:9"))
+def test_no_metadata_service_no_boot_until_it_answers(aws):
+    err = boot_fails(aws_env(aws, DAVIT_AWS_IMDS_ENDPOINT="http://127.0.0.1:9"), rc=1)
     assert err == ("davit-launcher-boot: the instance metadata service at http://127.0.0.1:9 "
-                   "gave no session token (IMDSv2)")
+                   "gave no session token (IMDSv2) (retrying later)")
+
+
+@pytest.mark.parametrize("status,code", [(503, "ServiceUnavailable"), (500, "InternalServerError"),
+                                         (400, "ThrottlingException")])
+def test_aws_unavailable_or_throttling_is_tried_again(aws, status, code):
+    """Not a configuration error: exit 1, so that systemd starts it again (RestartSec) instead of
+    RestartPreventExitStatus=2 keeping the machine without a launcher for good."""
+    aws.outage["secretsmanager.GetSecretValue"] = (status, code)
+    err = boot_fails(aws_env(aws), rc=1)
+    assert err == ("davit-launcher-boot: DAVIT_POOL_PRIVATE_KEY_FROM: secretsmanager:%s: "
+                   "secretsmanager.GetSecretValue: HTTP %d %s (retrying later)" % (KEY_SECRET, status, code))
+
+
+def test_aws_unreachable_is_tried_again(aws):
+    err = boot_fails(aws_env(aws, DAVIT_AWS_ENDPOINT="https://127.0.0.1:9"), rc=1)
+    assert err.startswith("davit-launcher-boot: DAVIT_TOKEN_FROM: ssm:/davit/web/token: "
+                          "AmazonSSM.GetParameter at https://127.0.0.1:9: no answer (curl exit 7)")
+
+
+def test_instance_id_without_secret_sources(aws):
+    """The token given as is (no DAVIT_TOKEN_FROM): the instance id still becomes instance_id
+    metadata when the metadata service answers, and nothing when there is none."""
+    script = (f'set -eu\n. {BOOT_DIR}/davit-boot-aws\naws_instance_id_env\n'
+              'echo "id=${DAVIT_METADATA_instance_id:-}"\n')
+    for endpoint, want in ((aws.imds_url, aws.imds_instance_id), ("http://127.0.0.1:9", "")):
+        p = subprocess.run(["sh", "-c", script], env={"PATH": os.environ["PATH"],
+                                                      "DAVIT_AWS_IMDS_ENDPOINT": endpoint},
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and p.stdout == "id=%s\n" % want, p
+    with open(BOOT) as f:  # davit-launcher-boot calls it when no secret source is set
+        assert re.search(r"\nelif .*\n(.*\n){0,4}\s+aws_instance_id_env\n", f.read())
 
 
 def test_a_malformed_source_is_refused(aws):

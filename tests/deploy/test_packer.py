@@ -5,6 +5,7 @@ template has no required_plugins block (1.6.6 rejects it), builds both
 architectures on each cloud, and every source runs the same provisioning."""
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -90,3 +91,31 @@ def test_scripts_pass_shellcheck():
     scripts = [os.path.join(PACKER, "scripts", f) for f in os.listdir(os.path.join(PACKER, "scripts"))]
     p = subprocess.run(["shellcheck", "-S", "warning", *scripts], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout
+
+
+PROVISION = os.path.join(PACKER, "scripts", "provision")
+
+
+@pytest.mark.parametrize("runsc", ["", "/usr/bin/runsc"])
+def test_provision_merges_daemon_json(tmp_path, runsc):
+    """The provision script's daemon.json step, on the host: live-restore on (a restarted dockerd
+    keeps the runs' containers), the gVisor runtime merged in when asked, the file's own settings
+    kept (not overwritten)."""
+    path = tmp_path / "daemon.json"
+    path.write_text(json.dumps({"log-driver": "journald", "runtimes": {"kata": {"path": "/k"}}}))
+    p = subprocess.run(["sh", PROVISION, "daemon-json", str(path)] + ([runsc] if runsc else []),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    conf = json.loads(path.read_text())
+    want = {"log-driver": "journald", "live-restore": True, "runtimes": {"kata": {"path": "/k"}}}
+    if runsc:
+        want["runtimes"]["runsc"] = {"path": runsc}
+    assert conf == want
+    fresh = tmp_path / "new.json"  # no file yet: created
+    subprocess.run(["sh", PROVISION, "daemon-json", str(fresh)], check=True, timeout=60)
+    assert json.loads(fresh.read_text()) == {"live-restore": True}
+
+
+def test_provision_holds_docker():
+    with open(PROVISION) as f:
+        assert re.search(r"^apt-mark hold docker\.io containerd runc", f.read(), re.M)

@@ -7,6 +7,7 @@ user-data template renders to the first-boot script with its parameters
 substituted and no secret in it."""
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -74,7 +75,14 @@ def test_outputs_described(parsed):
 def test_providers_pinned_without_packer_plugins(parsed):
     tf = parsed[os.path.join(MODULE, "versions.tf")]["terraform"][0]
     aws = tf["required_providers"][0]["aws"]
-    assert aws["source"] == "hashicorp/aws" and aws["version"].startswith(">=")
+    assert aws["source"] == "hashicorp/aws" and aws["version"] == ">= 5.0, < 7.0"
+
+
+def test_a_machine_that_powers_off_is_terminated(parsed):
+    """poweroff_on_cycle powers a cycled machine off: stopped, it would hold a place in the group;
+    terminated, the group replaces it."""
+    lt = parsed[os.path.join(MODULE, "main.tf")]["resource"]["aws_launch_template"]["workers"][0]
+    assert lt["instance_initiated_shutdown_behavior"] == "terminate"
 
 
 def test_examples_give_only_declared_variables(parsed):
@@ -180,3 +188,24 @@ def test_render_refuses_what_it_cannot_render():
         render_template('a=${upper("x")}', {})
     with pytest.raises(AssertionError, match="directive"):
         render_template("%{ if x }y%{ endif }", {})
+
+
+@pytest.mark.skipif(not shutil.which("terraform"), reason="no terraform on PATH")
+@pytest.mark.parametrize("network,ok", [("host", False), (" HOST", False), ("bridge", True),
+                                        ("none", True)])
+def test_launcher_env_refuses_the_host_network(tmp_path, network, ok):
+    """launcher_env's validation, evaluated by Terraform itself on the variable alone (no provider:
+    offline): a run on the host's network could take the instance role through IMDS."""
+    with open(os.path.join(MODULE, "variables.tf")) as f:
+        block = re.search(r'^variable "launcher_env" \{.*?^\}', f.read(), re.S | re.M).group(0)
+    (tmp_path / "v.tf").write_text(block + "\n")
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"}
+    subprocess.run(["terraform", "init", "-input=false"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True, timeout=120)
+    p = subprocess.run(["terraform", "plan", "-input=false", "-no-color", "-var",
+                        'launcher_env={DAVIT_WORKER_NETWORK="%s"}' % network], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert (p.returncode == 0) == ok, p.stdout + p.stderr
+    if not ok:
+        assert "DAVIT_WORKER_NETWORK = \"host\" is refused" in p.stderr.replace("\n", " ") or \
+            "is refused" in p.stderr, p.stderr

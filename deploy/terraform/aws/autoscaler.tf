@@ -39,6 +39,7 @@ resource "aws_iam_policy" "autoscaler" {
           "autoscaling:SetDesiredCapacity",
           "autoscaling:TerminateInstanceInAutoScalingGroup",
           "autoscaling:CompleteLifecycleAction",
+          "autoscaling:RecordLifecycleActionHeartbeat",
         ]
         Resource = aws_autoscaling_group.workers.arn
         Condition = {

@@ -9,7 +9,7 @@ data "aws_caller_identity" "current" {}
 
 locals {
   partition = data.aws_partition.current.partition
-  region    = data.aws_region.current.name
+  region    = data.aws_region.current.id
   account   = data.aws_caller_identity.current.account_id
 
   # Graviton families carry a "g" after their generation (t4g, m7g, c7gn,
@@ -120,14 +120,17 @@ resource "aws_iam_instance_profile" "instance" {
 }
 
 resource "aws_launch_template" "workers" {
-  name_prefix            = "${var.name}-"
-  description            = "davit launchers of pool ${var.pool}"
-  image_id               = local.ami_id
-  instance_type          = var.instance_type
-  key_name               = var.key_name == "" ? null : var.key_name
-  vpc_security_group_ids = var.security_group_ids
-  user_data              = base64encode(local.user_data)
-  update_default_version = true
+  name_prefix   = "${var.name}-"
+  description   = "davit launchers of pool ${var.pool}"
+  image_id      = local.ami_id
+  instance_type = var.instance_type
+  key_name      = var.key_name == "" ? null : var.key_name
+  # A machine that powers itself off (poweroff_on_cycle, a drained pool cycle) is to be replaced,
+  # not kept stopped: terminated, the group launches a fresh one.
+  instance_initiated_shutdown_behavior = "terminate"
+  vpc_security_group_ids               = var.security_group_ids
+  user_data                            = base64encode(local.user_data)
+  update_default_version               = true
 
   iam_instance_profile {
     arn = aws_iam_instance_profile.instance.arn

@@ -159,7 +159,7 @@ variable "root_volume_size" {
 }
 
 variable "key_name" {
-  description = "EC2 key pair for SSH to the instances; empty for none (SSM Session Manager needs no key)."
+  description = "EC2 key pair for SSH to the instances; empty for none. The instance role grants no Session Manager access: attach AmazonSSMManagedInstanceCore to it yourself to use SSM Session Manager instead of a key."
   type        = string
   default     = ""
 }
@@ -197,6 +197,14 @@ variable "launcher_env" {
     !contains(["DAVIT_TOKEN", "SPACELIFT_TOKEN", "DAVIT_POOL_PRIVATE_KEY", "SPACELIFT_POOL_PRIVATE_KEY"], k)])
     error_message = "launcher_env: DAVIT_ or SPACELIFT_ names with one-line values, and never the token or the private key (use token_from and private_key_from)."
   }
+
+  # A run on the host's network reaches the instance metadata service (the hop limit of 1 only
+  # stops bridged containers) and with it the instance role: the token and the pool's private key.
+  validation {
+    condition = alltrue([for k, v in var.launcher_env :
+    !(contains(["DAVIT_WORKER_NETWORK", "SPACELIFT_WORKER_NETWORK"], k) && lower(trimspace(v)) == "host")])
+    error_message = "launcher_env: DAVIT_WORKER_NETWORK = \"host\" is refused: a run on the host's network could reach the instance metadata service and read the pool's token and private key with the instance role."
+  }
 }
 
 variable "poweroff_on_cycle" {
@@ -206,9 +214,9 @@ variable "poweroff_on_cycle" {
 }
 
 variable "drain_timeout" {
-  description = "Seconds an instance may stay in the termination lifecycle hook while its runs finish (the hook's heartbeat timeout); the autoscaler completes the action as soon as the worker is idle. At most 7200."
+  description = "The termination lifecycle hook's heartbeat timeout in seconds: how long an instance waits while its runs finish when no heartbeat comes. davit autoscale records a heartbeat while the worker holds runs (so a run is held up to AWS's global timeout, 100 times this or 48 h) and completes the action as soon as the worker is drained. Without the autoscaler running, this alone bounds a drain: keep it at least the run timeout + the image pull timeout + two autoscaler ticks (4200 + 900 + 2 x 60 by default, so 5400). At most 7200."
   type        = number
-  default     = 4500
+  default     = 5400
 
   validation {
     condition     = var.drain_timeout >= 30 && var.drain_timeout <= 7200

@@ -4,8 +4,9 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.0"
+      source = "hashicorp/aws"
+      # data.aws_region's id in both majors (its name is deprecated in 6).
+      version = ">= 5.0, < 7.0"
     }
   }
 }
