@@ -9,7 +9,8 @@ The instances' side (deploy/boot/davit-boot-azure, davit-azure-drain):
   optionally client_id=), scheduledevents (GET the document, POST StartRequests to acknowledge);
 - Key Vault (HTTPS): GET /secrets/NAME?api-version=7.4 with `Authorization: Bearer ACCESS_TOKEN`,
   Key Vault's error shapes (401 Unauthorized, 403 Forbidden, 404 SecretNotFound). Its calls are in
-  boot_calls.
+  boot_calls. outage["keyvault"] or outage["identity"] = (status, code) answers that instead
+  (Key Vault's or IMDS's error shape), as Azure does when unavailable or throttling (503, 429).
 
 The autoscaler's side (`davit autoscale --provider azure`):
 - Azure Resource Manager (HTTPS, `Authorization: Bearer TOKEN`): Virtual Machine Scale Sets get
@@ -112,6 +113,9 @@ class FakeAzure(ManagedMock):
         if path == "/metadata/instance/compute/name" and q.get("format") == ["text"]:
             return text(200, self.instance_name)
         if path == "/metadata/identity/oauth2/token":
+            down = self.down("identity")
+            if down:  # IMDS's identity endpoint throttles (429) and has 5xx answers of its own
+                return reply(down[0], {"error": down[1], "error_description": "fake-azure outage"})
             if q.get("resource") != ["https://vault.azure.net"] or "api-version" not in q:
                 return reply(400, {"error": "invalid_request"})
             if "client_id" in q and q["client_id"] != [self.client_id]:
@@ -139,6 +143,10 @@ class FakeAzure(ManagedMock):
 
     def _keyvault(self, method, url, headers, body):
         q = urllib.parse.parse_qs(url.query)
+        down = self.down("keyvault")
+        if down:  # Key Vault's shape; a 429 comes with Retry-After, as Key Vault's does
+            return reply(down[0], {"error": {"code": down[1], "message": "fake-azure outage"}},
+                         {"Retry-After": "1"} if down[0] == 429 else None)
         if bearer(headers) != ACCESS_TOKEN:
             self.refused.append(("keyvault", 401))
             return reply(401, {"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer token."}})

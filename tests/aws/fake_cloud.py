@@ -46,6 +46,10 @@ class CloudMock:
         self.ca_file = self.cert
         self.calls = []  # every accepted API request (the subclass's shape)
         self.refused = []  # (what, status) of every refused one
+        # Outages: what (the subclass names them: "keyvault", "identity", "secretmanager", "token")
+        # -> (HTTP status, error code) answered instead, in the cloud's own error shape, as a
+        # cloud does when unavailable or throttling (fake_aws.py's outage, for these mocks).
+        self.outage = {}
         self.httpd, self.url = self._serve(self.handle_api, tls=True)
         self.metad, self.metadata_url = self._serve(self.handle_metadata, tls=False)
 
@@ -66,6 +70,13 @@ class CloudMock:
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         scheme = "https" if tls else "http"
         return httpd, "%s://127.0.0.1:%d" % (scheme, httpd.server_address[1])
+
+    def down(self, what):
+        """The outage set for what, (status, code), or None; a refusal is noted."""
+        out = self.outage.get(what)
+        if out:
+            self.refused.append((what, out[0]))
+        return out
 
     def close(self):
         for s in (self.httpd, self.metad):

@@ -10,6 +10,8 @@ The instances' side (deploy/boot/davit-boot-gcp):
 - Secret Manager (HTTPS): GET /v1/projects/P/secrets/S/versions/V:access with
   `Authorization: Bearer TOKEN`, the payload base64-encoded as Google sends it, Google's error
   shapes (401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND). Its calls are in boot_calls.
+  outage["secretmanager"] or outage["token"] = (status, code) answers that instead (Google's error
+  shape; the metadata server's is text), as GCP does when unavailable or throttling (503, 429).
 
 The autoscaler's side (`davit autoscale --provider gcp`), Compute Engine (HTTPS): a regional
 managed instance group's get (targetSize), listManagedInstances, resize, deleteInstances and
@@ -85,6 +87,9 @@ class FakeGCP(ManagedMock):
         if url.path in answers:
             return text(200, answers[url.path])
         if url.path == "/computeMetadata/v1/instance/service-accounts/default/token":
+            down = self.down("token")
+            if down:
+                return text(down[0], down[1])
             self.boot_calls.append(("token", ""))
             return reply(200, {"access_token": ACCESS_TOKEN, "expires_in": 3599, "token_type": "Bearer"})
         return text(404, "Not Found")
@@ -94,6 +99,9 @@ class FakeGCP(ManagedMock):
             self.refused.append(("secretmanager", status))
             return reply(code, {"error": {"code": code, "message": message, "status": status}})
 
+        down = self.down("secretmanager")
+        if down:  # Google's shape: 503 UNAVAILABLE, 429 RESOURCE_EXHAUSTED
+            return reply(down[0], {"error": {"code": down[0], "message": "fake-gcp outage", "status": down[1]}})
         if bearer(headers) != ACCESS_TOKEN:
             return error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
         m = ACCESS.match(url.path)

@@ -15,7 +15,9 @@ matches (the scale set instance id; the GCE instance name): a `davit autoscale
 counts the registered worker.
 
 The others run on the host: no secret on any command line or in a message,
-each failure one line and exit 2; the watcher drains on a Terminate event and
+each failure one line, exit 2 for a configuration error and 1 (systemd
+restarts it) for what may pass (a metadata service or the cloud unreachable,
+a 5xx, throttling: the mocks' outage map); the watcher drains on a Terminate event and
 acknowledges it only after the launcher's run has ended."""
 import base64
 import json
@@ -89,6 +91,7 @@ def source_boot(cloud, env, path=None):
     """Sources davit-boot-CLOUD as davit-launcher-boot does and prints the
     environment it hands the launcher."""
     script = ('set -eu\ndie() { echo "davit-launcher-boot: $*" >&2; exit 2; }\n'
+              'retry() { echo "davit-launcher-boot: $* (retrying later)" >&2; exit 1; }\n'
               f'. {BOOT_DIR}/davit-boot-{cloud}\n{cloud}_boot_env\nenv\n')
     e = {"PATH": path or os.environ["PATH"], **env}
     return subprocess.run(["sh", "-c", script], env=e, capture_output=True, text=True, timeout=60)
@@ -138,12 +141,13 @@ def test_secrets_read_with_the_identity_never_on_a_command_line(cloud, azure, gc
                             f"({fake_gcp.PROJECT}): read the pool's secrets with the service account\n")
 
 
-def boot_fails(env):
+def boot_fails(env, rc=2, path=None):
     """davit-launcher-boot with only the cloud's variables: it must stop
-    before anything is downloaded. Returns its one line of error."""
-    p = subprocess.run([BOOT], env={"PATH": os.environ["PATH"], **env}, capture_output=True,
+    before anything is downloaded, with exit rc (2: a configuration error,
+    1: tried again). Returns its one line of error."""
+    p = subprocess.run([BOOT], env={"PATH": path or os.environ["PATH"], **env}, capture_output=True,
                        text=True, timeout=60)
-    assert p.returncode == 2, p.stderr
+    assert p.returncode == rc, p.stderr
     lines = p.stderr.splitlines()
     assert len(lines) == 1, p.stderr
     return lines[0]
@@ -166,8 +170,6 @@ def test_azure_errors_are_one_line_naming_the_secret(azure):
     assert boot_fails(azure_env(azure, DAVIT_POOL_PRIVATE_KEY_FROM="ssm:/davit/key")) == (
         'davit-launcher-boot: DAVIT_POOL_PRIVATE_KEY_FROM: "ssm:/davit/key" is not '
         'azure-keyvault:VAULT/NAME')
-    assert boot_fails(azure_env(azure, DAVIT_AZURE_IMDS_ENDPOINT="http://127.0.0.1:9")) == (
-        "davit-launcher-boot: the instance metadata service at http://127.0.0.1:9 gave no resourceId")
     azure.resource_id = "/subscriptions/x/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1"
     assert "is not a scale set instance" in boot_fails(azure_env(azure))
 
@@ -188,10 +190,90 @@ def test_gcp_errors_are_one_line_naming_the_secret(gcp):
     gcp.secrets["davit-key"] = "-----BEGIN PRIVATE KEY----- s3cr3t"
     err = boot_fails(gcp_env(gcp))
     assert "s3cr3t" not in err and "is not one line of base64" in err
-    assert boot_fails(gcp_env(gcp, DAVIT_GCP_METADATA_ENDPOINT="http://127.0.0.1:9")) == (
-        "davit-launcher-boot: the metadata server at http://127.0.0.1:9 gave no instance name")
     # Without Metadata-Flavor the mock refuses, as GCE does; the script always sends it.
     assert ("metadata", 403) not in gcp.refused
+
+
+def test_azure_metadata_or_key_vault_unreachable_is_tried_again(azure):
+    """Not a configuration error: exit 1, so that systemd starts it again (RestartSec) instead of
+    RestartPreventExitStatus=2 keeping the machine without a launcher for good."""
+    assert boot_fails(azure_env(azure, DAVIT_AZURE_IMDS_ENDPOINT="http://127.0.0.1:9"), rc=1) == (
+        "davit-launcher-boot: the instance metadata service at http://127.0.0.1:9 gave no resourceId "
+        "(retrying later)")
+    assert boot_fails(azure_env(azure, DAVIT_AZURE_KEYVAULT_ENDPOINT="https://127.0.0.1:9"), rc=1) == (
+        "davit-launcher-boot: DAVIT_TOKEN_FROM: azure-keyvault:davit-vault/davit-token: Key Vault at "
+        "https://127.0.0.1:9: no answer (curl exit 7) (retrying later)")
+    # IMDS's identity endpoint throttling or failing: tried again; an unknown identity is not.
+    azure.outage["identity"] = (429, "too_many_requests")
+    assert boot_fails(azure_env(azure), rc=1) == (
+        f"davit-launcher-boot: the instance metadata service at {azure.metadata_url} gave no token "
+        "for Key Vault (retrying later)")
+    assert ("identity", 429) in azure.refused
+    assert azure.boot_calls == [("identity", fake_azure.CLIENT_ID)]  # Key Vault's unreachable one
+
+
+@pytest.mark.parametrize("status,code", [(503, "ServiceUnavailable"), (429, "Throttled")])
+def test_key_vault_unavailable_or_throttling_is_tried_again(azure, status, code, tmp_path):
+    azure.outage["keyvault"] = (status, code)
+    path, argv_log = curl_shim(tmp_path)
+    err = boot_fails(azure_env(azure), rc=1, path=path)
+    assert err == ("davit-launcher-boot: DAVIT_TOKEN_FROM: azure-keyvault:davit-vault/davit-token: "
+                   f"Key Vault: HTTP {status} {code} (retrying later)")
+    assert fake_azure.ACCESS_TOKEN not in argv_log.read_text()
+    # Over, the same boot reads both; a 403 or a 404 stays a configuration error (exit 2).
+    del azure.outage["keyvault"]
+    azure.denied.add("davit-key")
+    assert boot_fails(azure_env(azure)) == (
+        "davit-launcher-boot: DAVIT_POOL_PRIVATE_KEY_FROM: azure-keyvault:davit-vault/davit-key: "
+        "Key Vault: HTTP 403 Forbidden")
+    assert ("keyvault", "davit-token") in azure.boot_calls
+
+
+def test_gcp_metadata_or_secret_manager_unreachable_is_tried_again(gcp):
+    assert boot_fails(gcp_env(gcp, DAVIT_GCP_METADATA_ENDPOINT="http://127.0.0.1:9"), rc=1) == (
+        "davit-launcher-boot: the metadata server at http://127.0.0.1:9 gave no instance name "
+        "(retrying later)")
+    assert boot_fails(gcp_env(gcp, DAVIT_GCP_SECRETMANAGER_ENDPOINT="https://127.0.0.1:9"), rc=1) == (
+        "davit-launcher-boot: DAVIT_TOKEN_FROM: gcp-secretmanager:davit-token: Secret Manager at "
+        "https://127.0.0.1:9: no answer (curl exit 7) (retrying later)")
+    # The metadata server's token endpoint failing: tried again; no service account (404) is not.
+    gcp.outage["token"] = (503, "Service Unavailable")
+    assert boot_fails(gcp_env(gcp), rc=1) == (
+        f"davit-launcher-boot: the metadata server at {gcp.metadata_url} gave no access token "
+        "(retrying later)")
+    gcp.outage["token"] = (404, "Not Found")
+    assert boot_fails(gcp_env(gcp)) == (
+        "davit-launcher-boot: the metadata server gave no access token: has the instance a service account?")
+    assert gcp.boot_calls == [("token", "")]  # Secret Manager's unreachable one
+
+
+@pytest.mark.parametrize("status,code", [(503, "UNAVAILABLE"), (429, "RESOURCE_EXHAUSTED")])
+def test_secret_manager_unavailable_or_throttling_is_tried_again(gcp, status, code, tmp_path):
+    gcp.outage["secretmanager"] = (status, code)
+    path, argv_log = curl_shim(tmp_path)
+    err = boot_fails(gcp_env(gcp), rc=1, path=path)
+    assert err == ("davit-launcher-boot: DAVIT_TOKEN_FROM: gcp-secretmanager:davit-token: "
+                   f"Secret Manager: HTTP {status} {code} (retrying later)")
+    assert fake_gcp.ACCESS_TOKEN not in argv_log.read_text()
+    del gcp.outage["secretmanager"]
+    gcp.denied.add("davit-key")
+    assert boot_fails(gcp_env(gcp)) == (
+        f"davit-launcher-boot: DAVIT_POOL_PRIVATE_KEY_FROM: gcp-secretmanager:projects/{fake_gcp.PROJECT}/"
+        "secrets/davit-key: Secret Manager: HTTP 403 PERMISSION_DENIED")
+    assert ("secretmanager", f"/v1/projects/{fake_gcp.PROJECT}/secrets/davit-token/versions/latest:access") \
+        in gcp.boot_calls
+
+
+def test_ca_file_with_a_space_is_one_argument(azure, gcp, tmp_path):
+    """The CA bundle's path reaches curl as one argument (no word splitting)."""
+    spaced = tmp_path / "a dir"
+    spaced.mkdir()
+    for cloud, mock, env in (("azure", azure, azure_env), ("gcp", gcp, gcp_env)):
+        ca = spaced / f"{cloud} ca.pem"
+        ca.write_bytes(open(mock.ca_file, "rb").read())
+        var = "DAVIT_AZURE_CA_FILE" if cloud == "azure" else "DAVIT_GCP_CA_FILE"
+        p = source_boot(cloud, env(mock, **{var: str(ca)}))
+        assert p.returncode == 0, p.stderr
 
 
 def test_azure_drain_acknowledges_only_after_the_runs_end(stack, pool, azure, tmp_path):
