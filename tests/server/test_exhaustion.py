@@ -13,6 +13,7 @@ launcher's 127.0.0.1: Linux routes all of 127.0.0.0/8 to the loopback.
 import http.client
 import json
 import os
+import re
 import resource
 import select
 import socket
@@ -186,7 +187,13 @@ def db_bytes(server):
     return total
 
 
-CHALLENGES_MAX = 4096  # src/server/challenges.h
+def _challenges_max():
+    """The table's size, read from src/server/challenges.h so the test follows it."""
+    with open(os.path.join(os.environ["DAVIT_SOURCE_DIR"], "src", "server", "challenges.h")) as f:
+        return int(re.search(r"#define CHALLENGES_MAX (\d+)", f.read()).group(1))
+
+
+CHALLENGES_MAX = _challenges_max()
 
 
 def test_challenges_write_nothing_and_stay_bounded(make_server):
