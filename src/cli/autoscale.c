@@ -150,9 +150,30 @@ static size_t scale_in_candidates(const struct as_group *g, const struct as_pool
     return n;
 }
 
+/* The most launcher capacity the server accepts (api_launcher.c: 1 to 64). */
+#define SLOTS_MAX 64
+
+/* The runs one instance takes: the option, else the slots most of the pool's workers report (on
+ * a tie the smaller, which asks for more instances rather than too few), else 1. */
+static int64_t slots_per_instance(const struct as_pool *p, const struct as_options *o)
+{
+    if (o->slots_per_instance > 0)
+        return o->slots_per_instance;
+    size_t count[SLOTS_MAX + 1] = {0};
+    for (size_t i = 0; i < p->n_workers; i++)
+        if (p->workers[i].slots >= 1 && p->workers[i].slots <= SLOTS_MAX)
+            count[p->workers[i].slots]++;
+    int64_t best = 1;
+    for (int64_t k = 1; k <= SLOTS_MAX; k++)
+        if (count[k] > count[best])
+            best = k;
+    return best;
+}
+
 void autoscale_plan(const struct as_group *g, const struct as_pool *p, const struct as_options *o,
                     int64_t now_ms, struct as_plan *out)
 {
+    int64_t held = 0; /* the runs busy workers hold */
     memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < p->n_workers; i++)
         out->unlabelled += p->workers[i].instance_id[0] == '\0';
@@ -163,13 +184,21 @@ void autoscale_plan(const struct as_group *g, const struct as_pool *p, const str
             continue;
         out->registered++;
         out->busy += w->state == AS_BUSY;
+        /* A busy worker holds at least one run: one in a state this version does not know counts
+         * as busy (failing closed) whatever runs it reports. */
+        if (w->state == AS_BUSY)
+            held += w->runs > 1 ? w->runs : 1;
         out->idle += w->state == AS_IDLE;
         out->drained += w->state == AS_DRAINED || w->state == AS_DRAINING;
     }
     /* Drained and draining workers take no runs: never capacity (Spacelift's module #84). */
     out->capacity = out->busy + out->idle;
-    out->demand = out->busy + p->pending;
-    int64_t t = out->demand < g->min ? g->min : out->demand > g->max ? g->max : out->demand;
+    /* In runs, then in instances: a worker with a free slot takes the next run, so it is not
+     * counted as full (one instance per pending run over-provisioned up to slots times). */
+    out->demand = held + p->pending;
+    out->slots = slots_per_instance(p, o);
+    int64_t need = (out->demand + out->slots - 1) / out->slots;
+    int64_t t = need < g->min ? g->min : need > g->max ? g->max : need;
     out->target = (int)t;
 
     if (plan_strays(g, p, o, now_ms, out) > 0)
@@ -188,16 +217,19 @@ void autoscale_plan(const struct as_group *g, const struct as_pool *p, const str
         if (nd > g->max)
             nd = g->max;
         if (nd <= g->desired) {
-            add(out, AS_STEADY, "demand %lld exceeds capacity %lld but the group is at max size %d",
-                (long long)out->demand, (long long)out->capacity, g->max);
+            add(out, AS_STEADY,
+                "demand %lld runs needs %d instances, over capacity %lld, but the group is at max "
+                "size %d",
+                (long long)out->demand, out->target, (long long)out->capacity, g->max);
             return;
         }
         struct as_decision *d =
             add(out, AS_SCALE_OUT,
-                "demand %lld (busy %lld + pending %lld) over capacity %lld: desired %d -> %lld"
-                " (at most %d a tick, max %d)",
-                (long long)out->demand, (long long)out->busy, (long long)p->pending,
-                (long long)out->capacity, g->desired, (long long)nd, o->max_create, g->max);
+                "demand %lld runs (held %lld + pending %lld) needs %d instances of %lld slots,"
+                " capacity %lld: desired %d -> %lld (at most %d a tick, max %d)",
+                (long long)out->demand, (long long)held, (long long)p->pending, out->target,
+                (long long)out->slots, (long long)out->capacity, g->desired, (long long)nd,
+                o->max_create, g->max);
         d->new_desired = (int)nd;
         return;
     }
@@ -226,12 +258,17 @@ void autoscale_plan(const struct as_group *g, const struct as_pool *p, const str
         }
         return;
     }
-    if (out->demand > g->max)
-        add(out, AS_STEADY, "capacity %lld meets target %d: demand %lld capped at max size %d",
-            (long long)out->capacity, out->target, (long long)out->demand, g->max);
+    if (need > g->max)
+        add(out, AS_STEADY,
+            "capacity %lld meets target %d: demand %lld runs (%lld slots an instance) capped at "
+            "max size %d",
+            (long long)out->capacity, out->target, (long long)out->demand, (long long)out->slots,
+            g->max);
     else
-        add(out, AS_STEADY, "capacity %lld meets target %d (demand %lld, min size %d)",
-            (long long)out->capacity, out->target, (long long)out->demand, g->min);
+        add(out, AS_STEADY,
+            "capacity %lld meets target %d (demand %lld runs, %lld slots an instance, min size %d)",
+            (long long)out->capacity, out->target, (long long)out->demand, (long long)out->slots,
+            g->min);
 }
 
 int autoscale_after_drain(enum as_worker_state after)

@@ -4,8 +4,10 @@
  * out. No I/O, no clock, no state: cmd_autoscale.c gathers the snapshot,
  * carries the plan out and logs it.
  *
- * The algorithm (issue 16): demand = busy + pending workers, clamped to the
- * group's min and max; scale out by at most max_create instances a tick;
+ * The algorithm (issue 16): demand = the pending runs plus the runs busy workers
+ * hold, in runs; the instances it needs = ceil(demand / slots per instance)
+ * (the runs one launcher takes at once), clamped to the group's min and max;
+ * scale out by at most max_create instances a tick;
  * scale in only idle workers idle for longer than the scale-down delay, by
  * draining then terminating them (the drain's answer decides:
  * autoscale_after_drain); an instance with no worker after stray_after is
@@ -53,6 +55,8 @@ struct as_worker {
     enum as_worker_state state;
     int64_t idle_since_ms;        /* -1 while busy */
     char instance_id[AS_ID_SIZE]; /* its instance_id metadata, or "" */
+    int64_t runs;                 /* the runs it holds (a busy worker counts at least 1) */
+    int64_t slots; /* the runs it takes at once (its launcher's capacity), or 0 when not known */
 };
 
 struct as_pool {
@@ -66,6 +70,9 @@ struct as_options {
     int64_t scale_down_delay_ms; /* idle for longer than this before a worker may go */
     int64_t stray_after_ms; /* an instance with no worker for longer (since its launch, and since
                                workerless_since_ms) is a stray */
+    /* The runs one instance's launcher takes at once (--slots-per-instance), or 0: the slots most
+     * of the pool's workers report, 1 when none does. */
+    int64_t slots_per_instance;
 };
 
 enum as_kind {
@@ -86,10 +93,11 @@ struct as_decision {
 };
 
 struct as_plan {
-    /* The numbers the decisions come from, for the log and /metrics. */
-    int64_t demand, capacity, busy, idle, drained, registered;
+    /* The numbers the decisions come from, for the log and /metrics: demand in runs, capacity
+     * (busy + idle), busy, idle, drained and registered in workers, slots per instance. */
+    int64_t demand, capacity, busy, idle, drained, registered, slots;
     int64_t unlabelled; /* the pool's workers with no instance_id metadata */
-    int target;
+    int target;         /* instances: ceil(demand / slots), clamped to min and max */
     size_t n;
     struct as_decision d[AS_PLAN_MAX];
 };

@@ -281,6 +281,10 @@ static int pool_read(struct ctx *x, struct pool_state *out)
         w->state = autoscale_worker_state_or_busy(json_string_value(json_object_get(o, "state")));
         w->id = json_integer_value(json_object_get(o, "id"));
         w->idle_since_ms = idle && w->state != AS_BUSY ? rest_parse_time(idle) : -1;
+        /* The runs it holds and takes at once: 0 from a server that does not say (before
+         * "capacity"), read as one run for a busy worker and as no capacity reported. */
+        w->runs = json_integer_value(json_object_get(o, "runs"));
+        w->slots = json_integer_value(json_object_get(o, "capacity"));
         snprintf(w->instance_id, sizeof(w->instance_id), "%s", iid ? iid : "");
         out->unlabelled += !w->instance_id[0];
         out->p.n_workers++;
@@ -713,7 +717,7 @@ static int read_duration(struct cli *c, const char *opt, const char *v, int64_t 
     return 0;
 }
 
-/* A count option (--max-create, --min, --max): lo to hi. */
+/* A count option (--max-create, --min, --max, --slots-per-instance): lo to hi. */
 static int read_count(struct cli *c, const char *opt, const char *v, long long lo, long long hi,
                       int *out)
 {
@@ -730,7 +734,7 @@ static int read_count(struct cli *c, const char *opt, const char *v, long long l
 static int read_env(struct ctx *x, const char **listen, int *has_max)
 {
     char err[256];
-    long long n, min, max;
+    long long n, min, max, slots;
     struct prov_config *cfg = &x->cfg;
     x->pool = env_get("AUTOSCALE_POOL", NULL, 0);
     x->provider = env_get("AUTOSCALE_PROVIDER", NULL, 0);
@@ -750,6 +754,7 @@ static int read_env(struct ctx *x, const char **listen, int *has_max)
     if (env_int("AUTOSCALE_MAX_CREATE", 5, 1000, &n, err, sizeof(err)) < 0 ||
         env_int("AUTOSCALE_MIN", 0, 100000, &min, err, sizeof(err)) < 0 ||
         env_int("AUTOSCALE_MAX", 0, 100000, &max, err, sizeof(err)) < 0 ||
+        env_int("AUTOSCALE_SLOTS_PER_INSTANCE", 0, 64, &slots, err, sizeof(err)) < 0 ||
         env_duration("AUTOSCALE_SCALE_DOWN_DELAY", 5 * 60 * 1000, &x->opt.scale_down_delay_ms, err,
                      sizeof(err)) < 0 ||
         env_duration("AUTOSCALE_STRAY_AFTER", 10 * 60 * 1000, &x->opt.stray_after_ms, err,
@@ -758,6 +763,7 @@ static int read_env(struct ctx *x, const char **listen, int *has_max)
         env_bool("AUTOSCALE_DRY_RUN", 0, &x->dry_run, err, sizeof(err)) < 0)
         return cli_usage(x->c, "%s", err);
     x->opt.max_create = (int)n;
+    x->opt.slots_per_instance = slots; /* 0: what the workers report */
     cfg->min = (int)min;
     cfg->max = (int)max;
     return 0;
@@ -810,6 +816,13 @@ static int read_options(struct ctx *x, int argc, char **argv, const char **liste
             if ((rc = read_count(x->c, "max-create", optarg, 1, 1000, &x->opt.max_create)))
                 return rc;
             break;
+        case 'N': {
+            int k;
+            if ((rc = read_count(x->c, "slots-per-instance", optarg, 1, 64, &k)))
+                return rc;
+            x->opt.slots_per_instance = k;
+            break;
+        }
         case 'd':
             if ((rc = read_duration(x->c, "scale-down-delay", optarg, &x->opt.scale_down_delay_ms)))
                 return rc;

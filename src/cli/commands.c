@@ -152,6 +152,8 @@ const struct cli_cmd cli_commands[] = {
      "  --min N, --max N          Azure, GCP: the group's bounds, required --max\n"
      "                            (DAVIT_AUTOSCALE_MIN, DAVIT_AUTOSCALE_MAX; min 0)\n"
      "  --max-create N            instances added a tick at most (DAVIT_AUTOSCALE_MAX_CREATE; 5)\n"
+     "  --slots-per-instance N    runs one instance's launcher takes at once, 1 to 64\n"
+     "                            (DAVIT_AUTOSCALE_SLOTS_PER_INSTANCE; what most workers report)\n"
      "  --scale-down-delay DUR    idle this long before a worker may go\n"
      "                            (DAVIT_AUTOSCALE_SCALE_DOWN_DELAY; 5m)\n"
      "  --stray-after DUR         an instance with no worker this long is terminated\n"
@@ -180,6 +182,7 @@ const struct cli_cmd cli_commands[] = {
                              {"min", required_argument, 0, 'i'},
                              {"max", required_argument, 0, 'x'},
                              {"max-create", required_argument, 0, 'm'},
+                             {"slots-per-instance", required_argument, 0, 'N'},
                              {"scale-down-delay", required_argument, 0, 'd'},
                              {"stray-after", required_argument, 0, 's'},
                              {"every", required_argument, 0, 'e'},

@@ -15,7 +15,8 @@
  * lease that still holds runs shows as busy: its machine must not go while
  * its runs may still report. A spent ephemeral launcher (its one run had) with
  * no run left is drained: it takes no more, so it is no capacity. idle_since is when its last run
- * ended, or when it registered; null while it is busy.
+ * ended, or when it registered; null while it is busy. capacity is the runs its launcher takes at
+ * once, as it registered.
  *
  * ?1 the pool's id or NULL, ?2 the oldest last-seen time still alive,
  * ?3 one launcher's id or NULL.
@@ -30,7 +31,7 @@
     "         max(l.registered_ms,"                                                                \
     "             coalesce((SELECT max(r.ended_ms) FROM runs r WHERE r.launcher_id = l.id), 0))"   \
     "           AS idle_ms,"                                                                       \
-    "         l.metadata_json, l.last_seen_ms, l.ephemeral"                                        \
+    "         l.metadata_json, l.last_seen_ms, l.ephemeral, l.capacity"                            \
     "    FROM launchers l"                                                                         \
     "   WHERE (?1 IS NULL OR l.pool_id = ?1) AND (?3 IS NULL OR l.id = ?3))"                       \
     "SELECT id,"                                                                                   \
@@ -40,7 +41,7 @@
     "            ELSE 'idle' END AS state,"                                                        \
     "       CASE WHEN runs > 0 THEN NULL"                                                          \
     "            ELSE strftime(" ST_ISO8601 ", idle_ms / 1000.0, 'unixepoch') END AS idle_since,"  \
-    "       runs, metadata_json"                                                                   \
+    "       runs, capacity, metadata_json"                                                         \
     "  FROM w"                                                                                     \
     " WHERE runs > 0 OR davit_seen(id, last_seen_ms) >= ?2"                                        \
     " ORDER BY id"
@@ -60,13 +61,15 @@ static const char scaling_pool_sql[] = "SELECT p.id,"
  * autoscaler dividing it by the runs a launcher takes keeps the launchers
  * whose runs are still going (scaling on pending alone drops them as soon
  * as the queue empties). Draining workers' runs are not counted: those
- * launchers are going away whatever the count says.
+ * launchers are going away whatever the count says. And slots: the
+ * capacity of the workers that take runs (busy and idle), in runs, so that
+ * demand - slots is what the pool lacks.
  */
 static int count_states(json_t *out, json_t *workers, json_int_t pending)
 {
     static const char *const keys[] = {"busy", "idle", "draining", "drained"};
     enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
-    json_int_t n[NKEYS] = {0}, demand = pending;
+    json_int_t n[NKEYS] = {0}, demand = pending, slots = 0;
     size_t i;
     json_t *w;
     json_array_foreach(workers, i, w)
@@ -75,12 +78,17 @@ static int count_states(json_t *out, json_t *workers, json_int_t pending)
         for (size_t k = 0; state && k < NKEYS; k++)
             if (strcmp(state, keys[k]) == 0)
                 n[k]++;
-        if (state && strcmp(state, "busy") == 0)
+        int busy = state && strcmp(state, "busy") == 0;
+        if (busy)
             demand += json_integer_value(json_object_get(w, "runs"));
+        if (busy || (state && strcmp(state, "idle") == 0))
+            slots += json_integer_value(json_object_get(w, "capacity"));
     }
     for (size_t k = 0; k < NKEYS; k++)
         if (json_object_set_new(out, keys[k], json_integer(n[k])) < 0)
             return -1;
+    if (json_object_set_new(out, "slots", json_integer(slots)) < 0)
+        return -1;
     return json_object_set_new(out, "demand", json_integer(demand));
 }
 

@@ -108,6 +108,25 @@ def test_scale_out_on_pending_up_to_max_and_max_create(env):
     assert c.mutations() == ["SetDesiredCapacity", "SetDesiredCapacity"]
 
 
+def test_scale_out_counts_free_slots(env):
+    """Issue 16, M5: launchers taking two runs at once (DAVIT_LAUNCHER_CONCURRENCY=2). One holds a
+    run and has a slot free; with 3 runs pending, 4 runs need 2 instances, not 4."""
+    c = Cell(env, "slots", 0, 10, 1)
+    iid = c.instance_ids()[0]
+    la = Launcher(c.server, c.token, c.key, hostname=iid, capacity=2)
+    la.register(metadata={"instance_id": iid})
+    c.launchers[iid] = la
+    c.submit(1)
+    assert [m["type"] for m in la.poll(wait_s=0)] == ["run"]
+    c.submit(3)
+    # The option over what the workers report: one slot an instance is 4.
+    ds = c.tick("--dry-run", "--slots-per-instance", "1")
+    assert kinds(ds) == ["scale_out"] and ds[0][1]["desired"] == "1->4" and c.group.desired == 1
+    ds = c.tick()
+    assert kinds(ds) == ["scale_out"] and ds[0][1]["desired"] == "1->2", ds
+    assert "of 2 slots" in ds[0][1]["reason"] and c.group.desired == 2
+
+
 def test_scale_in_only_idle_workers_past_the_delay(env):
     c = Cell(env, "in", 0, 3, 2)
     a, b = c.boot()

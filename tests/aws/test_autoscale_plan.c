@@ -37,6 +37,8 @@ static void worker(int i, enum as_worker_state st, int64_t idle_min)
     work[i].id = i + 1;
     work[i].state = st;
     work[i].idle_since_ms = st == AS_BUSY ? -1 : NOW - idle_min * MINUTE;
+    work[i].runs = st == AS_BUSY; /* one run, one slot: the tests below set more */
+    work[i].slots = 1;
     snprintf(work[i].instance_id, sizeof(work[i].instance_id), "i-%d", i);
 }
 
@@ -206,6 +208,77 @@ static void test_terminating_instances_are_not_counted(void **state)
     assert_int_equal(autoscale_instance_live("Standby"), 0);
 }
 
+/* Issue 16, M5: a launcher with DAVIT_LAUNCHER_CONCURRENCY=2 and one free slot takes the next
+ * run; the plan counts in runs and divides by the slots an instance has. */
+static void test_demand_in_slots(void **state)
+{
+    (void)state;
+    struct as_group g = group(0, 10, 1);
+    worker(0, AS_BUSY, 0);
+    work[0].slots = 2; /* one run of two */
+    run(&g, 3, 1);     /* demand 1 + 3 = 4 runs: 2 instances of 2 slots, not 4 */
+    assert_int_equal(plan.demand, 4);
+    assert_int_equal(plan.slots, 2);
+    assert_int_equal(plan.target, 2);
+    assert_int_equal(plan.d[0].kind, AS_SCALE_OUT);
+    assert_int_equal(plan.d[0].new_desired, 2);
+    run(&g, 1, 1); /* 2 runs: the free slot takes the pending one */
+    assert_int_equal(plan.d[0].kind, AS_STEADY);
+    run(&g, 2, 1); /* 3 runs: ceil(3 / 2) */
+    assert_int_equal(plan.d[0].new_desired, 2);
+
+    /* --slots-per-instance over what the workers report. */
+    struct as_options o1 = opts;
+    o1.slots_per_instance = 1;
+    struct as_pool p = {3, work, 1};
+    autoscale_plan(&g, &p, &o1, NOW, &plan);
+    assert_int_equal(plan.d[0].new_desired, 4);
+
+    /* The most common report wins (a tie: the smaller); an unreported one (0) is not a vote. */
+    g = group(0, 10, 4);
+    worker(0, AS_BUSY, 0);
+    worker(1, AS_BUSY, 0);
+    worker(2, AS_BUSY, 0);
+    worker(3, AS_BUSY, 0);
+    work[0].slots = 4;
+    work[1].slots = 4;
+    work[2].slots = 0;
+    work[3].slots = 2;
+    work[0].runs = 4;
+    work[1].runs = 4;
+    run(&g, 8, 4); /* 4 + 4 + 1 + 1 + 8 = 18 runs, 4 slots: 5 instances */
+    assert_int_equal(plan.slots, 4);
+    assert_int_equal(plan.d[0].new_desired, 5);
+    work[1].slots = 2; /* 4 and 2 tie */
+    work[3].slots = 0;
+    run(&g, 8, 4);
+    assert_int_equal(plan.slots, 2);
+    assert_int_equal(plan.d[0].new_desired, 9);
+
+    /* Scale-in still drains idle workers only: a half-busy worker stays. */
+    g = group(0, 10, 3);
+    worker(0, AS_BUSY, 0);
+    worker(1, AS_IDLE, 30);
+    worker(2, AS_IDLE, 20);
+    for (int i = 0; i < 3; i++)
+        work[i].slots = 2;
+    run(&g, 1, 3); /* 2 runs: one instance */
+    assert_int_equal(plan.target, 1);
+    assert_int_equal(plan.n, 2);
+    assert_int_equal(plan.d[0].kind, AS_SCALE_IN);
+    assert_int_equal(plan.d[0].worker_id, 2);
+    assert_int_equal(plan.d[1].worker_id, 3);
+
+    /* Failing closed: a busy worker (or one in an unknown state) reporting no runs holds one. */
+    g = group(0, 10, 1);
+    worker(0, AS_BUSY, 0);
+    work[0].runs = 0;
+    work[0].slots = 2;
+    run(&g, 2, 1);
+    assert_int_equal(plan.demand, 3);
+    assert_int_equal(plan.d[0].new_desired, 2);
+}
+
 static void test_after_drain_backoff_deadline(void **state)
 {
     (void)state;
@@ -284,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_terminating_instances_are_not_counted),
         cmocka_unit_test(test_fails_closed_on_unknown_states_and_unlabelled_workers),
         cmocka_unit_test(test_stray_counts_from_when_it_was_first_seen_workerless),
+        cmocka_unit_test(test_demand_in_slots),
         cmocka_unit_test(test_after_drain_backoff_deadline),
         cmocka_unit_test(test_xml_walk_and_time),
     };

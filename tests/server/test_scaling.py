@@ -29,7 +29,7 @@ def keda_metric(body, value_location):
 def test_scaling_counts_and_drain_answers(server):
     token, key = server.create_pool("p")
     assert scaling(server) == {"pending": 0, "demand": 0, "busy": 0, "idle": 0, "draining": 0, "drained": 0,
-                               "workers": []}
+                               "slots": 0, "workers": []}
 
     a = Launcher(server, token, key, hostname="a")
     a.register(metadata={"instance_id": "i-a"})
@@ -44,7 +44,8 @@ def test_scaling_counts_and_drain_answers(server):
     s = scaling(server)
     assert (s["pending"], s["busy"], s["idle"], s["drained"]) == (3, 1, 1, 0)
     wa, wb = s["workers"]
-    assert wa == {"id": a.id, "state": "busy", "idle_since": None, "runs": 1, "metadata": {"instance_id": "i-a"}}
+    assert wa == {"id": a.id, "state": "busy", "idle_since": None, "runs": 1, "capacity": 1,
+                  "metadata": {"instance_id": "i-a"}}
     assert wb["state"] == "idle" and wb["runs"] == 0 and wb["metadata"] == {"instance_id": "i-b"}
     assert abs((iso(wb["idle_since"]) - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 60
     assert keda_metric(s, "pending") == 3
@@ -112,3 +113,32 @@ def test_demand_counts_runs_not_workers(server):
     # One busy launcher holding two runs, one run queued: demand 3, for KEDA's targetValue of 2
     # runs a launcher (launcher.concurrency) that is two launchers, not one.
     assert (s["pending"], s["busy"], s["demand"]) == (1, 1, 3)
+
+
+def test_capacity_and_slots(server):
+    """Each worker's capacity (the runs its launcher takes at once, as it registered) and slots, the
+    capacity of the workers that take runs: an autoscaler divides demand by it, so that a launcher
+    with a free slot is not counted as full (issue 16, M5)."""
+    token, key = server.create_pool("p")
+    two = Launcher(server, token, key, hostname="two", capacity=2)
+    two.register()
+    three = Launcher(server, token, key, hostname="three", capacity=3)
+    three.register()
+    gone = Launcher(server, token, key, hostname="gone", capacity=4)
+    gone.register()
+    rid = server.submit("p")
+    for _ in range(12):  # the run goes to whichever launcher polls first: two
+        if any(m["type"] == "run" for m in two.poll(wait_s=5)):
+            break
+    assert server.run(rid)["worker"] == two.id
+    server.submit("p")
+    server.ok("POST", "/api/v1/workers/%d/drain" % gone.id, {})
+    s = scaling(server)
+    by_id = {w["id"]: w for w in s["workers"]}
+    assert [(by_id[x.id]["state"], by_id[x.id]["capacity"]) for x in (two, three, gone)] == \
+        [("busy", 2), ("idle", 3), ("drained", 4)]
+    # A drained (or draining) worker takes no runs: its capacity is not slots.
+    assert (s["pending"], s["demand"], s["slots"]) == (1, 2, 5)
+    d = server.ok("POST", "/api/v1/workers/%d/drain" % two.id, {})
+    assert (d["state"], d["capacity"]) == ("draining", 2)
+    assert scaling(server)["slots"] == 3
