@@ -321,24 +321,12 @@ static int release_from_json(const json_t *w, struct release *rel)
     return 0;
 }
 
-/*
- * Prepares a new run: the spec and the verified worker. Returns 0 with
- * *spec and worker set, or -1 with reason (the run fails without a
- * container).
- */
-static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t size, char *reason,
-                   size_t rsz)
+/* The run's worker binary into worker: the local one, or the verified release. 0, or -1 with
+ * reason. */
+static int prepare_worker(struct ctx *c, const json_t *w, char *worker, size_t size, char *reason,
+                          size_t rsz)
 {
-    json_t *run = json_object_get(c->r->msg, "run");
-    json_t *w = json_object_get(c->r->msg, "worker");
     struct release rel;
-    /* Signature checked and secrets opened here, just before the run directory is written. */
-    if (unseal_spec(json_object_get(run, "spec"), c->env->cred, spec, reason, rsz) < 0)
-        return -1;
-    /* After the signature check: a refused image or hook is refused on the spec as signed. The
-     * hook sees no secret's value (admission.c). */
-    if (admission_check(c->env->cfg, *spec, c->r->id, c->pool_name, reason, rsz) < 0)
-        return -1;
     if (c->env->cfg->worker_binary) {
         /* A local worker instead of the release: for development, and for a launcher under
          * emulation whose containers are of another architecture (tests/release). */
@@ -367,6 +355,29 @@ static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t si
     log_event(LOG_INFO, rc == 1 ? "worker release from the cache" : "worker release downloaded",
               "run", c->rid, "version", rel.version, "sha256", rel.sha256, (const char *)NULL);
     return 0;
+}
+
+/*
+ * Prepares a new run: the spec and the verified worker. Returns 0 with
+ * *spec and worker set, or -1 with reason (the run fails without a
+ * container).
+ */
+static int prepare(struct ctx *c, struct runspec **spec, char *worker, size_t size, char *reason,
+                   size_t rsz)
+{
+    json_t *run = json_object_get(c->r->msg, "run");
+    const json_t *msg_spec = json_object_get(run, "spec");
+    /* The signature first: a refused image or hook is refused on the spec as signed. */
+    if (unseal_verify(msg_spec, c->env->cred, spec, reason, rsz) < 0)
+        return -1;
+    /* Before the secrets are opened, so that a refused run never has them in the clear here; the
+     * hook sees each secret's name with "***" (admission.c). */
+    if (admission_check(c->env->cfg, *spec, c->r->id, c->pool_name, reason, rsz) < 0)
+        return -1;
+    if (prepare_worker(c, json_object_get(c->r->msg, "worker"), worker, size, reason, rsz) < 0)
+        return -1;
+    /* Last, just before the run directory is written (sup_run); runspec_free wipes them. */
+    return unseal_open(msg_spec, c->env->cred, *spec, reason, rsz);
 }
 
 static void result_from_state(const struct run_state *rs, struct run_result *res)

@@ -100,14 +100,13 @@ int unseal_init(char *err, size_t errsz)
     return -1;
 }
 
-int unseal_spec(const json_t *spec, const struct credentials *cred, struct runspec **out,
-                char *reason, size_t rsz)
+int unseal_verify(const json_t *spec, const struct credentials *cred, struct runspec **out,
+                  char *reason, size_t rsz)
 {
     char err[1024];
     struct runspec *checked = NULL;
-    json_t *open = NULL, *secrets = NULL;
     *out = NULL;
-    /* The spec as it came first: its shape, then who signed it, then its secrets. */
+    /* The spec as it came first: its shape, then who signed it. */
     if (runspec_from_json(spec, &checked, err, sizeof(err)) < 0) {
         snprintf(reason, rsz, "the run spec is not valid: %s", err);
         return -1;
@@ -122,11 +121,22 @@ int unseal_spec(const json_t *spec, const struct credentials *cred, struct runsp
         snprintf(reason, rsz, "%s", err);
         goto fail;
     }
+    *out = checked;
+    return 0;
+fail:
+    runspec_free(checked);
+    return -1;
+}
+
+int unseal_open(const json_t *spec, const struct credentials *cred, struct runspec *checked,
+                char *reason, size_t rsz)
+{
+    char err[1024];
+    struct runspec *opened = NULL;
+    json_t *open = NULL, *secrets = NULL;
     const json_t *sealed = json_object_get(spec, "sealed");
-    if (!sealed) {
-        *out = checked;
+    if (!sealed)
         return 0;
-    }
     if (seal_open(cred->key, cred->pool_id, checked->run_nonce, sealed, &secrets, err,
                   sizeof(err)) < 0) {
         snprintf(reason, rsz, "the run's secrets cannot be opened: %s", err);
@@ -141,17 +151,30 @@ int unseal_spec(const json_t *spec, const struct credentials *cred, struct runsp
         goto fail;
     }
     secrets = NULL;
-    runspec_free(checked);
-    checked = NULL;
-    if (runspec_from_json(open, out, err, sizeof(err)) < 0) {
+    /* Parsed again for the same checks as plain secrets (names, sizes, count). */
+    if (runspec_from_json(open, &opened, err, sizeof(err)) < 0) {
         snprintf(reason, rsz, "the run's opened secrets are not valid: %s", err);
         goto fail;
     }
+    /* Only the secrets move over: the rest of checked is what admission saw and may have set (the
+     * default image). The boxes go with opened, and runspec_free wipes the clear values later. */
+    struct runspec_var *vars = checked->secrets;
+    size_t n = checked->n_secrets;
+    checked->secrets = opened->secrets;
+    checked->n_secrets = opened->n_secrets;
+    opened->secrets = vars;
+    opened->n_secrets = n;
+    vars = checked->sealed;
+    n = checked->n_sealed;
+    checked->sealed = opened->sealed;
+    checked->n_sealed = opened->n_sealed;
+    opened->sealed = vars;
+    opened->n_sealed = n;
+    runspec_free(opened);
     json_decref(open);
     return 0;
 fail:
     json_decref(secrets);
     json_decref(open);
-    runspec_free(checked);
     return -1;
 }

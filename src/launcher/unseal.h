@@ -1,11 +1,13 @@
 /*
  * unseal: the launcher's side of sealed secrets and signed run specs (docs/secrets.md).
  *
- * Just before a run's directory is written, the spec from the run message is checked and
- * opened: its signature must verify with one of the submitter keys of DAVIT_SUBMITTER_KEYS
- * (SPACELIFT_SUBMITTER_KEYS) when that is set, and its sealed secrets are opened with the pool's
- * private key. Anything that fails ends the run before a container exists, with a reason that
- * says which check failed and never quotes a secret.
+ * The spec from the run message is checked in two steps around admission (admission.h), so that a
+ * run admission refuses never has its secrets in the clear here: first its signature must verify
+ * with one of the submitter keys of DAVIT_SUBMITTER_KEYS (SPACELIFT_SUBMITTER_KEYS) when that is
+ * set (unseal_verify); after admission, just before the run directory is written, its sealed
+ * secrets are opened with the pool's private key (unseal_open). Anything that fails ends the run
+ * before a container exists, with a reason that says which check failed and never quotes a
+ * secret.
  *
  * The submitter keys are read once, at the first run, and kept for the process's life (they are
  * public). Thread-safe.
@@ -26,10 +28,23 @@
 int unseal_init(char *err, size_t errsz);
 
 /*
- * Checks spec (not consumed) and builds the run spec with its secrets in the clear. Returns 0
- * with *out set (caller frees with runspec_free, which wipes the secrets), or -1 with reason.
+ * Step 1 of 2, before admission: checks spec's shape and, when DAVIT_SUBMITTER_KEYS is set, its
+ * signature. Opens nothing: a sealed spec's secrets stay boxes (runspec's sealed, n_secrets 0).
+ * spec is not consumed. Returns 0 with *out set (caller frees with runspec_free), or -1 with
+ * reason and *out NULL.
  */
-int unseal_spec(const json_t *spec, const struct credentials *cred, struct runspec **out,
+int unseal_verify(const json_t *spec, const struct credentials *cred, struct runspec **out,
+                  char *reason, size_t rsz);
+
+/*
+ * Step 2 of 2, after admission and just before the run directory is written: opens spec's sealed
+ * secrets with the pool's private key into checked, which unseal_verify built from the same spec
+ * (admission may have changed it since; only its secrets are replaced, its sealed boxes dropped).
+ * A spec without "sealed" is left as it is. spec is not consumed; checked stays the caller's
+ * (runspec_free wipes the secrets). Returns 0, or -1 with reason (never a secret) and checked
+ * unchanged.
+ */
+int unseal_open(const json_t *spec, const struct credentials *cred, struct runspec *checked,
                 char *reason, size_t rsz);
 
 /*

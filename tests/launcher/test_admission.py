@@ -8,6 +8,7 @@ with `docker events` filtered by this launcher's io.davit.launcher label,
 which sees a container that was created and removed in between.
 """
 
+import base64
 import json
 import os
 import signal
@@ -95,6 +96,26 @@ def test_an_image_outside_the_list_is_refused(box, launcher):
     assert r["reason"] == ("refused by DAVIT_ALLOWED_IMAGES: image "
                            "docker.io/library/busybox:latest matches no allowed pattern"), r
     assert len(created(launcher, since)) == 1  # the allowed run's only
+
+
+def test_a_refused_run_is_refused_before_its_secrets_are_opened(box, launcher):
+    """Admission runs before the sealed secrets are opened (docs/secrets.md): a run whose image is
+    refused and whose secrets cannot be opened ends with admission's reason, not unsealing's."""
+    server = box["server"]
+    since = time.time()
+    pool = server.ok("GET", "/api/v1/pools/adm")
+    # A box no key opens: the sender's point is not on the curve, the ciphertext is noise.
+    sealed = {"alg": "ecdh-es-p256-hkdf-sha256/a256gcm", "key_id": pool["key_id"],
+              "key": base64.b64encode(b"\x04" + os.urandom(64)).decode(),
+              "secrets": {"TOKEN": base64.b64encode(os.urandom(44)).decode()}}
+    rid = submit_spec(server, {"image": "busybox", "run_nonce": os.urandom(16).hex(),
+                               "sealed": sealed,
+                               "phases": [{"name": "plan", "commands": ["echo never"]}]})
+    r = server.wait_state(rid, ENDED)
+    assert r["state"] == "failed", r
+    assert r["reason"] == ("refused by DAVIT_ALLOWED_IMAGES: image "
+                           "docker.io/library/busybox:latest matches no allowed pattern"), r
+    assert created(launcher, since) == []
 
 
 def test_the_hook_refuses_with_its_first_stderr_line(box, launcher):
