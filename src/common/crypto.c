@@ -304,6 +304,11 @@ void crypto_pubkey_free(struct crypto_pubkey *k)
     EVP_PKEY_free(k ? pkey_of(k) : NULL);
 }
 
+void *crypto_pubkey_evp(struct crypto_pubkey *k)
+{
+    return pkey_of(k);
+}
+
 int crypto_verify_key(struct crypto_pubkey *k, const void *msg, size_t msglen,
                       const unsigned char *sig, size_t siglen)
 {

@@ -87,6 +87,10 @@ struct crypto_pubkey *crypto_pubkey_ref(struct crypto_pubkey *k);
 /* Drops one reference; the last one frees the key. NULL is fine. */
 void crypto_pubkey_free(struct crypto_pubkey *k);
 
+/* The OpenSSL EVP_PKEY behind k, borrowed: valid while the caller holds its reference to k, and
+ * only for calls that read it (seal_key_id). void * so that this header needs no OpenSSL one. */
+void *crypto_pubkey_evp(struct crypto_pubkey *k);
+
 /* crypto_verify with a decoded key: 1 when valid, 0 when not, -1 when OpenSSL fails. */
 int crypto_verify_key(struct crypto_pubkey *k, const void *msg, size_t msglen,
                       const unsigned char *sig, size_t siglen);

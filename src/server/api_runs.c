@@ -6,12 +6,11 @@
 #include "server/watch.h"
 #include "server/background.h"
 #include "server/metrics.h"
+#include "server/keycache.h"
 
-#include "common/crypto.h"
 #include "common/log.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,46 +81,6 @@ int api_runs_parse_submit(json_t *obj, const char **pool, json_t **spec, char *e
 }
 
 /*
- * The pools' key fingerprints, by the SHA-256 of their public key's PEM: decoding a PEM key
- * with OpenSSL 3 costs about 4 million instructions, which was most of a submit's CPU (callgrind,
- * docs/benchmarks.md). A reset key has another PEM, hence another entry. Pools are few; past
- * KEY_IDS entries, the oldest entry is replaced.
- */
-#define KEY_IDS 64
-
-static struct {
-    pthread_mutex_t mu;
-    int next;
-    struct {
-        char pem_sha[CRYPTO_SHA256_HEX];
-        char key_id[SEAL_KEY_ID_HEX];
-    } e[KEY_IDS];
-} key_ids = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static int pool_key_id(const char *pem, char key_id[SEAL_KEY_ID_HEX], char *err, size_t errsz)
-{
-    char sha[CRYPTO_SHA256_HEX];
-    crypto_sha256_hex(pem, strlen(pem), sha);
-    pthread_mutex_lock(&key_ids.mu);
-    for (int i = 0; i < KEY_IDS; i++) {
-        if (strcmp(key_ids.e[i].pem_sha, sha) == 0) {
-            memcpy(key_id, key_ids.e[i].key_id, SEAL_KEY_ID_HEX);
-            pthread_mutex_unlock(&key_ids.mu);
-            return 0;
-        }
-    }
-    pthread_mutex_unlock(&key_ids.mu);
-    if (seal_key_id_pem(pem, key_id, err, errsz) < 0)
-        return -1;
-    pthread_mutex_lock(&key_ids.mu);
-    memcpy(key_ids.e[key_ids.next].pem_sha, sha, sizeof(sha));
-    memcpy(key_ids.e[key_ids.next].key_id, key_id, SEAL_KEY_ID_HEX);
-    key_ids.next = (key_ids.next + 1) % KEY_IDS;
-    pthread_mutex_unlock(&key_ids.mu);
-    return 0;
-}
-
-/*
  * The spec's secrets as the store keeps them: only sealed (docs/secrets.md). Plaintext
  * "secrets" are refused unless --allow-plaintext-secrets, and then sealed to the pool's key here
  * at once, so that the store never holds them. A "sealed" block must be sealed to the pool's key
@@ -131,8 +90,9 @@ static int seal_spec(struct req *r, const struct store_pool *pool, json_t *spec)
 {
     char err[300], key_id[SEAL_KEY_ID_HEX], nonce[SEAL_NONCE_HEX];
     json_t *secrets = json_object_get(spec, "secrets"), *sealed = NULL;
-    if (pool_key_id(pool->pubkey_pem, key_id, err, sizeof(err)) < 0) {
-        reply_error(r, 500, "pool %s: %s", pool->name, err);
+    /* From the pools' key cache: decoding the PEM for it was most of a submit's instructions. */
+    if (keycache_key_id(r->srv->keys, pool->id, pool->pubkey_pem, key_id) < 0) {
+        reply_error(r, 500, "pool %s: the pool's public key cannot be read", pool->name);
         return -1;
     }
     if (secrets && json_object_size(secrets) == 0) {

@@ -1,4 +1,4 @@
-/* Pools' public keys decoded once (keycache.h). */
+/* Pools' public keys decoded once, with their fingerprints (keycache.h). */
 #include "server/keycache.h"
 
 #include <pthread.h>
@@ -10,6 +10,7 @@ struct keycache_entry {
     char *pool_id; /* NULL for an empty slot */
     char *pem;     /* the PEM key was decoded from, compared whole at each lookup */
     struct crypto_pubkey *key;
+    char key_id[SEAL_KEY_ID_HEX]; /* key's fingerprint, computed with it */
 };
 
 struct keycache {
@@ -57,27 +58,40 @@ static int entry_is(const struct keycache_entry *e, const char *pool_id, const c
     return e->pool_id && strcmp(e->pool_id, pool_id) == 0 && strcmp(e->pem, pem) == 0;
 }
 
-struct crypto_pubkey *keycache_get(struct keycache *c, const char *pool_id, const char *pubkey_pem)
+/*
+ * The key of (pool_id, pem) and its fingerprint into key_id ("" when it could not be computed):
+ * a reference the caller drops, or NULL when the PEM does not decode or memory runs out. Decodes
+ * and keeps the entry on a miss.
+ */
+static struct crypto_pubkey *lookup(struct keycache *c, const char *pool_id, const char *pem,
+                                    char key_id[SEAL_KEY_ID_HEX])
 {
     struct keycache_entry *e = slot_of(c, pool_id);
     pthread_mutex_lock(&c->mu);
-    if (entry_is(e, pool_id, pubkey_pem)) {
+    if (entry_is(e, pool_id, pem)) {
         struct crypto_pubkey *k = crypto_pubkey_ref(e->key);
+        memcpy(key_id, e->key_id, SEAL_KEY_ID_HEX);
         pthread_mutex_unlock(&c->mu);
         return k;
     }
     pthread_mutex_unlock(&c->mu);
 
-    /* Decoded outside the lock: other pools' registrations do not wait for it. */
-    struct crypto_pubkey *k = crypto_pubkey_decode(pubkey_pem);
+    /* Decoded and fingerprinted outside the lock: other pools' requests do not wait for it. The
+     * key is this call's alone until it is published below. */
+    struct crypto_pubkey *k = crypto_pubkey_decode(pem);
     if (!k)
         return NULL;
-    struct keycache_entry fresh = {strdup(pool_id), strdup(pubkey_pem), NULL};
+    if (seal_key_id(crypto_pubkey_evp(k), key_id) < 0) {
+        key_id[0] = '\0'; /* out of memory: the key still verifies, but is not kept */
+        return k;
+    }
+    struct keycache_entry fresh = {strdup(pool_id), strdup(pem), NULL, {0}};
     if (!fresh.pool_id || !fresh.pem) {
         entry_clear(&fresh);
         return k; /* still good for this request; just not kept */
     }
     fresh.key = crypto_pubkey_ref(k);
+    memcpy(fresh.key_id, key_id, SEAL_KEY_ID_HEX);
     struct keycache_entry old;
     pthread_mutex_lock(&c->mu);
     old = *e;
@@ -85,6 +99,21 @@ struct crypto_pubkey *keycache_get(struct keycache *c, const char *pool_id, cons
     pthread_mutex_unlock(&c->mu);
     entry_clear(&old); /* whoever raced us decoded the same key, or an older one */
     return k;
+}
+
+struct crypto_pubkey *keycache_get(struct keycache *c, const char *pool_id, const char *pubkey_pem)
+{
+    char key_id[SEAL_KEY_ID_HEX];
+    return lookup(c, pool_id, pubkey_pem, key_id);
+}
+
+int keycache_key_id(struct keycache *c, const char *pool_id, const char *pubkey_pem,
+                    char out[SEAL_KEY_ID_HEX])
+{
+    struct crypto_pubkey *k = lookup(c, pool_id, pubkey_pem, out);
+    int rc = k && out[0] ? 0 : -1;
+    crypto_pubkey_free(k);
+    return rc;
 }
 
 void keycache_forget(struct keycache *c, const char *pool_id)

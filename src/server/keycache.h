@@ -9,11 +9,17 @@
  * lookup. Bounded: a fixed number of entries, one per slot by a hash of the pool id; pools that
  * share a slot take turns (each miss decodes, as before the cache). Holds public keys only.
  * Thread-safe; a key handed out stays valid, by its own reference, after its entry is replaced.
+ *
+ * Each entry also holds the key's fingerprint (seal_key_id, the sha256 of its uncompressed SPKI),
+ * computed once when the key is decoded: a submit compares a sealed block's key_id with it, and
+ * decoding the PEM for that cost most of a submit's instructions (docs/benchmarks.md). The same
+ * pool id + exact PEM rule applies, so a reset's new PEM never gets the old key's fingerprint.
  */
 #ifndef DAVIT_SERVER_KEYCACHE_H
 #define DAVIT_SERVER_KEYCACHE_H
 
 #include "common/crypto.h"
+#include "common/seal.h"
 
 /* Entries at most: a server with more pools than this decodes some keys more than once. */
 #define KEYCACHE_SLOTS 256
@@ -32,6 +38,14 @@ void keycache_free(struct keycache *c);
  * another pool or another PEM. NULL when the PEM does not decode or memory runs out.
  */
 struct crypto_pubkey *keycache_get(struct keycache *c, const char *pool_id, const char *pubkey_pem);
+
+/*
+ * The fingerprint (seal_key_id) of pool_id's public key pubkey_pem (as the store has it now) into
+ * out: from the cache, or decoded and kept as keycache_get does. 0, or -1 when the PEM does not
+ * decode or memory runs out (out is then left unset).
+ */
+int keycache_key_id(struct keycache *c, const char *pool_id, const char *pubkey_pem,
+                    char out[SEAL_KEY_ID_HEX]);
 
 /* Forgets pool_id's entry, if any (a reset or a deletion frees it at once rather than at the next
  * lookup; correctness does not depend on it). */
