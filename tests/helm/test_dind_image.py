@@ -10,25 +10,13 @@ directory, as the launcher does, and run a container.
 script finds it already present (it is cached by recipe). Every container,
 volume and cgroup has its own name and is removed, also when a test fails."""
 import json
-import os
 import subprocess
 import uuid
 
-import pytest
-
 import chart
 from chart import containers, pod_spec
-from test_pod import IMAGE as RUNNER_IMAGE, PRIVILEGED, Pod, docker, wait_for
-
-IMAGE = os.environ.get("DIND_IMAGE", "davit/dind")
-SCRIPT = os.path.join(chart.SOURCE, "scripts", "build-dind-image")
-
-
-@pytest.fixture(scope="module")
-def image():
-    p = subprocess.run([SCRIPT], capture_output=True, text=True, timeout=1800)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return f"{IMAGE}:latest"
+from test_pod import DIND_IMAGE as IMAGE, IMAGE as RUNNER_IMAGE, PRIVILEGED, Pod, docker, wait_for
+from test_pod import dind_image  # noqa: F401 (the fixture: the image built, or found present)
 
 
 def inspect(image):
@@ -36,7 +24,8 @@ def inspect(image):
     return info
 
 
-def test_image_contents(image):
+def test_image_contents(dind_image):
+    image = dind_image
     info = inspect(image)
     cfg = info["Config"]
     assert info["Architecture"] == "amd64"
@@ -59,7 +48,8 @@ def test_image_contents(image):
     assert docker_io.split("+")[0] in out, out
 
 
-def test_engine_answers_on_the_shared_socket(image):
+def test_engine_answers_on_the_shared_socket(dind_image):
+    image = dind_image
     prefix = "davit-dindimg-" + uuid.uuid4().hex[:8]
     docs = chart.render(["pod.yaml"], [
         "server=https://davit.invalid:8400", "pool=web", "credentials.token=t",
