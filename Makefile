@@ -22,7 +22,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan clang bench bench-load k8s-tools release release-qemu format-check lint deps docker runner-image runner-image-debian test unit-test mutate fuzz fuzz-build fuzz-ci demo \
+.PHONY: all build asan clang bench bench-load k8s-tools release release-qemu format-check lint deps docker runner-image runner-image-debian dind-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
 	demo-stop format clean
 
 all: build
@@ -69,6 +69,11 @@ runner-image-debian: docker release-qemu
 	scripts/build-runner-image debian
 	scripts/build-runner-image debian --arch arm64
 
+# davit/dind, the chart's Engine image (tests/helm/test_dind_image.py runs it),
+# for this machine's architecture only; its rootfs is cached like runner-debian's.
+dind-image: docker
+	scripts/build-dind-image
+
 release: deps
 	scripts/release
 
@@ -80,7 +85,7 @@ release-qemu: deps
 # Three tests at a time: most integration tests wait on Docker or on timeouts,
 # not on the CPU; each picks its own ports, directories and container names.
 TEST_JOBS ?= 3
-test: deps docker runner-image runner-image-debian k8s-tools build asan clang lint fuzz-ci release release-qemu
+test: deps docker runner-image runner-image-debian dind-image k8s-tools build asan clang lint fuzz-ci release release-qemu
 	cd build-asan && ctest --output-on-failure -j $(TEST_JOBS)
 
 unit-test: asan

@@ -8,10 +8,10 @@ process namespace (a "pause" container's, as shareProcessNamespace asks):
 - the launcher on the static launcher image (scripts/build-launcher-image from
   the release binaries of dist/, which `make test` builds first);
 - the DinD container, whose Engine answers on the unix socket of the shared
-  emptyDir. Its stand-in: Debian's docker.io of this machine (the package
-  scripts/build-dind-image installs) bind-mounted into the runner image,
-  started by the rendered command and gated by the rendered `docker info`
-  startup probe. "privileged" is all capabilities but CAP_SYS_RESOURCE,
+  emptyDir: the chart's own image, davit/dind (scripts/build-dind-image, which
+  `make dind-image` runs first; here it finds the image present), started by
+  the rendered command and gated by the rendered `docker info` startup
+  probe. "privileged" is all capabilities but CAP_SYS_RESOURCE,
   which this machine's own bounding set lacks (so --privileged itself fails
   here), with seccomp, AppArmor and the /proc and /sys masks off and the
   cgroup tree writable.
@@ -48,9 +48,7 @@ from davit_e2e import IMAGE, Server, make_pool, wait_for  # noqa: E402
 
 DIST = os.environ.get("DAVIT_RELEASE_DIR") or os.path.join(chart.SOURCE, "dist")
 POOL = "web"
-# The stand-in Engine: this machine's docker.io, its libraries and the runner image's busybox.
-ENGINE_MOUNTS = ["-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro",
-                 "-e", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+DIND_IMAGE = os.environ.get("DIND_IMAGE", "davit/dind")
 PRIVILEGED = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
               "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
               "--security-opt", "systempaths=unconfined", "-v", "/sys/fs/cgroup:/sys/fs/cgroup"]
@@ -123,8 +121,7 @@ class Pod:
         for cap in sc.get("capabilities", {}).get("drop", []):
             args += ["--cap-drop", cap]
         if cname == "dind":
-            assert c["image"] == f"{IMAGE}:latest"
-            args += ENGINE_MOUNTS
+            assert c["image"] == f"{DIND_IMAGE}:latest"
         else:
             assert c["image"] == self.launcher_image
         if "command" in c:
@@ -161,6 +158,15 @@ class Pod:
                     os.rmdir(d)
                 except OSError:
                     pass
+
+
+@pytest.fixture(scope="module")
+def dind_image():
+    """The chart's DinD image, built (or found present) by scripts/build-dind-image."""
+    p = subprocess.run([os.path.join(chart.SOURCE, "scripts", "build-dind-image")],
+                       capture_output=True, text=True, timeout=1800)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return f"{DIND_IMAGE}:latest"
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +225,7 @@ def keda_read(srv, scaled_object):
     return v
 
 
-def test_pod_runs_a_run_and_drains_on_delete(server, launcher_image):
+def test_pod_runs_a_run_and_drains_on_delete(server, launcher_image, dind_image):
     srv, tmp = server
     image, version = launcher_image
     token, key = make_pool(srv, tmp, POOL)
@@ -228,7 +234,7 @@ def test_pod_runs_a_run_and_drains_on_delete(server, launcher_image):
     prefix = "davit-helmpod-" + uuid.uuid4().hex[:8]
     docs = chart.render(["pod.yaml"], [
         f"server={srv.url}", f"pool={POOL}", f"image.repository={image}", f"image.tag={version}",
-        f"dind.image.repository={IMAGE}", "dind.image.tag=latest",
+        f"dind.image.repository={DIND_IMAGE}", "dind.image.tag=latest",
         f"credentials.token={token}", f"credentials.poolPrivateKey={key_b64}",
         # The inner Engine's containers in a cgroup of their own, not beside the host's.
         f"dind.extraArgs={{--bridge=none,--iptables=false,--ip6tables=false,--cgroup-parent=/{prefix}}}",
