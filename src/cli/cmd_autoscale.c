@@ -817,7 +817,7 @@ static int read_options(struct ctx *x, int argc, char **argv, const char **liste
                 return rc;
             break;
         case 'N': {
-            int k;
+            int k = 0;
             if ((rc = read_count(x->c, "slots-per-instance", optarg, 1, 64, &k)))
                 return rc;
             x->opt.slots_per_instance = k;
