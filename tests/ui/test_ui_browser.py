@@ -74,6 +74,13 @@ def css(driver, sel):
     return driver.find_elements(By.CSS_SELECTOR, sel)
 
 
+def click(driver, sel, what):
+    """Clicks the first element matching sel once there is one. A live view
+    replaces its rows when the change feed says something moved, so an element
+    found a moment ago may be gone by the click: it is looked up again."""
+    until(driver, lambda d: css(d, sel)[0].click() or True, what)
+
+
 def text(driver, sel):
     """The text of the first element matching sel, read in one step (a live
     page may replace the element between a lookup and a read)."""
@@ -211,7 +218,7 @@ def test_live_log_queue_and_cancel(env):
     assert text(d, f"tr[data-run='{pending}'] td") == "1"  # its position
     shot(d, "pool-queue")
     go(env, f"#/runs/{rid}")
-    until(d, lambda d: css(d, "#cancel"), "the cancel button")[0].click()
+    click(d, "#cancel", "the cancel button")
     confirm(d)
     until(d, lambda d: text(d, "#run-state") == "canceled",
           "the run to show canceled", limit=60)
@@ -225,7 +232,7 @@ def test_drain_and_undrain(env):
     d, server = env["driver"], env["server"]
     go(env, "#/pools/web/workers")
     sel = f"tr[data-worker='{env['worker']}']"
-    until(d, lambda d: css(d, sel + "[data-state='idle'] [data-action='drain']"), "Drain")[0].click()
+    click(d, sel + "[data-state='idle'] [data-action='drain']", "Drain")
     until(d, lambda d: css(d, sel + "[data-state='draining'] [data-action='undrain']"), "Undrain")
     assert server.workers("web")[0]["state"] == "draining"
     # The filters: by status, and by metadata.
@@ -240,7 +247,7 @@ def test_drain_and_undrain(env):
     Select(css(d, "#worker-state")[0]).select_by_value("")
     until(d, lambda d: css(d, sel), "the worker again")
     shot(d, "pool-drained")
-    css(d, sel + " [data-action='undrain']")[0].click()
+    click(d, sel + " [data-action='undrain']", "Undrain")
     until(d, lambda d: css(d, sel + "[data-state='idle'] [data-action='drain']"), "idle again")
     assert server.workers("web")[0]["state"] == "idle"
 
@@ -295,7 +302,7 @@ def test_big_log_is_paged(env):
     # The phases' summary covers the whole log, not the page shown.
     row = "#phases tr[data-phase='big']"
     until(d, lambda d: "succeeded" in (text(d, row) or ""), "the phase's outcome")
-    css(d, row + " button")[0].click()
+    click(d, row + " button", "the phase's button")
     until(d, lambda d: text(d, "#log").startswith("big$ seq 1 400000"), "the phase's first page")
 
 
@@ -365,7 +372,7 @@ def test_cycle_ends_the_launcher(env):
     d = env["driver"]
     go(env, "#/pools/web/workers")
     until(d, lambda d: css(d, "tr[data-worker][data-state='idle']"), "the idle worker")
-    css(d, ".head [data-action='cycle']")[0].click()
+    click(d, ".head [data-action='cycle']", "Cycle")
     until(d, lambda d: css(d, "dialog#confirm[open]"), "the confirmation")
     shot(d, "pool-cycle-confirm")
     confirm(d)
@@ -382,7 +389,7 @@ def test_reset_and_delete(env):
                     "-nodes", "-keyout", os.path.join(tmp, "web2.key"), "-out", csr, "-subj", "/CN=web"],
                    check=True, capture_output=True)
     go(env, "#/pools")
-    until(d, lambda d: css(d, "tr[data-pool='web'] [data-action='reset']"), "Reset")[0].click()
+    click(d, "tr[data-pool='web'] [data-action='reset']", "Reset")
     box = until(d, lambda d: css(d, "dialog#confirm[open] #reset-csr"), "the CSR box")[0]
     with open(csr) as f:
         box.send_keys(f.read())
@@ -390,11 +397,11 @@ def test_reset_and_delete(env):
     token = until(d, lambda d: css(d, "#new-token"), "the new token")[0].get_attribute("value")
     assert len(token) > 40 and token != env["token"]
     # Asked first: Cancel leaves the pool alone.
-    css(d, "tr[data-pool='web'] [data-action='delete']")[0].click()
+    click(d, "tr[data-pool='web'] [data-action='delete']", "Delete")
     until(d, lambda d: css(d, "dialog#confirm[open]"), "the confirmation")
     css(d, "#confirm-no")[0].click()
     assert css(d, "tr[data-pool='web']")
-    css(d, "tr[data-pool='web'] [data-action='delete']")[0].click()
+    click(d, "tr[data-pool='web'] [data-action='delete']", "Delete")
     confirm(d)
     until(d, lambda d: not css(d, "tr[data-pool='web']"), "the pool to go")
     assert "deleted" in text(d, "#action-msg")
