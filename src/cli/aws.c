@@ -1,6 +1,8 @@
 /* AWS calls over libcurl's SigV4, answers read with expat (aws.h). */
 #include "cli/aws.h"
 
+#include "cli/cloud_http.h"
+
 #include "common/dbuf.h"
 
 #include <curl/curl.h>
@@ -110,37 +112,6 @@ static int ends(const char *path, const char *suffix)
     return n >= m && strcmp(path + n - m, suffix) == 0 && (n == m || path[n - m - 1] == '/');
 }
 
-int64_t aws_parse_time(const char *s)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!rest)
-        return -1;
-    int64_t ms = 0;
-    if (*rest == '.') {
-        int digits = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
-            if (digits++ < 3)
-                ms = ms * 10 + (*rest - '0');
-        for (; digits < 3; digits++)
-            ms *= 10;
-    }
-    if (strcmp(rest, "Z") != 0 && strcmp(rest, "+00:00") != 0)
-        return -1;
-    time_t t = timegm(&tm);
-    return t < 0 ? -1 : (int64_t)t * 1000 + ms;
-}
-
-/* Copies AWS's text (a message from a remote server) with control bytes replaced. */
-static void copy_clean(char *out, size_t size, const char *s)
-{
-    size_t i = 0;
-    for (; s && s[i] && i + 1 < size; i++)
-        out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    out[i] = '\0';
-}
-
 struct aws_err {
     char code[96], message[256];
 };
@@ -151,9 +122,9 @@ static void err_cb(void *ud, const char *path, const char *text)
     if (!text)
         return;
     if (ends(path, "Error/Code"))
-        copy_clean(e->code, sizeof(e->code), text);
+        cloud_http_copy_clean(e->code, sizeof(e->code), text);
     else if (ends(path, "Error/Message"))
-        copy_clean(e->message, sizeof(e->message), text);
+        cloud_http_copy_clean(e->message, sizeof(e->message), text);
 }
 
 /* Auth errors: the credentials, not the request. */
@@ -175,11 +146,6 @@ static int is_auth_error(const char *code)
 }
 
 /* ---- HTTP ---- */
-
-static size_t to_dbuf(char *p, size_t size, size_t n, void *ud)
-{
-    return dbuf_add(ud, p, size * n) < 0 ? 0 : size * n;
-}
 
 /*
  * One Query API call: POSTs "Action=action&Version=version" and params (already
@@ -205,7 +171,7 @@ static int query(struct aws *a, const char *service, const char *action, const c
         snprintf(err, errsz, "AWS %s: out of memory", action);
         return -1;
     }
-    CURL *curl = curl_easy_init();
+    CURL *curl = cloud_http_easy(url, a->ca_file, 10L, 60L, resp);
     if (!curl) {
         snprintf(err, errsz, "AWS %s: out of memory", action);
         goto out;
@@ -218,20 +184,11 @@ static int query(struct aws *a, const char *service, const char *action, const c
         explicit_bzero(token_hdr, sizeof(token_hdr));
     }
     hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4);
     curl_easy_setopt(curl, CURLOPT_USERNAME, a->access_key);
     curl_easy_setopt(curl, CURLOPT_PASSWORD, a->secret_key);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, to_dbuf);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, resp);
-    if (a->ca_file[0])
-        curl_easy_setopt(curl, CURLOPT_CAINFO, a->ca_file);
     CURLcode cc = curl_easy_perform(curl);
     if (cc != CURLE_OK) {
         snprintf(err, errsz, "AWS %s %s: %s", service, action, curl_easy_strerror(cc));
@@ -300,10 +257,11 @@ static int imds_get(const struct aws *a, const char *method, const char *path, c
     struct dbuf resp = DBUF_INIT(64 * 1024);
     long status = 0;
     int rc = -1;
-    CURL *curl = curl_easy_init();
+    snprintf(url, sizeof(url), "%s%s", a->imds, path);
+    /* Short timeouts: off EC2 nothing answers, and the caller then says so. */
+    CURL *curl = cloud_http_easy(url, NULL, 2L, 5L, &resp);
     if (!curl)
         return -1;
-    snprintf(url, sizeof(url), "%s%s", a->imds, path);
     if (token) {
         snprintf(hdr, sizeof(hdr), "X-aws-ec2-metadata-token: %s", token);
     } else {
@@ -311,15 +269,8 @@ static int imds_get(const struct aws *a, const char *method, const char *path, c
     }
     hdrs = curl_slist_append(hdrs, hdr);
     explicit_bzero(hdr, sizeof(hdr));
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 2L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 5L);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, to_dbuf);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
     if (curl_easy_perform(curl) == CURLE_OK &&
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200 &&
         resp.len < cap) {
@@ -501,9 +452,9 @@ static void group_cb(void *ud, const char *path, const char *text)
     else if (ends(path, "AutoScalingGroups/member/DesiredCapacity"))
         g->desired = atoi(text);
     else if (in && !r->cap_hit && ends(path, "Instances/member/InstanceId"))
-        copy_clean(in->id, sizeof(in->id), text);
+        cloud_http_copy_clean(in->id, sizeof(in->id), text);
     else if (in && !r->cap_hit && ends(path, "Instances/member/LifecycleState"))
-        copy_clean(in->lifecycle, sizeof(in->lifecycle), text);
+        cloud_http_copy_clean(in->lifecycle, sizeof(in->lifecycle), text);
 }
 
 int aws_describe_group(struct aws *a, const char *group, struct prov_group *out, char *err,
@@ -556,9 +507,9 @@ static void hook_cb(void *ud, const char *path, const char *text)
         return;
     }
     if (ends(path, "LifecycleHooks/member/LifecycleHookName"))
-        copy_clean(r->cur.name, sizeof(r->cur.name), text);
+        cloud_http_copy_clean(r->cur.name, sizeof(r->cur.name), text);
     else if (ends(path, "LifecycleHooks/member/LifecycleTransition"))
-        copy_clean(r->transition, sizeof(r->transition), text);
+        cloud_http_copy_clean(r->transition, sizeof(r->transition), text);
     else if (ends(path, "LifecycleHooks/member/HeartbeatTimeout"))
         r->cur.heartbeat_timeout_ms = atoll(text) * 1000;
     else if (ends(path, "LifecycleHooks/member") &&
@@ -595,11 +546,11 @@ static void launch_cb(void *ud, const char *path, const char *text)
         return;
     }
     if (ends(path, "instancesSet/item/instanceId")) {
-        copy_clean(r->id, sizeof(r->id), text);
+        cloud_http_copy_clean(r->id, sizeof(r->id), text);
     } else if (ends(path, "instancesSet/item/launchTime")) {
         for (size_t i = 0; i < r->g->n_instances; i++)
             if (strcmp(r->g->instances[i].id, r->id) == 0)
-                r->g->instances[i].launch_ms = aws_parse_time(text);
+                r->g->instances[i].launch_ms = cloud_http_time(text);
     }
 }
 

@@ -76,7 +76,5 @@ int aws_heartbeat_lifecycle(struct aws *a, const char *group, const char *hook,
 int aws_xml_walk(const char *xml, size_t len,
                  void (*fn)(void *ud, const char *path, const char *text), void *ud, char *err,
                  size_t errsz);
-/* An ISO 8601 UTC time ("2026-12-03T13:00:00.000Z") as Unix ms; -1 when it is not one. */
-int64_t aws_parse_time(const char *s);
 
 #endif

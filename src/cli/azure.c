@@ -8,6 +8,7 @@
  * http://169.254.169.254; AZURE_CLIENT_ID without a secret choosing a
  * user-assigned identity, as Azure's SDKs read it).
  */
+#include "cli/cloud_http.h"
 #include "cli/provider.h"
 #include "cli/rest.h"
 
@@ -86,10 +87,10 @@ int azure_parse_vms(const json_t *page, struct prov_group *g, char *err, size_t 
         }
         struct as_instance *in = &g->instances[g->n_instances++];
         memset(in, 0, sizeof(*in));
-        rest_copy_clean(in->id, sizeof(in->id), id);
+        cloud_http_copy_clean(in->id, sizeof(in->id), id);
         snprintf(in->lifecycle, sizeof(in->lifecycle), "%s",
                  azure_lifecycle(json_string_value(json_object_get(props, "provisioningState"))));
-        in->launch_ms = created ? rest_parse_time(created) : -1;
+        in->launch_ms = created ? cloud_http_time(created) : -1;
     }
     return 0;
 }
@@ -209,13 +210,14 @@ static int azure_await(struct azure *a, const char *what, const char *op, char *
             return rc;
         const char *st = json_string_value(json_object_get(j, "status"));
         char status[32];
-        rest_copy_clean(status, sizeof(status), st ? st : "");
+        cloud_http_copy_clean(status, sizeof(status), st ? st : "");
         if (strcmp(status, "InProgress") != 0) {
             rc = strcmp(status, "Succeeded") == 0 ? 0 : -1;
             if (rc < 0) {
                 char msg[256];
                 json_t *e = json_object_get(j, "error");
-                rest_copy_clean(msg, sizeof(msg), json_string_value(json_object_get(e, "message")));
+                cloud_http_copy_clean(msg, sizeof(msg),
+                                      json_string_value(json_object_get(e, "message")));
                 snprintf(err, errsz, "%s: the operation ended %s%s%s", what,
                          status[0] ? status : "with no status", msg[0] ? ": " : "", msg);
             }
@@ -365,7 +367,7 @@ int azure_provider_open(struct provider *p, const struct prov_config *cfg, char 
         rest_trim_slash(a->token_url);
         size_t n = strlen(a->token_url);
         snprintf(a->token_url + n, sizeof(a->token_url) - n, "/%s/oauth2/v2.0/token", t);
-        rest_copy_clean(a->client_id, sizeof(a->client_id), client);
+        cloud_http_copy_clean(a->client_id, sizeof(a->client_id), client);
         memcpy(a->client_secret, secret, strlen(secret) + 1);
     } else if (client && *client &&
                rest_escape(client, a->mi_client_id, sizeof(a->mi_client_id)) < 0) {

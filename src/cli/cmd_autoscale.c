@@ -7,10 +7,10 @@
  * Every decision is one log line with its reason, counted in /metrics
  * (--metrics-listen).
  */
+#include "cli/cloud_http.h"
 #include "cli/args.h"
 #include "cli/autoscale.h"
 #include "cli/provider.h"
-#include "cli/rest.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 
@@ -280,7 +280,7 @@ static int pool_read(struct ctx *x, struct pool_state *out)
         /* A state this version does not know counts as busy: never scaled in, never a stray. */
         w->state = autoscale_worker_state_or_busy(json_string_value(json_object_get(o, "state")));
         w->id = json_integer_value(json_object_get(o, "id"));
-        w->idle_since_ms = idle && w->state != AS_BUSY ? rest_parse_time(idle) : -1;
+        w->idle_since_ms = idle && w->state != AS_BUSY ? cloud_http_time(idle) : -1;
         /* The runs it holds and takes at once: 0 from a server that does not say (before
          * "capacity"), read as one run for a busy worker and as no capacity reported. */
         w->runs = json_integer_value(json_object_get(o, "runs"));

@@ -5,6 +5,7 @@
  * (the metadata server, DAVIT_GCP_METADATA_ENDPOINT overriding
  * http://metadata.google.internal).
  */
+#include "cli/cloud_http.h"
 #include "cli/provider.h"
 #include "cli/rest.h"
 
@@ -67,10 +68,10 @@ int gcp_parse_managed(const json_t *page, struct prov_group *g, char (*urls)[GCP
             snprintf(err, errsz, "more than %d instances", PROV_MAX_INSTANCES);
             return -1;
         }
-        rest_copy_clean(urls[g->n_instances], GCP_URL_SIZE, url);
+        cloud_http_copy_clean(urls[g->n_instances], GCP_URL_SIZE, url);
         struct as_instance *in = &g->instances[g->n_instances++];
         memset(in, 0, sizeof(*in));
-        rest_copy_clean(in->id, sizeof(in->id), slash + 1);
+        cloud_http_copy_clean(in->id, sizeof(in->id), slash + 1);
         snprintf(in->lifecycle, sizeof(in->lifecycle), "%s",
                  gcp_lifecycle(json_string_value(json_object_get(mi, "currentAction"))));
         in->launch_ms = -1; /* listManagedInstances has no creation time: launch_times */
@@ -189,7 +190,7 @@ static int gcp_launch_times(struct provider *p, struct prov_group *g, const int 
         if (rc < 0)
             return rc;
         const char *t = json_string_value(json_object_get(j, "creationTimestamp"));
-        g->instances[i].launch_ms = t ? rest_parse_time(t) : -1;
+        g->instances[i].launch_ms = t ? cloud_http_time(t) : -1;
         json_decref(j);
     }
     return 0;

@@ -1,7 +1,7 @@
 /* Bearer-token JSON calls for the Azure and GCP providers (rest.h). */
 #include "cli/rest.h"
 
-#include "cli/aws.h"
+#include "cli/cloud_http.h"
 #include "cli/provider.h"
 
 #include "common/dbuf.h"
@@ -13,14 +13,6 @@
 #include <strings.h>
 
 #define REST_RESPONSE_CAP (32 * 1024 * 1024)
-
-void rest_copy_clean(char *out, size_t size, const char *s)
-{
-    size_t i = 0;
-    for (; s && s[i] && i + 1 < size; i++)
-        out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-    out[i] = '\0';
-}
 
 int rest_oom(char *err, size_t errsz)
 {
@@ -35,11 +27,6 @@ void rest_trim_slash(char *s)
         s[n - 1] = '\0';
 }
 
-static size_t to_dbuf(char *p, size_t size, size_t n, void *ud)
-{
-    return dbuf_add(ud, p, size * n) < 0 ? 0 : size * n;
-}
-
 /* The cloud's error, from {"error": {...}}: its code (or status) and message. */
 static void error_of(const char *data, size_t len, char *code, size_t csz, char *msg, size_t msz)
 {
@@ -48,8 +35,8 @@ static void error_of(const char *data, size_t len, char *code, size_t csz, char 
     const char *c = json_string_value(json_object_get(e, "code"));
     if (!c)
         c = json_string_value(json_object_get(e, "status"));
-    rest_copy_clean(code, csz, c ? c : "");
-    rest_copy_clean(msg, msz, json_string_value(json_object_get(e, "message")));
+    cloud_http_copy_clean(code, csz, c ? c : "");
+    cloud_http_copy_clean(msg, msz, json_string_value(json_object_get(e, "message")));
     json_decref(j);
 }
 
@@ -101,7 +88,7 @@ int rest_call_header(const char *what, const char *token, const char *ca_file, c
         *out = NULL;
     if (header && vsize)
         value[0] = '\0';
-    CURL *curl = curl_easy_init();
+    CURL *curl = cloud_http_easy(url, ca_file, 10L, 60L, &resp);
     if (curl && asprintf(&auth, "Authorization: Bearer %s", token) < 0)
         auth = NULL;
     if (!curl || !auth || (body && !(text = json_dumps(body, JSON_COMPACT)))) {
@@ -112,23 +99,14 @@ int rest_call_header(const char *what, const char *token, const char *ca_file, c
     hdrs = curl_slist_append(hdrs, "Accept: application/json");
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https,http");
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
     if (text || strcmp(method, "GET") != 0)
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text ? text : "");
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, to_dbuf);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
     if (header && vsize) {
         curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_of);
         curl_easy_setopt(curl, CURLOPT_HEADERDATA, &want);
     }
-    if (ca_file && *ca_file)
-        curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
     CURLcode cc = curl_easy_perform(curl);
     if (cc != CURLE_OK) {
         snprintf(err, errsz, "%s: %s", what, curl_easy_strerror(cc));
@@ -182,23 +160,15 @@ static int token_request(const char *what, const char *url, const char *header, 
     long status = 0;
     int rc = -1;
     json_t *j = NULL;
-    CURL *curl = curl_easy_init();
+    /* A metadata service (no form) answers at once or not at all: short timeouts. */
+    CURL *curl = cloud_http_easy(url, ca_file, form ? 10L : 2L, form ? 60L : 10L, &resp);
     if (!curl || !hdrs) {
         snprintf(err, errsz, "out of memory");
         goto out;
     }
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, form ? 10L : 2L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, form ? 60L : 10L);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
     if (form)
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, to_dbuf);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
-    if (ca_file && *ca_file)
-        curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
     CURLcode cc = curl_easy_perform(curl);
     if (cc != CURLE_OK) {
         snprintf(err, errsz, "%s at %s: %s", what, url, curl_easy_strerror(cc));
@@ -260,27 +230,6 @@ int rest_client_token(const char *url, const char *client_id, const char *secret
     curl_free(sec);
     curl_free(sc);
     return rc;
-}
-
-int64_t rest_parse_time(const char *s)
-{
-    char buf[64];
-    size_t n = s ? strlen(s) : 0;
-    if (n < 7 || n >= sizeof(buf))
-        return -1;
-    const char *off = s + n - 6;
-    if ((off[0] != '+' && off[0] != '-') || off[3] != ':')
-        return aws_parse_time(s);
-    int hh = (off[1] - '0') * 10 + (off[2] - '0'), mm = (off[4] - '0') * 10 + (off[5] - '0');
-    if (off[1] < '0' || off[1] > '9' || off[2] < '0' || off[2] > '9' || off[4] < '0' ||
-        off[4] > '9' || off[5] < '0' || off[5] > '9' || hh > 23 || mm > 59)
-        return -1;
-    snprintf(buf, sizeof(buf), "%.*sZ", (int)(n - 6), s);
-    int64_t t = aws_parse_time(buf);
-    if (t < 0)
-        return -1;
-    int64_t shift = ((int64_t)hh * 60 + mm) * 60 * 1000;
-    return off[0] == '+' ? t - shift : t + shift;
 }
 
 int rest_escape(const char *s, char *out, size_t size)

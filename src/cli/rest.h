@@ -49,9 +49,6 @@ int rest_metadata_token(const char *url, const char *header, char *token, char *
 int rest_client_token(const char *url, const char *client_id, const char *secret, const char *scope,
                       const char *ca_file, char *token, char *err, size_t errsz);
 
-/* An RFC 3339 time ("2026-12-03T05:00:00.123-08:00", "…Z") as Unix ms; -1 when it is not one. */
-int64_t rest_parse_time(const char *s);
-
 /* s, percent-encoded for a URL path segment, into out; -1 when it does not fit. */
 int rest_escape(const char *s, char *out, size_t size);
 
@@ -60,8 +57,5 @@ int rest_oom(char *err, size_t errsz);
 
 /* Drops one trailing '/' from a URL. */
 void rest_trim_slash(char *s);
-
-/* Copies text from a remote server with control bytes replaced. */
-void rest_copy_clean(char *out, size_t size, const char *s);
 
 #endif

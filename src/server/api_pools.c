@@ -139,7 +139,7 @@ int h_pool_show(struct req *r)
 {
     json_t *o;
     struct store_pool p = {0};
-    char key_id[SEAL_KEY_ID_HEX], err[200];
+    char key_id[SEAL_KEY_ID_HEX];
     int rc = store_pool_show_json(r->srv->store, r->args[0], &o);
     if (rc < 0)
         return reply_store_error(r, rc, "pool");
@@ -148,7 +148,7 @@ int h_pool_show(struct req *r)
         json_decref(o);
         return reply_store_error(r, rc, "pool");
     }
-    if (seal_key_id_pem(p.pubkey_pem, key_id, err, sizeof(err)) < 0 ||
+    if (keycache_key_id(r->srv->keys, p.id, p.pubkey_pem, key_id) < 0 ||
         json_object_set_new(o, "public_key", json_string(p.pubkey_pem)) < 0 ||
         json_object_set_new(o, "key_id", json_string(key_id)) < 0) {
         json_decref(o);
@@ -163,10 +163,10 @@ int h_pool_show(struct req *r)
  * to it fail now, with that reason, rather than at a launcher. */
 static void fail_resealed(struct req *r, const char *pool_id, const char *pubkey_pem)
 {
-    char key_id[SEAL_KEY_ID_HEX], err[200];
+    char key_id[SEAL_KEY_ID_HEX];
     int64_t ids[256];
     size_t n = 0;
-    if (seal_key_id_pem(pubkey_pem, key_id, err, sizeof(err)) < 0 ||
+    if (keycache_key_id(r->srv->keys, pool_id, pubkey_pem, key_id) < 0 ||
         store_runs_fail_resealed(r->srv->store, pool_id, key_id, ids, 256, &n) < 0) {
         log_event(LOG_ERROR, "runs sealed to the old key not failed", "pool", r->args[0], NULL);
         return;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cloud_http.h"
 #include "cli/autoscale.h"
 #include "cli/aws.h"
 
@@ -341,9 +342,9 @@ static void test_xml_walk_and_time(void **state)
                                "]><r>&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;</r>";
     seen[0] = '\0';
     assert_int_equal(aws_xml_walk(bomb, strlen(bomb), collect, NULL, err, sizeof(err)), -1);
-    assert_int_equal(aws_parse_time("2026-12-03T13:00:00.250Z"), 1796302800250LL);
-    assert_int_equal(aws_parse_time("2026-12-03T13:00:00Z"), 1796302800000LL);
-    assert_int_equal(aws_parse_time("2026-12-03 13:00"), -1);
+    assert_int_equal(cloud_http_time("2026-12-03T13:00:00.250Z"), 1796302800250LL);
+    assert_int_equal(cloud_http_time("2026-12-03T13:00:00Z"), 1796302800000LL);
+    assert_int_equal(cloud_http_time("2026-12-03 13:00"), -1);
 }
 
 int main(void)

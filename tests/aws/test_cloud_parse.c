@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cloud_http.h"
 #include "cli/provider.h"
 #include "cli/rest.h"
 
@@ -110,13 +111,13 @@ static void test_times(void **state)
 {
     (void)state;
     /* GCE answers in the zone's offset; Azure with seven fraction digits. */
-    assert_int_equal(rest_parse_time("2026-12-03T05:00:00.250-08:00"), 1796302800250LL);
-    assert_int_equal(rest_parse_time("2026-12-03T14:30:00+01:30"), 1796302800000LL);
-    assert_int_equal(rest_parse_time("2026-12-03T13:00:00.1234567+00:00"), 1796302800123LL);
-    assert_int_equal(rest_parse_time("2026-12-03T13:00:00Z"), 1796302800000LL);
-    assert_int_equal(rest_parse_time("2026-12-03T13:00:00+1x:00"), -1);
-    assert_int_equal(rest_parse_time("yesterday"), -1);
-    assert_int_equal(rest_parse_time(NULL), -1);
+    assert_int_equal(cloud_http_time("2026-12-03T05:00:00.250-08:00"), 1796302800250LL);
+    assert_int_equal(cloud_http_time("2026-12-03T14:30:00+01:30"), 1796302800000LL);
+    assert_int_equal(cloud_http_time("2026-12-03T13:00:00.1234567+00:00"), 1796302800123LL);
+    assert_int_equal(cloud_http_time("2026-12-03T13:00:00Z"), 1796302800000LL);
+    assert_int_equal(cloud_http_time("2026-12-03T13:00:00+1x:00"), -1);
+    assert_int_equal(cloud_http_time("yesterday"), -1);
+    assert_int_equal(cloud_http_time(NULL), -1);
 }
 
 int main(void)

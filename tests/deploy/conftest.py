@@ -103,7 +103,30 @@ def used_vars(parsed, directory):
     return {m for f in tf_files(directory) for m in VAR_REF.findall(json.dumps(parsed[f]))}
 
 
+def check_variable_blocks(declared, no_validation):
+    """Every declared variable has a description and a type; every one not in
+    no_validation has a validation block, each checking the variable itself
+    and saying what is wrong."""
+    for name, body in declared.items():
+        assert body.get("description"), f"variable {name} has no description"
+        assert body.get("type"), f"variable {name} has no type"
+        if name not in no_validation:
+            assert body.get("validation"), f"variable {name} has no validation block"
+        for v in body.get("validation", []):
+            assert f"var.{name}" in v["condition"], f"{name}'s validation checks another variable"
+            assert v["error_message"].strip()
+
+
 # ---- the first-boot container (test_boot_aws.py, test_boot_clouds.py) ----
+
+@pytest.fixture(scope="module")
+def stack():
+    """A real davit server (tests/e2e's Stack) for a boot test module."""
+    from davit_e2e import Stack  # noqa: E402  (tests/e2e is on the path above)
+    s = Stack()
+    yield s
+    assert s.close() == []
+
 
 def docker(*args, check=True, timeout=120):
     p = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)

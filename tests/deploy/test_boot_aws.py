@@ -33,7 +33,7 @@ import pytest
 import davit_e2e
 from conftest import (SOURCE, TEMPLATE, container_logs, docker, first_boot, render_template,
                       wait_registered)
-from davit_e2e import Stack, make_pool
+from davit_e2e import make_pool
 import fake_aws
 from fake_aws import FakeAWS
 
@@ -41,13 +41,6 @@ BOOT_DIR = os.path.join(SOURCE, "deploy", "boot")
 BOOT = os.path.join(BOOT_DIR, "davit-launcher-boot")
 TOKEN_PARAM = "/davit/web/token"
 KEY_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:davit-web-key-AbCdEf"
-
-
-@pytest.fixture(scope="module")
-def stack():
-    s = Stack()
-    yield s
-    assert s.close() == []
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ import fake_azure
 import fake_gcp
 from conftest import (SOURCE, container_logs, docker, first_boot, render_template,
                       wait_registered)
-from davit_e2e import Stack, make_pool, wait_for
+from davit_e2e import make_pool, wait_for
 from fake_azure import FakeAzure
 from fake_gcp import FakeGCP
 
@@ -40,13 +40,6 @@ BOOT_DIR = os.path.join(SOURCE, "deploy", "boot")
 BOOT = os.path.join(BOOT_DIR, "davit-launcher-boot")
 DRAIN = os.path.join(BOOT_DIR, "davit-azure-drain")
 TF = os.path.join(SOURCE, "deploy", "terraform")
-
-
-@pytest.fixture(scope="module")
-def stack():
-    s = Stack()
-    yield s
-    assert s.close() == []
 
 
 @pytest.fixture(scope="module")

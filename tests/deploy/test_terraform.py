@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from conftest import (MODULE, SOURCE, TEMPLATE, blocks, parse_hcl, render_template,
-                      template_placeholders, templatefile_keys, tf_files, used_vars)
+from conftest import (MODULE, SOURCE, TEMPLATE, blocks, check_variable_blocks, parse_hcl,
+                      render_template, template_placeholders, templatefile_keys, tf_files, used_vars)
 from conftest import example_dirs as module_examples
 
 DOC = os.path.join(SOURCE, "docs", "deploy-aws.md")
@@ -52,14 +52,7 @@ def test_variables_declared_used_described_validated(parsed):
         doc = f.read()
     unused = {v for v in set(declared) - used if f"`{v}`" not in doc}
     assert unused == set(), "declared, neither used nor documented in docs/deploy-aws.md"
-    for name, body in declared.items():
-        assert body.get("description"), f"variable {name} has no description"
-        assert body.get("type"), f"variable {name} has no type"
-        if name not in NO_VALIDATION:
-            assert body.get("validation"), f"variable {name} has no validation block"
-        for v in body.get("validation", []):
-            assert f"var.{name}" in v["condition"], f"{name}'s validation checks another variable"
-            assert v["error_message"].strip()
+    check_variable_blocks(declared, NO_VALIDATION)
     # The module's inputs are in the doc's table.
     missing = [v for v in declared if f"`{v}`" not in doc]
     assert missing == [], "variables missing from docs/deploy-aws.md"

@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from conftest import (SOURCE, blocks, example_dirs, parse_hcl, render_template, template_placeholders,
-                      templatefile_keys, tf_files, used_vars)
+from conftest import (SOURCE, blocks, check_variable_blocks, example_dirs, parse_hcl,
+                      render_template, template_placeholders, templatefile_keys, tf_files, used_vars)
 
 TF = os.path.join(SOURCE, "deploy", "terraform")
 CLOUDS = {
@@ -64,14 +64,8 @@ def test_variables_declared_used_described_validated(cloud, parsed):
     assert used - set(declared) == set(), "used but not declared"
     assert set(declared) - used == set(), "declared but not used"
     doc = read(SOURCE, "docs", CLOUDS[cloud]["doc"])
-    for name, body in declared.items():
-        assert body.get("description"), f"variable {name} has no description"
-        assert body.get("type"), f"variable {name} has no type"
-        if name not in NO_VALIDATION:
-            assert body.get("validation"), f"variable {name} has no validation block"
-        for v in body.get("validation", []):
-            assert f"var.{name}" in v["condition"], f"{name}'s validation checks another variable"
-            assert v["error_message"].strip()
+    check_variable_blocks(declared, NO_VALIDATION)
+    for name in declared:
         assert f"`{name}`" in doc, f"variable {name} missing from docs/{CLOUDS[cloud]['doc']}"
 
 

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from davit_harness import Launcher, wait_for
+from test_dispatch import metric
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +26,6 @@ def pool(srv):
     token, key = srv.create_pool("w")
     srv.create_pool("other")
     return token, key
-
-
-def metric(srv, name):
-    text = srv.request("GET", "/metrics", token=None)[1].decode()
-    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
-    assert m, name + " missing from /metrics"
-    return int(m.group(1))
 
 
 def version(srv, query=""):
