@@ -55,6 +55,30 @@ int store_open(struct store **out, const char *path, char *err, size_t errsz);
  * for a new database). Same errors as store_open.
  */
 int store_migrate(const char *path, int *from, char *err, size_t errsz);
+/*
+ * Where the store lives: store_open's path is a SQLite file, or a postgres:// or postgresql://
+ * URL for PostgreSQL (several servers may then share it). store_kind gives "sqlite" or
+ * "postgres". store_ping: STORE_OK when the database answers now, STORE_ERR otherwise (/healthz).
+ */
+const char *store_kind(struct store *s);
+int store_ping(struct store *s);
+/*
+ * Wake-ups between servers that share a database (PostgreSQL; on SQLite both do nothing and
+ * return STORE_OK). A payload is at most STORE_WAKE_MAX bytes of ids, never content:
+ *   "r:POOL_ID:N"  N runs of the pool were queued or requeued
+ *   "p:POOL_ID"    every launcher of the pool has a message (cycle, reset), or the pool changed
+ *   "l:ID"         launcher ID has a message
+ *   "u:RUN_ID"     run RUN_ID changed (its log grew, it ended)
+ *   "a"            anything may have changed (lease expiry)
+ * store_publish sends one to the other servers (after the commit of what it announces);
+ * store_listen starts a thread that calls fn for each payload another server published, and
+ * about once a second with the re-check payloads ("r:" for each pool with queued runs, "l:" for
+ * each launcher with messages waiting) that cover a lost notification. fn runs on that thread.
+ * Both STORE_ERR on failure (logged); a listener that loses its connection reconnects.
+ */
+#define STORE_WAKE_MAX 128
+int store_publish(struct store *s, const char *payload);
+int store_listen(struct store *s, void (*fn)(void *arg, const char *payload), void *arg);
 /* Closes the database. NULL is fine. */
 void store_close(struct store *s);
 
