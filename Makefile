@@ -9,6 +9,8 @@
 #                   once from Debian sources into ~/.cache/davit-release)
 #   make demo       server, pool, launcher and a sample run, end to end
 #   make demo-stop  stop the demo's server and launcher
+#   make demo-replicas  two servers on one private PostgreSQL, a launcher on one, a run submitted
+#                   through the other; Ctrl-C stops it all (scripts/demo-replicas)
 #   make format     clang-format the C sources
 #   make format-check  fail if a C file is not as clang-format writes it (make test runs it)
 #   make lint       format check, module cycles, cppcheck and shellcheck (make test runs it)
@@ -16,13 +18,15 @@
 #   make bench      the release build with the load harness bench/load (davit-load)
 #   make bench-load N=10000  issue 11's server-scale table with N stand-in launchers, written
 #                   into docs/benchmarks.md (bench/load/README.md; takes minutes)
+#   make bench-replicas  issue 18's replicas on PostgreSQL against SQLite (bench/replicas),
+#                   written into docs/benchmarks.md (takes a few minutes)
 #   make fuzz       every libFuzzer target of fuzz/ for 60 s (make test runs fuzz-ci: 10 s each,
 #                   with a fixed seed)
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build asan clang bench bench-load k8s-tools release release-qemu format-check lint deps docker runner-image runner-image-debian dind-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
+.PHONY: all build asan clang bench bench-load bench-replicas demo-replicas k8s-tools release release-qemu format-check lint deps docker runner-image runner-image-debian dind-image test unit-test mutate fuzz fuzz-build fuzz-ci demo \
 	demo-stop format clean
 
 all: build
@@ -48,6 +52,11 @@ bench: build
 N ?= 10000
 bench-load: bench
 	bench/load/run --build-dir build -n $(N) --write-docs
+
+# Issue 18: cross-server dispatch latency, runs/s on PostgreSQL with one and two servers against
+# SQLite, log ingest (bench/replicas/README.md).
+bench-replicas: bench
+	bench/replicas/run --build-dir build --write-docs
 
 deps:
 	scripts/install-deps
@@ -111,6 +120,10 @@ mutate: deps docker runner-image
 # The README's first command: everything from a fresh Debian 12 machine.
 demo: deps docker runner-image build
 	scripts/demo
+
+# Issue 18: two replicas on one private PostgreSQL; runs in the foreground until Ctrl-C.
+demo-replicas: deps docker runner-image build
+	scripts/demo-replicas
 
 demo-stop:
 	@for p in var/launcher.pid var/server.pid; do \

@@ -36,7 +36,7 @@ static void usage(void)
             "          [--submitters S] [--gap-ms MS] [--log-chunk]]\n"
             "         [--threads T] [--source-per-address M] [--wait-s S] [--ramp R]\n"
             "         [--register-timeout S] [--run-timeout S] [--metrics-counter NAME]\n"
-            "         [--idle-cpu-s S]\n");
+            "         [--idle-cpu-s S] [--launcher-url URL ...] [--submit-url URL]\n");
 }
 
 static void sleep_ms(int ms)
@@ -113,6 +113,8 @@ static int parse_opts(int argc, char **argv, struct load *ld)
                                              {"ramp", 1, 0, 'G'},
                                              {"metrics-counter", 1, 0, 'm'},
                                              {"idle-cpu-s", 1, 0, 'I'},
+                                             {"launcher-url", 1, 0, 'L'},
+                                             {"submit-url", 1, 0, 'U'},
                                              {0, 0, 0, 0}};
     struct load_opts *o = &ld->o;
     int c;
@@ -190,6 +192,18 @@ static int parse_opts(int argc, char **argv, struct load *ld)
         case 'I':
             o->idle_cpu_s = atoi(optarg);
             break;
+        case 'L': {
+            const char **u =
+                realloc(o->launcher_urls, sizeof(*u) * (size_t)(o->nlauncher_urls + 1));
+            if (!u)
+                return -1;
+            o->launcher_urls = u;
+            u[o->nlauncher_urls++] = optarg;
+            break;
+        }
+        case 'U':
+            o->submit_url = optarg;
+            break;
         default:
             usage();
             return -1;
@@ -199,6 +213,13 @@ static int parse_opts(int argc, char **argv, struct load *ld)
         o->submitters < 1 || o->runs < 0 || (o->runs > 0 && !o->submit_pool)) {
         usage();
         return -1;
+    }
+    if (!o->submit_url)
+        o->submit_url = o->url;
+    if (!o->nlauncher_urls) {
+        if (!(o->launcher_urls = malloc(sizeof(*o->launcher_urls))))
+            return -1;
+        o->launcher_urls[o->nlauncher_urls++] = o->url;
     }
     return 0;
 }
@@ -577,6 +598,7 @@ static void teardown(struct load *ld)
         OPENSSL_cleanse(ld->o.admin_token, strlen(ld->o.admin_token));
         free(ld->o.admin_token);
     }
+    free(ld->o.launcher_urls);
     free(ld->pools);
     free(ld->launchers);
     free(ld->loops);

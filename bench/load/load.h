@@ -55,6 +55,7 @@ enum launcher_step {
 struct conn {
     enum conn_kind kind;
     struct loop *loop;
+    const char *base_url; /* the server this connection talks to (load_opts) */
     CURL *easy;
     struct curl_slist *headers;
     struct dbuf body; /* request body */
@@ -108,7 +109,13 @@ struct loop {
 };
 
 struct load_opts {
-    const char *url;    /* https://127.0.0.1:PORT */
+    const char *url; /* https://127.0.0.1:PORT */
+    /* Replicas (issue 18): the stand-ins are dealt round-robin over launcher_urls (default:
+     * url alone) and the runs are submitted to submit_url (default: url). The certificate must
+     * then hold for every one of them. */
+    const char **launcher_urls;
+    int nlauncher_urls;
+    const char *submit_url;
     const char *cacert; /* the server's certificate (PEM), verified as a CA */
     char *admin_token;  /* read from a file */
     int threads;

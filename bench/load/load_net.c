@@ -116,12 +116,13 @@ static int on_sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose)
     return CURL_SOCKOPT_OK;
 }
 
-static int conn_init(struct conn *c, struct loop *lp, enum conn_kind kind)
+static int conn_init(struct conn *c, struct loop *lp, enum conn_kind kind, const char *base_url)
 {
     struct load *ld = lp->load;
 
     c->kind = kind;
     c->loop = lp;
+    c->base_url = base_url;
     dbuf_init(&c->body, BODY_CAP);
     dbuf_init(&c->resp, RESP_CAP);
     if (!(c->easy = curl_easy_init()))
@@ -152,10 +153,9 @@ static void conn_free(struct conn *c)
 /* Starts one request on c's connection; body is c->body (POST), or none (GET). */
 static int conn_start(struct conn *c, const char *method, const char *path, long timeout_ms)
 {
-    struct load *ld = c->loop->load;
     char url[1024];
 
-    snprintf(url, sizeof(url), "%s%s", ld->o.url, path);
+    snprintf(url, sizeof(url), "%s%s", c->base_url, path);
     dbuf_reset(&c->resp);
     curl_easy_setopt(c->easy, CURLOPT_URL, url);
     curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
@@ -588,14 +588,15 @@ int loop_init(struct load *ld, struct loop *lp, int index)
     for (int i = index; i < ld->nlaunchers; i += ld->o.threads) {
         struct launcher *l = &ld->launchers[i];
         lp->launchers[lp->nlaunchers++] = l;
-        if (conn_init(&l->c, lp, CONN_LAUNCHER) < 0)
+        if (conn_init(&l->c, lp, CONN_LAUNCHER,
+                      ld->o.launcher_urls[l->index % ld->o.nlauncher_urls]) < 0)
             return -1;
         curl_easy_setopt(l->c.easy, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
         curl_easy_setopt(l->c.easy, CURLOPT_SOCKOPTDATA, l);
     }
     if (index == 0) {
         for (int i = 0; i < lp->nsubs; i++) {
-            if (conn_init(&lp->subs[i].c, lp, CONN_SUBMIT) < 0 ||
+            if (conn_init(&lp->subs[i].c, lp, CONN_SUBMIT, ld->o.submit_url) < 0 ||
                 set_headers(&lp->subs[i].c, ld->o.admin_token, "application/json") < 0)
                 return -1;
         }
