@@ -17,7 +17,7 @@ static const char launcher_reuse_sql[] =
 static const char launcher_insert_sql[] =
     "INSERT INTO launchers(hostname, version, arch, capacity, metadata_json,"
     "                      last_seen_ms, registered_ms, pool_id, ephemeral)"
-    " VALUES(?, ?, ?, ?, ?, ?, ?6, ?7, CASE WHEN CAST(?9 AS BIGINT) <> 0 THEN 1 ELSE 0 END)"
+    " VALUES(?, ?, ?, ?, ?, ?, ?6, ?7, CASE WHEN CAST(?8 AS BIGINT) <> 0 THEN 1 ELSE 0 END)"
     " RETURNING id";
 
 /*
@@ -55,8 +55,9 @@ static int launcher_upsert(struct store *s, const char *pool_id,
     st_bind_i64(s, st, 4, info->capacity);
     st_bind_text(s, st, 5, info->metadata_json);
     st_bind_i64(s, st, 6, store_now_ms());
-    /* An ephemeral launcher restarted with its identity stays spent (2) if it was. */
-    st_bind_int(s, st, 9, info->ephemeral ? 1 : 0);
+    /* An ephemeral launcher restarted with its identity stays spent (2) if it was. The insert
+     * takes it as ?8: its parameters have no gap (PostgreSQL cannot type a missing one). */
+    st_bind_int(s, st, info->reuse_id > 0 ? 9 : 8, info->ephemeral ? 1 : 0);
     int step = st_step(s, st);
     if (step == ST_ROW) {
         *id = st_col_i64(s, st, 0);

@@ -10,14 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs the statement, binding ?1 and ?2 when it has them, and counts the
- * rows it returns. */
-static int step_count(struct store *s, struct st_stmt *st, int64_t a, int64_t b, int *count)
+/* Runs the statement, binding its nbind first parameters (?1 to a, ?2 to b: PostgreSQL refuses
+ * a value for a parameter the statement lacks), and counts the rows it returns. */
+static int step_count(struct store *s, struct st_stmt *st, int nbind, int64_t a, int64_t b,
+                      int *count)
 {
     if (!st)
         return STORE_ERR;
-    st_bind_i64(s, st, 1, a);
-    st_bind_i64(s, st, 2, b);
+    if (nbind >= 1)
+        st_bind_i64(s, st, 1, a);
+    if (nbind >= 2)
+        st_bind_i64(s, st, 2, b);
     int step, n = 0;
     while ((step = st_step(s, st)) == ST_ROW)
         n++;
@@ -64,7 +67,7 @@ int store_expire_runs(struct store *s, int64_t cutoff_ms, int max, int *deleted)
     st_finish(s, st);
     for (size_t i = 0; i < ids.n && rc == STORE_OK; i++)
         for (size_t j = 0; j < sizeof(expire_sql) / sizeof(expire_sql[0]) && rc == STORE_OK; j++)
-            rc = step_count(s, st_stmt(s, expire_sql[j]), ids.v[i], 0, NULL);
+            rc = step_count(s, st_stmt(s, expire_sql[j]), 1, ids.v[i], 0, NULL);
     if (rc == STORE_OK)
         *deleted = (int)ids.n;
 done:
@@ -116,7 +119,7 @@ int store_trim_logs(struct store *s, int64_t max_total, int max, int *trimmed)
     st_finish(s, st);
     for (int i = 0; i < n && rc == STORE_OK; i++) {
         for (size_t j = 0; j < sizeof(trim_sql) / sizeof(trim_sql[0]) && rc == STORE_OK; j++)
-            rc = step_count(s, st_stmt(s, trim_sql[j]), ids[i], store_now_ms(), NULL);
+            rc = step_count(s, st_stmt(s, trim_sql[j]), (int)j + 1, ids[i], store_now_ms(), NULL);
     }
     if (rc == STORE_OK)
         *trimmed = n;
@@ -124,12 +127,12 @@ done:
     return st_end(s, rc);
 }
 
-/* At most ?2 chunks of the queued runs. */
+/* At most ?1 chunks of the queued runs. */
 static const char purge_chunks_sql[] = "DELETE FROM log_chunks"
                                        " WHERE (run_id, off) IN (SELECT c.run_id, c.off"
                                        "                   FROM log_purge q"
                                        "                   JOIN log_chunks c ON c.run_id = q.run_id"
-                                       "                  LIMIT ?2)"
+                                       "                  LIMIT ?1)"
                                        " RETURNING 1";
 /* Runs whose chunks are all gone leave the queue. */
 static const char purge_done_sql[] =
@@ -144,9 +147,9 @@ int store_purge_logs(struct store *s, int max, int *freed)
         return rc;
     /* Chunks of queued runs, a few at a time; a run leaves the queue once
      * it has none left. */
-    rc = step_count(s, st_stmt(s, purge_chunks_sql), 0, max, &n);
+    rc = step_count(s, st_stmt(s, purge_chunks_sql), 1, max, 0, &n);
     if (rc == STORE_OK)
-        rc = step_count(s, st_stmt(s, purge_done_sql), 0, 0, NULL);
+        rc = step_count(s, st_stmt(s, purge_done_sql), 0, 0, 0, NULL);
     if (rc == STORE_OK)
         *freed = n;
     return st_end(s, rc);
