@@ -33,7 +33,7 @@ import pg_cluster
 from davit_harness import DAVIT, Launcher, Server, spool_record, wait_for
 from davit_fixtures import check_stopped
 from tcp_proxy import TcpProxy
-from test_dispatch import metric
+from test_dispatch import metric, poll_in_thread
 
 # ---- the database and the replicas ----
 
@@ -65,11 +65,11 @@ def versions(cluster, db_name):
 
 
 class Replicas:
-    """n servers on one database, sharing what replicas must share (docs/server.md, "Several
+    """Servers on one database (add() starts one), sharing what replicas must share (docs/server.md, "Several
     servers"): the admin token (one --admin-token-file) and the release-signing key (the first
     server's release-key.pem, copied into the others' data directories before they start)."""
 
-    def __init__(self, url, tmp, n, *extra):
+    def __init__(self, url, tmp, *extra):
         self.url = url
         self.tmp = tmp
         self.extra = extra
@@ -79,8 +79,6 @@ class Replicas:
         with open(self.token_file, "w") as f:
             f.write(self.admin + "\n")
         os.chmod(self.token_file, 0o600)
-        for _ in range(n):
-            self.add()
 
     def add(self):
         d = os.path.join(self.tmp, "srv%d" % len(self.servers))
@@ -105,8 +103,10 @@ def replicas(database, tmp_path):
     made = []
 
     def make(n, *extra):
-        r = Replicas(database, str(tmp_path), n, *extra)
-        made.append(r)
+        r = Replicas(database, str(tmp_path), *extra)
+        made.append(r)  # stopped at the end, also when a later one fails to start
+        for _ in range(n):
+            r.add()
         return r.servers
 
     yield make
@@ -153,22 +153,26 @@ def test_submit_on_one_dispatch_through_another_cancel_through_a_third(replicas)
     la.register()
     assert la.poll(wait_s=0) == []
 
-    # A long-poll on B wakes for a run queued on A.
+    # A long-poll asleep on B wakes for a run queued on A.
     got = {}
-    t = threading.Thread(target=lambda: got.setdefault("msgs", la.poll(wait_s=20)))
-    t.start()
+    t = poll_in_thread(la, got)
     wait_for("the poll asleep on B", lambda: metric(b, "davit_dispatch_waiters") == 1)
     rid = a.submit("p", commands=["echo across"])
     t.join(30)
-    assert runs_of(got["msgs"]) == [rid]
+    assert runs_of(got[la.id]) == [rid]
+    la.ack = max(m["id"] for m in got[la.id])
     assert la.event(rid, "running", phase="plan")[0] == 200
     r = c.run(rid)
     assert r["state"] == "running" and r["worker"] == la.id
 
-    # Canceled through C: the launcher polling B gets the cancel; the run ends canceled once.
+    # Canceled through C: the poll asleep on B wakes with the cancel.
+    got.clear()
+    t = poll_in_thread(la, got)
+    wait_for("the poll asleep on B", lambda: metric(b, "davit_dispatch_waiters") == 1)
     c.ok("POST", "/api/v1/runs/%d/cancel" % rid, {})
-    m = la.poll_until(lambda m: m["type"] == "cancel")
-    assert m["run_id"] == rid
+    t.join(30)
+    assert [(m["type"], m.get("run_id")) for m in got[la.id]] == [("cancel", rid)]
+    la.ack = got[la.id][0]["id"]
     assert la.event(rid, "result", outcome="canceled")[0] == 200
     for s in (a, b, c):
         r = s.run(rid)
