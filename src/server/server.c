@@ -139,7 +139,8 @@ static int init_data_dir(struct server *srv, char *err, size_t errsz)
     if (store_metrics_prepare(srv->store) < 0)
         log_event(LOG_WARN, "cannot count the runs for /metrics yet: the first scrape will", "path",
                   path, NULL);
-    if (load_release_key(srv, err, errsz) < 0)
+    if (load_release_key(srv, err, errsz) < 0 ||
+        challenges_load_key(srv->challenges, srv->store, err, errsz) < 0)
         return -1;
     return load_admin_token(srv, err, errsz);
 }
