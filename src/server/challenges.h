@@ -34,6 +34,10 @@ struct store;
 #define CHALLENGES_KEY_SIZE 32
 #define CHALLENGES_META_KEY "challenge_key"
 
+/* How long past its expiry a used challenge stays recorded (the sweep's margin): servers whose
+ * clocks differ by less never take a challenge that another server forgot as used. */
+#define CHALLENGES_SKEW_MS (10 * 60 * 1000)
+
 /* A challenge id's length: "dvc_" and 75 base64url characters (56 bytes), NUL not included. */
 #define CHALLENGES_ID_LEN (4 + 75)
 
