@@ -18,13 +18,13 @@ int store_release_blob_put(struct store *s, const char *sha256, const void *data
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, blob_put_sql);
+    struct st_stmt *st = st_stmt(s, blob_put_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, sha256);
-    sqlite3_bind_blob64(st, 2, data, len, SQLITE_STATIC);
+    st_bind_text(s, st, 1, sha256);
+    st_bind_blob(s, st, 2, data, len);
     rc = st_done(s, st);
 done:
     return st_end(s, rc);
@@ -35,16 +35,16 @@ int store_release_blob_get(struct store *s, const char *sha256, void **data, siz
     *data = NULL;
     *len = 0;
     st_lock(s);
-    sqlite3_stmt *st = st_stmt(s, blob_get_sql);
+    struct st_stmt *st = st_stmt(s, blob_get_sql);
     if (!st) {
         st_unlock(s);
         return STORE_ERR;
     }
-    st_bind_text(st, 1, sha256);
+    st_bind_text(s, st, 1, sha256);
     int rc = st_step_one(s, st, "release blob get");
     if (rc == STORE_OK) {
-        const void *p = sqlite3_column_blob(st, 0);
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        size_t n = 0;
+        const void *p = s->drv->col_blob(st, 0, &n);
         *data = malloc(n ? n : 1);
         if (*data) {
             if (n)

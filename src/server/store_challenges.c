@@ -17,13 +17,13 @@ int store_meta_put_new(struct store *s, const char *key, const char *val, char *
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, meta_put_new_sql);
+    struct st_stmt *st = st_stmt(s, meta_put_new_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, key);
-    st_bind_text(st, 2, val);
+    st_bind_text(s, st, 1, key);
+    st_bind_text(s, st, 2, val);
     rc = st_done(s, st);
 done:
     /* Committed before the read: what it reads is what every server reads from now on. */
@@ -40,15 +40,15 @@ static const char challenge_use_sql[] = "INSERT INTO challenge_uses(id, expires_
 
 int st_challenge_use(struct store *s, const char *id, int64_t expires_ms)
 {
-    sqlite3_stmt *st = st_stmt(s, challenge_use_sql);
+    struct st_stmt *st = st_stmt(s, challenge_use_sql);
     if (!st)
         return STORE_ERR;
-    st_bind_text(st, 1, id);
-    sqlite3_bind_int64(st, 2, expires_ms);
+    st_bind_text(s, st, 1, id);
+    st_bind_i64(s, st, 2, expires_ms);
     int rc = st_done(s, st);
     /* Nothing inserted: a registration (on this server or another) used it already. On
      * PostgreSQL the insert waits for a concurrent one's transaction, then does nothing. */
-    if (rc == STORE_OK && sqlite3_changes(s->db) != 1)
+    if (rc == STORE_OK && st_changes(s) != 1)
         rc = STORE_CONFLICT;
     return rc;
 }
@@ -61,14 +61,14 @@ int store_challenge_uses_expire(struct store *s, int64_t now_ms, int *deleted)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, challenge_expire_sql);
+    struct st_stmt *st = st_stmt(s, challenge_expire_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    sqlite3_bind_int64(st, 1, now_ms);
+    st_bind_i64(s, st, 1, now_ms);
     if ((rc = st_done(s, st)) == STORE_OK)
-        *deleted = sqlite3_changes(s->db);
+        *deleted = (int)st_changes(s);
 done:
     return st_end_small(s, rc);
 }
