@@ -56,6 +56,10 @@ static const char usage[] =
     "                         the admin token is the one in FILE (dva_..., or 32 or more\n"
     "                         random characters; not writable by group or others), never\n"
     "                         printed; a changed file rotates it; also DAVIT_ADMIN_TOKEN_FILE\n"
+    "  --release-key-file FILE\n"
+    "                         the Ed25519 key that signs releases (default: the data\n"
+    "                         directory's release-key.pem, made on first start); servers\n"
+    "                         sharing a database need the same; also DAVIT_RELEASE_KEY_FILE\n"
     "  --threads N            HTTP threads (default 8)\n"
     "  --log-format text|json, --debug\n";
 
@@ -78,6 +82,7 @@ static const struct option opts[] = {
     {"max-connections-per-address", required_argument, 0, 'N'},
     {"metrics-token-file", required_argument, 0, 'T'},
     {"admin-token-file", required_argument, 0, 'a'},
+    {"release-key-file", required_argument, 0, 'R'},
     {"threads", required_argument, 0, 't'},
     {"max-log-bytes", required_argument, 0, 'm'},
     {"retention-max-age", required_argument, 0, 'A'},
@@ -406,6 +411,13 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     case 'a':
         cl->admin_file = arg;
         break;
+    case 'R':
+        if (!*arg || strlen(arg) >= sizeof(c->release_key_file)) {
+            snprintf(err, errsz, "--release-key-file: expected a path");
+            return -1;
+        }
+        snprintf(c->release_key_file, sizeof(c->release_key_file), "%s", arg);
+        break;
     case 't':
         c->threads = (int)strtol(arg, &end, 10);
         if (*end || c->threads < 1 || c->threads > 64) {
@@ -510,6 +522,15 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
     }
     if (load_tls(c, cl.cert, cl.key, err, errsz) < 0)
         return -1;
+    /* The option wins over the environment; no SPACELIFT_ alias (Spacelift has no such key). */
+    const char *rkey = getenv("DAVIT_RELEASE_KEY_FILE");
+    if (!c->release_key_file[0] && rkey && *rkey) {
+        if (strlen(rkey) >= sizeof(c->release_key_file)) {
+            snprintf(err, errsz, "DAVIT_RELEASE_KEY_FILE: the path is too long");
+            return -1;
+        }
+        snprintf(c->release_key_file, sizeof(c->release_key_file), "%s", rkey);
+    }
     /* No SPACELIFT_ alias: Spacelift's server is not configured this way. */
     const char *admin_file = cl.admin_file ? cl.admin_file : getenv("DAVIT_ADMIN_TOKEN_FILE");
     if (admin_file && *admin_file &&

@@ -40,6 +40,9 @@ struct server_config {
      * "" without the option: the first start makes a token and prints it. */
     char admin_token_file[PATH_MAX];
     char admin_file_hash[65];
+    /* --release-key-file: the release-signing key's PEM file (replicas share one key); "": the
+     * data directory's release-key.pem, made on first start. */
+    char release_key_file[PATH_MAX];
 };
 
 /* The longest --header-timeout: libmicrohttpd counts it in whole seconds. */

@@ -73,3 +73,51 @@ def test_challenge_outlives_a_restart_and_registers_once(server):
     st, data, _ = server.request("POST", "/api/v1/launcher/register", bad, token=None)
     assert st == 401 and "signature" in data["error"], (st, data)
     server.ok("POST", "/api/v1/launcher/register", la.register_body(ch), token=None)
+
+
+def _token_release_key(server, pool):
+    token, _ = server.create_pool(pool)
+    return json.loads(base64.b64decode(token))["release_key"]
+
+
+def _new_key(path):
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(path)], check=True,
+                   capture_output=True)
+    os.chmod(path, 0o600)
+
+
+def test_release_key_file(make_server, tmp_path):
+    a = make_server()
+    key = os.path.join(a.data_dir, "release-key.pem")
+    pub_a = _token_release_key(a, "a")
+    # a second server given the first one's key signs as it does, and makes no key of its own
+    b = make_server("--release-key-file", key)
+    assert _token_release_key(b, "b") == pub_a
+    assert not os.path.exists(os.path.join(b.data_dir, "release-key.pem"))
+    rel = _publish(b, b"\x7fELF b" * 100, "9.9.2")
+    _verify_release(a, tmp_path, rel, b"\x7fELF b" * 100)
+    b.stop()
+    # the environment's name for it
+    os.environ["DAVIT_RELEASE_KEY_FILE"] = key
+    try:
+        b.start()
+    finally:
+        del os.environ["DAVIT_RELEASE_KEY_FILE"]
+    assert _token_release_key(b, "b2") == pub_a
+    # a missing file: one line naming it
+    missing = str(tmp_path / "nope.pem")
+    p = subprocess.run([a.binary, "server", "--data-dir", str(tmp_path / "v9"), "--listen", "127.0.0.1:0",
+                        "--release-key-file", missing], capture_output=True, timeout=60)
+    assert p.returncode != 0 and missing.encode() in p.stderr, p.stderr
+
+
+def test_release_key_changed_on_sqlite_is_kept(server, tmp_path):
+    """On SQLite the data directory's key is the truth, as before issue 18: a new one is taken
+    (and recorded), with a warning."""
+    before = _token_release_key(server, "p1")
+    server.stop()
+    _new_key(os.path.join(server.data_dir, "release-key.pem"))
+    server.start()
+    after = _token_release_key(server, "p2")
+    assert after != before
+    assert "release key changed" in server.log()
