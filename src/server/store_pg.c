@@ -771,6 +771,53 @@ int64_t pgc_used_bytes(struct pgc *c)
     return query_i64(c, used_sql, NULL, &v) < 0 ? -1 : v;
 }
 
+/* A log chunk's bytes from skip on (substr counts from 1; its lengths are int4). */
+static const char log_read_sql[] = "SELECT substr(data, CAST(?3 AS INTEGER), CAST(?4 AS INTEGER))"
+                                   "  FROM log_chunks WHERE run_id = ?1 AND off = ?2";
+
+int pgc_log_read(struct pgc *c, int64_t run_id, int64_t off, size_t skip, size_t want, char *to,
+                 int (*sink)(void *arg, const void *p, size_t n), void *arg)
+{
+    if (skip >= INT32_MAX || want >= INT32_MAX) {
+        c->reason = ST_R_OTHER;
+        snprintf(c->message, sizeof(c->message), "store: a log read of 2 GiB or more");
+        return -1;
+    }
+    struct st_stmt *st = pgc_prepare(c, log_read_sql, 1);
+    if (!st)
+        return -1;
+    pgc_bind_i64(st, 1, run_id);
+    pgc_bind_i64(st, 2, off);
+    pgc_bind_i64(st, 3, (int64_t)skip + 1);
+    pgc_bind_i64(st, 4, (int64_t)want);
+    int rc = pgc_step(c, st);
+    size_t n = 0;
+    const void *p = rc == ST_ROW ? pgc_col_blob(st, 0, &n) : NULL;
+    if (rc == ST_ROW && (n != want || (!p && want))) {
+        /* The row the caller saw is gone or shorter: as SQLite's blob read out of range. */
+        c->reason = ST_R_OTHER;
+        snprintf(c->message, sizeof(c->message),
+                 "store: log chunk %lld of run %lld: %zu bytes"
+                 " where %zu were expected",
+                 (long long)off, (long long)run_id, n, want);
+        rc = -1;
+    } else if (rc == ST_DONE) {
+        c->reason = ST_R_OTHER;
+        snprintf(c->message, sizeof(c->message), "store: log chunk %lld of run %lld is gone",
+                 (long long)off, (long long)run_id);
+        rc = -1;
+    } else if (rc == ST_ROW) {
+        if (to) {
+            memcpy(to, p, n);
+            rc = 0;
+        } else {
+            rc = n && sink(arg, p, n) < 0 ? -2 : 0;
+        }
+    }
+    pgc_finish(c, st);
+    return rc;
+}
+
 /* ---- the listener ---- */
 
 /*

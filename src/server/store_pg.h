@@ -60,6 +60,8 @@ int pgc_reaper_lock(struct pgc *c);
 int pgc_publish(struct pgc *c, const char *payload);
 int pgc_listen(struct pgc *c, void (*fn)(void *arg, const char *payload), void *arg);
 int64_t pgc_used_bytes(struct pgc *c);
+int pgc_log_read(struct pgc *c, int64_t run_id, int64_t off, size_t skip, size_t want, char *to,
+                 int (*sink)(void *arg, const void *p, size_t n), void *arg);
 
 /*
  * The store's SQL in PostgreSQL's placeholders: ?N becomes $N, and a bare ? takes the largest

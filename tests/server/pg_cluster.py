@@ -14,6 +14,7 @@ As a program, for a C test that needs PostgreSQL restarted under it:
 
 import atexit
 import fcntl
+import hashlib
 import os
 import pwd
 import shutil
@@ -184,6 +185,21 @@ def shared():
     if _shared is None:
         _shared = Cluster()
     return _shared
+
+
+def on_postgres():
+    """Whether this suite runs its servers on PostgreSQL (ctest's *_pg runs set it)."""
+    return os.environ.get("DAVIT_TEST_DATABASE") == "postgres"
+
+
+def database_args(data_dir):
+    """The options that put a server of data_dir on PostgreSQL when the suite runs there: one
+    database per data directory, so that a server restarted on it finds its data. [] on
+    SQLite."""
+    if not on_postgres():
+        return []
+    name = "t_" + hashlib.sha256(os.path.abspath(data_dir).encode()).hexdigest()[:24]
+    return ["--database", shared().ensure_db(name)]
 
 
 def stop_shared():

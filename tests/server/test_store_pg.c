@@ -198,6 +198,12 @@ static void test_values(void **state)
     assert_string_equal(pgc_col_text(st, 7), "x");
     assert_int_equal(pgc_step(c, st), ST_DONE);
     pgc_finish(c, st);
+    /* A log read: part of the chunk, into a buffer; a chunk that is not there fails. */
+    char part[3];
+    assert_int_equal(pgc_log_read(c, 42, -7, 2, 3, part, NULL, NULL), 0);
+    assert_memory_equal(part, blob + 2, 3);
+    assert_int_equal(pgc_log_read(c, 42, 99, 0, 1, part, NULL, NULL), -1);
+    assert_int_equal(pgc_log_read(c, 42, -7, 5, 3, part, NULL, NULL), -1);
     /* A SELECT changes nothing, as SQLite's changes() counts. */
     assert_int_equal(pgc_changes(c), 1);
 
