@@ -30,6 +30,7 @@
 #define OID_INT8    20
 #define OID_INT2    21
 #define OID_INT4    23
+#define OID_TEXT    25
 #define OID_OID     26
 #define OID_FLOAT4  700
 #define OID_FLOAT8  701
@@ -62,6 +63,7 @@ struct st_stmt {
     uint64_t prepared;     /* the connection generation it was prepared on (0: not yet) */
     char **vals;           /* nparams values (NULL: SQL NULL), owned */
     int *lens, *fmts;      /* lengths and formats (1: binary, for blobs) */
+    Oid *types;            /* 0 (PostgreSQL infers it) for each number used, text for one skipped */
     PGresult *res;         /* the rows of the current run, or NULL */
     int row, nrows;        /* the current row (-1 before the first step) */
     unsigned char **blobs; /* decoded bytea of the current row, per column (PQunescapeBytea) */
@@ -242,7 +244,9 @@ static void note_broken(struct pgc *c, int was_in_txn)
 
 /* ---- statements ---- */
 
-char *pgc_rewrite(const char *sql, int *nparams)
+/* pgc_rewrite, also telling which numbers appear: used[N - 1] is 1 for each ?N (used: NULL, or
+ * room for PGC_PARAMS_MAX). */
+static char *rewrite(const char *sql, int *nparams, unsigned char *used)
 {
     size_t n = strlen(sql);
     /* "?" becomes at most "$65535": 6 bytes for 1. */
@@ -283,11 +287,18 @@ char *pgc_rewrite(const char *sql, int *nparams)
         }
         if (num > max)
             max = (int)num;
+        if (used)
+            used[num - 1] = 1;
         j += (size_t)sprintf(out + j, "$%ld", num);
     }
     out[j] = '\0';
     *nparams = max;
     return out;
+}
+
+char *pgc_rewrite(const char *sql, int *nparams)
+{
+    return rewrite(sql, nparams, NULL);
 }
 
 /* Clears the current run's rows and decoded blobs. */
@@ -329,6 +340,7 @@ static void stmt_free(struct st_stmt *st)
     free(st->vals);
     free(st->lens);
     free(st->fmts);
+    free(st->types);
     free(st->pgsql);
     free(st);
 }
@@ -344,7 +356,7 @@ static int stmt_prepare_named(struct pgc *c, struct st_stmt *st)
 {
     /* A name prepared on this connection before (a statement finished and kept again under
      * another index cannot be: names are by index and kept ones are never dropped). */
-    PGresult *res = PQprepare(c->conn, st->name, st->pgsql, 0, NULL);
+    PGresult *res = PQprepare(c->conn, st->name, st->pgsql, st->nparams, st->types);
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
         fail_result(c, res);
@@ -363,15 +375,24 @@ static struct st_stmt *stmt_new(struct pgc *c, const char *sql)
     st->c = c;
     st->sql = sql;
     st->row = -1;
-    st->pgsql = pgc_rewrite(pg_text_of(sql), &st->nparams);
-    if (!st->pgsql)
+    unsigned char *used = calloc(PGC_PARAMS_MAX, 1);
+    if (!used)
         goto oom;
+    st->pgsql = rewrite(pg_text_of(sql), &st->nparams, used);
     size_t n = st->nparams ? (size_t)st->nparams : 1;
     st->vals = calloc(n, sizeof(*st->vals));
     st->lens = calloc(n, sizeof(*st->lens));
     st->fmts = calloc(n, sizeof(*st->fmts));
-    if (!st->vals || !st->lens || !st->fmts)
+    st->types = calloc(n, sizeof(*st->types));
+    if (!st->pgsql || !st->vals || !st->lens || !st->fmts || !st->types) {
+        free(used);
         goto oom;
+    }
+    /* A number the text skips (?1 and ?3, no ?2) has no context to infer its type from, and
+     * PostgreSQL refuses the statement: it is bound but unused, so any type does. */
+    for (int i = 0; i < st->nparams; i++)
+        st->types[i] = used[i] ? 0 : OID_TEXT;
+    free(used);
     return st;
 oom:
     stmt_free(st);
@@ -514,8 +535,8 @@ static int stmt_run(struct pgc *c, struct st_stmt *st)
         res = PQexecPrepared(c->conn, st->name, st->nparams, (const char *const *)st->vals,
                              st->lens, st->fmts, 0);
     } else {
-        res = PQexecParams(c->conn, st->pgsql, st->nparams, NULL, (const char *const *)st->vals,
-                           st->lens, st->fmts, 0);
+        res = PQexecParams(c->conn, st->pgsql, st->nparams, st->types,
+                           (const char *const *)st->vals, st->lens, st->fmts, 0);
     }
     ExecStatusType status = PQresultStatus(res);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {

@@ -169,6 +169,13 @@ class Server:
         assert st == status, (method, path, st, data)
         return data
 
+    def db_query(self, sql, params=()):
+        """Rows of sql on this server's database, SQLite or PostgreSQL (pg_cluster.db_query)."""
+        return pg_cluster.db_query(self.data_dir, sql, params)
+
+    def db_dump(self):
+        return pg_cluster.db_dump(self.data_dir)
+
     def cli(self, *args, env=None, check=True, timeout=120):
         e = dict(os.environ)
         e.update({"DAVIT_SERVER": "http://127.0.0.1:%d" % self.port, "DAVIT_API_TOKEN": self.token,

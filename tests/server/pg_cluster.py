@@ -123,6 +123,33 @@ class Cluster:
             self.create_db(name)
         return self.url(name)
 
+    def query(self, db, sql, params=()):
+        """Rows of sql (? placeholders bound to params, quoted by psql) on database db, as
+        tuples: integers as int, NULL as None, the rest as text. Run as the superuser."""
+        parts = sql.split("?")
+        if len(parts) - 1 != len(params):
+            raise ValueError("%d placeholders, %d params" % (len(parts) - 1, len(params)))
+        text = parts[0] + "".join(":'p%d'%s" % (i, parts[i + 1]) for i in range(len(params)))
+        args = [PG_BIN + "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.sock, "-p",
+                str(self.port), "-d", db, "-At", "-F", "\x1f", "-R", "\x1e", "-P",
+                "null=\x02"]
+        for i, v in enumerate(params):
+            args += ["-v", "p%d=%s" % (i, v)]
+        out = _as_postgres(args, input=text + ";\n", text=True).stdout
+        rows = []
+        for rec in out.split("\x1e"):
+            rec = rec.strip("\n")
+            if not rec:
+                continue
+            rows.append(tuple(None if f == "\x02" else int(f) if f.lstrip("-").isdigit() else f
+                              for f in rec.split("\x1f")))
+        return rows
+
+    def dump(self, db):
+        """Every row of db as SQL text (pg_dump --data-only)."""
+        return _as_postgres([PG_BIN + "/pg_dump", "--data-only", "-h", self.sock, "-p",
+                             str(self.port), db], text=True).stdout
+
     def url(self, db):
         return "postgresql://%s:%s@127.0.0.1:%d/%s" % (ROLE, PASSWORD, self.port, db)
 
@@ -192,14 +219,46 @@ def on_postgres():
     return os.environ.get("DAVIT_TEST_DATABASE") == "postgres"
 
 
+def database_name(data_dir):
+    """The database of the servers of data_dir when the suite runs on PostgreSQL."""
+    return "t_" + hashlib.sha256(os.path.abspath(data_dir).encode()).hexdigest()[:24]
+
+
 def database_args(data_dir):
     """The options that put a server of data_dir on PostgreSQL when the suite runs there: one
     database per data directory, so that a server restarted on it finds its data. [] on
     SQLite."""
     if not on_postgres():
         return []
-    name = "t_" + hashlib.sha256(os.path.abspath(data_dir).encode()).hexdigest()[:24]
-    return ["--database", shared().ensure_db(name)]
+    return ["--database", shared().ensure_db(database_name(data_dir))]
+
+
+def db_query(data_dir, sql, params=()):
+    """sql's rows on the database of the servers of data_dir, whichever it is: the SQLite file
+    (through another connection, as SQLite allows) or PostgreSQL. A write's rows are what its
+    RETURNING gives. Portable SQL with ? placeholders."""
+    if on_postgres():
+        return shared().query(database_name(data_dir), sql, params)
+    import sqlite3
+    db = sqlite3.connect(os.path.join(data_dir, "davit.db"), timeout=30)
+    try:
+        with db:
+            return [tuple(r) for r in db.execute(sql, params).fetchall()]
+    finally:
+        db.close()
+
+
+def db_dump(data_dir):
+    """Everything the database of data_dir holds, as text (to look for what must not be
+    there)."""
+    if on_postgres():
+        return shared().dump(database_name(data_dir))
+    import sqlite3
+    db = sqlite3.connect(os.path.join(data_dir, "davit.db"))
+    try:
+        return "\n".join(db.iterdump())
+    finally:
+        db.close()
 
 
 def stop_shared():
