@@ -138,7 +138,8 @@ static int init_data_dir(struct server *srv, char *err, size_t errsz)
     config_database_label(where, label, sizeof(label));
     if (store_open(&srv->store, where, err, errsz) < 0)
         return -1;
-    log_event(LOG_INFO, "store open", "database", srv->cfg.database[0] ? label : path, NULL);
+    log_event(LOG_INFO, "store open", "kind", store_kind(srv->store), "database",
+              srv->cfg.database[0] ? label : path, NULL);
     /* Now rather than at the first scrape: /metrics then never scans runs.
      * A failure (logged by the store) is no reason not to serve: the first
      * scrape tries again. */

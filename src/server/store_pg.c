@@ -10,6 +10,8 @@
  */
 #include "server/store_pg.h"
 
+#include "server/store_int.h"
+
 #include "common/clock.h"
 #include "common/log.h"
 #include "server/store.h"
@@ -933,6 +935,9 @@ static void *listen_main(void *arg)
         if (now >= next_check) {
             recheck(c, conn);
             next_check = now + PGC_RECHECK_MS;
+            /* What arrived while the re-check ran is in libpq's queue now, not on the socket:
+             * delivered at once, not after the next wait. */
+            deliver(c, conn);
         }
         int left = (int)(next_check - now);
         if (wait_for(c, PQsocket(conn), left > 0 ? left : 0))
@@ -1034,3 +1039,170 @@ void pgc_close(struct pgc *c)
     }
     free(c);
 }
+
+/* ---- the driver (store_drv.h): st_pg_driver's calls, on the store's connection ---- */
+
+static struct pgc *pg_of(struct store *s)
+{
+    return s->conn;
+}
+
+static int drv_open(struct store *s, const char *where, int *from, char *err, size_t errsz)
+{
+    struct pgc *c = NULL;
+    if (pgc_open(&c, where, from, err, errsz) < 0)
+        return -1;
+    s->conn = c;
+    return 0;
+}
+
+static void drv_close(struct store *s)
+{
+    pgc_close(pg_of(s));
+    s->conn = NULL;
+}
+
+static struct st_stmt *drv_prepare(struct store *s, const char *sql, int keep)
+{
+    return pgc_prepare(pg_of(s), sql, keep);
+}
+
+static void drv_finish(struct store *s, struct st_stmt *st)
+{
+    pgc_finish(pg_of(s), st);
+}
+
+static void drv_free_all(struct store *s)
+{
+    pgc_free_all(pg_of(s));
+}
+
+static int drv_step(struct store *s, struct st_stmt *st)
+{
+    return pgc_step(pg_of(s), st);
+}
+
+static int64_t drv_changes(struct store *s)
+{
+    return pgc_changes(pg_of(s));
+}
+
+static int64_t drv_total_changes(struct store *s)
+{
+    return pgc_total_changes(pg_of(s));
+}
+
+static int drv_exec(struct store *s, const char *sql)
+{
+    return pgc_exec(pg_of(s), sql);
+}
+
+static int drv_in_txn(struct store *s)
+{
+    return pgc_in_txn(pg_of(s));
+}
+
+static enum st_reason drv_reason(struct store *s)
+{
+    return pgc_reason(pg_of(s));
+}
+
+static const char *drv_message(struct store *s)
+{
+    return pgc_message(pg_of(s));
+}
+
+static int drv_ping(struct store *s)
+{
+    return pgc_ping(pg_of(s));
+}
+
+static int drv_reaper_lock(struct store *s)
+{
+    return pgc_reaper_lock(pg_of(s));
+}
+
+static int drv_publish(struct store *s, const char *payload)
+{
+    return pgc_publish(pg_of(s), payload);
+}
+
+static int drv_listen(struct store *s, void (*fn)(void *arg, const char *payload), void *arg)
+{
+    return pgc_listen(pg_of(s), fn, arg);
+}
+
+/* PostgreSQL frees dead rows' space itself (autovacuum): nothing to do, nothing more. */
+static int drv_vacuum(struct store *s, int max_pages, int checkpoint, int *more)
+{
+    (void)s;
+    (void)max_pages;
+    (void)checkpoint;
+    *more = 0;
+    return 0;
+}
+
+/* No WAL file of this process's to cut: PostgreSQL's WAL is the server's (docs/server.md). */
+static int drv_secrets_checkpoint(struct store *s)
+{
+    (void)s;
+    return 0;
+}
+
+static int64_t drv_used_bytes(struct store *s)
+{
+    return pgc_used_bytes(pg_of(s));
+}
+
+/* The database is on another machine, as far as the space probe knows. */
+static const char *drv_fs_path(struct store *s)
+{
+    (void)s;
+    return NULL;
+}
+
+static int drv_log_read(struct store *s, int64_t run_id, int64_t off, size_t skip, size_t want,
+                        char *to, int (*sink)(void *arg, const void *p, size_t n), void *arg)
+{
+    return pgc_log_read(pg_of(s), run_id, off, skip, want, to, sink, arg);
+}
+
+const struct st_driver st_pg_driver = {
+    .name = "postgres",
+    .shared = 1,
+    .open = drv_open,
+    .close = drv_close,
+    .prepare = drv_prepare,
+    .finish = drv_finish,
+    .free_all = drv_free_all,
+    .bind_i64 = pgc_bind_i64,
+    .bind_text = pgc_bind_text,
+    .bind_blob = pgc_bind_blob,
+    .bind_null = pgc_bind_null,
+    .step = drv_step,
+    .col_count = pgc_col_count,
+    .col_name = pgc_col_name,
+    .col_type = pgc_col_type,
+    .col_i64 = pgc_col_i64,
+    .col_double = pgc_col_double,
+    .col_text = pgc_col_text,
+    .col_blob = pgc_col_blob,
+    .sql = pgc_sql,
+    .changes = drv_changes,
+    .total_changes = drv_total_changes,
+    .exec = drv_exec,
+    .in_txn = drv_in_txn,
+    .reason = drv_reason,
+    .message = drv_message,
+    .ping = drv_ping,
+    .reaper_lock = drv_reaper_lock,
+    .publish = drv_publish,
+    .listen = drv_listen,
+    .vacuum = drv_vacuum,
+    .secrets_checkpoint = drv_secrets_checkpoint,
+    .used_bytes = drv_used_bytes,
+    .fs_path = drv_fs_path,
+    .log_read = drv_log_read,
+    .claim_lock = " FOR UPDATE SKIP LOCKED",
+    .begin = "BEGIN",
+};
