@@ -50,6 +50,8 @@
 /* The listener's reconnect backoff: doubles from the first to the last while it fails. */
 #define PGC_BACKOFF_MIN_MS 200
 #define PGC_BACKOFF_MAX_MS 5000
+/* After a failed reconnect, operations fail at once for this long before the next try. */
+#define PGC_RETRY_MS 500
 /* A connection attempt gives up after this (libpq's connect_timeout, seconds): a PostgreSQL
  * host that does not answer must not hold the store's lock for minutes. The URL may set its
  * own. */
@@ -83,6 +85,7 @@ struct pgc {
      * or the rest of an operation, on the new connection would otherwise "succeed" without
      * the lost transaction's writes). */
     int txn_lost;
+    int64_t retry_at_ms; /* after a failed reconnect: no new try before (monotonic) */
     struct st_stmt *kept[PGC_KEPT_MAX];
     int nkept;
     int64_t changes, total_changes;
@@ -227,8 +230,18 @@ static int ensure_connection(struct pgc *c)
 {
     if (PQstatus(c->conn) == CONNECTION_OK)
         return 0;
+    /* While PostgreSQL is away, every operation would try (each up to connect_timeout, under
+     * the store's lock): one try per PGC_RETRY_MS, the others fail at once. */
+    int64_t now = clock_mono_ms();
+    if (now < c->retry_at_ms) {
+        c->reason = ST_R_IO;
+        snprintf(c->message, sizeof(c->message),
+                 "PostgreSQL: not connected (the last try failed; trying again shortly)");
+        return -1;
+    }
     PQreset(c->conn);
     if (PQstatus(c->conn) != CONNECTION_OK) {
+        c->retry_at_ms = clock_mono_ms() + PGC_RETRY_MS;
         fail_set(c, ST_R_IO, "PostgreSQL: cannot reconnect", PQerrorMessage(c->conn));
         return -1;
     }

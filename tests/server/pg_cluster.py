@@ -8,8 +8,8 @@ mean it). Tests run as root and PostgreSQL refuses root: every PostgreSQL progra
 user postgres (runuser). A cluster is stopped by its postmaster's pid and its directory removed,
 also when a test fails (stop() in a finally, and at the process's exit).
 
-As a program, for a C test that needs PostgreSQL restarted under it:
-    python3 pg_cluster.py restart DATA_DIR PORT
+As a program, for a C test that needs PostgreSQL restarted, stopped or started under it:
+    python3 pg_cluster.py restart|stop|start DATA_DIR PORT
 """
 
 import atexit
@@ -269,10 +269,13 @@ def stop_shared():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "restart":
+    if len(sys.argv) == 4 and sys.argv[1] in ("restart", "stop", "start"):
         data, port = sys.argv[2], int(sys.argv[3])
-        stop_pid(postmaster_pid(data))
-        base = os.path.dirname(data)
-        start_cluster(data, os.path.join(base, "sock"), port, os.path.join(base, "postgres.log"))
+        if sys.argv[1] != "start":
+            stop_pid(postmaster_pid(data))
+        if sys.argv[1] != "stop":
+            base = os.path.dirname(data)
+            start_cluster(data, os.path.join(base, "sock"), port,
+                          os.path.join(base, "postgres.log"))
     else:
-        sys.exit("usage: pg_cluster.py restart DATA_DIR PORT")
+        sys.exit("usage: pg_cluster.py restart|stop|start DATA_DIR PORT")

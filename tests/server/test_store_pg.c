@@ -4,6 +4,7 @@
  *   DAVIT_TEST_PG_URL      an empty database, owned by a role that is not a superuser
  *   DAVIT_TEST_PG_URL2     another one (made newer than this build by a test)
  *   DAVIT_TEST_PG_RESTART  a command that restarts that PostgreSQL (same port)
+ *   DAVIT_TEST_PG_STOP, DAVIT_TEST_PG_START  commands that stop it, and start it again
  * Without them (run alone, not by the pytest) every test is skipped.
  */
 #include <setjmp.h>
@@ -32,7 +33,8 @@ static const char *url(void)
 
 #define NEED_PG()                                                                                  \
     do {                                                                                           \
-        if (!url() || !getenv("DAVIT_TEST_PG_URL2") || !getenv("DAVIT_TEST_PG_RESTART"))           \
+        if (!url() || !getenv("DAVIT_TEST_PG_URL2") || !getenv("DAVIT_TEST_PG_RESTART") ||         \
+            !getenv("DAVIT_TEST_PG_STOP") || !getenv("DAVIT_TEST_PG_START"))                       \
             skip();                                                                                \
     } while (0)
 
@@ -454,6 +456,31 @@ static void test_reconnect(void **state)
     pgc_close(b);
 }
 
+/* While PostgreSQL is down, operations fail at once after a failed reconnect instead of each
+ * trying again under the store's lock; once it is back, the next try after the pause works. */
+static void test_down_fails_fast(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct pgc *a = open_ok(url(), NULL);
+    assert_int_equal(system(getenv("DAVIT_TEST_PG_STOP")), 0);
+    assert_int_equal(pgc_ping(a), -1); /* the connection is found cut */
+    assert_int_equal(pgc_ping(a), -1); /* the reconnect fails: refused */
+    assert_int_equal(pgc_reason(a), ST_R_IO);
+    assert_non_null(strstr(pgc_message(a), "cannot reconnect"));
+    assert_int_equal(pgc_ping(a), -1); /* no new try yet */
+    assert_non_null(strstr(pgc_message(a), "not connected"));
+    assert_int_equal(system(getenv("DAVIT_TEST_PG_START")), 0);
+    int ok = -1;
+    for (int i = 0; i < WAIT_LIMIT_S * 20 && ok < 0; i++) {
+        ok = pgc_ping(a);
+        if (ok < 0)
+            nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL); /* the next try's time */
+    }
+    assert_int_equal(ok, 0);
+    pgc_close(a);
+}
+
 static void test_ping_and_size(void **state)
 {
     (void)state;
@@ -467,12 +494,13 @@ static void test_ping_and_size(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rewrite),       cmocka_unit_test(test_label_hides_password),
-        cmocka_unit_test(test_open_twice),    cmocka_unit_test(test_newer_refused),
-        cmocka_unit_test(test_bad_url),       cmocka_unit_test(test_values),
-        cmocka_unit_test(test_functions),     cmocka_unit_test(test_transactions),
-        cmocka_unit_test(test_reaper_lock),   cmocka_unit_test(test_publish_listen),
-        cmocka_unit_test(test_ping_and_size), cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_rewrite),         cmocka_unit_test(test_label_hides_password),
+        cmocka_unit_test(test_open_twice),      cmocka_unit_test(test_newer_refused),
+        cmocka_unit_test(test_bad_url),         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_functions),       cmocka_unit_test(test_transactions),
+        cmocka_unit_test(test_reaper_lock),     cmocka_unit_test(test_publish_listen),
+        cmocka_unit_test(test_ping_and_size),   cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_down_fails_fast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
