@@ -2,16 +2,29 @@
 release files and the release-signing key.
 
 On SQLite (one server) a restart stands for the second server: a challenge outlives it, a release
-whose cached file is gone is served from the database.
+whose cached file is gone is served from the database. On PostgreSQL (DAVIT_TEST_DATABASE=postgres,
+ctest's server_shared_state_pg) the same, and two servers on one database: a challenge taken on
+one registers on the other once, a release published on one downloads from the other, and a
+server with another release key is refused.
 """
 import base64
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
+import threading
 
-from davit_harness import Launcher
+import pytest
+
+import pg_cluster
+from davit_fixtures import check_stopped
+from davit_harness import DAVIT, Launcher, Server
+
+on_postgres = pytest.mark.skipif(not pg_cluster.on_postgres(), reason="two servers need PostgreSQL")
+on_sqlite = pytest.mark.skipif(pg_cluster.on_postgres(), reason="SQLite's rule (PostgreSQL refuses)")
 
 
 def _publish(server, blob, version):
@@ -111,6 +124,7 @@ def test_release_key_file(make_server, tmp_path):
     assert p.returncode != 0 and missing.encode() in p.stderr, p.stderr
 
 
+@on_sqlite
 def test_release_key_changed_on_sqlite_is_kept(server, tmp_path):
     """On SQLite the data directory's key is the truth, as before issue 18: a new one is taken
     (and recorded), with a warning."""
@@ -121,3 +135,95 @@ def test_release_key_changed_on_sqlite_is_kept(server, tmp_path):
     after = _token_release_key(server, "p2")
     assert after != before
     assert "release key changed" in server.log()
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Servers A and B on one database; B has A's release key (--release-key-file)."""
+    url = pg_cluster.shared().create_db("shared")
+    base = tempfile.mkdtemp(prefix="davit-module-")
+    for d in ("a", "b"):
+        os.mkdir(os.path.join(base, d))
+    a = Server(os.path.join(base, "a"), "--database", url)
+    b = None
+    try:
+        b = Server(os.path.join(base, "b"), "--database", url, "--release-key-file",
+                   os.path.join(a.data_dir, "release-key.pem"))
+        b.token = a.token  # the database's admin token, printed by the first server only
+        yield a, b, url
+    finally:
+        if b:
+            check_stopped(b)
+        check_stopped(a)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@on_postgres
+def test_challenge_from_one_server_registers_on_another_once(pair):
+    a, b, _ = pair
+    token, key = a.create_pool("ch")
+    la = Launcher(a, token, key)
+    ch = la.challenge()  # from A
+    body = la.register_body(ch)
+    data = b.ok("POST", "/api/v1/launcher/register", body, token=None)  # through B
+    assert data["launcher_id"]
+    st, data, _ = a.request("POST", "/api/v1/launcher/register", body, token=None)
+    assert st == 401 and data["error"] == "challenge unknown, expired or already used", (st, data)
+    st, data, _ = b.request("POST", "/api/v1/launcher/register", body, token=None)
+    assert st == 401, (st, data)
+
+
+@on_postgres
+def test_one_challenge_raced_on_two_servers_registers_once(pair):
+    a, b, _ = pair
+    token, key = a.create_pool("race")
+    la = Launcher(a, token, key)
+    for _ in range(5):
+        body = la.register_body(la.challenge())
+        got = {}
+        go = threading.Barrier(2)
+
+        def reg(server):
+            go.wait()
+            got[server.port] = server.request("POST", "/api/v1/launcher/register", body, token=None)[0]
+
+        ts = [threading.Thread(target=reg, args=(s,)) for s in (a, b)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert sorted(got.values()) == [200, 401], got
+
+
+@on_postgres
+def test_release_published_on_one_server_downloads_from_another(pair, tmp_path):
+    a, b, _ = pair
+    blob = os.urandom(2 * 1024 * 1024)
+    rel = _publish(a, blob, "9.8.1")
+    assert not os.path.exists(os.path.join(b.data_dir, "releases", rel["sha256"]))
+    st, body, headers = b.request("GET", rel["url"], token=None)
+    assert st == 200 and body == blob
+    assert headers["X-Davit-Signature"] == rel["signature"]
+    _verify_release(b, tmp_path, rel, body)  # with B's pool token's key: the same key as A's
+    assert _token_release_key(a, "ka") == _token_release_key(b, "kb")
+    # B cached it: served again from its file
+    assert os.path.exists(os.path.join(b.data_dir, "releases", rel["sha256"]))
+    latest = b.ok("GET", "/api/v1/releases/latest?kind=worker&arch=amd64", token=None)
+    assert latest["id"] == rel["id"]
+
+
+@on_postgres
+def test_a_server_with_another_release_key_is_refused(pair, tmp_path):
+    a, _, url = pair
+    data = tmp_path / "c"
+    p = subprocess.run([DAVIT, "server", "--data-dir", str(data), "--listen", "127.0.0.1:0",
+                        "--database", url], capture_output=True, timeout=60)
+    err = p.stderr.decode()
+    assert p.returncode != 0, err
+    lines = [l for l in err.splitlines() if "release key" in l]
+    assert len(lines) == 1, err
+    assert "--release-key-file" in lines[0] and "release-key.pem" in lines[0], lines[0]
+    assert lines[0].count("sha256 ") == 2, lines[0]
+    assert pg_cluster.PASSWORD not in err
+    # its own key, made at that start, stays for the operator to replace
+    assert os.path.exists(data / "release-key.pem")
