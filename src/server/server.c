@@ -7,6 +7,7 @@
 #include "server/config.h"
 #include "server/http.h"
 #include "server/metrics.h"
+#include "server/migrate.h"
 #include "server/releases.h"
 #include "server/request.h"
 #include "server/state.h"
@@ -131,8 +132,14 @@ static int init_data_dir(struct server *srv, char *err, size_t errsz)
         return -1;
     }
     snprintf(path, sizeof(path), "%s/davit.db", dir);
-    if (store_open(&srv->store, path, err, errsz) < 0)
+    /* --database: PostgreSQL, else the SQLite file in the data directory. */
+    const char *where = srv->cfg.database[0] ? srv->cfg.database : path;
+    char label[CONFIG_DATABASE_MAX];
+    config_database_label(where, label, sizeof(label));
+    if (store_open(&srv->store, where, err, errsz) < 0)
         return -1;
+    log_event(LOG_INFO, "store open", "kind", store_kind(srv->store), "database",
+              srv->cfg.database[0] ? label : path, NULL);
     /* Now rather than at the first scrape: /metrics then never scans runs.
      * A failure (logged by the store) is no reason not to serve: the first
      * scrape tries again. */
@@ -293,6 +300,8 @@ int server_main(int argc, char **argv, const char *self_path)
     char err[1024];
     int code = 1;
     struct server_config *c = &srv.cfg;
+    if (argc > 1 && strcmp(argv[1], "migrate") == 0)
+        return server_migrate_main(argc - 1, argv + 1);
     config_defaults(c);
     if (config_parse(argc, argv, c, err, sizeof(err)) < 0) {
         fprintf(stderr, "davit server: %s\n", err);

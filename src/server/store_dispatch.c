@@ -5,6 +5,7 @@
 #include "server/store_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char message_insert_sql[] =
@@ -14,16 +15,16 @@ static const char message_insert_sql[] =
 int st_message(struct store *s, int64_t launcher_id, const char *type, int64_t run_id,
                int64_t deadline_ms)
 {
-    sqlite3_stmt *st = st_stmt(s, message_insert_sql);
+    struct st_stmt *st = st_stmt(s, message_insert_sql);
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, launcher_id);
-    st_bind_text(st, 2, type);
+    st_bind_i64(s, st, 1, launcher_id);
+    st_bind_text(s, st, 2, type);
     if (run_id > 0)
-        sqlite3_bind_int64(st, 3, run_id);
+        st_bind_i64(s, st, 3, run_id);
     if (deadline_ms > 0)
-        sqlite3_bind_int64(st, 4, deadline_ms);
-    sqlite3_bind_int64(st, 5, store_now_ms());
+        st_bind_i64(s, st, 4, deadline_ms);
+    st_bind_i64(s, st, 5, store_now_ms());
     return st_done(s, st);
 }
 
@@ -44,7 +45,8 @@ struct launcher_row {
 };
 
 static const char launcher_row_sql[] =
-    "SELECT pool_id, arch, capacity, draining, cycle_deadline_ms IS NOT NULL, revoked,"
+    "SELECT pool_id, arch, capacity, draining,"
+    "       CASE WHEN cycle_deadline_ms IS NOT NULL THEN 1 ELSE 0 END, revoked,"
     "       (SELECT count(*)"
     "          FROM runs r"
     "         WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER "),"
@@ -54,55 +56,75 @@ static const char launcher_row_sql[] =
 
 static int launcher_row_get(struct store *s, int64_t id, struct launcher_row *l)
 {
-    sqlite3_stmt *st = st_stmt(s, launcher_row_sql);
+    struct st_stmt *st = st_stmt(s, launcher_row_sql);
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, id);
+    st_bind_i64(s, st, 1, id);
     int rc = st_step_one(s, st, "launcher get");
     if (rc == STORE_OK) {
-        st_col_copy(st, 0, l->pool_id, sizeof(l->pool_id));
-        st_col_copy(st, 1, l->arch, sizeof(l->arch));
-        l->capacity = sqlite3_column_int64(st, 2);
-        l->draining = sqlite3_column_int(st, 3);
-        l->cycling = sqlite3_column_int(st, 4);
-        l->revoked = sqlite3_column_int(st, 5);
-        l->active = sqlite3_column_int64(st, 6);
-        l->ephemeral = sqlite3_column_int(st, 7);
+        st_col_copy(s, st, 0, l->pool_id, sizeof(l->pool_id));
+        st_col_copy(s, st, 1, l->arch, sizeof(l->arch));
+        l->capacity = st_col_i64(s, st, 2);
+        l->draining = st_col_int(s, st, 3);
+        l->cycling = st_col_int(s, st, 4);
+        l->revoked = st_col_int(s, st, 5);
+        l->active = st_col_i64(s, st, 6);
+        l->ephemeral = st_col_int(s, st, 7);
     }
     st_finish(s, st);
     return rc;
 }
 
-static const char claim_sql[] = "UPDATE runs"
-                                "   SET state = 'assigned', launcher_id = ?1, assigned_ms = ?2,"
-                                "       attempts = attempts + 1"
-                                " WHERE id = (SELECT id"
-                                "               FROM runs"
-                                "              WHERE pool_id = ?3 AND state = 'queued'"
-                                "              ORDER BY id"
-                                "              LIMIT 1)"
-                                " RETURNING id, queued_ms";
+/* The claim's statement: the subquery ends with the driver's lock clause (drv->claim_lock), so
+ * that servers sharing a database never claim one run twice; the outer state check keeps it
+ * right under any isolation. */
+static const char claim_sql_fmt[] = "UPDATE runs"
+                                    "   SET state = 'assigned', launcher_id = ?1, assigned_ms = ?2,"
+                                    "       attempts = attempts + 1"
+                                    " WHERE id = (SELECT id"
+                                    "               FROM runs"
+                                    "              WHERE pool_id = ?3 AND state = 'queued'"
+                                    "              ORDER BY id"
+                                    "              LIMIT 1%s)"
+                                    "   AND state = 'queued'"
+                                    " RETURNING id, queued_ms";
+
+/* The claim's statement for this store's driver (made once, under the lock; it lives as long as
+ * the store, so it may key a kept statement). NULL when it does not fit (logged). */
+static const char *claim_sql(struct store *s)
+{
+    if (!s->claim_sql[0]) {
+        int n = snprintf(s->claim_sql, sizeof(s->claim_sql), claim_sql_fmt, s->drv->claim_lock);
+        if (n < 0 || (size_t)n >= sizeof(s->claim_sql)) {
+            s->claim_sql[0] = '\0';
+            st_fail(s, "claim run: statement too long");
+            return NULL;
+        }
+    }
+    return s->claim_sql;
+}
 
 /* Claims the oldest queued run of the pool for the launcher: FIFO per pool. */
 static int claim_one(struct store *s, int64_t launcher_id, const char *pool_id, int64_t *run_id_out,
                      int64_t *dispatch_ms)
 {
     int64_t now = store_now_ms();
-    sqlite3_stmt *st = st_stmt(s, claim_sql);
+    const char *sql = claim_sql(s);
+    struct st_stmt *st = sql ? st_stmt(s, sql) : NULL;
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, launcher_id);
-    sqlite3_bind_int64(st, 2, now);
-    st_bind_text(st, 3, pool_id);
+    st_bind_i64(s, st, 1, launcher_id);
+    st_bind_i64(s, st, 2, now);
+    st_bind_text(s, st, 3, pool_id);
     int64_t run_id = 0;
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        run_id = sqlite3_column_int64(st, 0);
-        *dispatch_ms = now - sqlite3_column_int64(st, 1);
-        step = sqlite3_step(st);
+    int step = st_step(s, st);
+    if (step == ST_ROW) {
+        run_id = st_col_i64(s, st, 0);
+        *dispatch_ms = now - st_col_i64(s, st, 1);
+        step = st_step(s, st);
     }
     st_finish(s, st);
-    if (step != SQLITE_DONE) {
+    if (step != ST_DONE) {
         st_fail(s, "claim run");
         return STORE_ERR;
     }
@@ -122,24 +144,24 @@ static const char run_message_sql[] =
 static json_t *run_message(struct store *s, int64_t launcher_id, int64_t run_id, const char *arch)
 {
     json_t *msg = NULL, *spec = NULL, *secrets = NULL, *worker = NULL;
-    sqlite3_stmt *st = st_stmt(s, run_message_sql);
+    struct st_stmt *st = st_stmt(s, run_message_sql);
     if (!st)
         return NULL;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, launcher_id);
-    if (sqlite3_step(st) != SQLITE_ROW)
+    st_bind_i64(s, st, 1, run_id);
+    st_bind_i64(s, st, 2, launcher_id);
+    if (st_step(s, st) != ST_ROW)
         goto out;
-    spec = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+    spec = json_loads(st_col_text(s, st, 0), 0, NULL);
     if (!spec)
         goto out;
-    if (sqlite3_column_type(st, 1) == SQLITE_TEXT) {
-        secrets = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
+    if (!st_col_null(s, st, 1)) {
+        secrets = json_loads(st_col_text(s, st, 1), 0, NULL);
         if (!secrets || json_object_set_new(spec, "secrets", secrets) < 0)
             goto out;
     }
     char pool[sizeof(((struct store_pool *)0)->name)];
-    st_col_copy(st, 3, pool, sizeof(pool));
-    int64_t attempt = sqlite3_column_int64(st, 2);
+    st_col_copy(s, st, 3, pool, sizeof(pool));
+    int64_t attempt = st_col_i64(s, st, 2);
     st_finish(s, st);
     st = NULL;
     struct store_release r;
@@ -155,27 +177,26 @@ out:
     return msg;
 }
 
-static const char pending_sql[] =
-    "SELECT id, type, run_id, deadline_ms,"
-    "       strftime(" ST_ISO8601 ", deadline_ms / 1000.0, 'unixepoch')"
-    "  FROM messages"
-    " WHERE launcher_id = ?"
-    " ORDER BY id"
-    " LIMIT ?";
+static const char pending_sql[] = "SELECT id, type, run_id, deadline_ms,"
+                                  "       davit_iso(deadline_ms)"
+                                  "  FROM messages"
+                                  " WHERE launcher_id = ?"
+                                  " ORDER BY id"
+                                  " LIMIT ?";
 
 /* Builds the pending messages; drops run messages whose run moved on. */
 static int pending_messages(struct store *s, int64_t launcher_id, const char *arch, json_t *arr)
 {
-    sqlite3_stmt *st = st_stmt(s, pending_sql);
+    struct st_stmt *st = st_stmt(s, pending_sql);
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, launcher_id);
-    sqlite3_bind_int(st, 2, MESSAGES_PER_POLL);
+    st_bind_i64(s, st, 1, launcher_id);
+    st_bind_int(s, st, 2, MESSAGES_PER_POLL);
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        const char *type = (const char *)sqlite3_column_text(st, 1);
-        int64_t run_id = sqlite3_column_int64(st, 2);
+    while ((step = st_step(s, st)) == ST_ROW) {
+        int64_t id = st_col_i64(s, st, 0);
+        const char *type = st_col_text(s, st, 1);
+        int64_t run_id = st_col_i64(s, st, 2);
         json_t *m;
         if (strcmp(type, "run") == 0) {
             m = run_message(s, launcher_id, run_id, arch);
@@ -184,9 +205,8 @@ static int pending_messages(struct store *s, int64_t launcher_id, const char *ar
         } else if (strcmp(type, "cancel") == 0) {
             m = json_pack("{s:s, s:I}", "type", type, "run_id", (json_int_t)run_id);
         } else if (strcmp(type, "cycle") == 0) {
-            m = json_pack("{s:s, s:s, s:I}", "type", type, "deadline",
-                          (const char *)sqlite3_column_text(st, 4), "deadline_ms",
-                          (json_int_t)sqlite3_column_int64(st, 3));
+            m = json_pack("{s:s, s:s, s:I}", "type", type, "deadline", st_col_text(s, st, 4),
+                          "deadline_ms", (json_int_t)st_col_i64(s, st, 3));
         } else if (strcmp(type, "exit") == 0) {
             m = json_pack("{s:s, s:s}", "type", type, "reason", "the pool's token was reset");
         } else {
@@ -199,13 +219,13 @@ static int pending_messages(struct store *s, int64_t launcher_id, const char *ar
         }
     }
     st_finish(s, st);
-    return step == SQLITE_DONE ? STORE_OK : STORE_ERR;
+    return step == ST_DONE ? STORE_OK : STORE_ERR;
 }
 
 static const char give_back_sql[] =
     "UPDATE runs"
     "   SET state = 'queued', launcher_id = NULL, assigned_ms = NULL"
-    " WHERE launcher_id = ? AND state = 'assigned' AND NOT cancel_requested";
+    " WHERE launcher_id = ? AND state = 'assigned' AND cancel_requested = 0";
 
 static const char give_back_messages_sql[] =
     "DELETE FROM messages"
@@ -218,17 +238,17 @@ static const char give_back_messages_sql[] =
 static int give_back(struct store *s, int64_t launcher_id, int *requeued)
 {
     int rc;
-    sqlite3_stmt *st = st_stmt(s, give_back_sql);
+    struct st_stmt *st = st_stmt(s, give_back_sql);
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, launcher_id);
+    st_bind_i64(s, st, 1, launcher_id);
     if ((rc = st_done(s, st)) < 0)
         return rc;
-    *requeued = sqlite3_changes(s->db);
+    *requeued = st_changes(s);
     st = st_stmt(s, give_back_messages_sql);
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, launcher_id);
+    st_bind_i64(s, st, 1, launcher_id);
     return st_done(s, st);
 }
 
@@ -252,10 +272,10 @@ static int claim_runs(struct store *s, int64_t launcher_id, struct launcher_row 
         claimed->n++;
         l->active++;
         if (l->ephemeral == 1) {
-            sqlite3_stmt *st = st_stmt(s, ephemeral_spent_sql);
+            struct st_stmt *st = st_stmt(s, ephemeral_spent_sql);
             if (!st)
                 return STORE_ERR;
-            sqlite3_bind_int64(st, 1, launcher_id);
+            st_bind_i64(s, st, 1, launcher_id);
             if ((rc = st_done(s, st)) < 0)
                 return rc;
             l->ephemeral = 2;
@@ -295,13 +315,13 @@ int store_poll(struct store *s, int64_t launcher_id, int64_t ack, int draining, 
     int rc = st_begin_locked(s);
     if (rc < 0)
         goto out;
-    sqlite3_stmt *st = st_stmt(s, ack_sql);
+    struct st_stmt *st = st_stmt(s, ack_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    sqlite3_bind_int64(st, 1, launcher_id);
-    sqlite3_bind_int64(st, 2, ack);
+    st_bind_i64(s, st, 1, launcher_id);
+    st_bind_i64(s, st, 2, ack);
     if ((rc = st_done(s, st)) < 0 || (draining && (rc = give_back(s, launcher_id, requeued)) < 0) ||
         (rc = launcher_row_get(s, launcher_id, &l)) < 0)
         goto done;
@@ -336,10 +356,10 @@ out:
 static const char reap_cancel_sql[] =
     "UPDATE runs"
     "   SET state = 'canceled', ended_ms = ?2, secrets_json = NULL,"
-    "       spec_json = json_remove(spec_json, '$.sealed'),"
     "       reason = 'canceled before it started'"
-    " WHERE state = 'assigned' AND cancel_requested"
-    "   AND launcher_id IN (SELECT id FROM launchers WHERE davit_seen(id) < ?1)";
+    " WHERE state = 'assigned' AND cancel_requested <> 0"
+    "   AND launcher_id IN (SELECT id FROM launchers WHERE davit_seen(id) < ?1)"
+    " RETURNING id";
 
 static const char reap_requeue_sql[] =
     "UPDATE runs"
@@ -351,7 +371,6 @@ static const char reap_requeue_sql[] =
 static const char reap_lost_sql[] =
     "UPDATE runs"
     "   SET state = 'lost', ended_ms = ?2, secrets_json = NULL,"
-    "       spec_json = json_remove(spec_json, '$.sealed'),"
     "       reason = 'the launcher was not seen within the lease and grace period'"
     " WHERE state IN ('preparing', 'running')"
     "   AND launcher_id IN (SELECT id FROM launchers WHERE davit_seen(id) < ?1)"
@@ -385,31 +404,46 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
         int64_t cutoff;
         int *count;
         int64_t *ids;
+        int unseal; /* the runs it ends: their specs lose the sealed block */
     } steps[] = {
-        {reap_cancel_sql, now - lease_ms, &canceled, NULL},
-        {reap_requeue_sql, now - lease_ms, &r->requeued, r->requeued_ids},
-        {reap_lost_sql, now - lease_ms - grace_ms, &r->lost, r->lost_ids},
-        {reap_messages_sql, 0, NULL, NULL},
-        {reap_sessions_sql, 0, NULL, NULL},
+        {reap_cancel_sql, now - lease_ms, &canceled, NULL, 1},
+        {reap_requeue_sql, now - lease_ms, &r->requeued, r->requeued_ids, 0},
+        {reap_lost_sql, now - lease_ms - grace_ms, &r->lost, r->lost_ids, 1},
+        {reap_messages_sql, 0, NULL, NULL, 0},
+        {reap_sessions_sql, 0, NULL, NULL, 0},
     };
-    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-        sqlite3_stmt *st = st_stmt(s, steps[i].sql);
+    struct st_ids ended = {0};
+    /* First: with a shared driver, the times this server saw are what every server's
+     * davit_seen reads. */
+    if ((rc = st_seen_persist(s, s->drv->shared ? ST_SEEN_SHARED_MS : SEEN_PERSIST_MS)) < 0)
+        goto done;
+    /* Several servers on one database: one expires leases at a time (the others' sweeps only
+     * write their launchers' times, below). */
+    int expire = s->drv->reaper_lock(s);
+    if (expire < 0) {
+        rc = st_fail(s, "reaper lock");
+        goto done;
+    }
+    for (size_t i = 0; expire && i < sizeof(steps) / sizeof(steps[0]); i++) {
+        struct st_stmt *st = st_stmt(s, steps[i].sql);
         if (!st) {
             rc = STORE_ERR;
             goto done;
         }
-        sqlite3_bind_int64(st, 1, steps[i].cutoff);
-        sqlite3_bind_int64(st, 2, now);
+        st_bind_i64(s, st, 1, steps[i].cutoff);
+        st_bind_i64(s, st, 2, now);
         int step, n = 0;
-        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((step = st_step(s, st)) == ST_ROW) {
             if (steps[i].ids && n < STORE_REAP_IDS)
-                steps[i].ids[n] = sqlite3_column_int64(st, 0);
+                steps[i].ids[n] = st_col_i64(s, st, 0);
+            if (steps[i].unseal && st_ids_add(&ended, st_col_i64(s, st, 0)) < 0)
+                break; /* out of memory: step stays ST_ROW, an error */
             n++;
         }
-        if (step != SQLITE_DONE)
+        if (step < 0)
             st_fail(s, "reap");
         st_finish(s, st);
-        if (step != SQLITE_DONE) {
+        if (step != ST_DONE) {
             rc = STORE_ERR;
             goto done;
         }
@@ -418,7 +452,8 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
     }
     if (canceled || r->lost)
         s->secrets_purged = 1; /* both set secrets_json = NULL */
-    rc = st_seen_persist(s, SEEN_PERSIST_MS);
+    rc = st_ids_unseal(s, &ended);
 done:
+    free(ended.v);
     return st_end(s, rc);
 }

@@ -127,6 +127,30 @@ struct st_driver {
     /* A path on the filesystem that holds the database (the space probe's statvfs), or NULL
      * when it is not on this machine. */
     const char *(*fs_path)(struct store *s);
+
+    /* ---- hooks added by h18-driver (issue 18) ---- */
+
+    /*
+     * Log read-back: copies want bytes, from byte skip on, of the log chunk (run_id, off) of
+     * table log_chunks (a row the caller has just seen). Into to when it is set (it has room
+     * for want); otherwise in pieces through sink (which gives -1 to stop). 0, -1 on the
+     * database's failure (reason/message tell), -2 when sink failed. SQLite reads only the
+     * pages that hold the bytes (incremental blob I/O); PostgreSQL may select
+     * substr(data, skip + 1, want).
+     */
+    int (*log_read)(struct store *s, int64_t run_id, int64_t off, size_t skip, size_t want,
+                    char *to, int (*sink)(void *arg, const void *p, size_t n), void *arg);
+    /*
+     * The lock clause that ends the claim's subquery (store_dispatch.c), which picks the
+     * oldest queued run of a pool: "" for SQLite (one writer at a time), " FOR UPDATE SKIP
+     * LOCKED" for PostgreSQL, so that servers claiming at once never take the same run.
+     * Static text, read once at open.
+     */
+    const char *claim_lock;
+    /* The statement that opens the shared transaction of group commit (store_sql.c): SQLite's
+     * "BEGIN IMMEDIATE" (take the write lock now, not at the first write), PostgreSQL's
+     * "BEGIN". Static text. */
+    const char *begin;
 };
 
 extern const struct st_driver st_sqlite_driver;

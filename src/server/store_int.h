@@ -6,12 +6,9 @@
 #define DAVIT_SERVER_STORE_INT_H
 
 #include "server/store.h"
+#include "server/store_drv.h"
 
 #include <pthread.h>
-#include <sqlite3.h>
-
-/* Why a database call failed, for /metrics (store_errors_render). */
-enum st_reason { ST_R_FULL, ST_R_IO, ST_R_BUSY, ST_R_CORRUPT, ST_R_OTHER, ST_R_COUNT };
 
 /* Runs whose last log upload failed for lack of space (kept in memory): a
  * bound on memory, far above the runs a disk-full episode catches in flight. */
@@ -45,12 +42,17 @@ struct st_waiter {
 struct st_seen {
     pthread_mutex_t mu;
     int64_t *ids, *ms; /* open addressing, linear probing; id 0 is an empty slot */
+    int64_t *saved;    /* the time last written to launchers.last_seen_ms (shared drivers) */
     size_t cap, n;
     int64_t start_ms; /* what a launcher not seen since the start counts as */
 };
 
 struct store {
-    sqlite3 *db;
+    const struct st_driver *drv; /* the database's driver (store_drv.h) */
+    void *conn;                  /* the driver's state: its connection */
+    /* The claim's statement with the driver's lock clause (store_dispatch.c), made at its
+     * first use: kept prepared, keyed by this address. */
+    char claim_sql[1024];
     pthread_mutex_t mu;
     pthread_cond_t committed_cond; /* a batch was committed or failed (waiters) */
     /* Writers between wanting mu and having it (atomic): while there are some, the
@@ -60,19 +62,14 @@ struct store {
     uint64_t errors[ST_R_COUNT];
     uint64_t commits; /* COMMITs that wrote something: one fsync each (davit_store_commits_total) */
     int full;         /* the last write failed for lack of space */
-    int64_t changes_at_begin; /* sqlite3_total_changes64() when the operation began */
+    int64_t changes_at_begin; /* drv->total_changes() when the operation began */
     /* Group commit (store_sql.c): the shared transaction and its operations. */
     int txn_open;                   /* BEGIN IMMEDIATE was run, COMMIT not yet */
     uint64_t batch;                 /* the number of the open (or last) transaction */
     int batch_ops;                  /* operations in it so far */
     int batch_proves_space;         /* an operation in it that proves space changed something */
-    int64_t batch_changes_at_begin; /* sqlite3_total_changes64() at its BEGIN */
+    int64_t batch_changes_at_begin; /* drv->total_changes() at its BEGIN */
     struct st_waiter *waiters;      /* operations waiting for their batch's commit */
-    struct {
-        const char *sql; /* the key: the statement's text, by address (static storage) */
-        sqlite3_stmt *st;
-    } stmts[ST_STMT_CACHE];
-    int nstmts;
     struct st_seen seen;
     int64_t waiting[ST_WAITING_MAX];
     int nwaiting;
@@ -88,15 +85,9 @@ struct store {
 #define ST_ACTIVE_STATES "('queued','assigned','preparing','running')"
 #define ST_ON_LAUNCHER   "('assigned','preparing','running')"
 
-/*
- * strftime()'s format for the times the API shows: ISO 8601, UTC, with
- * milliseconds. In SQL: strftime(ST_ISO8601, col / 1000.0, 'unixepoch')
- * for a column of milliseconds. (A string, not a function-like macro, so
- * that clang-format keeps SQL one clause a line.)
- */
-#define ST_ISO8601 "'%Y-%m-%dT%H:%M:%fZ'"
+/* ---- the SQLite driver's schema (store_schema.c, called by store_sqlite.c) ---- */
 
-/* ---- schema (store_schema.c) ---- */
+struct sqlite3;
 
 /*
  * Brings the database to STORE_SCHEMA_VERSION: applies the migrations it
@@ -104,15 +95,17 @@ struct store {
  * (0 for a new database). -1 with err filled when the database is newer
  * than this build or a migration fails (that migration left no trace).
  */
-int st_schema_migrate(sqlite3 *db, const char *path, int *from, char *err, size_t errsz);
+int st_schema_migrate(struct sqlite3 *db, const char *path, int *from, char *err, size_t errsz);
 /*
  * Sets auto_vacuum=INCREMENTAL, converting a database made without it once
  * (VACUUM). Best effort: a failure is logged, retried at the next open.
  * Must run before journal_mode is set.
  */
-void st_schema_vacuum_mode(sqlite3 *db, const char *path);
+void st_schema_vacuum_mode(struct sqlite3 *db, const char *path);
+/* The first column of sql's first row as an integer, or -1 on failure. */
+int64_t st_query_int(struct sqlite3 *db, const char *sql);
 /* Runs sql at open; on failure fills err ("store: PATH: SQL: reason"), -1. */
-int st_exec_or_err(sqlite3 *db, const char *path, const char *sql, char *err, size_t errsz);
+int st_exec_or_err(struct sqlite3 *db, const char *path, const char *sql, char *err, size_t errsz);
 
 /* ---- statements and transactions (store_sql.c) ---- */
 
@@ -130,21 +123,69 @@ void st_unlock(struct store *s);
 /* Commits the open shared transaction, if any, and answers its waiters (under the lock). */
 void st_flush(struct store *s);
 /*
- * Prepares sql for one use; logs and returns NULL on failure. The caller finalizes it
- * (sqlite3_finalize, or a helper below that ends a statement).
+ * Statements, through the store's driver (store_drv.h). The SQL is the portable kind described
+ * there. st_prep prepares sql for one use; st_stmt gives the connection's statement for sql,
+ * kept across calls and keyed by sql's address (sql must have static storage, or live as long
+ * as the store). Both log and return NULL on failure. End either with st_finish (or a helper
+ * below that ends a statement). NULL is fine for st_finish.
  */
-sqlite3_stmt *st_prep(struct store *s, const char *sql);
-/*
- * The connection's prepared statement for sql, kept across calls and keyed by sql's address:
- * sql must be a string with static storage (a static const array or a literal). Logs and
- * returns NULL on failure. End it with st_finish (or a helper below), never sqlite3_finalize:
- * the cache owns it until store_close.
- */
-sqlite3_stmt *st_stmt(struct store *s, const char *sql);
-/* Ends a statement from st_stmt (reset, bindings cleared) or st_prep (finalized). NULL is fine. */
-void st_finish(struct store *s, sqlite3_stmt *st);
-/* Finalizes every kept statement (store_close, before sqlite3_close). */
-void st_stmts_free(struct store *s);
+struct st_stmt *st_prep(struct store *s, const char *sql);
+struct st_stmt *st_stmt(struct store *s, const char *sql);
+void st_finish(struct store *s, struct st_stmt *st);
+
+/* Binds parameter i (from 1); text and blobs are copied; NULL text binds SQL NULL. */
+static inline void st_bind_i64(struct store *s, struct st_stmt *st, int i, int64_t v)
+{
+    s->drv->bind_i64(st, i, v);
+}
+static inline void st_bind_int(struct store *s, struct st_stmt *st, int i, int v)
+{
+    s->drv->bind_i64(st, i, v);
+}
+static inline void st_bind_text(struct store *s, struct st_stmt *st, int i, const char *v)
+{
+    s->drv->bind_text(st, i, v);
+}
+static inline void st_bind_blob(struct store *s, struct st_stmt *st, int i, const void *p, size_t n)
+{
+    s->drv->bind_blob(st, i, p, n);
+}
+static inline void st_bind_null(struct store *s, struct st_stmt *st, int i)
+{
+    s->drv->bind_null(st, i);
+}
+/* Runs the statement or moves to its next row: ST_ROW, ST_DONE, or -1 (st_fail tells). */
+static inline int st_step(struct store *s, struct st_stmt *st)
+{
+    return s->drv->step(s, st);
+}
+/* The current row's columns (from 0). A NULL integer reads 0, a NULL text NULL. */
+static inline int64_t st_col_i64(struct store *s, struct st_stmt *st, int i)
+{
+    return s->drv->col_i64(st, i);
+}
+static inline int st_col_int(struct store *s, struct st_stmt *st, int i)
+{
+    return (int)s->drv->col_i64(st, i);
+}
+static inline const char *st_col_text(struct store *s, struct st_stmt *st, int i)
+{
+    return s->drv->col_text(st, i);
+}
+static inline int st_col_null(struct store *s, struct st_stmt *st, int i)
+{
+    return s->drv->col_type(st, i) == ST_T_NULL;
+}
+/* The statement's text, for logs. */
+static inline const char *st_sql(struct store *s, struct st_stmt *st)
+{
+    return s->drv->sql(st);
+}
+/* Rows changed by the last statement stepped to its end. */
+static inline int64_t st_changes(struct store *s)
+{
+    return s->drv->changes(s);
+}
 /* Runs a statement without results; STORE_OK or STORE_ERR (logged). */
 int st_exec(struct store *s, const char *sql);
 /*
@@ -167,18 +208,16 @@ int st_end(struct store *s, int rc);
 int st_end_small(struct store *s, int rc);
 /* Steps a lookup once: STORE_OK on a row (read it, then finalize),
  * STORE_NOTFOUND when there is none, STORE_ERR (logged with what) else. */
-int st_step_one(struct store *s, sqlite3_stmt *st, const char *what);
-/* Steps stmt expecting SQLITE_DONE; ends it (st_finish). STORE_OK or STORE_ERR. */
-int st_done(struct store *s, sqlite3_stmt *st);
-/* Binds a text value or NULL. */
-void st_bind_text(sqlite3_stmt *st, int i, const char *v);
+int st_step_one(struct store *s, struct st_stmt *st, const char *what);
+/* Steps stmt expecting ST_DONE; ends it (st_finish). STORE_OK or STORE_ERR. */
+int st_done(struct store *s, struct st_stmt *st);
 /* The current row as a JSON object keyed by column name. Columns named
  * *_json holding text are parsed as JSON. NULL on OOM. */
-json_t *st_row_json(sqlite3_stmt *st);
+json_t *st_row_json(struct store *s, struct st_stmt *st);
 /* Steps through every row into a JSON array, then ends st (st_finish). STORE_OK/ERR. */
-int st_rows_json(struct store *s, sqlite3_stmt *st, json_t **out);
+int st_rows_json(struct store *s, struct st_stmt *st, json_t **out);
 /* The first row only, as an object; STORE_NOTFOUND when there is none. */
-int st_row_one_json(struct store *s, sqlite3_stmt *st, json_t **out);
+int st_row_one_json(struct store *s, struct st_stmt *st, json_t **out);
 /*
  * Logs a database failure naming what was being done, and counts it by
  * reason. Returns STORE_NOSPACE when the filesystem is full (SQLITE_FULL, or
@@ -187,7 +226,25 @@ int st_row_one_json(struct store *s, sqlite3_stmt *st, json_t **out);
  */
 int st_fail(struct store *s, const char *what);
 /* Copies a text column (or "" for NULL), truncated to size. */
-void st_col_copy(sqlite3_stmt *st, int col, char *out, size_t size);
+void st_col_copy(struct store *s, struct st_stmt *st, int col, char *out, size_t size);
+/*
+ * Inside an operation: removes the sealed block (the wrapped key and the boxes) from the spec of
+ * run id, as a run's end does (in C: no JSON function both databases share). STORE_OK when
+ * there was none; STORE_ERR (logged) on failure.
+ */
+int st_spec_unseal(struct store *s, int64_t run_id);
+/*
+ * A growing list of ids, for statements whose every returned row needs work after they end.
+ * st_ids_add: -1 out of memory. Free ids->v.
+ */
+struct st_ids {
+    int64_t *v;
+    size_t n, cap;
+};
+int st_ids_add(struct st_ids *ids, int64_t id);
+/* st_spec_unseal for every id; STORE_OK or the first failure. */
+int st_ids_unseal(struct store *s, const struct st_ids *ids);
+
 /* ---- scaling (store_scaling.c) ---- */
 
 /* One launcher as store_pool_scaling_json shows its workers, alive or not, under the lock.
@@ -217,8 +274,8 @@ int st_release_latest(struct store *s, const char *kind, const char *arch,
  * The times are copied to launchers.last_seen_ms coarsely (st_seen_persist): by the reaper when
  * an hour old, and all of them at a clean close.
  */
-/* Sets up the table and the SQL function davit_seen on s->db; now_ms: the open. -1 on failure
- * (out of memory). */
+/* Sets up the table; now_ms: the open. -1 on failure (out of memory). The drivers define the SQL
+ * function davit_seen over it (st_seen_ms, st_seen_or). */
 int st_seen_init(struct store *s, int64_t now_ms);
 void st_seen_free(struct store *s);
 /* The launcher was seen at now_ms. Never fails: without memory to grow, the table keeps its
@@ -226,14 +283,21 @@ void st_seen_free(struct store *s);
 void st_seen_touch(struct store *s, int64_t launcher_id, int64_t now_ms);
 /* The launcher's last-seen time (milliseconds since the epoch). */
 int64_t st_seen_ms(struct store *s, int64_t launcher_id);
+/* The launcher's last-seen time, or fallback when it was not seen since the open. */
+int64_t st_seen_or(struct store *s, int64_t launcher_id, int64_t fallback);
 /* The launcher is gone (its row deleted). */
 void st_seen_forget(struct store *s, int64_t launcher_id);
 /*
  * Writes to launchers.last_seen_ms the times kept in memory that are newer by more than
  * older_ms (inside a write operation): a coarse copy, for what must survive a restart (the day
- * after which a launcher is gone, what the workers list shows), never for leases.
+ * after which a launcher is gone, what the workers list shows), never for leases. With a shared
+ * driver the column is what every server's davit_seen reads, leases included: the reaper then
+ * writes the times this server saw (ST_SEEN_SHARED_MS), in a few statements.
  */
 int st_seen_persist(struct store *s, int64_t older_ms);
+/* How much newer than the stored time a time kept in memory must be to be written, with a shared
+ * driver (each reaper sweep): well within any lease. */
+#define ST_SEEN_SHARED_MS 2000
 /* Copies every time kept in memory (a clean close), in one write operation. */
 int st_seen_save(struct store *s);
 

@@ -9,14 +9,15 @@
 static const char launcher_reuse_sql[] =
     "UPDATE launchers"
     "   SET hostname = ?, version = ?, arch = ?, capacity = ?, metadata_json = ?, last_seen_ms = ?,"
-    "       ephemeral = CASE WHEN ?9 THEN max(ephemeral, 1) ELSE 0 END"
+    "       ephemeral = CASE WHEN CAST(?9 AS BIGINT) = 0 THEN 0"
+    "                        WHEN ephemeral > 1 THEN ephemeral ELSE 1 END"
     " WHERE id = ?7 AND pool_id = ?8 AND revoked = 0"
     " RETURNING id";
 
 static const char launcher_insert_sql[] =
     "INSERT INTO launchers(hostname, version, arch, capacity, metadata_json,"
     "                      last_seen_ms, registered_ms, pool_id, ephemeral)"
-    " VALUES(?, ?, ?, ?, ?, ?, ?6, ?7, ?9 <> 0)"
+    " VALUES(?, ?, ?, ?, ?, ?, ?6, ?7, CASE WHEN CAST(?8 AS BIGINT) <> 0 THEN 1 ELSE 0 END)"
     " RETURNING id";
 
 /*
@@ -39,29 +40,30 @@ static int launcher_upsert(struct store *s, const char *pool_id,
                            const struct store_launcher_info *info, int64_t *id)
 {
     *id = 0;
-    sqlite3_stmt *st = st_stmt(s, info->reuse_id > 0 ? launcher_reuse_sql : launcher_insert_sql);
+    struct st_stmt *st = st_stmt(s, info->reuse_id > 0 ? launcher_reuse_sql : launcher_insert_sql);
     if (!st)
         return STORE_ERR;
     if (info->reuse_id > 0) {
-        sqlite3_bind_int64(st, 7, info->reuse_id);
-        st_bind_text(st, 8, pool_id);
+        st_bind_i64(s, st, 7, info->reuse_id);
+        st_bind_text(s, st, 8, pool_id);
     } else {
-        st_bind_text(st, 7, pool_id);
+        st_bind_text(s, st, 7, pool_id);
     }
-    st_bind_text(st, 1, info->hostname);
-    st_bind_text(st, 2, info->version);
-    st_bind_text(st, 3, info->arch);
-    sqlite3_bind_int64(st, 4, info->capacity);
-    st_bind_text(st, 5, info->metadata_json);
-    sqlite3_bind_int64(st, 6, store_now_ms());
-    /* An ephemeral launcher restarted with its identity stays spent (2) if it was. */
-    sqlite3_bind_int(st, 9, info->ephemeral ? 1 : 0);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st, 0);
-        step = sqlite3_step(st);
+    st_bind_text(s, st, 1, info->hostname);
+    st_bind_text(s, st, 2, info->version);
+    st_bind_text(s, st, 3, info->arch);
+    st_bind_i64(s, st, 4, info->capacity);
+    st_bind_text(s, st, 5, info->metadata_json);
+    st_bind_i64(s, st, 6, store_now_ms());
+    /* An ephemeral launcher restarted with its identity stays spent (2) if it was. The insert
+     * takes it as ?8: its parameters have no gap (PostgreSQL cannot type a missing one). */
+    st_bind_int(s, st, info->reuse_id > 0 ? 9 : 8, info->ephemeral ? 1 : 0);
+    int step = st_step(s, st);
+    if (step == ST_ROW) {
+        *id = st_col_i64(s, st, 0);
+        step = st_step(s, st);
     }
-    int rc = step == SQLITE_DONE ? STORE_OK : st_fail(s, "launcher register");
+    int rc = step == ST_DONE ? STORE_OK : st_fail(s, "launcher register");
     st_finish(s, st);
     return rc;
 }
@@ -83,24 +85,24 @@ int store_launcher_register(struct store *s, const char *pool_id,
     for (size_t i = 0;
          info->reuse_id > 0 && i < sizeof(launcher_uncycle_sql) / sizeof(launcher_uncycle_sql[0]);
          i++) {
-        sqlite3_stmt *st = st_stmt(s, launcher_uncycle_sql[i]);
+        struct st_stmt *st = st_stmt(s, launcher_uncycle_sql[i]);
         if (!st) {
             rc = STORE_ERR;
             goto done;
         }
-        sqlite3_bind_int64(st, 1, *launcher_id);
+        st_bind_i64(s, st, 1, *launcher_id);
         if ((rc = st_done(s, st)) < 0)
             goto done;
     }
-    sqlite3_stmt *st = st_stmt(s, session_insert_sql);
+    struct st_stmt *st = st_stmt(s, session_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, session_hash);
-    sqlite3_bind_int64(st, 2, *launcher_id);
-    st_bind_text(st, 3, pool_id);
-    sqlite3_bind_int64(st, 4, session_expires_ms);
+    st_bind_text(s, st, 1, session_hash);
+    st_bind_i64(s, st, 2, *launcher_id);
+    st_bind_text(s, st, 3, pool_id);
+    st_bind_i64(s, st, 4, session_expires_ms);
     /* Seen now, under the lock: the reaper never sees it registered but not seen. */
     if ((rc = st_done(s, st)) == STORE_OK)
         st_seen_touch(s, *launcher_id, store_now_ms());
@@ -119,16 +121,16 @@ int store_session_auth(struct store *s, const char *session_hash, struct store_s
 {
     /* Dirty: a session only an uncommitted registration holds is one nobody knows yet. */
     st_lock_dirty(s);
-    sqlite3_stmt *st = st_stmt(s, session_check_sql);
+    struct st_stmt *st = st_stmt(s, session_check_sql);
     int rc = STORE_ERR;
     if (st) {
-        st_bind_text(st, 1, session_hash);
-        sqlite3_bind_int64(st, 2, store_now_ms());
+        st_bind_text(s, st, 1, session_hash);
+        st_bind_i64(s, st, 2, store_now_ms());
         rc = st_step_one(s, st, "session check");
         if (rc == STORE_OK) {
-            out->launcher_id = sqlite3_column_int64(st, 0);
-            st_col_copy(st, 1, out->pool_id, sizeof(out->pool_id));
-            out->revoked = sqlite3_column_int(st, 2);
+            out->launcher_id = st_col_i64(s, st, 0);
+            st_col_copy(s, st, 1, out->pool_id, sizeof(out->pool_id));
+            out->revoked = st_col_int(s, st, 2);
             st_seen_touch(s, out->launcher_id, store_now_ms());
         }
         st_finish(s, st);
@@ -143,24 +145,23 @@ int store_session_auth(struct store *s, const char *session_hash, struct store_s
  */
 static const char launcher_list_sql[] =
     "SELECT l.id, p.name AS pool,"
-    "       CASE WHEN l.revoked OR l.cycle_deadline_ms IS NOT NULL THEN 'exiting'"
+    "       CASE WHEN l.revoked <> 0 OR l.cycle_deadline_ms IS NOT NULL THEN 'exiting'"
     "            WHEN davit_seen(l.id, l.last_seen_ms) < ?2 THEN 'offline'"
-    "            WHEN l.draining THEN 'draining'"
+    "            WHEN l.draining <> 0 THEN 'draining'"
     "            WHEN EXISTS (SELECT 1"
     "                           FROM runs r"
     "                          WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER ")"
     "            THEN 'busy'"
     "            ELSE 'idle' END AS state,"
     "       l.hostname, l.version, l.arch, l.capacity, l.metadata_json,"
-    "       strftime(" ST_ISO8601
-    ", davit_seen(l.id, l.last_seen_ms) / 1000.0, 'unixepoch') AS last_seen_at,"
-    "       strftime(" ST_ISO8601 ", l.registered_ms / 1000.0, 'unixepoch') AS registered_at,"
+    "       davit_iso(davit_seen(l.id, l.last_seen_ms)) AS last_seen_at,"
+    "       davit_iso(l.registered_ms) AS registered_at,"
     "       (SELECT json_group_array(r.id)"
     "          FROM runs r"
     "         WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER ") AS runs_json"
     "  FROM launchers l"
     "  JOIN pools p ON p.id = l.pool_id"
-    " WHERE (?1 IS NULL OR p.name = ?1)"
+    " WHERE (CAST(?1 AS TEXT) IS NULL OR p.name = ?1)"
     "   AND (davit_seen(l.id, l.last_seen_ms) >= ?2"
     "        OR EXISTS (SELECT 1"
     "                     FROM runs r"
@@ -170,10 +171,10 @@ static const char launcher_list_sql[] =
 int store_launcher_list_json(struct store *s, const char *pool_name, int64_t lease_ms, json_t **out)
 {
     st_lock(s);
-    sqlite3_stmt *st = st_stmt(s, launcher_list_sql);
+    struct st_stmt *st = st_stmt(s, launcher_list_sql);
     if (st) {
-        st_bind_text(st, 1, pool_name);
-        sqlite3_bind_int64(st, 2, store_now_ms() - lease_ms);
+        st_bind_text(s, st, 1, pool_name);
+        st_bind_i64(s, st, 2, store_now_ms() - lease_ms);
     }
     int rc = st_rows_json(s, st, out);
     st_unlock(s);
@@ -202,15 +203,15 @@ int store_launcher_exit(struct store *s, int64_t id, int *gone)
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n && rc == STORE_OK; i++) {
-        sqlite3_stmt *st = st_stmt(s, launcher_exit_sql[i]);
+        struct st_stmt *st = st_stmt(s, launcher_exit_sql[i]);
         if (!st) {
             rc = STORE_ERR;
             break;
         }
-        sqlite3_bind_int64(st, 1, id);
+        st_bind_i64(s, st, 1, id);
         rc = st_done(s, st);
         if (rc == STORE_OK && i == n - 1)
-            *gone = sqlite3_changes(s->db) > 0;
+            *gone = st_changes(s) > 0;
     }
     rc = st_end(s, rc);
     if (rc == STORE_OK && *gone)
@@ -229,23 +230,23 @@ int store_launcher_drain(struct store *s, int64_t id, int on, char *pool_id_out,
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, launcher_drain_sql);
+    struct st_stmt *st = st_stmt(s, launcher_drain_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    sqlite3_bind_int(st, 1, on);
-    sqlite3_bind_int64(st, 2, id);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        st_col_copy(st, 0, pool_id_out, STORE_POOL_ID_SIZE);
-        step = sqlite3_step(st);
+    st_bind_int(s, st, 1, on);
+    st_bind_i64(s, st, 2, id);
+    int step = st_step(s, st);
+    if (step == ST_ROW) {
+        st_col_copy(s, st, 0, pool_id_out, STORE_POOL_ID_SIZE);
+        step = st_step(s, st);
         rc = STORE_OK;
     } else {
         rc = STORE_NOTFOUND;
     }
     st_finish(s, st);
-    if (step != SQLITE_DONE) {
+    if (step != ST_DONE) {
         rc = STORE_ERR;
         goto done;
     }

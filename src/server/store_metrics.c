@@ -10,6 +10,10 @@
  * fsync: a TEMP table is not in the WAL). A scrape then reads
  * pools x states rows instead of every run. The rows are copied out under
  * the store's lock and formatted after it is released.
+ *
+ * With a shared driver (PostgreSQL, several servers) the runs change behind this connection's
+ * back, so the gauges are counted by queries instead (the TEMP table and triggers, SQLite's own
+ * SQL, are made only on a driver that is not shared).
  */
 #include "server/store_int.h"
 
@@ -69,18 +73,20 @@ static const char counts_create_sql[] =
 
 static int counts_ready(struct store *s, int *ready)
 {
-    sqlite3_stmt *st = st_prep(s, counts_exist_sql);
+    struct st_stmt *st = st_prep(s, counts_exist_sql);
     if (!st)
         return STORE_ERR;
     int rc = st_step_one(s, st, "metrics counts");
-    *ready = rc == STORE_OK && sqlite3_column_int(st, 0) > 0;
-    sqlite3_finalize(st);
+    *ready = rc == STORE_OK && st_col_int(s, st, 0) > 0;
+    st_finish(s, st);
     return rc < 0 ? rc : STORE_OK;
 }
 
 int store_metrics_prepare(struct store *s)
 {
     int ready = 0;
+    if (s->drv->shared)
+        return STORE_OK; /* counted by queries */
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
@@ -117,12 +123,28 @@ static const char pending_gauge_sql[] =
     " WHERE ?1 = ?1"
     " ORDER BY 1";
 
+/* The same two with a shared driver: counted by queries, by the index of runs on (pool_id,
+ * state). */
+static const char runs_query_sql[] = "SELECT p.name, r.state, count(*)"
+                                     "  FROM runs r"
+                                     "  JOIN pools p ON p.id = r.pool_id"
+                                     " WHERE ?1 = ?1"
+                                     " GROUP BY p.name, r.state"
+                                     " ORDER BY 1, 2";
+
+static const char pending_query_sql[] =
+    "SELECT p.name, NULL,"
+    "       (SELECT count(*) FROM runs r WHERE r.pool_id = p.id AND r.state = 'queued')"
+    "  FROM pools p"
+    " WHERE ?1 = ?1"
+    " ORDER BY 1";
+
 /* Launchers seen since ?1 (now minus the lease): one row per live launcher
  * is read, by the index of runs on launcher_id, not the runs. */
 static const char workers_gauge_sql[] =
     "SELECT p.name,"
-    "       CASE WHEN l.revoked OR l.cycle_deadline_ms IS NOT NULL THEN 'exiting'"
-    "            WHEN l.draining THEN 'draining'"
+    "       CASE WHEN l.revoked <> 0 OR l.cycle_deadline_ms IS NOT NULL THEN 'exiting'"
+    "            WHEN l.draining <> 0 THEN 'draining'"
     "            WHEN EXISTS (SELECT 1"
     "                           FROM runs r"
     "                          WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER ")"
@@ -138,13 +160,13 @@ static const char workers_gauge_sql[] =
 /* Copies the gauge's rows out; called with the lock held. */
 static int gauge_read(struct store *s, struct gauge *g, int64_t arg)
 {
-    sqlite3_stmt *st = st_prep(s, g->sql);
+    struct st_stmt *st = st_prep(s, g->sql);
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, arg);
+    st_bind_i64(s, st, 1, arg);
     size_t cap = 0;
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((step = st_step(s, st)) == ST_ROW) {
         if (g->n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             struct gauge_row *rows = realloc(g->rows, ncap * sizeof(*rows));
@@ -154,12 +176,12 @@ static int gauge_read(struct store *s, struct gauge *g, int64_t arg)
             cap = ncap;
         }
         struct gauge_row *r = &g->rows[g->n++];
-        st_col_copy(st, 0, r->pool, sizeof(r->pool));
-        st_col_copy(st, 1, r->state, sizeof(r->state));
-        r->n = sqlite3_column_int64(st, 2);
+        st_col_copy(s, st, 0, r->pool, sizeof(r->pool));
+        st_col_copy(s, st, 1, r->state, sizeof(r->state));
+        r->n = st_col_i64(s, st, 2);
     }
-    sqlite3_finalize(st);
-    return step == SQLITE_DONE ? STORE_OK : STORE_ERR;
+    st_finish(s, st);
+    return step == ST_DONE ? STORE_OK : STORE_ERR;
 }
 
 static void gauge_render(const struct gauge *g, struct dbuf *out)
@@ -185,12 +207,17 @@ int store_metrics(struct store *s, int64_t lease_ms, struct dbuf *out)
         {"davit_workers", "Launchers by pool and state.", workers_gauge_sql, NULL, 0},
     };
     const size_t ng = sizeof(g) / sizeof(g[0]);
-    int ready = 0;
-    st_lock(s);
-    int rc = counts_ready(s, &ready);
-    st_unlock(s);
-    if (rc == STORE_OK && !ready) /* the first scrape after start: one scan */
-        rc = store_metrics_prepare(s);
+    int ready = 0, rc = STORE_OK;
+    if (s->drv->shared) {
+        g[0].sql = runs_query_sql;
+        g[1].sql = pending_query_sql;
+    } else {
+        st_lock(s);
+        rc = counts_ready(s, &ready);
+        st_unlock(s);
+        if (rc == STORE_OK && !ready) /* the first scrape after start: one scan */
+            rc = store_metrics_prepare(s);
+    }
     if (rc == STORE_OK) {
         int64_t since = store_now_ms() - lease_ms;
         st_lock(s);

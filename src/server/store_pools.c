@@ -20,7 +20,9 @@ void store_pool_clear(struct store_pool *p)
 
 static const char pool_insert_sql[] =
     "INSERT INTO pools(id, name, keytype, pubkey_pem, secret_hash, created_ms)"
-    " VALUES(?, ?, ?, ?, ?, ?)";
+    " VALUES(?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING"
+    " RETURNING 1";
 
 int store_pool_create(struct store *s, struct store_pool *p)
 {
@@ -34,23 +36,21 @@ int store_pool_create(struct store *s, struct store_pool *p)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, pool_insert_sql);
+    struct st_stmt *st = st_stmt(s, pool_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, p->id);
-    st_bind_text(st, 2, p->name);
-    st_bind_text(st, 3, p->keytype);
-    st_bind_text(st, 4, p->pubkey_pem);
-    st_bind_text(st, 5, p->secret_hash);
-    sqlite3_bind_int64(st, 6, store_now_ms());
-    if (sqlite3_step(st) == SQLITE_DONE)
-        rc = STORE_OK;
-    else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE)
-        rc = STORE_CONFLICT; /* the name is taken: not a database failure */
-    else
-        rc = st_fail(s, "pool create");
+    st_bind_text(s, st, 1, p->id);
+    st_bind_text(s, st, 2, p->name);
+    st_bind_text(s, st, 3, p->keytype);
+    st_bind_text(s, st, 4, p->pubkey_pem);
+    st_bind_text(s, st, 5, p->secret_hash);
+    st_bind_i64(s, st, 6, store_now_ms());
+    /* No row back: the name is taken (the id is fresh), not a database failure. */
+    rc = st_step_one(s, st, "pool create");
+    if (rc == STORE_NOTFOUND)
+        rc = STORE_CONFLICT;
     st_finish(s, st);
 done:
     return st_end_small(s, rc);
@@ -70,17 +70,17 @@ int store_pool_get(struct store *s, const char *key, int by_id, struct store_poo
     /* Dirty (no commit first; the submit path): an uncommitted create or reset is seen only
      * by a request that knows its name or secret, which its creator learns after the commit. */
     st_lock_dirty(s);
-    sqlite3_stmt *st = st_stmt(s, by_id ? pool_by_id_sql : pool_by_name_sql);
+    struct st_stmt *st = st_stmt(s, by_id ? pool_by_id_sql : pool_by_name_sql);
     if (!st)
         goto out;
-    st_bind_text(st, 1, key);
+    st_bind_text(s, st, 1, key);
     rc = st_step_one(s, st, "pool get");
     if (rc == STORE_OK) {
-        st_col_copy(st, 0, out->id, sizeof(out->id));
-        st_col_copy(st, 1, out->name, sizeof(out->name));
-        st_col_copy(st, 2, out->keytype, sizeof(out->keytype));
-        st_col_copy(st, 3, out->secret_hash, sizeof(out->secret_hash));
-        out->pubkey_pem = strdup((const char *)sqlite3_column_text(st, 4));
+        st_col_copy(s, st, 0, out->id, sizeof(out->id));
+        st_col_copy(s, st, 1, out->name, sizeof(out->name));
+        st_col_copy(s, st, 2, out->keytype, sizeof(out->keytype));
+        st_col_copy(s, st, 3, out->secret_hash, sizeof(out->secret_hash));
+        out->pubkey_pem = strdup(st_col_text(s, st, 4));
         rc = out->pubkey_pem ? STORE_OK : STORE_ERR;
     }
     st_finish(s, st);
@@ -92,7 +92,7 @@ out:
 /* A pool as the API shows it; the statements append a WHERE or ORDER BY. */
 #define POOL_COLUMNS                                                                               \
     "SELECT p.id, p.name, p.keytype,"                                                              \
-    "       strftime(" ST_ISO8601 ", p.created_ms / 1000.0, 'unixepoch') AS created_at,"           \
+    "       davit_iso(p.created_ms) AS created_at,"                                                \
     "       (SELECT count(*)"                                                                      \
     "          FROM runs r"                                                                        \
     "         WHERE r.pool_id = p.id AND r.state = 'queued') AS pending,"                          \
@@ -118,9 +118,9 @@ int store_pool_list_json(struct store *s, json_t **out)
 int store_pool_show_json(struct store *s, const char *name, json_t **out)
 {
     st_lock(s);
-    sqlite3_stmt *st = st_stmt(s, pool_show_sql);
+    struct st_stmt *st = st_stmt(s, pool_show_sql);
     if (st)
-        st_bind_text(st, 1, name);
+        st_bind_text(s, st, 1, name);
     int rc = st_row_one_json(s, st, out);
     st_unlock(s);
     return rc;
@@ -129,13 +129,13 @@ int store_pool_show_json(struct store *s, const char *name, json_t **out)
 /* Looks the pool id up by name inside a transaction. */
 static int pool_id_by_name(struct store *s, const char *name, char *id, size_t idsz)
 {
-    sqlite3_stmt *st = st_stmt(s, "SELECT id FROM pools WHERE name = ?");
+    struct st_stmt *st = st_stmt(s, "SELECT id FROM pools WHERE name = ?");
     if (!st)
         return STORE_ERR;
-    st_bind_text(st, 1, name);
+    st_bind_text(s, st, 1, name);
     int rc = st_step_one(s, st, "pool id");
     if (rc == STORE_OK)
-        st_col_copy(st, 0, id, idsz);
+        st_col_copy(s, st, 0, id, idsz);
     st_finish(s, st);
     return rc;
 }
@@ -156,10 +156,21 @@ static int begin_on_pool(struct store *s, const char *name, char *id)
 
 static int exec_bound(struct store *s, const char *sql, const char *arg)
 {
-    sqlite3_stmt *st = st_stmt(s, sql);
+    struct st_stmt *st = st_stmt(s, sql);
     if (!st)
         return STORE_ERR;
-    st_bind_text(st, 1, arg);
+    st_bind_text(s, st, 1, arg);
+    return st_done(s, st);
+}
+
+/* exec_bound with ?2 bound to v. */
+static int exec_bound_i64(struct store *s, const char *sql, const char *arg, int64_t v)
+{
+    struct st_stmt *st = st_stmt(s, sql);
+    if (!st)
+        return STORE_ERR;
+    st_bind_text(s, st, 1, arg);
+    st_bind_i64(s, st, 2, v);
     return st_done(s, st);
 }
 
@@ -170,7 +181,7 @@ static const char pool_active_runs_sql[] = "SELECT count(*)"
 /* Everything of the pool, in this order; each binds the pool's id. */
 static const char *const pool_delete_sql[] = {
     /* Freed later in small batches (store_purge_logs), like a deleted run's. */
-    "INSERT OR IGNORE INTO log_purge(run_id) SELECT id FROM runs WHERE pool_id = ?",
+    "INSERT INTO log_purge(run_id) SELECT id FROM runs WHERE pool_id = ? ON CONFLICT DO NOTHING",
     "DELETE FROM runs WHERE pool_id = ?",
     "DELETE FROM messages WHERE launcher_id IN (SELECT id FROM launchers WHERE pool_id = ?)",
     "DELETE FROM sessions WHERE pool_id = ?",
@@ -184,13 +195,13 @@ int store_pool_delete(struct store *s, const char *name)
     int rc = begin_on_pool(s, name, id);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, pool_active_runs_sql);
+    struct st_stmt *st = st_stmt(s, pool_active_runs_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, id);
-    int64_t active = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    st_bind_text(s, st, 1, id);
+    int64_t active = st_step(s, st) == ST_ROW ? st_col_i64(s, st, 0) : -1;
     st_finish(s, st);
     if (active != 0) {
         rc = active < 0 ? STORE_ERR : STORE_CONFLICT;
@@ -213,24 +224,25 @@ static const char message_pool_sql[] =
     "INSERT INTO messages(launcher_id, type, deadline_ms, created_ms)"
     " SELECT id, ?, ?, ?3"
     "  FROM launchers"
-    " WHERE pool_id = ? AND revoked = 0 AND davit_seen(id, last_seen_ms) >= ?3 - ?5";
+    " WHERE pool_id = ? AND revoked = 0 AND davit_seen(id, last_seen_ms) >= CAST(?3 AS BIGINT) - "
+    "CAST(?5 AS BIGINT)";
 
 /* Queues a message of type for every unrevoked, recently seen launcher of pool id. */
 static int message_pool(struct store *s, const char *pool_id, const char *type, int64_t deadline_ms,
                         int *count)
 {
-    sqlite3_stmt *st = st_stmt(s, message_pool_sql);
+    struct st_stmt *st = st_stmt(s, message_pool_sql);
     if (!st)
         return STORE_ERR;
-    st_bind_text(st, 1, type);
+    st_bind_text(s, st, 1, type);
     if (deadline_ms > 0)
-        sqlite3_bind_int64(st, 2, deadline_ms);
-    sqlite3_bind_int64(st, 3, store_now_ms());
-    st_bind_text(st, 4, pool_id);
-    sqlite3_bind_int64(st, 5, LAUNCHER_GONE_MS);
+        st_bind_i64(s, st, 2, deadline_ms);
+    st_bind_i64(s, st, 3, store_now_ms());
+    st_bind_text(s, st, 4, pool_id);
+    st_bind_i64(s, st, 5, LAUNCHER_GONE_MS);
     int rc = st_done(s, st);
     if (count)
-        *count = sqlite3_changes(s->db);
+        *count = st_changes(s);
     return rc;
 }
 
@@ -250,16 +262,16 @@ int store_pool_reset(struct store *s, const char *name, const char *pubkey_pem, 
     int rc = begin_on_pool(s, name, pool_id_out);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, pool_reset_sql);
+    struct st_stmt *st = st_stmt(s, pool_reset_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, pubkey_pem);
-    st_bind_text(st, 2, keytype);
-    st_bind_text(st, 3, secret_hash);
-    sqlite3_bind_int64(st, 4, store_now_ms());
-    st_bind_text(st, 5, pool_id_out);
+    st_bind_text(s, st, 1, pubkey_pem);
+    st_bind_text(s, st, 2, keytype);
+    st_bind_text(s, st, 3, secret_hash);
+    st_bind_i64(s, st, 4, store_now_ms());
+    st_bind_text(s, st, 5, pool_id_out);
     if ((rc = st_done(s, st)) < 0 || (rc = message_pool(s, pool_id_out, "exit", 0, NULL)) < 0)
         goto done;
     for (size_t i = 0; i < sizeof(pool_revoke_sql) / sizeof(pool_revoke_sql[0]) && rc == STORE_OK;
@@ -271,8 +283,8 @@ done:
 
 static const char pool_cycle_sql[] = "UPDATE launchers SET cycle_deadline_ms = ?"
                                      " WHERE pool_id = ? AND revoked = 0";
-static const char pool_cycled_sql[] = "UPDATE pools SET cycled_ms = strftime('%s','now') * 1000"
-                                      " WHERE id = ?";
+/* ?2: now, in whole seconds (as milliseconds). */
+static const char pool_cycled_sql[] = "UPDATE pools SET cycled_ms = ?2 WHERE id = ?1";
 
 int store_pool_cycle(struct store *s, const char *name, int64_t deadline_ms, char *pool_id_out,
                      int *count)
@@ -282,15 +294,15 @@ int store_pool_cycle(struct store *s, const char *name, int64_t deadline_ms, cha
         return rc;
     if ((rc = message_pool(s, pool_id_out, "cycle", deadline_ms, count)) < 0)
         goto done;
-    sqlite3_stmt *st = st_stmt(s, pool_cycle_sql);
+    struct st_stmt *st = st_stmt(s, pool_cycle_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    sqlite3_bind_int64(st, 1, deadline_ms);
-    st_bind_text(st, 2, pool_id_out);
+    st_bind_i64(s, st, 1, deadline_ms);
+    st_bind_text(s, st, 2, pool_id_out);
     if ((rc = st_done(s, st)) == STORE_OK)
-        rc = exec_bound(s, pool_cycled_sql, pool_id_out);
+        rc = exec_bound_i64(s, pool_cycled_sql, pool_id_out, store_now_ms() / 1000 * 1000);
 done:
     return st_end(s, rc);
 }

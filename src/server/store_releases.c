@@ -6,46 +6,50 @@
 
 static const char release_insert_sql[] =
     "INSERT INTO releases(kind, arch, version, sha256, signature, size, created_ms)"
-    " VALUES(?, ?, ?, ?, ?, ?, ?)";
+    " VALUES(?, ?, ?, ?, ?, ?, ?)"
+    " RETURNING id";
 
 int store_release_add(struct store *s, struct store_release *r)
 {
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, release_insert_sql);
+    struct st_stmt *st = st_stmt(s, release_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, r->kind);
-    st_bind_text(st, 2, r->arch);
-    st_bind_text(st, 3, r->version);
-    st_bind_text(st, 4, r->sha256);
-    st_bind_text(st, 5, r->signature);
-    sqlite3_bind_int64(st, 6, r->size);
-    sqlite3_bind_int64(st, 7, store_now_ms());
-    rc = st_done(s, st);
+    st_bind_text(s, st, 1, r->kind);
+    st_bind_text(s, st, 2, r->arch);
+    st_bind_text(s, st, 3, r->version);
+    st_bind_text(s, st, 4, r->sha256);
+    st_bind_text(s, st, 5, r->signature);
+    st_bind_i64(s, st, 6, r->size);
+    st_bind_i64(s, st, 7, store_now_ms());
+    rc = st_step_one(s, st, "release add");
     if (rc == STORE_OK)
-        r->id = sqlite3_last_insert_rowid(s->db);
+        r->id = st_col_i64(s, st, 0);
+    else if (rc == STORE_NOTFOUND)
+        rc = STORE_ERR; /* RETURNING always gives the row */
+    st_finish(s, st);
 done:
     return st_end(s, rc);
 }
 
 /* One release from st (ended here); STORE_NOTFOUND when there is none. */
-static int release_query(struct store *s, sqlite3_stmt *st, struct store_release *out)
+static int release_query(struct store *s, struct st_stmt *st, struct store_release *out)
 {
     if (!st)
         return STORE_ERR;
     int rc = st_step_one(s, st, "release get");
     if (rc == STORE_OK) {
-        out->id = sqlite3_column_int64(st, 0);
-        st_col_copy(st, 1, out->kind, sizeof(out->kind));
-        st_col_copy(st, 2, out->arch, sizeof(out->arch));
-        st_col_copy(st, 3, out->version, sizeof(out->version));
-        st_col_copy(st, 4, out->sha256, sizeof(out->sha256));
-        st_col_copy(st, 5, out->signature, sizeof(out->signature));
-        out->size = sqlite3_column_int64(st, 6);
+        out->id = st_col_i64(s, st, 0);
+        st_col_copy(s, st, 1, out->kind, sizeof(out->kind));
+        st_col_copy(s, st, 2, out->arch, sizeof(out->arch));
+        st_col_copy(s, st, 3, out->version, sizeof(out->version));
+        st_col_copy(s, st, 4, out->sha256, sizeof(out->sha256));
+        st_col_copy(s, st, 5, out->signature, sizeof(out->signature));
+        out->size = st_col_i64(s, st, 6);
     }
     st_finish(s, st);
     return rc;
@@ -64,10 +68,10 @@ static const char release_by_id_sql[] = "SELECT id, kind, arch, version, sha256,
 int st_release_latest(struct store *s, const char *kind, const char *arch,
                       struct store_release *out)
 {
-    sqlite3_stmt *st = st_stmt(s, release_latest_sql);
+    struct st_stmt *st = st_stmt(s, release_latest_sql);
     if (st) {
-        st_bind_text(st, 1, kind);
-        st_bind_text(st, 2, arch);
+        st_bind_text(s, st, 1, kind);
+        st_bind_text(s, st, 2, arch);
     }
     return release_query(s, st, out);
 }
@@ -84,9 +88,9 @@ int store_release_latest(struct store *s, const char *kind, const char *arch,
 int store_release_get(struct store *s, int64_t id, struct store_release *out)
 {
     st_lock(s);
-    sqlite3_stmt *st = st_stmt(s, release_by_id_sql);
+    struct st_stmt *st = st_stmt(s, release_by_id_sql);
     if (st)
-        sqlite3_bind_int64(st, 1, id);
+        st_bind_i64(s, st, 1, id);
     int rc = release_query(s, st, out);
     st_unlock(s);
     return rc;
@@ -94,7 +98,7 @@ int store_release_get(struct store *s, int64_t id, struct store_release *out)
 
 static const char release_list_sql[] =
     "SELECT r.id, r.kind, r.arch, r.version, r.sha256, r.signature, r.size,"
-    "       strftime(" ST_ISO8601 ", r.created_ms / 1000.0, 'unixepoch') AS created_at,"
+    "       davit_iso(r.created_ms) AS created_at,"
     "       r.id = (SELECT max(id)"
     "                 FROM releases x"
     "                WHERE x.kind = r.kind AND x.arch = r.arch) AS latest,"

@@ -19,23 +19,46 @@ static int is_terminal(const char *state)
 static const char run_insert_sql[] =
     "INSERT INTO runs(pool_id, state, spec_json, secrets_json, created_ms, queued_ms,"
     "                 run_nonce, sealed_key)"
-    " VALUES(?1, 'queued', ?2, ?3, ?4, ?4, json_extract(?2, '$.run_nonce'),"
-    "        json_extract(?2, '$.sealed.key_id'))";
-static const char run_nonce_taken_sql[] =
-    "SELECT count(*) FROM runs WHERE run_nonce = json_extract(?1, '$.run_nonce')";
+    " VALUES(?1, 'queued', ?2, ?3, ?4, ?4, ?5, ?6)"
+    " RETURNING id";
+static const char run_nonce_taken_sql[] = "SELECT count(*) FROM runs WHERE run_nonce = ?1";
+
+/* A member of the spec (obj.key, or key alone when obj is NULL) as the text the columns keep:
+ * a string as is, NULL when absent or null, anything else as compact JSON. *out is malloc'd or
+ * NULL; -1 when out of memory. */
+static int spec_member(json_t *spec, const char *obj, const char *key, char **out)
+{
+    json_t *o = obj ? json_object_get(spec, obj) : spec;
+    json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_true(v) || json_is_false(v))
+        *out = strdup(json_is_true(v) ? "1" : "0"); /* what SQLite's json_extract gave */
+    else if (json_is_string(v))
+        *out = strdup(json_string_value(v));
+    else
+        *out = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    return *out ? 0 : -1;
+}
 
 /* Inside an operation: the nonce check and the insert. */
 static int run_insert(struct store *s, const char *pool_id, const char *spec_json,
                       const char *secrets_json, int64_t *id)
 {
-    int rc;
-    sqlite3_stmt *st = st_stmt(s, run_nonce_taken_sql);
+    int rc = STORE_ERR;
+    char *nonce = NULL, *sealed_key = NULL;
+    json_t *spec = json_loads(spec_json, 0, NULL);
+    if (spec_member(spec, NULL, "run_nonce", &nonce) < 0 ||
+        spec_member(spec, "sealed", "key_id", &sealed_key) < 0)
+        goto done;
+    struct st_stmt *st = st_stmt(s, run_nonce_taken_sql);
     if (!st) {
         rc = STORE_ERR;
     } else {
-        st_bind_text(st, 1, spec_json);
+        st_bind_text(s, st, 1, nonce);
         rc = st_step_one(s, st, "run nonce");
-        if (rc == STORE_OK && sqlite3_column_int(st, 0) > 0)
+        if (rc == STORE_OK && st_col_int(s, st, 0) > 0)
             rc = STORE_CONFLICT;
         st_finish(s, st);
     }
@@ -46,14 +69,22 @@ static int run_insert(struct store *s, const char *pool_id, const char *spec_jso
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, pool_id);
-    st_bind_text(st, 2, spec_json);
-    st_bind_text(st, 3, secrets_json);
-    sqlite3_bind_int64(st, 4, store_now_ms());
-    rc = st_done(s, st);
+    st_bind_text(s, st, 1, pool_id);
+    st_bind_text(s, st, 2, spec_json);
+    st_bind_text(s, st, 3, secrets_json);
+    st_bind_i64(s, st, 4, store_now_ms());
+    st_bind_text(s, st, 5, nonce);
+    st_bind_text(s, st, 6, sealed_key);
+    rc = st_step_one(s, st, "run insert");
     if (rc == STORE_OK)
-        *id = sqlite3_last_insert_rowid(s->db);
+        *id = st_col_i64(s, st, 0);
+    else if (rc == STORE_NOTFOUND)
+        rc = STORE_ERR; /* RETURNING always gives the row */
+    st_finish(s, st);
 done:
+    json_decref(spec);
+    free(nonce);
+    free(sealed_key);
     return rc;
 }
 
@@ -84,12 +115,12 @@ int store_run_create_claim(struct store *s, const char *pool_id, const char *spe
 /* A run as the API shows it; the statements add columns, FROM and WHERE. */
 #define RUN_COLUMNS                                                                                \
     "SELECT r.id, p.name AS pool, r.state, r.phase, r.launcher_id AS worker,"                      \
-    "       strftime(" ST_ISO8601 ", r.created_ms / 1000.0, 'unixepoch') AS created_at,"           \
-    "       strftime(" ST_ISO8601 ", r.assigned_ms / 1000.0, 'unixepoch') AS assigned_at,"         \
-    "       strftime(" ST_ISO8601 ", r.started_ms / 1000.0, 'unixepoch') AS started_at,"           \
-    "       strftime(" ST_ISO8601 ", r.ended_ms / 1000.0, 'unixepoch') AS ended_at,"               \
+    "       davit_iso(r.created_ms) AS created_at,"                                                \
+    "       davit_iso(r.assigned_ms) AS assigned_at,"                                              \
+    "       davit_iso(r.started_ms) AS started_at,"                                                \
+    "       davit_iso(r.ended_ms) AS ended_at,"                                                    \
     "       r.reason, r.exit_code, r.cancel_requested, r.log_bytes, r.attempts,"                   \
-    "       strftime(" ST_ISO8601 ", r.log_deleted_ms / 1000.0, 'unixepoch') AS log_deleted_at"
+    "       davit_iso(r.log_deleted_ms) AS log_deleted_at"
 
 static const char run_show_sql[] = RUN_COLUMNS ", r.spec_json AS spec_json"
                                                "  FROM runs r"
@@ -99,8 +130,8 @@ static const char run_show_sql[] = RUN_COLUMNS ", r.spec_json AS spec_json"
 /* ?3 is one more than the page: whether that row exists says if there is a next page. */
 static const char run_list_sql[] = RUN_COLUMNS "  FROM runs r"
                                                "  JOIN pools p ON p.id = r.pool_id"
-                                               " WHERE (?1 IS NULL OR p.name = ?1)"
-                                               "   AND (?2 IS NULL OR r.state = ?2)"
+                                               " WHERE (CAST(?1 AS TEXT) IS NULL OR p.name = ?1)"
+                                               "   AND (CAST(?2 AS TEXT) IS NULL OR r.state = ?2)"
                                                "   AND (?4 = 0 OR r.id < ?4)"
                                                " ORDER BY r.id DESC"
                                                " LIMIT ?3";
@@ -117,9 +148,9 @@ static int run_json_finish(struct store *s, json_t *run)
 int store_run_show_json(struct store *s, int64_t id, json_t **out)
 {
     st_lock(s);
-    sqlite3_stmt *st = st_stmt(s, run_show_sql);
+    struct st_stmt *st = st_stmt(s, run_show_sql);
     if (st)
-        sqlite3_bind_int64(st, 1, id);
+        st_bind_i64(s, st, 1, id);
     int rc = st_row_one_json(s, st, out);
     if (rc == STORE_OK && (rc = run_json_finish(s, *out)) < 0) {
         json_decref(*out);
@@ -135,13 +166,13 @@ int store_run_list_json(struct store *s, const char *pool_name, const char *stat
     *next = 0;
     *out = NULL;
     st_lock(s);
-    sqlite3_stmt *st = st_stmt(s, run_list_sql);
+    struct st_stmt *st = st_stmt(s, run_list_sql);
     if (st) {
-        st_bind_text(st, 1, pool_name);
-        st_bind_text(st, 2, state);
+        st_bind_text(s, st, 1, pool_name);
+        st_bind_text(s, st, 2, state);
         /* One more than asked: whether it exists says if there is a next page. */
-        sqlite3_bind_int(st, 3, limit + 1);
-        sqlite3_bind_int64(st, 4, before);
+        st_bind_int(s, st, 3, limit + 1);
+        st_bind_i64(s, st, 4, before);
     }
     int rc = st_rows_json(s, st, out);
     if (rc == STORE_OK && json_array_size(*out) > (size_t)limit) {
@@ -182,19 +213,19 @@ static const char run_row_sql[] =
 
 static int run_row_get(struct store *s, int64_t id, struct run_row *r)
 {
-    sqlite3_stmt *st = st_stmt(s, run_row_sql);
+    struct st_stmt *st = st_stmt(s, run_row_sql);
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, id);
+    st_bind_i64(s, st, 1, id);
     int rc = st_step_one(s, st, "run get");
     if (rc == STORE_OK) {
-        st_col_copy(st, 0, r->pool_id, sizeof(r->pool_id));
-        st_col_copy(st, 1, r->state, sizeof(r->state));
-        r->launcher_id = sqlite3_column_int64(st, 2);
-        r->event_seq = sqlite3_column_int64(st, 3);
-        r->log_bytes = sqlite3_column_int64(st, 4);
-        r->cancel_requested = sqlite3_column_int(st, 5);
-        r->log_deleted = sqlite3_column_int(st, 6);
+        st_col_copy(s, st, 0, r->pool_id, sizeof(r->pool_id));
+        st_col_copy(s, st, 1, r->state, sizeof(r->state));
+        r->launcher_id = st_col_i64(s, st, 2);
+        r->event_seq = st_col_i64(s, st, 3);
+        r->log_bytes = st_col_i64(s, st, 4);
+        r->cancel_requested = st_col_int(s, st, 5);
+        r->log_deleted = st_col_int(s, st, 6);
     }
     st_finish(s, st);
     return rc;
@@ -202,8 +233,7 @@ static int run_row_get(struct store *s, int64_t id, struct run_row *r)
 
 static const char run_end_sql[] =
     "UPDATE runs"
-    "   SET state = ?, ended_ms = ?, reason = ?, exit_code = ?, secrets_json = NULL,"
-    "       spec_json = json_remove(spec_json, '$.sealed')"
+    "   SET state = ?, ended_ms = ?, reason = ?, exit_code = ?, secrets_json = NULL"
     " WHERE id = ?";
 static const char run_end_messages_sql[] = "DELETE FROM messages WHERE run_id = ? AND type = 'run'";
 
@@ -212,28 +242,28 @@ static const char run_end_messages_sql[] = "DELETE FROM messages WHERE run_id = 
 static int run_end(struct store *s, int64_t id, const char *state, const char *reason,
                    int64_t exit_code)
 {
-    sqlite3_stmt *st = st_stmt(s, run_end_sql);
+    struct st_stmt *st = st_stmt(s, run_end_sql);
     if (!st)
         return STORE_ERR;
-    st_bind_text(st, 1, state);
-    sqlite3_bind_int64(st, 2, store_now_ms());
-    st_bind_text(st, 3, reason);
+    st_bind_text(s, st, 1, state);
+    st_bind_i64(s, st, 2, store_now_ms());
+    st_bind_text(s, st, 3, reason);
     if (exit_code >= 0)
-        sqlite3_bind_int64(st, 4, exit_code);
-    sqlite3_bind_int64(st, 5, id);
-    if (st_done(s, st) < 0)
+        st_bind_i64(s, st, 4, exit_code);
+    st_bind_i64(s, st, 5, id);
+    if (st_done(s, st) < 0 || st_spec_unseal(s, id) < 0)
         return STORE_ERR;
     s->secrets_purged = 1;
     st = st_stmt(s, run_end_messages_sql);
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, id);
+    st_bind_i64(s, st, 1, id);
     return st_done(s, st);
 }
 
 static const char fail_resealed_sql[] =
     "UPDATE runs"
-    "   SET state = 'failed', ended_ms = ?3, spec_json = json_remove(spec_json, '$.sealed'),"
+    "   SET state = 'failed', ended_ms = ?3,"
     "       reason = 'the pool was reset with a new key: the secrets sealed to its old key cannot"
     " be opened any more; submit the run again'"
     " WHERE pool_id = ?1 AND state = 'queued' AND sealed_key IS NOT NULL AND sealed_key != ?2"
@@ -246,20 +276,30 @@ int store_runs_fail_resealed(struct store *s, const char *pool_id, const char *k
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, fail_resealed_sql);
+    struct st_stmt *st = st_stmt(s, fail_resealed_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, pool_id);
-    st_bind_text(st, 2, key_id);
-    sqlite3_bind_int64(st, 3, store_now_ms());
+    st_bind_text(s, st, 1, pool_id);
+    st_bind_text(s, st, 2, key_id);
+    st_bind_i64(s, st, 3, store_now_ms());
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW)
+    struct st_ids all = {0};
+    while ((step = st_step(s, st)) == ST_ROW) {
+        int64_t id = st_col_i64(s, st, 0);
         if (*n < max)
-            ids[(*n)++] = sqlite3_column_int64(st, 0);
-    rc = step == SQLITE_DONE ? STORE_OK : st_fail(s, "fail runs sealed to an old key");
+            ids[(*n)++] = id;
+        if (st_ids_add(&all, id) < 0)
+            break;
+    }
+    rc = step == ST_DONE  ? STORE_OK
+         : step == ST_ROW ? STORE_ERR
+                          : st_fail(s, "fail runs sealed to an old key");
     st_finish(s, st);
+    if (rc == STORE_OK)
+        rc = st_ids_unseal(s, &all);
+    free(all.v);
 done:
     return st_end(s, rc);
 }
@@ -270,13 +310,13 @@ int store_secrets_checkpoint(struct store *s)
     st_lock(s);
     if (!s->secrets_purged)
         goto out;
-    /* Outside a transaction: a checkpoint cannot run inside one. Its first column is 1 when
-     * a reader (another process) kept it from finishing: the WAL was not cut, so try again. */
-    sqlite3_stmt *st = st_stmt(s, "PRAGMA wal_checkpoint(TRUNCATE)");
-    rc = st ? st_step_one(s, st, "checkpoint after purging secrets") : STORE_ERR;
-    if (rc == STORE_OK && sqlite3_column_int(st, 0) == 0)
+    /* Outside a transaction (st_lock committed): a checkpoint cannot run inside one. 1: a
+     * reader (another process) kept it from finishing, so the next call tries again. */
+    int cut = s->drv->secrets_checkpoint(s);
+    if (cut < 0)
+        rc = st_fail(s, "checkpoint after purging secrets");
+    else if (cut == 0)
         s->secrets_purged = 0;
-    st_finish(s, st);
 out:
     st_unlock(s);
     return rc;
@@ -303,12 +343,12 @@ int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher)
     } else {
         *launcher = r.launcher_id;
         if (!r.cancel_requested) {
-            sqlite3_stmt *st = st_stmt(s, "UPDATE runs SET cancel_requested = 1 WHERE id = ?");
+            struct st_stmt *st = st_stmt(s, "UPDATE runs SET cancel_requested = 1 WHERE id = ?");
             if (!st) {
                 rc = STORE_ERR;
                 goto done;
             }
-            sqlite3_bind_int64(st, 1, id);
+            st_bind_i64(s, st, 1, id);
             if ((rc = st_done(s, st)) < 0 ||
                 (rc = st_message(s, r.launcher_id, "cancel", id, 0)) < 0)
                 goto done;
@@ -320,7 +360,7 @@ done:
 
 /* Each binds the run's id. The log chunks go later, in batches (log_purge). */
 static const char *const run_delete_sql[] = {
-    "INSERT OR IGNORE INTO log_purge(run_id) VALUES(?)",
+    "INSERT INTO log_purge(run_id) VALUES(?) ON CONFLICT DO NOTHING",
     "DELETE FROM messages WHERE run_id = ?",
     "DELETE FROM runs WHERE id = ?",
 };
@@ -339,12 +379,12 @@ int store_run_delete(struct store *s, int64_t id)
     }
     for (size_t i = 0; i < sizeof(run_delete_sql) / sizeof(run_delete_sql[0]) && rc == STORE_OK;
          i++) {
-        sqlite3_stmt *st = st_stmt(s, run_delete_sql[i]);
+        struct st_stmt *st = st_stmt(s, run_delete_sql[i]);
         if (!st) {
             rc = STORE_ERR;
             break;
         }
-        sqlite3_bind_int64(st, 1, id);
+        st_bind_i64(s, st, 1, id);
         rc = st_done(s, st);
     }
     if (rc == STORE_OK)
@@ -363,7 +403,7 @@ static const char event_running_sql[] =
 static int event_apply(struct store *s, int64_t run_id, const struct run_row *r,
                        const struct store_event *ev)
 {
-    sqlite3_stmt *st;
+    struct st_stmt *st;
     if (strcmp(ev->type, "result") == 0)
         return run_end(s, run_id, ev->outcome, ev->reason, ev->exit_code);
     if (strcmp(ev->type, "preparing") == 0) {
@@ -373,12 +413,12 @@ static int event_apply(struct store *s, int64_t run_id, const struct run_row *r,
     } else {
         st = st_stmt(s, event_running_sql);
         if (st)
-            st_bind_text(st, 3, ev->phase);
+            st_bind_text(s, st, 3, ev->phase);
     }
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, store_now_ms());
-    sqlite3_bind_int64(st, 2, run_id);
+    st_bind_i64(s, st, 1, store_now_ms());
+    st_bind_i64(s, st, 2, run_id);
     return st_done(s, st);
 }
 
@@ -416,20 +456,20 @@ int store_run_event(struct store *s, int64_t launcher_id, int64_t run_id,
     }
     if ((rc = event_apply(s, run_id, &r, ev)) < 0)
         goto done;
-    sqlite3_stmt *st = st_stmt(s, "UPDATE runs SET event_seq = ? WHERE id = ? RETURNING state");
+    struct st_stmt *st = st_stmt(s, "UPDATE runs SET event_seq = ? WHERE id = ? RETURNING state");
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    sqlite3_bind_int64(st, 1, ev->seq);
-    sqlite3_bind_int64(st, 2, run_id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
+    st_bind_i64(s, st, 1, ev->seq);
+    st_bind_i64(s, st, 2, run_id);
+    if (st_step(s, st) != ST_ROW) {
         st_fail(s, "run event");
         st_finish(s, st);
         rc = STORE_ERR;
         goto done;
     }
-    st_col_copy(st, 0, state_out, STORE_STATE_SIZE);
+    st_col_copy(s, st, 0, state_out, STORE_STATE_SIZE);
     st_finish(s, st);
 done:
     return st_end(s, rc);
@@ -455,12 +495,12 @@ static int log_insert(struct store *s, int64_t run_id, int64_t off, const char *
 {
     while (len > 0) {
         size_t n = len < STORE_LOG_ROW_MAX ? len : STORE_LOG_ROW_MAX;
-        sqlite3_stmt *st = st_stmt(s, log_insert_sql);
+        struct st_stmt *st = st_stmt(s, log_insert_sql);
         if (!st)
             return STORE_ERR;
-        sqlite3_bind_int64(st, 1, run_id);
-        sqlite3_bind_int64(st, 2, off);
-        sqlite3_bind_blob(st, 3, data, (int)n, SQLITE_STATIC);
+        st_bind_i64(s, st, 1, run_id);
+        st_bind_i64(s, st, 2, off);
+        st_bind_blob(s, st, 3, data, n);
         int rc = st_done(s, st);
         if (rc < 0)
             return rc;
@@ -512,13 +552,13 @@ int store_log_append(struct store *s, int64_t launcher_id, int64_t run_id, int64
     }
     if ((rc = log_insert(s, run_id, r.log_bytes, fresh, fresh_len)) < 0)
         goto done;
-    sqlite3_stmt *st = st_prep(s, "UPDATE runs SET log_bytes = ? WHERE id = ?");
+    struct st_stmt *st = st_prep(s, "UPDATE runs SET log_bytes = ? WHERE id = ?");
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    sqlite3_bind_int64(st, 1, end);
-    sqlite3_bind_int64(st, 2, run_id);
+    st_bind_i64(s, st, 1, end);
+    st_bind_i64(s, st, 2, run_id);
     if ((rc = st_done(s, st)) < 0)
         goto done;
     stored = end;
@@ -537,7 +577,7 @@ done:
 /* The rows that hold bytes from offset ?2 on: from the last one that starts
  * at or before it (the primary key finds it), without loading their data. */
 static const char log_read_sql[] =
-    "SELECT rowid, off, length(data)"
+    "SELECT off, length(data)"
     "  FROM log_chunks"
     " WHERE run_id = ?1"
     "   AND off >= coalesce((SELECT max(off) FROM log_chunks WHERE run_id = ?1 AND off <= ?2), 0)"
@@ -551,31 +591,24 @@ struct log_dest {
     size_t taken;
 };
 
-/* Copies want bytes from skip on of log row rowid to d: only the pages that
- * hold them are read, straight into d->buf when it has one. */
-static int log_row_read(struct store *s, int64_t rowid, size_t skip, size_t want,
+static int log_sink(void *arg, const void *p, size_t n)
+{
+    return dbuf_add(arg, p, n);
+}
+
+/* Copies want bytes from skip on of the log row at off to d, straight into d->buf when it has
+ * one (the driver reads only the bytes asked for: drv->log_read). */
+static int log_row_read(struct store *s, int64_t run_id, int64_t off, size_t skip, size_t want,
                         struct log_dest *d)
 {
-    char tmp[64 * 1024];
-    sqlite3_blob *b = NULL;
-    int rc = STORE_OK;
-    if (sqlite3_blob_open(s->db, "main", "log_chunks", "data", rowid, 0, &b) != SQLITE_OK)
+    int rc = s->drv->log_read(s, run_id, off, skip, want, d->buf ? d->buf + d->taken : NULL,
+                              log_sink, d->out);
+    if (rc == -1)
         return st_fail(s, "log read");
-    while (want > 0 && rc == STORE_OK) {
-        size_t n = want;
-        if (!d->buf && n > sizeof(tmp))
-            n = sizeof(tmp);
-        char *to = d->buf ? d->buf + d->taken : tmp;
-        if (sqlite3_blob_read(b, to, (int)n, (int)skip) != SQLITE_OK)
-            rc = st_fail(s, "log read");
-        else if (!d->buf && dbuf_add(d->out, tmp, n) < 0)
-            rc = STORE_ERR;
-        d->taken += n;
-        skip += n;
-        want -= n;
-    }
-    sqlite3_blob_close(b);
-    return rc;
+    if (rc < 0)
+        return STORE_ERR;
+    d->taken += want;
+    return STORE_OK;
 }
 
 /* Reads the run's row, then at most max bytes of its log from offset into d. */
@@ -593,33 +626,33 @@ static int log_read(struct store *s, int64_t run_id, int64_t offset, size_t max,
         snprintf(state_out, STORE_STATE_SIZE, "%s", r.state);
     if (max == 0 || offset >= r.log_bytes)
         goto out; /* only the run's state and size were asked for, or nothing is new */
-    sqlite3_stmt *st = st_prep(s, log_read_sql);
+    struct st_stmt *st = st_prep(s, log_read_sql);
     if (!st) {
         rc = STORE_ERR;
         goto out;
     }
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_int64(st, 2, offset);
-    int step = SQLITE_DONE;
-    while (d->taken < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t off = sqlite3_column_int64(st, 1);
-        size_t n = (size_t)sqlite3_column_int64(st, 2);
+    st_bind_i64(s, st, 1, run_id);
+    st_bind_i64(s, st, 2, offset);
+    int step = ST_DONE;
+    while (d->taken < max && (step = st_step(s, st)) == ST_ROW) {
+        int64_t off = st_col_i64(s, st, 0);
+        size_t n = (size_t)st_col_i64(s, st, 1);
         size_t skip = offset > off ? (size_t)(offset - off) : 0;
         if (skip >= n)
             continue;
         size_t want = n - skip;
         if (want > max - d->taken)
             want = max - d->taken;
-        if ((rc = log_row_read(s, sqlite3_column_int64(st, 0), skip, want, d)) < 0)
+        if ((rc = log_row_read(s, run_id, off, skip, want, d)) < 0)
             break;
     }
     /* A failed step must not pass for the end of the log: a follow would
      * silently skip bytes. */
-    if (rc == STORE_OK && step != SQLITE_ROW && step != SQLITE_DONE) {
+    if (rc == STORE_OK && step != ST_ROW && step != ST_DONE) {
         st_fail(s, "log read");
         rc = STORE_ERR;
     }
-    sqlite3_finalize(st);
+    st_finish(s, st);
 out:
     st_unlock(s);
     return rc;

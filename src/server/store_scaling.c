@@ -24,23 +24,25 @@
 #define SCALING_WORKERS_SQL                                                                        \
     "WITH w AS ("                                                                                  \
     "  SELECT l.id,"                                                                               \
-    "         l.draining OR l.revoked OR l.cycle_deadline_ms IS NOT NULL AS off,"                  \
+    "         CASE WHEN l.draining <> 0 OR l.revoked <> 0 OR l.cycle_deadline_ms IS NOT NULL"      \
+    "              THEN 1 ELSE 0 END AS off,"                                                      \
     "         (SELECT count(*)"                                                                    \
     "            FROM runs r"                                                                      \
     "           WHERE r.launcher_id = l.id AND r.state IN " ST_ON_LAUNCHER ") AS runs,"            \
-    "         max(l.registered_ms,"                                                                \
-    "             coalesce((SELECT max(r.ended_ms) FROM runs r WHERE r.launcher_id = l.id), 0))"   \
-    "           AS idle_ms,"                                                                       \
+    "         (SELECT CASE WHEN max(r.ended_ms) > l.registered_ms THEN max(r.ended_ms)"            \
+    "                      ELSE l.registered_ms END"                                               \
+    "            FROM runs r WHERE r.launcher_id = l.id) AS idle_ms,"                              \
     "         l.metadata_json, l.last_seen_ms, l.ephemeral, l.capacity"                            \
     "    FROM launchers l"                                                                         \
-    "   WHERE (?1 IS NULL OR l.pool_id = ?1) AND (?3 IS NULL OR l.id = ?3))"                       \
+    "   WHERE (CAST(?1 AS TEXT) IS NULL OR l.pool_id = ?1)"                                        \
+    "     AND (CAST(?3 AS BIGINT) IS NULL OR l.id = ?3))"                                          \
     "SELECT id,"                                                                                   \
-    "       CASE WHEN off THEN CASE WHEN runs > 0 THEN 'draining' ELSE 'drained' END"              \
+    "       CASE WHEN off <> 0 THEN CASE WHEN runs > 0 THEN 'draining' ELSE 'drained' END"         \
     "            WHEN runs > 0 THEN 'busy'"                                                        \
     "            WHEN ephemeral = 2 THEN 'drained'"                                                \
     "            ELSE 'idle' END AS state,"                                                        \
     "       CASE WHEN runs > 0 THEN NULL"                                                          \
-    "            ELSE strftime(" ST_ISO8601 ", idle_ms / 1000.0, 'unixepoch') END AS idle_since,"  \
+    "            ELSE davit_iso(idle_ms) END AS idle_since,"                                       \
     "       runs, capacity, metadata_json"                                                         \
     "  FROM w"                                                                                     \
     " WHERE runs > 0 OR davit_seen(id, last_seen_ms) >= ?2"                                        \
@@ -99,23 +101,23 @@ int store_pool_scaling_json(struct store *s, const char *name, int64_t lease_ms,
     json_int_t pending = 0;
     json_t *workers = NULL, *o = NULL;
     st_lock(s);
-    sqlite3_stmt *st = st_stmt(s, scaling_pool_sql);
+    struct st_stmt *st = st_stmt(s, scaling_pool_sql);
     int rc = STORE_ERR;
     if (st) {
-        st_bind_text(st, 1, name);
+        st_bind_text(s, st, 1, name);
         rc = st_step_one(s, st, "pool scaling");
         if (rc == STORE_OK) {
-            st_col_copy(st, 0, pool_id, sizeof(pool_id));
-            pending = sqlite3_column_int64(st, 1);
+            st_col_copy(s, st, 0, pool_id, sizeof(pool_id));
+            pending = st_col_i64(s, st, 1);
         }
         st_finish(s, st);
     }
     if (rc == STORE_OK) {
         st = st_stmt(s, scaling_workers_sql);
         if (st) {
-            st_bind_text(st, 1, pool_id);
-            sqlite3_bind_int64(st, 2, store_now_ms() - lease_ms);
-            sqlite3_bind_null(st, 3);
+            st_bind_text(s, st, 1, pool_id);
+            st_bind_i64(s, st, 2, store_now_ms() - lease_ms);
+            st_bind_null(s, st, 3);
         }
         rc = st_rows_json(s, st, &workers);
     }
@@ -139,11 +141,11 @@ fail:
 
 int st_worker_state_json(struct store *s, int64_t id, json_t **out)
 {
-    sqlite3_stmt *st = st_stmt(s, scaling_workers_sql);
+    struct st_stmt *st = st_stmt(s, scaling_workers_sql);
     if (st) {
-        sqlite3_bind_null(st, 1);
-        sqlite3_bind_int64(st, 2, INT64_MIN); /* one asked for by id: alive or not */
-        sqlite3_bind_int64(st, 3, id);
+        st_bind_null(s, st, 1);
+        st_bind_i64(s, st, 2, INT64_MIN); /* one asked for by id: alive or not */
+        st_bind_i64(s, st, 3, id);
     }
     return st_row_one_json(s, st, out);
 }

@@ -10,6 +10,8 @@
  */
 #include "server/store_int.h"
 
+#include <sqlite3.h>
+
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -210,8 +212,7 @@ static const char version_table[] = "CREATE TABLE IF NOT EXISTS schema_version(\
 static const char version_insert[] = "INSERT INTO schema_version(version, applied_ms)\n"
                                      "VALUES(?, ?)";
 
-/* The first column of sql's first row as an integer, or -1 on failure. */
-static int64_t query_int(sqlite3 *db, const char *sql)
+int64_t st_query_int(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     int64_t v = -1;
@@ -246,16 +247,16 @@ int st_exec_or_err(sqlite3 *db, const char *path, const char *sql, char *err, si
  */
 static int schema_version(sqlite3 *db, int *recorded)
 {
-    *recorded = query_int(db, "SELECT count(*) FROM sqlite_schema\n"
-                              " WHERE type = 'table' AND name = 'schema_version'") > 0;
+    *recorded = st_query_int(db, "SELECT count(*) FROM sqlite_schema\n"
+                                 " WHERE type = 'table' AND name = 'schema_version'") > 0;
     if (*recorded)
-        return (int)query_int(db, "SELECT coalesce(max(version), 0) FROM schema_version");
-    int64_t runs = query_int(db, "SELECT count(*) FROM sqlite_schema\n"
-                                 " WHERE type = 'table' AND name = 'runs'");
+        return (int)st_query_int(db, "SELECT coalesce(max(version), 0) FROM schema_version");
+    int64_t runs = st_query_int(db, "SELECT count(*) FROM sqlite_schema\n"
+                                    " WHERE type = 'table' AND name = 'runs'");
     if (runs <= 0)
         return runs < 0 ? -1 : 0;
-    int64_t retention = query_int(db, "SELECT count(*) FROM pragma_table_info('runs')\n"
-                                      " WHERE name = 'log_deleted_ms'");
+    int64_t retention = st_query_int(db, "SELECT count(*) FROM pragma_table_info('runs')\n"
+                                         " WHERE name = 'log_deleted_ms'");
     return retention < 0 ? -1 : retention > 0 ? 2 : 1;
 }
 
@@ -356,9 +357,9 @@ int st_schema_migrate(sqlite3 *db, const char *path, int *from, char *err, size_
  */
 void st_schema_vacuum_mode(sqlite3 *db, const char *path)
 {
-    if (query_int(db, "PRAGMA auto_vacuum") == ST_AUTO_VACUUM_INCREMENTAL)
+    if (st_query_int(db, "PRAGMA auto_vacuum") == ST_AUTO_VACUUM_INCREMENTAL)
         return;
-    int64_t tables = query_int(db, "SELECT count(*) FROM sqlite_schema");
+    int64_t tables = st_query_int(db, "SELECT count(*) FROM sqlite_schema");
     char *msg = NULL;
     if (sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, &msg) == SQLITE_OK &&
         tables > 0) {

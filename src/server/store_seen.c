@@ -9,6 +9,7 @@
 #include "common/log.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* The table's first size: grows by doubling, so that a few launchers cost little. */
 #define SEEN_INITIAL 64
@@ -22,15 +23,18 @@ static size_t slot_of(const struct st_seen *t, int64_t id)
 /* Moves every entry into a table of cap slots (a power of two). -1 without memory. */
 static int seen_resize(struct st_seen *t, size_t cap)
 {
-    int64_t *ids = calloc(cap, sizeof(*ids)), *ms = calloc(cap, sizeof(*ms));
-    if (!ids || !ms) {
+    int64_t *ids = calloc(cap, sizeof(*ids)), *ms = calloc(cap, sizeof(*ms)),
+            *saved = calloc(cap, sizeof(*saved));
+    if (!ids || !ms || !saved) {
         free(ids);
         free(ms);
+        free(saved);
         return -1;
     }
     struct st_seen old = *t;
     t->ids = ids;
     t->ms = ms;
+    t->saved = saved;
     t->cap = cap;
     for (size_t i = 0; i < old.cap; i++) {
         if (!old.ids[i])
@@ -40,9 +44,11 @@ static int seen_resize(struct st_seen *t, size_t cap)
             j = (j + 1) & (cap - 1);
         t->ids[j] = old.ids[i];
         t->ms[j] = old.ms[i];
+        t->saved[j] = old.saved[i];
     }
     free(old.ids);
     free(old.ms);
+    free(old.saved);
     return 0;
 }
 
@@ -81,8 +87,7 @@ void st_seen_touch(struct store *s, int64_t id, int64_t now_ms)
     pthread_mutex_unlock(&t->mu);
 }
 
-/* The launcher's time, or fallback when it was not seen since the open. */
-static int64_t seen_or(struct store *s, int64_t id, int64_t fallback)
+int64_t st_seen_or(struct store *s, int64_t id, int64_t fallback)
 {
     struct st_seen *t = &s->seen;
     pthread_mutex_lock(&t->mu);
@@ -94,7 +99,7 @@ static int64_t seen_or(struct store *s, int64_t id, int64_t fallback)
 
 int64_t st_seen_ms(struct store *s, int64_t id)
 {
-    return seen_or(s, id, s->seen.start_ms);
+    return st_seen_or(s, id, s->seen.start_ms);
 }
 
 void st_seen_forget(struct store *s, int64_t id)
@@ -117,27 +122,15 @@ void st_seen_forget(struct store *s, int64_t id)
                 continue;
             t->ids[hole] = t->ids[j];
             t->ms[hole] = t->ms[j];
+            t->saved[hole] = t->saved[j];
             hole = j;
         }
         t->ids[hole] = 0;
         t->ms[hole] = 0;
+        t->saved[hole] = 0;
         t->n--;
     }
     pthread_mutex_unlock(&t->mu);
-}
-
-/*
- * davit_seen(launcher_id): the launcher's last-seen time, or the open's when it was not seen
- * since (lease expiry: a restart expires no lease). davit_seen(launcher_id, fallback): or
- * fallback (the persisted launchers.last_seen_ms: lists, gauges, the day after which a launcher
- * is gone, where a launcher long dead must not look alive after a restart).
- */
-static void sql_seen(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    struct store *s = sqlite3_user_data(ctx);
-    int64_t id = sqlite3_value_int64(argv[0]);
-    sqlite3_result_int64(ctx, argc == 2 ? seen_or(s, id, sqlite3_value_int64(argv[1]))
-                                        : st_seen_ms(s, id));
 }
 
 /* Persists the times kept in memory that are newer than the row's by more than ?1 ms. */
@@ -145,12 +138,75 @@ static const char seen_persist_sql[] = "UPDATE launchers"
                                        "   SET last_seen_ms = davit_seen(id, last_seen_ms)"
                                        " WHERE davit_seen(id, last_seen_ms) > last_seen_ms + ?1";
 
-int st_seen_persist(struct store *s, int64_t older_ms)
+/* The most launchers one statement of the shared persist writes. */
+#define SEEN_BATCH 64
+
+/* One statement of the shared persist: "UPDATE ... FROM (VALUES (?, ?), ...)" for n pairs. */
+static int seen_write(struct store *s, const int64_t *ids, const int64_t *ms, size_t n)
 {
-    sqlite3_stmt *st = st_stmt(s, seen_persist_sql);
+    static const char head[] = "UPDATE launchers"
+                               "   SET last_seen_ms = v.column2"
+                               "  FROM (VALUES ";
+    static const char pair[] = "(CAST(? AS BIGINT), CAST(? AS BIGINT))";
+    static const char tail[] =
+        ") AS v"
+        " WHERE launchers.id = v.column1 AND launchers.last_seen_ms < v.column2";
+    char sql[sizeof(head) + SEEN_BATCH * sizeof(pair) + sizeof(tail)];
+    size_t len = 0;
+    memcpy(sql, head, sizeof(head) - 1);
+    len += sizeof(head) - 1;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sql[len++] = ',';
+        memcpy(sql + len, pair, sizeof(pair) - 1);
+        len += sizeof(pair) - 1;
+    }
+    memcpy(sql + len, tail, sizeof(tail));
+    struct st_stmt *st = st_prep(s, sql);
     if (!st)
         return STORE_ERR;
-    sqlite3_bind_int64(st, 1, older_ms);
+    for (size_t i = 0; i < n; i++) {
+        st_bind_i64(s, st, (int)(2 * i + 1), ids[i]);
+        st_bind_i64(s, st, (int)(2 * i + 2), ms[i]);
+    }
+    return st_done(s, st);
+}
+
+/* With a shared driver: the times newer than the ones written by more than older_ms, written
+ * SEEN_BATCH a statement; a time counts as written once its statement ran (a failed batch rolls
+ * back, and the launcher's next request makes its time newer again). */
+static int seen_persist_shared(struct store *s, int64_t older_ms)
+{
+    struct st_seen *t = &s->seen;
+    int64_t ids[SEEN_BATCH], ms[SEEN_BATCH];
+    int rc = STORE_OK;
+    size_t from = 0;
+    while (rc == STORE_OK) {
+        size_t n = 0;
+        pthread_mutex_lock(&t->mu);
+        for (; from < t->cap && n < SEEN_BATCH; from++) {
+            if (!t->ids[from] || t->ms[from] <= t->saved[from] + older_ms)
+                continue;
+            ids[n] = t->ids[from];
+            ms[n++] = t->ms[from];
+            t->saved[from] = t->ms[from];
+        }
+        pthread_mutex_unlock(&t->mu);
+        if (n == 0)
+            break;
+        rc = seen_write(s, ids, ms, n);
+    }
+    return rc;
+}
+
+int st_seen_persist(struct store *s, int64_t older_ms)
+{
+    if (s->drv->shared)
+        return seen_persist_shared(s, older_ms);
+    struct st_stmt *st = st_stmt(s, seen_persist_sql);
+    if (!st)
+        return STORE_ERR;
+    st_bind_i64(s, st, 1, older_ms);
     return st_done(s, st);
 }
 
@@ -169,15 +225,7 @@ int st_seen_init(struct store *s, int64_t now_ms)
     struct st_seen *t = &s->seen;
     pthread_mutex_init(&t->mu, NULL);
     t->start_ms = now_ms;
-    if (seen_resize(t, SEEN_INITIAL) < 0)
-        return -1;
-    /* Not deterministic: the answer changes as launchers are seen. Direct only: no schema
-     * object may call it. */
-    for (int nargs = 1; nargs <= 2; nargs++)
-        if (sqlite3_create_function_v2(s->db, "davit_seen", nargs, SQLITE_UTF8 | SQLITE_DIRECTONLY,
-                                       s, sql_seen, NULL, NULL, NULL) != SQLITE_OK)
-            return -1;
-    return 0;
+    return seen_resize(t, SEEN_INITIAL);
 }
 
 void st_seen_free(struct store *s)
@@ -187,7 +235,8 @@ void st_seen_free(struct store *s)
         return; /* never set up */
     free(t->ids);
     free(t->ms);
-    t->ids = t->ms = NULL;
+    free(t->saved);
+    t->ids = t->ms = t->saved = NULL;
     t->cap = t->n = 0;
     t->start_ms = 0;
     pthread_mutex_destroy(&t->mu);

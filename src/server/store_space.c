@@ -17,11 +17,20 @@ int store_degraded(struct store *s, const char **reason)
     return full;
 }
 
+/* Where the database's files are, or NULL when not on this machine. */
+static const char *fs_path(struct store *s)
+{
+    st_lock_dirty(s);
+    const char *p = s->drv->fs_path(s);
+    st_unlock(s);
+    return p;
+}
+
 void store_space_probe(struct store *s, int64_t min_free)
 {
-    const char *why;
+    const char *why, *path;
     struct statvfs vfs;
-    if (!store_degraded(s, &why) || statvfs(sqlite3_db_filename(s->db, "main"), &vfs) < 0 ||
+    if (!store_degraded(s, &why) || !(path = fs_path(s)) || statvfs(path, &vfs) < 0 ||
         (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize < min_free)
         return;
     char now[24];

@@ -7,6 +7,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,31 +36,10 @@ void st_unlock(struct store *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* The reason of the database's last failure. SQLite's unix VFS turns a
- * short write with ENOSPC into SQLITE_FULL; fsync, truncate and -shm growth
- * report SQLITE_IOERR_* with the errno kept aside. */
-static enum st_reason failure_reason(sqlite3 *db)
-{
-    switch (sqlite3_extended_errcode(db) & 0xff) {
-    case SQLITE_FULL:
-        return ST_R_FULL;
-    case SQLITE_IOERR:
-        return sqlite3_system_errno(db) == ENOSPC ? ST_R_FULL : ST_R_IO;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return ST_R_BUSY;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return ST_R_CORRUPT;
-    default:
-        return ST_R_OTHER;
-    }
-}
-
 /* Counts a failure; STORE_NOSPACE or STORE_ERR. Called under the lock. */
 static int failure_count(struct store *s)
 {
-    enum st_reason why = failure_reason(s->db);
+    enum st_reason why = s->drv->reason(s);
     s->errors[why]++;
     if (why != ST_R_FULL)
         return STORE_ERR;
@@ -72,8 +52,8 @@ int st_fail(struct store *s, const char *what)
 {
     int rc = failure_count(s);
     log_event(LOG_ERROR, "store failed", "op", what, "reason",
-              rc == STORE_NOSPACE ? STORE_NOSPACE_TEXT : sqlite3_errmsg(s->db), "detail",
-              rc == STORE_NOSPACE ? sqlite3_errmsg(s->db) : NULL, NULL);
+              rc == STORE_NOSPACE ? STORE_NOSPACE_TEXT : s->drv->message(s), "detail",
+              rc == STORE_NOSPACE ? s->drv->message(s) : NULL, NULL);
     return rc;
 }
 
@@ -83,75 +63,45 @@ static void write_succeeded(struct store *s)
     s->full = 0;
 }
 
-sqlite3_stmt *st_prep(struct store *s, const char *sql)
+struct st_stmt *st_prep(struct store *s, const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        st_fail(s, sql);
-        return NULL;
-    }
-    return st;
-}
-
-sqlite3_stmt *st_stmt(struct store *s, const char *sql)
-{
-    for (int i = 0; i < s->nstmts; i++)
-        if (s->stmts[i].sql == sql)
-            return s->stmts[i].st;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-        st_fail(s, sql);
-        return NULL;
-    }
-    if (s->nstmts < ST_STMT_CACHE) {
-        s->stmts[s->nstmts].sql = sql;
-        s->stmts[s->nstmts].st = st;
-        s->nstmts++;
-    }
-    return st;
-}
-
-void st_finish(struct store *s, sqlite3_stmt *st)
-{
+    struct st_stmt *st = s->drv->prepare(s, sql, 0);
     if (!st)
-        return;
-    for (int i = 0; i < s->nstmts; i++) {
-        if (s->stmts[i].st == st) {
-            /* Reset at once: a statement left stepped would keep its read open. */
-            sqlite3_reset(st);
-            sqlite3_clear_bindings(st);
-            return;
-        }
-    }
-    sqlite3_finalize(st);
+        st_fail(s, sql);
+    return st;
 }
 
-void st_stmts_free(struct store *s)
+struct st_stmt *st_stmt(struct store *s, const char *sql)
 {
-    for (int i = 0; i < s->nstmts; i++)
-        sqlite3_finalize(s->stmts[i].st);
-    s->nstmts = 0;
+    struct st_stmt *st = s->drv->prepare(s, sql, 1);
+    if (!st)
+        st_fail(s, sql);
+    return st;
+}
+
+void st_finish(struct store *s, struct st_stmt *st)
+{
+    if (st)
+        s->drv->finish(s, st);
 }
 
 int st_exec(struct store *s, const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    if (s->drv->exec(s, sql) < 0) {
         int rc = failure_count(s);
         log_event(LOG_ERROR, "store failed", "op", sql, "reason",
-                  rc == STORE_NOSPACE ? STORE_NOSPACE_TEXT : msg, NULL);
-        sqlite3_free(msg);
+                  rc == STORE_NOSPACE ? STORE_NOSPACE_TEXT : s->drv->message(s), NULL);
         return rc;
     }
     return STORE_OK;
 }
 
-int st_step_one(struct store *s, sqlite3_stmt *st, const char *what)
+int st_step_one(struct store *s, struct st_stmt *st, const char *what)
 {
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW)
+    int step = st_step(s, st);
+    if (step == ST_ROW)
         return STORE_OK;
-    if (step == SQLITE_DONE)
+    if (step == ST_DONE)
         return STORE_NOTFOUND;
     return st_fail(s, what);
 }
@@ -159,7 +109,6 @@ int st_step_one(struct store *s, sqlite3_stmt *st, const char *what)
 /* ---- group commit (docs/hacking.md, "The store") ---- */
 
 /* The shared transaction's statements (kept prepared), and one operation's savepoint. */
-static const char begin_sql[] = "BEGIN IMMEDIATE";
 static const char commit_sql[] = "COMMIT";
 static const char savepoint_sql[] = "SAVEPOINT op";
 static const char release_sql[] = "RELEASE op";
@@ -168,12 +117,19 @@ static const char rollback_to_sql[] = "ROLLBACK TO op";
 /* Steps a kept statement without results. STORE_OK, or the failure counted and logged. */
 static int st_run(struct store *s, const char *sql)
 {
-    sqlite3_stmt *st = st_stmt(s, sql);
+    struct st_stmt *st = st_stmt(s, sql);
     if (!st)
         return STORE_ERR;
-    int rc = sqlite3_step(st) == SQLITE_DONE ? STORE_OK : st_fail(s, sql);
+    int rc = st_step(s, st) == ST_DONE ? STORE_OK : st_fail(s, sql);
     st_finish(s, st);
     return rc;
+}
+
+/* Ends the shared transaction after a failure, when the database has not ended it on its own. */
+static void rollback(struct store *s)
+{
+    if (s->drv->in_txn(s))
+        s->drv->exec(s, "ROLLBACK");
 }
 
 /* The open batch has ended with rc (committed, or rolled back whole): answers its waiters. */
@@ -199,12 +155,11 @@ static void batch_resolve(struct store *s, int rc)
 /* The leader's part: commits the open batch, one fsync for all its operations. */
 static void batch_commit(struct store *s)
 {
-    int wrote = sqlite3_total_changes64(s->db) > s->batch_changes_at_begin;
+    int wrote = s->drv->total_changes(s) > s->batch_changes_at_begin;
     int rc = st_run(s, commit_sql);
     if (rc < 0) {
         /* Not durable: every operation of the batch gets the error. */
-        if (!sqlite3_get_autocommit(s->db))
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        rollback(s);
     } else if (wrote) {
         s->commits++;
         if (s->batch_proves_space)
@@ -226,21 +181,20 @@ int st_begin_locked(struct store *s)
     __atomic_sub_fetch(&s->entering, 1, __ATOMIC_SEQ_CST);
     int rc = STORE_OK;
     if (!s->txn_open) {
-        if ((rc = st_run(s, begin_sql)) < 0)
+        if ((rc = st_run(s, s->drv->begin)) < 0)
             goto fail;
         s->txn_open = 1;
         s->batch++;
-        s->batch_changes_at_begin = sqlite3_total_changes64(s->db);
+        s->batch_changes_at_begin = s->drv->total_changes(s);
     }
     if ((rc = st_run(s, savepoint_sql)) < 0) {
         /* The shared transaction is unusable: end it, so that its operations learn it. */
-        if (!sqlite3_get_autocommit(s->db))
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        rollback(s);
         batch_resolve(s, rc);
         goto fail;
     }
     s->batch_ops++;
-    s->changes_at_begin = sqlite3_total_changes64(s->db);
+    s->changes_at_begin = s->drv->total_changes(s);
     return STORE_OK;
 fail:
     st_unlock(s);
@@ -251,7 +205,7 @@ fail:
  * result (rc, or the failure to keep it); the batch may have been lost meanwhile. */
 static int op_close(struct store *s, int rc)
 {
-    if (sqlite3_get_autocommit(s->db)) {
+    if (!s->drv->in_txn(s)) {
         /* SQLite rolled the whole transaction back on its own (a full disk, an I/O error:
          * https://sqlite.org/lang_transaction.html): every change of the batch is gone. */
         if (s->txn_open)
@@ -262,8 +216,7 @@ static int op_close(struct store *s, int rc)
         return rc;
     if (st_run(s, rollback_to_sql) < 0 || st_run(s, release_sql) < 0) {
         /* The savepoint cannot be undone: the batch cannot be kept either. */
-        if (!sqlite3_get_autocommit(s->db))
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        rollback(s);
         batch_resolve(s, rc);
     }
     return rc;
@@ -274,13 +227,13 @@ static int end(struct store *s, int rc, int proves_space)
     /* Some paths only keep STORE_ERR: the cause is not lost. */
     if (rc == STORE_ERR && last_nospace)
         rc = STORE_NOSPACE;
-    int changed = rc >= 0 && sqlite3_total_changes64(s->db) > s->changes_at_begin;
+    int changed = rc >= 0 && s->drv->total_changes(s) > s->changes_at_begin;
     rc = op_close(s, rc);
     if (!s->txn_open)
         goto out; /* the batch ended already (its waiters have been told) */
     if (changed && proves_space)
         s->batch_proves_space = 1;
-    int batch_wrote = sqlite3_total_changes64(s->db) > s->batch_changes_at_begin;
+    int batch_wrote = s->drv->total_changes(s) > s->batch_changes_at_begin;
     /* Leader: no other writer is about to join, so nothing is gained by waiting. */
     int lead = __atomic_load_n(&s->entering, __ATOMIC_SEQ_CST) == 0 || s->batch_ops >= ST_BATCH_MAX;
     if (!batch_wrote) {
@@ -317,61 +270,54 @@ int st_end_small(struct store *s, int rc)
     return end(s, rc, 0);
 }
 
-int st_done(struct store *s, sqlite3_stmt *st)
+int st_done(struct store *s, struct st_stmt *st)
 {
     if (!st)
         return STORE_ERR;
     /* Every write runs inside st_begin_locked/st_end: the commit tells
      * whether it changed something (write_succeeded). */
-    int rc = sqlite3_step(st) == SQLITE_DONE ? STORE_OK : st_fail(s, sqlite3_sql(st));
+    int rc = st_step(s, st) == ST_DONE ? STORE_OK : st_fail(s, st_sql(s, st));
     st_finish(s, st);
     return rc;
 }
 
-void st_bind_text(sqlite3_stmt *st, int i, const char *v)
+void st_col_copy(struct store *s, struct st_stmt *st, int col, char *out, size_t size)
 {
-    if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
+    const char *t = st_col_text(s, st, col);
+    snprintf(out, size, "%s", t ? t : "");
 }
 
-void st_col_copy(sqlite3_stmt *st, int col, char *out, size_t size)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(out, size, "%s", t ? (const char *)t : "");
-}
-
-json_t *st_row_json(sqlite3_stmt *st)
+json_t *st_row_json(struct store *s, struct st_stmt *st)
 {
     json_t *o = json_object();
     if (!o)
         return NULL;
-    int n = sqlite3_column_count(st);
+    const struct st_driver *d = s->drv;
+    int n = d->col_count(st);
     for (int i = 0; i < n; i++) {
-        const char *name = sqlite3_column_name(st, i);
+        const char *name = d->col_name(st, i);
         json_t *v = NULL;
         size_t nlen = strlen(name);
-        switch (sqlite3_column_type(st, i)) {
-        case SQLITE_INTEGER:
-            v = json_integer(sqlite3_column_int64(st, i));
+        switch (d->col_type(st, i)) {
+        case ST_T_INT:
+            v = json_integer(d->col_i64(st, i));
             break;
-        case SQLITE_FLOAT:
-            v = json_real(sqlite3_column_double(st, i));
+        case ST_T_REAL:
+            v = json_real(d->col_double(st, i));
             break;
-        case SQLITE_NULL:
+        case ST_T_NULL:
             v = json_null();
             break;
         default:
             if (nlen > 5 && strcmp(name + nlen - 5, "_json") == 0) {
-                v = json_loads((const char *)sqlite3_column_text(st, i), 0, NULL);
+                v = json_loads(d->col_text(st, i), 0, NULL);
                 char key[ST_COLUMN_NAME_MAX];
                 snprintf(key, sizeof(key), "%.*s", (int)(nlen - 5), name);
                 if (json_object_set_new(o, key, v ? v : json_null()) < 0)
                     goto fail;
                 continue;
             }
-            v = json_string((const char *)sqlite3_column_text(st, i));
+            v = json_string(d->col_text(st, i));
         }
         if (!v || json_object_set_new(o, name, v) < 0)
             goto fail;
@@ -382,19 +328,19 @@ fail:
     return NULL;
 }
 
-int st_rows_json(struct store *s, sqlite3_stmt *st, json_t **out)
+int st_rows_json(struct store *s, struct st_stmt *st, json_t **out)
 {
     json_t *arr = json_array();
     int rc;
     if (!st || !arr)
         goto fail;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *row = st_row_json(st);
+    while ((rc = st_step(s, st)) == ST_ROW) {
+        json_t *row = st_row_json(s, st);
         if (!row || json_array_append_new(arr, row) < 0)
             goto fail;
     }
-    if (rc != SQLITE_DONE) {
-        st_fail(s, sqlite3_sql(st));
+    if (rc != ST_DONE) {
+        st_fail(s, st_sql(s, st));
         goto fail;
     }
     st_finish(s, st);
@@ -406,7 +352,7 @@ fail:
     return STORE_ERR;
 }
 
-int st_row_one_json(struct store *s, sqlite3_stmt *st, json_t **out)
+int st_row_one_json(struct store *s, struct st_stmt *st, json_t **out)
 {
     json_t *arr = NULL;
     int rc = st_rows_json(s, st, &arr);
@@ -418,5 +364,60 @@ int st_row_one_json(struct store *s, sqlite3_stmt *st, json_t **out)
     }
     *out = json_incref(json_array_get(arr, 0));
     json_decref(arr);
+    return STORE_OK;
+}
+
+static const char spec_get_sql[] = "SELECT spec_json FROM runs WHERE id = ?1";
+static const char spec_set_sql[] = "UPDATE runs SET spec_json = ?2 WHERE id = ?1";
+
+int st_spec_unseal(struct store *s, int64_t run_id)
+{
+    struct st_stmt *st = st_stmt(s, spec_get_sql);
+    if (!st)
+        return STORE_ERR;
+    st_bind_i64(s, st, 1, run_id);
+    int rc = st_step_one(s, st, "run spec");
+    json_t *spec = rc == STORE_OK ? json_loads(st_col_text(s, st, 0), 0, NULL) : NULL;
+    st_finish(s, st);
+    if (rc == STORE_NOTFOUND)
+        return STORE_OK;
+    if (rc < 0)
+        return STORE_ERR;
+    char *text = NULL;
+    if (!json_is_object(spec) || !json_object_get(spec, "sealed"))
+        goto done; /* nothing sealed (or not an object: nothing to remove) */
+    rc = STORE_ERR;
+    if (json_object_del(spec, "sealed") < 0 || !(text = json_dumps(spec, JSON_COMPACT)))
+        goto done;
+    if ((st = st_stmt(s, spec_set_sql))) {
+        st_bind_i64(s, st, 1, run_id);
+        st_bind_text(s, st, 2, text);
+        rc = st_done(s, st);
+    }
+done:
+    free(text);
+    json_decref(spec);
+    return rc;
+}
+
+int st_ids_add(struct st_ids *ids, int64_t id)
+{
+    if (ids->n == ids->cap) {
+        size_t cap = ids->cap ? ids->cap * 2 : 16;
+        int64_t *v = realloc(ids->v, cap * sizeof(*v));
+        if (!v)
+            return -1;
+        ids->v = v;
+        ids->cap = cap;
+    }
+    ids->v[ids->n++] = id;
+    return 0;
+}
+
+int st_ids_unseal(struct store *s, const struct st_ids *ids)
+{
+    for (size_t i = 0; i < ids->n; i++)
+        if (st_spec_unseal(s, ids->v[i]) < 0)
+            return STORE_ERR;
     return STORE_OK;
 }

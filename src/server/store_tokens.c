@@ -9,40 +9,38 @@
 #include <string.h>
 
 static const char token_insert_sql[] =
-    "INSERT INTO api_tokens(name, role, token_hash, created_ms) VALUES(?, ?, ?, ?)";
+    "INSERT INTO api_tokens(name, role, token_hash, created_ms) VALUES(?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING"
+    " RETURNING 1";
 
 int store_token_create(struct store *s, const char *name, const char *role, const char *token_hash)
 {
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, token_insert_sql);
+    struct st_stmt *st = st_stmt(s, token_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, name);
-    st_bind_text(st, 2, role);
-    st_bind_text(st, 3, token_hash);
-    sqlite3_bind_int64(st, 4, store_now_ms());
-    if (sqlite3_step(st) == SQLITE_DONE)
-        rc = STORE_OK;
-    else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY ||
-             sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE)
-        rc = STORE_CONFLICT; /* the name is taken: not a database failure */
-    else
-        rc = st_fail(s, "token create");
+    st_bind_text(s, st, 1, name);
+    st_bind_text(s, st, 2, role);
+    st_bind_text(s, st, 3, token_hash);
+    st_bind_i64(s, st, 4, store_now_ms());
+    /* No row back: the name is taken, not a database failure. */
+    rc = st_step_one(s, st, "token create");
+    if (rc == STORE_NOTFOUND)
+        rc = STORE_CONFLICT;
     st_finish(s, st);
 done:
     return st_end_small(s, rc);
 }
 
-static const char token_list_sql[] =
-    "SELECT name, role,"
-    "       strftime(" ST_ISO8601 ", created_ms / 1000.0, 'unixepoch') AS created_at,"
-    "       strftime(" ST_ISO8601 ", last_used_ms / 1000.0, 'unixepoch') AS last_used_at"
-    "  FROM api_tokens"
-    " ORDER BY name";
+static const char token_list_sql[] = "SELECT name, role,"
+                                     "       davit_iso(created_ms) AS created_at,"
+                                     "       davit_iso(last_used_ms) AS last_used_at"
+                                     "  FROM api_tokens"
+                                     " ORDER BY name";
 
 int store_token_list_json(struct store *s, json_t **out)
 {
@@ -67,35 +65,35 @@ int store_token_revoke(struct store *s, const char *name)
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < sizeof(token_revoke_sql) / sizeof(token_revoke_sql[0]); i++) {
-        sqlite3_stmt *st = st_stmt(s, token_revoke_sql[i]);
+        struct st_stmt *st = st_stmt(s, token_revoke_sql[i]);
         if (!st) {
             rc = STORE_ERR;
             goto done;
         }
-        st_bind_text(st, 1, name);
+        st_bind_text(s, st, 1, name);
         if ((rc = st_done(s, st)) < 0)
             goto done;
     }
-    if (sqlite3_changes(s->db) == 0)
+    if (st_changes(s) == 0)
         rc = STORE_NOTFOUND;
 done:
     return st_end_small(s, rc);
 }
 
-/* Runs one UPDATE bound to key (?1), now (?2) and, when it has them, a and b (?3, ?4), as a
+/* Runs one UPDATE bound to key (?1), now (?2) and, when ab is set, a and b (?3, ?4), as a
  * small write: the record of a use, which may fail without failing the request (logged). */
-static void touch(struct store *s, const char *sql, const char *key, int64_t a, int64_t b)
+static void touch(struct store *s, const char *sql, const char *key, int ab, int64_t a, int64_t b)
 {
     if (st_begin_locked(s) < 0)
         return;
     int rc = STORE_ERR;
-    sqlite3_stmt *st = st_stmt(s, sql);
+    struct st_stmt *st = st_stmt(s, sql);
     if (st) {
-        st_bind_text(st, 1, key);
-        sqlite3_bind_int64(st, 2, store_now_ms());
-        if (sqlite3_bind_parameter_count(st) >= 4) {
-            sqlite3_bind_int64(st, 3, a);
-            sqlite3_bind_int64(st, 4, b);
+        st_bind_text(s, st, 1, key);
+        st_bind_i64(s, st, 2, store_now_ms());
+        if (ab) {
+            st_bind_i64(s, st, 3, a);
+            st_bind_i64(s, st, 4, b);
         }
         rc = st_done(s, st);
     }
@@ -113,27 +111,29 @@ int store_token_auth(struct store *s, const char *token_hash, int64_t touch_ms,
 {
     int64_t last = 0;
     st_lock_dirty(s); /* a token is handed out only after the commit that stored it */
-    sqlite3_stmt *st = st_stmt(s, token_check_sql);
+    struct st_stmt *st = st_stmt(s, token_check_sql);
     int rc = STORE_ERR;
     if (st) {
-        st_bind_text(st, 1, token_hash);
+        st_bind_text(s, st, 1, token_hash);
         rc = st_step_one(s, st, "token check");
         if (rc == STORE_OK) {
-            st_col_copy(st, 0, out->name, sizeof(out->name));
-            st_col_copy(st, 1, out->role, sizeof(out->role));
-            last = sqlite3_column_int64(st, 2);
+            st_col_copy(s, st, 0, out->name, sizeof(out->name));
+            st_col_copy(s, st, 1, out->role, sizeof(out->role));
+            last = st_col_i64(s, st, 2);
         }
         st_finish(s, st);
     }
     st_unlock(s);
     if (rc == STORE_OK && store_now_ms() - last >= touch_ms)
-        touch(s, token_touch_sql, token_hash, 0, 0);
+        touch(s, token_touch_sql, token_hash, 0, 0, 0);
     return rc;
 }
 
 static const char session_insert_sql[] =
     "INSERT INTO web_sessions(id_hash, token_hash, csrf, created_ms, last_used_ms, expires_ms)"
-    " VALUES(?1, ?2, ?3, ?4, ?4, ?4 + min(?5, ?6))";
+    " VALUES(?1, ?2, ?3, ?4, ?4,"
+    "        CAST(?4 AS BIGINT) + CASE WHEN CAST(?5 AS BIGINT) < CAST(?6 AS BIGINT) THEN ?5 ELSE "
+    "?6 END)";
 
 int store_web_session_create(struct store *s, const char *id_hash, const char *token_hash,
                              const char *csrf, int64_t idle_ms, int64_t max_ms)
@@ -141,17 +141,17 @@ int store_web_session_create(struct store *s, const char *id_hash, const char *t
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, session_insert_sql);
+    struct st_stmt *st = st_stmt(s, session_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, id_hash);
-    st_bind_text(st, 2, token_hash);
-    st_bind_text(st, 3, csrf);
-    sqlite3_bind_int64(st, 4, store_now_ms());
-    sqlite3_bind_int64(st, 5, idle_ms);
-    sqlite3_bind_int64(st, 6, max_ms);
+    st_bind_text(s, st, 1, id_hash);
+    st_bind_text(s, st, 2, token_hash);
+    st_bind_text(s, st, 3, csrf);
+    st_bind_i64(s, st, 4, store_now_ms());
+    st_bind_i64(s, st, 5, idle_ms);
+    st_bind_i64(s, st, 6, max_ms);
     rc = st_done(s, st);
 done:
     return st_end_small(s, rc);
@@ -168,7 +168,9 @@ static const char session_check_sql[] =
 
 static const char session_touch_sql[] =
     "UPDATE web_sessions"
-    "   SET last_used_ms = ?2, expires_ms = min(created_ms + ?4, ?2 + ?3)"
+    "   SET last_used_ms = ?2,"
+    "       expires_ms = CASE WHEN created_ms + ?4 < CAST(?2 AS BIGINT) + CAST(?3 AS BIGINT)"
+    "                         THEN created_ms + ?4 ELSE CAST(?2 AS BIGINT) + CAST(?3 AS BIGINT) END"
     " WHERE id_hash = ?1";
 
 int store_web_session_auth(struct store *s, const char *id_hash, const char *admin_hash,
@@ -177,24 +179,24 @@ int store_web_session_auth(struct store *s, const char *id_hash, const char *adm
 {
     int64_t last = 0;
     st_lock_dirty(s); /* a session id is handed out only after the commit that stored it */
-    sqlite3_stmt *st = st_stmt(s, session_check_sql);
+    struct st_stmt *st = st_stmt(s, session_check_sql);
     int rc = STORE_ERR;
     if (st) {
-        st_bind_text(st, 1, id_hash);
-        sqlite3_bind_int64(st, 2, store_now_ms());
-        st_bind_text(st, 3, admin_hash);
+        st_bind_text(s, st, 1, id_hash);
+        st_bind_i64(s, st, 2, store_now_ms());
+        st_bind_text(s, st, 3, admin_hash);
         rc = st_step_one(s, st, "browser session check");
         if (rc == STORE_OK) {
-            st_col_copy(st, 0, out->who.name, sizeof(out->who.name));
-            st_col_copy(st, 1, out->who.role, sizeof(out->who.role));
-            st_col_copy(st, 2, out->csrf, sizeof(out->csrf));
-            last = sqlite3_column_int64(st, 3);
+            st_col_copy(s, st, 0, out->who.name, sizeof(out->who.name));
+            st_col_copy(s, st, 1, out->who.role, sizeof(out->who.role));
+            st_col_copy(s, st, 2, out->csrf, sizeof(out->csrf));
+            last = st_col_i64(s, st, 3);
         }
         st_finish(s, st);
     }
     st_unlock(s);
     if (rc == STORE_OK && store_now_ms() - last >= touch_ms)
-        touch(s, session_touch_sql, id_hash, idle_ms, max_ms);
+        touch(s, session_touch_sql, id_hash, 1, idle_ms, max_ms);
     return rc;
 }
 
@@ -205,13 +207,13 @@ int store_web_session_delete(struct store *s, const char *id_hash)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, session_delete_sql);
+    struct st_stmt *st = st_stmt(s, session_delete_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    st_bind_text(st, 1, id_hash);
-    if ((rc = st_done(s, st)) == STORE_OK && sqlite3_changes(s->db) == 0)
+    st_bind_text(s, st, 1, id_hash);
+    if ((rc = st_done(s, st)) == STORE_OK && st_changes(s) == 0)
         rc = STORE_NOTFOUND;
 done:
     return st_end_small(s, rc);
@@ -225,14 +227,14 @@ int store_web_sessions_expire(struct store *s, int *deleted)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    sqlite3_stmt *st = st_stmt(s, sessions_expire_sql);
+    struct st_stmt *st = st_stmt(s, sessions_expire_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
     }
-    sqlite3_bind_int64(st, 1, store_now_ms());
+    st_bind_i64(s, st, 1, store_now_ms());
     if ((rc = st_done(s, st)) == STORE_OK)
-        *deleted = sqlite3_changes(s->db);
+        *deleted = st_changes(s);
 done:
     return st_end_small(s, rc);
 }

@@ -12,6 +12,8 @@
 
 #include "server/store_int.h"
 
+#include <sqlite3.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +134,12 @@ static void test_counts_follow_the_runs(void **state)
     expect(f, "davit_runs{pool=\"p\",state=\"queued\"} 1\n", 1);
 }
 
+/* The SQLite driver's connection: its state (s->conn) begins with the sqlite3 handle. */
+static sqlite3 *db_of(struct store *s)
+{
+    return *(sqlite3 **)s->conn;
+}
+
 static int count_step(void *arg)
 {
     (*(long *)arg)++;
@@ -143,9 +151,9 @@ static int count_step(void *arg)
 static long metrics_steps(struct fx *f)
 {
     long steps = 0;
-    sqlite3_progress_handler(f->s->db, 1, count_step, &steps);
+    sqlite3_progress_handler(db_of(f->s), 1, count_step, &steps);
     free(gauges(f));
-    sqlite3_progress_handler(f->s->db, 0, NULL, NULL);
+    sqlite3_progress_handler(db_of(f->s), 0, NULL, NULL);
     return steps;
 }
 
@@ -159,7 +167,7 @@ static void test_cost_does_not_grow_with_runs(void **state)
     /* 3,000 finished runs more, in one statement (the triggers see them) */
     assert_int_equal(
         sqlite3_exec(
-            f->s->db,
+            db_of(f->s),
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)"
             " INSERT INTO runs(pool_id, state, spec_json, created_ms, queued_ms, ended_ms)"
             " SELECT (SELECT id FROM pools), 'finished', '{}', 0, 0, 0 FROM n",
