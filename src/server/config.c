@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: davit server --data-dir DIR [--listen ADDR:PORT] [options]\n"
@@ -56,6 +57,8 @@ static const char usage[] =
     "                         the admin token is the one in FILE (dva_..., or 32 or more\n"
     "                         random characters; not writable by group or others), never\n"
     "                         printed; a changed file rotates it; also DAVIT_ADMIN_TOKEN_FILE\n"
+    "  --replica-name NAME    this server among those sharing a database, in /metrics\n"
+    "                         and logs (default the hostname); also DAVIT_REPLICA_NAME\n"
     "  --threads N            HTTP threads (default 8)\n"
     "  --log-format text|json, --debug\n";
 
@@ -79,6 +82,7 @@ static const struct option opts[] = {
     {"metrics-token-file", required_argument, 0, 'T'},
     {"admin-token-file", required_argument, 0, 'a'},
     {"threads", required_argument, 0, 't'},
+    {"replica-name", required_argument, 0, 'R'},
     {"max-log-bytes", required_argument, 0, 'm'},
     {"retention-max-age", required_argument, 0, 'A'},
     {"retention-max-log-bytes", required_argument, 0, 'B'},
@@ -95,6 +99,7 @@ struct cmdline {
     int debug;
     const char *cert, *key;
     const char *admin_file; /* --admin-token-file, read after the environment */
+    const char *replica;    /* --replica-name */
 };
 
 void config_defaults(struct server_config *c)
@@ -406,6 +411,9 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     case 'a':
         cl->admin_file = arg;
         break;
+    case 'R':
+        cl->replica = arg;
+        break;
     case 't':
         c->threads = (int)strtol(arg, &end, 10);
         if (*end || c->threads < 1 || c->threads > 64) {
@@ -464,6 +472,42 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     return 0;
 }
 
+/* --replica-name, else DAVIT_REPLICA_NAME, else the hostname (its characters outside the
+ * allowed ones made '-'): a label value in /metrics, so a given one is checked, never quoted
+ * back. 0, or -1 with err. */
+static const char replica_chars[] =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+
+static int set_replica_name(struct server_config *c, const char *given, char *err, size_t errsz)
+{
+    const char *what = "--replica-name";
+    if (!given) {
+        given = getenv("DAVIT_REPLICA_NAME");
+        what = "DAVIT_REPLICA_NAME";
+        if (given && !*given)
+            given = NULL; /* set empty: as if unset, like the other variables */
+    }
+    if (given) {
+        size_t n = strlen(given);
+        if (n == 0 || n > CONFIG_REPLICA_NAME_MAX || strspn(given, replica_chars) != n) {
+            snprintf(err, errsz, "%s: expected 1 to %d letters, digits, '.', '_' or '-'", what,
+                     CONFIG_REPLICA_NAME_MAX);
+            return -1;
+        }
+        snprintf(c->replica_name, sizeof(c->replica_name), "%s", given);
+        return 0;
+    }
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+        snprintf(host, sizeof(host), "localhost");
+    host[CONFIG_REPLICA_NAME_MAX] = '\0';
+    for (char *p = host; *p; p++)
+        if (!strchr(replica_chars, *p))
+            *p = '-';
+    snprintf(c->replica_name, sizeof(c->replica_name), "%s", host);
+    return 0;
+}
+
 /* Reads --tls-cert and --tls-key and pins the certificate's key. */
 static int load_tls(struct server_config *c, const char *cert, const char *key, char *err,
                     size_t errsz)
@@ -508,7 +552,8 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
         snprintf(err, errsz, "--data-dir is required");
         return -1;
     }
-    if (load_tls(c, cl.cert, cl.key, err, errsz) < 0)
+    if (load_tls(c, cl.cert, cl.key, err, errsz) < 0 ||
+        set_replica_name(c, cl.replica, err, errsz) < 0)
         return -1;
     /* No SPACELIFT_ alias: Spacelift's server is not configured this way. */
     const char *admin_file = cl.admin_file ? cl.admin_file : getenv("DAVIT_ADMIN_TOKEN_FILE");

@@ -10,6 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The longest --replica-name. */
+#define CONFIG_REPLICA_NAME_MAX 63
+
 struct server_config {
     char data_dir[PATH_MAX];
     char listen[300];
@@ -40,6 +43,9 @@ struct server_config {
      * "" without the option: the first start makes a token and prints it. */
     char admin_token_file[PATH_MAX];
     char admin_file_hash[65];
+    /* --replica-name: this server among those sharing a database (/metrics, logs); default
+     * the hostname. Letters, digits and ._- only. */
+    char replica_name[CONFIG_REPLICA_NAME_MAX + 1];
 };
 
 /* The longest --header-timeout: libmicrohttpd counts it in whole seconds. */

@@ -5,6 +5,7 @@
 #include "server/challenges.h"
 #include "server/keycache.h"
 #include "server/config.h"
+#include "server/fanout.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/releases.h"
@@ -56,13 +57,22 @@ static int load_release_key(struct server *srv, char *err, size_t errsz)
 }
 
 /* With --admin-token-file the file is the source of truth: its token's hash
- * replaces a different stored one (a rotation), and nothing is printed. */
+ * replaces a different stored one (a rotation), and nothing is printed. Not on a database that
+ * several servers share: the others would keep accepting the old token, so a server whose file
+ * differs from the database's token is refused (every replica gets the same file). */
 static int admin_token_from_file(struct server *srv, const char *stored, char *err, size_t errsz)
 {
     const struct server_config *c = &srv->cfg;
     snprintf(srv->admin_hash, sizeof(srv->admin_hash), "%s", c->admin_file_hash);
     if (stored && crypto_str_equal(stored, c->admin_file_hash))
         return 0;
+    if (stored && fanout_shared(srv->store)) {
+        snprintf(err, errsz,
+                 "%s: not the admin token of the database, which another server set: give every "
+                 "server the same admin token file (docs/server.md, \"Several servers\")",
+                 c->admin_token_file);
+        return -1;
+    }
     if (store_meta_set(srv->store, "admin_token_sha256", c->admin_file_hash) < 0) {
         snprintf(err, errsz, "%s: cannot store the admin token", c->data_dir);
         return -1;
@@ -239,6 +249,14 @@ static int server_start(struct server *srv, const char *self_path)
         log_event(LOG_ERROR, "cannot start", "reason", err, NULL);
         return -1;
     }
+    /* Before HTTP: no wake-up from another server is missed once requests run. */
+    srv->fanout = fanout_new(srv->store, srv->disp, srv->watch, srv->keys);
+    if (!srv->fanout)
+        snprintf(err, sizeof(err), "out of memory");
+    if (!srv->fanout || fanout_start(srv->fanout, err, sizeof(err)) < 0) {
+        log_event(LOG_ERROR, "cannot start", "reason", err, NULL);
+        return -1;
+    }
     /* After the data directory, so that a refused start says one line. */
     raise_fd_limit(c);
     if (http_start(srv, err, sizeof(err)) < 0) {
@@ -275,7 +293,9 @@ static void server_stop(struct server *srv)
     /* After the HTTP threads: a DELETE may kick the sweep until then. */
     bg_stop(srv->sweeper);
     srv->sweeper = NULL;
-    store_close(srv->store);
+    fanout_stop(srv->fanout); /* sends what it still holds, while the store is open */
+    store_close(srv->store);  /* ends the listener, which calls the fanout */
+    fanout_free(srv->fanout);
     dispatch_free(srv->disp);
     watch_free(srv->watch);
     metrics_free(srv->metrics);
@@ -313,7 +333,7 @@ int server_main(int argc, char **argv, const char *self_path)
     char port[16];
     snprintf(port, sizeof(port), "%d", c->port);
     log_event(LOG_INFO, "server listening", "url", c->public_url, "port", port, "data_dir",
-              c->data_dir, NULL);
+              c->data_dir, "replica", c->replica_name, "store", store_kind(srv.store), NULL);
     printf("listening on %s\n", c->public_url);
     fflush(stdout);
     int sig = 0;
