@@ -19,6 +19,8 @@ static const char usage[] =
     "usage: davit server --data-dir DIR [--listen ADDR:PORT] [options]\n"
     "  --listen ADDR:PORT     address to serve on (default 127.0.0.1:8400; port 0 picks one)\n"
     "  --public-url URL       the URL launchers use, put in pool tokens (default from --listen)\n"
+    "  --replica-name NAME    this server among those sharing a database, in /metrics\n"
+    "                         and logs (default the hostname); also DAVIT_REPLICA_NAME\n"
     "  --tls-cert FILE        PEM certificate (chain) for HTTPS\n"
     "  --tls-key FILE         PEM private key for HTTPS\n"
     "  --insecure-http        allow plain HTTP on a non-loopback address\n"
@@ -57,8 +59,6 @@ static const char usage[] =
     "                         the admin token is the one in FILE (dva_..., or 32 or more\n"
     "                         random characters; not writable by group or others), never\n"
     "                         printed; a changed file rotates it; also DAVIT_ADMIN_TOKEN_FILE\n"
-    "  --replica-name NAME    this server among those sharing a database, in /metrics\n"
-    "                         and logs (default the hostname); also DAVIT_REPLICA_NAME\n"
     "  --threads N            HTTP threads (default 8)\n"
     "  --log-format text|json, --debug\n";
 
@@ -96,10 +96,10 @@ static const struct option opts[] = {
 /* What the options give that is not kept in struct server_config. */
 struct cmdline {
     enum log_format fmt;
+    const char *replica; /* --replica-name */
     int debug;
     const char *cert, *key;
     const char *admin_file; /* --admin-token-file, read after the environment */
-    const char *replica;    /* --replica-name */
 };
 
 void config_defaults(struct server_config *c)
@@ -360,6 +360,9 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     case 'u':
         snprintf(c->public_url, sizeof(c->public_url), "%s", arg);
         break;
+    case 'R':
+        cl->replica = arg;
+        break;
     case 'c':
         cl->cert = arg;
         break;
@@ -410,9 +413,6 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     }
     case 'a':
         cl->admin_file = arg;
-        break;
-    case 'R':
-        cl->replica = arg;
         break;
     case 't':
         c->threads = (int)strtol(arg, &end, 10);
@@ -472,11 +472,12 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     return 0;
 }
 
+static const char replica_chars[] =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+
 /* --replica-name, else DAVIT_REPLICA_NAME, else the hostname (its characters outside the
  * allowed ones made '-'): a label value in /metrics, so a given one is checked, never quoted
  * back. 0, or -1 with err. */
-static const char replica_chars[] =
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
 
 static int set_replica_name(struct server_config *c, const char *given, char *err, size_t errsz)
 {
@@ -552,8 +553,7 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
         snprintf(err, errsz, "--data-dir is required");
         return -1;
     }
-    if (load_tls(c, cl.cert, cl.key, err, errsz) < 0 ||
-        set_replica_name(c, cl.replica, err, errsz) < 0)
+    if (load_tls(c, cl.cert, cl.key, err, errsz) < 0)
         return -1;
     /* No SPACELIFT_ alias: Spacelift's server is not configured this way. */
     const char *admin_file = cl.admin_file ? cl.admin_file : getenv("DAVIT_ADMIN_TOKEN_FILE");
@@ -561,6 +561,8 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
         set_admin_token_file(c, admin_file,
                              cl.admin_file ? "--admin-token-file" : "DAVIT_ADMIN_TOKEN_FILE", err,
                              errsz) < 0)
+        return -1;
+    if (set_replica_name(c, cl.replica, err, errsz) < 0)
         return -1;
     if (c->max_connections < 1) {
         snprintf(err, errsz, "DAVIT_MAX_CONNECTIONS: expected at least 1");

@@ -10,9 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The longest --replica-name. */
-#define CONFIG_REPLICA_NAME_MAX 63
-
 struct server_config {
     char data_dir[PATH_MAX];
     char listen[300];
@@ -45,8 +42,11 @@ struct server_config {
     char admin_file_hash[65];
     /* --replica-name: this server among those sharing a database (/metrics, logs); default
      * the hostname. Letters, digits and ._- only. */
-    char replica_name[CONFIG_REPLICA_NAME_MAX + 1];
+    char replica_name[64]; /* CONFIG_REPLICA_NAME_MAX + 1 */
 };
+
+/* The longest --replica-name. */
+#define CONFIG_REPLICA_NAME_MAX 63
 
 /* The longest --header-timeout: libmicrohttpd counts it in whole seconds. */
 #define CONFIG_HEADER_TIMEOUT_MAX_MS (3600 * 1000)
