@@ -16,6 +16,9 @@ struct server_config {
     char host[256];
     int port;
     char public_url[512];
+    /* --replica-name: this server among those sharing a database (/metrics, logs); default
+     * the hostname. Letters, digits and ._- only. */
+    char replica_name[64]; /* CONFIG_REPLICA_NAME_MAX + 1 */
     char tls_pin[64];         /* pin of --tls-cert's key, put in pool tokens; "" without TLS */
     char *tls_cert, *tls_key; /* PEM contents, or NULL for plain HTTP */
     int insecure_http;
@@ -40,9 +43,6 @@ struct server_config {
      * "" without the option: the first start makes a token and prints it. */
     char admin_token_file[PATH_MAX];
     char admin_file_hash[65];
-    /* --replica-name: this server among those sharing a database (/metrics, logs); default
-     * the hostname. Letters, digits and ._- only. */
-    char replica_name[64]; /* CONFIG_REPLICA_NAME_MAX + 1 */
 };
 
 /* The longest --replica-name. */
