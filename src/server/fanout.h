@@ -46,8 +46,9 @@ struct fanout *fanout_new(struct store *s, struct dispatch *d, struct watch *w,
  * err filled (one line). Nothing to do, 0, on SQLite.
  */
 int fanout_start(struct fanout *f, char *err, size_t errsz);
-/* Publishes what the debounce still holds and stops its thread; later calls notify locally
- * only. Call after the HTTP threads and the reaper stopped, before store_close. NULL is fine. */
+/* Publishes what the debounce still holds and stops its thread (a later call would publish at
+ * once). Call after the HTTP threads and the reaper stopped, before store_close: nothing may
+ * publish once the store is closed. NULL is fine. */
 void fanout_stop(struct fanout *f);
 /* After store_close (which ends the listener). NULL is fine. */
 void fanout_free(struct fanout *f);
