@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from davit_harness import DAVIT, Launcher, Server, spool_record, wait_for
+from davit_harness import DAVIT, Launcher, Server, openssl_key, spool_record, wait_for
 from test_dispatch import metric
 
 
@@ -263,6 +263,22 @@ def test_a_different_admin_token_file_is_refused(pair, tmp_path):
     assert "not the admin token of the database" in out, out
     assert "x1y2z3" not in out and "pg-test-secret" not in out
     a.ok("GET", "/api/v1/pools")  # the database's token is unchanged
+
+
+@needs_pg
+def test_a_key_reset_on_a_holds_for_registrations_on_b(pair, pool):
+    """b decoded the pool's key for earlier registrations (keycache): after a reset on a, the new
+    key registers through b and the old one no longer does."""
+    a, b = pair
+    registered_on(b, pool, "old-key")  # b has the old key decoded now
+    key, csr = openssl_key(a.tmp, "ed25519", "reset")
+    with open(csr) as f:
+        token = a.ok("POST", "/api/v1/pools/shared/reset", {"csr": f.read()})["token"]
+    registered_on(b, (token, key), "new-key")
+    old = Launcher(b, pool[0], pool[1], hostname="old-again")
+    st, data, _ = b.request("POST", "/api/v1/launcher/register", old.register_body(old.challenge()),
+                            token=None)
+    assert st == 401, (st, data)
 
 
 @needs_pg
