@@ -20,6 +20,8 @@
 
 /* Buckets of the debounce table, by a hash of the payload. */
 #define DEBOUNCE_BUCKETS 256
+/* The most wake-ups one "r:" payload asks for. */
+#define FANOUT_RUNS_MAX 1000000
 /* Payloads published per pass of the debounce thread (the rest wait for the next pass). */
 #define FLUSH_BATCH 64
 
@@ -232,9 +234,10 @@ void fanout_receive(void *arg, const char *p)
     } else if (p[0] == 'r') {
         const char *colon = strrchr(p + 2, ':');
         if (!colon || parse_pool(p + 2, (size_t)(colon - (p + 2)), pool) < 0 ||
-            parse_id(colon + 1, &id) < 0 || id > 1000000)
+            parse_id(colon + 1, &id) < 0)
             return;
-        dispatch_notify_runs(f->disp, pool, (int)id);
+        /* The re-check sends a pool's whole backlog: more wake-ups than polls asleep do nothing. */
+        dispatch_notify_runs(f->disp, pool, id > FANOUT_RUNS_MAX ? FANOUT_RUNS_MAX : (int)id);
         watch_bump(f->watch, pool);
     } else if (p[0] == 'p' || p[0] == 'w') {
         if (parse_pool(p + 2, strlen(p + 2), pool) < 0)
