@@ -18,7 +18,7 @@ struct server_config {
     char public_url[512];
     /* --replica-name: this server among those sharing a database (/metrics, logs); default
      * the hostname. Letters, digits and ._- only. */
-    char replica_name[64]; /* CONFIG_REPLICA_NAME_MAX + 1 */
+    char replica_name[64];    /* CONFIG_REPLICA_NAME_MAX + 1 */
     char tls_pin[64];         /* pin of --tls-cert's key, put in pool tokens; "" without TLS */
     char *tls_cert, *tls_key; /* PEM contents, or NULL for plain HTTP */
     int insecure_http;
