@@ -41,15 +41,10 @@ int h_launcher_challenge(struct req *r)
         reply_store_error(r, rc, "pool");
         goto out;
     }
-    /* In memory only: an unauthenticated request writes nothing to disk. */
-    rc = challenges_issue(r->srv->challenges, pool.id, store_now_ms(), r->srv->cfg.challenge_ttl_ms,
-                          id, nonce);
-    if (rc == CHALLENGES_FULL) {
-        /* Refused rather than an open challenge voided: a launcher retries a 429. */
-        reply_error(r, 429, "too many registration challenges open: retry later");
-        goto out;
-    }
-    if (rc < 0) {
+    /* Stateless (challenges.h): an unauthenticated request writes nothing and keeps nothing,
+     * and any server of the store takes the register that follows. */
+    if (challenges_issue(r->srv->challenges, pool.id, store_now_ms(), r->srv->cfg.challenge_ttl_ms,
+                         id, nonce) < 0) {
         reply_error(r, 500, "challenge: no randomness");
         goto out;
     }
@@ -81,14 +76,19 @@ static int metadata_ok(json_t *md)
     return 1;
 }
 
+/* The answer to a challenge that is not good for this register (forged, another pool's,
+ * expired, or used by a registration already). */
+#define CHALLENGE_REFUSED "challenge unknown, expired or already used"
+
 /*
  * Checks what a registering launcher proves: that the pool exists, that the
- * challenge is one the server gave it (used up whatever follows), that it
- * knows the pool's secret and that it signed the challenge with the pool's
- * key. Fills pool. 0, or -1 after replying 401 (or the store's error).
+ * challenge is one a server of this store gave for the pool and has not
+ * expired (*cexp gets its expiry; the registration's transaction uses it up),
+ * that it knows the pool's secret and that it signed the challenge with the
+ * pool's key. Fills pool. 0, or -1 after replying 401 (or the store's error).
  */
 static int check_proof(struct req *r, const char *pool_id, const char *secret, const char *cid,
-                       const char *sig_b64, struct store_pool *pool)
+                       const char *sig_b64, struct store_pool *pool, int64_t *cexp)
 {
     char nonce[CRYPTO_TOKEN_MAX];
     int rc = store_pool_get(r->srv->store, pool_id, 1, pool);
@@ -100,10 +100,9 @@ static int check_proof(struct req *r, const char *pool_id, const char *secret, c
         reply_store_error(r, rc, "pool");
         return -1;
     }
-    /* The challenge is used up whatever happens next: a replay always fails. */
-    if (challenges_take(r->srv->challenges, cid, pool->id, store_now_ms(), nonce, sizeof(nonce)) <
-        0) {
-        reply_error(r, 401, "challenge unknown, expired or already used");
+    if (challenges_check(r->srv->challenges, cid, pool->id, store_now_ms(), nonce, sizeof(nonce),
+                         cexp) < 0) {
+        reply_error(r, 401, CHALLENGE_REFUSED);
         return -1;
     }
     char hash[CRYPTO_SHA256_HEX];
@@ -198,7 +197,9 @@ int h_launcher_register(struct req *r)
     }
     const char *hostname = reg.hostname, *version = reg.version, *arch = reg.arch;
     json_t *metadata = reg.metadata;
-    if (check_proof(r, reg.pool_id, reg.pool_secret, reg.challenge_id, reg.signature, &pool) < 0)
+    int64_t cexp = 0;
+    if (check_proof(r, reg.pool_id, reg.pool_secret, reg.challenge_id, reg.signature, &pool,
+                    &cexp) < 0)
         goto out;
     char session[CRYPTO_TOKEN_MAX], shash[CRYPTO_SHA256_HEX];
     json_t *md = metadata ? json_incref(metadata) : json_object();
@@ -212,10 +213,17 @@ int h_launcher_register(struct req *r)
     struct store_launcher_info info = {hostname,     version,      arch,         md_text,
                                        reg.capacity, reg.reuse_id, reg.ephemeral};
     int64_t lid, expires = store_now_ms() + r->srv->cfg.session_ttl_ms;
-    int rc = store_launcher_register(r->srv->store, pool.id, &info, shash, expires, &lid);
+    struct store *st = r->srv->store;
+    int rc = store_launcher_register_challenge(st, pool.id, &info, reg.challenge_id, cexp, shash,
+                                               expires, &lid);
     if (rc == STORE_NOTFOUND) { /* not a live launcher any more: start afresh */
         info.reuse_id = 0;
-        rc = store_launcher_register(r->srv->store, pool.id, &info, shash, expires, &lid);
+        rc = store_launcher_register_challenge(st, pool.id, &info, reg.challenge_id, cexp, shash,
+                                               expires, &lid);
+    }
+    if (rc == STORE_CONFLICT) { /* a registration used the challenge, on this server or another */
+        reply_error(r, 401, CHALLENGE_REFUSED);
+        goto out;
     }
     if (rc < 0) {
         reply_store_error(r, rc, "launcher");

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 
+#include "server/challenges.h"
 #include "server/request.h"
 #include "server/state.h"
 #include "server/fanout.h"
@@ -143,6 +144,9 @@ static void sweep_once(struct bgthread *sw, int first)
     store_secrets_checkpoint(st);
     /* Expired browser sessions (docs/security.md); a failure is logged and retried. */
     (void)store_web_sessions_expire(st, &n);
+    /* Used registration challenges past their expiry (and a margin for other servers' clocks):
+     * no challenge is good then anyway. */
+    (void)store_challenge_uses_expire(st, store_now_ms() - CHALLENGES_SKEW_MS, &n);
     if (c->retention_max_age_ms > 0)
         do {
             rc = store_expire_runs(st, store_now_ms() - c->retention_max_age_ms, SWEEP_RUNS, &n);

@@ -1,144 +1,204 @@
-/* Registration challenges in a fixed table in memory (challenges.h). */
+/* Registration challenges: stateless, authenticated with the store's shared key (challenges.h). */
 #include "server/challenges.h"
 
-#include "common/crypto.h"
+#include "server/store.h"
 
-#include <pthread.h>
+#include "common/crypto.h"
+#include "common/secure.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A pool id's room, NUL included (STORE_POOL_ID_SIZE). */
-#define CHALLENGE_POOL_ID_SIZE 40
-/* The id is "dvc_", the entry's index in 4 hex digits, then crypto_random_token's 43 characters:
- * taking a challenge goes straight to its entry. Entries are kept at their size rather than
- * CRYPTO_TOKEN_MAX: the table is 2.2 MB instead of 5. */
-#define CHALLENGE_TOKEN_LEN  43
-#define CHALLENGE_INDEX_LEN  4
-#define CHALLENGE_ID_SIZE    (sizeof("dvc_") + CHALLENGE_INDEX_LEN + CHALLENGE_TOKEN_LEN)
-#define CHALLENGE_NONCE_SIZE (CHALLENGE_TOKEN_LEN + 1)
+#define CH_RANDOM   16
+#define CH_EXPIRY   8
+#define CH_MAC      32
+#define CH_RAW      (CH_RANDOM + CH_EXPIRY + CH_MAC)
+#define CH_PREFIX   "dvc_"
+#define CH_B64_LEN  (CHALLENGES_ID_LEN - 4)
+#define CH_POOL_MAX 39
 
-struct challenge {
-    char id[CHALLENGE_ID_SIZE]; /* "" for a free slot */
-    char nonce[CHALLENGE_NONCE_SIZE];
-    char pool_id[CHALLENGE_POOL_ID_SIZE];
-    int64_t expires_ms;
-};
+/* Labels that keep the id's MAC and the nonce apart (and apart from any other use of a key). */
+static const char mac_label[] = "davit-challenge-v1";
+static const char nonce_label[] = "davit-challenge-nonce-v1";
+
+_Static_assert(CH_B64_LEN == (CH_RAW * 4 + 2) / 3, "the id's base64url length");
+_Static_assert(CHALLENGES_ID_LEN < CRYPTO_TOKEN_MAX, "an id fits a token buffer");
 
 struct challenges {
-    pthread_mutex_t mu;
-    /* Free entries' indexes, a stack: the lowest come first, so a server that never has many
-     * registrations open at once touches only the first pages of the table (its RSS). */
-    uint16_t free_idx[CHALLENGES_MAX];
-    size_t nfree;
-    struct challenge slot[CHALLENGES_MAX];
+    unsigned char key[CHALLENGES_KEY_SIZE];
+    int has_key;
 };
-
-_Static_assert(CHALLENGES_MAX <= 0x10000, "an entry's index is 4 hex digits");
 
 struct challenges *challenges_new(void)
 {
-    struct challenges *t = calloc(1, sizeof(*t));
-    if (!t)
-        return NULL;
-    pthread_mutex_init(&t->mu, NULL);
-    for (size_t i = 0; i < CHALLENGES_MAX; i++)
-        t->free_idx[i] = (uint16_t)(CHALLENGES_MAX - 1 - i);
-    t->nfree = CHALLENGES_MAX;
-    return t;
+    return calloc(1, sizeof(struct challenges));
 }
 
 void challenges_free(struct challenges *t)
 {
     if (!t)
         return;
-    pthread_mutex_destroy(&t->mu);
-    explicit_bzero(t->slot, sizeof(t->slot));
+    OPENSSL_cleanse(t, sizeof(*t));
     free(t);
 }
 
-/* Wipes entry i and puts it back on the free stack. Called with the lock held. */
-static void release(struct challenges *t, size_t i)
+void challenges_set_key(struct challenges *t, const unsigned char key[CHALLENGES_KEY_SIZE])
 {
-    explicit_bzero(&t->slot[i], sizeof(t->slot[i]));
-    t->free_idx[t->nfree++] = (uint16_t)i;
+    memcpy(t->key, key, CHALLENGES_KEY_SIZE);
+    t->has_key = 1;
 }
 
-/* A free entry's index, reclaiming every expired one when none is free; -1 when every entry holds
- * a live challenge. Called with the lock held. */
-static long pick_slot(struct challenges *t, int64_t now_ms)
+int challenges_load_key(struct challenges *t, struct store *s, char *err, size_t errsz)
 {
-    if (!t->nfree) {
-        for (size_t i = CHALLENGES_MAX; i-- > 0;) /* lowest pushed last: used first */
-            if (t->slot[i].id[0] && t->slot[i].expires_ms < now_ms)
-                release(t, i);
+    unsigned char key[CHALLENGES_KEY_SIZE];
+    char hex[2 * CHALLENGES_KEY_SIZE + 1];
+    char *stored = NULL;
+    size_t n = 0;
+    int rc = -1;
+    if (crypto_random(key, sizeof(key)) < 0) {
+        snprintf(err, errsz, "challenge key: no randomness");
+        goto out;
     }
-    return t->nfree ? (long)t->free_idx[--t->nfree] : -1;
+    if (OPENSSL_buf2hexstr_ex(hex, sizeof(hex), NULL, key, sizeof(key), '\0') != 1) {
+        snprintf(err, errsz, "challenge key: cannot encode");
+        goto out;
+    }
+    /* Kept if another server stored one first: every server then reads the same key. */
+    if (store_meta_put_new(s, CHALLENGES_META_KEY, hex, &stored) != STORE_OK) {
+        snprintf(err, errsz, "challenge key: the database failed");
+        goto out;
+    }
+    if (strlen(stored) != 2 * CHALLENGES_KEY_SIZE ||
+        strspn(stored, "0123456789abcdefABCDEF") != 2 * CHALLENGES_KEY_SIZE ||
+        OPENSSL_hexstr2buf_ex(key, sizeof(key), &n, stored, '\0') != 1 || n != sizeof(key)) {
+        snprintf(err, errsz, "challenge key: the database's meta %s is not 64 hex digits",
+                 CHALLENGES_META_KEY);
+        goto out;
+    }
+    challenges_set_key(t, key);
+    rc = 0;
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(hex, sizeof(hex));
+    secure_free_str(stored);
+    return rc;
 }
 
-/* The entry an id names, or -1 when it names none. */
-static long index_of(const char *id)
+/* base64url without padding (RFC 4648 section 5) of n bytes into out. */
+static void b64url(const unsigned char *raw, size_t n, char *out)
 {
-    if (strncmp(id, "dvc_", 4) != 0 || strlen(id) != CHALLENGE_ID_SIZE - 1)
+    unsigned char b64[4 * ((CH_RAW + 2) / 3) + 1];
+    int len = EVP_EncodeBlock(b64, raw, (int)n);
+    while (len > 0 && b64[len - 1] == '=')
+        len--;
+    for (int i = 0; i < len; i++)
+        out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
+    out[len] = '\0';
+}
+
+/* The id's MAC over pool_id and the random and expiry bytes at raw. 0, or -1. */
+static int id_mac(const struct challenges *t, const char *pool_id, const unsigned char *raw,
+                  unsigned char mac[CH_MAC])
+{
+    unsigned char msg[sizeof(mac_label) + CH_POOL_MAX + 1 + CH_RANDOM + CH_EXPIRY];
+    size_t plen = strlen(pool_id), off = 0;
+    unsigned int maclen = 0;
+    if (plen > CH_POOL_MAX)
         return -1;
-    long i = 0;
-    for (int k = 0; k < CHALLENGE_INDEX_LEN; k++) {
-        char ch = id[4 + k];
-        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-        if (d < 0)
-            return -1;
-        i = i * 16 + d;
-    }
-    return i < CHALLENGES_MAX ? i : -1;
+    /* The label and the pool id each end with their NUL: no two inputs read the same. */
+    memcpy(msg, mac_label, sizeof(mac_label));
+    off += sizeof(mac_label);
+    memcpy(msg + off, pool_id, plen + 1);
+    off += plen + 1;
+    memcpy(msg + off, raw, CH_RANDOM + CH_EXPIRY);
+    off += CH_RANDOM + CH_EXPIRY;
+    int ok = HMAC(EVP_sha256(), t->key, CHALLENGES_KEY_SIZE, msg, off, mac, &maclen) != NULL &&
+             maclen == CH_MAC;
+    return ok ? 0 : -1;
+}
+
+/* The nonce of the challenge whose bytes are raw, into nonce. 0, or -1. */
+static int id_nonce(const struct challenges *t, const unsigned char raw[CH_RAW], char *nonce)
+{
+    unsigned char msg[sizeof(nonce_label) + CH_RAW], mac[CH_MAC];
+    unsigned int maclen = 0;
+    memcpy(msg, nonce_label, sizeof(nonce_label));
+    memcpy(msg + sizeof(nonce_label), raw, CH_RAW);
+    if (!HMAC(EVP_sha256(), t->key, CHALLENGES_KEY_SIZE, msg, sizeof(msg), mac, &maclen) ||
+        maclen != CH_MAC)
+        return -1;
+    b64url(mac, sizeof(mac), nonce);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return 0;
 }
 
 int challenges_issue(struct challenges *t, const char *pool_id, int64_t now_ms, int64_t ttl_ms,
                      char *id, char *nonce)
 {
-    if (crypto_random_token("", nonce) < 0)
+    unsigned char raw[CH_RAW];
+    uint64_t exp = (uint64_t)(now_ms + ttl_ms);
+    if (!t->has_key || crypto_random(raw, CH_RANDOM) < 0)
         return -1;
-    pthread_mutex_lock(&t->mu);
-    long i = pick_slot(t, now_ms);
-    if (i < 0) {
-        pthread_mutex_unlock(&t->mu);
-        explicit_bzero(nonce, CRYPTO_TOKEN_MAX);
-        return CHALLENGES_FULL;
-    }
-    char prefix[16];
-    snprintf(prefix, sizeof(prefix), "dvc_%04lx", (unsigned long)i);
-    if (crypto_random_token(prefix, id) < 0) {
-        release(t, (size_t)i);
-        pthread_mutex_unlock(&t->mu);
-        explicit_bzero(nonce, CRYPTO_TOKEN_MAX);
+    for (int i = 0; i < CH_EXPIRY; i++)
+        raw[CH_RANDOM + i] = (unsigned char)(exp >> (8 * (CH_EXPIRY - 1 - i)));
+    if (id_mac(t, pool_id, raw, raw + CH_RANDOM + CH_EXPIRY) < 0 || id_nonce(t, raw, nonce) < 0)
         return -1;
-    }
-    struct challenge *c = &t->slot[i];
-    snprintf(c->id, sizeof(c->id), "%s", id);
-    snprintf(c->nonce, sizeof(c->nonce), "%s", nonce);
-    snprintf(c->pool_id, sizeof(c->pool_id), "%s", pool_id);
-    c->expires_ms = now_ms + ttl_ms;
-    pthread_mutex_unlock(&t->mu);
+    memcpy(id, CH_PREFIX, 4);
+    b64url(raw, sizeof(raw), id + 4);
     return 0;
 }
 
-int challenges_take(struct challenges *t, const char *id, const char *pool_id, int64_t now_ms,
-                    char *nonce, size_t noncesz)
+/* The bytes of id (CH_RAW), when id is a challenge id in its one canonical spelling. 0, or -1. */
+static int id_decode(const char *id, unsigned char raw[CH_RAW])
 {
-    int rc = -1;
-    long i = index_of(id);
-    if (i < 0)
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char b64[CH_B64_LEN + 2];
+    unsigned char buf[(CH_B64_LEN + 1) / 4 * 3];
+    char again[CH_B64_LEN + 1];
+    if (strncmp(id, CH_PREFIX, 4) != 0 || strlen(id) != CHALLENGES_ID_LEN ||
+        strspn(id + 4, alphabet) != CH_B64_LEN)
         return -1;
-    pthread_mutex_lock(&t->mu);
-    struct challenge *c = &t->slot[i];
-    /* In constant time: a guessed id must not learn, by timing, how much of a live one it had. */
-    if (c->id[0] && crypto_str_equal(c->id, id)) {
-        if (strcmp(c->pool_id, pool_id) == 0 && c->expires_ms >= now_ms) {
-            snprintf(nonce, noncesz, "%s", c->nonce);
-            rc = 0;
-        }
-        /* Used up whatever the outcome: a replay always fails. */
-        release(t, (size_t)i);
-    }
-    pthread_mutex_unlock(&t->mu);
+    for (int i = 0; i < CH_B64_LEN; i++)
+        b64[i] = id[4 + i] == '-' ? '+' : id[4 + i] == '_' ? '/' : id[4 + i];
+    b64[CH_B64_LEN] = '='; /* 56 bytes: 75 characters and one pad */
+    b64[CH_B64_LEN + 1] = '\0';
+    if (EVP_DecodeBlock(buf, (const unsigned char *)b64, CH_B64_LEN + 1) != (int)sizeof(buf))
+        return -1;
+    memcpy(raw, buf, CH_RAW);
+    /* The last character carries 2 spare bits: an id spelt otherwise than the server spelt it
+     * would name the same challenge under another text, and be used twice. */
+    b64url(raw, CH_RAW, again);
+    return strcmp(again, id + 4) == 0 ? 0 : -1;
+}
+
+int challenges_check(const struct challenges *t, const char *id, const char *pool_id,
+                     int64_t now_ms, char *nonce, size_t noncesz, int64_t *expires_ms)
+{
+    unsigned char raw[CH_RAW], mac[CH_MAC];
+    char n[CRYPTO_TOKEN_MAX];
+    int rc = -1;
+    if (!t->has_key || noncesz < CRYPTO_TOKEN_MAX || id_decode(id, raw) < 0 ||
+        id_mac(t, pool_id, raw, mac) < 0)
+        goto out;
+    /* In constant time: a forger must not learn, by timing, how much of a MAC it had right. */
+    if (CRYPTO_memcmp(mac, raw + CH_RANDOM + CH_EXPIRY, CH_MAC) != 0)
+        goto out;
+    uint64_t exp = 0;
+    for (int i = 0; i < CH_EXPIRY; i++)
+        exp = exp << 8 | raw[CH_RANDOM + i];
+    if (exp > INT64_MAX || (int64_t)exp < now_ms || id_nonce(t, raw, n) < 0)
+        goto out;
+    snprintf(nonce, noncesz, "%s", n);
+    *expires_ms = (int64_t)exp;
+    rc = 0;
+out:
+    OPENSSL_cleanse(mac, sizeof(mac));
+    OPENSSL_cleanse(n, sizeof(n));
     return rc;
 }

@@ -59,11 +59,19 @@ static const char usage[] =
     "                         the admin token is the one in FILE (dva_..., or 32 or more\n"
     "                         random characters; not writable by group or others), never\n"
     "                         printed; a changed file rotates it; also DAVIT_ADMIN_TOKEN_FILE\n"
+    "  --release-key-file FILE\n"
+    "                         the Ed25519 key that signs releases (default: the data\n"
+    "                         directory's release-key.pem, made on first start); servers\n"
+    "                         sharing a database need the same; also DAVIT_RELEASE_KEY_FILE\n"
+    "  --database URL         PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB), which\n"
+    "                         several servers may share; also DAVIT_DATABASE_URL (default:\n"
+    "                         SQLite, davit.db in --data-dir)\n"
     "  --threads N            HTTP threads (default 8)\n"
     "  --log-format text|json, --debug\n";
 
 static const struct option opts[] = {
     {"data-dir", required_argument, 0, 'd'},
+    {"database", required_argument, 0, 'Q'},
     {"listen", required_argument, 0, 'l'},
     {"public-url", required_argument, 0, 'u'},
     {"tls-cert", required_argument, 0, 'c'},
@@ -81,8 +89,9 @@ static const struct option opts[] = {
     {"max-connections-per-address", required_argument, 0, 'N'},
     {"metrics-token-file", required_argument, 0, 'T'},
     {"admin-token-file", required_argument, 0, 'a'},
+    {"release-key-file", required_argument, 0, 'R'},
     {"threads", required_argument, 0, 't'},
-    {"replica-name", required_argument, 0, 'R'},
+    {"replica-name", required_argument, 0, 'n'},
     {"max-log-bytes", required_argument, 0, 'm'},
     {"retention-max-age", required_argument, 0, 'A'},
     {"retention-max-log-bytes", required_argument, 0, 'B'},
@@ -100,6 +109,7 @@ struct cmdline {
     int debug;
     const char *cert, *key;
     const char *admin_file; /* --admin-token-file, read after the environment */
+    const char *database;   /* --database, over DAVIT_DATABASE_URL */
 };
 
 void config_defaults(struct server_config *c)
@@ -360,7 +370,7 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     case 'u':
         snprintf(c->public_url, sizeof(c->public_url), "%s", arg);
         break;
-    case 'R':
+    case 'n':
         cl->replica = arg;
         break;
     case 'c':
@@ -413,6 +423,16 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     }
     case 'a':
         cl->admin_file = arg;
+        break;
+    case 'R':
+        if (!*arg || strlen(arg) >= sizeof(c->release_key_file)) {
+            snprintf(err, errsz, "--release-key-file: expected a path");
+            return -1;
+        }
+        snprintf(c->release_key_file, sizeof(c->release_key_file), "%s", arg);
+        break;
+    case 'Q':
+        cl->database = arg;
         break;
     case 't':
         c->threads = (int)strtol(arg, &end, 10);
@@ -553,8 +573,18 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
         snprintf(err, errsz, "--data-dir is required");
         return -1;
     }
-    if (load_tls(c, cl.cert, cl.key, err, errsz) < 0)
+    if (load_tls(c, cl.cert, cl.key, err, errsz) < 0 ||
+        config_database(c, cl.database, err, errsz) < 0)
         return -1;
+    /* The option wins over the environment; no SPACELIFT_ alias (Spacelift has no such key). */
+    const char *rkey = getenv("DAVIT_RELEASE_KEY_FILE");
+    if (!c->release_key_file[0] && rkey && *rkey) {
+        if (strlen(rkey) >= sizeof(c->release_key_file)) {
+            snprintf(err, errsz, "DAVIT_RELEASE_KEY_FILE: the path is too long");
+            return -1;
+        }
+        snprintf(c->release_key_file, sizeof(c->release_key_file), "%s", rkey);
+    }
     /* No SPACELIFT_ alias: Spacelift's server is not configured this way. */
     const char *admin_file = cl.admin_file ? cl.admin_file : getenv("DAVIT_ADMIN_TOKEN_FILE");
     if (admin_file && *admin_file &&
@@ -579,4 +609,50 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
     if (c->poll_max_ms > c->lease_ms * 2 / 3)
         c->poll_max_ms = c->lease_ms * 2 / 3;
     return parse_listen(c, err, errsz);
+}
+
+void config_database_label(const char *url, char *out, size_t outsz)
+{
+    const char *rest = strstr(url, "://");
+    if (!rest) {
+        snprintf(out, outsz, "(a database URL)");
+        return;
+    }
+    rest += 3;
+    size_t scheme = (size_t)(rest - url);
+    /* The authority ends at the first '/', '?' or '#'; its userinfo at its last '@'. */
+    size_t auth = strcspn(rest, "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < auth; i++)
+        if (rest[i] == '@')
+            at = rest + i;
+    size_t user = at ? strcspn(rest, ":@") : 0; /* the user, without ":password" */
+    const char *host = at ? at + 1 : rest;
+    size_t hostlen = (size_t)(rest + auth - host);
+    const char *path = rest + auth;
+    size_t pathlen = *path == '/' ? strcspn(path, "?#") : 0;
+    snprintf(out, outsz, "%.*s%.*s%s%.*s%.*s", (int)scheme, url, (int)user, rest, at ? "@" : "",
+             (int)hostlen, host, (int)pathlen, path);
+}
+
+int config_database(struct server_config *c, const char *arg, char *err, size_t errsz)
+{
+    /* No SPACELIFT_ alias: Spacelift's server is not configured this way. */
+    const char *name = arg ? "--database" : "DAVIT_DATABASE_URL";
+    const char *url = arg ? arg : getenv("DAVIT_DATABASE_URL");
+    if (!url || (!arg && !*url))
+        return 0;
+    if (strncmp(url, "postgres://", 11) != 0 && strncmp(url, "postgresql://", 13) != 0) {
+        snprintf(err, errsz,
+                 "%s: expected a postgres:// or postgresql:// URL (without it, the database is "
+                 "SQLite in --data-dir)",
+                 name);
+        return -1;
+    }
+    if (strlen(url) >= sizeof(c->database)) {
+        snprintf(err, errsz, "%s: longer than %zu bytes", name, sizeof(c->database) - 1);
+        return -1;
+    }
+    snprintf(c->database, sizeof(c->database), "%s", url);
+    return 0;
 }

@@ -10,8 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The longest --database URL (a libpq URL with host, options and a password fits well). */
+#define CONFIG_DATABASE_MAX 1024
+
 struct server_config {
     char data_dir[PATH_MAX];
+    /* --database or DAVIT_DATABASE_URL: a postgres:// or postgresql:// URL; "" for the SQLite
+     * file in data_dir. May hold a password: never logged (config_database_label). */
+    char database[CONFIG_DATABASE_MAX];
     char listen[300];
     char host[256];
     int port;
@@ -43,6 +49,9 @@ struct server_config {
      * "" without the option: the first start makes a token and prints it. */
     char admin_token_file[PATH_MAX];
     char admin_file_hash[65];
+    /* --release-key-file: the release-signing key's PEM file (replicas share one key); "": the
+     * data directory's release-key.pem, made on first start. */
+    char release_key_file[PATH_MAX];
 };
 
 /* The longest --replica-name. */
@@ -64,5 +73,18 @@ void config_defaults(struct server_config *c);
  * exits 0. -1 with err naming the option and the reason (the caller exits 2).
  */
 int config_parse(int argc, char **argv, struct server_config *c, char *err, size_t errsz);
+
+/*
+ * url (a --database value) as it may be logged: the scheme, the user, the host and port and the
+ * database, without the password or the options after "?" (which may hold one). Fits into out.
+ */
+void config_database_label(const char *url, char *out, size_t outsz);
+
+/*
+ * Applies the --database option (arg, or NULL: from DAVIT_DATABASE_URL, else nothing) over c.
+ * -1 with err naming the option or variable (never its value) when it is not a postgres:// or
+ * postgresql:// URL, or too long. For `davit server` and `davit server migrate`.
+ */
+int config_database(struct server_config *c, const char *arg, char *err, size_t errsz);
 
 #endif

@@ -60,6 +60,13 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
      * reads it (it serves it over HTTP); nothing in the data directory is for others. */
     if (fsutil_write_file(path, data, len, 0600, err, errsz) < 0)
         return errno == ENOSPC ? -2 : -1;
+    /* In the store before its row too: every server sharing the store serves it (the file
+     * above is this server's cache of it; send_release fetches what a server lacks). */
+    if (store_release_blob_put(srv->store, out->sha256, data, len) < 0) {
+        nospace = store_failed_for_space();
+        snprintf(err, errsz, "release: the database failed to store the file");
+        goto fail;
+    }
     text = release_signed_text(kind, arch, version, out->sha256);
     if (!text || crypto_ed25519_sign(srv->release_key_pem, text, strlen(text), &sig) < 0) {
         snprintf(err, errsz, "release: cannot sign");
@@ -190,11 +197,52 @@ int h_release_list(struct req *r)
     return reply_json(r, 200, json_pack("{s:o}", "releases", arr));
 }
 
+/*
+ * Puts the release's file, from the store, at path in this server's cache (releases/): a release
+ * another server published, or a cache lost. Checked against its sha256, then written whole
+ * (temporary file, fsync, rename: a reader never sees part of it; two requests may both fetch,
+ * the last rename wins with the same bytes). 0, or -1 logged.
+ */
+static int fetch_release(struct server *srv, const struct store_release *rel, const char *path)
+{
+    void *data = NULL;
+    size_t len = 0;
+    char sum[CRYPTO_SHA256_HEX], err[PATH_MAX + 128];
+    int rc = store_release_blob_get(srv->store, rel->sha256, &data, &len);
+    if (rc < 0) {
+        log_event(LOG_ERROR, "cannot fetch a release file from the database", "path", path,
+                  "reason",
+                  rc == STORE_NOTFOUND ? "not in the database either (published before it kept "
+                                         "files: publish it again)"
+                                       : "the database failed",
+                  NULL);
+        return -1;
+    }
+    crypto_sha256_hex(data, len, sum);
+    if (strcmp(sum, rel->sha256) != 0) {
+        log_event(LOG_ERROR, "release file in the database does not match its sha256", "sha256",
+                  rel->sha256, "got", sum, NULL);
+        free(data);
+        return -1;
+    }
+    rc = fsutil_write_file(path, data, len, 0600, err, sizeof(err));
+    free(data);
+    if (rc < 0) {
+        log_event(LOG_ERROR, "cannot cache a release file", "reason", err, NULL);
+        return -1;
+    }
+    log_event(LOG_INFO, "release file fetched from the database", "sha256", rel->sha256, NULL);
+    return 0;
+}
+
 static int send_release(struct req *r, const struct store_release *rel)
 {
     char path[PATH_MAX + 96];
     snprintf(path, sizeof(path), "%s/%s", r->srv->releases_dir, rel->sha256);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Not cached here yet: from the store, once; later downloads take the path above. */
+    if (fd < 0 && errno == ENOENT && fetch_release(r->srv, rel, path) == 0)
+        fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
         if (fd >= 0)

@@ -1,9 +1,12 @@
 /*
  * releases: worker and launcher releases. Publishing stores the file in the
- * data directory's releases/ (named by its SHA-256), signs it with the
- * server's release key and records it in the store; the handlers list,
- * publish and serve them (docs/protocol.md). Owns the files under
- * releases/; the rows belong to the store.
+ * store (release_blobs) and in the data directory's releases/ (named by its
+ * SHA-256), signs it with the server's release key and records it in the
+ * store; the handlers list, publish and serve them (docs/protocol.md).
+ * releases/ is this server's cache of the store's files: a release it lacks
+ * (published by another server sharing the store) is fetched from the store
+ * into it at the first download, then served from it. Owns the files under
+ * releases/; the rows and blobs belong to the store.
  */
 #ifndef DAVIT_SERVER_RELEASES_H
 #define DAVIT_SERVER_RELEASES_H
@@ -18,8 +21,8 @@ struct req;
 /*
  * Stores a release file, signs it with the release key and records it;
  * fills out. kind "worker" or "launcher", arch "amd64" or "arm64". The file
- * is durable before its row is committed. -1 with err ("... required" for
- * bad arguments); -2 with err when the data directory's filesystem is full.
+ * (in releases/ and in the store) is durable before its row is committed. -1 with err ("...
+ * required" for bad arguments); -2 with err when the data directory's filesystem is full.
  */
 int release_publish(struct server *srv, const char *kind, const char *arch, const char *version,
                     const void *data, size_t len, struct store_release *out, char *err,

@@ -8,6 +8,7 @@
 #include "server/fanout.h"
 #include "server/http.h"
 #include "server/metrics.h"
+#include "server/migrate.h"
 #include "server/releases.h"
 #include "server/request.h"
 #include "server/state.h"
@@ -16,6 +17,7 @@
 #include "common/crypto.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/seal.h"
 #include "common/secure.h"
 
 #include <errno.h>
@@ -28,14 +30,61 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Loads the release-signing key, or creates it on first start; derives the
- * public key that pool tokens carry. */
+/* The meta key under which the store records the release key's public half (SPKI PEM). */
+#define RELEASE_KEY_META "release_key_pub"
+
+/*
+ * Records the release key's public half in the store, or checks it against the one recorded:
+ * every server sharing a store must sign releases with one key, the one that the pool tokens
+ * they hand out carry. A shared store (PostgreSQL) refuses a server with another key, naming
+ * both fingerprints and the fix; a store of one server (SQLite) keeps its data directory's key as
+ * before, recording it anew. path: where the key came from, for the message.
+ */
+static int release_key_agree(struct server *srv, const char *path, char *err, size_t errsz)
+{
+    char *stored = NULL, mine[SEAL_KEY_ID_HEX], theirs[SEAL_KEY_ID_HEX], why[256];
+    int rc = -1;
+    if (store_meta_put_new(srv->store, RELEASE_KEY_META, srv->release_pub_pem, &stored) < 0) {
+        snprintf(err, errsz, "release key: the database failed");
+        return -1;
+    }
+    if (strcmp(stored, srv->release_pub_pem) == 0)
+        rc = 0;
+    else if (seal_key_id_pem(srv->release_pub_pem, mine, why, sizeof(why)) < 0 ||
+             seal_key_id_pem(stored, theirs, why, sizeof(why)) < 0)
+        snprintf(err, errsz, "release key: %s", why);
+    else if (strcmp(mine, theirs) == 0) /* the same key, spelt otherwise */
+        rc = 0;
+    else if (strcmp(store_kind(srv->store), "sqlite") == 0) {
+        log_event(LOG_WARN,
+                  "release key changed since the last start: pool tokens made before carry the old "
+                  "one (reset those pools)",
+                  "path", path, "key", mine, "was", theirs, NULL);
+        rc = store_meta_set(srv->store, RELEASE_KEY_META, srv->release_pub_pem) < 0 ? -1 : 0;
+        if (rc < 0)
+            snprintf(err, errsz, "release key: the database failed");
+    } else {
+        snprintf(err, errsz,
+                 "release key %s (sha256 %s) is not the key the servers sharing this database "
+                 "sign with (sha256 %s): copy release-key.pem from the first server into "
+                 "--data-dir, or pass --release-key-file FILE (DAVIT_RELEASE_KEY_FILE) with it",
+                 path, mine, theirs);
+    }
+    free(stored);
+    return rc;
+}
+
+/* Loads the release-signing key (--release-key-file, else the data directory's, created on
+ * first start); derives the public key that pool tokens carry; checks it with the store's. */
 static int load_release_key(struct server *srv, char *err, size_t errsz)
 {
-    const char *dir = srv->cfg.data_dir;
+    const char *dir = srv->cfg.data_dir, *file = srv->cfg.release_key_file;
     char path[PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/release-key.pem", dir);
-    if (access(path, F_OK) == 0) {
+    if (file[0])
+        snprintf(path, sizeof(path), "%s", file);
+    else
+        snprintf(path, sizeof(path), "%s/release-key.pem", dir);
+    if (file[0] || access(path, F_OK) == 0) {
         if (fsutil_read_text(path, 64 * 1024, &srv->release_key_pem, err, errsz) < 0)
             return -1;
     } else {
@@ -53,7 +102,7 @@ static int load_release_key(struct server *srv, char *err, size_t errsz)
         snprintf(err, errsz, "%s: not an Ed25519 private key", path);
         return -1;
     }
-    return 0;
+    return release_key_agree(srv, path, err, errsz);
 }
 
 /* With --admin-token-file the file is the source of truth: its token's hash
@@ -141,15 +190,22 @@ static int init_data_dir(struct server *srv, char *err, size_t errsz)
         return -1;
     }
     snprintf(path, sizeof(path), "%s/davit.db", dir);
-    if (store_open(&srv->store, path, err, errsz) < 0)
+    /* --database: PostgreSQL, else the SQLite file in the data directory. */
+    const char *where = srv->cfg.database[0] ? srv->cfg.database : path;
+    char label[CONFIG_DATABASE_MAX];
+    config_database_label(where, label, sizeof(label));
+    if (store_open(&srv->store, where, err, errsz) < 0)
         return -1;
+    log_event(LOG_INFO, "store open", "kind", store_kind(srv->store), "database",
+              srv->cfg.database[0] ? label : path, NULL);
     /* Now rather than at the first scrape: /metrics then never scans runs.
      * A failure (logged by the store) is no reason not to serve: the first
      * scrape tries again. */
     if (store_metrics_prepare(srv->store) < 0)
         log_event(LOG_WARN, "cannot count the runs for /metrics yet: the first scrape will", "path",
                   path, NULL);
-    if (load_release_key(srv, err, errsz) < 0)
+    if (load_release_key(srv, err, errsz) < 0 ||
+        challenges_load_key(srv->challenges, srv->store, err, errsz) < 0)
         return -1;
     return load_admin_token(srv, err, errsz);
 }
@@ -313,6 +369,8 @@ int server_main(int argc, char **argv, const char *self_path)
     char err[1024];
     int code = 1;
     struct server_config *c = &srv.cfg;
+    if (argc > 1 && strcmp(argv[1], "migrate") == 0)
+        return server_migrate_main(argc - 1, argv + 1);
     config_defaults(c);
     if (config_parse(argc, argv, c, err, sizeof(err)) < 0) {
         fprintf(stderr, "davit server: %s\n", err);

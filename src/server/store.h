@@ -41,7 +41,7 @@ struct store;
 
 /* The schema version this build writes: the number of its last migration
  * (store_schema.c). */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /*
  * Opens (creating if needed) the database at path and applies the schema's
@@ -304,6 +304,16 @@ struct store_launcher_info {
 int store_launcher_register(struct store *s, const char *pool_id,
                             const struct store_launcher_info *info, const char *session_hash,
                             int64_t session_expires_ms, int64_t *launcher_id);
+/*
+ * store_launcher_register that also uses up the registration challenge challenge_id
+ * (challenges.h), recorded in the same transaction until challenge_expires_ms. Its second use,
+ * through any server sharing the store: STORE_CONFLICT, and nothing is registered.
+ */
+int store_launcher_register_challenge(struct store *s, const char *pool_id,
+                                      const struct store_launcher_info *info,
+                                      const char *challenge_id, int64_t challenge_expires_ms,
+                                      const char *session_hash, int64_t session_expires_ms,
+                                      int64_t *launcher_id);
 
 struct store_session {
     int64_t launcher_id;
@@ -446,5 +456,24 @@ int store_metrics(struct store *s, int64_t lease_ms, struct dbuf *out);
 /* Builds the runs' counts the gauges read (one scan of runs); store_metrics
  * does it on its first call otherwise. Call once after store_open. */
 int store_metrics_prepare(struct store *s);
+
+/* ---- what servers sharing a store agree on (store_challenges.c, store_blobs.c) ---- */
+
+/*
+ * Stores val under key unless key has a value already (another server's, stored first), then
+ * reads it: *stored gets the value the store holds now (caller frees; wipe it for a secret).
+ * STORE_OK, or STORE_ERR.
+ */
+int store_meta_put_new(struct store *s, const char *key, const char *val, char **stored);
+/* Deletes the used challenges whose expiry is before now_ms (the background sweep); *deleted
+ * gets how many. */
+int store_challenge_uses_expire(struct store *s, int64_t now_ms, int *deleted);
+/*
+ * A release's file in the store, by the sha256 hex of its bytes: put keeps one already stored
+ * (the same bytes); get gives a copy in *data (caller frees), STORE_NOTFOUND when the store has
+ * none (a release published before migration 8 on another server's disk).
+ */
+int store_release_blob_put(struct store *s, const char *sha256, const void *data, size_t len);
+int store_release_blob_get(struct store *s, const char *sha256, void **data, size_t *len);
 
 #endif

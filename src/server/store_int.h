@@ -312,4 +312,8 @@ int st_claim_for(struct store *s, int64_t launcher_id, const char *pool_id,
 int st_message(struct store *s, int64_t launcher_id, const char *type, int64_t run_id,
                int64_t deadline_ms);
 
+/* Inside the registration's transaction: records that challenge id (good until expires_ms) is
+ * used (store_challenges.c). STORE_CONFLICT when it was already. */
+int st_challenge_use(struct store *s, const char *id, int64_t expires_ms);
+
 #endif

@@ -72,10 +72,24 @@ int store_launcher_register(struct store *s, const char *pool_id,
                             const struct store_launcher_info *info, const char *session_hash,
                             int64_t session_expires_ms, int64_t *launcher_id)
 {
+    return store_launcher_register_challenge(s, pool_id, info, NULL, 0, session_hash,
+                                             session_expires_ms, launcher_id);
+}
+
+int store_launcher_register_challenge(struct store *s, const char *pool_id,
+                                      const struct store_launcher_info *info,
+                                      const char *challenge_id, int64_t challenge_expires_ms,
+                                      const char *session_hash, int64_t session_expires_ms,
+                                      int64_t *launcher_id)
+{
     *launcher_id = 0;
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
+    /* In the registration's own commit: a challenge is used exactly when a launcher registered
+     * with it (challenges.h), and registering costs no extra commit. */
+    if (challenge_id && (rc = st_challenge_use(s, challenge_id, challenge_expires_ms)) < 0)
+        goto done;
     if ((rc = launcher_upsert(s, pool_id, info, launcher_id)) < 0)
         goto done;
     if (*launcher_id == 0) {

@@ -190,6 +190,23 @@ static const char migration_6[] =
 static const char migration_7[] =
     "CREATE INDEX IF NOT EXISTS runs_launcher_ended ON runs(launcher_id, ended_ms);\n";
 
+/*
+ * Migration 8: state that servers sharing one store need (issue 18). challenge_uses holds the
+ * registration challenges used up (challenges.h: a challenge is otherwise checked by its MAC
+ * alone, on any server), until their expiry, after which the sweep deletes them (no challenge is
+ * good then anyway). release_blobs holds every release's file by its sha256, so that any server
+ * can serve any release (its data directory's releases/ is a cache of it). IF NOT EXISTS: a
+ * database that a test turns back into one from before the version table keeps its tables.
+ */
+static const char migration_8[] =
+    "CREATE TABLE IF NOT EXISTS challenge_uses(\n"
+    "    id         TEXT PRIMARY KEY,\n"
+    "    expires_ms INTEGER NOT NULL);\n"
+    "CREATE INDEX IF NOT EXISTS challenge_uses_expiry ON challenge_uses(expires_ms);\n"
+    "CREATE TABLE IF NOT EXISTS release_blobs(\n"
+    "    sha256 TEXT PRIMARY KEY,\n"
+    "    data   BLOB NOT NULL);\n";
+
 /* Migration N is migrations[N - 1]. Append only. */
 static const struct migration migrations[] = {
     {"the first schema", migration_1},
@@ -199,6 +216,7 @@ static const struct migration migrations[] = {
     {"sealed secrets: runs.run_nonce, runs.sealed_key", migration_5},
     {"ephemeral launchers: launchers.ephemeral", migration_6},
     {"scaling: runs_launcher_ended", migration_7},
+    {"replicas: challenge_uses, release_blobs", migration_8},
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -10,8 +10,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server"))
+import pg_cluster  # noqa: E402  (DAVIT_TEST_DATABASE=postgres: the server's PostgreSQL)
 
 BUILD = os.environ.get("DAVIT_BUILD_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build-asan")
@@ -71,7 +75,8 @@ class Server:
         self.logf = open(os.path.join(self.tmp, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [DAVIT, "server", "--data-dir", self.data, "--listen", f"127.0.0.1:{self.port}",
-             *self.extra], stdout=subprocess.PIPE, stderr=self.logf, text=True)
+             *pg_cluster.database_args(self.data), *self.extra],
+            stdout=subprocess.PIPE, stderr=self.logf, text=True)
         for line in self.proc.stdout:
             if "admin API token" in line:
                 self.token = line.split()[-1]

@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "worker"))
 from davit_rundir import record_mac  # noqa: E402  (one definition of a record's MAC)
+import pg_cluster  # noqa: E402  (DAVIT_TEST_DATABASE=postgres: the servers' PostgreSQL)
 
 BUILD = os.environ.get("DAVIT_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 DAVIT = os.path.join(BUILD, "davit")
@@ -91,7 +92,8 @@ class Server:
     def start(self):
         self.stderr = open(os.path.join(self.tmp, "server.log"), "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"] + self.extra,
+            [self.binary, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"] +
+            pg_cluster.database_args(self.data_dir) + self.extra,
             stdout=subprocess.PIPE, stderr=self.stderr, preexec_fn=self._limits)
         deadline = time.time() + 30
         buf = b""
@@ -166,6 +168,13 @@ class Server:
         st, data, _ = self.request(method, path, body, **kw)
         assert st == status, (method, path, st, data)
         return data
+
+    def db_query(self, sql, params=()):
+        """Rows of sql on this server's database, SQLite or PostgreSQL (pg_cluster.db_query)."""
+        return pg_cluster.db_query(self.data_dir, sql, params)
+
+    def db_dump(self):
+        return pg_cluster.db_dump(self.data_dir)
 
     def cli(self, *args, env=None, check=True, timeout=120):
         e = dict(os.environ)

@@ -107,13 +107,10 @@ def test_run_flow_logs_and_secrets(make_server):
     text = server.request("GET", "/api/v1/runs/%d/logs" % rid)[1].decode()
     assert "hi\n" in text and "$ echo hi" in text and "=== phase plan" in text and "outcome=finished" in text
     # the secret is gone from the database once the run ended
-    import sqlite3
-    db = sqlite3.connect(server.data_dir + "/davit.db")
-    assert db.execute("SELECT secrets_json FROM runs WHERE id = ?", (rid,)).fetchone()[0] is None
+    assert server.db_query("SELECT secrets_json FROM runs WHERE id = ?", (rid,))[0][0] is None
     # and so is its ciphertext: the spec kept with the ended run has no sealed block
-    spec = json.loads(db.execute("SELECT spec_json FROM runs WHERE id = ?", (rid,)).fetchone()[0])
+    spec = json.loads(server.db_query("SELECT spec_json FROM runs WHERE id = ?", (rid,))[0][0])
     assert "sealed" not in spec and spec["env"] == {"A": "1"}, spec
-    db.close()
     assert "s3cr3t-value" not in server.log()
     metrics = server.request("GET", "/metrics", token=None)[1].decode()
     assert 'davit_runs{pool="p",state="finished"} 1' in metrics

@@ -6,11 +6,9 @@ from another site; sign-out and a token's revocation end the session at once.
 One server for the module (and one with TLS for the Secure attribute): each test makes its
 own tokens and sessions."""
 import http.client
-import os
 import pathlib
 import shutil
 import socket
-import sqlite3
 import ssl
 import subprocess
 import tempfile
@@ -95,12 +93,8 @@ def test_sign_in_cookie_and_session(srv):
 def test_database_holds_no_token_or_session_id(srv):
     tok = make_token(srv, "s-stored", "operator")
     sid, data, _ = sign_in(srv, tok)
-    db = sqlite3.connect(os.path.join(srv.data_dir, "davit.db"))
-    try:
-        dump = "\n".join(db.iterdump())
-    finally:
-        db.close()
-    assert tok not in dump and sid not in dump
+    dump = srv.db_dump()
+    assert "web_sessions" in dump and tok not in dump and sid not in dump
 
 
 def test_wrong_token_is_401_without_echo(srv):
@@ -192,21 +186,17 @@ def test_revoke_kills_sessions(srv):
 def test_expired_session_is_refused_then_swept(srv):
     tok = make_token(srv, "s-expiry", "viewer")
     sid, data, _ = sign_in(srv, tok)
-    db = sqlite3.connect(os.path.join(srv.data_dir, "davit.db"), timeout=30)
-    try:
-        # as if its 12 idle hours (or 7 days) had passed: another connection, as SQLite allows
-        with db:
-            n = db.execute("UPDATE web_sessions SET expires_ms = 1 WHERE csrf = ?", (data["csrf"],)).rowcount
-        assert n == 1
-        # refused at once, before any sweep
-        st, _, _ = with_cookie(srv, "GET", SESSION, sid)
-        assert st == 401
-        # and deleted by the background sweep (every second here)
-        wait_for("the sweep deletes the expired session",
-                 lambda: db.execute("SELECT count(*) FROM web_sessions WHERE csrf = ?",
-                                    (data["csrf"],)).fetchone()[0] == 0, limit=60)
-    finally:
-        db.close()
+    # as if its 12 idle hours (or 7 days) had passed: another connection to the database
+    n = srv.db_query("UPDATE web_sessions SET expires_ms = 1 WHERE csrf = ? RETURNING 1",
+                     (data["csrf"],))
+    assert len(n) == 1
+    # refused at once, before any sweep
+    st, _, _ = with_cookie(srv, "GET", SESSION, sid)
+    assert st == 401
+    # and deleted by the background sweep (every second here)
+    wait_for("the sweep deletes the expired session",
+             lambda: srv.db_query("SELECT count(*) FROM web_sessions WHERE csrf = ?",
+                                  (data["csrf"],))[0][0] == 0, limit=60)
 
 
 def test_admin_token_of_first_start_signs_in(srv):
