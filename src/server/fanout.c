@@ -236,9 +236,10 @@ void fanout_receive(void *arg, const char *p)
         if (!colon || parse_pool(p + 2, (size_t)(colon - (p + 2)), pool) < 0 ||
             parse_id(colon + 1, &id) < 0)
             return;
-        /* The re-check sends a pool's whole backlog: more wake-ups than polls asleep do nothing. */
+        /* The re-check sends a pool's whole backlog: more wake-ups than polls asleep do nothing.
+         * No view bump: the re-check repeats "r:" every second while runs wait, and the UI's
+         * views would refresh with it; the publisher sends "w:" for the view. */
         dispatch_notify_runs(f->disp, pool, id > FANOUT_RUNS_MAX ? FANOUT_RUNS_MAX : (int)id);
-        watch_bump(f->watch, pool);
     } else if (p[0] == 'p' || p[0] == 'w') {
         if (parse_pool(p + 2, strlen(p + 2), pool) < 0)
             return;
@@ -337,7 +338,7 @@ void fanout_runs(struct fanout *f, const char *pool_id, int queued, int changed)
     watch_bump_n(f->watch, pool_id, queued + changed);
     if (queued > 0)
         wake_send(f, 0, "r:%s:%d", pool_id, queued);
-    else if (changed > 0)
+    if (queued + changed > 0)
         wake_send(f, 1, "w:%s", pool_id);
 }
 

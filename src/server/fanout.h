@@ -60,7 +60,7 @@ int fanout_shared(struct store *s);
  * queued runs of the pool were queued or requeued (each wakes one poll that takes runs:
  * dispatch_notify_runs), and changed other runs of the pool changed (claimed, assigned at
  * submit): the pool's view is bumped when queued + changed > 0. Publishes "r:POOL:N" when
- * queued > 0, else "w:POOL" (debounced) when changed > 0.
+ * queued > 0, and "w:POOL" (debounced) when the view was bumped.
  */
 void fanout_runs(struct fanout *f, const char *pool_id, int queued, int changed);
 /* What the pool's view shows changed (a launcher registered or exited, a pool made, a run's
@@ -86,7 +86,8 @@ void fanout_all(struct fanout *f);
 /*
  * The listener (store_listen's fn, on the store's thread; arg is the fanout): another server's
  * payload, or the store's re-check, made local notifies, never published again:
- *   "r:POOL:N" dispatch_notify_runs(N) and the pool's view   "p:POOL" notify_pool, view, key
+ *   "r:POOL:N" dispatch_notify_runs(N) (no view: the re-check repeats it every second while
+ *   runs wait; the publisher sends "w:POOL" too)   "p:POOL" notify_pool, view, key
  *   "l:ID" notify_launcher   "u:RUN" notify_run   "w:POOL" the pool's view   "w" every view
  *   "a" notify_all and every view.
  * Anything else is ignored.

@@ -187,38 +187,38 @@ static void test_receive_maps_payloads(void **state)
     fanout_receive(fx.f, "r:pool-1:1");
     assert_int_equal(resumed[0], 1);
     assert_int_equal(total_resumed(), 1);
-    assert_int_equal(version(), v + 1);
+    assert_int_equal(version(), v); /* a re-check's "r:" is no change to a view */
     dispatch_handoff_done(fx.d, &w[0], 0);
     sleep_all();
     fanout_receive(fx.f, "r:pool-1:99999999999"); /* a backlog: every poll of the pool */
     assert_int_equal(resumed[0] + resumed[1], 2);
     assert_int_equal(total_resumed(), 2);
-    assert_int_equal(version(), v + 2);
+    assert_int_equal(version(), v);
 
     fanout_receive(fx.f, "l:102");
     assert_int_equal(resumed[2], 1);
     fanout_receive(fx.f, "u:7");
     assert_int_equal(resumed[3], 1);
-    assert_int_equal(version(), v + 2);
+    assert_int_equal(version(), v);
 
     for (int i = 0; i < N; i++)
         dispatch_handoff_done(fx.d, &w[i], 0);
     sleep_all();
     fanout_receive(fx.f, "w:pool-2");
-    assert_int_equal(version(), v + 3);
+    assert_int_equal(version(), v + 1);
     fanout_receive(fx.f, "w");
-    assert_int_equal(version(), v + 4);
+    assert_int_equal(version(), v + 2);
     assert_int_equal(total_resumed(), 0);
 
     fanout_receive(fx.f, "p:pool-2");
     assert_int_equal(resumed[2], 1);
     assert_int_equal(total_resumed(), 1);
-    assert_int_equal(version(), v + 5);
+    assert_int_equal(version(), v + 3);
 
     sleep_all();
     fanout_receive(fx.f, "a");
     assert_int_equal(total_resumed(), N);
-    assert_int_equal(version(), v + 6);
+    assert_int_equal(version(), v + 4);
     assert_int_equal(counter(render_fanout, fx.f, "davit_fanout_received_total"), 8);
     /* nothing received is published again */
     assert_int_equal(counter(render_fanout, fx.f, "davit_fanout_published_total"), 0);
