@@ -105,6 +105,9 @@ static int load_release_key(struct server *srv, char *err, size_t errsz)
     return release_key_agree(srv, path, err, errsz);
 }
 
+/* The admin token's sha256 hex in the store's meta table. */
+#define ADMIN_TOKEN_META "admin_token_sha256"
+
 /* With --admin-token-file the file is the source of truth: its token's hash
  * replaces a different stored one (a rotation), and nothing is printed. Not on a database that
  * several servers share: the others would keep accepting the old token, so a server whose file
@@ -115,19 +118,35 @@ static int admin_token_from_file(struct server *srv, const char *stored, char *e
     snprintf(srv->admin_hash, sizeof(srv->admin_hash), "%s", c->admin_file_hash);
     if (stored && crypto_str_equal(stored, c->admin_file_hash))
         return 0;
-    if (stored && fanout_shared(srv->store)) {
+    int raced = 0;
+    if (!stored) {
+        /* Stored only if no other server stored one since it was read (replicas that start
+         * together on a new database). */
+        char *now = NULL;
+        if (store_meta_put_new(srv->store, ADMIN_TOKEN_META, c->admin_file_hash, &now) !=
+            STORE_OK) {
+            snprintf(err, errsz, "%s: cannot store the admin token", c->data_dir);
+            return -1;
+        }
+        raced = !crypto_str_equal(now, c->admin_file_hash);
+        free(now);
+        if (!raced) {
+            log_event(LOG_INFO, "admin token set from file", "path", c->admin_token_file, NULL);
+            return 0;
+        }
+    }
+    if ((stored || raced) && fanout_shared(srv->store)) {
         snprintf(err, errsz,
                  "%s: not the admin token of the database, which another server set: give every "
                  "server the same admin token file (docs/server.md, \"Several servers\")",
                  c->admin_token_file);
         return -1;
     }
-    if (store_meta_set(srv->store, "admin_token_sha256", c->admin_file_hash) < 0) {
+    if (store_meta_set(srv->store, ADMIN_TOKEN_META, c->admin_file_hash) < 0) {
         snprintf(err, errsz, "%s: cannot store the admin token", c->data_dir);
         return -1;
     }
-    log_event(LOG_INFO, stored ? "admin token rotated from file" : "admin token set from file",
-              "path", c->admin_token_file, NULL);
+    log_event(LOG_INFO, "admin token rotated from file", "path", c->admin_token_file, NULL);
     return 0;
 }
 
@@ -138,7 +157,7 @@ static int load_admin_token(struct server *srv, char *err, size_t errsz)
 {
     const char *dir = srv->cfg.data_dir;
     char *hash = NULL;
-    int rc = store_meta_get(srv->store, "admin_token_sha256", &hash);
+    int rc = store_meta_get(srv->store, ADMIN_TOKEN_META, &hash);
     if (rc != STORE_OK && rc != STORE_NOTFOUND) {
         snprintf(err, errsz, "%s: cannot read the admin token", dir);
         return -1;
@@ -159,10 +178,23 @@ static int load_admin_token(struct server *srv, char *err, size_t errsz)
         return -1;
     }
     crypto_sha256_hex(token, strlen(token), srv->admin_hash);
-    if (store_meta_set(srv->store, "admin_token_sha256", srv->admin_hash) < 0) {
+    /* Stored unless another server of the database stored one first: then that one is this
+     * server's too, and this token is never shown. */
+    char *now = NULL;
+    if (store_meta_put_new(srv->store, ADMIN_TOKEN_META, srv->admin_hash, &now) != STORE_OK) {
         explicit_bzero(token, sizeof(token));
         snprintf(err, errsz, "%s: cannot store the admin token", dir);
         return -1;
+    }
+    int theirs = !crypto_str_equal(now, srv->admin_hash);
+    if (theirs)
+        snprintf(srv->admin_hash, sizeof(srv->admin_hash), "%s", now);
+    free(now);
+    if (theirs) {
+        explicit_bzero(token, sizeof(token));
+        log_event(LOG_INFO, "admin token made by another server of the database first: taken",
+                  NULL);
+        return 0;
     }
     /* The only time the token exists in clear: the database keeps its hash. */
     printf("admin API token (shown once, keep it): %s\n", token);
