@@ -9,7 +9,7 @@
 #include "server/metrics.h"
 #include "server/request.h"
 #include "server/state.h"
-#include "server/watch.h"
+#include "server/fanout.h"
 
 #include "common/log.h"
 #include "common/crypto.h"
@@ -231,7 +231,7 @@ int h_launcher_register(struct req *r)
     }
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)lid);
-    watch_bump(r->srv->watch, pool.id);
+    fanout_view(r->srv->fanout, pool.id);
     log_event(LOG_INFO, "launcher registered", "worker", ids, "pool", pool.name, "host", hostname,
               "version", version, "arch", arch, "ephemeral", reg.ephemeral ? "yes" : "no", NULL);
     reply_json(r, 200,
@@ -264,9 +264,7 @@ static int launcher_exit(struct req *r, int64_t ack)
         rc = store_launcher_exit(r->srv->store, r->sess.launcher_id, &gone);
     if (rc < 0)
         return reply_store_error(r, rc, "poll");
-    if (requeued > 0)
-        dispatch_notify_runs(r->srv->disp, r->sess.pool_id, requeued);
-    watch_bump(r->srv->watch, r->sess.pool_id);
+    fanout_runs(r->srv->fanout, r->sess.pool_id, requeued, 1); /* the launcher left */
     snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
     log_event(LOG_INFO, gone ? "launcher exited" : "launcher exiting with runs in hand", "worker",
               lid, NULL);
@@ -338,9 +336,8 @@ int h_launcher_poll(struct req *r)
             snprintf(lid, sizeof(lid), "%lld", (long long)r->sess.launcher_id);
             log_event(LOG_INFO, "runs given back by a stopping launcher", "worker", lid, "runs", n,
                       NULL);
-            dispatch_notify_runs(srv->disp, r->sess.pool_id, requeued);
         }
-        watch_bump_n(srv->watch, r->sess.pool_id, claimed.n + requeued); /* assigned, given back */
+        fanout_runs(srv->fanout, r->sess.pool_id, requeued, claimed.n); /* given back, assigned */
         /* Only the runs this poll claimed: others in msgs are being re-sent (or were
          * claimed for it at their submit, which logged them). */
         runs_log_claims(srv, r->sess.launcher_id, &claimed);
@@ -434,11 +431,11 @@ int h_launcher_event(struct req *r)
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     log_event(LOG_INFO, "run state", "run", ids, "state", state, "phase", phase, "reason", reason,
               NULL);
-    dispatch_notify_run(r->srv->disp, id);
-    watch_bump(r->srv->watch, r->sess.pool_id);
+    fanout_run(r->srv->fanout, id);
+    fanout_view(r->srv->fanout, r->sess.pool_id);
     if (is_result) {
         /* capacity freed: the launcher may take the next run */
-        dispatch_notify_launcher(r->srv->disp, r->sess.launcher_id);
+        fanout_launcher(r->srv->fanout, r->sess.launcher_id);
         sweep_kick_secrets(r->srv); /* the run's secrets leave the WAL file within 1 s */
     }
     reply_json(r, 200, json_pack("{s:s}", "state", state));
@@ -462,7 +459,7 @@ int h_launcher_log(struct req *r)
     switch (rc) {
     case STORE_OK:
         if (next > offset)
-            dispatch_notify_run(r->srv->disp, id);
+            fanout_log(r->srv->fanout, id);
         return reply_json(r, 200, json_pack("{s:I}", "next_offset", (json_int_t)next));
     case STORE_GAP:
         return reply_json(r, 409,

@@ -3,7 +3,7 @@
 
 #include "server/request.h"
 #include "server/state.h"
-#include "server/watch.h"
+#include "server/fanout.h"
 
 #include "common/log.h"
 
@@ -30,8 +30,8 @@ static int drain(struct req *r, int on)
     if (rc < 0)
         return reply_store_error(r, rc, "worker");
     /* Undrained, it may take queued runs again: its own poll claims them. */
-    dispatch_notify_launcher(r->srv->disp, id);
-    watch_bump(r->srv->watch, pool_id);
+    fanout_launcher(r->srv->fanout, id);
+    fanout_view(r->srv->fanout, pool_id);
     log_event(LOG_INFO, on ? "worker draining" : "worker undrained", "worker", r->args[0], NULL);
     /* The state after the change (an autoscaler undrains a worker it shows busy), and
      * "draining" as before for older clients. */
@@ -52,21 +52,22 @@ int h_worker_undrain(struct req *r)
     return drain(r, 0);
 }
 
+/* The answer names the replica and the store's kind, never the database's address: a load
+ * balancer takes a replica whose database does not answer out of rotation. */
 int h_healthz(struct req *r)
 {
-    char *v = NULL;
-    int rc = store_meta_get(r->srv->store, "admin_token_sha256", &v);
-    free(v);
-    const char *why;
-    if (rc < 0)
+    const char *why, *replica = r->srv->cfg.replica_name, *kind = store_kind(r->srv->store);
+    if (store_ping(r->srv->store) < 0)
         return reply_json(r, 503,
-                          json_pack("{s:s, s:s}", "status", "unhealthy", "error",
-                                    "the database does not answer"));
+                          json_pack("{s:s, s:s, s:s, s:s}", "status", "unhealthy", "error",
+                                    "database unreachable", "replica", replica, "store", kind));
     /* Reads still work on a full disk, but nothing new can be stored:
      * launchers wait with their spools, so say so to monitoring. */
     if (store_degraded(r->srv->store, &why))
         return reply_json(r, 503,
-                          json_pack("{s:s, s:s, s:s}", "status", "degraded", "error", why,
-                                    "version", DAVIT_VERSION));
-    return reply_json(r, 200, json_pack("{s:s, s:s}", "status", "ok", "version", DAVIT_VERSION));
+                          json_pack("{s:s, s:s, s:s, s:s, s:s}", "status", "degraded", "error", why,
+                                    "version", DAVIT_VERSION, "replica", replica, "store", kind));
+    return reply_json(r, 200,
+                      json_pack("{s:s, s:s, s:s, s:s}", "status", "ok", "version", DAVIT_VERSION,
+                                "replica", replica, "store", kind));
 }

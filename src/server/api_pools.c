@@ -4,7 +4,7 @@
 #include "server/keycache.h"
 #include "server/request.h"
 #include "server/state.h"
-#include "server/watch.h"
+#include "server/fanout.h"
 
 #include "common/duration.h"
 #include "common/log.h"
@@ -113,7 +113,7 @@ int h_pool_create(struct req *r)
         reply_error(r, 500, "out of memory");
         goto out;
     }
-    watch_bump(r->srv->watch, p.id);
+    fanout_view(r->srv->fanout, p.id);
     log_event(LOG_INFO, "pool created", "pool", name, "id", p.id, "key", p.keytype, NULL);
     reply_json(r, 201, json_pack("{s:O, s:s}", "pool", show, "token", token));
     free(token);
@@ -174,7 +174,7 @@ static void fail_resealed(struct req *r, const char *pool_id, const char *pubkey
     for (size_t i = 0; i < n; i++) {
         char rid[24];
         snprintf(rid, sizeof(rid), "%lld", (long long)ids[i]);
-        dispatch_notify_run(r->srv->disp, ids[i]);
+        fanout_run(r->srv->fanout, ids[i]);
         log_event(LOG_INFO, "run state", "run", rid, "state", "failed", "reason",
                   "sealed to the pool's old key", NULL);
     }
@@ -188,7 +188,7 @@ int h_pool_delete(struct req *r)
                            r->args[0]);
     if (rc < 0)
         return reply_store_error(r, rc, "pool");
-    watch_bump_all(r->srv->watch); /* its id is gone with it */
+    fanout_view_all(r->srv->fanout); /* its id is gone with it */
     log_event(LOG_INFO, "pool deleted", "pool", r->args[0], NULL);
     return reply_json(r, 200, json_pack("{s:s}", "deleted", r->args[0]));
 }
@@ -219,10 +219,11 @@ int h_pool_reset(struct req *r)
         goto out;
     }
     keycache_forget(r->srv->keys, pool_id); /* the old key's decoding, now useless */
-    dispatch_notify_pool(r->srv->disp, pool_id);
     log_event(LOG_INFO, "pool reset", "pool", r->args[0], "key", p.keytype, NULL);
     fail_resealed(r, pool_id, p.pubkey_pem);
-    watch_bump(r->srv->watch, pool_id); /* after the runs it failed */
+    /* Its launchers' messages, and its view after the runs it failed; the other servers drop
+     * the old key's decoding too. */
+    fanout_pool(r->srv->fanout, pool_id);
     reply_json(r, 200, json_pack("{s:s, s:s}", "pool", r->args[0], "token", token));
     free(token);
 out:
@@ -249,8 +250,7 @@ int h_pool_cycle(struct req *r)
         reply_store_error(r, rc, "pool");
         goto out;
     }
-    dispatch_notify_pool(r->srv->disp, pool_id);
-    watch_bump(r->srv->watch, pool_id);
+    fanout_pool(r->srv->fanout, pool_id);
     char n[16];
     snprintf(n, sizeof(n), "%d", count);
     log_event(LOG_INFO, "pool cycled", "pool", r->args[0], "workers", n, NULL);

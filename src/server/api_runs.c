@@ -3,7 +3,7 @@
 
 #include "server/request.h"
 #include "server/state.h"
-#include "server/watch.h"
+#include "server/fanout.h"
 #include "server/background.h"
 #include "server/metrics.h"
 #include "server/keycache.h"
@@ -196,9 +196,8 @@ int h_run_submit(struct req *r)
         goto out;
     }
     /* Not claimed at once, or an older queued run was: this one waits for a poll. */
-    if (claimed.n == 0 || claimed.run_id[0] != id)
-        dispatch_notify_runs(r->srv->disp, pool.id, 1);
-    watch_bump(r->srv->watch, pool.id); /* queued, or assigned at once */
+    int queued = claimed.n == 0 || claimed.run_id[0] != id;
+    fanout_runs(r->srv->fanout, pool.id, queued, !queued); /* queued, or assigned at once */
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     log_event(LOG_INFO, "run queued", "run", ids, "pool", pool.name, NULL);
@@ -293,15 +292,15 @@ int h_run_cancel(struct req *r)
         return reply_error(r, 409, "run %lld has ended already", (long long)id);
     if (rc < 0)
         return reply_store_error(r, rc, "run");
-    watch_bump_all(r->srv->watch); /* the run's pool is not known here */
+    fanout_view_all(r->srv->fanout); /* the run's pool is not known here */
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     if (ended) {
-        dispatch_notify_run(r->srv->disp, id);
+        fanout_run(r->srv->fanout, id);
         sweep_kick_secrets(r->srv); /* its secrets leave the WAL file within 1 s */
         log_event(LOG_INFO, "run state", "run", ids, "state", "canceled", NULL);
     } else {
-        dispatch_notify_launcher(r->srv->disp, launcher);
+        fanout_launcher(r->srv->fanout, launcher);
         log_event(LOG_INFO, "run cancel requested", "run", ids, NULL);
     }
     rc = store_run_show_json(r->srv->store, id, &o);
@@ -325,9 +324,9 @@ int h_run_delete(struct req *r)
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", (long long)id);
     log_event(LOG_INFO, "run deleted", "run", ids, NULL);
-    dispatch_notify_run(r->srv->disp, id); /* a follow of its log ends */
-    watch_bump_all(r->srv->watch);         /* the run's pool is not known here */
-    sweep_kick(r->srv);                    /* frees its log now, in small batches */
+    fanout_run(r->srv->fanout, id);  /* a follow of its log ends */
+    fanout_view_all(r->srv->fanout); /* the run's pool is not known here */
+    sweep_kick(r->srv);              /* frees its log now, in small batches */
     r->status = 204;
     r->resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (!r->resp)

@@ -11,6 +11,7 @@
 #include "server/challenges.h"
 #include "server/request.h"
 #include "server/state.h"
+#include "server/fanout.h"
 #include "server/watch.h"
 
 #include "common/log.h"
@@ -75,8 +76,7 @@ static void *reaper_main(void *arg)
                     snprintf(lost, sizeof(lost), "%d", r.lost);
                     log_event(LOG_WARN, "leases expired", "requeued", rq, "lost", lost, NULL);
                 }
-                dispatch_notify_all(srv->disp);
-                watch_bump_all(srv->watch);
+                fanout_all(srv->fanout);
             }
         }
         pthread_mutex_lock(&rp->mu);

@@ -13,11 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: davit server --data-dir DIR [--listen ADDR:PORT] [options]\n"
     "  --listen ADDR:PORT     address to serve on (default 127.0.0.1:8400; port 0 picks one)\n"
     "  --public-url URL       the URL launchers use, put in pool tokens (default from --listen)\n"
+    "  --replica-name NAME    this server among those sharing a database, in /metrics\n"
+    "                         and logs (default the hostname); also DAVIT_REPLICA_NAME\n"
     "  --tls-cert FILE        PEM certificate (chain) for HTTPS\n"
     "  --tls-key FILE         PEM private key for HTTPS\n"
     "  --insecure-http        allow plain HTTP on a non-loopback address\n"
@@ -88,6 +91,7 @@ static const struct option opts[] = {
     {"admin-token-file", required_argument, 0, 'a'},
     {"release-key-file", required_argument, 0, 'R'},
     {"threads", required_argument, 0, 't'},
+    {"replica-name", required_argument, 0, 'n'},
     {"max-log-bytes", required_argument, 0, 'm'},
     {"retention-max-age", required_argument, 0, 'A'},
     {"retention-max-log-bytes", required_argument, 0, 'B'},
@@ -101,6 +105,7 @@ static const struct option opts[] = {
 /* What the options give that is not kept in struct server_config. */
 struct cmdline {
     enum log_format fmt;
+    const char *replica; /* --replica-name */
     int debug;
     const char *cert, *key;
     const char *admin_file; /* --admin-token-file, read after the environment */
@@ -365,6 +370,9 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     case 'u':
         snprintf(c->public_url, sizeof(c->public_url), "%s", arg);
         break;
+    case 'n':
+        cl->replica = arg;
+        break;
     case 'c':
         cl->cert = arg;
         break;
@@ -484,6 +492,43 @@ static int apply_option(int o, const char *name, const char *arg, struct server_
     return 0;
 }
 
+static const char replica_chars[] =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+
+/* --replica-name, else DAVIT_REPLICA_NAME, else the hostname (its characters outside the
+ * allowed ones made '-'): a label value in /metrics, so a given one is checked, never quoted
+ * back. 0, or -1 with err. */
+
+static int set_replica_name(struct server_config *c, const char *given, char *err, size_t errsz)
+{
+    const char *what = "--replica-name";
+    if (!given) {
+        given = getenv("DAVIT_REPLICA_NAME");
+        what = "DAVIT_REPLICA_NAME";
+        if (given && !*given)
+            given = NULL; /* set empty: as if unset, like the other variables */
+    }
+    if (given) {
+        size_t n = strlen(given);
+        if (n == 0 || n > CONFIG_REPLICA_NAME_MAX || strspn(given, replica_chars) != n) {
+            snprintf(err, errsz, "%s: expected 1 to %d letters, digits, '.', '_' or '-'", what,
+                     CONFIG_REPLICA_NAME_MAX);
+            return -1;
+        }
+        snprintf(c->replica_name, sizeof(c->replica_name), "%s", given);
+        return 0;
+    }
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+        snprintf(host, sizeof(host), "localhost");
+    host[CONFIG_REPLICA_NAME_MAX] = '\0';
+    for (char *p = host; *p; p++)
+        if (!strchr(replica_chars, *p))
+            *p = '-';
+    snprintf(c->replica_name, sizeof(c->replica_name), "%s", host);
+    return 0;
+}
+
 /* Reads --tls-cert and --tls-key and pins the certificate's key. */
 static int load_tls(struct server_config *c, const char *cert, const char *key, char *err,
                     size_t errsz)
@@ -546,6 +591,8 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
         set_admin_token_file(c, admin_file,
                              cl.admin_file ? "--admin-token-file" : "DAVIT_ADMIN_TOKEN_FILE", err,
                              errsz) < 0)
+        return -1;
+    if (set_replica_name(c, cl.replica, err, errsz) < 0)
         return -1;
     if (c->max_connections < 1) {
         snprintf(err, errsz, "DAVIT_MAX_CONNECTIONS: expected at least 1");

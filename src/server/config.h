@@ -22,6 +22,9 @@ struct server_config {
     char host[256];
     int port;
     char public_url[512];
+    /* --replica-name: this server among those sharing a database (/metrics, logs); default
+     * the hostname. Letters, digits and ._- only. */
+    char replica_name[64];    /* CONFIG_REPLICA_NAME_MAX + 1 */
     char tls_pin[64];         /* pin of --tls-cert's key, put in pool tokens; "" without TLS */
     char *tls_cert, *tls_key; /* PEM contents, or NULL for plain HTTP */
     int insecure_http;
@@ -50,6 +53,9 @@ struct server_config {
      * data directory's release-key.pem, made on first start. */
     char release_key_file[PATH_MAX];
 };
+
+/* The longest --replica-name. */
+#define CONFIG_REPLICA_NAME_MAX 63
 
 /* The longest --header-timeout: libmicrohttpd counts it in whole seconds. */
 #define CONFIG_HEADER_TIMEOUT_MAX_MS (3600 * 1000)

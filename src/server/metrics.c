@@ -1,6 +1,7 @@
 /* The server's in-memory metrics and GET /metrics. */
 #include "server/metrics.h"
 
+#include "server/fanout.h"
 #include "server/request.h"
 #include "server/state.h"
 #include "server/watch.h"
@@ -93,11 +94,31 @@ int metrics_render(struct metrics *m, struct dbuf *out)
     return 0;
 }
 
+/* davit_server_info and davit_store_up: which replica answers, on what store, and whether its
+ * database answers now. The replica name is checked by config (no quoting needed). */
+static int render_server(struct req *r, int up, struct dbuf *b)
+{
+    return dbuf_printf(b,
+                       "# HELP davit_server_info This server: its replica name, store and"
+                       " version.\n"
+                       "# TYPE davit_server_info gauge\n"
+                       "davit_server_info{replica=\"%s\",store=\"%s\",version=\"%s\"} 1\n"
+                       "# HELP davit_store_up 1 when the database answered this scrape, else 0.\n"
+                       "# TYPE davit_store_up gauge\n"
+                       "davit_store_up %d\n",
+                       r->srv->cfg.replica_name, store_kind(r->srv->store), DAVIT_VERSION, up);
+}
+
 int h_metrics(struct req *r)
 {
     struct dbuf b = DBUF_INIT(4 * 1024 * 1024);
-    if (store_metrics(r->srv->store, r->srv->cfg.lease_ms, &b) < 0 ||
-        store_errors_render(r->srv->store, &b) < 0 || metrics_render(r->srv->metrics, &b) < 0 ||
+    /* A database that does not answer leaves out its series, not the scrape: davit_store_up 0
+     * says why, and the in-memory ones still count. */
+    int up = store_ping(r->srv->store) == STORE_OK;
+    if (render_server(r, up, &b) < 0 ||
+        (up && (store_metrics(r->srv->store, r->srv->cfg.lease_ms, &b) < 0 ||
+                store_errors_render(r->srv->store, &b) < 0)) ||
+        metrics_render(r->srv->metrics, &b) < 0 || fanout_render(r->srv->fanout, &b) < 0 ||
         watch_render(r->srv->watch, &b) < 0 ||
         dbuf_printf(&b,
                     "# HELP davit_dispatch_wakeups_total Poll waiters resumed by a notify"

@@ -5,6 +5,7 @@
 #include "server/challenges.h"
 #include "server/keycache.h"
 #include "server/config.h"
+#include "server/fanout.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/migrate.h"
@@ -104,20 +105,48 @@ static int load_release_key(struct server *srv, char *err, size_t errsz)
     return release_key_agree(srv, path, err, errsz);
 }
 
+/* The admin token's sha256 hex in the store's meta table. */
+#define ADMIN_TOKEN_META "admin_token_sha256"
+
 /* With --admin-token-file the file is the source of truth: its token's hash
- * replaces a different stored one (a rotation), and nothing is printed. */
+ * replaces a different stored one (a rotation), and nothing is printed. Not on a database that
+ * several servers share: the others would keep accepting the old token, so a server whose file
+ * differs from the database's token is refused (every replica gets the same file). */
 static int admin_token_from_file(struct server *srv, const char *stored, char *err, size_t errsz)
 {
     const struct server_config *c = &srv->cfg;
     snprintf(srv->admin_hash, sizeof(srv->admin_hash), "%s", c->admin_file_hash);
     if (stored && crypto_str_equal(stored, c->admin_file_hash))
         return 0;
-    if (store_meta_set(srv->store, "admin_token_sha256", c->admin_file_hash) < 0) {
+    int raced = 0;
+    if (!stored) {
+        /* Stored only if no other server stored one since it was read (replicas that start
+         * together on a new database). */
+        char *now = NULL;
+        if (store_meta_put_new(srv->store, ADMIN_TOKEN_META, c->admin_file_hash, &now) !=
+            STORE_OK) {
+            snprintf(err, errsz, "%s: cannot store the admin token", c->data_dir);
+            return -1;
+        }
+        raced = !crypto_str_equal(now, c->admin_file_hash);
+        free(now);
+        if (!raced) {
+            log_event(LOG_INFO, "admin token set from file", "path", c->admin_token_file, NULL);
+            return 0;
+        }
+    }
+    if ((stored || raced) && fanout_shared(srv->store)) {
+        snprintf(err, errsz,
+                 "%s: not the admin token of the database, which another server set: give every "
+                 "server the same admin token file (docs/server.md, \"Several servers\")",
+                 c->admin_token_file);
+        return -1;
+    }
+    if (store_meta_set(srv->store, ADMIN_TOKEN_META, c->admin_file_hash) < 0) {
         snprintf(err, errsz, "%s: cannot store the admin token", c->data_dir);
         return -1;
     }
-    log_event(LOG_INFO, stored ? "admin token rotated from file" : "admin token set from file",
-              "path", c->admin_token_file, NULL);
+    log_event(LOG_INFO, "admin token rotated from file", "path", c->admin_token_file, NULL);
     return 0;
 }
 
@@ -128,7 +157,7 @@ static int load_admin_token(struct server *srv, char *err, size_t errsz)
 {
     const char *dir = srv->cfg.data_dir;
     char *hash = NULL;
-    int rc = store_meta_get(srv->store, "admin_token_sha256", &hash);
+    int rc = store_meta_get(srv->store, ADMIN_TOKEN_META, &hash);
     if (rc != STORE_OK && rc != STORE_NOTFOUND) {
         snprintf(err, errsz, "%s: cannot read the admin token", dir);
         return -1;
@@ -149,10 +178,23 @@ static int load_admin_token(struct server *srv, char *err, size_t errsz)
         return -1;
     }
     crypto_sha256_hex(token, strlen(token), srv->admin_hash);
-    if (store_meta_set(srv->store, "admin_token_sha256", srv->admin_hash) < 0) {
+    /* Stored unless another server of the database stored one first: then that one is this
+     * server's too, and this token is never shown. */
+    char *now = NULL;
+    if (store_meta_put_new(srv->store, ADMIN_TOKEN_META, srv->admin_hash, &now) != STORE_OK) {
         explicit_bzero(token, sizeof(token));
         snprintf(err, errsz, "%s: cannot store the admin token", dir);
         return -1;
+    }
+    int theirs = !crypto_str_equal(now, srv->admin_hash);
+    if (theirs)
+        snprintf(srv->admin_hash, sizeof(srv->admin_hash), "%s", now);
+    free(now);
+    if (theirs) {
+        explicit_bzero(token, sizeof(token));
+        log_event(LOG_INFO, "admin token made by another server of the database first: taken",
+                  NULL);
+        return 0;
     }
     /* The only time the token exists in clear: the database keeps its hash. */
     printf("admin API token (shown once, keep it): %s\n", token);
@@ -295,6 +337,14 @@ static int server_start(struct server *srv, const char *self_path)
         log_event(LOG_ERROR, "cannot start", "reason", err, NULL);
         return -1;
     }
+    /* Before HTTP: no wake-up from another server is missed once requests run. */
+    srv->fanout = fanout_new(srv->store, srv->disp, srv->watch, srv->keys);
+    if (!srv->fanout)
+        snprintf(err, sizeof(err), "out of memory");
+    if (!srv->fanout || fanout_start(srv->fanout, err, sizeof(err)) < 0) {
+        log_event(LOG_ERROR, "cannot start", "reason", err, NULL);
+        return -1;
+    }
     /* After the data directory, so that a refused start says one line. */
     raise_fd_limit(c);
     if (http_start(srv, err, sizeof(err)) < 0) {
@@ -331,7 +381,9 @@ static void server_stop(struct server *srv)
     /* After the HTTP threads: a DELETE may kick the sweep until then. */
     bg_stop(srv->sweeper);
     srv->sweeper = NULL;
-    store_close(srv->store);
+    fanout_stop(srv->fanout); /* sends what it still holds, while the store is open */
+    store_close(srv->store);  /* ends the listener, which calls the fanout */
+    fanout_free(srv->fanout);
     dispatch_free(srv->disp);
     watch_free(srv->watch);
     metrics_free(srv->metrics);
@@ -371,7 +423,7 @@ int server_main(int argc, char **argv, const char *self_path)
     char port[16];
     snprintf(port, sizeof(port), "%d", c->port);
     log_event(LOG_INFO, "server listening", "url", c->public_url, "port", port, "data_dir",
-              c->data_dir, NULL);
+              c->data_dir, "replica", c->replica_name, "store", store_kind(srv.store), NULL);
     printf("listening on %s\n", c->public_url);
     fflush(stdout);
     int sig = 0;

@@ -16,6 +16,7 @@
 
 struct bgthread;
 struct challenges;
+struct fanout;
 struct http_log_gate;
 struct http_deadlines;
 struct keycache;
@@ -26,7 +27,8 @@ struct server {
     struct server_config cfg;
     struct store *store;
     struct dispatch *disp;
-    struct watch *watch; /* the UI's change feed (watch.c) */
+    struct fanout *fanout; /* wake-ups here and on the other servers (fanout.c) */
+    struct watch *watch;   /* the UI's change feed (watch.c) */
     struct MHD_Daemon *mhd;
     struct http_log_gate *mhd_log;        /* http.c: libmicrohttpd's messages, rate-limited */
     struct http_deadlines *mhd_deadlines; /* http.c: request headers' absolute deadline */

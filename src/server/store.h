@@ -69,6 +69,8 @@ int store_ping(struct store *s);
  *   "p:POOL_ID"    every launcher of the pool has a message (cycle, reset), or the pool changed
  *   "l:ID"         launcher ID has a message
  *   "u:RUN_ID"     run RUN_ID changed (its log grew, it ended)
+ *   "w:POOL_ID"    what the pool's live view shows changed (the UI's change feed, watch.h)
+ *   "w"            what any pool's view shows may have changed (a run canceled or deleted)
  *   "a"            anything may have changed (lease expiry)
  * store_publish sends one to the other servers (after the commit of what it announces);
  * store_listen starts a thread that calls fn for each payload another server published, and
