@@ -82,8 +82,7 @@ void store_close(struct store *s)
     if (s->conn) {
         /* What the workers list shows survives a clean restart (leases do not need it). */
         st_seen_save(s);
-        st_lock_dirty(s);
-        st_flush(s); /* nothing waits any more; what was done is kept */
+        st_lock(s); /* commits: nothing waits any more; what was done is kept */
         st_unlock(s);
     }
     s->drv->close(s);

@@ -163,6 +163,18 @@ static void fail_result(struct pgc *c, const PGresult *res)
     }
 }
 
+/* A COMMIT of a transaction that had already failed "succeeds" with the tag ROLLBACK: nothing
+ * was kept, and the store must not tell its writers otherwise. 1 when res is that. */
+static int commit_rolled_back(struct pgc *c, const char *sql, PGresult *res)
+{
+    if (strcmp(sql, "COMMIT") != 0 || strcmp(PQcmdStatus(res), "ROLLBACK") != 0)
+        return 0;
+    c->reason = ST_R_OTHER;
+    snprintf(c->message, sizeof(c->message),
+             "PostgreSQL: COMMIT rolled back (a statement of the transaction had failed)");
+    return 1;
+}
+
 /* ---- connections ---- */
 
 /* libpq prints the server's notices (NOTICE, WARNING) on stderr: the store's failures are
@@ -560,6 +572,10 @@ static int stmt_run(struct pgc *c, struct st_stmt *st)
         note_broken(c, in_txn);
         return -1;
     }
+    if (commit_rolled_back(c, st->sql, res)) {
+        PQclear(res);
+        return -1;
+    }
     count_changes(c, res);
     st->res = res;
     st->nrows = PQntuples(res);
@@ -715,10 +731,12 @@ int pgc_exec(struct pgc *c, const char *sql)
     PGresult *res = PQexec(c->conn, pg_text_of(sql));
     ExecStatusType status = PQresultStatus(res);
     int ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
-    if (ok)
-        count_changes(c, res);
-    else
+    if (!ok)
         fail_result(c, res);
+    else if (commit_rolled_back(c, sql, res))
+        ok = 0;
+    else
+        count_changes(c, res);
     PQclear(res);
     if (!ok)
         note_broken(c, in_txn);

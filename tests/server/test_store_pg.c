@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "server/store.h"
+#include "server/store_int.h"
 #include "server/store_pg.h"
 
 #include <pthread.h>
@@ -491,16 +492,102 @@ static void test_ping_and_size(void **state)
     pgc_close(c);
 }
 
+/* A COMMIT of a transaction a failed statement aborted runs as ROLLBACK: a failure, whether it
+ * is run as text or as a kept statement (review18 H1). */
+static void test_commit_of_failed_txn_fails(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct pgc *c = open_ok(url(), NULL);
+    for (int kept = 0; kept < 2; kept++) {
+        exec_ok(c, "BEGIN");
+        assert_int_equal(pgc_exec(c, "SELECT 1 / 0"), -1);
+        if (kept) {
+            struct st_stmt *st = pgc_prepare(c, "COMMIT", 1);
+            assert_non_null(st);
+            assert_int_equal(pgc_step(c, st), -1);
+            pgc_finish(c, st);
+        } else {
+            assert_int_equal(pgc_exec(c, "COMMIT"), -1);
+        }
+        assert_non_null(strstr(pgc_message(c), "COMMIT rolled back"));
+        assert_int_equal(pgc_in_txn(c), 0);
+    }
+    pgc_close(c);
+}
+
+struct meta_set_arg {
+    struct store *s;
+    int rc;
+};
+
+static void *meta_set_thread(void *a)
+{
+    struct meta_set_arg *m = a;
+    m->rc = store_meta_set(m->s, "h1", "kept");
+    return NULL;
+}
+
+/* Waits until an operation of s waits for its batch's commit. */
+static void wait_for_waiter(struct store *s)
+{
+    for (int i = 0; i < WAIT_LIMIT_S * 1000; i++) {
+        pthread_mutex_lock(&s->mu);
+        int waiting = s->waiters != NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (waiting)
+            return;
+        nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+    }
+    fail_msg("no operation waited for a commit");
+}
+
+/* A read that fails inside the open shared batch (a pool name that is not UTF-8: SQLSTATE
+ * 22021) must not take the batch's acknowledged writes with it (review18 H1). */
+static void test_failed_dirty_read_keeps_batch(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    char err[512];
+    assert_int_equal(store_open(&s, url(), err, sizeof(err)), STORE_OK);
+    /* A writer "about to join": the operation below does not lead its commit. */
+    __atomic_store_n(&s->entering, 1, __ATOMIC_SEQ_CST);
+    struct meta_set_arg m = {s, 99};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, meta_set_thread, &m), 0);
+    wait_for_waiter(s);
+    struct store_pool p = {0};
+    assert_true(store_pool_get(s, "\xff", 0, &p) < 0);
+    __atomic_store_n(&s->entering, 0, __ATOMIC_SEQ_CST);
+    char *v = NULL;
+    int grc = store_meta_get(s, "h1", &v); /* st_lock: commits the batch first */
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(m.rc, STORE_OK);
+    assert_int_equal(grc, STORE_OK);
+    assert_string_equal(v, "kept");
+    free(v);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rewrite),         cmocka_unit_test(test_label_hides_password),
-        cmocka_unit_test(test_open_twice),      cmocka_unit_test(test_newer_refused),
-        cmocka_unit_test(test_bad_url),         cmocka_unit_test(test_values),
-        cmocka_unit_test(test_functions),       cmocka_unit_test(test_transactions),
-        cmocka_unit_test(test_reaper_lock),     cmocka_unit_test(test_publish_listen),
-        cmocka_unit_test(test_ping_and_size),   cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_rewrite),
+        cmocka_unit_test(test_label_hides_password),
+        cmocka_unit_test(test_open_twice),
+        cmocka_unit_test(test_newer_refused),
+        cmocka_unit_test(test_bad_url),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_functions),
+        cmocka_unit_test(test_transactions),
+        cmocka_unit_test(test_reaper_lock),
+        cmocka_unit_test(test_publish_listen),
+        cmocka_unit_test(test_ping_and_size),
+        cmocka_unit_test(test_reconnect),
         cmocka_unit_test(test_down_fails_fast),
+        cmocka_unit_test(test_commit_of_failed_txn_fails),
+        cmocka_unit_test(test_failed_dirty_read_keeps_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
