@@ -198,6 +198,45 @@ static PGconn *connect_url(const char *url)
     return conn;
 }
 
+int pgc_url_check(const char *url)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &msg);
+    PQfreemem(msg);
+    PQconninfoFree(opts);
+    return opts ? 0 : -1;
+}
+
+/* Overwrites each occurrence of secret (n bytes) in text with '*'. */
+static void mask(char *text, const char *secret, size_t n)
+{
+    if (n == 0)
+        return;
+    for (char *p = strstr(text, secret); p; p = strstr(p + n, secret))
+        memset(p, '*', n);
+}
+
+/*
+ * libpq's message about conn on one line, with url's password masked: as given (decoded) and
+ * as written in the URL (user:PASSWORD@), should a message ever quote either.
+ */
+static void conn_why(const char *url, PGconn *conn, char *out, size_t outsz)
+{
+    one_line(out, outsz, conn ? PQerrorMessage(conn) : "out of memory");
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &msg);
+    PQfreemem(msg);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val)
+            mask(out, o->val, strlen(o->val));
+    PQconninfoFree(opts);
+    const char *rest = strstr(url, "://");
+    const char *at = rest ? strrchr(rest, '@') : NULL;
+    const char *colon = rest ? memchr(rest + 3, ':', (size_t)(at ? at - rest - 3 : 0)) : NULL;
+    if (colon)
+        mask(out, colon + 1, (size_t)(at - colon - 1));
+}
+
 void pgc_label(const char *url, char *out, size_t outsz)
 {
     char *msg = NULL;
@@ -254,7 +293,9 @@ static int ensure_connection(struct pgc *c)
     PQreset(c->conn);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         c->retry_at_ms = clock_mono_ms() + PGC_RETRY_MS;
-        fail_set(c, ST_R_IO, "PostgreSQL: cannot reconnect", PQerrorMessage(c->conn));
+        char why[400];
+        conn_why(c->url, c->conn, why, sizeof(why));
+        fail_set(c, ST_R_IO, "PostgreSQL: cannot reconnect", why);
         return -1;
     }
     connected(c);
@@ -932,7 +973,7 @@ static PGconn *listen_connect(struct pgc *c, int *down)
     }
     if (!*down) {
         char why[400];
-        one_line(why, sizeof(why), PQerrorMessage(conn));
+        conn_why(c->url, conn, why, sizeof(why));
         log_event(LOG_WARN,
                   "store: lost PostgreSQL's wake-ups; reconnecting (each second, the"
                   " re-check covers them once back)",
@@ -1034,10 +1075,16 @@ int pgc_open(struct pgc **out, const char *url, int *from, char *err, size_t err
         snprintf(err, errsz, "store: out of memory");
         goto fail;
     }
+    if (pgc_url_check(url) < 0) {
+        snprintf(err, errsz,
+                 "store: the PostgreSQL URL cannot be parsed (libpq's reason is not shown: it may "
+                 "quote the password)");
+        goto fail;
+    }
     c->conn = connect_url(url);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         char why[400];
-        one_line(why, sizeof(why), c->conn ? PQerrorMessage(c->conn) : "out of memory");
+        conn_why(url, c->conn, why, sizeof(why));
         snprintf(err, errsz, "store: %s: cannot connect: %s", c->label, why);
         goto fail;
     }

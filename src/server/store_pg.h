@@ -79,6 +79,12 @@ char *pgc_rewrite(const char *sql, int *nparams);
 void pgc_label(const char *url, char *out, size_t outsz);
 
 /*
+ * Whether libpq can parse url (PQconninfoParse): 0, or -1. libpq's reason is not given: it
+ * quotes the token it refused, which may be (part of) the password.
+ */
+int pgc_url_check(const char *url);
+
+/*
  * Applies the PostgreSQL schema's migrations that conn's database lacks (the numbering of
  * store_schema.c, STORE_SCHEMA_VERSION), under a session advisory lock so that servers that
  * start together take turns. label names the database in err. *from: the version found.
