@@ -99,6 +99,9 @@ struct pgc {
     PGconn *listen_conn; /* its first connection, made by pgc_listen, then the thread's */
     void (*fn)(void *arg, const char *payload);
     void *fn_arg;
+    /* /healthz's ping (pgc_ping_apart): its own connection, made at the first ping. */
+    pthread_mutex_t ping_mu;
+    PGconn *ping_conn;
 };
 
 /* ---- failures ---- */
@@ -185,13 +188,35 @@ static void drop_notice(void *arg, const char *message)
     (void)message;
 }
 
+/*
+ * Every wait on the database has an end (docs/server.md, "PostgreSQL"): each is well above
+ * what a normal operation takes, and the store's lock is held through them. TCP keepalives and
+ * tcp_user_timeout (ms) find a peer gone without a word (a partition) in about 30 s instead
+ * of the kernel's ~15 min; lock_timeout ends a wait for a row another server holds (a frozen
+ * replica mid-batch); statement_timeout any statement; idle_in_transaction_session_timeout
+ * frees what a frozen server's open transaction holds. The URL's own options (options=-c...)
+ * replace PGC_OPTIONS whole; migrations lift the statement and lock limits for themselves.
+ */
+#define PGC_OPTIONS                                                                                \
+    "-c lock_timeout=20s -c statement_timeout=30s -c idle_in_transaction_session_timeout=60s"
+
 /* Opens a connection to url with davit's defaults (the URL's own settings win). */
 static PGconn *connect_url(const char *url)
 {
     /* Later keywords override earlier ones: dbname (the URL, expanded) comes last. */
-    const char *const keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
+    const char *const keys[] = {"connect_timeout",
+                                "application_name",
+                                "client_encoding",
+                                "keepalives",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "tcp_user_timeout",
+                                "options",
+                                "dbname",
                                 NULL};
-    const char *const vals[] = {PGC_CONNECT_TIMEOUT, "davit", "UTF8", url, NULL};
+    const char *const vals[] = {PGC_CONNECT_TIMEOUT, "davit", "UTF8", "1", "10", "5", "3", "30000",
+                                PGC_OPTIONS,         url,     NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (conn)
         PQsetNoticeProcessor(conn, drop_notice, NULL);
@@ -830,6 +855,30 @@ static int query_i64(struct pgc *c, const char *sql, const char *param, int64_t 
 
 static const char ping_sql[] = "SELECT 1";
 
+int pgc_ping_apart(struct pgc *c)
+{
+    pthread_mutex_lock(&c->ping_mu);
+    if (c->ping_conn && PQstatus(c->ping_conn) != CONNECTION_OK) {
+        PQfinish(c->ping_conn);
+        c->ping_conn = NULL;
+    }
+    if (!c->ping_conn)
+        c->ping_conn = connect_url(c->url);
+    int ok = 0;
+    if (PQstatus(c->ping_conn) == CONNECTION_OK) {
+        PGresult *res = PQexec(c->ping_conn, ping_sql);
+        ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+    }
+    if (!ok) {
+        /* Connected again at the next ping: connect_timeout bounds that wait. */
+        PQfinish(c->ping_conn);
+        c->ping_conn = NULL;
+    }
+    pthread_mutex_unlock(&c->ping_mu);
+    return ok ? 0 : -1;
+}
+
 int pgc_ping(struct pgc *c)
 {
     return query_i64(c, ping_sql, NULL, NULL);
@@ -1069,6 +1118,7 @@ int pgc_open(struct pgc **out, const char *url, int *from, char *err, size_t err
         return -1;
     }
     c->stop_fd = -1;
+    pthread_mutex_init(&c->ping_mu, NULL);
     pgc_label(url, c->label, sizeof(c->label));
     c->url = strdup(url);
     if (!c->url) {
@@ -1111,6 +1161,8 @@ void pgc_close(struct pgc *c)
     }
     pgc_free_all(c);
     PQfinish(c->conn);
+    PQfinish(c->ping_conn);
+    pthread_mutex_destroy(&c->ping_mu);
     if (c->url) {
         explicit_bzero(c->url, strlen(c->url));
         free(c->url);
@@ -1192,7 +1244,7 @@ static const char *drv_message(struct store *s)
 
 static int drv_ping(struct store *s)
 {
-    return pgc_ping(pg_of(s));
+    return pgc_ping_apart(pg_of(s));
 }
 
 static int drv_reaper_lock(struct store *s)

@@ -570,6 +570,96 @@ static void test_failed_dirty_read_keeps_batch(void **state)
     store_close(s);
 }
 
+/* The text of sql's one row, first column, into out. */
+static void one_text(struct pgc *c, const char *sql, char *out, size_t outsz)
+{
+    struct st_stmt *st = pgc_prepare(c, sql, 0);
+    assert_non_null(st);
+    assert_int_equal(pgc_step(c, st), ST_ROW);
+    snprintf(out, outsz, "%s", pgc_col_text(st, 0));
+    pgc_finish(c, st);
+}
+
+/* Every wait has an end: davit's limits by default, the URL's own options instead when it has
+ * some (review18 M2). */
+static void test_timeouts(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct pgc *c = open_ok(url(), NULL);
+    char v[64];
+    one_text(c,
+             "SELECT current_setting('lock_timeout') || ' ' || "
+             "current_setting('statement_timeout') || ' ' || "
+             "current_setting('idle_in_transaction_session_timeout')",
+             v, sizeof(v));
+    assert_string_equal(v, "20s 30s 1min");
+    pgc_close(c);
+    char own[600];
+    snprintf(own, sizeof(own), "%s%soptions=-c%%20lock_timeout%%3D1500ms", url(),
+             strchr(url(), '?') ? "&" : "?");
+    c = open_ok(own, NULL);
+    one_text(c, "SELECT current_setting('lock_timeout')", v, sizeof(v));
+    assert_string_equal(v, "1500ms");
+    pgc_close(c);
+}
+
+struct cancel_arg {
+    struct store *s;
+    int64_t id;
+    int rc, ended;
+    int64_t launcher;
+    int done; /* atomic */
+};
+
+static void *cancel_thread(void *a)
+{
+    struct cancel_arg *c = a;
+    c->rc = store_run_cancel(c->s, c->id, &c->ended, &c->launcher);
+    __atomic_store_n(&c->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* Another server's open transaction holds a run's row (a frozen replica mid-batch): this
+ * store's cancel of that run waits for it under the store's lock; /healthz's ping answers
+ * meanwhile (review18 M2). */
+static void test_ping_not_behind_lock(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    char err[512];
+    assert_int_equal(store_open(&s, url(), err, sizeof(err)), STORE_OK);
+    struct pgc *other = open_ok(url(), NULL);
+    exec_ok(other, "INSERT INTO runs(id, pool_id, state, spec_json, created_ms, queued_ms)"
+                   " VALUES(990002, 'p', 'queued', '{}', 1, 1)");
+    exec_ok(other, "BEGIN");
+    exec_ok(other, "UPDATE runs SET attempts = attempts WHERE id = 990002");
+    struct cancel_arg c = {s, 990002, 99, 0, 0, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cancel_thread, &c), 0);
+    /* Waits until the cancel waits for the row (from another connection: other's is in its
+     * transaction, and its snapshot would not see the wait begin). */
+    struct pgc *watch = open_ok(url(), NULL);
+    for (int i = 0;; i++) {
+        if (one_i64(watch, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                           " AND application_name = 'davit'") > 0)
+            break;
+        if (i > WAIT_LIMIT_S * 100)
+            fail_msg("the cancel never waited for the row");
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    assert_int_equal(store_ping(s), STORE_OK);
+    assert_int_equal(__atomic_load_n(&c.done, __ATOMIC_SEQ_CST), 0); /* it still waits */
+    exec_ok(other, "COMMIT");
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(c.rc, STORE_OK);
+    exec_ok(other, "DELETE FROM runs WHERE id = 990002");
+    pgc_close(watch);
+    pgc_close(other);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +678,8 @@ int main(void)
         cmocka_unit_test(test_down_fails_fast),
         cmocka_unit_test(test_commit_of_failed_txn_fails),
         cmocka_unit_test(test_failed_dirty_read_keeps_batch),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_ping_not_behind_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
