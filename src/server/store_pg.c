@@ -730,8 +730,19 @@ int64_t pgc_col_i64(struct st_stmt *st, int i)
     const char *v = PQgetvalue(st->res, st->row, i);
     if (PQftype(st->res, i) == OID_BOOL)
         return v[0] == 't';
-    if (PQftype(st->res, i) == OID_FLOAT4 || PQftype(st->res, i) == OID_FLOAT8 || strpbrk(v, ".eE"))
-        return (int64_t)strtod(v, NULL);
+    if (PQftype(st->res, i) == OID_FLOAT4 || PQftype(st->res, i) == OID_FLOAT8 ||
+        strpbrk(v, ".eE")) {
+        /* As SQLite's integer of a REAL: clamped to the 64-bit range (a cast past it is
+         * undefined), NaN as 0. */
+        double d = strtod(v, NULL);
+        if (d != d)
+            return 0;
+        if (d >= 9223372036854775807.0)
+            return INT64_MAX;
+        if (d <= -9223372036854775808.0)
+            return INT64_MIN;
+        return (int64_t)d;
+    }
     return strtoll(v, NULL, 10);
 }
 

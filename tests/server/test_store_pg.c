@@ -660,6 +660,29 @@ static void test_ping_not_behind_lock(void **state)
     store_close(s);
 }
 
+/* A fractional number read as an integer: truncated, clamped to the 64-bit range as SQLite
+ * does (a plain cast past it is undefined), NaN as 0 (review18 L4). */
+static void test_col_i64_of_real(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct pgc *c = open_ok(url(), NULL);
+    struct st_stmt *st = pgc_prepare(c,
+                                     "SELECT CAST('1e30' AS float8), CAST('-1e30' AS float8),"
+                                     " CAST('NaN' AS float8), CAST('-2.75' AS float8),"
+                                     " CAST('1e300' AS numeric)",
+                                     0);
+    assert_non_null(st);
+    assert_int_equal(pgc_step(c, st), ST_ROW);
+    assert_true(pgc_col_i64(st, 0) == INT64_MAX);
+    assert_true(pgc_col_i64(st, 1) == INT64_MIN);
+    assert_int_equal(pgc_col_i64(st, 2), 0);
+    assert_int_equal(pgc_col_i64(st, 3), -2);
+    assert_true(pgc_col_i64(st, 4) == INT64_MAX);
+    pgc_finish(c, st);
+    pgc_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -680,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_failed_dirty_read_keeps_batch),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_ping_not_behind_lock),
+        cmocka_unit_test(test_col_i64_of_real),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
