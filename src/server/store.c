@@ -150,7 +150,9 @@ int store_publish(struct store *s, const char *payload)
 {
     if (strlen(payload) > STORE_WAKE_MAX)
         return STORE_ERR;
-    st_lock_dirty(s);
+    /* Committed first: a NOTIFY inside the open batch would wait for its commit and vanish
+     * with it; outside one, it is sent at once. */
+    st_lock(s);
     int rc = s->drv->publish(s, payload) < 0 ? st_fail(s, "publish a wake-up") : STORE_OK;
     st_unlock(s);
     return rc < 0 ? STORE_ERR : rc;

@@ -683,6 +683,35 @@ static void test_col_i64_of_real(void **state)
     pgc_close(c);
 }
 
+/* A wake-up is sent at once, even while the store has a batch open that other writers are
+ * still joining: it does not wait for that batch's commit, nor share its fate (review18 L1). */
+static void test_publish_not_in_batch(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    char err[512];
+    assert_int_equal(store_open(&s, url(), err, sizeof(err)), STORE_OK);
+    struct pgc *b = open_ok(url(), NULL);
+    assert_int_equal(pgc_listen(b, on_payload, &heard), 0);
+    __atomic_store_n(&s->entering, 1, __ATOMIC_SEQ_CST);
+    struct meta_set_arg m = {s, 99};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, meta_set_thread, &m), 0);
+    wait_for_waiter(s);
+    assert_int_equal(store_publish(s, "u:l1"), STORE_OK);
+    int heard_it = wait_heard_ms(&heard, "u:l1", 10 * 1000);
+    __atomic_store_n(&s->entering, 0, __ATOMIC_SEQ_CST);
+    char *v = NULL;
+    assert_int_equal(store_meta_get(s, "h1", &v), STORE_OK); /* commits, if still open */
+    free(v);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(m.rc, STORE_OK);
+    pgc_close(b);
+    store_close(s);
+    assert_true(heard_it);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -704,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_ping_not_behind_lock),
         cmocka_unit_test(test_col_i64_of_real),
+        cmocka_unit_test(test_publish_not_in_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
