@@ -19,8 +19,9 @@ int store_failed_for_space(void)
     return last_nospace;
 }
 
-/* Set while this thread holds the lock with a dirty read's savepoint open (st_lock_dirty). */
-static __thread int read_savepoint;
+/* While this thread holds the lock through st_lock_dirty: a statement is to open the read's
+ * savepoint first (pending), or has (open). */
+static __thread int read_pending, read_savepoint;
 
 static void lock_plain(struct store *s)
 {
@@ -33,9 +34,9 @@ void st_lock_dirty(struct store *s)
     lock_plain(s);
     /* On PostgreSQL a failed statement aborts the whole open transaction, and with it every
      * acknowledged-to-be operation of the batch: what runs inside the open batch outside an
-     * operation's savepoint gets its own (SQLite's statements fail alone). */
-    if (s->txn_open && s->drv->shared && s->drv->exec(s, "SAVEPOINT dirty_read") == 0)
-        read_savepoint = 1;
+     * operation's savepoint gets its own (SQLite's statements fail alone), opened by the first
+     * statement (st_stmt): in-memory reads cost no round trip. */
+    read_pending = s->drv->shared;
 }
 
 void st_lock(struct store *s)
@@ -46,6 +47,7 @@ void st_lock(struct store *s)
 
 void st_unlock(struct store *s)
 {
+    read_pending = 0;
     if (read_savepoint) {
         read_savepoint = 0;
         /* RELEASE keeps what the read wrote (a token's last use); in a transaction a failure
@@ -95,6 +97,11 @@ struct st_stmt *st_prep(struct store *s, const char *sql)
 
 struct st_stmt *st_stmt(struct store *s, const char *sql)
 {
+    if (read_pending) {
+        read_pending = 0;
+        if (s->txn_open && s->drv->exec(s, "SAVEPOINT dirty_read") == 0)
+            read_savepoint = 1;
+    }
     struct st_stmt *st = s->drv->prepare(s, sql, 1);
     if (!st)
         st_fail(s, sql);
