@@ -6,6 +6,9 @@
 #include "common/env.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#ifdef DAVIT_HAVE_POSTGRES
+#include "server/store_pg.h"
+#endif
 
 #include <errno.h>
 #include <getopt.h>
@@ -613,26 +616,13 @@ int config_parse(int argc, char **argv, struct server_config *c, char *err, size
 
 void config_database_label(const char *url, char *out, size_t outsz)
 {
-    const char *rest = strstr(url, "://");
-    if (!rest) {
-        snprintf(out, outsz, "(a database URL)");
-        return;
-    }
-    rest += 3;
-    size_t scheme = (size_t)(rest - url);
-    /* The authority ends at the first '/', '?' or '#'; its userinfo at its last '@'. */
-    size_t auth = strcspn(rest, "/?#");
-    const char *at = NULL;
-    for (size_t i = 0; i < auth; i++)
-        if (rest[i] == '@')
-            at = rest + i;
-    size_t user = at ? strcspn(rest, ":@") : 0; /* the user, without ":password" */
-    const char *host = at ? at + 1 : rest;
-    size_t hostlen = (size_t)(rest + auth - host);
-    const char *path = rest + auth;
-    size_t pathlen = *path == '/' ? strcspn(path, "?#") : 0;
-    snprintf(out, outsz, "%.*s%.*s%s%.*s%.*s", (int)scheme, url, (int)user, rest, at ? "@" : "",
-             (int)hostlen, host, (int)pathlen, path);
+#ifdef DAVIT_HAVE_POSTGRES
+    /* libpq's own parse: a hand-made one disagreed on where the password ends (# ? in it). */
+    pgc_label(url, out, outsz);
+#else
+    (void)url;
+    snprintf(out, outsz, "PostgreSQL");
+#endif
 }
 
 int config_database(struct server_config *c, const char *arg, char *err, size_t errsz)
@@ -653,6 +643,15 @@ int config_database(struct server_config *c, const char *arg, char *err, size_t 
         snprintf(err, errsz, "%s: longer than %zu bytes", name, sizeof(c->database) - 1);
         return -1;
     }
+#ifdef DAVIT_HAVE_POSTGRES
+    if (pgc_url_check(url) < 0) {
+        snprintf(err, errsz,
+                 "%s: not a URL libpq can parse (its reason is not shown: it may quote the "
+                 "password)",
+                 name);
+        return -1;
+    }
+#endif
     snprintf(c->database, sizeof(c->database), "%s", url);
     return 0;
 }

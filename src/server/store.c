@@ -82,8 +82,7 @@ void store_close(struct store *s)
     if (s->conn) {
         /* What the workers list shows survives a clean restart (leases do not need it). */
         st_seen_save(s);
-        st_lock_dirty(s);
-        st_flush(s); /* nothing waits any more; what was done is kept */
+        st_lock(s); /* commits: nothing waits any more; what was done is kept */
         st_unlock(s);
     }
     s->drv->close(s);
@@ -137,6 +136,10 @@ const char *store_kind(struct store *s)
 
 int store_ping(struct store *s)
 {
+    /* A shared store's ping has its own connection: /healthz must answer while an operation
+     * waits (under the lock) for a row another server holds. */
+    if (s->drv->shared)
+        return s->drv->ping(s) < 0 ? STORE_ERR : STORE_OK;
     st_lock_dirty(s); /* a round trip only: nothing to commit first */
     int rc = s->drv->ping(s) < 0 ? STORE_ERR : STORE_OK;
     st_unlock(s);
@@ -147,7 +150,9 @@ int store_publish(struct store *s, const char *payload)
 {
     if (strlen(payload) > STORE_WAKE_MAX)
         return STORE_ERR;
-    st_lock_dirty(s);
+    /* Committed first: a NOTIFY inside the open batch would wait for its commit and vanish
+     * with it; outside one, it is sent at once. */
+    st_lock(s);
     int rc = s->drv->publish(s, payload) < 0 ? st_fail(s, "publish a wake-up") : STORE_OK;
     st_unlock(s);
     return rc < 0 ? STORE_ERR : rc;

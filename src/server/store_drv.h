@@ -103,7 +103,8 @@ struct st_driver {
 
     /* ---- what differs between the databases beyond SQL ---- */
 
-    /* 0 when the database answers now (/healthz). Under the lock. */
+    /* 0 when the database answers now (/healthz). Under the lock, except for a shared
+     * driver's, which has its own connection and is called without it. */
     int (*ping)(struct store *s);
     /* Inside a write operation: 1 when this server may expire leases now (PostgreSQL: a
      * transaction-level advisory lock, so one server at a time), 0 when another one does, -1

@@ -99,6 +99,9 @@ struct pgc {
     PGconn *listen_conn; /* its first connection, made by pgc_listen, then the thread's */
     void (*fn)(void *arg, const char *payload);
     void *fn_arg;
+    /* /healthz's ping (pgc_ping_apart): its own connection, made at the first ping. */
+    pthread_mutex_t ping_mu;
+    PGconn *ping_conn;
 };
 
 /* ---- failures ---- */
@@ -163,6 +166,18 @@ static void fail_result(struct pgc *c, const PGresult *res)
     }
 }
 
+/* A COMMIT of a transaction that had already failed "succeeds" with the tag ROLLBACK: nothing
+ * was kept, and the store must not tell its writers otherwise. 1 when res is that. */
+static int commit_rolled_back(struct pgc *c, const char *sql, PGresult *res)
+{
+    if (strcmp(sql, "COMMIT") != 0 || strcmp(PQcmdStatus(res), "ROLLBACK") != 0)
+        return 0;
+    c->reason = ST_R_OTHER;
+    snprintf(c->message, sizeof(c->message),
+             "PostgreSQL: COMMIT rolled back (a statement of the transaction had failed)");
+    return 1;
+}
+
 /* ---- connections ---- */
 
 /* libpq prints the server's notices (NOTICE, WARNING) on stderr: the store's failures are
@@ -173,17 +188,78 @@ static void drop_notice(void *arg, const char *message)
     (void)message;
 }
 
+/*
+ * Every wait on the database has an end (docs/server.md, "PostgreSQL"): each is well above
+ * what a normal operation takes, and the store's lock is held through them. TCP keepalives and
+ * tcp_user_timeout (ms) find a peer gone without a word (a partition) in about 30 s instead
+ * of the kernel's ~15 min; lock_timeout ends a wait for a row another server holds (a frozen
+ * replica mid-batch); statement_timeout any statement; idle_in_transaction_session_timeout
+ * frees what a frozen server's open transaction holds. The URL's own options (options=-c...)
+ * replace PGC_OPTIONS whole; migrations lift the statement and lock limits for themselves.
+ */
+#define PGC_OPTIONS                                                                                \
+    "-c lock_timeout=20s -c statement_timeout=30s -c idle_in_transaction_session_timeout=60s"
+
 /* Opens a connection to url with davit's defaults (the URL's own settings win). */
 static PGconn *connect_url(const char *url)
 {
     /* Later keywords override earlier ones: dbname (the URL, expanded) comes last. */
-    const char *const keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
+    const char *const keys[] = {"connect_timeout",
+                                "application_name",
+                                "client_encoding",
+                                "keepalives",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "tcp_user_timeout",
+                                "options",
+                                "dbname",
                                 NULL};
-    const char *const vals[] = {PGC_CONNECT_TIMEOUT, "davit", "UTF8", url, NULL};
+    const char *const vals[] = {PGC_CONNECT_TIMEOUT, "davit", "UTF8", "1", "10", "5", "3", "30000",
+                                PGC_OPTIONS,         url,     NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (conn)
         PQsetNoticeProcessor(conn, drop_notice, NULL);
     return conn;
+}
+
+int pgc_url_check(const char *url)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &msg);
+    PQfreemem(msg);
+    PQconninfoFree(opts);
+    return opts ? 0 : -1;
+}
+
+/* Overwrites each occurrence of secret (n bytes) in text with '*'. */
+static void mask(char *text, const char *secret, size_t n)
+{
+    if (n == 0)
+        return;
+    for (char *p = strstr(text, secret); p; p = strstr(p + n, secret))
+        memset(p, '*', n);
+}
+
+/*
+ * libpq's message about conn on one line, with url's password masked: as given (decoded) and
+ * as written in the URL (user:PASSWORD@), should a message ever quote either.
+ */
+static void conn_why(const char *url, PGconn *conn, char *out, size_t outsz)
+{
+    one_line(out, outsz, conn ? PQerrorMessage(conn) : "out of memory");
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &msg);
+    PQfreemem(msg);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val)
+            mask(out, o->val, strlen(o->val));
+    PQconninfoFree(opts);
+    const char *rest = strstr(url, "://");
+    const char *at = rest ? strrchr(rest, '@') : NULL;
+    const char *colon = rest ? memchr(rest + 3, ':', (size_t)(at ? at - rest - 3 : 0)) : NULL;
+    if (colon)
+        mask(out, colon + 1, (size_t)(at - colon - 1));
 }
 
 void pgc_label(const char *url, char *out, size_t outsz)
@@ -242,7 +318,9 @@ static int ensure_connection(struct pgc *c)
     PQreset(c->conn);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         c->retry_at_ms = clock_mono_ms() + PGC_RETRY_MS;
-        fail_set(c, ST_R_IO, "PostgreSQL: cannot reconnect", PQerrorMessage(c->conn));
+        char why[400];
+        conn_why(c->url, c->conn, why, sizeof(why));
+        fail_set(c, ST_R_IO, "PostgreSQL: cannot reconnect", why);
         return -1;
     }
     connected(c);
@@ -560,6 +638,10 @@ static int stmt_run(struct pgc *c, struct st_stmt *st)
         note_broken(c, in_txn);
         return -1;
     }
+    if (commit_rolled_back(c, st->sql, res)) {
+        PQclear(res);
+        return -1;
+    }
     count_changes(c, res);
     st->res = res;
     st->nrows = PQntuples(res);
@@ -648,8 +730,19 @@ int64_t pgc_col_i64(struct st_stmt *st, int i)
     const char *v = PQgetvalue(st->res, st->row, i);
     if (PQftype(st->res, i) == OID_BOOL)
         return v[0] == 't';
-    if (PQftype(st->res, i) == OID_FLOAT4 || PQftype(st->res, i) == OID_FLOAT8 || strpbrk(v, ".eE"))
-        return (int64_t)strtod(v, NULL);
+    if (PQftype(st->res, i) == OID_FLOAT4 || PQftype(st->res, i) == OID_FLOAT8 ||
+        strpbrk(v, ".eE")) {
+        /* As SQLite's integer of a REAL: clamped to the 64-bit range (a cast past it is
+         * undefined), NaN as 0. */
+        double d = strtod(v, NULL);
+        if (d != d)
+            return 0;
+        if (d >= 9223372036854775807.0)
+            return INT64_MAX;
+        if (d <= -9223372036854775808.0)
+            return INT64_MIN;
+        return (int64_t)d;
+    }
     return strtoll(v, NULL, 10);
 }
 
@@ -715,10 +808,12 @@ int pgc_exec(struct pgc *c, const char *sql)
     PGresult *res = PQexec(c->conn, pg_text_of(sql));
     ExecStatusType status = PQresultStatus(res);
     int ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
-    if (ok)
-        count_changes(c, res);
-    else
+    if (!ok)
         fail_result(c, res);
+    else if (commit_rolled_back(c, sql, res))
+        ok = 0;
+    else
+        count_changes(c, res);
     PQclear(res);
     if (!ok)
         note_broken(c, in_txn);
@@ -770,6 +865,30 @@ static int query_i64(struct pgc *c, const char *sql, const char *param, int64_t 
 }
 
 static const char ping_sql[] = "SELECT 1";
+
+int pgc_ping_apart(struct pgc *c)
+{
+    pthread_mutex_lock(&c->ping_mu);
+    if (c->ping_conn && PQstatus(c->ping_conn) != CONNECTION_OK) {
+        PQfinish(c->ping_conn);
+        c->ping_conn = NULL;
+    }
+    if (!c->ping_conn)
+        c->ping_conn = connect_url(c->url);
+    int ok = 0;
+    if (PQstatus(c->ping_conn) == CONNECTION_OK) {
+        PGresult *res = PQexec(c->ping_conn, ping_sql);
+        ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+    }
+    if (!ok) {
+        /* Connected again at the next ping: connect_timeout bounds that wait. */
+        PQfinish(c->ping_conn);
+        c->ping_conn = NULL;
+    }
+    pthread_mutex_unlock(&c->ping_mu);
+    return ok ? 0 : -1;
+}
 
 int pgc_ping(struct pgc *c)
 {
@@ -914,7 +1033,7 @@ static PGconn *listen_connect(struct pgc *c, int *down)
     }
     if (!*down) {
         char why[400];
-        one_line(why, sizeof(why), PQerrorMessage(conn));
+        conn_why(c->url, conn, why, sizeof(why));
         log_event(LOG_WARN,
                   "store: lost PostgreSQL's wake-ups; reconnecting (each second, the"
                   " re-check covers them once back)",
@@ -1010,16 +1129,23 @@ int pgc_open(struct pgc **out, const char *url, int *from, char *err, size_t err
         return -1;
     }
     c->stop_fd = -1;
+    pthread_mutex_init(&c->ping_mu, NULL);
     pgc_label(url, c->label, sizeof(c->label));
     c->url = strdup(url);
     if (!c->url) {
         snprintf(err, errsz, "store: out of memory");
         goto fail;
     }
+    if (pgc_url_check(url) < 0) {
+        snprintf(err, errsz,
+                 "store: the PostgreSQL URL cannot be parsed (libpq's reason is not shown: it may "
+                 "quote the password)");
+        goto fail;
+    }
     c->conn = connect_url(url);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         char why[400];
-        one_line(why, sizeof(why), c->conn ? PQerrorMessage(c->conn) : "out of memory");
+        conn_why(url, c->conn, why, sizeof(why));
         snprintf(err, errsz, "store: %s: cannot connect: %s", c->label, why);
         goto fail;
     }
@@ -1046,6 +1172,8 @@ void pgc_close(struct pgc *c)
     }
     pgc_free_all(c);
     PQfinish(c->conn);
+    PQfinish(c->ping_conn);
+    pthread_mutex_destroy(&c->ping_mu);
     if (c->url) {
         explicit_bzero(c->url, strlen(c->url));
         free(c->url);
@@ -1127,7 +1255,7 @@ static const char *drv_message(struct store *s)
 
 static int drv_ping(struct store *s)
 {
-    return pgc_ping(pg_of(s));
+    return pgc_ping_apart(pg_of(s));
 }
 
 static int drv_reaper_lock(struct store *s)

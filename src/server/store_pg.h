@@ -56,6 +56,12 @@ int pgc_in_txn(struct pgc *c);
 enum st_reason pgc_reason(struct pgc *c);
 const char *pgc_message(struct pgc *c);
 int pgc_ping(struct pgc *c);
+/*
+ * Like pgc_ping, on a connection of its own (made at the first call, again after a failure),
+ * so that it never waits behind the store's lock or the store connection's statements: any
+ * thread, without the store's lock. 0 or -1.
+ */
+int pgc_ping_apart(struct pgc *c);
 int pgc_reaper_lock(struct pgc *c);
 int pgc_publish(struct pgc *c, const char *payload);
 int pgc_listen(struct pgc *c, void (*fn)(void *arg, const char *payload), void *arg);
@@ -77,6 +83,12 @@ char *pgc_rewrite(const char *sql, int *nparams);
  * parsed.
  */
 void pgc_label(const char *url, char *out, size_t outsz);
+
+/*
+ * Whether libpq can parse url (PQconninfoParse): 0, or -1. libpq's reason is not given: it
+ * quotes the token it refused, which may be (part of) the password.
+ */
+int pgc_url_check(const char *url);
 
 /*
  * Applies the PostgreSQL schema's migrations that conn's database lacks (the numbering of

@@ -300,10 +300,20 @@ int pgc_schema_migrate(PGconn *conn, const char *label, int *from, char *err, si
     snprintf(lock, sizeof(lock), "SELECT pg_advisory_lock(%lld)", (long long)PGC_LOCK_MIGRATE);
     snprintf(unlock, sizeof(unlock), "SELECT pg_advisory_unlock(%lld)",
              (long long)PGC_LOCK_MIGRATE);
-    if (run(conn, lock, label, "waiting for the migrations' lock", err, errsz) < 0)
+    /* Another server's migrations, and a migration of a large table, may take longer than
+     * the connection's limits (store_pg.c's PGC_OPTIONS): lifted for these, then restored. */
+    if (run(conn, "SET statement_timeout = 0", label, "lifting statement_timeout", err, errsz) <
+            0 ||
+        run(conn, "SET lock_timeout = 0", label, "lifting lock_timeout", err, errsz) < 0 ||
+        run(conn, lock, label, "waiting for the migrations' lock", err, errsz) < 0)
         return -1;
     int rc = migrate_locked(conn, label, from, err, errsz);
     /* Closing the connection would release it too: the lock is only for the migrations. */
     PQclear(PQexec(conn, unlock));
+    if (rc == 0 &&
+        (run(conn, "RESET statement_timeout", label, "restoring statement_timeout", err, errsz) <
+             0 ||
+         run(conn, "RESET lock_timeout", label, "restoring lock_timeout", err, errsz) < 0))
+        rc = -1;
     return rc;
 }

@@ -19,20 +19,44 @@ int store_failed_for_space(void)
     return last_nospace;
 }
 
-void st_lock_dirty(struct store *s)
+/* While this thread holds the lock through st_lock_dirty: a statement is to open the read's
+ * savepoint first (pending), or has (open). */
+static __thread int read_pending, read_savepoint;
+
+static void lock_plain(struct store *s)
 {
     pthread_mutex_lock(&s->mu);
     last_nospace = 0;
 }
 
+void st_lock_dirty(struct store *s)
+{
+    lock_plain(s);
+    /* On PostgreSQL a failed statement aborts the whole open transaction, and with it every
+     * acknowledged-to-be operation of the batch: what runs inside the open batch outside an
+     * operation's savepoint gets its own (SQLite's statements fail alone), opened by the first
+     * statement (st_stmt): in-memory reads cost no round trip. */
+    read_pending = s->drv->shared;
+}
+
 void st_lock(struct store *s)
 {
-    st_lock_dirty(s);
+    lock_plain(s);
     st_flush(s);
 }
 
 void st_unlock(struct store *s)
 {
+    read_pending = 0;
+    if (read_savepoint) {
+        read_savepoint = 0;
+        /* RELEASE keeps what the read wrote (a token's last use); in a transaction a failure
+         * aborted it is refused, and ROLLBACK TO undoes the failure alone. When even that
+         * fails the connection is gone, and the batch's commit tells its writers. */
+        if (s->drv->exec(s, "RELEASE dirty_read") < 0 &&
+            s->drv->exec(s, "ROLLBACK TO dirty_read") == 0)
+            s->drv->exec(s, "RELEASE dirty_read");
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -73,6 +97,11 @@ struct st_stmt *st_prep(struct store *s, const char *sql)
 
 struct st_stmt *st_stmt(struct store *s, const char *sql)
 {
+    if (read_pending) {
+        read_pending = 0;
+        if (s->txn_open && s->drv->exec(s, "SAVEPOINT dirty_read") == 0)
+            read_savepoint = 1;
+    }
     struct st_stmt *st = s->drv->prepare(s, sql, 1);
     if (!st)
         st_fail(s, sql);
@@ -177,7 +206,7 @@ void st_flush(struct store *s)
 int st_begin_locked(struct store *s)
 {
     __atomic_add_fetch(&s->entering, 1, __ATOMIC_SEQ_CST);
-    st_lock_dirty(s);
+    lock_plain(s);
     __atomic_sub_fetch(&s->entering, 1, __ATOMIC_SEQ_CST);
     int rc = STORE_OK;
     if (!s->txn_open) {

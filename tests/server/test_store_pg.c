@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "server/store.h"
+#include "server/store_int.h"
 #include "server/store_pg.h"
 
 #include <pthread.h>
@@ -491,16 +492,248 @@ static void test_ping_and_size(void **state)
     pgc_close(c);
 }
 
+/* A COMMIT of a transaction a failed statement aborted runs as ROLLBACK: a failure, whether it
+ * is run as text or as a kept statement (review18 H1). */
+static void test_commit_of_failed_txn_fails(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct pgc *c = open_ok(url(), NULL);
+    for (int kept = 0; kept < 2; kept++) {
+        exec_ok(c, "BEGIN");
+        assert_int_equal(pgc_exec(c, "SELECT 1 / 0"), -1);
+        if (kept) {
+            struct st_stmt *st = pgc_prepare(c, "COMMIT", 1);
+            assert_non_null(st);
+            assert_int_equal(pgc_step(c, st), -1);
+            pgc_finish(c, st);
+        } else {
+            assert_int_equal(pgc_exec(c, "COMMIT"), -1);
+        }
+        assert_non_null(strstr(pgc_message(c), "COMMIT rolled back"));
+        assert_int_equal(pgc_in_txn(c), 0);
+    }
+    pgc_close(c);
+}
+
+struct meta_set_arg {
+    struct store *s;
+    int rc;
+};
+
+static void *meta_set_thread(void *a)
+{
+    struct meta_set_arg *m = a;
+    m->rc = store_meta_set(m->s, "h1", "kept");
+    return NULL;
+}
+
+/* Waits until an operation of s waits for its batch's commit. */
+static void wait_for_waiter(struct store *s)
+{
+    for (int i = 0; i < WAIT_LIMIT_S * 1000; i++) {
+        pthread_mutex_lock(&s->mu);
+        int waiting = s->waiters != NULL;
+        pthread_mutex_unlock(&s->mu);
+        if (waiting)
+            return;
+        nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+    }
+    fail_msg("no operation waited for a commit");
+}
+
+/* A read that fails inside the open shared batch (a pool name that is not UTF-8: SQLSTATE
+ * 22021) must not take the batch's acknowledged writes with it (review18 H1). */
+static void test_failed_dirty_read_keeps_batch(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    char err[512];
+    assert_int_equal(store_open(&s, url(), err, sizeof(err)), STORE_OK);
+    /* A writer "about to join": the operation below does not lead its commit. */
+    __atomic_store_n(&s->entering, 1, __ATOMIC_SEQ_CST);
+    struct meta_set_arg m = {s, 99};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, meta_set_thread, &m), 0);
+    wait_for_waiter(s);
+    struct store_pool p = {0};
+    assert_true(store_pool_get(s, "\xff", 0, &p) < 0);
+    __atomic_store_n(&s->entering, 0, __ATOMIC_SEQ_CST);
+    char *v = NULL;
+    int grc = store_meta_get(s, "h1", &v); /* st_lock: commits the batch first */
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(m.rc, STORE_OK);
+    assert_int_equal(grc, STORE_OK);
+    assert_string_equal(v, "kept");
+    free(v);
+    store_close(s);
+}
+
+/* The text of sql's one row, first column, into out. */
+static void one_text(struct pgc *c, const char *sql, char *out, size_t outsz)
+{
+    struct st_stmt *st = pgc_prepare(c, sql, 0);
+    assert_non_null(st);
+    assert_int_equal(pgc_step(c, st), ST_ROW);
+    snprintf(out, outsz, "%s", pgc_col_text(st, 0));
+    pgc_finish(c, st);
+}
+
+/* Every wait has an end: davit's limits by default, the URL's own options instead when it has
+ * some (review18 M2). */
+static void test_timeouts(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct pgc *c = open_ok(url(), NULL);
+    char v[64];
+    one_text(c,
+             "SELECT current_setting('lock_timeout') || ' ' || "
+             "current_setting('statement_timeout') || ' ' || "
+             "current_setting('idle_in_transaction_session_timeout')",
+             v, sizeof(v));
+    assert_string_equal(v, "20s 30s 1min");
+    pgc_close(c);
+    char own[600];
+    snprintf(own, sizeof(own), "%s%soptions=-c%%20lock_timeout%%3D1500ms", url(),
+             strchr(url(), '?') ? "&" : "?");
+    c = open_ok(own, NULL);
+    one_text(c, "SELECT current_setting('lock_timeout')", v, sizeof(v));
+    assert_string_equal(v, "1500ms");
+    pgc_close(c);
+}
+
+struct cancel_arg {
+    struct store *s;
+    int64_t id;
+    int rc, ended;
+    int64_t launcher;
+    int done; /* atomic */
+};
+
+static void *cancel_thread(void *a)
+{
+    struct cancel_arg *c = a;
+    c->rc = store_run_cancel(c->s, c->id, &c->ended, &c->launcher);
+    __atomic_store_n(&c->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* Another server's open transaction holds a run's row (a frozen replica mid-batch): this
+ * store's cancel of that run waits for it under the store's lock; /healthz's ping answers
+ * meanwhile (review18 M2). */
+static void test_ping_not_behind_lock(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    char err[512];
+    assert_int_equal(store_open(&s, url(), err, sizeof(err)), STORE_OK);
+    struct pgc *other = open_ok(url(), NULL);
+    exec_ok(other, "INSERT INTO runs(id, pool_id, state, spec_json, created_ms, queued_ms)"
+                   " VALUES(990002, 'p', 'queued', '{}', 1, 1)");
+    exec_ok(other, "BEGIN");
+    exec_ok(other, "UPDATE runs SET attempts = attempts WHERE id = 990002");
+    struct cancel_arg c = {s, 990002, 99, 0, 0, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cancel_thread, &c), 0);
+    /* Waits until the cancel waits for the row (from another connection: other's is in its
+     * transaction, and its snapshot would not see the wait begin). */
+    struct pgc *watch = open_ok(url(), NULL);
+    for (int i = 0;; i++) {
+        if (one_i64(watch, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                           " AND application_name = 'davit'") > 0)
+            break;
+        if (i > WAIT_LIMIT_S * 100)
+            fail_msg("the cancel never waited for the row");
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    assert_int_equal(store_ping(s), STORE_OK);
+    assert_int_equal(__atomic_load_n(&c.done, __ATOMIC_SEQ_CST), 0); /* it still waits */
+    exec_ok(other, "COMMIT");
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(c.rc, STORE_OK);
+    exec_ok(other, "DELETE FROM runs WHERE id = 990002");
+    pgc_close(watch);
+    pgc_close(other);
+    store_close(s);
+}
+
+/* A fractional number read as an integer: truncated, clamped to the 64-bit range as SQLite
+ * does (a plain cast past it is undefined), NaN as 0 (review18 L4). */
+static void test_col_i64_of_real(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct pgc *c = open_ok(url(), NULL);
+    struct st_stmt *st = pgc_prepare(c,
+                                     "SELECT CAST('1e30' AS float8), CAST('-1e30' AS float8),"
+                                     " CAST('NaN' AS float8), CAST('-2.75' AS float8),"
+                                     " CAST('1e300' AS numeric)",
+                                     0);
+    assert_non_null(st);
+    assert_int_equal(pgc_step(c, st), ST_ROW);
+    assert_true(pgc_col_i64(st, 0) == INT64_MAX);
+    assert_true(pgc_col_i64(st, 1) == INT64_MIN);
+    assert_int_equal(pgc_col_i64(st, 2), 0);
+    assert_int_equal(pgc_col_i64(st, 3), -2);
+    assert_true(pgc_col_i64(st, 4) == INT64_MAX);
+    pgc_finish(c, st);
+    pgc_close(c);
+}
+
+/* A wake-up is sent at once, even while the store has a batch open that other writers are
+ * still joining: it does not wait for that batch's commit, nor share its fate (review18 L1). */
+static void test_publish_not_in_batch(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    char err[512];
+    assert_int_equal(store_open(&s, url(), err, sizeof(err)), STORE_OK);
+    struct pgc *b = open_ok(url(), NULL);
+    assert_int_equal(pgc_listen(b, on_payload, &heard), 0);
+    __atomic_store_n(&s->entering, 1, __ATOMIC_SEQ_CST);
+    struct meta_set_arg m = {s, 99};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, meta_set_thread, &m), 0);
+    wait_for_waiter(s);
+    assert_int_equal(store_publish(s, "u:l1"), STORE_OK);
+    int heard_it = wait_heard_ms(&heard, "u:l1", 10 * 1000);
+    __atomic_store_n(&s->entering, 0, __ATOMIC_SEQ_CST);
+    char *v = NULL;
+    assert_int_equal(store_meta_get(s, "h1", &v), STORE_OK); /* commits, if still open */
+    free(v);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(m.rc, STORE_OK);
+    pgc_close(b);
+    store_close(s);
+    assert_true(heard_it);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rewrite),         cmocka_unit_test(test_label_hides_password),
-        cmocka_unit_test(test_open_twice),      cmocka_unit_test(test_newer_refused),
-        cmocka_unit_test(test_bad_url),         cmocka_unit_test(test_values),
-        cmocka_unit_test(test_functions),       cmocka_unit_test(test_transactions),
-        cmocka_unit_test(test_reaper_lock),     cmocka_unit_test(test_publish_listen),
-        cmocka_unit_test(test_ping_and_size),   cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_rewrite),
+        cmocka_unit_test(test_label_hides_password),
+        cmocka_unit_test(test_open_twice),
+        cmocka_unit_test(test_newer_refused),
+        cmocka_unit_test(test_bad_url),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_functions),
+        cmocka_unit_test(test_transactions),
+        cmocka_unit_test(test_reaper_lock),
+        cmocka_unit_test(test_publish_listen),
+        cmocka_unit_test(test_ping_and_size),
+        cmocka_unit_test(test_reconnect),
         cmocka_unit_test(test_down_fails_fast),
+        cmocka_unit_test(test_commit_of_failed_txn_fails),
+        cmocka_unit_test(test_failed_dirty_read_keeps_batch),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_ping_not_behind_lock),
+        cmocka_unit_test(test_col_i64_of_real),
+        cmocka_unit_test(test_publish_not_in_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

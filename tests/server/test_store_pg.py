@@ -98,3 +98,47 @@ def test_bad_database_option(tmp_path):
         assert p.returncode == 2, p.stderr
         assert "expected a postgres:// or postgresql:// URL" in p.stderr
         assert "hunter2" not in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_password_never_shown(cluster, tmp_path):
+    """No part of a URL's password in any output: passwords with # ? / % @ (libpq's parse
+    decides where they end), URLs libpq refuses (its reasons quote the token), a database
+    that does not answer, and a server's log (review18 H2)."""
+    from davit_harness import DAVIT, Server
+    cluster.create_db("secrets")
+    label = "postgresql://%s@127.0.0.1:%d/secrets" % (pg_cluster.ROLE, cluster.port)
+    base = "postgresql://%s:%%s@127.0.0.1:%d/secrets" % (pg_cluster.ROLE, cluster.port)
+    # As written in the URL; each holds "zq" and a "pwN" that no output may show.
+    written = ["zq#pw1", "zq?pw2", "zq%2Fpw3", "zq%25pw4", "zq%40pw5", "zq#pw6?x%2Fy%40z"]
+
+    def clean(text):
+        return "zq" not in text and not any("pw%d" % i in text for i in range(1, 12))
+
+    for pw in written:
+        p = subprocess.run([DAVIT, "server", "migrate", "--database", base % pw],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.startswith(label + ": "), p.stdout
+        assert clean(p.stdout + p.stderr), p.stdout + p.stderr
+    refused = ["postgresql://u:zqpw7@[::1/db", base % "zq%zzpw8", "postgresql://u:zq%pw9@h/db"]
+    for url in refused:
+        for args in (["server", "migrate", "--database", url],
+                     ["server", "--data-dir", str(tmp_path / "d"), "--database", url]):
+            p = subprocess.run([DAVIT] + args, capture_output=True, text=True, timeout=60)
+            assert p.returncode == 2, (url, p.stderr)
+            assert "not a URL libpq can parse" in p.stderr and p.stderr.count("\n") == 1
+            assert clean(p.stdout + p.stderr), p.stderr
+    # Nothing listens on port 1: libpq's reason is shown, the password is not.
+    p = subprocess.run([DAVIT, "server", "migrate", "--database",
+                        "postgresql://u:zq#pw10@127.0.0.1:1/db"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "cannot connect" in p.stderr, p.stderr
+    assert clean(p.stdout + p.stderr), p.stderr
+    s = Server(tmp_path, "--database", base % "zq#pw11?x%2Fy%40z")
+    try:
+        s.create_pool("p")
+    finally:
+        code = s.stop()
+    log = s.log()
+    assert code == 0 and "store open" in log and label in log, log[-3000:]
+    assert clean(log), log[-3000:]
