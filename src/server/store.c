@@ -54,6 +54,7 @@ static int open_at(struct store **out, const char *where, int *from, char *err, 
     }
     if (drv->open(s, where, from, err, errsz) < 0)
         goto fail;
+    s->up_since_ms = store_now_ms();
     *out = s;
     return STORE_OK;
 fail:

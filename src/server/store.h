@@ -391,8 +391,12 @@ struct store_reap {
  * the queue (or end as canceled if a cancel was asked); started runs of
  * launchers silent for lease_ms + grace_ms become lost. Silent: by the
  * last-seen times kept in memory, a launcher not seen since the store
- * opened counting as seen at the open. Also forgets expired sessions, and
- * copies last-seen times an hour stale to the database.
+ * opened counting as seen at the open. On a shared database (PostgreSQL) the
+ * times are the ones written by every server, and no lease expires until the
+ * database has answered this server for a lease plus a few seconds (after its
+ * start and after a lost connection), so that a downtime never expires a live
+ * launcher. Also forgets expired sessions, and copies last-seen times an hour
+ * stale to the database (every few seconds when shared).
  */
 int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store_reap *r);
 

@@ -65,6 +65,8 @@ static int failure_count(struct store *s)
 {
     enum st_reason why = s->drv->reason(s);
     s->errors[why]++;
+    if (why == ST_R_IO)
+        s->up_since_ms = store_now_ms(); /* lost connection, or a disk that failed */
     if (why != ST_R_FULL)
         return STORE_ERR;
     s->full = 1;

@@ -4,8 +4,11 @@ of a launcher that is fine."""
 
 import hashlib
 import os
+import signal
 import time
 
+import pg_cluster
+import pytest
 from davit_harness import Launcher, wait_for
 
 HEARTBEATS = 30
@@ -19,6 +22,8 @@ def wal_digest(server):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+@pytest.mark.skipif(pg_cluster.on_postgres(), reason="the SQLite file's WAL (PostgreSQL's own "
+                    "writes are not the server's)")
 def test_heartbeats_and_idle_polls_write_nothing(server):
     token, key = server.create_pool("p")
     la = Launcher(server, token, key)
@@ -56,6 +61,71 @@ def test_a_restart_does_not_expire_the_lease_of_a_live_launcher(make_server):
     assert r["state"] == "assigned" and r["worker"] == la.id, r
 
 
+def assigned_to(server, rid, la):
+    r = server.run(rid)
+    return r["state"] == "assigned" and r["worker"] == la.id
+
+
+def test_a_restart_after_a_downtime_longer_than_the_lease_keeps_a_live_launcher(make_server):
+    """The launcher's last-seen time in the database is older than a lease when the server comes
+    back (on PostgreSQL that column is what every server's reaper reads): the reaper must wait
+    until the launcher has had a lease to show up again (review18 M1)."""
+    lease_s = 3
+    server = make_server("--lease", "%ds" % lease_s, "--lost-grace", "600s")
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+    rid = server.submit("p")
+    assert [m["run"]["id"] for m in la.poll(wait_s=0) if m["type"] == "run"] == [rid]
+    server.kill9()
+    down = time.monotonic()
+    # The downtime itself is the scenario: longer than a lease, then the server starts.
+    wait_for("a downtime longer than the lease", lambda: time.monotonic() - down > lease_s + 1)
+    server.start()
+    started = time.monotonic()
+    checks = 0
+    # Several reaper passes (500 ms) inside the lease counted from the start.
+    while time.monotonic() - started < lease_s * 2 / 3:
+        assert assigned_to(server, rid, la), server.run(rid)
+        checks += 1
+        time.sleep(0.2)
+    assert checks >= 3, "the machine stalled: the check is void"
+    la.poll(wait_s=0)  # the launcher shows up: from now on its lease runs normally
+    assert assigned_to(server, rid, la)
+
+
+@pytest.mark.skipif(not pg_cluster.on_postgres(), reason="a PostgreSQL outage")
+def test_a_database_outage_longer_than_the_lease_keeps_a_live_launcher(make_server):
+    """PostgreSQL away for longer than a lease: the launcher's polls fail meanwhile, so its
+    last-seen time in the database is older than a lease when it comes back. No lease may expire
+    until the launcher has had a lease to be seen again (review18 M1)."""
+    lease_s = 3
+    server = make_server("--lease", "%ds" % lease_s, "--lost-grace", "600s")
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+    rid = server.submit("p")
+    assert [m["run"]["id"] for m in la.poll(wait_s=0) if m["type"] == "run"] == [rid]
+    cluster = pg_cluster.shared()
+    pg_cluster.stop_pid(cluster.pid, signal.SIGQUIT)
+    down = time.monotonic()
+    wait_for("the server to see the database gone",
+             lambda: server.request("GET", "/healthz")[0] == 503)
+    wait_for("an outage longer than the lease", lambda: time.monotonic() - down > lease_s + 1)
+    cluster.start()
+    wait_for("the server to see the database back",
+             lambda: server.request("GET", "/healthz")[0] == 200)
+    back = time.monotonic()
+    checks = 0
+    while time.monotonic() - back < lease_s * 2 / 3:
+        assert assigned_to(server, rid, la), server.run(rid)
+        checks += 1
+        time.sleep(0.2)
+    assert checks >= 3, "the machine stalled: the check is void"
+
+
+@pytest.mark.skipif(pg_cluster.on_postgres(), reason="on PostgreSQL a launcher's last-seen time "
+                    "reaches the workers list at the next reaper pass (docs/server.md)")
 def test_a_restart_does_not_revive_a_silent_launcher(make_server):
     server = make_server("--lease", "2s", "--lost-grace", "600s")
     token, key = server.create_pool("p")
