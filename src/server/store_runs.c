@@ -205,15 +205,27 @@ struct run_row {
     int log_deleted; /* retention deleted the log of this ended run */
 };
 
-static const char run_row_sql[] =
-    "SELECT pool_id, state, launcher_id, event_seq, log_bytes, cancel_requested,"
-    "       log_deleted_ms IS NOT NULL"
-    "  FROM runs"
-    " WHERE id = ?";
+#define RUN_ROW_SQL                                                                                \
+    "SELECT pool_id, state, launcher_id, event_seq, log_bytes, cancel_requested,"                  \
+    "       log_deleted_ms IS NOT NULL"                                                            \
+    "  FROM runs"                                                                                  \
+    " WHERE id = ?"
+static const char run_row_sql[] = RUN_ROW_SQL;
+/* The same with PostgreSQL's row lock (drv->row_lock; statements are kept by address, so the
+ * text is chosen, not built): a write that decides on the row's state holds it until its
+ * commit, and another server's claim, requeue or event on it waits, then this one reads what
+ * that one committed. Without it, a cancel that read "queued" while another server's claim
+ * was committing ended a run a launcher held, and an event that read "assigned" while the
+ * reaper requeued it left it "preparing" with no launcher. */
+static const char run_row_locked_sql[] = RUN_ROW_SQL " FOR UPDATE";
 
-static int run_row_get(struct store *s, int64_t id, struct run_row *r)
+enum { ROW_READ, ROW_FOR_WRITE };
+
+/* Reads run id into r; ROW_FOR_WRITE inside a write operation that decides on it. */
+static int run_row_get(struct store *s, int64_t id, struct run_row *r, int how)
 {
-    struct st_stmt *st = st_stmt(s, run_row_sql);
+    struct st_stmt *st =
+        st_stmt(s, how == ROW_FOR_WRITE && s->drv->row_lock[0] ? run_row_locked_sql : run_row_sql);
     if (!st)
         return STORE_ERR;
     st_bind_i64(s, st, 1, id);
@@ -330,7 +342,7 @@ int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    if ((rc = run_row_get(s, id, &r)) < 0)
+    if ((rc = run_row_get(s, id, &r, ROW_FOR_WRITE)) < 0)
         goto done;
     if (is_terminal(r.state)) {
         rc = STORE_CONFLICT;
@@ -371,7 +383,7 @@ int store_run_delete(struct store *s, int64_t id)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    if ((rc = run_row_get(s, id, &r)) < 0)
+    if ((rc = run_row_get(s, id, &r, ROW_FOR_WRITE)) < 0)
         goto done;
     if (!is_terminal(r.state)) {
         rc = STORE_CONFLICT;
@@ -432,7 +444,8 @@ static int begin_owned(struct store *s, int64_t launcher_id, int64_t run_id, str
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    if ((rc = run_row_get(s, run_id, r)) == STORE_OK && r->launcher_id != launcher_id)
+    if ((rc = run_row_get(s, run_id, r, ROW_FOR_WRITE)) == STORE_OK &&
+        r->launcher_id != launcher_id)
         rc = STORE_FORBIDDEN;
     return rc < 0 ? st_end(s, rc) : rc;
 }
@@ -617,7 +630,7 @@ static int log_read(struct store *s, int64_t run_id, int64_t offset, size_t max,
 {
     struct run_row r;
     st_lock(s);
-    int rc = run_row_get(s, run_id, &r);
+    int rc = run_row_get(s, run_id, &r, ROW_READ);
     if (rc < 0)
         goto out;
     *total = r.log_bytes;
