@@ -15,13 +15,17 @@ static int is_terminal(const char *state)
 }
 
 /* run_nonce and the sealing key's fingerprint come from the spec (docs/secrets.md): the nonce
- * is unique among the runs kept, and a reset fails the queued runs sealed to an old key. */
+ * is unique among the runs kept (index runs_nonce), and a reset fails the queued runs sealed
+ * to an old key. A nonce taken gives no row: ON CONFLICT rather than a check before the
+ * insert, because on PostgreSQL a check does not see another server's insert of the same
+ * nonce that is still committing (the insert waits for it, then fails with a unique violation
+ * where one server answers 409). */
 static const char run_insert_sql[] =
     "INSERT INTO runs(pool_id, state, spec_json, secrets_json, created_ms, queued_ms,"
     "                 run_nonce, sealed_key)"
     " VALUES(?1, 'queued', ?2, ?3, ?4, ?4, ?5, ?6)"
+    " ON CONFLICT DO NOTHING"
     " RETURNING id";
-static const char run_nonce_taken_sql[] = "SELECT count(*) FROM runs WHERE run_nonce = ?1";
 
 /* A member of the spec (obj.key, or key alone when obj is NULL) as the text the columns keep:
  * a string as is, NULL when absent or null, anything else as compact JSON. *out is malloc'd or
@@ -42,7 +46,7 @@ static int spec_member(json_t *spec, const char *obj, const char *key, char **ou
     return *out ? 0 : -1;
 }
 
-/* Inside an operation: the nonce check and the insert. */
+/* Inside an operation: the insert; STORE_CONFLICT when its run_nonce is taken. */
 static int run_insert(struct store *s, const char *pool_id, const char *spec_json,
                       const char *secrets_json, int64_t *id)
 {
@@ -52,19 +56,7 @@ static int run_insert(struct store *s, const char *pool_id, const char *spec_jso
     if (spec_member(spec, NULL, "run_nonce", &nonce) < 0 ||
         spec_member(spec, "sealed", "key_id", &sealed_key) < 0)
         goto done;
-    struct st_stmt *st = st_stmt(s, run_nonce_taken_sql);
-    if (!st) {
-        rc = STORE_ERR;
-    } else {
-        st_bind_text(s, st, 1, nonce);
-        rc = st_step_one(s, st, "run nonce");
-        if (rc == STORE_OK && st_col_int(s, st, 0) > 0)
-            rc = STORE_CONFLICT;
-        st_finish(s, st);
-    }
-    if (rc < 0)
-        goto done;
-    st = st_stmt(s, run_insert_sql);
+    struct st_stmt *st = st_stmt(s, run_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -79,7 +71,7 @@ static int run_insert(struct store *s, const char *pool_id, const char *spec_jso
     if (rc == STORE_OK)
         *id = st_col_i64(s, st, 0);
     else if (rc == STORE_NOTFOUND)
-        rc = STORE_ERR; /* RETURNING always gives the row */
+        rc = nonce ? STORE_CONFLICT : STORE_ERR; /* only the nonce's index can refuse it */
     st_finish(s, st);
 done:
     json_decref(spec);

@@ -671,6 +671,25 @@ static void test_log_retry_on_two_servers(void **state)
     assert_int_equal(chunks, 1);
 }
 
+/* Two submits with one run_nonce, one on another server still committing: 409 here
+ * (STORE_CONFLICT), as on one server; before ON CONFLICT the check did not see the other's
+ * row, the insert hit it (a unique violation) and the client got a 500. */
+static void test_same_nonce_on_two_servers(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    struct pgc *other = race_begin(&s, 0, NULL, 0);
+    exec_ok(other, "INSERT INTO runs(pool_id, state, spec_json, created_ms, queued_ms, run_nonce)"
+                   " VALUES('p', 'queued', '{}', 1, 1, 'h18-n')");
+    struct race_op o = {.s = s, .kind = 3, .data = "{\"run_nonce\":\"h18-n\"}", .rc = 99};
+    race_finish(other, &o);
+    int64_t runs = one_i64(other, "SELECT count(*) FROM runs WHERE run_nonce = 'h18-n'");
+    race_end(s, other);
+    assert_int_equal(o.rc, STORE_CONFLICT);
+    assert_int_equal(runs, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -691,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_cancel_waits_for_another_servers_claim),
         cmocka_unit_test(test_event_waits_for_another_servers_requeue),
         cmocka_unit_test(test_log_retry_on_two_servers),
+        cmocka_unit_test(test_same_nonce_on_two_servers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
