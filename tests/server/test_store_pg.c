@@ -524,7 +524,7 @@ static char *one_text(struct pgc *c, const char *sql)
 
 struct race_op {
     struct store *s;
-    int kind; /* 0 cancel, 1 preparing event, 2 log append, 3 submit */
+    int kind; /* 0 cancel, 1 preparing event, 2 log append, 3 submit, 4 submit and claim */
     int64_t id, launcher;
     const char *data; /* log append's bytes, submit's spec */
     size_t len;
@@ -547,9 +547,15 @@ static void *race_op_thread(void *a)
     case 2:
         o->rc = store_log_append(o->s, o->launcher, o->id, 0, o->data, o->len, 1 << 20, &o->next);
         break;
-    default:
+    case 3:
         o->rc = store_run_create(o->s, "p", o->data, NULL, &o->next);
         break;
+    default: {
+        struct store_claims claimed = {0};
+        o->rc = store_run_create_claim(o->s, "p", o->data, NULL, o->launcher, &o->next, &claimed);
+        o->ended = (int)claimed.n;
+        break;
+    }
     }
     return NULL;
 }
@@ -690,6 +696,35 @@ static void test_same_nonce_on_two_servers(void **state)
     assert_int_equal(runs, 1);
 }
 
+/* An admin drains a launcher on another server while this one claims a run for it (a submit
+ * meeting its waiting poll): the claim waits for the drain and claims nothing; before the
+ * launcher's row lock it read "not draining" and started a run on a launcher its admin had
+ * been told was drained. */
+static void test_claim_waits_for_another_servers_drain(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    struct pgc *other = race_begin(&s, 0, NULL, 0);
+    exec_ok(other, "INSERT INTO launchers(id, pool_id, hostname, version, arch, capacity,"
+                   " metadata_json, registered_ms, last_seen_ms) VALUES(990178, 'p', 'h', 'v',"
+                   " 'amd64', 4, '{}', 1, 1)");
+    exec_ok(other, "COMMIT");
+    exec_ok(other, "BEGIN");
+    exec_ok(other, "UPDATE launchers SET draining = 1 WHERE id = 990178");
+    struct race_op o = {.s = s, .kind = 4, .launcher = 990178, .data = "{}", .rc = 99};
+    race_finish(other, &o);
+    int64_t assigned = one_i64(other, "SELECT count(*) FROM runs WHERE launcher_id = 990178");
+    exec_ok(other, "DELETE FROM launchers WHERE id = 990178");
+    char sql[96];
+    snprintf(sql, sizeof(sql), "DELETE FROM runs WHERE id = %lld", (long long)o.next);
+    exec_ok(other, sql);
+    race_end(s, other);
+    assert_int_equal(o.rc, STORE_OK);
+    assert_int_equal(o.ended, 0); /* runs claimed */
+    assert_int_equal(assigned, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -711,6 +746,7 @@ int main(void)
         cmocka_unit_test(test_event_waits_for_another_servers_requeue),
         cmocka_unit_test(test_log_retry_on_two_servers),
         cmocka_unit_test(test_same_nonce_on_two_servers),
+        cmocka_unit_test(test_claim_waits_for_another_servers_drain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
