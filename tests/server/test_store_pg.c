@@ -524,7 +524,8 @@ static char *one_text(struct pgc *c, const char *sql)
 
 struct race_op {
     struct store *s;
-    int kind; /* 0 cancel, 1 preparing event, 2 log append, 3 submit, 4 submit and claim */
+    int kind; /* 0 cancel, 1 preparing event, 2 log append, 3 submit, 4 submit and claim,
+               * 5 launcher exit */
     int64_t id, launcher;
     const char *data; /* log append's bytes, submit's spec */
     size_t len;
@@ -549,6 +550,9 @@ static void *race_op_thread(void *a)
         break;
     case 3:
         o->rc = store_run_create(o->s, "p", o->data, NULL, &o->next);
+        break;
+    case 5:
+        o->rc = store_launcher_exit(o->s, o->launcher, &o->ended);
         break;
     default: {
         struct store_claims claimed = {0};
@@ -725,6 +729,32 @@ static void test_claim_waits_for_another_servers_drain(void **state)
     assert_int_equal(assigned, 0);
 }
 
+/* A launcher exits on this server while another server's claim gives it a run (the claim
+ * locks the launcher's row): the exit waits and keeps the launcher, which holds a run; before,
+ * it did not see the claim still committing and deleted it. */
+static void test_exit_waits_for_another_servers_claim(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    struct pgc *other = race_begin(&s, 990104, "queued", 0);
+    exec_ok(other, "INSERT INTO launchers(id, pool_id, hostname, version, arch, capacity,"
+                   " metadata_json, registered_ms, last_seen_ms) VALUES(990179, 'p', 'h', 'v',"
+                   " 'amd64', 4, '{}', 1, 1)");
+    exec_ok(other, "COMMIT");
+    exec_ok(other, "BEGIN");
+    exec_ok(other, "SELECT id FROM launchers WHERE id = 990179 FOR UPDATE");
+    exec_ok(other, "UPDATE runs SET state = 'assigned', launcher_id = 990179 WHERE id = 990104");
+    struct race_op o = {.s = s, .kind = 5, .launcher = 990179, .rc = 99};
+    race_finish(other, &o);
+    int64_t kept = one_i64(other, "SELECT count(*) FROM launchers WHERE id = 990179");
+    exec_ok(other, "DELETE FROM launchers WHERE id = 990179");
+    race_end(s, other);
+    assert_int_equal(o.rc, STORE_OK);
+    assert_int_equal(o.ended, 0); /* not gone */
+    assert_int_equal(kept, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -747,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_log_retry_on_two_servers),
         cmocka_unit_test(test_same_nonce_on_two_servers),
         cmocka_unit_test(test_claim_waits_for_another_servers_drain),
+        cmocka_unit_test(test_exit_waits_for_another_servers_claim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
