@@ -60,8 +60,9 @@ int release_publish(struct server *srv, const char *kind, const char *arch, cons
      * reads it (it serves it over HTTP); nothing in the data directory is for others. */
     if (fsutil_write_file(path, data, len, 0600, err, errsz) < 0)
         return errno == ENOSPC ? -2 : -1;
-    /* In the store before its row too: every server sharing the store serves it (the file
-     * above is this server's cache of it; send_release fetches what a server lacks). */
+    /* In a shared store before its row too: every server sharing the store serves it (the
+     * file above is this server's cache of it; send_release fetches what a server lacks).
+     * A store of one server's own (SQLite) keeps nothing: the file above is the one copy. */
     if (store_release_blob_put(srv->store, out->sha256, data, len) < 0) {
         nospace = store_failed_for_space();
         snprintf(err, errsz, "release: the database failed to store the file");
@@ -212,8 +213,9 @@ static int fetch_release(struct server *srv, const struct store_release *rel, co
     if (rc < 0) {
         log_event(LOG_ERROR, "cannot fetch a release file from the database", "path", path,
                   "reason",
-                  rc == STORE_NOTFOUND ? "not in the database either (published before it kept "
-                                         "files: publish it again)"
+                  rc == STORE_NOTFOUND ? "not in the database either (a database of one server's"
+                                         " own keeps no files, or it was published before"
+                                         " the database kept them: publish it again)"
                                        : "the database failed",
                   NULL);
         return -1;

@@ -1,11 +1,12 @@
 /*
  * releases: worker and launcher releases. Publishing stores the file in the
- * store (release_blobs) and in the data directory's releases/ (named by its
- * SHA-256), signs it with the server's release key and records it in the
- * store; the handlers list, publish and serve them (docs/protocol.md).
- * releases/ is this server's cache of the store's files: a release it lacks
- * (published by another server sharing the store) is fetched from the store
- * into it at the first download, then served from it. Owns the files under
+ * data directory's releases/ (named by its SHA-256) and, when servers share
+ * the store (PostgreSQL), in the store (release_blobs), signs it with the
+ * server's release key and records it in the store; the handlers list,
+ * publish and serve them (docs/protocol.md). On a shared store releases/ is
+ * this server's cache of the store's files: a release it lacks (published by
+ * another server) is fetched from the store into it at the first download,
+ * then served from it. On SQLite releases/ is the one copy. Owns the files under
  * releases/; the rows and blobs belong to the store.
  */
 #ifndef DAVIT_SERVER_RELEASES_H

@@ -475,7 +475,9 @@ int store_challenge_uses_expire(struct store *s, int64_t now_ms, int *deleted);
 /*
  * A release's file in the store, by the sha256 hex of its bytes: put keeps one already stored
  * (the same bytes); get gives a copy in *data (caller frees), STORE_NOTFOUND when the store has
- * none (a release published before migration 8 on another server's disk).
+ * none (a release published before migration 8 on another server's disk). Only a store that
+ * servers share keeps files: elsewhere (SQLite) put keeps nothing (STORE_OK) and get gives
+ * STORE_NOTFOUND; the data directory's releases/ is the one copy there.
  */
 int store_release_blob_put(struct store *s, const char *sha256, const void *data, size_t len);
 int store_release_blob_get(struct store *s, const char *sha256, void **data, size_t *len);

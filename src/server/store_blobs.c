@@ -1,7 +1,10 @@
 /*
  * Release files kept in the store (release_blobs, migration 8), by their SHA-256: the servers
  * that share a store each serve every release, from a copy in their data directory that they
- * fetch from here when they lack it (releases.c).
+ * fetch from here when they lack it (releases.c). Only a shared store (PostgreSQL) keeps them:
+ * on SQLite one server owns the database and the data directory on one disk, so its releases/
+ * is the one copy, and a second one in the database would buy nothing but space (and keep the
+ * database's files from shrinking under retention).
  */
 #include "server/store_int.h"
 
@@ -15,6 +18,8 @@ static const char blob_get_sql[] = "SELECT data FROM release_blobs WHERE sha256 
 
 int store_release_blob_put(struct store *s, const char *sha256, const void *data, size_t len)
 {
+    if (!s->drv->shared)
+        return STORE_OK;
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
@@ -34,6 +39,8 @@ int store_release_blob_get(struct store *s, const char *sha256, void **data, siz
 {
     *data = NULL;
     *len = 0;
+    if (!s->drv->shared)
+        return STORE_NOTFOUND;
     st_lock(s);
     struct st_stmt *st = st_stmt(s, blob_get_sql);
     if (!st) {

@@ -54,9 +54,29 @@ static const char launcher_row_sql[] =
     "  FROM launchers l"
     " WHERE id = ?";
 
+/*
+ * On PostgreSQL (drv->row_lock) the claim and the poll first lock the launcher's row, in a
+ * statement of its own: an admin's drain (or a pool cycle, a reset, an exit) committing on
+ * another server is waited for, and the read after it, a new statement, sees what that one
+ * committed, runs claimed for this launcher by another server included (its active count).
+ * Without it a claim that read "not draining" while another server's drain was committing
+ * started a run on a launcher the admin was told was drained.
+ */
+static const char launcher_lock_sql[] = "SELECT id FROM launchers WHERE id = ? FOR UPDATE";
+
 static int launcher_row_get(struct store *s, int64_t id, struct launcher_row *l)
 {
-    struct st_stmt *st = st_stmt(s, launcher_row_sql);
+    struct st_stmt *st;
+    if (s->drv->row_lock[0]) {
+        if (!(st = st_stmt(s, launcher_lock_sql)))
+            return STORE_ERR;
+        st_bind_i64(s, st, 1, id);
+        int rc = st_step_one(s, st, "launcher lock");
+        st_finish(s, st);
+        if (rc < 0)
+            return rc;
+    }
+    st = st_stmt(s, launcher_row_sql);
     if (!st)
         return STORE_ERR;
     st_bind_i64(s, st, 1, id);

@@ -152,6 +152,18 @@ struct st_driver {
      * "BEGIN IMMEDIATE" (take the write lock now, not at the first write), PostgreSQL's
      * "BEGIN". Static text. */
     const char *begin;
+
+    /* ---- added by h18-fixops (issue 18 review, H3) ---- */
+
+    /*
+     * The lock clause that ends a read a write operation decides on (a run's state and
+     * launcher in cancel, events, log append, delete): " FOR UPDATE" for PostgreSQL, so that
+     * another server's write to the row waits for this transaction and the read sees what it
+     * committed (its default isolation does not serialise read-then-write); "" for SQLite
+     * (BEGIN IMMEDIATE already holds the database). Static text. Statements are kept by
+     * address (st_stmt): an operation file keeps one text per lock, chosen by this.
+     */
+    const char *row_lock;
 };
 
 extern const struct st_driver st_sqlite_driver;

@@ -209,6 +209,12 @@ static const char *const launcher_exit_sql[] = {
     "   AND NOT EXISTS (SELECT 1 FROM runs WHERE launcher_id = ?1 AND state IN " ST_ON_LAUNCHER ")",
 };
 
+/* On PostgreSQL (drv->row_lock) the exit first waits for another server's claim or poll of
+ * this launcher (they lock its row, store_dispatch.c): the statements above, each a new one,
+ * then see the runs that claim gave it, and keep the launcher. Without it the exit did not see
+ * a claim still committing and deleted a launcher that held a run. */
+static const char launcher_exit_lock_sql[] = "SELECT id FROM launchers WHERE id = ? FOR UPDATE";
+
 int store_launcher_exit(struct store *s, int64_t id, int *gone)
 {
     const size_t n = sizeof(launcher_exit_sql) / sizeof(launcher_exit_sql[0]);
@@ -216,6 +222,16 @@ int store_launcher_exit(struct store *s, int64_t id, int *gone)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
+    if (s->drv->row_lock[0]) {
+        struct st_stmt *st = st_stmt(s, launcher_exit_lock_sql);
+        if (!st) {
+            rc = STORE_ERR;
+        } else {
+            st_bind_i64(s, st, 1, id);
+            rc = st_step_one(s, st, "launcher lock");
+            st_finish(s, st);
+        }
+    }
     for (size_t i = 0; i < n && rc == STORE_OK; i++) {
         struct st_stmt *st = st_stmt(s, launcher_exit_sql[i]);
         if (!st) {

@@ -1346,4 +1346,5 @@ const struct st_driver st_pg_driver = {
     .log_read = drv_log_read,
     .claim_lock = " FOR UPDATE SKIP LOCKED",
     .begin = "BEGIN",
+    .row_lock = " FOR UPDATE",
 };

@@ -15,13 +15,17 @@ static int is_terminal(const char *state)
 }
 
 /* run_nonce and the sealing key's fingerprint come from the spec (docs/secrets.md): the nonce
- * is unique among the runs kept, and a reset fails the queued runs sealed to an old key. */
+ * is unique among the runs kept (index runs_nonce), and a reset fails the queued runs sealed
+ * to an old key. A nonce taken gives no row: ON CONFLICT rather than a check before the
+ * insert, because on PostgreSQL a check does not see another server's insert of the same
+ * nonce that is still committing (the insert waits for it, then fails with a unique violation
+ * where one server answers 409). */
 static const char run_insert_sql[] =
     "INSERT INTO runs(pool_id, state, spec_json, secrets_json, created_ms, queued_ms,"
     "                 run_nonce, sealed_key)"
     " VALUES(?1, 'queued', ?2, ?3, ?4, ?4, ?5, ?6)"
+    " ON CONFLICT DO NOTHING"
     " RETURNING id";
-static const char run_nonce_taken_sql[] = "SELECT count(*) FROM runs WHERE run_nonce = ?1";
 
 /* A member of the spec (obj.key, or key alone when obj is NULL) as the text the columns keep:
  * a string as is, NULL when absent or null, anything else as compact JSON. *out is malloc'd or
@@ -42,7 +46,7 @@ static int spec_member(json_t *spec, const char *obj, const char *key, char **ou
     return *out ? 0 : -1;
 }
 
-/* Inside an operation: the nonce check and the insert. */
+/* Inside an operation: the insert; STORE_CONFLICT when its run_nonce is taken. */
 static int run_insert(struct store *s, const char *pool_id, const char *spec_json,
                       const char *secrets_json, int64_t *id)
 {
@@ -52,19 +56,7 @@ static int run_insert(struct store *s, const char *pool_id, const char *spec_jso
     if (spec_member(spec, NULL, "run_nonce", &nonce) < 0 ||
         spec_member(spec, "sealed", "key_id", &sealed_key) < 0)
         goto done;
-    struct st_stmt *st = st_stmt(s, run_nonce_taken_sql);
-    if (!st) {
-        rc = STORE_ERR;
-    } else {
-        st_bind_text(s, st, 1, nonce);
-        rc = st_step_one(s, st, "run nonce");
-        if (rc == STORE_OK && st_col_int(s, st, 0) > 0)
-            rc = STORE_CONFLICT;
-        st_finish(s, st);
-    }
-    if (rc < 0)
-        goto done;
-    st = st_stmt(s, run_insert_sql);
+    struct st_stmt *st = st_stmt(s, run_insert_sql);
     if (!st) {
         rc = STORE_ERR;
         goto done;
@@ -79,7 +71,7 @@ static int run_insert(struct store *s, const char *pool_id, const char *spec_jso
     if (rc == STORE_OK)
         *id = st_col_i64(s, st, 0);
     else if (rc == STORE_NOTFOUND)
-        rc = STORE_ERR; /* RETURNING always gives the row */
+        rc = nonce ? STORE_CONFLICT : STORE_ERR; /* only the nonce's index can refuse it */
     st_finish(s, st);
 done:
     json_decref(spec);
@@ -205,15 +197,27 @@ struct run_row {
     int log_deleted; /* retention deleted the log of this ended run */
 };
 
-static const char run_row_sql[] =
-    "SELECT pool_id, state, launcher_id, event_seq, log_bytes, cancel_requested,"
-    "       log_deleted_ms IS NOT NULL"
-    "  FROM runs"
-    " WHERE id = ?";
+#define RUN_ROW_SQL                                                                                \
+    "SELECT pool_id, state, launcher_id, event_seq, log_bytes, cancel_requested,"                  \
+    "       log_deleted_ms IS NOT NULL"                                                            \
+    "  FROM runs"                                                                                  \
+    " WHERE id = ?"
+static const char run_row_sql[] = RUN_ROW_SQL;
+/* The same with PostgreSQL's row lock (drv->row_lock; statements are kept by address, so the
+ * text is chosen, not built): a write that decides on the row's state holds it until its
+ * commit, and another server's claim, requeue or event on it waits, then this one reads what
+ * that one committed. Without it, a cancel that read "queued" while another server's claim
+ * was committing ended a run a launcher held, and an event that read "assigned" while the
+ * reaper requeued it left it "preparing" with no launcher. */
+static const char run_row_locked_sql[] = RUN_ROW_SQL " FOR UPDATE";
 
-static int run_row_get(struct store *s, int64_t id, struct run_row *r)
+enum { ROW_READ, ROW_FOR_WRITE };
+
+/* Reads run id into r; ROW_FOR_WRITE inside a write operation that decides on it. */
+static int run_row_get(struct store *s, int64_t id, struct run_row *r, int how)
 {
-    struct st_stmt *st = st_stmt(s, run_row_sql);
+    struct st_stmt *st =
+        st_stmt(s, how == ROW_FOR_WRITE && s->drv->row_lock[0] ? run_row_locked_sql : run_row_sql);
     if (!st)
         return STORE_ERR;
     st_bind_i64(s, st, 1, id);
@@ -330,7 +334,7 @@ int store_run_cancel(struct store *s, int64_t id, int *ended, int64_t *launcher)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    if ((rc = run_row_get(s, id, &r)) < 0)
+    if ((rc = run_row_get(s, id, &r, ROW_FOR_WRITE)) < 0)
         goto done;
     if (is_terminal(r.state)) {
         rc = STORE_CONFLICT;
@@ -371,7 +375,7 @@ int store_run_delete(struct store *s, int64_t id)
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    if ((rc = run_row_get(s, id, &r)) < 0)
+    if ((rc = run_row_get(s, id, &r, ROW_FOR_WRITE)) < 0)
         goto done;
     if (!is_terminal(r.state)) {
         rc = STORE_CONFLICT;
@@ -432,7 +436,8 @@ static int begin_owned(struct store *s, int64_t launcher_id, int64_t run_id, str
     int rc = st_begin_locked(s);
     if (rc < 0)
         return rc;
-    if ((rc = run_row_get(s, run_id, r)) == STORE_OK && r->launcher_id != launcher_id)
+    if ((rc = run_row_get(s, run_id, r, ROW_FOR_WRITE)) == STORE_OK &&
+        r->launcher_id != launcher_id)
         rc = STORE_FORBIDDEN;
     return rc < 0 ? st_end(s, rc) : rc;
 }
@@ -617,7 +622,7 @@ static int log_read(struct store *s, int64_t run_id, int64_t offset, size_t max,
 {
     struct run_row r;
     st_lock(s);
-    int rc = run_row_get(s, run_id, &r);
+    int rc = run_row_get(s, run_id, &r, ROW_READ);
     if (rc < 0)
         goto out;
     *total = r.log_bytes;

@@ -543,4 +543,5 @@ const struct st_driver st_sqlite_driver = {
     .log_read = sq_log_read,
     .claim_lock = "", /* one writer: the claim's transaction holds the database */
     .begin = "BEGIN IMMEDIATE",
+    .row_lock = "", /* one writer: BEGIN IMMEDIATE holds the database */
 };

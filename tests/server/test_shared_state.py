@@ -1,9 +1,10 @@
 """What servers sharing one database share beyond its tables (issue 18): registration challenges,
 release files and the release-signing key.
 
-On SQLite (one server) a restart stands for the second server: a challenge outlives it, a release
-whose cached file is gone is served from the database. On PostgreSQL (DAVIT_TEST_DATABASE=postgres,
-ctest's server_shared_state_pg) the same, and two servers on one database: a challenge taken on
+On SQLite (one server) a restart stands for the second server: a challenge outlives it; release
+files stay in the data directory only (the database keeps none). On PostgreSQL
+(DAVIT_TEST_DATABASE=postgres, ctest's server_shared_state_pg) the same, a release whose cached
+file is gone is served from the database, and two servers on one database: a challenge taken on
 one registers on the other once, a release published on one downloads from the other, and a
 server with another release key is refused.
 """
@@ -49,6 +50,22 @@ def _verify_release(server, tmp_path, rel, body):
                    capture_output=True)
 
 
+@on_sqlite
+def test_release_files_stay_out_of_sqlite(server):
+    """On SQLite releases/ is the one copy: the database keeps no release file (it would only
+    double the space, and keep retention from shrinking the database), and a release whose file
+    is deleted is missing (500), not served from anywhere else."""
+    blob = os.urandom(300 * 1024)
+    rel = _publish(server, blob, "9.9.2")
+    st, body, _ = server.request("GET", rel["url"], token=None)
+    assert st == 200 and body == blob
+    assert server.db_query("SELECT count(*) FROM release_blobs") == [(0,)]
+    os.unlink(os.path.join(server.data_dir, "releases", rel["sha256"]))
+    st, body, _ = server.request("GET", rel["url"], token=None)
+    assert st == 500 and "its file is missing" in body["error"]
+
+
+@on_postgres
 def test_release_served_from_the_database_when_not_cached(server, tmp_path):
     blob = os.urandom(300 * 1024)
     rel = _publish(server, blob, "9.9.1")

@@ -712,6 +712,270 @@ static void test_publish_not_in_batch(void **state)
     assert_true(heard_it);
 }
 
+/* ---- h18-fixops: a write that decides on a row another server is changing (review H3, L2) ----
+ * The other server is a second connection with a transaction open on the same rows; this
+ * server's operation runs on a thread; the test waits until PostgreSQL shows a session waiting
+ * for a lock (the operation reached the other's row), then commits the other. */
+
+#include "common/spool.h"
+
+/* Until a session of this database waits for a lock. */
+static void wait_lock_waiter(struct pgc *c)
+{
+    for (int i = 0; i < WAIT_LIMIT_S * 100; i++) {
+        if (one_i64(c, "SELECT count(*) FROM pg_stat_activity"
+                       " WHERE wait_event_type = 'Lock' AND datname = current_database()") > 0)
+            return;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    fail_msg("no session waited for a lock within %d s", WAIT_LIMIT_S);
+}
+
+/* The text of sql's one row. Caller frees. */
+static char *one_text(struct pgc *c, const char *sql)
+{
+    struct st_stmt *st = pgc_prepare(c, sql, 0);
+    assert_non_null(st);
+    assert_int_equal(pgc_step(c, st), ST_ROW);
+    char *v = strdup(pgc_col_text(st, 0));
+    pgc_finish(c, st);
+    assert_non_null(v);
+    return v;
+}
+
+struct race_op {
+    struct store *s;
+    int kind; /* 0 cancel, 1 preparing event, 2 log append, 3 submit, 4 submit and claim,
+               * 5 launcher exit */
+    int64_t id, launcher;
+    const char *data; /* log append's bytes, submit's spec */
+    size_t len;
+    int rc, ended;
+    int64_t told, next;
+};
+
+static void *race_op_thread(void *a)
+{
+    struct race_op *o = a;
+    char state[STORE_STATE_SIZE];
+    struct store_event ev = {1, "preparing", NULL, NULL, NULL, -1};
+    switch (o->kind) {
+    case 0:
+        o->rc = store_run_cancel(o->s, o->id, &o->ended, &o->told);
+        break;
+    case 1:
+        o->rc = store_run_event(o->s, o->launcher, o->id, &ev, state);
+        break;
+    case 2:
+        o->rc = store_log_append(o->s, o->launcher, o->id, 0, o->data, o->len, 1 << 20, &o->next);
+        break;
+    case 3:
+        o->rc = store_run_create(o->s, "p", o->data, NULL, &o->next);
+        break;
+    case 5:
+        o->rc = store_launcher_exit(o->s, o->launcher, &o->ended);
+        break;
+    default: {
+        struct store_claims claimed = {0};
+        o->rc = store_run_create_claim(o->s, "p", o->data, NULL, o->launcher, &o->next, &claimed);
+        o->ended = (int)claimed.n;
+        break;
+    }
+    }
+    return NULL;
+}
+
+/* Opens the store on the test database and a second connection ("the other server") that
+ * inserts the run id in state (with launcher, 0 for none) and begins. */
+static struct pgc *race_begin(struct store **s, int64_t id, const char *state, int64_t launcher)
+{
+    char err[512], sql[256];
+    if (store_open(s, url(), err, sizeof(err)) != STORE_OK)
+        fail_msg("store_open: %s", err);
+    struct pgc *other = open_ok(url(), NULL);
+    if (id) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO runs(id, pool_id, state, launcher_id, spec_json, created_ms,"
+                 " queued_ms) VALUES(%lld, 'p', '%s', %s, '{}', 1, 1)",
+                 (long long)id, state, launcher ? "78" : "NULL");
+        exec_ok(other, sql);
+    }
+    exec_ok(other, "BEGIN");
+    return other;
+}
+
+/* Commits the other server's transaction once the operation waits for it, then joins it. */
+static void race_finish(struct pgc *other, struct race_op *o)
+{
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, race_op_thread, o), 0);
+    wait_lock_waiter(other);
+    exec_ok(other, "COMMIT");
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+static void race_end(struct store *s, struct pgc *other)
+{
+    exec_ok(other, "DELETE FROM runs WHERE id BETWEEN 990100 AND 990199 OR run_nonce = 'h18-n'");
+    exec_ok(other, "DELETE FROM log_chunks WHERE run_id BETWEEN 990100 AND 990199");
+    exec_ok(other, "DELETE FROM messages WHERE run_id BETWEEN 990100 AND 990199");
+    pgc_close(other);
+    store_close(s);
+}
+
+/* Another server claims a queued run (launcher 78) while this one cancels it: the cancel
+ * waits for the claim and tells the launcher; before the row lock it read "queued" and ended
+ * the run as never started while launcher 78 held it, and told no one. */
+static void test_cancel_waits_for_another_servers_claim(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    struct pgc *other = race_begin(&s, 990101, "queued", 0);
+    exec_ok(other, "UPDATE runs SET state = 'assigned', launcher_id = 78 WHERE id = 990101");
+    struct race_op o = {.s = s, .kind = 0, .id = 990101, .rc = 99};
+    race_finish(other, &o);
+    char *now = one_text(other, "SELECT state || ' ' || CAST(cancel_requested AS TEXT) || ' ' ||"
+                                " CAST(launcher_id AS TEXT) FROM runs WHERE id = 990101");
+    int64_t msgs = one_i64(other, "SELECT count(*) FROM messages WHERE run_id = 990101"
+                                  " AND launcher_id = 78 AND type = 'cancel'");
+    race_end(s, other);
+    assert_int_equal(o.rc, STORE_OK);
+    assert_int_equal(o.ended, 0);
+    assert_int_equal(o.told, 78);
+    assert_string_equal(now, "assigned 1 78");
+    free(now);
+    assert_int_equal(msgs, 1);
+}
+
+/* The reaper on another server requeues a run (its launcher's lease ran out) while the
+ * launcher's "preparing" event arrives here: the event waits for the requeue and is refused
+ * (the run is no longer the launcher's); before the row lock it left the run "preparing"
+ * with no launcher, a run no one would ever finish or requeue. */
+static void test_event_waits_for_another_servers_requeue(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    struct pgc *other = race_begin(&s, 990102, "assigned", 78);
+    exec_ok(other, "UPDATE runs SET state = 'queued', launcher_id = NULL WHERE id = 990102");
+    struct race_op o = {.s = s, .kind = 1, .id = 990102, .launcher = 78, .rc = 99};
+    race_finish(other, &o);
+    char *now = one_text(other, "SELECT state || ' ' || coalesce(CAST(launcher_id AS TEXT), '-')"
+                                " FROM runs WHERE id = 990102");
+    race_end(s, other);
+    assert_int_equal(o.rc, STORE_FORBIDDEN);
+    assert_string_equal(now, "queued -");
+    free(now);
+}
+
+/* A launcher's log upload retried on this server while another server stores the same bytes:
+ * acknowledged (the bytes are stored), as on one server; before the row lock the insert hit
+ * the other's chunk (a unique violation) and the launcher got a 500. */
+static void test_log_retry_on_two_servers(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct spool_record rec = {.type = SPOOL_STDOUT, .seq = 1, .time_ms = 1000, .len = 2};
+    memset(rec.mac, '0', SPOOL_MAC_HEX);
+    char chunk[SPOOL_HEADER_MAX + 8];
+    size_t n = spool_header(chunk, &rec);
+    memcpy(chunk + n, "hi\n", 3);
+    n += 3;
+    struct store *s = NULL;
+    struct pgc *other = race_begin(&s, 990103, "running", 78);
+    char sql[512];
+    snprintf(sql, sizeof(sql), "INSERT INTO log_chunks(run_id, off, data) VALUES(990103, 0, '\\x");
+    for (size_t i = 0; i < n; i++)
+        snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), "%02x", (unsigned char)chunk[i]);
+    snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), "')");
+    exec_ok(other, sql);
+    snprintf(sql, sizeof(sql), "UPDATE runs SET log_bytes = %zu WHERE id = 990103", n);
+    exec_ok(other, sql);
+    struct race_op o = {
+        .s = s, .kind = 2, .id = 990103, .launcher = 78, .data = chunk, .len = n, .rc = 99};
+    race_finish(other, &o);
+    int64_t chunks = one_i64(other, "SELECT count(*) FROM log_chunks WHERE run_id = 990103");
+    race_end(s, other);
+    assert_int_equal(o.rc, STORE_OK);
+    assert_int_equal(o.next, (int64_t)n);
+    assert_int_equal(chunks, 1);
+}
+
+/* Two submits with one run_nonce, one on another server still committing: 409 here
+ * (STORE_CONFLICT), as on one server; before ON CONFLICT the check did not see the other's
+ * row, the insert hit it (a unique violation) and the client got a 500. */
+static void test_same_nonce_on_two_servers(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    struct pgc *other = race_begin(&s, 0, NULL, 0);
+    exec_ok(other, "INSERT INTO runs(pool_id, state, spec_json, created_ms, queued_ms, run_nonce)"
+                   " VALUES('p', 'queued', '{}', 1, 1, 'h18-n')");
+    struct race_op o = {.s = s, .kind = 3, .data = "{\"run_nonce\":\"h18-n\"}", .rc = 99};
+    race_finish(other, &o);
+    int64_t runs = one_i64(other, "SELECT count(*) FROM runs WHERE run_nonce = 'h18-n'");
+    race_end(s, other);
+    assert_int_equal(o.rc, STORE_CONFLICT);
+    assert_int_equal(runs, 1);
+}
+
+/* An admin drains a launcher on another server while this one claims a run for it (a submit
+ * meeting its waiting poll): the claim waits for the drain and claims nothing; before the
+ * launcher's row lock it read "not draining" and started a run on a launcher its admin had
+ * been told was drained. */
+static void test_claim_waits_for_another_servers_drain(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    struct pgc *other = race_begin(&s, 0, NULL, 0);
+    exec_ok(other, "INSERT INTO launchers(id, pool_id, hostname, version, arch, capacity,"
+                   " metadata_json, registered_ms, last_seen_ms) VALUES(990178, 'p', 'h', 'v',"
+                   " 'amd64', 4, '{}', 1, 1)");
+    exec_ok(other, "COMMIT");
+    exec_ok(other, "BEGIN");
+    exec_ok(other, "UPDATE launchers SET draining = 1 WHERE id = 990178");
+    struct race_op o = {.s = s, .kind = 4, .launcher = 990178, .data = "{}", .rc = 99};
+    race_finish(other, &o);
+    int64_t assigned = one_i64(other, "SELECT count(*) FROM runs WHERE launcher_id = 990178");
+    exec_ok(other, "DELETE FROM launchers WHERE id = 990178");
+    char sql[96];
+    snprintf(sql, sizeof(sql), "DELETE FROM runs WHERE id = %lld", (long long)o.next);
+    exec_ok(other, sql);
+    race_end(s, other);
+    assert_int_equal(o.rc, STORE_OK);
+    assert_int_equal(o.ended, 0); /* runs claimed */
+    assert_int_equal(assigned, 0);
+}
+
+/* A launcher exits on this server while another server's claim gives it a run (the claim
+ * locks the launcher's row): the exit waits and keeps the launcher, which holds a run; before,
+ * it did not see the claim still committing and deleted it. */
+static void test_exit_waits_for_another_servers_claim(void **state)
+{
+    (void)state;
+    NEED_PG();
+    struct store *s = NULL;
+    struct pgc *other = race_begin(&s, 990104, "queued", 0);
+    exec_ok(other, "INSERT INTO launchers(id, pool_id, hostname, version, arch, capacity,"
+                   " metadata_json, registered_ms, last_seen_ms) VALUES(990179, 'p', 'h', 'v',"
+                   " 'amd64', 4, '{}', 1, 1)");
+    exec_ok(other, "COMMIT");
+    exec_ok(other, "BEGIN");
+    exec_ok(other, "SELECT id FROM launchers WHERE id = 990179 FOR UPDATE");
+    exec_ok(other, "UPDATE runs SET state = 'assigned', launcher_id = 990179 WHERE id = 990104");
+    struct race_op o = {.s = s, .kind = 5, .launcher = 990179, .rc = 99};
+    race_finish(other, &o);
+    int64_t kept = one_i64(other, "SELECT count(*) FROM launchers WHERE id = 990179");
+    exec_ok(other, "DELETE FROM launchers WHERE id = 990179");
+    race_end(s, other);
+    assert_int_equal(o.rc, STORE_OK);
+    assert_int_equal(o.ended, 0); /* not gone */
+    assert_int_equal(kept, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -734,6 +998,13 @@ int main(void)
         cmocka_unit_test(test_ping_not_behind_lock),
         cmocka_unit_test(test_col_i64_of_real),
         cmocka_unit_test(test_publish_not_in_batch),
+        /* h18-fixops */
+        cmocka_unit_test(test_cancel_waits_for_another_servers_claim),
+        cmocka_unit_test(test_event_waits_for_another_servers_requeue),
+        cmocka_unit_test(test_log_retry_on_two_servers),
+        cmocka_unit_test(test_same_nonce_on_two_servers),
+        cmocka_unit_test(test_claim_waits_for_another_servers_drain),
+        cmocka_unit_test(test_exit_waits_for_another_servers_claim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
