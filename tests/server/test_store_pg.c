@@ -732,7 +732,7 @@ static void wait_lock_waiter(struct pgc *c)
 }
 
 /* The text of sql's one row. Caller frees. */
-static char *one_text(struct pgc *c, const char *sql)
+static char *row_text(struct pgc *c, const char *sql)
 {
     struct st_stmt *st = pgc_prepare(c, sql, 0);
     assert_non_null(st);
@@ -835,7 +835,7 @@ static void test_cancel_waits_for_another_servers_claim(void **state)
     exec_ok(other, "UPDATE runs SET state = 'assigned', launcher_id = 78 WHERE id = 990101");
     struct race_op o = {.s = s, .kind = 0, .id = 990101, .rc = 99};
     race_finish(other, &o);
-    char *now = one_text(other, "SELECT state || ' ' || CAST(cancel_requested AS TEXT) || ' ' ||"
+    char *now = row_text(other, "SELECT state || ' ' || CAST(cancel_requested AS TEXT) || ' ' ||"
                                 " CAST(launcher_id AS TEXT) FROM runs WHERE id = 990101");
     int64_t msgs = one_i64(other, "SELECT count(*) FROM messages WHERE run_id = 990101"
                                   " AND launcher_id = 78 AND type = 'cancel'");
@@ -861,7 +861,7 @@ static void test_event_waits_for_another_servers_requeue(void **state)
     exec_ok(other, "UPDATE runs SET state = 'queued', launcher_id = NULL WHERE id = 990102");
     struct race_op o = {.s = s, .kind = 1, .id = 990102, .launcher = 78, .rc = 99};
     race_finish(other, &o);
-    char *now = one_text(other, "SELECT state || ' ' || coalesce(CAST(launcher_id AS TEXT), '-')"
+    char *now = row_text(other, "SELECT state || ' ' || coalesce(CAST(launcher_id AS TEXT), '-')"
                                 " FROM runs WHERE id = 990102");
     race_end(s, other);
     assert_int_equal(o.rc, STORE_FORBIDDEN);
