@@ -4,6 +4,7 @@
  */
 #include "server/store_int.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -66,7 +67,7 @@ static int failure_count(struct store *s)
     enum st_reason why = s->drv->reason(s);
     s->errors[why]++;
     if (why == ST_R_IO)
-        s->up_since_ms = store_now_ms(); /* lost connection, or a disk that failed */
+        s->up_since_ms = clock_wall_ms(); /* lost connection, or a disk that failed */
     if (why != ST_R_FULL)
         return STORE_ERR;
     s->full = 1;
