@@ -392,9 +392,9 @@ struct store_reap {
  * launchers silent for lease_ms + grace_ms become lost. Silent: by the
  * last-seen times kept in memory, a launcher not seen since the store
  * opened counting as seen at the open. On a shared database (PostgreSQL) the
- * times are the ones written by every server, and no lease expires until the
- * database has answered this server for a lease plus a few seconds (after its
- * start and after a lost connection), so that a downtime never expires a live
+ * times are the ones written by every server, and every launcher counts as
+ * seen when the database last came back for this server (its start, or the end
+ * of a lost connection) at least, so that a downtime never expires a live
  * launcher. Also forgets expired sessions, and copies last-seen times an hour
  * stale to the database (every few seconds when shared).
  */

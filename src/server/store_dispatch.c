@@ -444,12 +444,12 @@ int store_reap(struct store *s, int64_t lease_ms, int64_t grace_ms, struct store
         rc = st_fail(s, "reaper lock");
         goto done;
     }
-    /* A shared database that was away (or this server that just started): the other servers'
-     * launchers' times are not written yet (store_int.h, up_since_ms). SQLite needs no wait:
-     * a launcher not seen since the open counts as seen at the open. */
-    if (s->drv->shared && now - s->up_since_ms < lease_ms + ST_REAP_SETTLE_MS)
-        expire = 0;
     for (size_t i = 0; expire && i < sizeof(steps) / sizeof(steps[0]); i++) {
+        /* A shared database: every launcher counts as seen at up_since_ms at least (the
+         * server's start, or the database's return), as SQLite counts one not seen since the
+         * open: the times written before a downtime prove nothing (store_int.h). */
+        if (s->drv->shared && steps[i].cutoff && s->up_since_ms >= steps[i].cutoff)
+            continue;
         struct st_stmt *st = st_stmt(s, steps[i].sql);
         if (!st) {
             rc = STORE_ERR;

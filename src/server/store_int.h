@@ -78,17 +78,13 @@ struct store {
     int secrets_purged;
     /*
      * Since when the database has answered without a lost connection: the open, or the last
-     * operation that failed for one (ST_R_IO). With a shared driver the reaper expires no lease
-     * until this is a lease plus ST_REAP_SETTLE_MS old: a launcher's last-seen time reaches the
-     * database through the server it talks to, whose writes stopped while the database was
-     * away (or before this server started), so an old time there proves nothing yet.
+     * operation that failed for one (ST_R_IO). With a shared driver the reaper counts every
+     * launcher as seen at this time at least: a launcher's last-seen time reaches the database
+     * through the server it talks to, whose writes stopped while the database was away (or
+     * before this server started), so an older time there proves nothing.
      */
     int64_t up_since_ms;
 };
-
-/* The time every server needs after the database is back to write its launchers' last-seen
- * times (ST_SEEN_SHARED_MS, and a reaper pass of 500 ms, with room to spare). */
-#define ST_REAP_SETTLE_MS 5000
 
 /* Terminal run states: the run holds nothing and may be deleted. */
 #define ST_TERMINAL_STATES "('finished','failed','canceled','timed_out','lost')"

@@ -92,6 +92,9 @@ struct pgc {
     enum st_reason reason;
     char message[512];
     int backend_pid; /* of conn (atomic): the listener ignores its own notifications */
+    /* conn is lost and not made again yet (atomic): /healthz's ping, on a connection of its
+     * own, must not say healthy while the store's operations still fail. */
+    int conn_down;
     /* The listener (pgc_listen). */
     pthread_t thread;
     int listening;
@@ -295,6 +298,7 @@ void pgc_label(const char *url, char *out, size_t outsz)
 static void connected(struct pgc *c)
 {
     __atomic_store_n(&c->backend_pid, PQbackendPID(c->conn), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&c->conn_down, 0, __ATOMIC_SEQ_CST);
     c->gen++;
 }
 
@@ -306,6 +310,7 @@ static int ensure_connection(struct pgc *c)
 {
     if (PQstatus(c->conn) == CONNECTION_OK)
         return 0;
+    __atomic_store_n(&c->conn_down, 1, __ATOMIC_SEQ_CST);
     /* While PostgreSQL is away, every operation would try (each up to connect_timeout, under
      * the store's lock): one try per PGC_RETRY_MS, the others fail at once. */
     int64_t now = clock_mono_ms();
@@ -876,7 +881,10 @@ int pgc_ping_apart(struct pgc *c)
     if (!c->ping_conn)
         c->ping_conn = connect_url(c->url);
     int ok = 0;
-    if (PQstatus(c->ping_conn) == CONNECTION_OK) {
+    /* The store's own connection is lost: unhealthy until an operation has made it again
+     * (the reaper's pass does, every 500 ms), whatever this connection says. */
+    if (!__atomic_load_n(&c->conn_down, __ATOMIC_SEQ_CST) &&
+        PQstatus(c->ping_conn) == CONNECTION_OK) {
         PGresult *res = PQexec(c->ping_conn, ping_sql);
         ok = PQresultStatus(res) == PGRES_TUPLES_OK;
         PQclear(res);
