@@ -20,13 +20,7 @@ def davit(arch):
     return ([QEMU] if arch == "arm64" else []) + [dist(f"davit-linux-{arch}")]
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    c = pg_cluster.Cluster()
-    try:
-        yield c
-    finally:
-        c.stop()
+from pg_cluster import cluster  # noqa: E402,F401  (the module's private PostgreSQL)
 
 
 @pytest.mark.parametrize("arch", ARCHES)

@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+import pytest
+
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PG_USER = "postgres"
 ROLE = "davit"  # the role that owns each test database: not a superuser, as in docs/server.md
@@ -279,3 +281,14 @@ if __name__ == "__main__":
                           os.path.join(base, "postgres.log"))
     else:
         sys.exit("usage: pg_cluster.py restart|stop|start DATA_DIR PORT")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One private PostgreSQL for a test module (import it: `from pg_cluster import cluster`);
+    each test makes the databases it needs."""
+    c = Cluster()
+    try:
+        yield c
+    finally:
+        c.stop()

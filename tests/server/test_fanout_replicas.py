@@ -85,14 +85,7 @@ def postgres_built():
 needs_pg = pytest.mark.skipif(not postgres_built(), reason="this davit has no PostgreSQL store")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    import pg_cluster
-    c = pg_cluster.Cluster()
-    try:
-        yield c
-    finally:
-        c.stop()
+from pg_cluster import cluster  # noqa: E402,F401  (the module's private PostgreSQL)
 
 
 def same_release_key(first, data_dir):

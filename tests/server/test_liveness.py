@@ -66,6 +66,18 @@ def assigned_to(server, rid, la):
     return r["state"] == "assigned" and r["worker"] == la.id
 
 
+def stays_assigned(server, rid, la, lease_s):
+    """The run stays the launcher's through several reaper passes (500 ms) inside the lease
+    counted from now: the reaper must not expire it meanwhile."""
+    since = time.monotonic()
+    checks = 0
+    while time.monotonic() - since < lease_s * 2 / 3:
+        assert assigned_to(server, rid, la), server.run(rid)
+        checks += 1
+        time.sleep(0.2)
+    assert checks >= 3, "the machine stalled: the check is void"
+
+
 def test_a_restart_after_a_downtime_longer_than_the_lease_keeps_a_live_launcher(make_server):
     """The launcher's last-seen time in the database is older than a lease when the server comes
     back (on PostgreSQL that column is what every server's reaper reads): the reaper must wait
@@ -82,14 +94,7 @@ def test_a_restart_after_a_downtime_longer_than_the_lease_keeps_a_live_launcher(
     # The downtime itself is the scenario: longer than a lease, then the server starts.
     wait_for("a downtime longer than the lease", lambda: time.monotonic() - down > lease_s + 1)
     server.start()
-    started = time.monotonic()
-    checks = 0
-    # Several reaper passes (500 ms) inside the lease counted from the start.
-    while time.monotonic() - started < lease_s * 2 / 3:
-        assert assigned_to(server, rid, la), server.run(rid)
-        checks += 1
-        time.sleep(0.2)
-    assert checks >= 3, "the machine stalled: the check is void"
+    stays_assigned(server, rid, la, lease_s)
     la.poll(wait_s=0)  # the launcher shows up: from now on its lease runs normally
     assert assigned_to(server, rid, la)
 
@@ -115,13 +120,7 @@ def test_a_database_outage_longer_than_the_lease_keeps_a_live_launcher(make_serv
     cluster.start()
     wait_for("the server to see the database back",
              lambda: server.request("GET", "/healthz")[0] == 200)
-    back = time.monotonic()
-    checks = 0
-    while time.monotonic() - back < lease_s * 2 / 3:
-        assert assigned_to(server, rid, la), server.run(rid)
-        checks += 1
-        time.sleep(0.2)
-    assert checks >= 3, "the machine stalled: the check is void"
+    stays_assigned(server, rid, la, lease_s)
 
 
 @pytest.mark.skipif(pg_cluster.on_postgres(), reason="on PostgreSQL a launcher's last-seen time "

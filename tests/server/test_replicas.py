@@ -38,14 +38,7 @@ from test_dispatch import metric, poll_in_thread
 # ---- the database and the replicas ----
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """One private PostgreSQL for the module; each test gets a database of its own."""
-    c = pg_cluster.Cluster()
-    try:
-        yield c
-    finally:
-        c.stop()
+from pg_cluster import cluster  # noqa: E402,F401  (the module's private PostgreSQL)
 
 
 @pytest.fixture
