@@ -14,10 +14,13 @@
 #include <string.h>
 #include <time.h>
 
-/* A log is read in pieces of FOLLOW_READ (text) or FOLLOW_BLOCK (raw, read
- * straight into MHD's buffer of that size), each one store call under the
- * store's lock: a piece reads about one stored row. A text download holds
- * about 1 MiB of buffers, a raw one FOLLOW_BLOCK. */
+/* A log is read in pieces of FOLLOW_READ, each one store call under the store's lock: a
+ * piece reads about one stored row. A download of known size (raw, of a run that has ended)
+ * gets a buffer of FOLLOW_BLOCK from MHD, which the store fills directly and MHD sends from in
+ * large writes. Any other is sent chunked, and MHD hands a chunked body only what is left of
+ * the connection's memory (HTTP_CONN_MEMORY in http.c, a few KiB) at a time: those pieces are
+ * copied out of f->out, so that the store is not asked once per few KiB. A text download holds
+ * about 1 MiB of buffers, a raw one FOLLOW_BLOCK and up to 512 KiB. */
 #define FOLLOW_READ  STORE_LOG_ROW_MAX
 #define FOLLOW_BLOCK STORE_LOG_ROW_MAX
 #define FOLLOW_IDLE  (15 * 1000) /* a parked follow wakes this often to look again */
@@ -140,27 +143,52 @@ static ssize_t nothing_new(struct follow *f, uint64_t gen, int64_t total, int en
     return 1;
 }
 
-/* Raw bytes go from the store straight into MHD's buffer. */
+/* Copies what f->out holds into MHD's buffer; 0 when it holds nothing. */
+static size_t send_out(struct follow *f, char *buf, size_t max)
+{
+    size_t n = f->out.len - f->out_pos;
+    if (n > max)
+        n = max;
+    memcpy(buf, f->out.data + f->out_pos, n);
+    f->out_pos += n;
+    if (f->out_pos == f->out.len) {
+        dbuf_reset(&f->out);
+        f->out_pos = 0;
+    }
+    return n;
+}
+
+/* Raw bytes: into MHD's buffer when it takes a whole piece, else through f->out. */
 static ssize_t read_raw(struct follow *f, char *buf, size_t max)
 {
     struct req *r = f->r;
     for (;;) {
+        if (f->out_pos < f->out.len)
+            return (ssize_t)send_out(f, buf, max);
         if (f->end && f->next >= f->end)
             f->done = 1;
         if (f->done)
             return MHD_CONTENT_READER_END_OF_STREAM;
         uint64_t gen = dispatch_gen(r->srv->disp);
         int64_t total;
-        int ended;
-        size_t got;
-        if (f->end && (int64_t)max > f->end - f->next)
-            max = (size_t)(f->end - f->next);
-        if (store_log_read_into(r->srv->store, f->run_id, f->next, buf, max, &got, &total, &ended) <
-            0)
+        int ended, rc;
+        size_t got, want = max >= FOLLOW_READ ? max : FOLLOW_READ;
+        if (f->end && (int64_t)want > f->end - f->next)
+            want = (size_t)(f->end - f->next);
+        if (want <= max) {
+            rc = store_log_read_into(r->srv->store, f->run_id, f->next, buf, want, &got, &total,
+                                     &ended);
+        } else {
+            size_t before = f->out.len;
+            rc = store_log_read(r->srv->store, f->run_id, f->next, want, &f->out, &total, &ended,
+                                NULL);
+            got = f->out.len - before;
+        }
+        if (rc < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         f->next += (int64_t)got;
         if (got > 0)
-            return (ssize_t)got;
+            return want <= max ? (ssize_t)got : (ssize_t)send_out(f, buf, max);
         ssize_t n = nothing_new(f, gen, total, ended);
         if (n == 0)
             return 0;
@@ -175,18 +203,8 @@ static ssize_t read_log(void *cls, uint64_t pos, char *buf, size_t max)
     if (f->raw)
         return read_raw(f, buf, max);
     for (;;) {
-        if (f->out_pos < f->out.len) {
-            size_t n = f->out.len - f->out_pos;
-            if (n > max)
-                n = max;
-            memcpy(buf, f->out.data + f->out_pos, n);
-            f->out_pos += n;
-            if (f->out_pos == f->out.len) {
-                dbuf_reset(&f->out);
-                f->out_pos = 0;
-            }
-            return (ssize_t)n;
-        }
+        if (f->out_pos < f->out.len)
+            return (ssize_t)send_out(f, buf, max);
         if (f->done)
             return MHD_CONTENT_READER_END_OF_STREAM;
         uint64_t gen = dispatch_gen(r->srv->disp);
@@ -419,7 +437,12 @@ int h_run_logs(struct req *r)
     req_on_end(r, follow_free, f);
     if (limit)
         return reply_page(r, f, total);
-    r->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, FOLLOW_BLOCK, read_log, f, NULL);
+    /* A finished log's raw bytes are all there: their size is known, and MHD sends them from
+     * a buffer of FOLLOW_BLOCK instead of in chunks of what the connection's memory has left. */
+    uint64_t size = MHD_SIZE_UNKNOWN;
+    if (f->raw && !f->follow && ended)
+        size = total > offset ? (uint64_t)(total - offset) : 0;
+    r->resp = MHD_create_response_from_callback(size, FOLLOW_BLOCK, read_log, f, NULL);
     if (!r->resp)
         return reply_error(r, 500, "out of memory");
     r->status = 200;

@@ -54,10 +54,16 @@ struct http_log_gate {
  * the first answered poll (at 256 KiB, 269 KiB of RSS per idle launcher).
  * Bodies do not live here: the handler copies each piece libmicrohttpd has
  * read into the request's own heap buffer (r->body), so a log chunk of
- * 8 MiB or a release of 64 MiB is read a few KiB at a time. Request headers
- * must fit in about half of it (a bigger header is answered 431).
+ * 8 MiB or a release of 64 MiB is read a few KiB at a time. A chunked answer
+ * (a log that is still growing, a text log) is sent a few KiB at a time too; a
+ * finished raw log is sent from its own larger buffer (api_logs.c). Request
+ * headers up to about 9.5 KB are taken (10 KB is answered 431): four times
+ * what a browser with its cookie sends, and an 8 KB line as nginx passes it.
+ * Per idle TLS long-poll (2,000 launchers): 26.1 KB of RSS at 12 KiB, 24.1 KB
+ * at 10 KiB, 22.1 KB at 8 KiB, which takes headers up to 7 KB only (issue 11's
+ * goal: 10,000 idle launchers in 250 MB, docs/benchmarks.md).
  */
-#define HTTP_CONN_MEMORY (12 * 1024)
+#define HTTP_CONN_MEMORY (10 * 1024)
 
 /* How much of an oversized chunked body is read and dropped before closing. */
 #define DROP_LIMIT (64 * 1024 * 1024)

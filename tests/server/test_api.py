@@ -482,3 +482,39 @@ def test_metrics_token(make_server, tmp_path):
                        timeout=30)
     assert p.returncode != 0 and "at least 16 characters" in p.stderr, p.stderr
     assert "short" not in p.stderr
+
+
+def test_raw_log_downloads(make_server):
+    """A raw log comes back byte for byte from any offset: chunked while the run
+    runs, and with its size (Content-Length, sent from large buffers) once the
+    run has ended. The log spans several stored rows (256 KiB each)."""
+    server = make_server()
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+    rid = server.submit("p")
+    assert any(m["type"] == "run" for m in la.poll())
+    assert la.event(rid, "preparing")[0] == 200
+    assert la.event(rid, "running", phase="plan")[0] == 200
+    log = b""
+    for seq in range(1, 13):  # 12 records of 64 KiB: about 790 KB, four stored rows
+        rec = spool_record("o", seq, bytes([0x41 + seq]) * 65536, phase="plan")
+        st, data, _ = la.log(rid, len(log), rec)
+        assert st == 200 and data["next_offset"] == len(log) + len(rec)
+        log += rec
+    url = "/api/v1/runs/%d/logs?format=raw" % rid
+    for off in (0, 1, 262143, 262144, 600001, len(log) - 1, len(log)):
+        st, got, h = server.request("GET", url + "&offset=%d" % off)
+        assert st == 200 and got == log[off:], off
+        assert "Content-Length" not in h and h.get("Transfer-Encoding") == "chunked", h
+    st, data, _ = la.event(rid, "result", outcome="finished", exit_code=0)
+    assert st == 200 and data["state"] == "finished"
+    for off in (0, 1, 262144, 700000, len(log) - 1, len(log), len(log) + 5):
+        st, got, h = server.request("GET", url + "&offset=%d" % off)
+        assert st == 200 and got == log[off:], off
+        assert h.get("Content-Length") == str(max(len(log) - off, 0)), (off, h)
+    # a page of a finished log is still a page, and text is still chunked
+    st, got, _ = server.request("GET", url + "&offset=5&limit=300000")
+    assert st == 200 and log[5:].startswith(got) and len(got) >= 300000
+    st, text, h = server.request("GET", "/api/v1/runs/%d/logs" % rid)
+    assert st == 200 and h.get("Transfer-Encoding") == "chunked" and b"M" * 1000 in text

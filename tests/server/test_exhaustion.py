@@ -295,7 +295,7 @@ def test_the_header_deadline_does_not_cut_a_long_poll_or_keep_alive(make_server)
 
 def test_a_large_request_header_still_fits(server):
     """libmicrohttpd's memory per connection is sized for a long-poll
-    (12 KiB): a header of 8 KiB, four times what a browser sends, fits."""
+    (10 KiB): a header of 8 KiB, four times what a browser sends, fits."""
     st, data, _ = server.request("GET", "/healthz", token=None, headers={"X-Pad": "a" * 8000})
     assert st == 200, st
 
