@@ -47,6 +47,7 @@ static int open_at(struct store **out, const char *where, int *from, char *err, 
     s->drv = drv;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->committed_cond, NULL);
+    pthread_cond_init(&s->synced_cond, NULL);
     /* Before the driver: its davit_seen reads the table. */
     if (st_seen_init(s, store_now_ms()) < 0) {
         snprintf(err, errsz, "store: launchers' liveness: out of memory");
@@ -89,6 +90,7 @@ void store_close(struct store *s)
     s->drv->close(s);
     st_seen_free(s);
     pthread_cond_destroy(&s->committed_cond);
+    pthread_cond_destroy(&s->synced_cond);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -142,7 +144,7 @@ int store_ping(struct store *s)
     if (s->drv->shared)
         return s->drv->ping(s) < 0 ? STORE_ERR : STORE_OK;
     st_lock_dirty(s); /* a round trip only: nothing to commit first */
-    int rc = s->drv->ping(s) < 0 ? STORE_ERR : STORE_OK;
+    int rc = s->sync_failed || s->drv->ping(s) < 0 ? STORE_ERR : STORE_OK;
     st_unlock(s);
     return rc;
 }

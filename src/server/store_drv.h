@@ -41,8 +41,8 @@ enum st_reason { ST_R_FULL, ST_R_IO, ST_R_BUSY, ST_R_CORRUPT, ST_R_OTHER, ST_R_C
 
 /*
  * A driver. Every function pointer is set (a driver without the feature implements it as
- * nothing). Errors: a call returning int gives 0 on success and -1 on failure, the failure
- * then told by reason() and message() until the next call.
+ * nothing), except sync (see there). Errors: a call returning int gives 0 on success and -1 on
+ * failure, the failure then told by reason() and message() until the next call.
  */
 struct st_driver {
     const char *name; /* "sqlite" or "postgres": logs, /metrics, /healthz */
@@ -164,6 +164,18 @@ struct st_driver {
      * address (st_stmt): an operation file keeps one text per lock, chosen by this.
      */
     const char *row_lock;
+
+    /* ---- added by issue 11 (durability outside the store's lock) ---- */
+
+    /*
+     * Makes every transaction committed so far durable (on disk, through a power cut). NULL
+     * when a COMMIT is durable by itself (PostgreSQL). SQLite commits with synchronous=NORMAL,
+     * which writes the WAL without syncing it, and this fdatasyncs the WAL file. Group commit
+     * (store_sql.c) calls it without the store's lock, so that the next batch runs while the
+     * disk flushes the last one, and answers an operation only after a sync that began after
+     * its commit has ended. It touches no connection state. 0, or -1 with errno set.
+     */
+    int (*sync)(struct store *s);
 };
 
 extern const struct st_driver st_sqlite_driver;

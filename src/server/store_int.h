@@ -60,8 +60,8 @@ struct store {
     int entering;
     /* All below under mu. */
     uint64_t errors[ST_R_COUNT];
-    uint64_t commits; /* COMMITs that wrote something: one fsync each (davit_store_commits_total) */
-    int full;         /* the last write failed for lack of space */
+    uint64_t commits;         /* COMMITs that wrote something (davit_store_commits_total) */
+    int full;                 /* the last write failed for lack of space */
     int64_t changes_at_begin; /* drv->total_changes() when the operation began */
     /* Group commit (store_sql.c): the shared transaction and its operations. */
     int txn_open;                   /* BEGIN IMMEDIATE was run, COMMIT not yet */
@@ -70,6 +70,17 @@ struct store {
     int batch_proves_space;         /* an operation in it that proves space changed something */
     int64_t batch_changes_at_begin; /* drv->total_changes() at its BEGIN */
     struct st_waiter *waiters;      /* operations waiting for their batch's commit */
+    /* Durability (store_drv.h, sync): batches are committed under the lock and synced outside
+     * it, by one thread at a time; every batch up to `durable` is on disk. */
+    pthread_cond_t synced_cond; /* a sync ended: durable moved, or sync_failed was set */
+    uint64_t written;           /* the last batch committed with changes */
+    uint64_t durable;           /* the last batch known to be on disk */
+    int syncing;                /* a thread is in drv->sync, without the lock */
+    /* A sync failed: what the disk holds is unknown (a failed fsync may drop the pages it
+     * could not write), so no write is acknowledged again until the server restarts and
+     * SQLite recovers from what is on disk. */
+    int sync_failed;
+    uint64_t syncs; /* drv->sync calls that succeeded (davit_store_syncs_total) */
     struct st_seen seen;
     int64_t waiting[ST_WAITING_MAX];
     int nwaiting;

@@ -27,14 +27,19 @@ int store_errors_render(struct store *s, struct dbuf *out)
     uint64_t n[ST_R_COUNT];
     st_lock(s);
     memcpy(n, s->errors, sizeof(n));
-    uint64_t commits = s->commits;
+    uint64_t commits = s->commits, syncs = s->syncs;
     st_unlock(s);
     dbuf_printf(out,
-                "# HELP davit_store_commits_total Transactions committed with changes, each"
-                " made durable by one fsync (group commit shares one among writers).\n"
+                "# HELP davit_store_commits_total Transactions committed with changes (group"
+                " commit shares one among the writers that come together).\n"
                 "# TYPE davit_store_commits_total counter\n"
-                "davit_store_commits_total %llu\n",
-                (unsigned long long)commits);
+                "davit_store_commits_total %llu\n"
+                "# HELP davit_store_syncs_total Syncs that made commits durable (SQLite: an"
+                " fdatasync of the WAL, which may cover several commits; 0 on PostgreSQL, whose"
+                " commits are durable by themselves).\n"
+                "# TYPE davit_store_syncs_total counter\n"
+                "davit_store_syncs_total %llu\n",
+                (unsigned long long)commits, (unsigned long long)syncs);
     dbuf_printf(out, "# HELP davit_store_errors_total Database failures by reason"
                      " (full: no space left on the data directory's filesystem).\n"
                      "# TYPE davit_store_errors_total counter\n");

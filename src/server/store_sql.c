@@ -46,7 +46,11 @@ void st_lock(struct store *s)
     st_flush(s);
 }
 
-void st_unlock(struct store *s)
+static int await_durable(struct store *s, uint64_t batch);
+
+/* st_unlock without waiting for what the caller saw to be on disk: for end(), which waited
+ * for its own batch, and whose reads saw nothing committed after it. */
+static void unlock_now(struct store *s)
 {
     read_pending = 0;
     if (read_savepoint) {
@@ -59,6 +63,15 @@ void st_unlock(struct store *s)
             s->drv->exec(s, "RELEASE dirty_read");
     }
     pthread_mutex_unlock(&s->mu);
+}
+
+void st_unlock(struct store *s)
+{
+    /* What the caller read (it held the lock throughout) may come from a batch committed but
+     * not yet on disk: nothing it answers may be lost to a power cut, as with a commit that
+     * syncs before it returns. A failed sync is already logged, and refuses every write. */
+    await_durable(s, s->written);
+    unlock_now(s);
 }
 
 /* Counts a failure; STORE_NOSPACE or STORE_ERR. Called under the lock. */
@@ -184,7 +197,8 @@ static void batch_resolve(struct store *s, int rc)
     pthread_cond_broadcast(&s->committed_cond);
 }
 
-/* The leader's part: commits the open batch, one fsync for all its operations. */
+/* The leader's part: commits the open batch, one sync for all its operations
+ * (await_durable). */
 static void batch_commit(struct store *s)
 {
     int wrote = s->drv->total_changes(s) > s->batch_changes_at_begin;
@@ -194,10 +208,56 @@ static void batch_commit(struct store *s)
         rollback(s);
     } else if (wrote) {
         s->commits++;
+        s->written = s->batch;
+        if (!s->drv->sync)
+            s->durable = s->batch; /* the COMMIT was durable by itself */
         if (s->batch_proves_space)
             write_succeeded(s);
     }
     batch_resolve(s, rc);
+}
+
+/*
+ * Returns once every batch up to `batch` is on disk: STORE_OK, or STORE_ERR when a sync
+ * failed (then and ever after: sync_failed). Under the lock, which it lets go while it syncs:
+ * one thread syncs at a time, for every batch committed before it began, while the next batch
+ * runs; the others wait for it, or sync after it for what was committed meanwhile. So a burst
+ * of operations shares few syncs, and none of them is answered before its own is on disk.
+ */
+static int await_durable(struct store *s, uint64_t batch)
+{
+    while (s->durable < batch) {
+        if (s->sync_failed)
+            return STORE_ERR;
+        if (s->syncing) {
+            pthread_cond_wait(&s->synced_cond, &s->mu);
+            continue;
+        }
+        s->syncing = 1;
+        uint64_t upto = s->written;
+        pthread_mutex_unlock(&s->mu);
+        int rc = s->drv->sync(s), err = errno;
+        pthread_mutex_lock(&s->mu);
+        s->syncing = 0;
+        if (rc < 0) {
+            s->sync_failed = 1;
+            s->errors[ST_R_IO]++;
+            log_event(LOG_ERROR, "store failed", "op", "sync the database to disk", "reason",
+                      strerror(err), "detail",
+                      "no write is acknowledged any more: restart the server once the disk is"
+                      " sound",
+                      NULL);
+        } else {
+            s->syncs++;
+            if (upto > s->durable)
+                s->durable = upto;
+        }
+        /* The batch that gathered while the disk synced: committed now, for the next sync. */
+        if (s->txn_open && s->waiters)
+            batch_commit(s);
+        pthread_cond_broadcast(&s->synced_cond);
+    }
+    return STORE_OK;
 }
 
 void st_flush(struct store *s)
@@ -212,6 +272,10 @@ int st_begin_locked(struct store *s)
     lock_plain(s);
     __atomic_sub_fetch(&s->entering, 1, __ATOMIC_SEQ_CST);
     int rc = STORE_OK;
+    if (s->sync_failed) {
+        rc = STORE_ERR; /* logged once, by the sync that failed */
+        goto fail;
+    }
     if (!s->txn_open) {
         if ((rc = st_run(s, s->drv->begin)) < 0)
             goto fail;
@@ -266,8 +330,11 @@ static int end(struct store *s, int rc, int proves_space)
     if (changed && proves_space)
         s->batch_proves_space = 1;
     int batch_wrote = s->drv->total_changes(s) > s->batch_changes_at_begin;
-    /* Leader: no other writer is about to join, so nothing is gained by waiting. */
-    int lead = __atomic_load_n(&s->entering, __ATOMIC_SEQ_CST) == 0 || s->batch_ops >= ST_BATCH_MAX;
+    /* Leader: no other writer is about to join, so nothing is gained by waiting. While a sync
+     * runs, the batch stays open for the writers that come meanwhile, and is committed when
+     * the sync ends (await_durable): its own sync could not start before that anyway. */
+    int lead = s->batch_ops >= ST_BATCH_MAX ||
+               (__atomic_load_n(&s->entering, __ATOMIC_SEQ_CST) == 0 && !s->syncing);
     if (!batch_wrote) {
         /* The operation saw committed state only: it needs no commit of its own. */
         if (lead)
@@ -286,7 +353,13 @@ static int end(struct store *s, int rc, int proves_space)
         rc = w.rc;
         if (rc == STORE_NOSPACE)
             last_nospace = 1; /* for store_failed_for_space() on this thread */
+    } else if (await_durable(s, w.batch) < 0) {
+        rc = STORE_ERR; /* committed, but not known to be on disk: not acknowledged */
     }
+    /* Its reads saw its own batch and those before it, all on disk now; the batches that
+     * committed while it waited are for their own operations to wait for. */
+    unlock_now(s);
+    return rc;
 out:
     st_unlock(s);
     return rc;

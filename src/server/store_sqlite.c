@@ -8,6 +8,8 @@
  */
 #include "server/store_int.h"
 
+#include "common/fsutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -40,6 +42,9 @@
 /* The connection's state (s->conn). */
 struct sq_conn {
     sqlite3 *db;
+    /* The WAL file, opened by us: sq_sync fdatasyncs it without the store's lock while SQLite
+     * goes on with the next transaction (a sync flushes the file, whichever descriptor). */
+    int wal_fd;
     struct {
         const char *sql; /* the key: the statement's text, by address (static storage) */
         sqlite3_stmt *st;
@@ -146,6 +151,28 @@ static int exec_or_err(sqlite3 *db, const char *path, const char *sql, char *err
 
 static void sq_close(struct store *s);
 
+/*
+ * From here on a COMMIT writes the WAL without syncing it (synchronous=NORMAL, which keeps
+ * WAL mode consistent through a power cut and syncs around every checkpoint), and sq_sync
+ * makes commits durable, outside the store's lock (store_sql.c, await_durable). Opens the WAL
+ * file for that, and syncs its directory once: SQLite may have just made the file, and a
+ * power cut must not lose its name.
+ */
+static int durable_after_open(struct sq_conn *c, const char *path, char *err, size_t errsz)
+{
+    char wal[PATH_MAX + 8];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    c->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (c->wal_fd < 0) {
+        snprintf(err, errsz, "store: open %s: %s", wal, strerror(errno));
+        return -1;
+    }
+    if (fsutil_sync_dir_of(wal) < 0) {
+        snprintf(err, errsz, "store: sync the directory of %s: %s", wal, strerror(errno));
+        return -1;
+    }
+    return exec_or_err(c->db, path, "PRAGMA synchronous=NORMAL", err, errsz);
+}
 static int sq_open(struct store *s, const char *path, int *from, char *err, size_t errsz)
 {
     struct sq_conn *c = calloc(1, sizeof(*c));
@@ -153,6 +180,7 @@ static int sq_open(struct store *s, const char *path, int *from, char *err, size
         snprintf(err, errsz, "store: out of memory");
         return -1;
     }
+    c->wal_fd = -1;
     s->conn = c;
     if (private_files(path, err, errsz) < 0)
         goto fail;
@@ -164,7 +192,8 @@ static int sq_open(struct store *s, const char *path, int *from, char *err, size
     }
     sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
     /* WAL survives a killed process; synchronous=FULL also survives power loss
-     * for every acknowledged write. secure_delete overwrites removed secrets. */
+     * for every acknowledged write (until the migrations are done: then NORMAL, see
+     * durable_after_open). secure_delete overwrites removed secrets. */
     static const char *const pragmas[] = {
         "PRAGMA journal_mode=WAL",
         "PRAGMA synchronous=FULL",
@@ -178,7 +207,8 @@ static int sq_open(struct store *s, const char *path, int *from, char *err, size
     for (size_t i = 0; i < sizeof(pragmas) / sizeof(pragmas[0]); i++)
         if (exec_or_err(c->db, path, pragmas[i], err, errsz) < 0)
             goto fail;
-    if (st_schema_migrate(c->db, path, from, err, errsz) < 0)
+    if (st_schema_migrate(c->db, path, from, err, errsz) < 0 ||
+        durable_after_open(c, path, err, errsz) < 0)
         goto fail;
     /* davit_seen is not deterministic: the answer changes as launchers are seen. Direct only:
      * no schema object may call either function. */
@@ -215,6 +245,8 @@ static void sq_close(struct store *s)
         return;
     sq_free_all(s);
     sqlite3_close(c->db);
+    if (c->wal_fd >= 0)
+        close(c->wal_fd);
     free(c);
     s->conn = NULL;
 }
@@ -387,6 +419,12 @@ static const char *sq_message(struct store *s)
     return sqlite3_errmsg(db_of(s));
 }
 
+static int sq_sync(struct store *s)
+{
+    struct sq_conn *c = s->conn;
+    return fdatasync(c->wal_fd);
+}
+
 static int sq_ping(struct store *s)
 {
     (void)s;
@@ -532,6 +570,7 @@ const struct st_driver st_sqlite_driver = {
     .in_txn = sq_in_txn,
     .reason = sq_reason,
     .message = sq_message,
+    .sync = sq_sync,
     .ping = sq_ping,
     .reaper_lock = sq_reaper_lock,
     .publish = sq_publish,

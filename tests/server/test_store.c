@@ -9,6 +9,7 @@
 #include "server/store.h"
 #include "server/store_int.h" /* the liveness table (st_seen_*) */
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,6 +275,144 @@ static void test_group_commit_concurrent_writers(void **state)
     }
 }
 
+/* Durability outside the lock (store_drv.h, sync): a driver whose sync waits at a gate the
+ * test opens, and fails when told to. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int open, entered, fail;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+static struct st_driver gated_drv;
+
+static int gated_sync(struct store *s)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.entered++;
+    pthread_cond_broadcast(&gate.cond);
+    while (!gate.open)
+        pthread_cond_wait(&gate.cond, &gate.mu);
+    int fail = gate.fail;
+    pthread_mutex_unlock(&gate.mu);
+    if (fail) {
+        errno = EIO;
+        return -1;
+    }
+    return st_sqlite_driver.sync(s);
+}
+
+static void gate_set(struct fx *f, int open, int fail)
+{
+    pthread_mutex_lock(&gate.mu);
+    if (!gated_drv.sync) {
+        gated_drv = *f->s->drv;
+        gated_drv.sync = gated_sync;
+    }
+    f->s->drv = &gated_drv;
+    gate.open = open;
+    gate.fail = fail;
+    pthread_cond_broadcast(&gate.cond);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static void gate_reset(void)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.entered = 0;
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static void gate_wait_entered(int n)
+{
+    pthread_mutex_lock(&gate.mu);
+    while (gate.entered < n)
+        pthread_cond_wait(&gate.cond, &gate.mu);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+struct submit_arg {
+    struct fx *f;
+    int64_t id;
+    int rc, done; /* done: atomic */
+};
+
+static void *submitter(void *p)
+{
+    struct submit_arg *a = p;
+    a->rc =
+        store_run_create(a->f->s, a->f->pool.id, "{\"image\":\"x\",\"phases\":[]}", NULL, &a->id);
+    __atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static uint64_t commits_of(struct store *s)
+{
+    pthread_mutex_lock(&s->mu); /* not st_lock: that would wait for the sync */
+    uint64_t n = s->commits;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Operations in the open batch, waiting for its commit. */
+static int waiting_in_batch(struct store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->txn_open && s->waiters ? s->batch_ops : 0;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* A write is answered only once a sync that began after its commit has ended. While one sync
+ * runs, the store's lock is free: the next write runs, and its batch stays open for others
+ * until the sync ends, then is committed and synced in turn. */
+static void test_sync_outside_the_lock(void **state)
+{
+    struct fx *f = *state;
+    gate_reset();
+    gate_set(f, 0, 0);
+    uint64_t commits = commits_of(f->s);
+    struct submit_arg a = {.f = f}, b = {.f = f};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, submitter, &a), 0);
+    gate_wait_entered(1); /* a committed, its sync is held at the gate */
+    assert_int_equal(commits_of(f->s), commits + 1);
+    assert_int_equal(pthread_create(&tb, NULL, submitter, &b), 0);
+    /* b runs while a's sync is under way (the lock is free), and waits in the open batch */
+    for (int i = 0; i < 10000 && waiting_in_batch(f->s) < 1; i++)
+        usleep(1000);
+    assert_int_equal(waiting_in_batch(f->s), 1);
+    assert_int_equal(commits_of(f->s), commits + 1);
+    assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_SEQ_CST), 0);
+    assert_int_equal(__atomic_load_n(&b.done, __ATOMIC_SEQ_CST), 0);
+    gate_set(f, 1, 0);
+    assert_int_equal(pthread_join(ta, NULL), 0);
+    assert_int_equal(pthread_join(tb, NULL), 0);
+    assert_int_equal(a.rc, STORE_OK);
+    assert_int_equal(b.rc, STORE_OK);
+    /* b's batch was committed when a's sync ended, and synced by one more */
+    assert_int_equal(commits_of(f->s), commits + 2);
+    assert_int_equal(gate.entered, 2);
+    json_t *o;
+    assert_int_equal(store_run_show_json(f->s, b.id, &o), STORE_OK);
+    json_decref(o);
+}
+
+/* A failed sync acknowledges nothing, and no write after it: what the disk holds is unknown
+ * until a restart. The database's health says so. */
+static void test_failed_sync_refuses_writes(void **state)
+{
+    struct fx *f = *state;
+    gate_set(f, 1, 1);
+    int64_t id;
+    assert_int_equal(
+        store_run_create(f->s, f->pool.id, "{\"image\":\"x\",\"phases\":[]}", NULL, &id),
+        STORE_ERR);
+    gate_set(f, 1, 0);
+    assert_int_equal(
+        store_run_create(f->s, f->pool.id, "{\"image\":\"x\",\"phases\":[]}", NULL, &id),
+        STORE_ERR);
+    assert_int_equal(store_ping(f->s), STORE_ERR);
+}
+
 /* The launchers' last-seen table: growth, and deletions that must not hide other entries
  * (ids that probe past a deleted slot). Ids k << 47 all hash to one slot (the hash keeps the
  * product's bits 17 and up): every lookup probes past the others. */
@@ -310,6 +449,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_concurrent_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_outside_the_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_sync_refuses_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seen_table, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
