@@ -55,6 +55,14 @@ int reply_store_error(struct req *r, int rc, const char *what)
     case STORE_ENDED:
         /* no next_offset: a launcher stops shipping this run's log */
         return reply_error(r, 409, "%s has ended: its log is final and takes no new bytes", what);
+    case STORE_ERR:
+        /* 503: a client (or a load balancer) tries again, or another server */
+        if (store_failed_unavailable())
+            return reply_error(r, 503,
+                               "%s: the database is unavailable (see the server's log); try"
+                               " again later",
+                               what);
+        return reply_error(r, 500, "%s: internal error (see the server's log)", what);
     default:
         return reply_error(r, 500, "%s: internal error (see the server's log)", what);
     }

@@ -94,6 +94,13 @@ int64_t store_now_ms(void);
  */
 int store_failed_for_space(void);
 /*
+ * 1 when the last store operation run by the calling thread failed because
+ * the database could not be reached or written safely (a lost connection to
+ * PostgreSQL, an I/O error, a failed sync), else 0. reply_store_error maps
+ * STORE_ERR to 503 then. Never fails.
+ */
+int store_failed_unavailable(void);
+/*
  * Health of the store's writes: 0 when fine, or 1 while the last write
  * failed for lack of space (until a write that changes something commits);
  * *reason then gets a sentence naming the cause. Never fails.

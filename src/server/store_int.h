@@ -35,6 +35,7 @@
 struct st_waiter {
     uint64_t batch;
     int rc, done;
+    int unavailable; /* the batch failed for a lost connection or an I/O error */
     struct st_waiter *next;
 };
 

@@ -13,11 +13,16 @@
 #include <string.h>
 
 /* What the last store operation of this thread failed for (see st_fail). */
-static __thread int last_nospace;
+static __thread int last_nospace, last_unavailable;
 
 int store_failed_for_space(void)
 {
     return last_nospace;
+}
+
+int store_failed_unavailable(void)
+{
+    return last_unavailable;
 }
 
 /* While this thread holds the lock through st_lock_dirty: a statement is to open the read's
@@ -28,6 +33,7 @@ static void lock_plain(struct store *s)
 {
     pthread_mutex_lock(&s->mu);
     last_nospace = 0;
+    last_unavailable = 0;
 }
 
 void st_lock_dirty(struct store *s)
@@ -79,8 +85,10 @@ static int failure_count(struct store *s)
 {
     enum st_reason why = s->drv->reason(s);
     s->errors[why]++;
-    if (why == ST_R_IO)
+    if (why == ST_R_IO) {
         s->up_since_ms = clock_wall_ms(); /* lost connection, or a disk that failed */
+        last_unavailable = 1;
+    }
     if (why != ST_R_FULL)
         return STORE_ERR;
     s->full = 1;
@@ -185,6 +193,8 @@ static void batch_resolve(struct store *s, int rc)
         struct st_waiter *w = *pp;
         if (w->batch == s->batch) {
             w->rc = rc;
+            /* The thread that ends a failed batch is the one its failure was counted on. */
+            w->unavailable = rc < 0 && last_unavailable;
             w->done = 1;
             *pp = w->next;
         } else {
@@ -252,8 +262,9 @@ static int await_durable(struct store *s, uint64_t batch)
             if (upto > s->durable)
                 s->durable = upto;
         }
-        /* The batch that gathered while the disk synced: committed now, for the next sync. */
-        if (s->txn_open && s->waiters)
+        /* The batch that gathered while the disk synced: committed now, for the next sync
+         * (one without changes too: it would hold BEGIN IMMEDIATE's lock until the next op). */
+        if (s->txn_open)
             batch_commit(s);
         pthread_cond_broadcast(&s->synced_cond);
     }
@@ -274,6 +285,7 @@ int st_begin_locked(struct store *s)
     int rc = STORE_OK;
     if (s->sync_failed) {
         rc = STORE_ERR; /* logged once, by the sync that failed */
+        last_unavailable = 1;
         goto fail;
     }
     if (!s->txn_open) {
@@ -341,7 +353,7 @@ static int end(struct store *s, int rc, int proves_space)
             batch_commit(s);
         goto out;
     }
-    struct st_waiter w = {s->batch, STORE_OK, 0, s->waiters};
+    struct st_waiter w = {s->batch, STORE_OK, 0, 0, s->waiters};
     /* On this stack until done: batch_resolve unlinks it before it sets done. */
     // cppcheck-suppress autoVariables
     s->waiters = &w;
@@ -353,8 +365,10 @@ static int end(struct store *s, int rc, int proves_space)
         rc = w.rc;
         if (rc == STORE_NOSPACE)
             last_nospace = 1; /* for store_failed_for_space() on this thread */
+        last_unavailable = w.unavailable;
     } else if (await_durable(s, w.batch) < 0) {
         rc = STORE_ERR; /* committed, but not known to be on disk: not acknowledged */
+        last_unavailable = 1;
     }
     /* Its reads saw its own batch and those before it, all on disk now; the batches that
      * committed while it waited are for their own operations to wait for. */

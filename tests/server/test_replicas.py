@@ -368,9 +368,13 @@ def test_postgres_killed_mid_run_and_restarted_loses_nothing_acknowledged(cluste
     pg_cluster.stop_pid(cluster.pid, signal.SIGQUIT)
     for s in (a, b):
         wait_for("/healthz 503 on %d" % s.port, lambda: healthz(s) == 503)
-    # the outage is an error a launcher retries, never a success
+    # the outage is an error a launcher retries (503: the database is unavailable), never a
+    # success; a submit too
     st, _, _ = la.log(going, off, spool[going][2])
-    assert st >= 500, st
+    assert st == 503, st
+    st, data, _ = a.request("POST", "/api/v1/runs", {
+        "pool": "p", "image": "busybox", "phases": [{"name": "a", "commands": ["true"]}]})
+    assert st == 503 and "database is unavailable" in data["error"], (st, data)
     cluster.start()
     for s in (a, b):
         wait_for("/healthz 200 on %d" % s.port, lambda: healthz(s) == 200)

@@ -406,10 +406,12 @@ static void test_failed_sync_refuses_writes(void **state)
     assert_int_equal(
         store_run_create(f->s, f->pool.id, "{\"image\":\"x\",\"phases\":[]}", NULL, &id),
         STORE_ERR);
+    assert_int_equal(store_failed_unavailable(), 1); /* the API answers 503 */
     gate_set(f, 1, 0);
     assert_int_equal(
         store_run_create(f->s, f->pool.id, "{\"image\":\"x\",\"phases\":[]}", NULL, &id),
         STORE_ERR);
+    assert_int_equal(store_failed_unavailable(), 1);
     assert_int_equal(store_ping(f->s), STORE_ERR);
 }
 
