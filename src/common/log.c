@@ -211,3 +211,24 @@ int log_fail(int code, const char *fmt, ...)
     va_end(ap);
     return code;
 }
+
+int log_gate_pass(struct log_gate *g, int64_t now_ms, int64_t window_ms, unsigned per_window,
+                  unsigned long long *dropped)
+{
+    int64_t window = now_ms / window_ms;
+    *dropped = 0;
+    pthread_mutex_lock(&g->mu);
+    if (window != g->window) {
+        *dropped = g->dropped;
+        g->window = window;
+        g->shown = 0;
+        g->dropped = 0;
+    }
+    int pass = g->shown < per_window;
+    if (pass)
+        g->shown++;
+    else
+        g->dropped++;
+    pthread_mutex_unlock(&g->mu);
+    return pass;
+}

@@ -12,6 +12,8 @@
 #ifndef DAVIT_COMMON_LOG_H
 #define DAVIT_COMMON_LOG_H
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
@@ -38,5 +40,29 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 
 /* Logs a printf-style error line and returns code: for `return log_fail(2, …)`. */
 int log_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * A rate limit for lines that one failure can repeat many times a second (libmicrohttpd's
+ * messages under a flood of connections, a database that is away): at most `per_window` lines
+ * per window of `window_ms`. LOG_GATE_INIT initialises one; a gate is used from any thread.
+ */
+struct log_gate {
+    pthread_mutex_t mu;
+    int64_t window;             /* the window being counted: now_ms / window_ms */
+    unsigned shown;             /* lines let through in it */
+    unsigned long long dropped; /* lines left out since the last report */
+};
+#define LOG_GATE_INIT                                                                              \
+    {                                                                                              \
+        PTHREAD_MUTEX_INITIALIZER, -1, 0, 0                                                        \
+    }
+
+/*
+ * 1 when a line may be written now (now_ms: a monotonic clock), 0 to leave it out. *dropped gets
+ * the number of lines left out in the windows before this one when this is the first line of a
+ * window (0 otherwise), for the caller to log once. Never fails.
+ */
+int log_gate_pass(struct log_gate *g, int64_t now_ms, int64_t window_ms, unsigned per_window,
+                  unsigned long long *dropped);
 
 #endif

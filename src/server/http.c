@@ -37,14 +37,6 @@
  * otherwise become a flood of log lines, and fill the disk in turn. */
 #define HTTP_MHD_LOG_PER_S 10
 
-/* The rate limit of libmicrohttpd's messages: one window of a second. */
-struct http_log_gate {
-    pthread_mutex_t mu;
-    int64_t window; /* the second (monotonic) being counted */
-    unsigned shown;
-    unsigned long long dropped;
-};
-
 /*
  * libmicrohttpd's memory per connection: the request's headers, its read
  * buffer and the answer's headers. Sized for a long-poll, since thousands of
@@ -391,22 +383,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  * message of a later second. */
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    struct http_log_gate *g = cls;
-    int64_t now = clock_mono_ms() / 1000;
-    unsigned long long dropped = 0;
-    pthread_mutex_lock(&g->mu);
-    if (now != g->window) {
-        dropped = g->dropped;
-        g->window = now;
-        g->shown = 0;
-        g->dropped = 0;
-    }
-    int show = g->shown < HTTP_MHD_LOG_PER_S;
-    if (show)
-        g->shown++;
-    else
-        g->dropped++;
-    pthread_mutex_unlock(&g->mu);
+    unsigned long long dropped;
+    int show = log_gate_pass(cls, clock_mono_ms(), 1000, HTTP_MHD_LOG_PER_S, &dropped);
     if (dropped) {
         char n[24];
         snprintf(n, sizeof(n), "%llu", dropped);
@@ -470,12 +448,12 @@ int http_start(struct server *srv, char *err, size_t errsz)
         {MHD_OPTION_HTTPS_MEM_KEY, 0, c->tls_key},
         {MHD_OPTION_END, 0, NULL},
     };
-    srv->mhd_log = calloc(1, sizeof(*srv->mhd_log));
+    srv->mhd_log = malloc(sizeof(*srv->mhd_log));
     if (!srv->mhd_log) {
         snprintf(err, errsz, "--listen %s: out of memory", c->listen);
         return -1;
     }
-    pthread_mutex_init(&srv->mhd_log->mu, NULL);
+    *srv->mhd_log = (struct log_gate)LOG_GATE_INIT;
     srv->mhd_deadlines = deadlines_new(c->header_deadline_ms);
     if (!srv->mhd_deadlines) {
         snprintf(err, errsz, "--listen %s: out of memory or threads", c->listen);

@@ -17,7 +17,7 @@
 struct bgthread;
 struct challenges;
 struct fanout;
-struct http_log_gate;
+struct log_gate;
 struct http_deadlines;
 struct keycache;
 struct metrics;
@@ -30,7 +30,7 @@ struct server {
     struct fanout *fanout; /* wake-ups here and on the other servers (fanout.c) */
     struct watch *watch;   /* the UI's change feed (watch.c) */
     struct MHD_Daemon *mhd;
-    struct http_log_gate *mhd_log;        /* http.c: libmicrohttpd's messages, rate-limited */
+    struct log_gate *mhd_log;             /* http.c: libmicrohttpd's messages, rate-limited */
     struct http_deadlines *mhd_deadlines; /* http.c: request headers' absolute deadline */
     struct metrics *metrics;              /* metrics.c */
     struct challenges *challenges;        /* registration challenges (challenges.c) */

@@ -48,6 +48,7 @@ static int open_at(struct store **out, const char *where, int *from, char *err, 
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->committed_cond, NULL);
     pthread_cond_init(&s->synced_cond, NULL);
+    s->fail_log = (struct log_gate)LOG_GATE_INIT;
     /* Before the driver: its davit_seen reads the table. */
     if (st_seen_init(s, store_now_ms()) < 0) {
         snprintf(err, errsz, "store: launchers' liveness: out of memory");
@@ -91,6 +92,7 @@ void store_close(struct store *s)
     st_seen_free(s);
     pthread_cond_destroy(&s->committed_cond);
     pthread_cond_destroy(&s->synced_cond);
+    pthread_mutex_destroy(&s->fail_log.mu);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

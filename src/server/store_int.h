@@ -5,6 +5,7 @@
 #ifndef DAVIT_SERVER_STORE_INT_H
 #define DAVIT_SERVER_STORE_INT_H
 
+#include "common/log.h"
 #include "server/store.h"
 #include "server/store_drv.h"
 
@@ -82,6 +83,9 @@ struct store {
      * SQLite recovers from what is on disk. */
     int sync_failed;
     uint64_t syncs; /* drv->sync calls that succeeded (davit_store_syncs_total) */
+    /* "store failed" lines: a database that is away fails every operation (the reaper's every
+     * 500 ms among them), so the log says so a few times and then counts. */
+    struct log_gate fail_log;
     struct st_seen seen;
     int64_t waiting[ST_WAITING_MAX];
     int nwaiting;
@@ -245,6 +249,12 @@ int st_row_one_json(struct store *s, struct st_stmt *st, json_t **out);
  * remembered for store_failed_for_space() on this thread.
  */
 int st_fail(struct store *s, const char *what);
+/*
+ * STORE_OK, or STORE_ERR once a sync has failed (sync_failed): from then on no statement runs
+ * (st_stmt and st_prep refuse, and housekeeping that writes the database by other means asks
+ * this first), since what the disk holds is unknown until a restart. Under the lock.
+ */
+int st_sound(struct store *s);
 /* Copies a text column (or "" for NULL), truncated to size. */
 void st_col_copy(struct store *s, struct st_stmt *st, int col, char *out, size_t size);
 /*

@@ -159,7 +159,9 @@ int store_vacuum(struct store *s, int max_pages, int checkpoint, int *more)
 {
     *more = 0;
     st_lock(s);
-    int rc = s->drv->vacuum(s, max_pages, checkpoint, more) < 0 ? st_fail(s, "vacuum") : STORE_OK;
+    int rc = st_sound(s);
+    if (rc == STORE_OK && s->drv->vacuum(s, max_pages, checkpoint, more) < 0)
+        rc = st_fail(s, "vacuum");
     st_unlock(s);
     return rc;
 }

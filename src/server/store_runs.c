@@ -310,9 +310,9 @@ done:
 
 int store_secrets_checkpoint(struct store *s)
 {
-    int rc = STORE_OK;
     st_lock(s);
-    if (!s->secrets_purged)
+    int rc = st_sound(s);
+    if (rc < 0 || !s->secrets_purged)
         goto out;
     /* Outside a transaction (st_lock committed): a checkpoint cannot run inside one. 1: a
      * reader (another process) kept it from finishing, so the next call tries again. */

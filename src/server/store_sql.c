@@ -54,9 +54,8 @@ void st_lock(struct store *s)
 
 static int await_durable(struct store *s, uint64_t batch);
 
-/* st_unlock without waiting for what the caller saw to be on disk: for end(), which waited
- * for its own batch, and whose reads saw nothing committed after it. */
-static void unlock_now(struct store *s)
+/* Ends the caller's read savepoint (st_lock_dirty), if it opened one. */
+static void release_read(struct store *s)
 {
     read_pending = 0;
     if (read_savepoint) {
@@ -68,6 +67,13 @@ static void unlock_now(struct store *s)
             s->drv->exec(s, "ROLLBACK TO dirty_read") == 0)
             s->drv->exec(s, "RELEASE dirty_read");
     }
+}
+
+/* st_unlock without waiting for what the caller saw to be on disk: for end(), which waited
+ * for its own batch, and whose reads saw nothing committed after it. */
+static void unlock_now(struct store *s)
+{
+    release_read(s);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -75,9 +81,13 @@ void st_unlock(struct store *s)
 {
     /* What the caller read (it held the lock throughout) may come from a batch committed but
      * not yet on disk: nothing it answers may be lost to a power cut, as with a commit that
-     * syncs before it returns. A failed sync is already logged, and refuses every write. */
+     * syncs before it returns. (st_lock_dirty's reads may also see the open batch, which is
+     * not committed: what they answer does not depend on it.) The savepoint ends first: the
+     * lock is let go while a sync runs. A failed sync is already logged, and refuses every
+     * statement after it (st_stmt). */
+    release_read(s);
     await_durable(s, s->written);
-    unlock_now(s);
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* Counts a failure; STORE_NOSPACE or STORE_ERR. Called under the lock. */
@@ -96,12 +106,31 @@ static int failure_count(struct store *s)
     return STORE_NOSPACE;
 }
 
+/* Whether a "store failed" line is written: at most ST_FAIL_LOG_MAX each ST_FAIL_LOG_MS, and a
+ * count of those left out before the next. */
+#define ST_FAIL_LOG_MAX 5
+#define ST_FAIL_LOG_MS  (10 * 1000)
+static int fail_log_pass(struct store *s)
+{
+    unsigned long long dropped;
+    int pass =
+        log_gate_pass(&s->fail_log, clock_mono_ms(), ST_FAIL_LOG_MS, ST_FAIL_LOG_MAX, &dropped);
+    if (dropped) {
+        char n[24];
+        snprintf(n, sizeof(n), "%llu", dropped);
+        log_event(LOG_ERROR, "store failures left out of the log", "count", n, "within_s", "10",
+                  NULL);
+    }
+    return pass;
+}
+
 int st_fail(struct store *s, const char *what)
 {
     int rc = failure_count(s);
-    log_event(LOG_ERROR, "store failed", "op", what, "reason",
-              rc == STORE_NOSPACE ? STORE_NOSPACE_TEXT : s->drv->message(s), "detail",
-              rc == STORE_NOSPACE ? s->drv->message(s) : NULL, NULL);
+    if (fail_log_pass(s))
+        log_event(LOG_ERROR, "store failed", "op", what, "reason",
+                  rc == STORE_NOSPACE ? STORE_NOSPACE_TEXT : s->drv->message(s), "detail",
+                  rc == STORE_NOSPACE ? s->drv->message(s) : NULL, NULL);
     return rc;
 }
 
@@ -111,8 +140,18 @@ static void write_succeeded(struct store *s)
     s->full = 0;
 }
 
+int st_sound(struct store *s)
+{
+    if (!s->sync_failed)
+        return STORE_OK;
+    last_unavailable = 1; /* logged once, by the sync that failed */
+    return STORE_ERR;
+}
+
 struct st_stmt *st_prep(struct store *s, const char *sql)
 {
+    if (st_sound(s) < 0)
+        return NULL;
     struct st_stmt *st = s->drv->prepare(s, sql, 0);
     if (!st)
         st_fail(s, sql);
@@ -121,6 +160,8 @@ struct st_stmt *st_prep(struct store *s, const char *sql)
 
 struct st_stmt *st_stmt(struct store *s, const char *sql)
 {
+    if (st_sound(s) < 0)
+        return NULL;
     if (read_pending) {
         read_pending = 0;
         if (s->txn_open && s->drv->exec(s, "SAVEPOINT dirty_read") == 0)
@@ -142,8 +183,9 @@ int st_exec(struct store *s, const char *sql)
 {
     if (s->drv->exec(s, sql) < 0) {
         int rc = failure_count(s);
-        log_event(LOG_ERROR, "store failed", "op", sql, "reason",
-                  rc == STORE_NOSPACE ? STORE_NOSPACE_TEXT : s->drv->message(s), NULL);
+        if (fail_log_pass(s))
+            log_event(LOG_ERROR, "store failed", "op", sql, "reason",
+                      rc == STORE_NOSPACE ? STORE_NOSPACE_TEXT : s->drv->message(s), NULL);
         return rc;
     }
     return STORE_OK;
@@ -185,16 +227,16 @@ static void rollback(struct store *s)
         s->drv->exec(s, "ROLLBACK");
 }
 
-/* The open batch has ended with rc (committed, or rolled back whole): answers its waiters. */
-static void batch_resolve(struct store *s, int rc)
+/* The open batch has ended with rc (committed, or rolled back whole): answers its waiters.
+ * unavailable: it failed for a lost connection, an I/O error or a failed sync. */
+static void batch_resolve(struct store *s, int rc, int unavailable)
 {
     struct st_waiter **pp = &s->waiters;
     while (*pp) {
         struct st_waiter *w = *pp;
         if (w->batch == s->batch) {
             w->rc = rc;
-            /* The thread that ends a failed batch is the one its failure was counted on. */
-            w->unavailable = rc < 0 && last_unavailable;
+            w->unavailable = rc < 0 && unavailable;
             w->done = 1;
             *pp = w->next;
         } else {
@@ -212,7 +254,14 @@ static void batch_resolve(struct store *s, int rc)
 static void batch_commit(struct store *s)
 {
     int wrote = s->drv->total_changes(s) > s->batch_changes_at_begin;
+    /* The commit may be made for other threads' operations (st_flush, await_durable): its
+     * failure is their cause, not this thread's own operation's. */
+    int nospace = last_nospace, unavailable = last_unavailable;
+    last_nospace = last_unavailable = 0;
     int rc = st_run(s, commit_sql);
+    int failed_unavailable = rc < 0 && last_unavailable;
+    last_nospace = nospace;
+    last_unavailable = unavailable;
     if (rc < 0) {
         /* Not durable: every operation of the batch gets the error. */
         rollback(s);
@@ -224,7 +273,7 @@ static void batch_commit(struct store *s)
         if (s->batch_proves_space)
             write_succeeded(s);
     }
-    batch_resolve(s, rc);
+    batch_resolve(s, rc, failed_unavailable);
 }
 
 /*
@@ -263,7 +312,8 @@ static int await_durable(struct store *s, uint64_t batch)
                 s->durable = upto;
         }
         /* The batch that gathered while the disk synced: committed now, for the next sync
-         * (one without changes too: it would hold BEGIN IMMEDIATE's lock until the next op). */
+         * (one without changes too: it would hold BEGIN IMMEDIATE's lock until the next op).
+         * After a failed sync its COMMIT is refused (st_sound), and it is rolled back. */
         if (s->txn_open)
             batch_commit(s);
         pthread_cond_broadcast(&s->synced_cond);
@@ -298,7 +348,7 @@ int st_begin_locked(struct store *s)
     if ((rc = st_run(s, savepoint_sql)) < 0) {
         /* The shared transaction is unusable: end it, so that its operations learn it. */
         rollback(s);
-        batch_resolve(s, rc);
+        batch_resolve(s, rc, last_unavailable);
         goto fail;
     }
     s->batch_ops++;
@@ -317,7 +367,7 @@ static int op_close(struct store *s, int rc)
         /* SQLite rolled the whole transaction back on its own (a full disk, an I/O error:
          * https://sqlite.org/lang_transaction.html): every change of the batch is gone. */
         if (s->txn_open)
-            batch_resolve(s, rc < 0 ? rc : STORE_ERR);
+            batch_resolve(s, rc < 0 ? rc : STORE_ERR, last_unavailable);
         return rc < 0 ? rc : STORE_ERR;
     }
     if (rc >= 0 && (rc = st_run(s, release_sql)) >= 0)
@@ -325,7 +375,7 @@ static int op_close(struct store *s, int rc)
     if (st_run(s, rollback_to_sql) < 0 || st_run(s, release_sql) < 0) {
         /* The savepoint cannot be undone: the batch cannot be kept either. */
         rollback(s);
-        batch_resolve(s, rc);
+        batch_resolve(s, rc, last_unavailable);
     }
     return rc;
 }

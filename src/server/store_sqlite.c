@@ -160,6 +160,22 @@ static void sq_close(struct store *s);
  */
 static int durable_after_open(struct sq_conn *c, const char *path, char *err, size_t errsz)
 {
+    /* journal_mode=WAL does not fail where WAL cannot work (no shared memory): it leaves the
+     * old mode, and with it the guarantee sq_sync gives. */
+    sqlite3_stmt *st = NULL;
+    const unsigned char *mode = NULL;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        mode = sqlite3_column_text(st, 0);
+    int wal_mode = mode && strcmp((const char *)mode, "wal") == 0;
+    sqlite3_finalize(st);
+    if (!wal_mode) {
+        snprintf(err, errsz,
+                 "store: %s: WAL mode could not be set (a data directory on a local filesystem"
+                 " is needed)",
+                 path);
+        return -1;
+    }
     char wal[PATH_MAX + 8];
     snprintf(wal, sizeof(wal), "%s-wal", path);
     c->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);

@@ -62,12 +62,36 @@ static void test_json(void **state)
     free(s);
 }
 
+/* A gate lets per_window lines through in each window and counts the rest, told once at the
+ * first line of a later window. */
+static void test_gate(void **state)
+{
+    (void)state;
+    struct log_gate g = LOG_GATE_INIT;
+    unsigned long long dropped;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(log_gate_pass(&g, 10000 + i, 1000, 3, &dropped), 1);
+        assert_int_equal(dropped, 0);
+    }
+    assert_int_equal(log_gate_pass(&g, 10500, 1000, 3, &dropped), 0);
+    assert_int_equal(log_gate_pass(&g, 10999, 1000, 3, &dropped), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(log_gate_pass(&g, 11000, 1000, 3, &dropped), 1); /* a new window */
+    assert_int_equal(dropped, 2);
+    assert_int_equal(log_gate_pass(&g, 11001, 1000, 3, &dropped), 1);
+    assert_int_equal(dropped, 0); /* told once */
+    assert_int_equal(log_gate_pass(&g, 50000, 1000, 3, &dropped), 1);
+    assert_int_equal(dropped, 0);
+    pthread_mutex_destroy(&g.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_fields_and_quoting),
         cmocka_unit_test(test_no_value_can_forge_a_line),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_gate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,11 +112,18 @@ def test_a_database_outage_longer_than_the_lease_keeps_a_live_launcher(make_serv
     rid = server.submit("p")
     assert [m["run"]["id"] for m in la.poll(wait_s=0) if m["type"] == "run"] == [rid]
     cluster = pg_cluster.shared()
+    logged = server.log().count("store failed")
     pg_cluster.stop_pid(cluster.pid, signal.SIGQUIT)
     down = time.monotonic()
     wait_for("the server to see the database gone",
              lambda: server.request("GET", "/healthz")[0] == 503)
     wait_for("an outage longer than the lease", lambda: time.monotonic() - down > lease_s + 1)
+    # Every operation fails meanwhile (the reaper's every 500 ms among them): the log says so
+    # at most 5 times in each 10 s window of the server's monotonic clock (the one
+    # time.monotonic reads), then counts the rest.
+    windows = int(time.monotonic() // 10) - int(down // 10) + 1
+    failed = server.log().count("store failed") - logged
+    assert 1 <= failed <= 5 * windows, (failed, windows)
     cluster.start()
     wait_for("the server to see the database back",
              lambda: server.request("GET", "/healthz")[0] == 200)
