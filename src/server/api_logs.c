@@ -175,7 +175,8 @@ static ssize_t read_raw(struct follow *f, char *buf, size_t max)
         size_t got, want = max >= FOLLOW_READ ? max : FOLLOW_READ;
         if (f->end && (int64_t)want > f->end - f->next)
             want = (size_t)(f->end - f->next);
-        if (want <= max) {
+        int direct = want <= max;
+        if (direct) {
             rc = store_log_read_into(r->srv->store, f->run_id, f->next, buf, want, &got, &total,
                                      &ended);
         } else {
@@ -188,7 +189,7 @@ static ssize_t read_raw(struct follow *f, char *buf, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         f->next += (int64_t)got;
         if (got > 0)
-            return want <= max ? (ssize_t)got : (ssize_t)send_out(f, buf, max);
+            return direct ? (ssize_t)got : (ssize_t)send_out(f, buf, max);
         ssize_t n = nothing_new(f, gen, total, ended);
         if (n == 0)
             return 0;

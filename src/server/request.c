@@ -38,6 +38,12 @@ int reply_store_error(struct req *r, int rc, const char *what)
     /* Callers that kept only STORE_ERR: the store remembers the cause. */
     if (rc == STORE_ERR && store_failed_for_space())
         rc = STORE_NOSPACE;
+    /* 503: a client (or a load balancer) tries again, or another server */
+    if (rc == STORE_ERR && store_failed_unavailable())
+        return reply_error(r, 503,
+                           "%s: the database is unavailable (see the server's log); try again"
+                           " later",
+                           what);
     switch (rc) {
     case STORE_NOSPACE:
         /* 507: a launcher keeps its spool and retries (any 5xx), and logs
@@ -55,14 +61,6 @@ int reply_store_error(struct req *r, int rc, const char *what)
     case STORE_ENDED:
         /* no next_offset: a launcher stops shipping this run's log */
         return reply_error(r, 409, "%s has ended: its log is final and takes no new bytes", what);
-    case STORE_ERR:
-        /* 503: a client (or a load balancer) tries again, or another server */
-        if (store_failed_unavailable())
-            return reply_error(r, 503,
-                               "%s: the database is unavailable (see the server's log); try"
-                               " again later",
-                               what);
-        return reply_error(r, 500, "%s: internal error (see the server's log)", what);
     default:
         return reply_error(r, 500, "%s: internal error (see the server's log)", what);
     }

@@ -146,7 +146,7 @@ int store_ping(struct store *s)
     if (s->drv->shared)
         return s->drv->ping(s) < 0 ? STORE_ERR : STORE_OK;
     st_lock_dirty(s); /* a round trip only: nothing to commit first */
-    int rc = s->sync_failed || s->drv->ping(s) < 0 ? STORE_ERR : STORE_OK;
+    int rc = st_sound(s) < 0 || s->drv->ping(s) < 0 ? STORE_ERR : STORE_OK;
     st_unlock(s);
     return rc;
 }

@@ -116,9 +116,10 @@ static int fail_log_pass(struct store *s)
     int pass =
         log_gate_pass(&s->fail_log, clock_mono_ms(), ST_FAIL_LOG_MS, ST_FAIL_LOG_MAX, &dropped);
     if (dropped) {
-        char n[24];
+        char n[24], within[24];
         snprintf(n, sizeof(n), "%llu", dropped);
-        log_event(LOG_ERROR, "store failures left out of the log", "count", n, "within_s", "10",
+        snprintf(within, sizeof(within), "%d", ST_FAIL_LOG_MS / 1000);
+        log_event(LOG_ERROR, "store failures left out of the log", "count", n, "within_s", within,
                   NULL);
     }
     return pass;
@@ -332,12 +333,9 @@ int st_begin_locked(struct store *s)
     __atomic_add_fetch(&s->entering, 1, __ATOMIC_SEQ_CST);
     lock_plain(s);
     __atomic_sub_fetch(&s->entering, 1, __ATOMIC_SEQ_CST);
-    int rc = STORE_OK;
-    if (s->sync_failed) {
-        rc = STORE_ERR; /* logged once, by the sync that failed */
-        last_unavailable = 1;
+    int rc = st_sound(s);
+    if (rc < 0)
         goto fail;
-    }
     if (!s->txn_open) {
         if ((rc = st_run(s, s->drv->begin)) < 0)
             goto fail;

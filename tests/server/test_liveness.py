@@ -44,12 +44,7 @@ def test_heartbeats_and_idle_polls_write_nothing(server):
 
 def test_a_restart_does_not_expire_the_lease_of_a_live_launcher(make_server):
     lease_s = 6
-    server = make_server("--lease", "%ds" % lease_s, "--lost-grace", "600s")
-    token, key = server.create_pool("p")
-    la = Launcher(server, token, key)
-    la.register()
-    rid = server.submit("p")
-    assert [m["run"]["id"] for m in la.poll(wait_s=0) if m["type"] == "run"] == [rid]
+    server, la, rid = launcher_with_run(make_server, lease_s)
     server.kill9()
     started = time.monotonic()  # the lease counts from the store's opening, inside start()
     server.start()
@@ -59,6 +54,17 @@ def test_a_restart_does_not_expire_the_lease_of_a_live_launcher(make_server):
     r = server.run(rid)
     assert time.monotonic() - started < lease_s, "the machine stalled: the check is void"
     assert r["state"] == "assigned" and r["worker"] == la.id, r
+
+
+def launcher_with_run(make_server, lease_s):
+    """A server with that lease (and a long grace), a registered launcher, and a run it took."""
+    server = make_server("--lease", "%ds" % lease_s, "--lost-grace", "600s")
+    token, key = server.create_pool("p")
+    la = Launcher(server, token, key)
+    la.register()
+    rid = server.submit("p")
+    assert [m["run"]["id"] for m in la.poll(wait_s=0) if m["type"] == "run"] == [rid]
+    return server, la, rid
 
 
 def assigned_to(server, rid, la):
@@ -83,12 +89,7 @@ def test_a_restart_after_a_downtime_longer_than_the_lease_keeps_a_live_launcher(
     back (on PostgreSQL that column is what every server's reaper reads): the reaper must wait
     until the launcher has had a lease to show up again (review18 M1)."""
     lease_s = 3
-    server = make_server("--lease", "%ds" % lease_s, "--lost-grace", "600s")
-    token, key = server.create_pool("p")
-    la = Launcher(server, token, key)
-    la.register()
-    rid = server.submit("p")
-    assert [m["run"]["id"] for m in la.poll(wait_s=0) if m["type"] == "run"] == [rid]
+    server, la, rid = launcher_with_run(make_server, lease_s)
     server.kill9()
     down = time.monotonic()
     # The downtime itself is the scenario: longer than a lease, then the server starts.
@@ -105,12 +106,7 @@ def test_a_database_outage_longer_than_the_lease_keeps_a_live_launcher(make_serv
     last-seen time in the database is older than a lease when it comes back. No lease may expire
     until the launcher has had a lease to be seen again (review18 M1)."""
     lease_s = 3
-    server = make_server("--lease", "%ds" % lease_s, "--lost-grace", "600s")
-    token, key = server.create_pool("p")
-    la = Launcher(server, token, key)
-    la.register()
-    rid = server.submit("p")
-    assert [m["run"]["id"] for m in la.poll(wait_s=0) if m["type"] == "run"] == [rid]
+    server, la, rid = launcher_with_run(make_server, lease_s)
     cluster = pg_cluster.shared()
     logged = server.log().count("store failed")
     pg_cluster.stop_pid(cluster.pid, signal.SIGQUIT)
